@@ -1,0 +1,3 @@
+from pyrlab.cli import main
+
+raise SystemExit(main())

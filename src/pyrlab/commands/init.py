@@ -1,0 +1,88 @@
+"""`pyrlab init [DIR]`: write a working lab project with commented defaults."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pyrlab.config.schema import SUITE_RE
+from pyrlab.errors import ConfigError, Problem, UsageError
+
+NAME = "init"
+HELP = "write a new lab project (pyrlab.toml, package lists, Makefile)"
+
+# (file in the package, name in the project)
+FILES = (
+    ("pyrlab.toml", "pyrlab.toml"),
+    ("base_debs.txt", "base_debs.txt"),
+    ("requirements.txt", "requirements.txt"),
+    ("r_debs.txt", "r_debs.txt"),
+    ("r_packages.txt", "r_packages.txt"),
+    ("r_requirements.txt", "r_requirements.txt"),
+    ("Makefile", "Makefile"),
+    ("gitignore", ".gitignore"),
+)
+
+BASE_IMAGE = '''image = "python:3.14-trixie"   # any Debian-based image with python3
+python = "image"               # "image": the image's Python; "debian": apt's python3'''
+BASE_BOOTSTRAP = '''bootstrap = "{suite}"           # made from a Debian mirror by `pyrlab bootstrap`: no registry
+image = "pyrlab-debian:{suite}"
+python = "debian"              # Python from Debian's python3, packages in a venv'''
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", nargs="?", default=None, help="folder to create (default: -C or .)")
+    parser.add_argument("--base", default="image", metavar="image|debian[:SUITE]",
+                        help="'image': start from python:3.14-trixie (needs a registry); "
+                        "'debian' or 'debian:SUITE': bootstrap Debian from its mirror")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    written: tuple[str, ...]
+
+    def to_data(self) -> Any:
+        return {"project": str(self.root), "written": list(self.written)}
+
+    def to_text(self) -> str:
+        lines = [f"created lab project in {self.root}:"]
+        lines += [f"  {name}" for name in self.written]
+        lines.append(f"next: cd {self.root} && pyrlab build && pyrlab up pylab")
+        return "\n".join(lines)
+
+
+def base_block(base: str) -> str:
+    if base == "image":
+        return BASE_IMAGE
+    kind, _, suite = base.partition(":")
+    suite = suite or "trixie"
+    if kind != "debian" or not SUITE_RE.match(suite):
+        raise UsageError(f"--base: expected 'image', 'debian' or 'debian:SUITE', got {base!r}")
+    return BASE_BOOTSTRAP.format(suite=suite)
+
+
+def run(args: argparse.Namespace) -> InitResult:
+    root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
+    block = base_block(args.base)
+    existing = [dst for _, dst in FILES if (root / dst).exists()]
+    if existing and not args.force:
+        raise ConfigError(
+            [Problem(str(root / dst), "already exists") for dst in existing],
+            hint="use --force to overwrite",
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        package = resources.files("pyrlab.init")
+        for src, dst in FILES:
+            text = package.joinpath(src).read_text(encoding="utf-8")
+            if src == "pyrlab.toml":
+                text = text.replace("@BASE@", block)
+            (root / dst).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None
+    return InitResult(root=root, written=tuple(dst for _, dst in FILES))

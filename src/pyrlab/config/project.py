@@ -1,0 +1,157 @@
+"""A lab project: its configuration plus every package list, validated together."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrlab.config.lists import Entry, ListKind, parse_lists
+from pyrlab.config.schema import Config, load_config
+from pyrlab.errors import ConfigError, Problem
+
+PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
+
+
+@dataclass(frozen=True)
+class ImageLists:
+    """Everything one image installs in its own layer, as validated entries."""
+
+    debs: tuple[Entry, ...]
+    requirements: tuple[Entry, ...]
+    r_packages: tuple[Entry, ...]
+    files: tuple[Path, ...]  # every list file read (for change detection and messages)
+
+
+@dataclass(frozen=True)
+class CaFile:
+    name: str  # the name it gets inside the image: NN-<stem>.crt
+    source: Path
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Project:
+    config: Config
+    lists: Mapping[str, ImageLists]
+    ca_files: tuple[CaFile, ...]
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    def order(self, names: Iterable[str] | None = None) -> list[str]:
+        return build_order(self.config, names)
+
+
+def build_order(config: Config, names: Iterable[str] | None = None) -> list[str]:
+    """The selected images plus their ancestors, parents before children, file order kept."""
+    images = config.images
+    wanted: set[str] = set()
+    for name in images if names is None else names:
+        if name not in images:
+            raise ConfigError(
+                Problem("command line", f"unknown image '{name}' (known: {', '.join(images)})")
+            )
+        node: str | None = name
+        while node is not None:
+            wanted.add(node)
+            node = images[node].parent
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        parent = images[name].parent
+        if parent is not None:
+            visit(parent)
+        ordered.append(name)
+
+    for name in images:
+        if name in wanted:
+            visit(name)
+    return ordered
+
+
+def descendants(config: Config, name: str) -> list[str]:
+    """Images built on top of `name`, directly or not, in build order."""
+    out: list[str] = []
+    for candidate in build_order(config):
+        node = config.images[candidate].parent
+        while node is not None:
+            if node == name:
+                out.append(candidate)
+                break
+            node = config.images[node].parent
+    return out
+
+
+def load_project(
+    root: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sets: tuple[str, ...] | list[str] = (),
+    config_file: Path | None = None,
+) -> Project:
+    """Config + lists + CA files; raises one ConfigError listing every problem found."""
+    environ = os.environ if environ is None else environ
+    config = load_config(root, environ=environ, sets=sets, config_file=config_file)
+    problems: list[Problem] = []
+    lists: dict[str, ImageLists] = {}
+    for name, image in config.images.items():
+        debs_files = (config.base.debs if image.parent is None else ()) + image.debs
+        parsed = [
+            parse_lists([config.path(f) for f in debs_files], ListKind.DEB, root=config.root),
+            parse_lists([config.path(f) for f in image.requirements], ListKind.PYTHON,
+                        root=config.root),
+            parse_lists([config.path(f) for f in image.r_packages], ListKind.R, root=config.root),
+        ]
+        for p in parsed:
+            for problem in p.problems:
+                if problem not in problems:  # a list shared by two images is reported once
+                    problems.append(problem)
+        if image.r_packages and not _has_r(config, name):
+            problems.append(Problem(f"{_shown(config)}: images.{name}.r_packages",
+                                    "this image has no R: set r = \"debian\" on it or an ancestor"))
+        lists[name] = ImageLists(
+            debs=parsed[0].entries,
+            requirements=parsed[1].entries,
+            r_packages=parsed[2].entries,
+            files=tuple(f for p in parsed for f in p.files),
+        )
+    ca_files = _read_ca_files(config, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Project(config=config, lists=lists, ca_files=ca_files)
+
+
+def _has_r(config: Config, name: str) -> bool:
+    node: str | None = name
+    while node is not None:
+        if config.images[node].r is not None:
+            return True
+        node = config.images[node].parent
+    return False
+
+
+def _read_ca_files(config: Config, problems: list[Problem]) -> tuple[CaFile, ...]:
+    out = []
+    for i, value in enumerate(config.base.ca_certificates):
+        where = f"{_shown(config)}: base.ca_certificates[{i}]"
+        path = config.path(value)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(where, f"cannot read {value!r}: {exc.strerror}"))
+            continue
+        if PEM_MARKER not in content:
+            problems.append(Problem(where, f"{value!r} is not a PEM certificate file"))
+            continue
+        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem)[:40] or "ca"
+        out.append(CaFile(name=f"{i:02d}-{stem}.crt", source=path, content=content))
+    return tuple(out)
+
+
+def _shown(config: Config) -> str:
+    return config.file.name if config.file else "pyrlab.toml"

@@ -1,0 +1,574 @@
+"""pyrlab.toml → typed, frozen configuration.
+
+Loading is: read TOML → fill in the default image graph → apply overrides (environment
+`PYRLAB_*`, then `--set KEY=VALUE`) → validate everything, collecting every problem with
+the file and key it belongs to. Values that end up in a Dockerfile line (image names,
+image references, ports) are checked against strict grammars here; free text (URLs,
+paths) only ever reaches the build through files in the build context.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pyrlab.errors import ConfigError, Problem
+
+CONFIG_NAME = "pyrlab.toml"
+ENV_PREFIX = "PYRLAB_"
+# Environment variables that belong to pyrlab but are not config paths.
+ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR"})
+
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REF_RE = re.compile(
+    r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@sha256:[a-f0-9]{64})?$"
+)
+PREFIX_RE = re.compile(r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?(?:" + _COMPONENT + r"/)*$")
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+ENGINES = ("auto", "docker", "podman")
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    image: str  # the image every root of the graph starts FROM
+    bootstrap: str | None  # Debian suite to debootstrap `image` from when it is missing
+    mirror: str | None  # Debian mirror for bootstrap; None = the host's apt sources
+    python: Literal["image", "debian"]
+    debs: tuple[str, ...]
+    cuda: bool
+    cuda_toolkit: bool
+    ca_certificates: tuple[str, ...]
+    locale: str
+
+    @property
+    def tag(self) -> str:
+        """The base tag images are also tagged with (`python:3.14-trixie` → `3.14-trixie`)."""
+        ref = self.image.split("@", 1)[0]
+        last = ref.rsplit("/", 1)[-1]
+        return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    apt: str | None
+    apt_https: bool  # rewrite https:// sources as http://HTTPS/// (apt-cacher-ng style)
+    pip_index: str | None
+    pip_extra_index: tuple[str, ...]
+    cran: str | None  # CRAN-like repository for install.packages
+    http_proxy: str | None
+    https_proxy: str | None
+    no_proxy: str | None
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str
+    parent: str | None  # another image of the graph; None = FROM [base].image
+    debs: tuple[str, ...]
+    requirements: tuple[str, ...]
+    r_packages: tuple[str, ...]
+    r: Literal["debian", "cran"] | None  # install R itself in this image
+    r_source: Literal["cran", "apt"]  # where plain entries of r_packages come from
+    ports: tuple[tuple[str, int], ...]  # (name, container port); "lab" is JupyterLab's
+    run_args: tuple[str, ...]
+
+    @property
+    def lab_port(self) -> int | None:
+        return dict(self.ports).get("lab")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    notebooks: str
+    home: str
+    rc: tuple[tuple[str, str], ...]  # image name → rc script (host path)
+    userlab: str | None
+    envfile: str
+    bind: str
+    uid: int
+    gid: int
+    docker_args: tuple[str, ...]
+    sudo: bool
+    allow_no_token: bool
+
+    def rc_for(self, image: str) -> str | None:
+        return dict(self.rc).get(image)
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path  # the lab project folder
+    file: Path | None  # pyrlab.toml, or None when running on pure defaults
+    engine: str
+    prefix: str  # prepended to every image name ("registry/namespace/")
+    base: BaseConfig
+    proxy: ProxyConfig
+    images: Mapping[str, ImageConfig]  # in file order
+    run: RunConfig
+    overrides: tuple[tuple[str, str], ...] = field(default=())  # (key, source) applied
+
+    def image_ref(self, name: str, tag: str = "latest") -> str:
+        return f"{self.prefix}{name}:{tag}"
+
+    def path(self, value: str) -> Path:
+        """A path from the config: `~` expanded, relative to the project folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+
+# --------------------------------------------------------------------------- defaults
+
+DEFAULT_IMAGES: dict[str, dict[str, Any]] = {
+    "pyrlab-base": {},
+    "pylab": {
+        "from": "pyrlab-base",
+        "requirements": ["requirements.txt"],
+        "ports": {"lab": 8888, "dtale": 40000, "tensorboard": 6006},
+    },
+    "rlab-base": {"from": "pyrlab-base", "debs": ["r_debs.txt"], "r": "debian"},
+    "rlab": {
+        "from": "rlab-base",
+        "requirements": ["r_requirements.txt"],
+        "r_packages": ["r_packages.txt"],
+        "ports": {"lab": 9999},
+    },
+}
+
+
+def default_uid_gid() -> tuple[int, int]:
+    """The calling user's UID/GID; behind sudo the real user's; plain root → 1000."""
+    sudo_uid, sudo_gid = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
+    if sudo_uid and sudo_gid and sudo_uid.isdigit() and sudo_gid.isdigit() and sudo_uid != "0":
+        return int(sudo_uid), int(sudo_gid)
+    uid, gid = os.getuid(), os.getgid()
+    return (1000, 1000) if uid == 0 else (uid, gid)
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override_value(text: str) -> Any:
+    """`8898` → 8898, `true` → True, `["a"]` → list; anything not TOML → the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> str | None:
+    """Set raw[path] = value; keys match with '-' and '_' equivalent. Returns an error."""
+    node: Any = raw
+    for i, key in enumerate(path):
+        if not isinstance(node, dict):
+            return f"'{'.'.join(path[:i])}' is not a table"
+        existing = next((k for k in node if k.replace("-", "_") == key.replace("-", "_")), key)
+        if i == len(path) - 1:
+            node[existing] = value
+        else:
+            node = node.setdefault(existing, {})
+    return None
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(dotted key, raw value, source) for every PYRLAB_* config variable.
+
+    `PYRLAB_RUN__BIND` → run.bind; `__` separates levels, a single `_` inside a level
+    also matches `-` (so `PYRLAB_IMAGES__RLAB_BASE__R` → images.rlab-base.r).
+    """
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
+            continue
+        key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        found.append((key, environ[name], f"environment {name}"))
+    return found
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Reader:
+    """Walks one TOML table, converting values and collecting problems with their key."""
+
+    def __init__(self, shown: str, problems: list[Problem], sources: Mapping[str, str]) -> None:
+        self.shown = shown
+        self.problems = problems
+        self.sources = sources
+
+    def problem(self, key: str, message: str) -> None:
+        source = self.sources.get(key)
+        suffix = f" (from {source})" if source else ""
+        self.problems.append(Problem(f"{self.shown}: {key}", message + suffix))
+
+    def table(self, data: Any, key: str, known: set[str]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.problem(key, f"expected a table, got {_kind(data)}")
+            return {}
+        for k in data:
+            if k not in known:
+                where = f"{key}.{k}" if key else k
+                self.problem(where, f"unknown key (known: {', '.join(sorted(known))})")
+        return data
+
+    def get(
+        self,
+        data: dict[str, Any],
+        key: str,
+        prefix: str,
+        default: Any,
+        check: Callable[[Any], str | None],
+    ) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        error = check(value)
+        if error:
+            self.problem(f"{prefix}{key}", error)
+            return default
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _is_str(v: Any) -> str | None:
+    return None if isinstance(v, str) else f"expected a string, got {_kind(v)}"
+
+
+def _is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"expected true or false, got {_kind(v)}"
+
+
+def _is_opt_str(v: Any) -> str | None:
+    return None if isinstance(v, str) else f"expected a string, got {_kind(v)}"
+
+
+def _is_str_list(v: Any) -> str | None:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return f"expected an array of strings, got {_kind(v)}"
+    return None
+
+
+def _is_path_list(v: Any) -> str | None:
+    if isinstance(v, str):
+        v = [v]
+    error = _is_str_list(v)
+    if error:
+        return error
+    for item in v:
+        if not item.strip():
+            return "empty file name"
+    return None
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v not in choices:
+            shown = repr(v) if isinstance(v, str) else _kind(v)
+            return f"expected one of {', '.join(repr(c) for c in choices)}, got {shown}"
+        return None
+
+    return check
+
+
+def _is_url(*schemes: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return f"expected a URL string, got {_kind(v)}"
+        parts = urlsplit(v)
+        if parts.scheme not in schemes or not parts.netloc:
+            return f"expected a {'/'.join(schemes)} URL, got {v!r}"
+        if any(c.isspace() or c in "\"'\\`$<>{}|^" or ord(c) < 32 for c in v):
+            return f"URL contains a character that is not allowed: {v!r}"
+        return None
+
+    return check
+
+
+def _is_uid(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31 - 1:
+        return f"expected a numeric id, got {v!r}"
+    return None
+
+
+def _is_image_ref(v: Any) -> str | None:
+    if not isinstance(v, str) or not IMAGE_REF_RE.match(v):
+        return f"not a valid image reference: {v!r}"
+    return None
+
+
+def _is_port(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+        return f"expected a port number 1-65535, got {v!r}"
+    return None
+
+
+def _is_bind(v: Any) -> str | None:
+    if not isinstance(v, str) or not re.match(r"^(?:[0-9.]+|\[?[0-9a-fA-F:]+\]?|localhost)$", v):
+        return f"expected an IP address to publish ports on, got {v!r}"
+    return None
+
+
+def _as_tuple(v: Any) -> tuple[str, ...]:
+    return (v,) if isinstance(v, str) else tuple(v)
+
+
+BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
+             "ca_certificates", "locale"}
+PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
+              "https_proxy", "no_proxy"}
+IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
+RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
+            "docker_args", "sudo", "allow_no_token"}
+TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run"}
+
+
+def _read_base(r: _Reader, raw: Any) -> BaseConfig:
+    d = r.table(raw, "base", BASE_KEYS)
+    p = "base."
+    suite = r.get(d, "bootstrap", p, None, lambda v: None if isinstance(v, str) and SUITE_RE.match(v)
+                  else f"expected a Debian suite name such as 'trixie', got {v!r}")
+    default_image = f"pyrlab-debian:{suite}" if suite else "python:3.14-trixie"
+    return BaseConfig(
+        image=r.get(d, "image", p, default_image, _is_image_ref),
+        bootstrap=suite,
+        mirror=r.get(d, "mirror", p, None, _is_url("http", "https")),
+        python=r.get(d, "python", p, "debian" if suite else "image", _one_of("image", "debian")),
+        debs=_as_tuple(r.get(d, "debs", p, ["base_debs.txt"], _is_path_list)),
+        cuda=r.get(d, "cuda", p, False, _is_bool),
+        cuda_toolkit=r.get(d, "cuda_toolkit", p, False, _is_bool),
+        ca_certificates=_as_tuple(r.get(d, "ca_certificates", p, [], _is_path_list)),
+        locale=r.get(d, "locale", p, "C.UTF-8", lambda v: None if isinstance(v, str)
+                     and re.match(r"^[A-Za-z]{1,3}(?:_[A-Z]{2})?\.(?:UTF-8|utf8)$", v)
+                     else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
+    )
+
+
+def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
+    d = r.table(raw, "proxy", PROXY_KEYS)
+    p = "proxy."
+    url = _is_url("http", "https")
+    extra = r.get(d, "pip_extra_index", p, [], _is_str_list)
+    for i, item in enumerate(extra):
+        error = url(item)
+        if error:
+            r.problem(f"proxy.pip_extra_index[{i}]", error)
+    no_proxy = r.get(d, "no_proxy", p, None, lambda v: _is_str(v) or (
+        None if re.match(r"^[A-Za-z0-9.,:*/\[\]_-]*$", v) else f"not a host list: {v!r}"))
+    return ProxyConfig(
+        apt=r.get(d, "apt", p, None, url),
+        apt_https=r.get(d, "apt_https", p, False, _is_bool),
+        pip_index=r.get(d, "pip_index", p, None, url),
+        pip_extra_index=tuple(extra),
+        cran=r.get(d, "cran", p, None, _is_url("http", "https", "file")),
+        http_proxy=r.get(d, "http_proxy", p, None, url),
+        https_proxy=r.get(d, "https_proxy", p, None, url),
+        no_proxy=no_proxy,
+    )
+
+
+def _read_ports(r: _Reader, raw: Any, key: str) -> tuple[tuple[str, int], ...]:
+    if not isinstance(raw, dict):
+        r.problem(key, f"expected a table like {{ lab = 8888 }}, got {_kind(raw)}")
+        return ()
+    ports = []
+    for name, value in raw.items():
+        if not PORT_NAME_RE.match(name):
+            r.problem(f"{key}.{name}", "port names are lower-case words")
+            continue
+        error = _is_port(value)
+        if error:
+            r.problem(f"{key}.{name}", error)
+            continue
+        ports.append((name, int(value)))
+    seen: dict[int, str] = {}
+    for name, port in ports:
+        if port in seen:
+            r.problem(f"{key}.{name}", f"port {port} is also used by '{seen[port]}'")
+        seen[port] = name
+    return tuple(ports)
+
+
+def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
+    key = f"images.{name}"
+    if not IMAGE_NAME_RE.match(name):
+        r.problem(key, "image names are lower-case letters, digits and . _ - (e.g. 'pylab-torch')")
+    d = r.table(raw, key, IMAGE_KEYS)
+    p = key + "."
+    parent = r.get(d, "from", p, None, lambda v: None if isinstance(v, str) and IMAGE_NAME_RE.match(v)
+                   else f"expected the name of another image, got {v!r}")
+    ports = _read_ports(r, d["ports"], p + "ports") if "ports" in d else ()
+    return ImageConfig(
+        name=name,
+        parent=parent,
+        debs=_as_tuple(r.get(d, "debs", p, [], _is_path_list)),
+        requirements=_as_tuple(r.get(d, "requirements", p, [], _is_path_list)),
+        r_packages=_as_tuple(r.get(d, "r_packages", p, [], _is_path_list)),
+        r=r.get(d, "r", p, None, _one_of("debian", "cran")),
+        r_source=r.get(d, "r_source", p, "cran", _one_of("cran", "apt")),
+        ports=ports,
+        run_args=tuple(r.get(d, "run_args", p, [], _is_str_list)),
+    )
+
+
+def _read_run(r: _Reader, raw: Any) -> RunConfig:
+    d = r.table(raw, "run", RUN_KEYS)
+    p = "run."
+    uid, gid = default_uid_gid()
+    rc_raw = r.get(d, "rc", p, {}, lambda v: None if isinstance(v, dict) and all(
+        isinstance(x, str) for x in v.values()) else "expected a table of image = \"script\"")
+    return RunConfig(
+        notebooks=r.get(d, "notebooks", p, "~/notebooks", _is_str),
+        home=r.get(d, "home", p, "~/docker", _is_str),
+        rc=tuple(sorted(rc_raw.items())),
+        userlab=r.get(d, "userlab", p, "userlab.sh", _is_opt_str) or None,
+        envfile=r.get(d, "envfile", p, ".env", _is_str),
+        bind=r.get(d, "bind", p, "127.0.0.1", _is_bind),
+        uid=r.get(d, "uid", p, uid, _is_uid),
+        gid=r.get(d, "gid", p, gid, _is_uid),
+        docker_args=tuple(r.get(d, "docker_args", p, [], _is_str_list)),
+        sudo=r.get(d, "sudo", p, False, _is_bool),
+        allow_no_token=r.get(d, "allow_no_token", p, False, _is_bool),
+    )
+
+
+def _check_graph(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
+    roots = [i for i in images.values() if i.parent is None]
+    if images and not roots:
+        r.problem("images", "no image starts from [base] (every image has a 'from')")
+    for image in images.values():
+        if image.parent is not None and image.parent not in images:
+            r.problem(f"images.{image.name}.from", f"unknown image '{image.parent}' "
+                      f"(known: {', '.join(images)})")
+    # Cycles: walk parents from each image.
+    reported: set[str] = set()
+    for start in images:
+        path = [start]
+        node = images[start].parent
+        while node is not None and node in images:
+            if node in path:
+                cycle = path[path.index(node):] + [node]
+                if not reported & set(cycle):
+                    r.problem(f"images.{node}.from", "cycle: " + " -> ".join(cycle))
+                    reported.update(cycle)
+                break
+            path.append(node)
+            node = images[node].parent
+
+
+def load_config(
+    root: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    config_file: Path | None = None,
+) -> Config:
+    """Load, override and validate a lab project's configuration. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    root = root.resolve()
+    file = config_file or root / CONFIG_NAME
+    shown = _shown(file, root)
+    problems: list[Problem] = []
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(Problem(shown, "not valid UTF-8")) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(Problem(shown, f"not valid TOML: {exc}")) from None
+        except OSError as exc:
+            raise ConfigError(Problem(shown, f"cannot read: {exc.strerror}")) from None
+    elif config_file is not None:
+        raise ConfigError(Problem(shown, "file not found"), hint="create one with `pyrlab init`")
+    if "images" not in raw:
+        raw["images"] = {k: dict(v) for k, v in DEFAULT_IMAGES.items()}
+
+    sources: dict[str, str] = {}
+    pending = env_overrides(environ) + [(*_split_set(s), "--set " + s.split("=", 1)[0]) for s in sets]
+    for key, text, source in pending:
+        if not key or any(not part for part in key.split(".")):
+            problems.append(Problem(source, "expected KEY=VALUE with a dotted key like run.bind"))
+            continue
+        error = _set_path(raw, key.split("."), parse_override_value(text))
+        if error:
+            problems.append(Problem(source, error))
+        sources[_canonical_key(raw, key)] = source
+
+    r = _Reader(shown, problems, sources)
+    top = r.table(raw, "", TOP_KEYS)
+    engine = r.get(top, "engine", "", "auto", _one_of(*ENGINES))
+    prefix = r.get(top, "prefix", "", "", lambda v: None if isinstance(v, str) and PREFIX_RE.match(v)
+                   else f"expected a registry/namespace prefix ending in '/', got {v!r}")
+    base = _read_base(r, top.get("base"))
+    proxy = _read_proxy(r, top.get("proxy"))
+    images_raw = top.get("images")
+    images: dict[str, ImageConfig] = {}
+    if not isinstance(images_raw, dict):
+        r.problem("images", f"expected a table of images, got {_kind(images_raw)}")
+    else:
+        for name, image_raw in images_raw.items():
+            images[name] = _read_image(r, name, image_raw)
+    _check_graph(r, images)
+    run = _read_run(r, top.get("run"))
+    for image_name, _ in run.rc:
+        if image_name not in images:
+            r.problem(f"run.rc.{image_name}", f"unknown image '{image_name}'")
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        root=root,
+        file=file if file.exists() else None,
+        engine=engine,
+        prefix=prefix,
+        base=base,
+        proxy=proxy,
+        images=images,
+        run=run,
+        overrides=tuple(sorted(sources.items())),
+    )
+
+
+def _split_set(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    return (key.strip(), value) if sep else ("", "")
+
+
+def _canonical_key(raw: dict[str, Any], key: str) -> str:
+    """The dotted key as spelled in the raw table (so `rlab_base` reports as `rlab-base`)."""
+    out, node = [], raw
+    for part in key.split("."):
+        match = part
+        if isinstance(node, dict):
+            match = next((k for k in node if k.replace("-", "_") == part.replace("-", "_")), part)
+            node = node.get(match)
+        out.append(match)
+    return ".".join(out)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)

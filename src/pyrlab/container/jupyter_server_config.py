@@ -1,0 +1,18 @@
+"""Jupyter Server settings for pyrlab labs (installed as /etc/jupyter/)."""
+
+import os
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821
+
+c.ServerApp.ip = "0.0.0.0"
+c.ServerApp.port = int(os.environ.get("PYRLAB_LAB_PORT", "8888"))
+c.ServerApp.open_browser = False
+c.ServerApp.root_dir = os.environ.get("PYRLAB_NOTEBOOKS", "/home/notebook/work")
+# The port is published on 127.0.0.1 by default and the token is always required; the
+# Host header check would only refuse legitimate requests that arrive through Docker's NAT.
+c.ServerApp.allow_remote_access = True
+# A lab without a token is refused unless the host side explicitly allowed it
+# (JupyterHub's single-user servers authenticate through the hub instead).
+hub = "JUPYTERHUB_API_TOKEN" in os.environ
+if not hub and not os.environ.get("JUPYTER_TOKEN") and os.environ.get("PYRLAB_ALLOW_NO_TOKEN") != "1":
+    raise SystemExit("pyrlab: JUPYTER_TOKEN is not set; refusing to start a lab without a token")

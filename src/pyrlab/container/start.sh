@@ -1,0 +1,33 @@
+#!/bin/bash
+# Lab start script, run by tini as PID 1. Sources the env file, runs the image's rc script,
+# then execs JupyterLab in the notebooks folder, or the user's replacement script instead.
+# Everything else (user, ports, token, mounts) is decided on the host by `pyrlab up`.
+set -eo pipefail
+
+# Any UID may run the lab; without a passwd entry HOME would be "/".
+if [[ -z ${HOME:-} || $HOME == / ]]; then
+  export HOME=/home/notebook
+fi
+
+envfile=/etc/pyrlab/env
+if [[ -f $envfile ]]; then
+  set -a
+  # shellcheck source=/dev/null
+  . "$envfile"
+  set +a
+fi
+
+rc=/etc/pyrlab/rc.sh
+if [[ -f $rc && -x $rc ]]; then
+  # Sourced, so that what it exports reaches JupyterLab and its kernels.
+  # shellcheck source=/dev/null
+  . "$rc"
+fi
+
+userlab=/etc/pyrlab/userlab.sh
+if [[ -f $userlab && -x $userlab ]]; then
+  exec "$userlab" "$@"
+fi
+
+cd "${PYRLAB_NOTEBOOKS:-/home/notebook/work}"
+exec jupyter lab "$@"

@@ -1,0 +1,223 @@
+"""Render one image's build context: a pure function of the project and the image name.
+
+The context is a Dockerfile plus a `pyrlab/` folder:
+
+    pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
+    pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
+    pyrlab/python/   requirements.txt
+    pyrlab/r/        cran.txt, apt.txt, repos.txt
+    pyrlab/net/      apt-proxy.conf, https-via-proxy, uv.toml, pip.conf (build only)
+    pyrlab/ca/       extra CA certificates
+    pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
+
+Every RUN line is constant text; what differs between images is only which files sit in
+these folders. Each step mounts only the folders it reads, so editing requirements.txt
+does not invalidate the apt step's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import urlsplit
+
+import jinja2
+
+from pyrlab import __version__
+from pyrlab.config.lists import Entry
+from pyrlab.config.project import Project
+
+HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
+BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
+RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
+UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
+EXECUTABLE = 0o755
+REGULAR = 0o644
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Engine-dependent rendering choices."""
+
+    cache_sharing_locked: bool = True  # Podman's buildah hangs on a second locked mount
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    image: str
+    files: dict[str, tuple[bytes, int]]  # relative path → (content, mode), sorted keys
+    input_hash: str
+
+    @property
+    def dockerfile(self) -> str:
+        return self.files["Dockerfile"][0].decode()
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("pyrlab.dockerfile", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _container_file(name: str) -> bytes:
+    return resources.files("pyrlab.container").joinpath(name).read_bytes()
+
+
+def _lines(entries: list[str] | tuple[str, ...]) -> bytes:
+    return "".join(f"{e}\n" for e in entries).encode()
+
+
+def _mounts(options: RenderOptions, *, net: bool) -> dict[str, str]:
+    lock = ",sharing=locked" if options.cache_sharing_locked else ""
+
+    def cache(name: str, target: str, locked: bool = False) -> str:
+        return f"--mount=type=cache,id=pyrlab-{name},target={target}{lock if locked else ''}"
+
+    def bind(folder: str) -> str:
+        return f"--mount=type=bind,source=pyrlab/{folder},target=/run/pyrlab/{folder}"
+
+    apt = [cache("apt-archives", "/var/cache/apt", True), cache("apt-lists", "/var/lib/apt/lists", True)]
+    common = [bind("bin")] + ([bind("net")] if net else [])
+    sep = " \\\n    "
+    return {
+        "apt": sep.join(apt + common + [bind("apt")]),
+        "base": sep.join([cache("pip", "/root/.cache/pip")] + common),
+        "python": sep.join([cache("uv", "/var/cache/pyrlab/uv")] + common + [bind("python")]),
+        "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r")] + common + [bind("r")]),
+    }
+
+
+def _system_debs(project: Project, name: str) -> list[str]:
+    """Debian packages pyrlab itself needs in this image (before the user's lists)."""
+    config = project.config
+    image = config.images[name]
+    debs: list[str] = []
+    if image.parent is None:
+        debs += ["ca-certificates", "tini", "curl"]
+        if config.base.python == "debian":
+            debs += ["python3", "python3-venv"]
+        if config.base.locale not in ("C.UTF-8", "C.utf8"):
+            debs += ["locales"]
+        if config.base.cuda and config.base.cuda_toolkit:
+            debs += ["nvidia-cuda-toolkit"]
+    if image.r is not None:
+        debs += ["r-base-core", "r-base-dev"]
+    return debs
+
+
+def _net_files(project: Project) -> dict[str, bytes]:
+    proxy = project.config.proxy
+    files: dict[str, bytes] = {}
+    if proxy.apt:
+        # apt.conf string syntax has no escapes; the URL was validated to hold no quotes.
+        files["apt-proxy.conf"] = (
+            f'Acquire::http::Proxy "{proxy.apt}";\n'
+            + ("" if proxy.apt_https else f'Acquire::https::Proxy "{proxy.apt}";\n')
+        ).encode()
+        if proxy.apt_https:
+            files["https-via-proxy"] = b"rewrite https:// sources as http://HTTPS/// for the proxy\n"
+    if proxy.pip_index or proxy.pip_extra_index:
+        uv = ["[pip]"]
+        pip = ["[global]"]
+        if proxy.pip_index:
+            uv.append(f"index-url = {json.dumps(proxy.pip_index)}")
+            pip.append(f"index-url = {proxy.pip_index}")
+        if proxy.pip_extra_index:
+            uv.append(f"extra-index-url = {json.dumps(list(proxy.pip_extra_index))}")
+            pip.append("extra-index-url = " + " ".join(proxy.pip_extra_index))
+        insecure = sorted({urlsplit(u).hostname or "" for u in
+                           (proxy.pip_index, *proxy.pip_extra_index) if u and u.startswith("http:")})
+        if insecure:
+            pip.append("trusted-host = " + " ".join(insecure))
+        files["uv.toml"] = _lines(uv)
+        files["pip.conf"] = _lines(pip)
+    return files
+
+
+def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[str, bytes]:
+    image = project.config.images[name]
+    apt, cran = [], []
+    for entry in entries:
+        source = entry.source or image.r_source
+        if source == "apt":
+            apt.append(f"r-cran-{entry.name.lower()}")
+        else:
+            cran.append(entry.text)
+    files = {"apt.txt": _lines(apt), "cran.txt": _lines(cran)}
+    if project.config.proxy.cran:
+        files["repos.txt"] = _lines([project.config.proxy.cran])
+    return files
+
+
+def render_context(project: Project, name: str, options: RenderOptions | None = None) -> BuildContext:
+    options = options or RenderOptions()
+    config = project.config
+    image = config.images[name]
+    lists = project.lists[name]
+    is_root = image.parent is None
+    files: dict[str, tuple[bytes, int]] = {}
+
+    def add(path: str, content: bytes, mode: int = REGULAR) -> None:
+        files[path] = (content, mode)
+
+    for script in BUILD_SCRIPTS:
+        mode = REGULAR if script.endswith(".R") else EXECUTABLE
+        add(f"pyrlab/bin/{script}", _container_file(script), mode)
+    add("pyrlab/bin/uv-version", _lines([UV_VERSION]))
+    system_debs = _system_debs(project, name)
+    has_apt = bool(system_debs or lists.debs)
+    if has_apt:
+        add("pyrlab/apt/system.txt", _lines(system_debs))
+        add("pyrlab/apt/debs.txt", _lines([e.text for e in lists.debs]))
+    if lists.requirements:
+        add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+    if lists.r_packages:
+        for fname, content in _r_files(project, name, lists.r_packages).items():
+            add(f"pyrlab/r/{fname}", content)
+    net = _net_files(project)
+    for fname, content in net.items():
+        add(f"pyrlab/net/{fname}", content)
+    if is_root:
+        for ca in project.ca_files:
+            add(f"pyrlab/ca/{ca.name}", ca.content)
+        for runtime in RUNTIME_FILES:
+            mode = EXECUTABLE if runtime.endswith(".sh") else REGULAR
+            add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
+
+    ports = sorted({port for _, port in image.ports})
+    values = {
+        "version": __version__,
+        "name": name,
+        "parent": image.parent or "",
+        "from_ref": config.image_ref(image.parent) if image.parent else config.base.image,
+        "is_root": is_root,
+        "locale": config.base.locale,
+        "cuda": config.base.cuda,
+        "ca_files": bool(project.ca_files),
+        "has_apt": has_apt,
+        "has_requirements": bool(lists.requirements),
+        "has_r_packages": bool(lists.r_packages),
+        "mounts": _mounts(options, net=bool(net)),
+        "lab_port": image.lab_port or "",
+        "ports": [str(p) for p in ports],
+        "port_label": ",".join(f"{n}={p}" for n, p in image.ports),
+        "input_hash": HASH_PLACEHOLDER,
+    }
+    template = _environment().get_template("Dockerfile.j2")
+    draft = template.render(**values)
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        content, mode = files[path]
+        digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
+        digest.update(content)
+    digest.update(draft.encode())
+    input_hash = digest.hexdigest()
+    add("Dockerfile", draft.replace(HASH_PLACEHOLDER, input_hash).encode())
+    return BuildContext(image=name, files=dict(sorted(files.items())), input_hash=input_hash)

@@ -1,0 +1,71 @@
+"""Errors a user can cause, each with an exit code that means something.
+
+Everything raised as a PyrlabError ends in one clear message on stderr and its exit
+code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad command line
+EXIT_CONFIG = 3  # bad config, list entry or missing file
+EXIT_ENGINE = 4  # container engine missing, not running or unusable
+EXIT_BUILD = 5  # an image build failed
+EXIT_RUN = 6  # a lab could not be started, reached or stopped
+EXIT_TEST = 7  # an image failed its self-test
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the user's input, located as precisely as we can."""
+
+    where: str  # "FILE:LINE", "FILE: key.path" or "FILE"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class PyrlabError(Exception):
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(PyrlabError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(PyrlabError):
+    """One or more problems with the configuration or package lists."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, problems: list[Problem] | Problem | str, *, hint: str | None = None) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("config", problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems), hint=hint)
+
+
+class EngineError(PyrlabError):
+    exit_code = EXIT_ENGINE
+
+
+class BuildError(PyrlabError):
+    exit_code = EXIT_BUILD
+
+
+class RunError(PyrlabError):
+    exit_code = EXIT_RUN
+
+
+class SelfTestError(PyrlabError):
+    exit_code = EXIT_TEST
