@@ -1,0 +1,77 @@
+"""Docker through its command line client, always with BuildKit.
+
+Two ways to reach BuildKit: the buildx plugin (`docker buildx build --load`) or, for
+clients before Docker 23 that still carry the built-in builder, `DOCKER_BUILDKIT=1 docker
+build`. A client of 23 or newer without buildx cannot use BuildKit at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyrlab import proc
+from pyrlab.engines.base import BuildRequest, Engine
+
+
+def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
+    argv = ["--progress=plain", "--iidfile", str(iidfile)]
+    for tag in request.tags:
+        argv += ["--tag", tag]
+    for key, value in sorted(request.labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    for key, value in sorted(request.build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.network_host:
+        argv += ["--network", "host"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    if request.pull:
+        argv.append("--pull")
+    return argv + [str(request.context)]
+
+
+class DockerBuildx(Engine):
+    name = "docker"
+
+    def describe(self) -> str:
+        return f"docker with buildx ({self.binary} buildx build --load)"
+
+    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
+        return [self.binary, "buildx", "build", "--load", *_common_build_args(request, iidfile)]
+
+    def prune_build_cache(self) -> None:
+        self._run(["buildx", "prune", "--force", "--all"])
+
+
+class DockerClassic(Engine):
+    name = "docker"
+
+    def describe(self) -> str:
+        return f"docker with its built-in BuildKit builder (DOCKER_BUILDKIT=1 {self.binary} build)"
+
+    def build_env(self) -> dict[str, str]:
+        return {"DOCKER_BUILDKIT": "1"}
+
+    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
+        return [self.binary, "build", *_common_build_args(request, iidfile)]
+
+    def prune_build_cache(self) -> None:
+        self._run(["builder", "prune", "--force", "--all"])
+
+
+def client_version(binary: str) -> tuple[int, ...] | None:
+    """The client's version, e.g. (20, 10, 24); None when it cannot be run."""
+    try:
+        result = proc.run([binary, "version", "--format", "{{.Client.Version}}"], timeout=30)
+    except FileNotFoundError:
+        return None
+    text = result.stdout.strip().split("+")[0].split("-")[0]
+    parts = [p for p in text.split(".") if p.isdigit()]
+    return tuple(int(p) for p in parts) if parts else None
+
+
+def has_buildx(binary: str) -> bool:
+    try:
+        return proc.run([binary, "buildx", "version"], timeout=30).ok
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,107 @@
+"""Choosing the engine: --engine > PYRLAB_ENGINE > pyrlab.toml > auto-detect.
+
+The choice is reported with its source, e.g. "docker with buildx (docker buildx build
+--load), from auto-detection".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyrlab import proc
+from pyrlab.engines.base import Engine
+from pyrlab.engines.docker import DockerBuildx, DockerClassic, client_version, has_buildx
+from pyrlab.engines.podman import Podman
+from pyrlab.errors import EngineError
+
+# Debian's docker.io (20.10) client still has the built-in BuildKit builder; a Docker 23+
+# client first on PATH may not. Both talk to the same daemon.
+DOCKER_CANDIDATES = ("docker", "/usr/bin/docker")
+
+
+@dataclass(frozen=True)
+class Selection:
+    engine: Engine
+    source: str  # "--engine", "PYRLAB_ENGINE", "pyrlab.toml" or "auto-detection"
+
+    def describe(self) -> str:
+        return f"engine: {self.engine.describe()}, from {self.source}"
+
+
+def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
+    try:
+        result = proc.run([binary, "version", "--format", "{{.Server.Version}}"], timeout=30)
+    except FileNotFoundError:
+        return False, f"{binary} is not installed"
+    if result.ok and result.stdout.strip():
+        return True, ""
+    detail = (result.stderr or result.stdout).strip().splitlines()
+    return False, detail[-1] if detail else "the daemon did not answer"
+
+
+def find_docker() -> Engine:
+    """A Docker client that can build with BuildKit, or EngineError naming the fix."""
+    binaries = []
+    for candidate in DOCKER_CANDIDATES:
+        path = shutil.which(candidate)
+        if path and os.path.realpath(path) not in [os.path.realpath(b) for b in binaries]:
+            binaries.append(path)
+    if not binaries:
+        raise EngineError("docker is not installed",
+                          hint="install Docker (Debian: apt-get install docker.io) or use podman")
+    ok, detail = _docker_daemon_ok(binaries[0])
+    if not ok:
+        raise EngineError(f"the Docker daemon is not reachable: {detail}",
+                          hint="start it (systemctl start docker, or run dockerd) and try again")
+    for binary in binaries:
+        if has_buildx(binary):
+            return DockerBuildx(binary)
+    for binary in binaries:
+        version = client_version(binary)
+        if version is not None and version < (23,):
+            return DockerClassic(binary)
+    raise EngineError(
+        "no Docker client here can build with BuildKit: "
+        f"{', '.join(binaries)} {'has' if len(binaries) == 1 else 'have'} no buildx plugin",
+        hint="install the buildx plugin (Debian: docker-buildx, into ~/.docker/cli-plugins/) "
+        "or use --engine podman",
+    )
+
+
+def find_podman() -> Engine:
+    path = shutil.which("podman")
+    if not path:
+        raise EngineError("podman is not installed", hint="apt-get install podman, or use docker")
+    engine = Podman(path)
+    engine.check_available()
+    return engine
+
+
+def select_engine(flag: str | None, config_value: str,
+                  environ: Mapping[str, str] | None = None) -> Selection:
+    environ = os.environ if environ is None else environ
+    if flag and flag != "auto":
+        choice, source = flag, "--engine"
+    elif environ.get("PYRLAB_ENGINE", "auto") != "auto":
+        choice, source = environ["PYRLAB_ENGINE"], "PYRLAB_ENGINE"
+    elif config_value != "auto":
+        choice, source = config_value, "pyrlab.toml"
+    else:
+        choice, source = "auto", "auto-detection"
+    if choice == "docker":
+        return Selection(find_docker(), source)
+    if choice == "podman":
+        return Selection(find_podman(), source)
+    if choice != "auto":
+        raise EngineError(f"unknown engine {choice!r} (from {source}): use docker or podman")
+    problems = []
+    for finder in (find_docker, find_podman):
+        try:
+            return Selection(finder(), source)
+        except EngineError as exc:
+            problems.append(exc.message)
+    raise EngineError("no usable container engine: " + "; ".join(problems),
+                      hint="install and start Docker (with buildx) or Podman")
