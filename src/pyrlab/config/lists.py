@@ -1,0 +1,378 @@
+"""Package lists → validated entries, every problem located by file and line.
+
+A list is one entry per line; `#` starts a comment (at the start of a line or after
+whitespace) and blank lines are ignored. Each kind has a strict grammar, and characters a
+shell would act on are refused outright: nothing from a list is pasted into a command (the
+normalised `Entry.text` lines are written into the build context and read by the
+installer), so this is a second wall, and it makes mistakes and injection attempts visible
+at `pyrlab check` instead of halfway through a build.
+
+Python lists may include others with `-r FILE` (relative to the including file); no other
+pip option is accepted, since indexes and proxies belong in pyrlab.toml.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from pyrlab.errors import Problem
+
+
+class ListKind(enum.Enum):
+    DEB = "debian"  # Debian packages
+    PYTHON = "python"  # Python requirements
+    R = "r"  # R packages
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: ListKind
+    # Canonical key: the Debian name; the PEP 503-normalised Python name (a bare URL line
+    # without #egg= uses the URL itself); the R name as written (R names are case-sensitive).
+    name: str
+    text: str  # the normalised line written into the build context for the installer
+    version: str | None  # the pinned (or, in R, minimum) version when given
+    source: str | None  # R only: "apt" or "cran" when the entry asks for one
+    where: str  # "FILE:LINE", FILE relative to the project root when under it
+
+
+@dataclass(frozen=True)
+class ParsedList:
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+    files: tuple[Path, ...]  # every file read, includes too, in read order
+
+
+DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+DEB_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
+DEB_RELEASE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
+R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)+$")
+R_SOURCES = ("apt", "cran")
+URL_SCHEMES = ("https", "http", "git+https", "git+ssh", "git+http")
+EGG_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+# Characters (and pairs) a shell would act on; `;` is also PEP 508's marker separator.
+_SHELL_CHARS = frozenset("`$|&\\;")
+_SHELL_PAIRS = ("<(", ">(")
+_COMMENT_RE = re.compile(r"(?:^|[ \t])#.*$")
+_URL_START_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_OPTION_RE = re.compile(r"^(--[^=\s]+|-[^=\s])(.*)$")
+_INLINE_OPTION_RE = re.compile(r"[ \t](--[A-Za-z][A-Za-z0-9-]*)")
+_INCLUDE_OPTIONS = ("-r", "--requirement")
+_INDEX_OPTIONS = frozenset(
+    {"-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
+     "--trusted-host"}
+)
+_DEB_SEPARATOR_RE = re.compile(r"[=/]")
+_R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
+_R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
+
+
+def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedList:
+    """Read `paths` in order as lists of `kind`; every problem is returned, none raised."""
+    parser = _Parser(kind, root)
+    for path in paths:
+        parser.read_top(path)
+    return ParsedList(
+        entries=tuple(parser.entries),
+        problems=tuple(parser.problems),
+        files=tuple(parser.files),
+    )
+
+
+def _shown(path: Path, root: Path) -> str:
+    """`path` as messages show it: relative to `root` when it lies under it."""
+    lexical_path = Path(os.path.normpath(path.absolute()))
+    lexical_root = Path(os.path.normpath(root.absolute()))
+    if lexical_path.is_relative_to(lexical_root):
+        return str(lexical_path.relative_to(lexical_root))
+    resolved_path, resolved_root = path.resolve(), root.resolve()
+    if resolved_path.is_relative_to(resolved_root):
+        return str(resolved_path.relative_to(resolved_root))
+    return str(path)
+
+
+def _read_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    return (exc.strerror or str(exc)).lower()
+
+
+@dataclass
+class _Parser:
+    kind: ListKind
+    root: Path
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    _done: set[Path] = field(default_factory=set)  # resolved paths already read
+    _stack: list[Path] = field(default_factory=list)  # resolved paths being read
+    _first: dict[str, list[tuple[str | None, str]]] = field(default_factory=dict)
+
+    def read_top(self, path: Path) -> None:
+        if path.resolve() in self._done:
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            where = _shown(path, self.root)
+            self.problems.append(Problem(where, f"cannot read: {_read_error(exc)}"))
+            return
+        self._read(path, data)
+
+    def _include(self, path: Path, written: str, where: str) -> None:
+        key = path.resolve()
+        if key in self._stack:
+            chain = [*self._stack[self._stack.index(key):], key]
+            shown = " -> ".join(_shown(p, self.root) for p in chain)
+            self.problems.append(Problem(where, f"include cycle: {shown}"))
+            return
+        if key in self._done:  # included twice (not a cycle): its entries count once
+            return
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.problems.append(Problem(where, f"included file '{written}' not found"))
+            return
+        except OSError as exc:
+            reason = _read_error(exc)
+            self.problems.append(Problem(where, f"cannot read included file '{written}': {reason}"))
+            return
+        self._read(path, data)
+
+    def _read(self, path: Path, data: bytes) -> None:
+        key = path.resolve()
+        self._done.add(key)
+        self._stack.append(key)
+        self.files.append(path)
+        shown = _shown(path, self.root)
+        bad_encoding = False
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            where = f"{shown}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if not bad_encoding:  # once per file; the other lines are still checked
+                    self.problems.append(Problem(where, "not valid UTF-8"))
+                bad_encoding = True
+                continue
+            self._line(path, line, where)
+        self._stack.pop()
+
+    def _line(self, path: Path, line: str, where: str) -> None:
+        line = _COMMENT_RE.sub("", line).strip(" \t\r")
+        if not line:
+            return
+        result: Entry | str | None
+        if self.kind is ListKind.DEB:
+            result = _forbidden(line, semicolon_ok=False) or _parse_deb(line, where)
+        elif self.kind is ListKind.R:
+            result = _forbidden(line, semicolon_ok=False) or _parse_r(line, where)
+        else:
+            # One `;` may separate a requirement from its marker (never in a URL or option).
+            semicolon_ok = (
+                line.count(";") == 1 and not line.startswith((";", "-"))
+                and not _URL_START_RE.match(line)
+            )
+            result = _forbidden(line, semicolon_ok=semicolon_ok)
+            if result is None:
+                if line.startswith("-"):
+                    result = self._python_option(path, line, where)
+                else:
+                    result = _parse_python(line, where)
+        if isinstance(result, str):
+            self.problems.append(Problem(where, result))
+        elif isinstance(result, Entry):
+            self._add(result)
+
+    def _python_option(self, path: Path, line: str, where: str) -> str | None:
+        match = _OPTION_RE.match(line)
+        if match is None:
+            return f"option '{line.split()[0]}' is not allowed in a list"
+        option, rest = match.group(1), match.group(2)
+        if option in _INCLUDE_OPTIONS:
+            target = rest.strip().removeprefix("=").strip()
+            if not target:
+                return f"option '{option}' needs a file name"
+            self._include(path.parent / target, target, where)
+            return None
+        if option in ("-e", "--editable"):
+            hint = " (editable installs are not supported)"
+        elif option in _INDEX_OPTIONS:
+            hint = " (set indexes in pyrlab.toml [proxy])"
+        elif option in ("-c", "--constraint"):
+            hint = " (constraint files are not supported)"
+        else:
+            hint = ""
+        return f"option '{option}' is not allowed in a list{hint}"
+
+    def _add(self, entry: Entry) -> None:
+        marker = None
+        if entry.kind is ListKind.PYTHON and ";" in entry.text:
+            marker = entry.text.split(";", 1)[1].strip()
+        earlier = self._first.setdefault(entry.name, [])
+        for other_marker, other_where in earlier:
+            # Lines for one package under different markers are alternatives, not duplicates.
+            if marker is None or other_marker is None or marker == other_marker:
+                self.problems.append(
+                    Problem(entry.where, f"duplicate entry '{entry.name}' (first at {other_where})")
+                )
+                return
+        earlier.append((marker, entry.where))
+        self.entries.append(entry)
+
+
+def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
+    """Why `line` holds something a shell would act on, or None."""
+    for i, char in enumerate(line):
+        category = unicodedata.category(char)
+        if category == "Cc" and char != "\t":
+            return f"control character U+{ord(char):04X} is not allowed"
+        if category == "Cf":
+            return f"invisible character U+{ord(char):04X} is not allowed"
+        if char in _SHELL_CHARS and not (char == ";" and semicolon_ok):
+            return f"character '{char}' is not allowed"
+        if line.startswith(_SHELL_PAIRS, i):
+            return f"'{line[i:i + 2]}' is not allowed"
+    return None
+
+
+def _parse_deb(line: str, where: str) -> Entry | str:
+    if line.startswith("-"):
+        return "options are not allowed in a Debian list"
+    if any(c in line for c in " \t"):
+        return "one package per line, without spaces"
+    split = _DEB_SEPARATOR_RE.search(line)
+    name, separator, suffix = line, "", ""
+    if split:
+        name, separator, suffix = line[: split.start()], split.group(), line[split.end():]
+    if not DEB_NAME_RE.match(name):
+        return f"not a valid Debian package name: '{name}'"
+    if name.endswith("-"):  # apt-get reads `foo-` as "remove foo"
+        return f"not a valid Debian package name: '{name}' (apt reads a trailing '-' as remove)"
+    if separator == "=":
+        if not suffix:
+            return "missing version after '='"
+        if not DEB_VERSION_RE.match(suffix):
+            return f"not a valid Debian version: '{suffix}'"
+        return Entry(ListKind.DEB, name, f"{name}={suffix}", suffix, None, where)
+    if separator == "/":
+        if not suffix:
+            return "missing release after '/'"
+        if not DEB_RELEASE_RE.match(suffix):
+            return f"not a valid Debian release: '{suffix}'"
+        return Entry(ListKind.DEB, name, f"{name}/{suffix}", None, None, where)
+    return Entry(ListKind.DEB, name, name, None, None, where)
+
+
+def _parse_r(line: str, where: str) -> Entry | str:
+    if line.startswith("-"):
+        return "options are not allowed in an R list"
+    source = None
+    if ":" in line:
+        prefix, line = line.split(":", 1)
+        if prefix not in R_SOURCES:
+            return f"unknown source '{prefix}:' (use apt: or cran:)"
+        source = prefix
+        line = line.strip(" \t")
+    name = _R_NAME_END_RE.split(line, maxsplit=1)[0]
+    rest = line[len(name):].strip(" \t")
+    if not R_NAME_RE.match(name):
+        return f"not a valid R package name: '{name}'" if name else "missing R package name"
+    if not rest:
+        return Entry(ListKind.R, name, name, None, source, where)
+    operator = _R_OPERATOR_RE.match(rest)
+    if operator is None:
+        return f"unexpected text after the package name: '{rest}'"
+    op, version = operator.group(1), operator.group(2)
+    if op not in ("==", ">="):
+        return f"unsupported version operator '{op}' (use == or >=)"
+    if not version:
+        return f"missing version after '{op}'"
+    if not R_VERSION_RE.match(version):
+        return f"not a valid R version: '{version}'"
+    if source == "apt":
+        return "version pins are only supported for CRAN packages"
+    return Entry(ListKind.R, name, f"{name}{op}{version}", version, source, where)
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return f"not a valid URL: '{url}'"
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES:
+        allowed = ", ".join(URL_SCHEMES)
+        if not scheme:
+            return f"a direct reference must be a URL ({allowed})"
+        return f"scheme '{scheme}' is not allowed (use {allowed})"
+    if not parts.netloc:
+        return f"not a valid URL: '{url}'"
+    return None
+
+
+def _parse_python(line: str, where: str) -> Entry | str:
+    if line.startswith((".", "/", "~")):
+        return "local paths are not supported (use a package name or URL)"
+    if _URL_START_RE.match(line):
+        return _parse_bare_url(line, where)
+    inline = _INLINE_OPTION_RE.search(line)
+    if inline:
+        return f"option '{inline.group(1)}' is not allowed in a list"
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        return f"not a valid Python requirement: {reason[:1].lower()}{reason[1:]}"
+    if requirement.url is not None:
+        problem = _url_problem(requirement.url)
+        if problem:
+            return problem
+    pins = [
+        s.version for s in requirement.specifier
+        if s.operator in ("==", "===") and not s.version.endswith(".*")
+    ]
+    return Entry(
+        ListKind.PYTHON,
+        canonicalize_name(requirement.name),
+        str(requirement),
+        pins[0] if pins else None,
+        None,
+        where,
+    )
+
+
+def _parse_bare_url(url: str, where: str) -> Entry | str:
+    """A line that is only a URL (pip's `git+https://host/repo@ref#egg=name` form)."""
+    if any(c in url for c in " \t\"'"):
+        return f"not a valid URL: '{url}'"
+    problem = _url_problem(url)
+    if problem:
+        return problem
+    name = url
+    fragment = urlsplit(url).fragment
+    for part in fragment.split("&") if fragment else ():
+        key, _, value = part.partition("=")
+        if key == "egg":
+            if not EGG_NAME_RE.match(value):
+                return f"not a valid egg name: '{value}'"
+            name = canonicalize_name(value)
+    return Entry(ListKind.PYTHON, name, url, None, None, where)

@@ -1,0 +1,430 @@
+"""Package lists: what is accepted, what is refused, and exactly how each refusal reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pyrlab.config.lists import Entry, ListKind, ParsedList, parse_lists
+
+DEB, PY, R = ListKind.DEB, ListKind.PYTHON, ListKind.R
+SCHEMES = "https, http, git+https, git+ssh, git+http"
+INDEX_HINT = "(set indexes in pyrlab.toml [proxy])"
+NOT_PEP508 = (  # packaging's reason, with its first letter lower-cased
+    "not a valid Python requirement: expected semicolon (after name with no version specifier)"
+    " or end"
+)
+
+
+def write(root: Path, name: str, content: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def lines(*items: str) -> str:
+    return "".join(f"{item}\n" for item in items)
+
+
+def parse(root: Path, kind: ListKind, *names: str) -> ParsedList:
+    return parse_lists([root / n for n in names], kind, root=root)
+
+
+def messages(parsed: ParsedList) -> list[str]:
+    return [str(p) for p in parsed.problems]
+
+
+def brief(parsed: ParsedList) -> list[tuple[str, str, str | None, str | None, str]]:
+    return [(e.name, e.text, e.version, e.source, e.where) for e in parsed.entries]
+
+
+BAD_LINES: list[tuple[ListKind, str, str]] = [
+    # Shell injection attempts, in every kind.
+    (PY, "; rm -rf /", "character ';' is not allowed"),
+    (PY, "numpy; rm -rf /",
+     "not a valid Python requirement: expected a marker variable or quoted string"),
+    (PY, 'numpy; python_version < "3.11"; rm -rf /', "character ';' is not allowed"),
+    (PY, "-r x.txt; rm -rf /", "character ';' is not allowed"),
+    (PY, "$(whoami)", "character '$' is not allowed"),
+    (PY, "numpy==${VERSION}", "character '$' is not allowed"),
+    (PY, "`id`", "character '`' is not allowed"),
+    (PY, "foo && bar", "character '&' is not allowed"),
+    (PY, "foo | sh", "character '|' is not allowed"),
+    (PY, "numpy\\", "character '\\' is not allowed"),
+    (PY, "cat <(id)", "'<(' is not allowed"),
+    (PY, "numpy >(tee x)", "'>(' is not allowed"),
+    (PY, "num\x07py", "control character U+0007 is not allowed"),
+    (PY, "numpy\x1b[31m", "control character U+001B is not allowed"),
+    (PY, "num\u200bpy", "invisible character U+200B is not allowed"),
+    (DEB, "; rm -rf /", "character ';' is not allowed"),
+    (DEB, "curl; rm -rf /", "character ';' is not allowed"),
+    (DEB, "$(whoami)", "character '$' is not allowed"),
+    (DEB, "`id`", "character '`' is not allowed"),
+    (DEB, "curl&&reboot", "character '&' is not allowed"),
+    (DEB, "curl\rwget", "control character U+000D is not allowed"),
+    (R, 'dplyr; system("id")', "character ';' is not allowed"),
+    (R, "dplyr|sh", "character '|' is not allowed"),
+    (R, "$(whoami)", "character '$' is not allowed"),
+    # Python: options.
+    (PY, "-e .", "option '-e' is not allowed in a list (editable installs are not supported)"),
+    (PY, "--editable=git+https://example.org/x.git",
+     "option '--editable' is not allowed in a list (editable installs are not supported)"),
+    (PY, "--index-url x", f"option '--index-url' is not allowed in a list {INDEX_HINT}"),
+    (PY, "-i x", f"option '-i' is not allowed in a list {INDEX_HINT}"),
+    (PY, "--extra-index-url https://example.org/simple",
+     f"option '--extra-index-url' is not allowed in a list {INDEX_HINT}"),
+    (PY, "--find-links=/tmp/wheels",
+     f"option '--find-links' is not allowed in a list {INDEX_HINT}"),
+    (PY, "--trusted-host example.org",
+     f"option '--trusted-host' is not allowed in a list {INDEX_HINT}"),
+    (PY, "-c c.txt", "option '-c' is not allowed in a list (constraint files are not supported)"),
+    (PY, "--pre", "option '--pre' is not allowed in a list"),
+    (PY, "numpy==2.0 --hash=sha256:abc", "option '--hash' is not allowed in a list"),
+    (PY, "-r", "option '-r' needs a file name"),
+    # Python: URLs and paths.
+    (PY, "file:///etc/passwd", f"scheme 'file' is not allowed (use {SCHEMES})"),
+    (PY, "x @ file:///etc/passwd", f"scheme 'file' is not allowed (use {SCHEMES})"),
+    (PY, "svn+https://example.org/repo", f"scheme 'svn+https' is not allowed (use {SCHEMES})"),
+    (PY, "x @ ./pkg", f"a direct reference must be a URL ({SCHEMES})"),
+    (PY, "./pkg", "local paths are not supported (use a package name or URL)"),
+    (PY, "/etc/passwd", "local paths are not supported (use a package name or URL)"),
+    (PY, "git+https://example.org/r.git#egg=-x", "not a valid egg name: '-x'"),
+    (PY, "https:///x.whl", "not a valid URL: 'https:///x.whl'"),
+    # Python: PEP 508.
+    (PY, "numpy===", NOT_PEP508),
+    (PY, "num py", NOT_PEP508),
+    (PY, "numpy>=", NOT_PEP508),
+    (PY, "x @ ", "not a valid Python requirement: expected URL after @"),
+    # Debian.
+    (DEB, "Foo", "not a valid Debian package name: 'Foo'"),
+    (DEB, "a", "not a valid Debian package name: 'a'"),
+    (DEB, "-y", "options are not allowed in a Debian list"),
+    (DEB, "--no-install-recommends", "options are not allowed in a Debian list"),
+    (DEB, "foo=", "missing version after '='"),
+    (DEB, "foo=abc", "not a valid Debian version: 'abc'"),
+    (DEB, "foo bar", "one package per line, without spaces"),
+    (DEB, "foo/", "missing release after '/'"),
+    (DEB, "foo/Bookworm", "not a valid Debian release: 'Bookworm'"),
+    (DEB, "foo-", "not a valid Debian package name: 'foo-' (apt reads a trailing '-' as remove)"),
+    (DEB, "libc6:i386", "not a valid Debian package name: 'libc6:i386'"),
+    # R.
+    (R, "1abc", "not a valid R package name: '1abc'"),
+    (R, "ab_c", "not a valid R package name: 'ab_c'"),
+    (R, "dplyr.", "not a valid R package name: 'dplyr.'"),
+    (R, "dplyr==", "missing version after '=='"),
+    (R, "dplyr==abc", "not a valid R version: 'abc'"),
+    (R, "dplyr==1", "not a valid R version: '1'"),
+    (R, "dplyr<=1.0", "unsupported version operator '<=' (use == or >=)"),
+    (R, "dplyr 1.0", "unexpected text after the package name: '1.0'"),
+    (R, "apt:dplyr==1.0", "version pins are only supported for CRAN packages"),
+    (R, "apt:dplyr>=1.0", "version pins are only supported for CRAN packages"),
+    (R, "foo:bar", "unknown source 'foo:' (use apt: or cran:)"),
+    (R, "cran:", "missing R package name"),
+    (R, "-r other.txt", "options are not allowed in an R list"),
+]
+
+
+@pytest.mark.parametrize(("kind", "line", "message"), BAD_LINES,
+                         ids=[f"{k.value}:{line!r}" for k, line, _ in BAD_LINES])
+def test_bad_line_is_reported_with_file_and_line(
+    tmp_path: Path, kind: ListKind, line: str, message: str
+) -> None:
+    write(tmp_path, "list.txt", f"# a comment first\n{line}\n")
+    parsed = parse(tmp_path, kind, "list.txt")
+    assert messages(parsed) == [f"list.txt:2: {message}"]
+    assert parsed.entries == ()
+
+
+def test_enough_bad_inputs_are_covered() -> None:
+    assert len(BAD_LINES) >= 35
+    assert {kind for kind, _, _ in BAD_LINES} == {DEB, PY, R}
+
+
+def test_every_problem_in_a_file_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "numpy===\n\n$(id)\npandas\n-e .\nscipy\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert [p.where for p in parsed.problems] == [
+        "requirements.txt:1", "requirements.txt:3", "requirements.txt:5"
+    ]
+    assert [e.name for e in parsed.entries] == ["pandas", "scipy"]
+
+
+def test_problems_are_reported_across_all_files(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "Foo\ncurl\n")
+    write(tmp_path, "b.txt", "wget\n-y\n")
+    parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
+    assert messages(parsed) == [
+        "a.txt:1: not a valid Debian package name: 'Foo'",
+        "b.txt:2: options are not allowed in a Debian list",
+    ]
+    assert [e.name for e in parsed.entries] == ["curl", "wget"]
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def test_non_utf8_file_names_the_line_of_the_first_bad_byte(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", b"# ok\nnumpy\nb\xffad\nscipy\n\xfe\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == ["requirements.txt:3: not valid UTF-8"]
+    assert [e.name for e in parsed.entries] == ["numpy", "scipy"]
+
+
+def test_latin1_r_list_is_not_utf8(tmp_path: Path) -> None:
+    write(tmp_path, "r_packages.txt", "dplyr\n# Jos\xe9\n".encode("latin-1"))
+    parsed = parse(tmp_path, R, "r_packages.txt")
+    assert messages(parsed) == ["r_packages.txt:2: not valid UTF-8"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    parsed = parse(tmp_path, DEB, "base_debs.txt")
+    assert messages(parsed) == ["base_debs.txt: cannot read: file not found"]
+    assert parsed.files == ()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path: Path) -> None:
+    write(tmp_path, "debs.txt", "curl\n").chmod(0)
+    parsed = parse(tmp_path, DEB, "debs.txt")
+    assert messages(parsed) == ["debs.txt: cannot read: permission denied"]
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    (tmp_path / "lists").mkdir()
+    parsed = parse(tmp_path, DEB, "lists")
+    assert messages(parsed) == ["lists: cannot read: is a directory"]
+
+
+def test_missing_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    write(tmp_path, "b.txt", "Bad\n")
+    parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
+    assert messages(parsed) == [
+        "a.txt: cannot read: file not found",
+        "b.txt:1: not a valid Debian package name: 'Bad'",
+    ]
+
+
+def test_file_outside_root_is_shown_as_given(tmp_path: Path) -> None:
+    outside = write(tmp_path, "elsewhere/debs.txt", "Foo\n")
+    root = tmp_path / "project"
+    root.mkdir()
+    parsed = parse_lists([outside], DEB, root=root)
+    assert messages(parsed) == [f"{outside}:1: not a valid Debian package name: 'Foo'"]
+
+
+def test_subdirectory_of_root_is_shown_relative(tmp_path: Path) -> None:
+    write(tmp_path, "lists/debs.txt", "curl\n")
+    parsed = parse(tmp_path, DEB, "lists/debs.txt")
+    assert parsed.entries[0].where == "lists/debs.txt:1"
+
+
+# -- includes -------------------------------------------------------------------------------
+
+
+def test_nested_includes_keep_their_own_locations(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "numpy\n-r extra/more.txt\npandas\n")
+    write(tmp_path, "extra/more.txt", "# more\n--requirement=deeper/last.txt\nscipy\n")
+    write(tmp_path, "extra/deeper/last.txt", "\n\nrich\n--requirement ../../shared.txt\n")
+    write(tmp_path, "shared.txt", "httpx\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == []
+    assert [(e.name, e.where) for e in parsed.entries] == [
+        ("numpy", "requirements.txt:1"),
+        ("rich", "extra/deeper/last.txt:3"),
+        ("httpx", "shared.txt:1"),
+        ("scipy", "extra/more.txt:3"),
+        ("pandas", "requirements.txt:3"),
+    ]
+    assert [f.resolve() for f in parsed.files] == [
+        (tmp_path / n).resolve()
+        for n in ("requirements.txt", "extra/more.txt", "extra/deeper/last.txt", "shared.txt")
+    ]
+
+
+def test_missing_include_is_reported_at_the_including_line(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "numpy\n-r x.txt\nscipy\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == ["requirements.txt:2: included file 'x.txt' not found"]
+    assert [e.name for e in parsed.entries] == ["numpy", "scipy"]
+
+
+def test_include_cycle(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "numpy\n-r b.txt\n")
+    write(tmp_path, "b.txt", "# b\n-r a.txt\nscipy\n")
+    parsed = parse(tmp_path, PY, "a.txt")
+    assert messages(parsed) == ["b.txt:2: include cycle: a.txt -> b.txt -> a.txt"]
+    assert [e.name for e in parsed.entries] == ["numpy", "scipy"]
+
+
+def test_file_including_itself(tmp_path: Path) -> None:
+    write(tmp_path, "sub/a.txt", "-r ../sub/a.txt\n")
+    parsed = parse(tmp_path, PY, "sub/a.txt")
+    assert messages(parsed) == ["sub/a.txt:1: include cycle: sub/a.txt -> sub/a.txt"]
+
+
+def test_file_included_twice_counts_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "-r common.txt\nnumpy\n")
+    write(tmp_path, "b.txt", "-r common.txt\nscipy\n")
+    write(tmp_path, "common.txt", "rich\n")
+    parsed = parse(tmp_path, PY, "a.txt", "b.txt")
+    assert messages(parsed) == []
+    assert [e.name for e in parsed.entries] == ["rich", "numpy", "scipy"]
+    assert [f.name for f in parsed.files] == ["a.txt", "common.txt", "b.txt"]
+
+
+# -- duplicates -----------------------------------------------------------------------------
+
+
+def test_duplicate_within_a_file(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "numpy\nscipy\nnumpy>=2\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == [
+        "requirements.txt:3: duplicate entry 'numpy' (first at requirements.txt:1)"
+    ]
+    assert [e.text for e in parsed.entries] == ["numpy", "scipy"]
+
+
+def test_duplicate_python_names_compare_normalised_across_files(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "# a\nNumpy\nruamel.yaml\n")
+    write(tmp_path, "b.txt", "numpy==2.1.0\nRuamel_YAML\n")
+    parsed = parse(tmp_path, PY, "a.txt", "b.txt")
+    assert messages(parsed) == [
+        "b.txt:1: duplicate entry 'numpy' (first at a.txt:2)",
+        "b.txt:2: duplicate entry 'ruamel-yaml' (first at a.txt:3)",
+    ]
+
+
+def test_duplicate_through_an_include(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "-r base.txt\nnumpy\n")
+    write(tmp_path, "base.txt", "numpy\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == ["requirements.txt:2: duplicate entry 'numpy' (first at base.txt:1)"]
+
+
+def test_same_python_package_under_different_markers_is_not_a_duplicate(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt",
+          'numpy<2; python_version < "3.10"\nnumpy>=2; python_version >= "3.10"\n'
+          'numpy==2.2.0; python_version >= "3.10"\n')
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == [
+        "requirements.txt:3: duplicate entry 'numpy' (first at requirements.txt:2)"
+    ]
+
+
+def test_duplicate_debian_packages_ignore_version_and_release(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "curl\n")
+    write(tmp_path, "b.txt", "curl=8.0-1\ncurl/trixie-backports\n")
+    parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
+    assert messages(parsed) == [
+        "b.txt:1: duplicate entry 'curl' (first at a.txt:1)",
+        "b.txt:2: duplicate entry 'curl' (first at a.txt:1)",
+    ]
+
+
+def test_duplicate_r_packages_ignore_source_but_not_case(tmp_path: Path) -> None:
+    write(tmp_path, "r_packages.txt", "dplyr\nDplyr\napt:dplyr\ncran:Dplyr>=1.0\n")
+    parsed = parse(tmp_path, R, "r_packages.txt")
+    assert messages(parsed) == [
+        "r_packages.txt:3: duplicate entry 'dplyr' (first at r_packages.txt:1)",
+        "r_packages.txt:4: duplicate entry 'Dplyr' (first at r_packages.txt:2)",
+    ]
+
+
+# -- good input -----------------------------------------------------------------------------
+
+
+def test_comments_blanks_and_whitespace(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt",
+          "\ufeff# header\n\n   \n  numpy  # the array library\n\tpandas\t#tabbed\r\n"
+          "scipy#not-a-comment-without-space\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == [
+        f"requirements.txt:6: {NOT_PEP508}"
+    ]
+    assert brief(parsed) == [
+        ("numpy", "numpy", None, None, "requirements.txt:4"),
+        ("pandas", "pandas", None, None, "requirements.txt:5"),
+    ]
+
+
+def test_python_requirements(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", lines(
+        'tomli; python_version < "3.11"',
+        "Jupyter_LAB[Test,docs] >= 4.2, <5",
+        "numpy==2.1.3",
+        "scipy==1.14.*",
+        "x @ git+https://github.com/org/repo@v1",
+        "y @ https://example.org/y-1.0-py3-none-any.whl ; sys_platform == 'linux'",
+        "git+https://github.com/org/z.git@main#egg=Z_Pkg",
+        "git+ssh://git@github.com/org/w.git",
+        "https://example.org/wheels/v-2.0-py3-none-any.whl",
+    ))
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == []
+    where = [f"requirements.txt:{n}" for n in range(1, 10)]
+    assert brief(parsed) == [
+        ("tomli", 'tomli; python_version < "3.11"', None, None, where[0]),
+        ("jupyter-lab", "Jupyter_LAB[Test,docs]<5,>=4.2", None, None, where[1]),
+        ("numpy", "numpy==2.1.3", "2.1.3", None, where[2]),
+        ("scipy", "scipy==1.14.*", None, None, where[3]),
+        ("x", "x @ git+https://github.com/org/repo@v1", None, None, where[4]),
+        ("y", 'y @ https://example.org/y-1.0-py3-none-any.whl ; sys_platform == "linux"',
+         None, None, where[5]),
+        ("z-pkg", "git+https://github.com/org/z.git@main#egg=Z_Pkg", None, None, where[6]),
+        ("git+ssh://git@github.com/org/w.git", "git+ssh://git@github.com/org/w.git",
+         None, None, where[7]),
+        ("https://example.org/wheels/v-2.0-py3-none-any.whl",
+         "https://example.org/wheels/v-2.0-py3-none-any.whl", None, None, where[8]),
+    ]
+    assert all(e.kind is PY for e in parsed.entries)
+
+
+def test_debian_packages(tmp_path: Path) -> None:
+    write(tmp_path, "base_debs.txt",
+          "# tools\ncurl\nlibfoo1=1.2-3\nbar=1:2.0~rc1+dfsg-1\ng++\nbaz/trixie-backports\n")
+    parsed = parse(tmp_path, DEB, "base_debs.txt")
+    assert messages(parsed) == []
+    assert [(e.kind, *b) for e, b in zip(parsed.entries, brief(parsed), strict=True)] == [
+        (DEB, "curl", "curl", None, None, "base_debs.txt:2"),
+        (DEB, "libfoo1", "libfoo1=1.2-3", "1.2-3", None, "base_debs.txt:3"),
+        (DEB, "bar", "bar=1:2.0~rc1+dfsg-1", "1:2.0~rc1+dfsg-1", None, "base_debs.txt:4"),
+        (DEB, "g++", "g++", None, None, "base_debs.txt:5"),
+        (DEB, "baz", "baz/trixie-backports", None, None, "base_debs.txt:6"),
+    ]
+
+
+def test_r_packages_with_pins_and_sources(tmp_path: Path) -> None:
+    write(tmp_path, "r_packages.txt",
+          "tidyverse\ndata.table==1.15.4\nggplot2 >= 3.5\napt:Rcpp\ncran:sf==1.0-16\n"
+          "cran: lme4\n")
+    parsed = parse(tmp_path, R, "r_packages.txt")
+    assert messages(parsed) == []
+    assert brief(parsed) == [
+        ("tidyverse", "tidyverse", None, None, "r_packages.txt:1"),
+        ("data.table", "data.table==1.15.4", "1.15.4", None, "r_packages.txt:2"),
+        ("ggplot2", "ggplot2>=3.5", "3.5", None, "r_packages.txt:3"),
+        ("Rcpp", "Rcpp", None, "apt", "r_packages.txt:4"),
+        ("sf", "sf==1.0-16", "1.0-16", "cran", "r_packages.txt:5"),
+        ("lme4", "lme4", None, "cran", "r_packages.txt:6"),
+    ]
+
+
+def test_entries_are_frozen(tmp_path: Path) -> None:
+    write(tmp_path, "debs.txt", "curl\n")
+    entry = parse(tmp_path, DEB, "debs.txt").entries[0]
+    assert entry == Entry(DEB, "curl", "curl", None, None, "debs.txt:1")
+    with pytest.raises(AttributeError):
+        entry.name = "wget"  # type: ignore[misc]
+
+
+def test_empty_input(tmp_path: Path) -> None:
+    write(tmp_path, "empty.txt", "")
+    parsed = parse(tmp_path, R, "empty.txt")
+    assert parsed == ParsedList(entries=(), problems=(), files=(tmp_path / "empty.txt",))
+    assert parse_lists([], PY, root=tmp_path) == ParsedList((), (), ())
