@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,10 @@ FILES = (
     ("gitignore", ".gitignore"),
 )
 
+# Where Debian keeps locally added CAs. A host behind a TLS-intercepting proxy trusts them;
+# listing them by default makes the new lab's builds work behind the same proxy.
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+
 BASE_IMAGE = '''image = "python:3.14-trixie"   # any Debian-based image with python3
 python = "image"               # "image": the image's Python; "debian": apt's python3'''
 BASE_BOOTSTRAP = '''bootstrap = "{suite}"           # made from a Debian mirror by `pyrlab bootstrap`: no registry
@@ -38,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="image", metavar="image|debian[:SUITE]",
                         help="'image': start from python:3.14-trixie (needs a registry); "
                         "'debian' or 'debian:SUITE': bootstrap Debian from its mirror")
+    parser.add_argument("--ca", metavar="FILE", action="append", default=None,
+                        help="extra CA certificate to trust in builds and labs (repeatable); "
+                        f"default: the host's own extra CAs ({HOST_CA_DIR}/*.crt)")
+    parser.add_argument("--no-host-ca", action="store_true",
+                        help=f"do not list the host's {HOST_CA_DIR}/*.crt")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
 
 
@@ -66,9 +76,23 @@ def base_block(base: str) -> str:
     return BASE_BOOTSTRAP.format(suite=suite)
 
 
+def ca_files(args: argparse.Namespace) -> list[str]:
+    if args.ca is not None:
+        files = [Path(f).expanduser().resolve() for f in args.ca]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise UsageError(f"--ca: no such file: {', '.join(missing)}")
+        return [str(f) for f in files]
+    if args.no_host_ca or not HOST_CA_DIR.is_dir():
+        return []
+    return [str(f) for f in sorted(HOST_CA_DIR.rglob("*.crt"))]
+
+
 def run(args: argparse.Namespace) -> InitResult:
     root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
     block = base_block(args.base)
+    # json.dumps gives valid TOML basic strings for paths.
+    cas = "[" + ", ".join(json.dumps(f) for f in ca_files(args)) + "]"
     existing = [dst for _, dst in FILES if (root / dst).exists()]
     if existing and not args.force:
         raise ConfigError(
@@ -81,7 +105,7 @@ def run(args: argparse.Namespace) -> InitResult:
         for src, dst in FILES:
             text = package.joinpath(src).read_text(encoding="utf-8")
             if src == "pyrlab.toml":
-                text = text.replace("@BASE@", block)
+                text = text.replace("@BASE@", block).replace("@CA@", cas)
             (root / dst).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None
