@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common: argparse.ArgumentParser = _Parser(add_help=False)
     common.add_argument("-C", "--project", metavar="DIR", default=".",
                         help="the lab project folder (default: the current folder)")
     common.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",

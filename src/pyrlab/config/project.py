@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.lists import Entry, ListKind, parse_lists
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.schema import Config, read_config
 from pyrlab.errors import ConfigError, Problem
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
@@ -96,8 +96,8 @@ def load_project(
 ) -> Project:
     """Config + lists + CA files; raises one ConfigError listing every problem found."""
     environ = os.environ if environ is None else environ
-    config = load_config(root, environ=environ, sets=sets, config_file=config_file)
-    problems: list[Problem] = []
+    # Config problems do not stop the lists from being checked: all are reported together.
+    config, problems = read_config(root, environ=environ, sets=sets, config_file=config_file)
     lists: dict[str, ImageLists] = {}
     for name, image in config.images.items():
         debs_files = (config.base.debs if image.parent is None else ()) + image.debs
@@ -128,11 +128,13 @@ def load_project(
 
 def _has_r(config: Config, name: str) -> bool:
     node: str | None = name
-    while node is not None:
+    seen: set[str] = set()  # the graph may still hold a cycle or an unknown parent here
+    while node is not None and node in config.images and node not in seen:
         if config.images[node].r is not None:
             return True
+        seen.add(node)
         node = config.images[node].parent
-    return False
+    return node is not None  # a broken chain is reported as such, not as "no R"
 
 
 def _read_ca_files(config: Config, problems: list[Problem]) -> tuple[CaFile, ...]:

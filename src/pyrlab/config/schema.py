@@ -9,6 +9,7 @@ paths) only ever reaches the build through files in the build context.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -69,6 +70,7 @@ class ProxyConfig:
     http_proxy: str | None
     https_proxy: str | None
     no_proxy: str | None
+    network_host: bool | None = None  # build with host networking; None: when a proxy is local
 
 
 @dataclass(frozen=True)
@@ -337,7 +339,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
              "ca_certificates", "locale"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
-              "https_proxy", "no_proxy"}
+              "https_proxy", "no_proxy", "network_host"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
@@ -385,6 +387,7 @@ def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
         http_proxy=r.get(d, "http_proxy", p, None, url),
         https_proxy=r.get(d, "https_proxy", p, None, url),
         no_proxy=no_proxy,
+        network_host=r.get(d, "network_host", p, None, _is_bool),
     )
 
 
@@ -485,6 +488,24 @@ def load_config(
     config_file: Path | None = None,
 ) -> Config:
     """Load, override and validate a lab project's configuration. Raises ConfigError."""
+    config, problems = read_config(root, environ=environ, sets=sets, config_file=config_file)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def read_config(
+    root: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    config_file: Path | None = None,
+) -> tuple[Config, list[Problem]]:
+    """The configuration (invalid values replaced by defaults) and every problem found.
+
+    Raises ConfigError only when the file cannot be read as TOML at all; otherwise the
+    caller can go on to check the package lists and report everything at once.
+    """
     environ = os.environ if environ is None else environ
     root = root.resolve()
     file = config_file or root / CONFIG_NAME
@@ -503,7 +524,7 @@ def load_config(
     elif config_file is not None:
         raise ConfigError(Problem(shown, "file not found"), hint="create one with `pyrlab init`")
     if "images" not in raw:
-        raw["images"] = {k: dict(v) for k, v in DEFAULT_IMAGES.items()}
+        raw["images"] = copy.deepcopy(DEFAULT_IMAGES)  # overrides must not edit the defaults
 
     sources: dict[str, str] = {}
     pending = env_overrides(environ) + [(*_split_set(s), "--set " + s.split("=", 1)[0]) for s in sets]
@@ -535,9 +556,7 @@ def load_config(
     for image_name, _ in run.rc:
         if image_name not in images:
             r.problem(f"run.rc.{image_name}", f"unknown image '{image_name}'")
-    if problems:
-        raise ConfigError(problems)
-    return Config(
+    config = Config(
         root=root,
         file=file if file.exists() else None,
         engine=engine,
@@ -548,6 +567,7 @@ def load_config(
         run=run,
         overrides=tuple(sorted(sources.items())),
     )
+    return config, problems
 
 
 def _split_set(text: str) -> tuple[str, str]:
@@ -557,7 +577,8 @@ def _split_set(text: str) -> tuple[str, str]:
 
 def _canonical_key(raw: dict[str, Any], key: str) -> str:
     """The dotted key as spelled in the raw table (so `rlab_base` reports as `rlab-base`)."""
-    out, node = [], raw
+    out: list[str] = []
+    node: Any = raw
     for part in key.split("."):
         match = part
         if isinstance(node, dict):

@@ -145,7 +145,8 @@ def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[st
     image = project.config.images[name]
     apt, cran = [], []
     for entry in entries:
-        source = entry.source or image.r_source
+        # A version (==, >=) can only be honoured by the CRAN-like repository.
+        source = entry.source or ("cran" if entry.version else image.r_source)
         if source == "apt":
             apt.append(f"r-cran-{entry.name.lower()}")
         else:
@@ -218,6 +219,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
         digest.update(content)
     digest.update(draft.encode())
+    if image.parent is not None:
+        # An image is built on its parent: when the parent's inputs change, so do its own.
+        digest.update(render_context(project, image.parent, options).input_hash.encode())
     input_hash = digest.hexdigest()
     add("Dockerfile", draft.replace(HASH_PLACEHOLDER, input_hash).encode())
     return BuildContext(image=name, files=dict(sorted(files.items())), input_hash=input_hash)

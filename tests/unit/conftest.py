@@ -1,0 +1,24 @@
+"""Fixtures for the unit tests (helpers live in labfiles.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labfiles import FULL_FILES, make_project
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The developer's own PYRLAB_* or sudo variables must not leak into any test."""
+    for name in list(os.environ):
+        if name.startswith("PYRLAB_") or name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def full_project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "full", FULL_FILES)

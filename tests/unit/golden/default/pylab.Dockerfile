@@ -1,0 +1,26 @@
+# Rendered by pyrlab <version> for the image 'pylab'. Do not edit: change
+# pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
+# Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
+# into the steps that install them and read by the installer scripts.
+FROM pyrlab-base:latest
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+# Python packages, installed with uv into /opt/venv and compiled to bytecode.
+RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
+    /run/pyrlab/bin/uv-install
+
+ENV PYRLAB_LAB_PORT=8888
+EXPOSE 6006 8888 40000
+
+LABEL org.pyrlab.image="pylab" \
+      org.pyrlab.parent="pyrlab-base" \
+      org.pyrlab.version="<version>" \
+      org.pyrlab.input-hash="<input-hash>" \
+      org.pyrlab.ports="lab=8888,dtale=40000,tensorboard=6006" \
+      org.pyrlab.cuda="false"
+USER notebook
+WORKDIR /home/notebook

@@ -1,0 +1,50 @@
+# Rendered by pyrlab <version> for the image 'pyrlab-base'. Do not edit: change
+# pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
+# Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
+# into the steps that install them and read by the installer scripts.
+FROM pyrlab-debian:trixie
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    DEBIAN_FRONTEND=noninteractive \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/opt/pyrlab/uv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
+    CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    UV_LINK_MODE=copy \
+    UV_PYTHON=/opt/venv/bin/python \
+    UV_CACHE_DIR=/var/cache/pyrlab/uv
+
+# Debian packages (pyrlab's own, then the lists).
+RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
+    /run/pyrlab/bin/apt-install
+
+# The notebook user, the Python virtual environment and uv.
+RUN --mount=type=cache,id=pyrlab-pip,target=/root/.cache/pip \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    /run/pyrlab/bin/setup-base
+
+# The container contract: tini as PID 1, a short start script, a health check.
+COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py /opt/pyrlab/
+COPY pyrlab/runtime/jupyter_server_config.py /etc/jupyter/
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["/opt/pyrlab/start.sh"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/opt/venv/bin/python", "/opt/pyrlab/healthcheck.py"]
+
+LABEL org.pyrlab.image="pyrlab-base" \
+      org.pyrlab.parent="" \
+      org.pyrlab.version="<version>" \
+      org.pyrlab.input-hash="<input-hash>" \
+      org.pyrlab.ports="" \
+      org.pyrlab.cuda="false"
+USER notebook
+WORKDIR /home/notebook

@@ -1,0 +1,24 @@
+# Rendered by pyrlab <version> for the image 'rlab-base'. Do not edit: change
+# pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
+# Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
+# into the steps that install them and read by the installer scripts.
+FROM pyrlab-base:latest
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+# Debian packages.
+RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
+    /run/pyrlab/bin/apt-install
+
+LABEL org.pyrlab.image="rlab-base" \
+      org.pyrlab.parent="pyrlab-base" \
+      org.pyrlab.version="<version>" \
+      org.pyrlab.input-hash="<input-hash>" \
+      org.pyrlab.ports="" \
+      org.pyrlab.cuda="false"
+USER notebook
+WORKDIR /home/notebook

@@ -1,0 +1,34 @@
+# Rendered by pyrlab <version> for the image 'rlab'. Do not edit: change
+# pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
+# Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
+# into the steps that install them and read by the installer scripts.
+FROM rlab-base:latest
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+# Python packages, installed with uv into /opt/venv and compiled to bytecode.
+RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
+    /run/pyrlab/bin/uv-install
+
+# R packages: Debian binaries through apt, the rest from the CRAN-like repository.
+RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
+    --mount=type=cache,id=pyrlab-r,target=/var/cache/pyrlab/r \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
+    /run/pyrlab/bin/r-install
+
+ENV PYRLAB_LAB_PORT=9999
+EXPOSE 9999
+
+LABEL org.pyrlab.image="rlab" \
+      org.pyrlab.parent="rlab-base" \
+      org.pyrlab.version="<version>" \
+      org.pyrlab.input-hash="<input-hash>" \
+      org.pyrlab.ports="lab=9999" \
+      org.pyrlab.cuda="false"
+USER notebook
+WORKDIR /home/notebook

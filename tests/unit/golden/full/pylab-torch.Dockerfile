@@ -1,0 +1,27 @@
+# Rendered by pyrlab <version> for the image 'pylab-torch'. Do not edit: change
+# pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
+# Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
+# into the steps that install them and read by the installer scripts.
+FROM pylab:latest
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+USER root
+
+# Python packages, installed with uv into /opt/venv and compiled to bytecode.
+RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net,target=/run/pyrlab/net \
+    --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
+    /run/pyrlab/bin/uv-install
+
+ENV PYRLAB_LAB_PORT=8890
+EXPOSE 8890
+
+LABEL org.pyrlab.image="pylab-torch" \
+      org.pyrlab.parent="pylab" \
+      org.pyrlab.version="<version>" \
+      org.pyrlab.input-hash="<input-hash>" \
+      org.pyrlab.ports="lab=8890" \
+      org.pyrlab.cuda="true"
+USER notebook
+WORKDIR /home/notebook

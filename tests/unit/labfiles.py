@@ -1,0 +1,98 @@
+"""Helpers shared by the unit tests: lab projects written into tmp folders, no engine."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+from pyrlab.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+# Read before the fixture below clears PYRLAB_* (which pyrlab would read as config keys).
+UPDATE_GOLDEN = os.environ.get("PYRLAB_UPDATE_GOLDEN") == "1"
+VENV_BIN = REPO / ".venv" / "bin"
+CONTAINER = REPO / "src" / "pyrlab" / "container"
+
+# A realistic project that exercises everything the default one does not: apt and pip
+# proxies (apt-cacher-ng HTTPS style, an http index → trusted-host), a CRAN mirror, an
+# extra CA file, CUDA and a flavour image on top of pylab.
+FULL_TOML = """\
+[base]
+bootstrap = "trixie"
+debs = ["base_debs.txt"]
+cuda = true
+ca_certificates = ["certs/corp-root.pem"]
+
+[proxy]
+apt = "http://apt-cache.internal:3142"
+apt_https = true
+pip_index = "http://devpi.internal:3141/root/pypi/+simple/"
+cran = "https://packagemanager.posit.co/cran/__linux__/trixie/latest"
+
+[images.pyrlab-base]
+
+[images.pylab]
+from = "pyrlab-base"
+requirements = ["requirements.txt"]
+ports = { lab = 8888, dtale = 40000, tensorboard = 6006 }
+
+[images.pylab-torch]
+from = "pylab"
+requirements = ["requirements_torch.txt"]
+ports = { lab = 8890 }
+
+[images.rlab-base]
+from = "pyrlab-base"
+debs = ["r_debs.txt"]
+r = "cran"
+
+[images.rlab]
+from = "rlab-base"
+requirements = ["r_requirements.txt"]
+r_packages = ["r_packages.txt"]
+ports = { lab = 9999 }
+"""
+
+PEM = b"""\
+-----BEGIN CERTIFICATE-----
+MIIBszCCAVmgAwIBAgIUdGVzdC1vbmx5LW5vdC1hLXJlYWwtY2VydGlmaWNhdGUw
+-----END CERTIFICATE-----
+"""
+
+FULL_FILES: dict[str, str | bytes] = {
+    "pyrlab.toml": FULL_TOML,
+    "base_debs.txt": "git\nless\n",
+    "requirements.txt": "jupyterlab\nipykernel\nnumpy==2.3.1\n",
+    "requirements_torch.txt": "torch>=2.8\ntorchvision\n",
+    "r_debs.txt": "libxml2-dev\n",
+    "r_requirements.txt": "jupyterlab\n",
+    "r_packages.txt": "IRkernel\njsonlite==1.8.9\napt:ggplot2\n",
+    "certs/corp-root.pem": PEM,
+}
+
+
+def write(root: Path, name: str, content: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(textwrap.dedent(content), encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def make_project(root: Path, files: dict[str, str | bytes]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        write(root, name, content)
+    return root
+
+
+def init_lab(root: Path, *extra: str) -> Path:
+    """`pyrlab init ROOT --base debian` through the real entry point.
+
+    Without the host's CA files, so that the rendered contexts do not depend on the machine.
+    """
+    assert main(["init", str(root), "--base", "debian", "--no-host-ca", *extra]) == 0
+    return root

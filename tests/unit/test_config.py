@@ -1,0 +1,528 @@
+"""pyrlab.toml: defaults, every section, overrides and how each mistake is reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from labfiles import PEM, make_project, write
+
+from pyrlab.config.project import load_project
+from pyrlab.config.schema import Config, load_config
+from pyrlab.errors import EXIT_CONFIG, ConfigError
+
+
+def load(root: Path, toml: str | None = None, *, environ: dict[str, str] | None = None,
+         sets: tuple[str, ...] = ()) -> Config:
+    if toml is not None:
+        write(root, "pyrlab.toml", toml)
+    return load_config(root, environ=environ or {}, sets=sets)
+
+
+def problems(root: Path, toml: str | None = None, *, environ: dict[str, str] | None = None,
+             sets: tuple[str, ...] = ()) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(root, toml, environ=environ, sets=sets)
+    assert caught.value.exit_code == EXIT_CONFIG
+    return [str(p) for p in caught.value.problems]
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_no_config_file_gives_the_four_default_images(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert config.file is None
+    assert list(config.images) == ["pyrlab-base", "pylab", "rlab-base", "rlab"]
+    assert {n: i.parent for n, i in config.images.items()} == {
+        "pyrlab-base": None, "pylab": "pyrlab-base", "rlab-base": "pyrlab-base", "rlab": "rlab-base",
+    }
+    assert dict(config.images["pylab"].ports) == {"lab": 8888, "dtale": 40000, "tensorboard": 6006}
+    assert dict(config.images["rlab"].ports) == {"lab": 9999}
+    assert config.images["pylab"].lab_port == 8888
+    assert config.images["rlab"].lab_port == 9999
+    assert config.images["pyrlab-base"].lab_port is None
+    assert config.images["rlab-base"].r == "debian"
+    assert config.images["pylab"].requirements == ("requirements.txt",)
+    assert config.images["rlab"].r_packages == ("r_packages.txt",)
+
+
+def test_defaults_of_the_other_sections(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert config.engine == "auto"
+    assert config.prefix == ""
+    assert config.base.image == "python:3.14-trixie"
+    assert config.base.tag == "3.14-trixie"
+    assert config.base.python == "image"
+    assert config.base.debs == ("base_debs.txt",)
+    assert (config.base.cuda, config.base.ca_certificates) == (False, ())
+    assert config.proxy.apt is None and config.proxy.pip_index is None
+    assert config.run.bind == "127.0.0.1"
+    assert config.run.notebooks == "~/notebooks"
+    assert config.run.home == "~/docker"
+    assert config.run.envfile == ".env"
+    assert config.run.sudo is False and config.run.allow_no_token is False
+
+
+def test_uid_gid_default_to_the_calling_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getuid", lambda: 1234)
+    monkeypatch.setattr(os, "getgid", lambda: 567)
+    run = load(tmp_path).run
+    assert (run.uid, run.gid) == (1234, 567)
+
+
+def test_uid_gid_behind_sudo_are_the_real_users(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    monkeypatch.setattr(os, "getgid", lambda: 0)
+    monkeypatch.setenv("SUDO_UID", "1501")
+    monkeypatch.setenv("SUDO_GID", "1502")
+    run = load(tmp_path).run
+    assert (run.uid, run.gid) == (1501, 1502)
+
+
+def test_uid_gid_for_plain_root_are_1000_never_root(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    monkeypatch.setattr(os, "getgid", lambda: 0)
+    assert (load(tmp_path).run.uid, load(tmp_path).run.gid) == (1000, 1000)
+    # sudo from root to root is still root: fall back to 1000 as well.
+    monkeypatch.setenv("SUDO_UID", "0")
+    monkeypatch.setenv("SUDO_GID", "0")
+    assert (load(tmp_path).run.uid, load(tmp_path).run.gid) == (1000, 1000)
+
+
+def test_uid_gid_from_the_file_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUDO_UID", "1501")
+    monkeypatch.setenv("SUDO_GID", "1502")
+    run = load(tmp_path, "[run]\nuid = 2000\ngid = 2001\n").run
+    assert (run.uid, run.gid) == (2000, 2001)
+
+
+# --------------------------------------------------------------------------- every section
+
+EVERY_SECTION = """\
+engine = "podman"
+prefix = "ghcr.io/me/"
+
+[base]
+image = "registry.example.org:5000/debian/python:3.13-bookworm"
+python = "debian"
+debs = ["base_debs.txt", "more_debs.txt"]
+cuda = true
+cuda_toolkit = true
+ca_certificates = "corp.pem"
+locale = "en_US.UTF-8"
+
+[proxy]
+apt = "http://127.0.0.1:3142"
+apt_https = true
+pip_index = "http://127.0.0.1:3141/root/pypi/+simple/"
+pip_extra_index = ["https://download.pytorch.org/whl/cu128"]
+cran = "https://packagemanager.posit.co/cran/latest"
+http_proxy = "http://proxy:3128"
+https_proxy = "http://proxy:3128"
+no_proxy = "localhost,127.0.0.1,.internal"
+
+[images.base]
+
+[images.py]
+from = "base"
+requirements = ["requirements.txt"]
+ports = { lab = 8898, tensorboard = 6007 }
+run_args = ["--shm-size=2g"]
+
+[images.r]
+from = "base"
+debs = "r_debs.txt"
+r = "cran"
+r_source = "apt"
+r_packages = ["r_packages.txt"]
+
+[run]
+notebooks = "/srv/notebooks"
+home = "home"
+rc = { py = "py.sh" }
+userlab = "mylab.sh"
+envfile = "lab.env"
+bind = "0.0.0.0"
+uid = 1001
+gid = 1002
+docker_args = ["--gpus", "all"]
+sudo = true
+allow_no_token = true
+"""
+
+
+def test_every_section_is_read(tmp_path: Path) -> None:
+    config = load(tmp_path, EVERY_SECTION)
+    assert config.file == tmp_path.resolve() / "pyrlab.toml"
+    assert (config.engine, config.prefix) == ("podman", "ghcr.io/me/")
+    assert config.image_ref("py") == "ghcr.io/me/py:latest"
+    base = config.base
+    assert base.image == "registry.example.org:5000/debian/python:3.13-bookworm"
+    assert base.tag == "3.13-bookworm"
+    assert (base.python, base.cuda, base.cuda_toolkit) == ("debian", True, True)
+    assert base.debs == ("base_debs.txt", "more_debs.txt")
+    assert base.ca_certificates == ("corp.pem",)  # a single string is a one-item list
+    assert base.locale == "en_US.UTF-8"
+    proxy = config.proxy
+    assert proxy.apt == "http://127.0.0.1:3142" and proxy.apt_https is True
+    assert proxy.pip_index == "http://127.0.0.1:3141/root/pypi/+simple/"
+    assert proxy.pip_extra_index == ("https://download.pytorch.org/whl/cu128",)
+    assert proxy.cran == "https://packagemanager.posit.co/cran/latest"
+    assert (proxy.http_proxy, proxy.https_proxy) == ("http://proxy:3128", "http://proxy:3128")
+    assert proxy.no_proxy == "localhost,127.0.0.1,.internal"
+    # The images table replaces the default graph entirely.
+    assert list(config.images) == ["base", "py", "r"]
+    py, r = config.images["py"], config.images["r"]
+    assert py.ports == (("lab", 8898), ("tensorboard", 6007))
+    assert py.run_args == ("--shm-size=2g",)
+    assert (r.debs, r.r, r.r_source, r.r_packages) == (("r_debs.txt",), "cran", "apt",
+                                                        ("r_packages.txt",))
+    run = config.run
+    assert (run.notebooks, run.home, run.userlab, run.envfile) == (
+        "/srv/notebooks", "home", "mylab.sh", "lab.env")
+    assert run.rc_for("py") == "py.sh" and run.rc_for("r") is None
+    assert (run.bind, run.uid, run.gid, run.sudo, run.allow_no_token) == (
+        "0.0.0.0", 1001, 1002, True, True)
+    assert run.docker_args == ("--gpus", "all")
+    assert config.path(run.home) == tmp_path.resolve() / "home"
+    assert config.path(run.notebooks) == Path("/srv/notebooks")
+
+
+def test_bootstrap_base_defaults_to_the_bootstrapped_image_and_debian_python(
+        tmp_path: Path) -> None:
+    base = load(tmp_path, '[base]\nbootstrap = "bookworm"\n').base
+    assert (base.bootstrap, base.image, base.python) == ("bookworm", "pyrlab-debian:bookworm",
+                                                         "debian")
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_set_overrides_a_value(tmp_path: Path) -> None:
+    config = load(tmp_path, sets=("run.bind=0.0.0.0", "images.pylab.ports.lab=8898"))
+    assert config.run.bind == "0.0.0.0"
+    assert config.images["pylab"].lab_port == 8898
+    # The other ports of the image are kept.
+    assert dict(config.images["pylab"].ports)["dtale"] == 40000
+    assert dict(config.overrides) == {"run.bind": "--set run.bind",
+                                      "images.pylab.ports.lab": "--set images.pylab.ports.lab"}
+
+
+def test_environment_overrides_a_value(tmp_path: Path) -> None:
+    config = load(tmp_path, environ={"PYRLAB_RUN__BIND": "0.0.0.0",
+                                     "PYRLAB_IMAGES__PYLAB__PORTS__LAB": "8898"})
+    assert config.run.bind == "0.0.0.0"
+    assert config.images["pylab"].lab_port == 8898
+
+
+def test_environment_underscore_matches_a_hyphen_in_a_name(tmp_path: Path) -> None:
+    config = load(tmp_path, environ={"PYRLAB_IMAGES__RLAB_BASE__R": "cran"})
+    assert config.images["rlab-base"].r == "cran"
+    assert "rlab_base" not in config.images  # no stray image was created
+    assert dict(config.overrides) == {"images.rlab-base.r": "environment PYRLAB_IMAGES__RLAB_BASE__R"}
+
+
+def test_environment_reaches_keys_with_underscores(tmp_path: Path) -> None:
+    config = load(tmp_path, environ={"PYRLAB_PROXY__APT_HTTPS": "true",
+                                     "PYRLAB_BASE__CA_CERTIFICATES": '["a.pem", "b.pem"]'})
+    assert config.proxy.apt_https is True
+    assert config.base.ca_certificates == ("a.pem", "b.pem")
+
+
+def test_environment_variables_that_are_not_config_are_ignored(tmp_path: Path) -> None:
+    config = load(tmp_path, environ={"PYRLAB_LOG_LEVEL": "debug", "PYRLAB_STATE_DIR": "/x",
+                                     "PYRLAB_CONFIG": "other.toml", "HOME": "/root"})
+    assert config.overrides == ()
+
+
+def test_precedence_set_beats_environment_beats_file(tmp_path: Path) -> None:
+    write(tmp_path, "pyrlab.toml", '[run]\nbind = "10.0.0.1"\n')
+    assert load(tmp_path).run.bind == "10.0.0.1"
+    env = {"PYRLAB_RUN__BIND": "10.0.0.2"}
+    assert load(tmp_path, environ=env).run.bind == "10.0.0.2"
+    assert load(tmp_path, environ=env, sets=("run.bind=10.0.0.3",)).run.bind == "10.0.0.3"
+
+
+def test_a_bad_overridden_value_names_where_it_came_from(tmp_path: Path) -> None:
+    assert problems(tmp_path, environ={"PYRLAB_IMAGES__PYLAB__PORTS__LAB": "abc"}) == [
+        ("pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc' "
+        "(from environment PYRLAB_IMAGES__PYLAB__PORTS__LAB)")
+    ]
+    assert problems(tmp_path, sets=("run.bind=everywhere",)) == [
+        ("pyrlab.toml: run.bind: expected an IP address to publish ports on, got 'everywhere' "
+        "(from --set run.bind)")
+    ]
+
+
+def test_set_without_equals_is_a_clear_error(tmp_path: Path) -> None:
+    assert problems(tmp_path, sets=("run.bind",)) == [
+        "--set run.bind: expected KEY=VALUE with a dotted key like run.bind"
+    ]
+
+
+def test_set_into_a_value_that_is_not_a_table(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[run]\nbind = "10.0.0.1"\n', sets=("run.bind.x=1",))
+    assert found == ["--set run.bind.x: 'run.bind' is not a table"]
+
+
+# --------------------------------------------------------------------------- mistakes
+
+
+def test_unknown_keys_are_errors_naming_file_and_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, """\
+        colour = "blue"
+        [base]
+        imagee = "x"
+        [images.pylab]
+        requirement = ["requirements.txt"]
+        [run]
+        port = 8888
+        """)
+    assert found == [
+        "pyrlab.toml: colour: unknown key (known: base, engine, images, prefix, proxy, run)",
+        ("pyrlab.toml: base.imagee: unknown key (known: bootstrap, ca_certificates, cuda, "
+        "cuda_toolkit, debs, image, locale, mirror, python)"),
+        ("pyrlab.toml: images.pylab.requirement: unknown key (known: debs, from, ports, r, "
+        "r_packages, r_source, requirements, run_args)"),
+        ("pyrlab.toml: run.port: unknown key (known: allow_no_token, bind, docker_args, envfile, "
+        "gid, home, notebooks, rc, sudo, uid, userlab)"),
+    ]
+
+
+def test_wrong_types_and_values_are_all_reported_together(tmp_path: Path) -> None:
+    found = problems(tmp_path, """\
+        engine = "dockr"
+        [base]
+        cuda = "yes"
+        python = 3
+        debs = [1, 2]
+        [images.pylab]
+        ports = { lab = "abc", dtale = 0, tensorboard = 65536, Web = 80 }
+        r = "cranberry"
+        [run]
+        uid = -1
+        sudo = "no"
+        """)
+    assert found == [
+        "pyrlab.toml: engine: expected one of 'auto', 'docker', 'podman', got 'dockr'",
+        "pyrlab.toml: base.python: expected one of 'image', 'debian', got an integer",
+        "pyrlab.toml: base.debs: expected an array of strings, got an array",
+        "pyrlab.toml: base.cuda: expected true or false, got a string",
+        "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
+        "pyrlab.toml: images.pylab.ports.dtale: expected a port number 1-65535, got 0",
+        "pyrlab.toml: images.pylab.ports.tensorboard: expected a port number 1-65535, got 65536",
+        "pyrlab.toml: images.pylab.ports.Web: port names are lower-case words",
+        "pyrlab.toml: images.pylab.r: expected one of 'debian', 'cran', got 'cranberry'",
+        "pyrlab.toml: run.uid: expected a numeric id, got -1",
+        "pyrlab.toml: run.sudo: expected true or false, got a string",
+    ]
+
+
+def test_two_ports_of_one_image_cannot_share_a_number(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[images.a]\nports = { lab = 8888, dtale = 8888 }\n") == [
+        "pyrlab.toml: images.a.ports.dtale: port 8888 is also used by 'lab'"
+    ]
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[base\nimage = "x"\n')
+    assert len(found) == 1
+    assert found[0].startswith("pyrlab.toml: not valid TOML: ")
+    assert "line 1" in found[0]
+
+
+def test_a_config_that_is_not_utf8(tmp_path: Path) -> None:
+    write(tmp_path, "pyrlab.toml", b'engine = "\xff"\n')
+    assert problems(tmp_path) == ["pyrlab.toml: not valid UTF-8"]
+
+
+def test_an_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, environ={}, config_file=tmp_path / "other.toml")
+    assert [str(p) for p in caught.value.problems] == ["other.toml: file not found"]
+    assert caught.value.hint is not None and "pyrlab init" in caught.value.hint
+
+
+@pytest.mark.parametrize("reference", [
+    "Python:3.14",           # upper case repository
+    "python:3.14 trixie",    # space
+    "python:",               # empty tag
+    "python@sha256:abc",     # short digest
+    "-python",               # leading separator
+    "python;id",             # shell character
+])
+def test_bad_image_reference(tmp_path: Path, reference: str) -> None:
+    assert problems(tmp_path, f'[base]\nimage = "{reference}"\n') == [
+        f"pyrlab.toml: base.image: not a valid image reference: {reference!r}"
+    ]
+
+
+@pytest.mark.parametrize("reference", [
+    "debian:trixie-slim",
+    "python:3.14-trixie",
+    "localhost:5000/lab/python:3.14",
+    "ghcr.io/org/team/python",
+    "python@sha256:" + "a" * 64,
+])
+def test_good_image_references(tmp_path: Path, reference: str) -> None:
+    assert load(tmp_path, f'[base]\nimage = "{reference}"\n').base.image == reference
+
+
+def test_bad_proxy_urls(tmp_path: Path) -> None:
+    found = problems(tmp_path, """\
+        [proxy]
+        apt = "ftp://cache:3142"
+        pip_index = "http://devpi/$(id)/+simple/"
+        pip_extra_index = ["https://ok.example.org/simple", "not a url"]
+        cran = "cloud.r-project.org"
+        http_proxy = "http://"
+        """)
+    assert found == [
+        "pyrlab.toml: proxy.pip_extra_index[1]: expected a http/https URL, got 'not a url'",
+        "pyrlab.toml: proxy.apt: expected a http/https URL, got 'ftp://cache:3142'",
+        ("pyrlab.toml: proxy.pip_index: URL contains a character that is not allowed: "
+        "'http://devpi/$(id)/+simple/'"),
+        "pyrlab.toml: proxy.cran: expected a http/https/file URL, got 'cloud.r-project.org'",
+        "pyrlab.toml: proxy.http_proxy: expected a http/https URL, got 'http://'",
+    ]
+
+
+def test_bad_image_name(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[images."PyLab Torch"]\n')
+    assert found == [("pyrlab.toml: images.PyLab Torch: image names are lower-case letters, "
+                     "digits and . _ - (e.g. 'pylab-torch')")]
+
+
+def test_rc_for_an_unknown_image(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[run]\nrc = { pylb = "pylab.sh" }\n') == [
+        "pyrlab.toml: run.rc.pylb: unknown image 'pylb'"
+    ]
+
+
+# --------------------------------------------------------------------------- load_project
+
+
+def test_load_project_reports_config_and_list_problems_together(tmp_path: Path) -> None:
+    make_project(tmp_path, {
+        "pyrlab.toml": """\
+            [base]
+            debs = ["base_debs.txt"]
+            colour = "blue"
+            [images.pyrlab-base]
+            [images.pylab]
+            from = "pyrlab-base"
+            requirements = ["requirements.txt"]
+            ports = { lab = "abc" }
+            """,
+        "base_debs.txt": "git\nbad package\n",
+        "requirements.txt": "numpy\n$(whoami)\n",
+    })
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        ("pyrlab.toml: base.colour: unknown key (known: bootstrap, ca_certificates, cuda, "
+        "cuda_toolkit, debs, image, locale, mirror, python)"),
+        "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
+        "base_debs.txt:2: one package per line, without spaces",
+        "requirements.txt:2: character '$' is not allowed",
+    ]
+
+
+def test_load_project_names_missing_lists(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path, environ={})
+    found = [str(p) for p in caught.value.problems]
+    assert found == [
+        "base_debs.txt: cannot read: file not found",
+        "requirements.txt: cannot read: file not found",
+        "r_debs.txt: cannot read: file not found",
+        "r_requirements.txt: cannot read: file not found",
+        "r_packages.txt: cannot read: file not found",
+    ]
+
+
+def test_r_packages_need_r_in_the_image_or_an_ancestor(tmp_path: Path) -> None:
+    make_project(tmp_path, {
+        "pyrlab.toml": """\
+            [base]
+            debs = []
+            [images.a]
+            [images.b]
+            from = "a"
+            r_packages = ["r_packages.txt"]
+            """,
+        "r_packages.txt": "jsonlite\n",
+    })
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        ('pyrlab.toml: images.b.r_packages: this image has no R: set r = "debian" on it or an '
+        "ancestor")
+    ]
+    write(tmp_path, "pyrlab.toml", '[base]\ndebs = []\n[images.a]\nr = "debian"\n'
+          '[images.b]\nfrom = "a"\nr_packages = ["r_packages.txt"]\n')
+    assert load_project(tmp_path, environ={}).lists["b"].r_packages[0].name == "jsonlite"
+
+
+def test_load_project_with_a_broken_graph_still_checks_the_lists(tmp_path: Path) -> None:
+    make_project(tmp_path, {
+        "pyrlab.toml": """\
+            [base]
+            debs = []
+            [images.a]
+            from = "b"
+            r_packages = ["r_packages.txt"]
+            [images.b]
+            from = "a"
+            """,
+        "r_packages.txt": "jsonlite\n1bad\n",
+    })
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
+        "pyrlab.toml: images.a.from: cycle: a -> b -> a",
+        "r_packages.txt:2: not a valid R package name: '1bad'",
+    ]
+
+
+def test_ca_file_missing_or_not_pem(tmp_path: Path) -> None:
+    make_project(tmp_path, {
+        "pyrlab.toml": """\
+            [base]
+            debs = []
+            ca_certificates = ["missing.pem", "certs/notes.txt", "certs/good.pem"]
+            [images.a]
+            """,
+        "certs/notes.txt": "this is not a certificate\n",
+        "certs/good.pem": PEM,
+    })
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        "pyrlab.toml: base.ca_certificates[0]: cannot read 'missing.pem': No such file or directory",
+        "pyrlab.toml: base.ca_certificates[1]: 'certs/notes.txt' is not a PEM certificate file",
+    ]
+
+
+def test_ca_files_get_stable_names_in_order(tmp_path: Path) -> None:
+    make_project(tmp_path, {
+        "pyrlab.toml": '[base]\ndebs = []\nca_certificates = ["b/Corp Root.pem", "a/x.crt"]\n'
+                       "[images.a]\n",
+        "b/Corp Root.pem": PEM,
+        "a/x.crt": PEM,
+    })
+    project = load_project(tmp_path, environ={})
+    assert [(c.name, c.content) for c in project.ca_files] == [
+        ("00-Corp-Root.crt", PEM), ("01-x.crt", PEM),
+    ]
+
+
+def test_an_override_does_not_leak_into_the_next_load(tmp_path: Path) -> None:
+    # The default graph is shared data: one project's --set must not change another's.
+    assert load(tmp_path, sets=("images.pylab.ports.lab=8898",)).images["pylab"].lab_port == 8898
+    assert load(tmp_path).images["pylab"].lab_port == 8888

@@ -1,0 +1,334 @@
+"""Rendering build contexts: golden Dockerfiles, determinism, the input hash, and that
+package lists and proxy URLs reach the build only as files in the context."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from labfiles import CONTAINER, FULL_FILES, PEM, UPDATE_GOLDEN, init_lab, make_project, write
+
+from pyrlab import __version__
+from pyrlab.cli import main
+from pyrlab.config.project import Project, load_project
+from pyrlab.dockerfile.context import FIXED_MTIME
+from pyrlab.dockerfile.render import BuildContext, RenderOptions, render_context
+
+GOLDEN = Path(__file__).parent / "golden"
+# Files copied verbatim from src/pyrlab/container (checked once, not kept in the goldens).
+COPIED = re.compile(r"^pyrlab/(?:bin/(?!uv-version$)|runtime/)")
+
+
+def render_all(project: Project, options: RenderOptions | None = None) -> dict[str, BuildContext]:
+    return {name: render_context(project, name, options) for name in project.order()}
+
+
+def hashes(root: Path) -> dict[str, str]:
+    return {n: c.input_hash for n, c in render_all(load_project(root, environ={})).items()}
+
+
+def normalise(dockerfile: str) -> str:
+    """Goldens pin the template's output, not pyrlab's version or the exact input hash
+    (the hash covers the container scripts; its behaviour is tested below)."""
+    text = re.sub(r'(org\.pyrlab\.input-hash=)"[0-9a-f]{64}"', r'\1"<input-hash>"', dockerfile)
+    return text.replace(f"pyrlab {__version__} ", "pyrlab <version> ").replace(
+        f'org.pyrlab.version="{__version__}"', 'org.pyrlab.version="<version>"')
+
+
+def describe(contexts: dict[str, BuildContext]) -> str:
+    """Every file of every context with its mode; the generated ones with their content."""
+    out = []
+    for name, context in contexts.items():
+        out.append(f"## {name}")
+        for path, (content, mode) in context.files.items():
+            out.append(f"{mode:04o} {path}")
+            if path != "Dockerfile" and not COPIED.match(path):
+                out += [f"     | {line}" for line in content.decode().splitlines()]
+    return "\n".join(out) + "\n"
+
+
+def check_golden(folder: str, contexts: dict[str, BuildContext]) -> None:
+    expected = {f"{name}.Dockerfile": normalise(c.dockerfile) for name, c in contexts.items()}
+    expected["context.txt"] = describe(contexts)
+    where = GOLDEN / folder
+    if UPDATE_GOLDEN:
+        where.mkdir(parents=True, exist_ok=True)
+        for old in where.iterdir():
+            old.unlink()
+        for fname, text in expected.items():
+            (where / fname).write_text(text, encoding="utf-8")
+    assert where.is_dir(), f"no goldens in {where}: run with PYRLAB_UPDATE_GOLDEN=1"
+    assert sorted(p.name for p in where.iterdir()) == sorted(expected)
+    for fname, text in expected.items():
+        assert text == (where / fname).read_text(encoding="utf-8"), (
+            f"{folder}/{fname} differs from the golden file; if the change is intended, "
+            "run `PYRLAB_UPDATE_GOLDEN=1 pytest tests/unit/test_render.py` and review the diff")
+
+
+@pytest.fixture
+def default_project(tmp_path: Path) -> Project:
+    return load_project(init_lab(tmp_path / "lab"), environ={})
+
+
+@pytest.fixture
+def full(full_project: Path) -> Project:
+    return load_project(full_project, environ={})
+
+
+# --------------------------------------------------------------------------- goldens
+
+
+def test_golden_default_graph(default_project: Project) -> None:
+    check_golden("default", render_all(default_project))
+
+
+def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
+    check_golden("full", render_all(full))
+
+
+def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
+    files = render_context(default_project, "pyrlab-base").files
+    copied = [p for p in files if COPIED.match(p)]
+    assert len(copied) == 8
+    for path in copied:
+        content, mode = files[path]
+        assert content == (CONTAINER / path.rsplit("/", 1)[1]).read_bytes()
+        assert mode == (0o644 if path.endswith((".py", ".R")) else 0o755), path
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_rendering_is_deterministic(full: Project, tmp_path: Path) -> None:
+    first = render_all(full)
+    assert render_all(full) == first
+    # The same content in another folder renders to the same bytes and hashes.
+    again = load_project(make_project(tmp_path / "elsewhere" / "copy", FULL_FILES), environ={})
+    assert render_all(again) == first
+    assert len({c.input_hash for c in first.values()}) == len(first)
+
+
+# --------------------------------------------------------------------------- input hash
+
+
+def test_a_base_list_change_changes_every_hash(full_project: Path) -> None:
+    before = hashes(full_project)
+    write(full_project, "base_debs.txt", "git\nless\nhtop\n")
+    after = hashes(full_project)
+    assert [n for n in before if before[n] != after[n]] == list(before)
+
+
+def test_a_requirements_change_changes_only_pylab_and_its_descendants(full_project: Path) -> None:
+    before = hashes(full_project)
+    write(full_project, "requirements.txt", "jupyterlab\nipykernel\nnumpy==2.3.2\n")
+    after = hashes(full_project)
+    assert [n for n in before if before[n] != after[n]] == ["pylab", "pylab-torch"]
+
+
+def test_a_flavour_list_change_changes_only_the_flavour(full_project: Path) -> None:
+    before = hashes(full_project)
+    write(full_project, "requirements_torch.txt", "torch>=2.8\ntorchvision\ntorchaudio\n")
+    after = hashes(full_project)
+    assert [n for n in before if before[n] != after[n]] == ["pylab-torch"]
+
+
+def test_comments_and_blank_lines_do_not_change_the_hash(full_project: Path) -> None:
+    before = hashes(full_project)
+    write(full_project, "requirements.txt",
+          "# my packages\njupyterlab\n\nipykernel   # kernel\nnumpy==2.3.1\n")
+    assert hashes(full_project) == before
+
+
+def test_the_hash_is_the_dockerfile_label(full: Project) -> None:
+    for context in render_all(full).values():
+        assert f'org.pyrlab.input-hash="{context.input_hash}"' in context.dockerfile
+
+
+# --------------------------------------------------------------------------- lists stay files
+
+DISTINCT = {
+    "pyrlab.toml": """\
+        [base]
+        debs = ["base_debs.txt"]
+        [images.pyrlab-base]
+        [images.pylab]
+        from = "pyrlab-base"
+        requirements = ["requirements.txt"]
+        [images.rlab-base]
+        from = "pyrlab-base"
+        debs = ["r_debs.txt"]
+        r = "debian"
+        [images.rlab]
+        from = "rlab-base"
+        r_packages = ["r_packages.txt"]
+        """,
+    "base_debs.txt": "zzqdebpackage\n",
+    "requirements.txt": "zzqpythonmodule==1.2.3\n",
+    "r_debs.txt": "zzqrdebpackage\n",
+    "r_packages.txt": "ZZqCranPackage\napt:ZZqAptPackage\n",
+}
+
+
+def test_no_list_entry_appears_in_any_dockerfile(tmp_path: Path) -> None:
+    project = load_project(make_project(tmp_path, DISTINCT), environ={})
+    contexts = render_all(project)
+    for context in contexts.values():
+        assert "zzq" not in context.dockerfile.lower(), context.image
+    files = {name: {p: c.decode() for p, (c, _) in ctx.files.items()}
+             for name, ctx in contexts.items()}
+    assert files["pyrlab-base"]["pyrlab/apt/debs.txt"] == "zzqdebpackage\n"
+    assert files["pylab"]["pyrlab/python/requirements.txt"] == "zzqpythonmodule==1.2.3\n"
+    assert files["rlab-base"]["pyrlab/apt/debs.txt"] == "zzqrdebpackage\n"
+    assert files["rlab"]["pyrlab/r/cran.txt"] == "ZZqCranPackage\n"
+    assert files["rlab"]["pyrlab/r/apt.txt"] == "r-cran-zzqaptpackage\n"
+    # pyrlab's own packages come first in their own file, in the image that needs them.
+    assert files["pyrlab-base"]["pyrlab/apt/system.txt"] == "ca-certificates\ntini\ncurl\n"
+    assert files["rlab-base"]["pyrlab/apt/system.txt"] == "r-base-core\nr-base-dev\n"
+
+
+def test_an_image_installs_only_its_own_lists(tmp_path: Path) -> None:
+    project = load_project(make_project(tmp_path, DISTINCT), environ={})
+    pylab = render_context(project, "pylab")
+    assert "pyrlab/apt/debs.txt" not in pylab.files  # the base's debs are in the base
+    assert "apt-install" not in pylab.dockerfile.replace("/bin/apt-install", "")
+    assert "/run/pyrlab/bin/uv-install" in pylab.dockerfile
+    assert "/run/pyrlab/bin/r-install" not in pylab.dockerfile
+    base = render_context(project, "pyrlab-base")
+    assert "pyrlab/python/requirements.txt" not in base.files
+    assert "/run/pyrlab/bin/uv-install" not in base.dockerfile
+
+
+def test_r_source_decides_where_plain_r_entries_come_from(tmp_path: Path) -> None:
+    files = dict(DISTINCT)
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace(
+        'r_packages = ["r_packages.txt"]', 'r_packages = ["r_packages.txt"]\nr_source = "apt"')
+    files["r_packages.txt"] = "jsonlite\ncran:data.table\nggplot2>=3.5\nDBI==1.2.3\n"
+    rlab = render_context(load_project(make_project(tmp_path, files), environ={}), "rlab").files
+    assert rlab["pyrlab/r/apt.txt"][0] == b"r-cran-jsonlite\n"
+    # A version can only be honoured by CRAN, whatever r_source says.
+    assert rlab["pyrlab/r/cran.txt"][0] == b"data.table\nggplot2>=3.5\nDBI==1.2.3\n"
+
+
+# --------------------------------------------------------------------------- proxy, CA, CUDA
+
+
+def net(context: BuildContext) -> dict[str, str]:
+    prefix = "pyrlab/net/"
+    return {p[len(prefix):]: c.decode() for p, (c, _) in context.files.items()
+            if p.startswith(prefix)}
+
+
+def test_proxy_files(full: Project) -> None:
+    for name, context in render_all(full).items():
+        assert net(context) == {
+            "apt-proxy.conf": 'Acquire::http::Proxy "http://apt-cache.internal:3142";\n',
+            "https-via-proxy": "rewrite https:// sources as http://HTTPS/// for the proxy\n",
+            "uv.toml": '[pip]\nindex-url = "http://devpi.internal:3141/root/pypi/+simple/"\n',
+            "pip.conf": "[global]\nindex-url = http://devpi.internal:3141/root/pypi/+simple/\n"
+                        "trusted-host = devpi.internal\n",
+        }, name
+        # The URLs reach the build only through those files.
+        assert "apt-cache.internal" not in context.dockerfile
+        assert "devpi.internal" not in context.dockerfile
+        assert "source=pyrlab/net,target=/run/pyrlab/net" in context.dockerfile
+
+
+def test_proxy_over_https_without_rewriting(tmp_path: Path) -> None:
+    files = dict(FULL_FILES)
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace("apt_https = true", "").replace(
+        '"http://devpi.internal:3141/root/pypi/+simple/"',
+        '"https://pypi.internal/simple"\npip_extra_index = ["https://download.pytorch.org/whl/cu128"]')
+    context = render_context(load_project(make_project(tmp_path, files), environ={}), "pylab")
+    assert net(context) == {
+        "apt-proxy.conf": 'Acquire::http::Proxy "http://apt-cache.internal:3142";\n'
+                          'Acquire::https::Proxy "http://apt-cache.internal:3142";\n',
+        "uv.toml": '[pip]\nindex-url = "https://pypi.internal/simple"\n'
+                   'extra-index-url = ["https://download.pytorch.org/whl/cu128"]\n',
+        "pip.conf": "[global]\nindex-url = https://pypi.internal/simple\n"
+                    "extra-index-url = https://download.pytorch.org/whl/cu128\n",
+    }
+
+
+def test_no_proxy_no_net_folder(default_project: Project) -> None:
+    for context in render_all(default_project).values():
+        assert net(context) == {}
+        assert "/run/pyrlab/net" not in context.dockerfile
+
+
+def test_ca_files_are_copied_and_trusted(full: Project) -> None:
+    contexts = render_all(full)
+    base = contexts["pyrlab-base"]
+    assert base.files["pyrlab/ca/00-corp-root.crt"] == (PEM, 0o644)
+    dockerfile = base.dockerfile
+    copy = dockerfile.index("COPY pyrlab/ca/ /usr/local/share/ca-certificates/pyrlab/\n")
+    # Copied before the steps that download anything, then registered by setup-base.
+    assert copy < dockerfile.index("/run/pyrlab/bin/apt-install")
+    assert copy < dockerfile.index("/run/pyrlab/bin/setup-base")
+    assert b"update-ca-certificates" in base.files["pyrlab/bin/setup-base"][0]
+    assert "ca-certificates" in base.files["pyrlab/apt/system.txt"][0].decode().split()
+    # Later images inherit the trust store; they do not copy the files again.
+    for name, context in contexts.items():
+        if name != "pyrlab-base":
+            assert not any(p.startswith("pyrlab/ca/") for p in context.files), name
+            assert "pyrlab/ca" not in context.dockerfile
+
+
+def test_cuda(full: Project, default_project: Project) -> None:
+    contexts = render_all(full)
+    assert ("ENV NVIDIA_VISIBLE_DEVICES=all \\\n    NVIDIA_DRIVER_CAPABILITIES=compute,utility\n"
+            in contexts["pyrlab-base"].dockerfile)
+    for context in contexts.values():
+        assert 'org.pyrlab.cuda="true"' in context.dockerfile
+    for context in render_all(default_project).values():
+        assert "NVIDIA_" not in context.dockerfile
+        assert 'org.pyrlab.cuda="false"' in context.dockerfile
+
+
+def test_cuda_toolkit_is_a_system_package(tmp_path: Path) -> None:
+    files = dict(FULL_FILES)
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace("cuda = true",
+                                                             "cuda = true\ncuda_toolkit = true")
+    base = render_context(load_project(make_project(tmp_path, files), environ={}), "pyrlab-base")
+    assert b"nvidia-cuda-toolkit\n" in base.files["pyrlab/apt/system.txt"][0]
+
+
+# --------------------------------------------------------------------------- engines, disk
+
+
+def test_podman_rendering_has_no_locked_cache_mounts(full: Project) -> None:
+    docker = render_all(full)
+    podman = render_all(full, RenderOptions(cache_sharing_locked=False))
+    assert "sharing=locked" in docker["pyrlab-base"].dockerfile
+    for name, context in podman.items():
+        assert "sharing=locked" not in context.dockerfile, name
+        # Otherwise the same steps, with the same cache ids.
+        assert context.dockerfile.count("--mount=type=cache") == \
+            docker[name].dockerfile.count("--mount=type=cache")
+
+
+def test_render_command_writes_contexts_with_fixed_mtimes_and_modes(
+        full_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    (out / "pylab").mkdir(parents=True)
+    write(out, "pylab/stale.txt", "left over from an earlier render\n")
+    assert main(["render", "-C", str(full_project), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.split() == [
+        "pyrlab-base", str(out / "pyrlab-base"), "pylab", str(out / "pylab"),
+        "pylab-torch", str(out / "pylab-torch"), "rlab-base", str(out / "rlab-base"),
+        "rlab", str(out / "rlab")]
+    expected = render_all(load_project(full_project, environ={}))
+    for name, context in expected.items():
+        folder = out / name
+        on_disk = {str(p.relative_to(folder)): p for p in folder.rglob("*") if p.is_file()}
+        assert sorted(on_disk) == sorted(context.files), name  # stale.txt is gone
+        for rel, (content, mode) in context.files.items():
+            st = on_disk[rel].stat()
+            assert on_disk[rel].read_bytes() == content
+            assert stat.S_IMODE(st.st_mode) == mode, rel
+            assert st.st_mtime == FIXED_MTIME, rel
+        for directory in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+            assert directory.stat().st_mtime == FIXED_MTIME, directory
+    assert os.access(out / "pylab" / "pyrlab" / "bin" / "uv-install", os.X_OK)
