@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Prepare a Debian/Ubuntu host for pyrlab and its test suite. Idempotent; safe to rerun.
+#
+#  - installs (when missing) Docker (docker.io), Podman and its helpers, debootstrap,
+#    ShellCheck, apt-cacher-ng, R (r-base-core, for `R CMD build` in tests), chromium,
+#    python3-venv
+#  - starts dockerd in the background (log: /var/log/dockerd.log) when the socket does not
+#    answer, and waits up to 60 s for it
+#  - gives Podman default ulimits (without them `podman run` fails setting rlimits)
+#  - installs the docker-buildx CLI plugin into ~/.docker/cli-plugins/ (optional; taken
+#    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
+#    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
+#
+# Environment:
+#   PYRLAB_CI_SKIP_BUILDX=1     do not try to install buildx
+#   PYRLAB_CI_MIRROR=URL        Debian mirror for debootstrap (default: from apt sources)
+#   PYRLAB_CI_TRIXIE_IMAGE=REF  trixie image used to fetch buildx
+#                               (default pyrlab-probe/debian:trixie; bootstrapped if missing)
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(
+  docker.io debootstrap
+  podman uidmap slirp4netns fuse-overlayfs
+  shellcheck apt-cacher-ng r-base-core chromium
+  python3-venv ca-certificates
+)
+CACHE_DIR=/var/cache/pyrlab-ci
+BUILDX_CACHE="$CACHE_DIR/docker-buildx"
+TRIXIE_IMAGE="${PYRLAB_CI_TRIXIE_IMAGE:-pyrlab-probe/debian:trixie}"
+DOCKER_SOCK=/var/run/docker.sock
+DOCKERD_LOG=/var/log/dockerd.log
+CONTAINERS_CONF=/etc/containers/containers.conf
+
+log() { printf 'setup-host: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+SUDO=()
+if [[ $EUID -ne 0 ]]; then
+  command -v sudo >/dev/null || die "run as root, or install sudo"
+  SUDO=(sudo -n)
+fi
+as_root() { "${SUDO[@]}" "$@"; }
+
+# --- packages -------------------------------------------------------------------------
+
+wait_for_apt() {
+  local waited=0
+  while pgrep -x apt-get >/dev/null || pgrep -x apt >/dev/null || pgrep -x dpkg >/dev/null \
+        || pgrep -f unattended-upgrade >/dev/null; do
+    ((waited % 30 == 0)) && log "waiting for another apt/dpkg run to finish..."
+    sleep 2
+    waited=$((waited + 2))
+    ((waited < 1800)) || die "apt/dpkg still busy after 30 min"
+  done
+}
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+install_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    is_installed "$p" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "packages: all present"
+    return
+  fi
+  log "installing: ${missing[*]}"
+  wait_for_apt
+  as_root apt-get -q -o DPkg::Lock::Timeout=600 update </dev/null
+  as_root apt-get -q -y -o DPkg::Lock::Timeout=600 --no-install-recommends \
+    install "${missing[@]}" </dev/null
+}
+
+# --- docker daemon --------------------------------------------------------------------
+
+DOCKER=(docker)
+docker_answers() { timeout 10 "${DOCKER[@]}" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+start_dockerd() {
+  if docker_answers; then
+    log "dockerd: already answering on $DOCKER_SOCK"
+    return
+  fi
+  if [[ $EUID -ne 0 ]] && [[ -S $DOCKER_SOCK ]] && ! [[ -w $DOCKER_SOCK ]]; then
+    DOCKER=(sudo -n docker)
+    if docker_answers; then return; fi
+  fi
+  if pgrep -x dockerd >/dev/null; then
+    log "dockerd: running but not answering yet; waiting"
+  elif [[ -d /run/systemd/system ]]; then
+    log "dockerd: starting with systemctl"
+    as_root systemctl start docker
+  else
+    log "dockerd: starting in the background (log: $DOCKERD_LOG)"
+    # setsid + nohup: the daemon outlives this script and any CI step that runs it.
+    as_root sh -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+  fi
+  local i
+  for ((i = 0; i < 60; i++)); do
+    if [[ -S $DOCKER_SOCK ]] && docker_answers; then
+      log "dockerd: up after ${i}s"
+      return
+    fi
+    sleep 1
+  done
+  tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true
+  die "dockerd did not answer on $DOCKER_SOCK within 60 s"
+}
+
+# --- podman ---------------------------------------------------------------------------
+
+configure_podman() {
+  if [[ -f $CONTAINERS_CONF ]] && grep -q '^[[:space:]]*default_ulimits' "$CONTAINERS_CONF"; then
+    log "podman: $CONTAINERS_CONF already sets default_ulimits"
+    return
+  fi
+  local ulimits='default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'
+  as_root mkdir -p "$(dirname "$CONTAINERS_CONF")"
+  if [[ -f $CONTAINERS_CONF ]] && grep -q '^[[:space:]]*\[containers\]' "$CONTAINERS_CONF"; then
+    as_root sed -i "/^[[:space:]]*\[containers\]/a $ulimits" "$CONTAINERS_CONF"
+  else
+    printf '\n[containers]\n%s\n' "$ulimits" | as_root tee -a "$CONTAINERS_CONF" >/dev/null
+  fi
+  log "podman: wrote default_ulimits to $CONTAINERS_CONF"
+}
+
+# --- debian image from the mirror -----------------------------------------------------
+
+debian_mirror() {
+  if [[ -n ${PYRLAB_CI_MIRROR:-} ]]; then
+    echo "$PYRLAB_CI_MIRROR"
+    return
+  fi
+  local url=""
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    url=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [[ -z $url ]] && [[ -f /etc/apt/sources.list ]]; then
+    url=$(awk '/^deb / && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  echo "${url:-http://deb.debian.org/debian}"
+}
+
+# bootstrap_image SUITE REF: debootstrap a minbase SUITE and import it into docker as REF.
+bootstrap_image() {
+  local suite=$1 ref=$2 dir mirror
+  mirror=$(debian_mirror)
+  dir=$(as_root mktemp -d /var/tmp/pyrlab-debootstrap.XXXXXX) || return 1
+  log "debootstrap --variant=minbase $suite $dir $mirror"
+  if as_root debootstrap --variant=minbase "$suite" "$dir" "$mirror" >/dev/null \
+     && as_root tar -C "$dir" -c . | "${DOCKER[@]}" import - "$ref" >/dev/null; then
+    as_root rm -rf "$dir"
+    log "imported $ref"
+  else
+    as_root rm -rf "$dir"
+    return 1
+  fi
+}
+
+# --- buildx ---------------------------------------------------------------------------
+
+buildx_works() { [[ -x $1 ]] && timeout 20 "$1" version >/dev/null 2>&1; }
+
+fetch_buildx() {
+  if ! "${DOCKER[@]}" image inspect "$TRIXIE_IMAGE" >/dev/null 2>&1; then
+    bootstrap_image trixie "$TRIXIE_IMAGE" || return 1
+  fi
+  as_root mkdir -p "$CACHE_DIR" || return 1
+  local out
+  out=$(as_root mktemp -d "$CACHE_DIR/fetch.XXXXXX") || return 1
+  log "fetching docker-buildx from Debian trixie (inside $TRIXIE_IMAGE)"
+  # shellcheck disable=SC2016  # expanded inside the container
+  if "${DOCKER[@]}" run --rm --network host -v "$out:/out" \
+       -e http_proxy -e https_proxy -e HTTP_PROXY -e HTTPS_PROXY "$TRIXIE_IMAGE" \
+       sh -ec 'cd /tmp
+               apt-get -qq update
+               apt-get -qq download docker-buildx
+               dpkg-deb -x docker-buildx_*.deb x
+               cp x/usr/libexec/docker/cli-plugins/docker-buildx /out/
+               dpkg-deb -f docker-buildx_*.deb Version > /out/VERSION' </dev/null \
+     && buildx_works "$out/docker-buildx"; then
+    as_root mv -f "$out/docker-buildx" "$BUILDX_CACHE"
+    as_root mv -f "$out/VERSION" "$BUILDX_CACHE.version"
+    as_root rm -rf "$out"
+  else
+    as_root rm -rf "$out"
+    return 1
+  fi
+}
+
+install_buildx() {
+  local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  if buildx_works "$dir/docker-buildx"; then
+    log "buildx: present in $dir"
+    return 0
+  fi
+  if ! buildx_works "$BUILDX_CACHE"; then
+    fetch_buildx || return 1
+  fi
+  mkdir -p "$dir" || return 1
+  install -m 0755 "$BUILDX_CACHE" "$dir/docker-buildx" || return 1
+  log "buildx: installed $("$dir/docker-buildx" version 2>/dev/null) into $dir"
+}
+
+# --- apt-cacher-ng --------------------------------------------------------------------
+
+start_apt_cacher() {
+  if (exec 3<>/dev/tcp/127.0.0.1/3142) 2>/dev/null; then
+    return
+  fi
+  if [[ -d /run/systemd/system ]]; then
+    as_root systemctl start apt-cacher-ng || log "apt-cacher-ng: could not start (ignored)"
+  elif [[ -x /etc/init.d/apt-cacher-ng ]]; then
+    as_root /etc/init.d/apt-cacher-ng start >/dev/null || log "apt-cacher-ng: could not start (ignored)"
+  fi
+}
+
+# --------------------------------------------------------------------------------------
+
+install_packages
+start_dockerd
+configure_podman
+start_apt_cacher
+if [[ ${PYRLAB_CI_SKIP_BUILDX:-0} == 1 ]]; then
+  log "buildx: skipped (PYRLAB_CI_SKIP_BUILDX=1)"
+elif ! install_buildx; then
+  log "buildx: not installed (optional; Docker builds fall back to DOCKER_BUILDKIT=1 with a client < 23)"
+fi
+log "done"
