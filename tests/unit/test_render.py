@@ -14,7 +14,7 @@ from labfiles import CONTAINER, FULL_FILES, PEM, UPDATE_GOLDEN, init_lab, make_p
 from pyrlab import __version__
 from pyrlab.cli import main
 from pyrlab.config.project import Project, load_project
-from pyrlab.dockerfile.context import FIXED_MTIME
+from pyrlab.dockerfile.context import FIXED_MTIME, content_mtime
 from pyrlab.dockerfile.render import BuildContext, RenderOptions, render_context
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -309,7 +309,7 @@ def test_podman_rendering_has_no_locked_cache_mounts(full: Project) -> None:
             docker[name].dockerfile.count("--mount=type=cache")
 
 
-def test_render_command_writes_contexts_with_fixed_mtimes_and_modes(
+def test_render_command_writes_contexts_with_content_mtimes_and_fixed_modes(
         full_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     (out / "pylab").mkdir(parents=True)
@@ -328,7 +328,14 @@ def test_render_command_writes_contexts_with_fixed_mtimes_and_modes(
             st = on_disk[rel].stat()
             assert on_disk[rel].read_bytes() == content
             assert stat.S_IMODE(st.st_mode) == mode, rel
-            assert st.st_mtime == FIXED_MTIME, rel
+            assert st.st_mtime == content_mtime(content), rel
         for directory in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
             assert directory.stat().st_mtime == FIXED_MTIME, directory
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
     assert os.access(out / "pylab" / "pyrlab" / "bin" / "uv-install", os.X_OK)
+
+
+def test_files_of_equal_size_but_different_content_get_different_mtimes() -> None:
+    # BuildKit reuses a synced file when path, size and mtime match: content must show.
+    assert content_mtime(b"numpy==2.3.1\n") != content_mtime(b"numpy==2.3.2\n")
+    assert content_mtime(b"same\n") == content_mtime(b"same\n")
