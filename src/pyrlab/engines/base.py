@@ -1,12 +1,15 @@
 """The container engine contract. Every difference between engines lives behind it.
 
 Engines only assemble argument lists and hand them to pyrlab.proc; the `*_argv` methods
-are pure so that tests can check them without an engine.
+are pure so that tests can check them without an engine. What an engine prints while it
+builds differs too, so each engine also supplies the parser that reads its build output
+(current step for the progress display, failing step and its last lines for the error).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +20,14 @@ from pyrlab import proc
 from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.errors import EngineError
 
+# Every pyrlab cache mount id starts with this (see dockerfile/render.py `_mounts`).
+CACHE_ID_PREFIX = "pyrlab-"
+
 
 @dataclass(frozen=True)
 class BuildRequest:
     context: Path
-    tags: tuple[str, ...]
+    tags: tuple[str, ...] = ()  # empty: build by ID only, tags move after success
     labels: Mapping[str, str] = field(default_factory=dict)
     build_args: Mapping[str, str] = field(default_factory=dict)
     network_host: bool = False
@@ -60,6 +66,121 @@ class RunRequest:
     detach: bool = True
     remove: bool = False
     security_opts: tuple[str, ...] = ("no-new-privileges",)
+    cap_drop: tuple[str, ...] = ()  # e.g. ("ALL",): the lab needs no capability
+    hostname: str | None = None
+    health_interval: int | None = None  # seconds; overrides the image's HEALTHCHECK interval
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What pyrlab needs to know about one local image."""
+
+    id: str  # hex digest without "sha256:"
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]  # as the engine reports them
+
+
+def short_id(image_id: str) -> str:
+    return normalize_id(image_id)[:12]
+
+
+def normalize_id(image_id: str) -> str:
+    """Docker says "sha256:<hex>", Podman often just "<hex>": compare the hex."""
+    return image_id.strip().removeprefix("sha256:")
+
+
+# --------------------------------------------------------------------------- build output
+
+
+@dataclass
+class BuildFailure:
+    step: str  # e.g. "[3/5] RUN /run/pyrlab/bin/uv-install"; "" when unknown
+    tail: list[str]  # the last lines of that step's output
+    error: str  # the engine's own one-line reason
+
+
+class BuildOutput(ABC):
+    """Reads an engine's build output line by line."""
+
+    TAIL = 15
+
+    @abstractmethod
+    def feed(self, line: str) -> str | None:
+        """Take one line; return the new current step's title when a step starts."""
+
+    @abstractmethod
+    def failure(self) -> BuildFailure:
+        """After a failed build: which step failed, its last lines, the engine's reason."""
+
+
+def reported(instruction: str) -> bool:
+    """Steps worth showing: those that take time (not ENV, LABEL, USER…)."""
+    return instruction.split(" ", 1)[0].upper() in ("FROM", "RUN", "COPY", "ADD")
+
+
+def step_title(instruction: str) -> str:
+    """A short title for a Dockerfile step: `RUN --mount=… /run/pyrlab/bin/uv-install`
+    becomes `RUN uv-install`; anything else is cut to a readable length."""
+    instruction = " ".join(instruction.split())
+    match = re.search(r"/run/pyrlab/bin/([A-Za-z0-9._-]+)", instruction)
+    if instruction.startswith("RUN ") and match:
+        return f"RUN {match.group(1)}"
+    return instruction if len(instruction) <= 60 else instruction[:59] + "…"
+
+
+class BuildKitOutput(BuildOutput):
+    """BuildKit's `--progress=plain`: `#7 [2/4] RUN …`, `#7 1.234 output`, `#7 ERROR: …`."""
+
+    _VERTEX = re.compile(r"^#(\d+) (.*)$")
+    _STEP = re.compile(r"^\[(?:[^\]]* )?(\d+)/(\d+)\] (.*)$")
+    _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
+
+    def __init__(self) -> None:
+        self.titles: dict[str, str] = {}
+        self.output: dict[str, list[str]] = {}
+        self.failed: str | None = None
+        self.error = ""
+        self.last_lines: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        self.last_lines = (self.last_lines + [line])[-self.TAIL:]
+        stripped = line.strip()
+        if stripped.lower().startswith("error:") or "executor failed running" in stripped \
+                or stripped.startswith("failed to solve"):
+            self.error = stripped
+        match = self._VERTEX.match(line)
+        if not match:
+            return None
+        vertex, rest = match.groups()
+        if vertex not in self.titles:
+            step = self._STEP.match(rest)
+            if step:
+                n, total, instruction = step.groups()
+                self.titles[vertex] = f"[{n}/{total}] {step_title(instruction)}"
+                return self.titles[vertex] if reported(instruction) else None
+            self.titles[vertex] = ""  # [internal] load …, exporting, …
+            return None
+        if rest.startswith("ERROR"):
+            if self.failed is None or not self.titles.get(self.failed):
+                self.failed = vertex
+            self.error = self.error or rest
+            return None
+        timed = self._TIMED.match(rest)
+        if timed:
+            lines = self.output.setdefault(vertex, [])
+            lines.append(timed.group(1))
+            del lines[: -self.TAIL]
+        return None
+
+    def failure(self) -> BuildFailure:
+        # "ERROR: failed to solve: executor failed running [...]: exit code: 1" says no more
+        # than its exit code once the step and its output are shown.
+        code = re.search(r"exit code: (\d+)\s*$", self.error)
+        error = f"exit code {code.group(1)}" if code else self.error
+        step = self.titles.get(self.failed or "", "")
+        if self.failed is not None and self.output.get(self.failed):
+            return BuildFailure(step, self.output[self.failed], error)
+        return BuildFailure(step, self.last_lines, error)
 
 
 class Engine(ABC):
@@ -85,14 +206,21 @@ class Engine(ABC):
     def build_env(self) -> dict[str, str]:
         return {}
 
+    def build_output(self) -> BuildOutput:
+        return BuildKitOutput()
+
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> tuple[int, str]:
-        """Build; returns (exit code, image ID or "")."""
+        """Build; returns (exit code, image ID or ""). The first line is the argv."""
         iidfile = request.context.parent / f".{request.context.name}.iid"
         iidfile.unlink(missing_ok=True)
-        code = self._stream(self.build_argv(request, iidfile), on_line, env=self.build_env())
+        argv = self.build_argv(request, iidfile)
+        env = self.build_env()
+        shown_env = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+        on_line(f"+ {shown_env + ' ' if shown_env else ''}{proc.describe(argv)}")
+        code = self._stream(argv, on_line, env=env)
         image_id = iidfile.read_text().strip() if code == 0 and iidfile.exists() else ""
         iidfile.unlink(missing_ok=True)
-        return code, image_id
+        return code, normalize_id(image_id)
 
     # ------------------------------------------------------------ images
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
@@ -102,32 +230,58 @@ class Engine(ABC):
         data = json.loads(result.stdout or "[]")
         return data[0] if data else None
 
-    def image_labels(self, ref: str) -> dict[str, str]:
+    def image(self, ref: str) -> ImageInfo | None:
+        """ID, labels and tags of a local image; None when there is none by that name."""
         info = self.inspect_image(ref)
         if info is None:
-            return {}
-        return dict((info.get("Config") or {}).get("Labels") or {})
+            return None
+        labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
+        return ImageInfo(id=normalize_id(str(info.get("Id", ""))), labels=dict(labels),
+                         tags=tuple(info.get("RepoTags") or ()))
 
     def tag(self, source: str, target: str) -> None:
         self._check(["tag", source, target])
 
-    def remove_images(self, refs: Sequence[str]) -> None:
-        if refs:
-            self._run(["rmi", *refs])
+    def remove_image(self, ref: str) -> str | None:
+        """Remove an image (by name or ID); returns the engine's reason when it refused."""
+        result = self._run(["rmi", ref])
+        if result.ok:
+            return None
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        return detail[-1] if detail else "refused"
 
-    def list_images(self, label: str) -> list[dict[str, str]]:
-        """Images carrying a label (key or key=value): ID, Repository, Tag."""
-        result = self._check(["images", "--filter", f"label={label}", "--format", "{{json .}}"])
-        rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        return [{"ID": r.get("ID", r.get("Id", "")), "Repository": r.get("Repository", ""),
-                 "Tag": r.get("Tag", "")} for r in rows]
+    def image_ids(self, label: str) -> list[str]:
+        """IDs of the images (tagged or not) carrying a label (key or key=value)."""
+        result = self._check(["images", "--all", "--no-trunc", "--quiet", "--filter",
+                              f"label={label}"])
+        return list(dict.fromkeys(normalize_id(i) for i in result.stdout.split()))
 
-    def import_tarball(self, tarball: Path, ref: str) -> str:
-        result = self._check(["import", str(tarball), ref])
-        return result.stdout.strip()
+    def pull(self, ref: str, on_line: Callable[[str], None]) -> None:
+        argv = [self.binary, "pull", ref]
+        on_line(f"+ {proc.describe(argv)}")
+        lines: list[str] = []
+
+        def keep(line: str) -> None:
+            lines.append(line)
+            on_line(line)
+
+        if self._stream(argv, keep) != 0:
+            detail = [line for line in lines if line.strip()]
+            raise EngineError(f"cannot pull {ref}: {detail[-1] if detail else 'pull failed'}")
+
+    def import_tarball(self, tarball: Path, ref: str, changes: Sequence[str] = ()) -> str:
+        """Import a root file system tarball as image `ref`; returns the image ID."""
+        argv = ["import"]
+        for change in changes:
+            argv += ["--change", change]
+        result = self._check([*argv, str(tarball), ref])
+        lines = result.stdout.strip().splitlines()
+        return normalize_id(lines[-1]) if lines else ""
 
     @abstractmethod
-    def prune_build_cache(self) -> None: ...
+    def prune_build_cache(self) -> list[str]:
+        """Remove pyrlab's build cache (download caches, layer cache) and nothing else;
+        returns what was removed."""
 
     # ------------------------------------------------------------ containers
     def run_argv(self, request: RunRequest) -> list[str]:
@@ -141,6 +295,12 @@ class Engine(ABC):
             argv += ["--user", request.user]
         for opt in request.security_opts:
             argv += ["--security-opt", opt]
+        for cap in request.cap_drop:
+            argv += ["--cap-drop", cap]
+        if request.hostname:
+            argv += ["--hostname", request.hostname]
+        if request.health_interval:
+            argv += ["--health-interval", f"{request.health_interval}s"]
         for key, value in sorted(request.env.items()):
             argv += ["--env", f"{key}={value}"]
         for port in request.ports:
@@ -202,13 +362,18 @@ class Engine(ABC):
         return result.stdout + result.stderr
 
     def exec_argv(self, name: str, command: Sequence[str], *, interactive: bool = False,
-                  user: str | None = None) -> list[str]:
+                  tty: bool | None = None, user: str | None = None,
+                  workdir: str | None = None) -> list[str]:
+        """`exec`; `tty` defaults to `interactive` (a pipe as stdin needs tty=False)."""
         argv = [self.binary, "exec"]
         if interactive:
             argv.append("--interactive")
+        if interactive if tty is None else tty:
             argv.append("--tty")
         if user:
             argv += ["--user", user]
+        if workdir:
+            argv += ["--workdir", workdir]
         return argv + [name, *command]
 
     # ------------------------------------------------------------ availability
@@ -230,7 +395,10 @@ class Engine(ABC):
 
     # ------------------------------------------------------------ helpers
     def _run(self, args: Sequence[str]) -> proc.Completed:
-        return proc.run([self.binary, *args])
+        try:
+            return proc.run([self.binary, *args])
+        except FileNotFoundError:
+            raise EngineError(f"{self.binary} is not installed") from None
 
     def _check(self, args: Sequence[str]) -> proc.Completed:
         result = self._run(args)

@@ -7,10 +7,15 @@ build`. A client of 23 or newer without buildx cannot use BuildKit at all.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pyrlab import proc
 from pyrlab.engines.base import BuildRequest, Engine
+
+# BuildKit describes a cache record by the step that made it ("cached mount /var/cache/apt
+# from exec /bin/bash -o pipefail -c /run/pyrlab/bin/apt-install"): pyrlab's all name this.
+PYRLAB_STEP_MARK = "/run/pyrlab/bin/"
 
 
 def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
@@ -30,8 +35,36 @@ def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
     return argv + [str(request.context)]
 
 
-class DockerBuildx(Engine):
+class Docker(Engine):
+    """What both ways of building with Docker share."""
+
     name = "docker"
+
+    def build_cache_records(self) -> list[dict[str, str]]:
+        """BuildKit's cache records (ID, CacheType, Description, InUse, Size)."""
+        result = self._check(["system", "df", "--verbose", "--format", "{{json .BuildCache}}"])
+        data = json.loads(result.stdout or "null") or []
+        return [{k: str(v) for k, v in record.items()} for record in data]
+
+    def prune_build_cache(self) -> list[str]:
+        """Remove the cache records pyrlab's steps made (download caches and layers) and
+        nothing else. BuildKit keeps a record that still has a child, so this goes round
+        until a pass removes nothing."""
+        removed: list[str] = []
+        while True:
+            mine = [r["ID"] for r in self.build_cache_records()
+                    if PYRLAB_STEP_MARK in r.get("Description", "") and r.get("ID")
+                    and r["ID"] not in removed]
+            for record_id in mine:
+                self._run(["builder", "prune", "--force", "--all", "--filter", f"id={record_id}"])
+            left = {r["ID"] for r in self.build_cache_records()}
+            gone = [record_id for record_id in mine if record_id not in left]
+            if not gone:
+                return removed
+            removed += gone
+
+
+class DockerBuildx(Docker):
 
     def describe(self) -> str:
         return f"docker with buildx ({self.binary} buildx build --load)"
@@ -39,12 +72,9 @@ class DockerBuildx(Engine):
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         return [self.binary, "buildx", "build", "--load", *_common_build_args(request, iidfile)]
 
-    def prune_build_cache(self) -> None:
-        self._run(["buildx", "prune", "--force", "--all"])
 
 
-class DockerClassic(Engine):
-    name = "docker"
+class DockerClassic(Docker):
 
     def describe(self) -> str:
         return f"docker with its built-in BuildKit builder (DOCKER_BUILDKIT=1 {self.binary} build)"
@@ -54,9 +84,6 @@ class DockerClassic(Engine):
 
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         return [self.binary, "build", *_common_build_args(request, iidfile)]
-
-    def prune_build_cache(self) -> None:
-        self._run(["builder", "prune", "--force", "--all"])
 
 
 def client_version(binary: str) -> tuple[int, ...] | None:

@@ -2,10 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from pathlib import Path
 
 from pyrlab.dockerfile.render import RenderOptions
-from pyrlab.engines.base import BuildRequest, Engine
+from pyrlab.engines.base import (
+    CACHE_ID_PREFIX,
+    BuildFailure,
+    BuildOutput,
+    BuildRequest,
+    Engine,
+    reported,
+    step_title,
+)
+
+
+def buildah_cache_dirs() -> list[Path]:
+    """Where buildah (run by this process) keeps cache mounts: $TMPDIR, else /var/tmp."""
+    root = Path(os.environ.get("TMPDIR") or "/var/tmp")
+    names = ("buildah-cache", f"buildah-cache-{os.getuid()}")
+    return [root / name for name in names if (root / name).is_dir()]
+
+
+class PodmanOutput(BuildOutput):
+    """buildah's output: `STEP 3/7: RUN …`, the step's output, `Error: building at STEP …`."""
+
+    _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+
+    def __init__(self) -> None:
+        self.title = ""
+        self.lines: list[str] = []
+        self.error = ""
+
+    def feed(self, line: str) -> str | None:
+        match = self._STEP.match(line)
+        if match:
+            n, total, instruction = match.groups()
+            self.title = f"[{n}/{total}] {step_title(instruction)}"
+            self.lines = []
+            return self.title if reported(instruction) else None
+        if line.startswith("Error:"):
+            self.error = line.strip()
+            return None
+        if line.startswith("--> "):  # buildah's own bookkeeping ("--> Using cache …")
+            return None
+        self.lines.append(line)
+        del self.lines[: -self.TAIL]
+        return None
+
+    def failure(self) -> BuildFailure:
+        return BuildFailure(self.title, list(self.lines), self.error)
 
 
 class Podman(Engine):
@@ -13,11 +61,15 @@ class Podman(Engine):
 
     @property
     def render_options(self) -> RenderOptions:
-        # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked.
-        return RenderOptions(cache_sharing_locked=False)
+        # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked, and its
+        # layer cache ignores what RUN steps bind-mount (see RenderOptions).
+        return RenderOptions(cache_sharing_locked=False, run_input_keys=True)
 
     def describe(self) -> str:
         return f"podman ({self.binary} build)"
+
+    def build_output(self) -> BuildOutput:
+        return PodmanOutput()
 
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         argv = [self.binary, "build", "--format", "docker", "--iidfile", str(iidfile)]
@@ -37,8 +89,16 @@ class Podman(Engine):
     def gpu_args(self) -> list[str]:
         return ["--device", "nvidia.com/gpu=all"]
 
-    def prune_build_cache(self) -> None:
-        self._run(["builder", "prune", "--force", "--all"])
+    def prune_build_cache(self) -> list[str]:
+        """buildah keeps `RUN --mount=type=cache,id=ID` folders in <tmp>/buildah-cache[-UID]/
+        ID; its layer cache is the intermediate images, which go with the project's."""
+        removed = []
+        for folder in buildah_cache_dirs():
+            for entry in sorted(folder.iterdir()):
+                if entry.name.startswith(CACHE_ID_PREFIX) and entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(str(entry))
+        return removed
 
     def start_hint(self) -> str:
         return "check `podman info`; rootful podman needs no daemon"

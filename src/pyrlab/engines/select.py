@@ -6,6 +6,7 @@ The choice is reported with its source, e.g. "docker with buildx (docker buildx 
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from collections.abc import Mapping
@@ -44,7 +45,7 @@ def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
 
 def find_docker() -> Engine:
     """A Docker client that can build with BuildKit, or EngineError naming the fix."""
-    binaries = []
+    binaries: list[str] = []
     for candidate in DOCKER_CANDIDATES:
         path = shutil.which(candidate)
         if path and os.path.realpath(path) not in [os.path.realpath(b) for b in binaries]:
@@ -97,11 +98,21 @@ def select_engine(flag: str | None, config_value: str,
         return Selection(find_podman(), source)
     if choice != "auto":
         raise EngineError(f"unknown engine {choice!r} (from {source}): use docker or podman")
-    problems = []
+    problems: list[str] = []
     for finder in (find_docker, find_podman):
         try:
-            return Selection(finder(), source)
+            engine = finder()
         except EngineError as exc:
             problems.append(exc.message)
+            continue
+        # Say why the first choice was passed over: "auto-detection (docker: not running)".
+        return Selection(engine, source + (f" ({'; '.join(problems)})" if problems else ""))
     raise EngineError("no usable container engine: " + "; ".join(problems),
-                      hint="install and start Docker (with buildx) or Podman")
+                      hint="install and start Docker (with buildx) or Podman, "
+                      "or name one with --engine")
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("auto", "docker", "podman"), default=None,
+                        help="container engine (default: $PYRLAB_ENGINE, then pyrlab.toml's "
+                        "engine, then auto-detection: docker, else podman)")

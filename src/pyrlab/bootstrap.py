@@ -1,0 +1,262 @@
+"""A Debian base image from a Debian mirror, with no container registry involved.
+
+`mmdebstrap` (when installed) writes a root file system tarball directly and needs no
+root; otherwise `debootstrap` (root only) fills a temporary folder that `tar` packs. The
+tarball is imported with the engine's `import`. The mirror defaults to the one the host's
+own apt uses, so a machine that can install Debian packages can make a base image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pyrlab import proc
+from pyrlab.config.schema import IMAGE_REF_RE, SUITE_RE
+from pyrlab.engines.base import BuildFailure, BuildOutput, Engine
+from pyrlab.errors import BuildError, ConfigError, Problem, UsageError
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+VARIANT = "minbase"
+SOURCES_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+# The suffixes of suites that are not a distribution on their own.
+_SIDE_SUITE_RE = re.compile(r"[-/](security|updates|backports|proposed-updates)$")
+LABEL_SUITE = "org.pyrlab.bootstrap"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    ref: str
+    image_id: str
+    suite: str
+    mirror: str
+    tool: str
+    seconds: float
+    log: Path
+
+
+def host_mirror(paths: Iterable[Path] = SOURCES_FILES) -> str | None:
+    """The Debian mirror the host's apt uses (its first main-suite `deb` source)."""
+    for uri, suites in _host_sources(paths):
+        if any(not _SIDE_SUITE_RE.search(s) for s in suites) and _is_debian_archive(uri):
+            return uri.rstrip("/")
+    return None
+
+
+def _is_debian_archive(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme in ("http", "https") and not parts.path.rstrip("/").endswith("-security")
+
+
+def _host_sources(paths: Iterable[Path]) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every enabled binary source, in apt's reading order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".list", ".sources"))
+        elif path.is_file():
+            files.append(path)
+    found: list[tuple[str, list[str]]] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found += _deb822_sources(text) if file.suffix == ".sources" else _one_line_sources(text)
+    return found
+
+
+def _one_line_sources(text: str) -> list[tuple[str, list[str]]]:
+    found = []
+    for line in text.splitlines():
+        words = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            found.append((words[1], [words[2]]))
+    return found
+
+
+def _deb822_sources(text: str) -> list[tuple[str, list[str]]]:
+    found = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line.startswith("#"):
+                continue
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if "deb" not in fields.get("types", "").split():
+            continue
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        suites = fields.get("suites", "").split()
+        found += [(uri, suites) for uri in fields.get("uris", "").split()]
+    return found
+
+
+def phases(report: Callable[[str], None]) -> Callable[[str], None]:
+    """An `on_line` that reports debootstrap's phases ("I: Retrieving …", "I: Unpacking …")
+    once each, not its hundreds of per-package lines."""
+    last = [""]
+
+    def on_line(line: str) -> None:
+        if not line.startswith("I: "):
+            return
+        phase = line[3:].split(" ", 1)[0]
+        if phase != last[0]:
+            last[0] = phase
+            report(line[3:])
+
+    return on_line
+
+
+def check_arguments(suite: str, mirror: str, ref: str) -> None:
+    problems = []
+    if not SUITE_RE.match(suite):
+        problems.append(Problem("--suite", f"expected a Debian suite such as 'trixie', got {suite!r}"))
+    parts = urlsplit(mirror)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(
+            c.isspace() or ord(c) < 32 for c in mirror):
+        problems.append(Problem("--mirror", f"expected an http(s) Debian mirror URL, got {mirror!r}"))
+    if not IMAGE_REF_RE.match(ref) or "@" in ref:
+        problems.append(Problem("--tag", f"not a valid image name: {ref!r}"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def choose_tool() -> str:
+    """mmdebstrap when installed (tarball out, no root needed), else debootstrap as root."""
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap:
+        return mmdebstrap
+    debootstrap = shutil.which("debootstrap") or next(
+        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)), None)
+    if debootstrap is None:
+        raise UsageError("neither mmdebstrap nor debootstrap is installed",
+                         hint="apt-get install mmdebstrap (or debootstrap)")
+    if os.geteuid() != 0:
+        raise UsageError("debootstrap needs root",
+                         hint="run it as root (sudo pyrlab bootstrap …) or install mmdebstrap, "
+                         "which works without root")
+    return debootstrap
+
+
+def bootstrap(
+    engine: Engine,
+    *,
+    suite: str,
+    mirror: str,
+    ref: str,
+    log_path: Path,
+    on_line: Callable[[str], None] = lambda line: None,
+    workdir: Path | None = None,
+) -> BootstrapResult:
+    """Make the root file system of Debian `suite` from `mirror` and import it as `ref`."""
+    check_arguments(suite, mirror, ref)
+    tool = choose_tool()
+    started = time.monotonic()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix="pyrlab-bootstrap-", dir=workdir or _temp_root()))
+    tarball = temp / "rootfs.tar"
+    with log_path.open("w", encoding="utf-8") as log:
+
+        def out(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            on_line(line)
+
+        try:
+            if Path(tool).name == "mmdebstrap":
+                _run(out, [tool, f"--variant={VARIANT}", "--format=tar", suite, str(tarball),
+                           mirror], "mmdebstrap", log_path)
+            else:
+                rootfs = temp / "rootfs"
+                _run(out, [tool, f"--variant={VARIANT}", suite, str(rootfs), mirror],
+                     "debootstrap", log_path)
+                _trim(rootfs)
+                _run(out, ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf",
+                           str(tarball), "."], "tar", log_path)
+            out(f"+ {engine.binary} import {tarball} {ref}")
+            image_id = engine.import_tarball(tarball, ref, changes=(
+                f"LABEL {LABEL_SUITE}={suite}",
+                'CMD ["/bin/bash"]',
+            ))
+            out(f"imported {ref} ({image_id[:12]})")
+        finally:
+            _remove_tree(temp, out)
+    return BootstrapResult(ref=ref, image_id=image_id, suite=suite, mirror=mirror,
+                           tool=Path(tool).name, seconds=time.monotonic() - started, log=log_path)
+
+
+def _temp_root() -> Path:
+    # Not /tmp: that is often a small tmpfs, and debootstrap needs device nodes to work.
+    var_tmp = Path("/var/tmp")
+    return var_tmp if var_tmp.is_dir() and os.access(var_tmp, os.W_OK) else Path(tempfile.gettempdir())
+
+
+class BootstrapFailed(BuildError):
+    """A step of the bootstrap failed; `failure` holds its last lines for the display."""
+
+    def __init__(self, failure: BuildFailure, log: Path) -> None:
+        super().__init__(f"bootstrap failed at {failure.step}: {failure.error}",
+                         hint=f"full log: {log}")
+        self.failure = failure
+        self.log = log
+
+
+def _run(out: Callable[[str], None], argv: list[str], what: str, log_path: Path) -> None:
+    out(f"+ {proc.describe(argv)}")
+    lines: list[str] = []
+
+    def keep(line: str) -> None:
+        lines.append(line)
+        del lines[:-BuildOutput.TAIL]
+        out(line)
+
+    code = proc.stream(argv, on_line=keep)
+    if code != 0:
+        errors = [line for line in lines if line.startswith("E: ")]
+        reason = errors[-1] if errors else f"exit code {code}"
+        raise BootstrapFailed(BuildFailure(what, lines, reason), log_path)
+
+
+def _trim(rootfs: Path) -> None:
+    """Drop what an image should not carry: downloaded .debs and apt's package lists."""
+    for folder in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
+        if folder.is_dir():
+            for item in folder.iterdir():
+                if item.is_file() and item.name != "lock":
+                    item.unlink()
+
+
+def _mounts_under(folder: Path) -> list[str]:
+    try:
+        text = Path("/proc/mounts").read_text()
+    except OSError:
+        return []
+    prefix = str(folder.resolve()) + "/"
+    points = [line.split()[1] for line in text.splitlines() if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _remove_tree(folder: Path, out: Callable[[str], None]) -> None:
+    # A debootstrap that died can leave /proc or /sys mounted inside the target: unmount
+    # them first, and never delete through a mount point.
+    for point in _mounts_under(folder):
+        proc.run(["umount", "--lazy", point])
+    remaining = _mounts_under(folder)
+    if remaining:
+        out(f"pyrlab: left {folder} in place: still mounted: {', '.join(remaining)}")
+        return
+    shutil.rmtree(folder, ignore_errors=True)

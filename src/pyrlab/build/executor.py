@@ -1,0 +1,298 @@
+"""Building a plan: the base image first, then every image after its parent.
+
+Images whose parents are done build at the same time, up to `jobs` of them. Each build
+runs by ID with no tag and its full output goes to a log file; tags move only after it
+succeeded. After a failure nothing new starts, the builds already running finish, and the
+failure is reported with its step, last lines and log path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pyrlab import __version__
+from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
+from pyrlab.build.logs import BuildLog, logs_dir, new_log_path
+from pyrlab.build.planner import (
+    LABEL_INPUT_HASH,
+    LABEL_INPUTS,
+    LABEL_PARENT_ID,
+    LABEL_PROJECT,
+    BaseStatus,
+    Decision,
+    Plan,
+    Planned,
+    decide,
+    encode_parts,
+    project_key,
+)
+from pyrlab.build.progress import Progress
+from pyrlab.build.tagging import promote
+from pyrlab.config.project import Project
+from pyrlab.config.schema import ProxyConfig
+from pyrlab.dockerfile.context import write_context
+from pyrlab.engines.base import BuildRequest, Engine, short_id
+from pyrlab.errors import BuildError, EngineError, PyrlabError
+
+Action = Literal["built", "skipped", "failed", "not built"]
+
+NO_REGISTRY_HINT = (
+    "without a reachable registry, make the base from a Debian mirror instead: "
+    "`pyrlab init --base debian` for a new project, or set [base] bootstrap = \"trixie\" "
+    "in pyrlab.toml (or run `pyrlab bootstrap --tag IMAGE` for the configured image)"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    no_cache: bool = False
+    network_host: bool = False
+    jobs: int = 2
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    ref: str
+    action: Action
+    reason: str
+    image_id: str = ""
+    tags: tuple[str, ...] = ()
+    seconds: float = 0.0
+    log: Path | None = None
+    failed_step: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BaseOutcome:
+    ref: str
+    action: Literal["used", "bootstrapped", "pulled"]
+    image_id: str
+    log: Path | None = None
+
+
+def proxy_build_args(proxy: ProxyConfig) -> dict[str, str]:
+    """HTTP(S)_PROXY / NO_PROXY for the build, in both spellings tools look for. Docker and
+    Podman pass these predefined build args to RUN steps without an ARG line and keep them
+    out of the image and its cache key."""
+    args = {}
+    for key, value in (("HTTP_PROXY", proxy.http_proxy), ("HTTPS_PROXY", proxy.https_proxy),
+                       ("NO_PROXY", proxy.no_proxy)):
+        if value:
+            args[key] = value
+            args[key.lower()] = value
+    return args
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
+    """(host networking?, why). A proxy on 127.0.0.1 is only reachable from the host's
+    network namespace, so such a config builds with host networking unless it says not to."""
+    if flag:
+        return True, "--network-host"
+    if proxy.network_host is not None:
+        return proxy.network_host, "pyrlab.toml proxy.network_host"
+    urls = [proxy.apt, proxy.pip_index, *proxy.pip_extra_index, proxy.cran, proxy.http_proxy,
+            proxy.https_proxy]
+    local = [u for u in urls if u and _is_loopback(u)]
+    if local:
+        return True, f"a proxy is on this host ({urlsplit(local[0]).netloc})"
+    return False, "default"
+
+
+class Executor:
+    def __init__(self, project: Project, engine: Engine, settings: Settings,
+                 progress: Progress) -> None:
+        self.project = project
+        self.engine = engine
+        self.settings = settings
+        self.progress = progress
+        self.logs = logs_dir(project.root)
+        self.build_dirs = project.root / ".pyrlab" / "build"
+        self.project_key = project_key(project.root)
+
+    # ------------------------------------------------------------ base image
+    def ensure_base(self, status: BaseStatus) -> BaseOutcome:
+        if status.action == "use":
+            assert status.image is not None
+            return BaseOutcome(status.ref, "used", status.image.id)
+        if status.action == "bootstrap":
+            return self._bootstrap(status.ref)
+        return self._pull(status)
+
+    def _bootstrap(self, ref: str) -> BaseOutcome:
+        base = self.project.config.base
+        assert base.bootstrap is not None
+        mirror = base.mirror or host_mirror() or DEFAULT_MIRROR
+        log = new_log_path(self.logs, f"bootstrap-{base.bootstrap}")
+        self.progress.start("base", f"bootstrapping {ref} from Debian {base.bootstrap} ({mirror})")
+        try:
+            result = bootstrap(self.engine, suite=base.bootstrap, mirror=mirror, ref=ref,
+                               log_path=log,
+                               on_line=phases(lambda text: self.progress.step("base", text)))
+        except BootstrapFailed as exc:
+            self.progress.failed("base", exc.failure, exc.log)
+            raise
+        self.progress.done("base", f"bootstrapped {ref} in {result.seconds:.0f}s "
+                           f"({short_id(result.image_id)})")
+        return BaseOutcome(ref, "bootstrapped", result.image_id, log)
+
+    def _pull(self, status: BaseStatus) -> BaseOutcome:
+        log_path = new_log_path(self.logs, "pull-base")
+        self.progress.start("base", f"pulling {status.ref} ({status.reason})")
+        with BuildLog(log_path) as log:
+            try:
+                self.engine.pull(status.ref, log.write)
+            except EngineError as exc:
+                self.progress.done("base", "pull failed")
+                raise BuildError(f"the base image {status.ref} cannot be pulled: "
+                                 f"{exc.message.removeprefix(f'cannot pull {status.ref}: ')}",
+                                 hint=NO_REGISTRY_HINT) from None
+        info = self.engine.image(status.ref)
+        if info is None:
+            raise BuildError(f"the base image {status.ref} is still missing after pulling it",
+                             hint=NO_REGISTRY_HINT)
+        self.progress.done("base", f"pulled {status.ref} ({short_id(info.id)})")
+        return BaseOutcome(status.ref, "pulled", info.id, log_path)
+
+    # ------------------------------------------------------------ the graph
+    def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
+        base = self.ensure_base(plan.base)
+        outcomes: dict[str, Outcome] = {}
+        pending = list(plan.images)
+        running: dict[Future[Outcome], str] = {}
+        failed = False
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.jobs),
+                                thread_name_prefix="pyrlab-build") as pool:
+            while pending or running:
+                for item in list(pending):
+                    parent = item.target.parent
+                    if parent is not None and parent not in outcomes:
+                        continue  # its parent is still building, or waiting
+                    parent_done = outcomes[parent] if parent is not None else None
+                    if failed or (parent_done is not None and not parent_done.image_id):
+                        why = "an earlier build failed" if failed else f"{parent} was not built"
+                        outcomes[item.target.name] = Outcome(item.target.name, item.target.ref,
+                                                             "not built", why)
+                        pending.remove(item)
+                    elif len(running) < max(1, self.settings.jobs):
+                        parent_id = parent_done.image_id if parent_done else base.image_id
+                        running[pool.submit(self._one, item, parent_id)] = item.target.name
+                        pending.remove(item)
+                if not running:
+                    if pending:  # cannot happen: parents come first in a plan
+                        raise RuntimeError(f"unschedulable: {[i.target.name for i in pending]}")
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                    outcome = future.result()
+                    outcomes[outcome.name] = outcome
+                    failed = failed or outcome.action == "failed"
+        ordered = [outcomes[item.target.name] for item in plan.images]
+        return base, ordered
+
+    def _one(self, item: Planned, parent_id: str) -> Outcome:
+        target = item.target
+        decision = decide(target, item.current, parent_id, no_cache=self.settings.no_cache)
+        if not decision.build:
+            assert item.current is not None
+            return Outcome(target.name, target.ref, "skipped", decision.reason,
+                           image_id=item.current.id, tags=target.refs)
+        self.progress.start(target.name, f"building ({decision.reason})")
+        # A new folder for every build: BuildKit keeps the last copy of a context folder
+        # and re-sends only files whose size or mtime changed, and rendered contexts have
+        # fixed mtimes, so an edit of the same size in a reused folder would go unseen.
+        # (Separate folders also let two builds of one project run at the same time.)
+        self.build_dirs.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=self.build_dirs))
+        try:
+            return self._build(item, decision, parent_id, write_context(target.context, folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _build(self, item: Planned, decision: Decision, parent_id: str,
+               folder: Path) -> Outcome:
+        target = item.target
+        started = time.monotonic()
+        labels = {
+            LABEL_INPUT_HASH: target.context.input_hash,
+            LABEL_INPUTS: encode_parts(target.parts),
+            LABEL_PARENT_ID: parent_id,
+            LABEL_PROJECT: self.project_key,
+        }
+        request = BuildRequest(
+            context=folder,
+            labels=labels,
+            build_args=self.settings.build_args,
+            network_host=self.settings.network_host,
+            no_cache=self.settings.no_cache,
+        )
+        log_path = new_log_path(self.logs, target.name)
+        parser = self.engine.build_output()
+        with BuildLog(log_path) as log:
+            log.write(f"# pyrlab {__version__}: building {target.name} on {target.from_ref} "
+                      f"({short_id(parent_id)}): {decision.reason}")
+            log.write(f"# engine: {self.engine.describe()}")
+
+            def on_line(line: str) -> None:
+                log.write(line)
+                title = parser.feed(line)
+                if title:
+                    self.progress.step(target.name, title)
+
+            code, image_id = self.engine.build(request, on_line)
+            seconds = time.monotonic() - started
+            if code != 0 or not image_id:
+                failure = parser.failure()
+                if code == 0:
+                    failure.error = failure.error or "the engine reported no image ID"
+                log.write(f"# pyrlab: build failed (exit {code}); no tag was changed")
+                self.progress.failed(target.name, failure, log_path)
+                return Outcome(target.name, target.ref, "failed", decision.reason,
+                               seconds=seconds, log=log_path, failed_step=failure.step,
+                               error=failure.error or f"exit code {code}")
+            try:
+                promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
+            except PyrlabError as exc:
+                log.write(f"# pyrlab: tagging failed: {exc.message}")
+                raise
+            log.write(f"# pyrlab: built {image_id}, tagged {', '.join(promotion.tags)}"
+                      + (f"; previous: {short_id(promotion.previous)}" if promotion.previous
+                         else ""))
+        self.progress.done(target.name, f"built in {seconds:.0f}s ({short_id(image_id)}) "
+                           f"→ {', '.join(target.refs)}")
+        return Outcome(target.name, target.ref, "built", decision.reason, image_id=image_id,
+                       tags=target.refs, seconds=seconds, log=log_path)
+
+
+def failure_error(outcomes: list[Outcome]) -> BuildError | None:
+    """The error to end with when a build failed (its details were shown as it happened)."""
+    failed = [o for o in outcomes if o.action == "failed"]
+    if not failed:
+        return None
+    first = failed[0]
+    at = f" at {first.failed_step}" if first.failed_step else ""
+    others = f" (and {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
+    return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
+                      "no tag was changed",
+                      hint=f"full log: {first.log}" if first.log else None)

@@ -1,0 +1,209 @@
+"""What needs building, and why.
+
+An image is up to date when its `latest` tag carries the input hash of its freshly
+rendered context and the ID of the image it was built on (its parent's `latest`, or the
+base image). Both are labels set at build time, so deciding costs one `image inspect` per
+image and no build. The input hash covers every file of the context (package lists,
+installer scripts, Dockerfile) and the parent's input hash; the parent ID covers what the
+hash cannot: a rebuilt parent, or a base image pulled or bootstrapped again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pyrlab.config.project import Project
+from pyrlab.dockerfile.render import HASH_PLACEHOLDER, BuildContext, RenderOptions, render_context
+from pyrlab.engines.base import Engine, ImageInfo, short_id
+
+LABEL_INPUT_HASH = "org.pyrlab.input-hash"
+LABEL_INPUTS = "org.pyrlab.inputs"  # a short hash per part of the context, for the reason
+LABEL_PARENT_ID = "org.pyrlab.parent-id"
+LABEL_PROJECT = "org.pyrlab.project"
+LABEL_IMAGE = "org.pyrlab.image"
+
+# The parts of a context (its folders under pyrlab/, and the Dockerfile) as users know them.
+PART_NAMES = {
+    "apt": "Debian packages",
+    "python": "Python packages",
+    "r": "R packages",
+    "net": "proxy settings",
+    "ca": "CA certificates",
+    "bin": "pyrlab's installer scripts",
+    "runtime": "pyrlab's start scripts",
+    "Dockerfile": "the Dockerfile",
+}
+
+
+def project_key(root: Path) -> str:
+    """A short stable id for a lab project folder, put on every image it builds."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+
+
+def input_parts(context: BuildContext) -> dict[str, str]:
+    """A short hash per part of the context (Dockerfile without its own hash)."""
+    digests: dict[str, hashlib._Hash] = {}
+    for path, (content, mode) in context.files.items():
+        if path == "Dockerfile":
+            part = "Dockerfile"
+            content = content.replace(context.input_hash.encode(), HASH_PLACEHOLDER.encode())
+        else:
+            part = path.split("/")[1] if path.count("/") >= 2 else path
+        digest = digests.setdefault(part, hashlib.sha256())
+        digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
+        digest.update(content)
+    return {part: digest.hexdigest()[:12] for part, digest in sorted(digests.items())}
+
+
+def encode_parts(parts: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(parts.items()))
+
+
+def decode_parts(text: str) -> dict[str, str]:
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image of the graph, rendered, with the names it gets."""
+
+    name: str
+    parent: str | None  # the graph image it is built on; None: the base image
+    from_ref: str  # what its Dockerfile starts FROM
+    ref: str  # NAME:latest
+    refs: tuple[str, ...]  # every tag the new image gets: NAME:latest, NAME:<base tag>
+    previous_ref: str  # NAME:previous, where the replaced image stays reachable
+    context: BuildContext
+
+    @property
+    def parts(self) -> dict[str, str]:
+        return input_parts(self.context)
+
+
+def targets(project: Project, names: Iterable[str] | None,
+            options: RenderOptions) -> list[Target]:
+    """The selected images and their ancestors, rendered, parents first."""
+    config = project.config
+    out = []
+    for name in project.order(names):
+        image = config.images[name]
+        latest = config.image_ref(name, "latest")
+        refs = [latest]
+        if config.base.tag not in ("latest", "previous"):
+            refs.append(config.image_ref(name, config.base.tag))
+        out.append(Target(
+            name=name,
+            parent=image.parent,
+            from_ref=config.image_ref(image.parent) if image.parent else config.base.image,
+            ref=latest,
+            refs=tuple(refs),
+            previous_ref=config.image_ref(name, "previous"),
+            context=render_context(project, name, options),
+        ))
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    build: bool
+    reason: str
+
+
+def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
+           no_cache: bool = False, pending: str = "built") -> Decision:
+    """Build `target` or keep `current`? `parent_id` None: what it is built on is first
+    `pending` ("built", or for the base "pulled"/"bootstrapped")."""
+    on = target.parent or target.from_ref
+    if no_cache:
+        return Decision(True, "--no-cache")
+    if current is None:
+        return Decision(True, "not built yet")
+    if parent_id is None:
+        return Decision(True, f"{on} is {pending} first")
+    if current.labels.get(LABEL_INPUT_HASH) != target.context.input_hash:
+        return Decision(True, changed_inputs(target, current))
+    if current.labels.get(LABEL_PARENT_ID) != parent_id:
+        return Decision(True, f"{on} changed (now {short_id(parent_id)})")
+    return Decision(False, f"up to date ({short_id(current.id)})")
+
+
+def changed_inputs(target: Target, current: ImageInfo) -> str:
+    before = decode_parts(current.labels.get(LABEL_INPUTS, ""))
+    if not before:
+        return "inputs changed"
+    now = target.parts
+    changed = [PART_NAMES.get(part, part) for part in sorted(set(before) | set(now))
+               if before.get(part) != now.get(part)]
+    if not changed:  # its own files are the same: what changed is an ancestor's
+        return f"{target.parent or 'the base'}'s inputs changed"
+    return "changed: " + ", ".join(changed)
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+BaseAction = Literal["use", "bootstrap", "pull"]
+
+
+@dataclass(frozen=True)
+class BaseStatus:
+    ref: str
+    image: ImageInfo | None
+    action: BaseAction
+    reason: str
+
+
+def base_status(project: Project, engine: Engine, *, pull: bool) -> BaseStatus:
+    base = project.config.base
+    info = engine.image(base.image)
+    if base.bootstrap:
+        if info is None:
+            return BaseStatus(base.image, None, "bootstrap",
+                              f"missing: bootstrapped from Debian {base.bootstrap}")
+        return BaseStatus(base.image, info, "use",
+                          "present (bootstrapped; --pull does not apply)" if pull else "present")
+    if pull:
+        return BaseStatus(base.image, info, "pull", "--pull")
+    if info is None:
+        return BaseStatus(base.image, None, "pull", "missing")
+    return BaseStatus(base.image, info, "use", "present")
+
+
+@dataclass(frozen=True)
+class Planned:
+    target: Target
+    current: ImageInfo | None
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Plan:
+    base: BaseStatus
+    images: tuple[Planned, ...]
+
+
+def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
+              no_cache: bool = False, pull: bool = False) -> Plan:
+    """What `build` would do now, assuming every build changes the image it makes."""
+    base = base_status(project, engine, pull=pull)
+    built_on: dict[str | None, str | None] = {
+        None: base.image.id if base.image is not None and base.action == "use" else None,
+    }
+    planned = []
+    base_pending = {"pull": "pulled", "bootstrap": "bootstrapped"}.get(base.action, "built")
+    for target in targets(project, names, engine.render_options):
+        current = engine.image(target.ref)
+        decision = decide(target, current, built_on[target.parent], no_cache=no_cache,
+                          pending=base_pending if target.parent is None else "built")
+        built_on[target.name] = None if decision.build or current is None else current.id
+        planned.append(Planned(target, current, decision))
+    return Plan(base, tuple(planned))

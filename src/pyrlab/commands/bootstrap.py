@@ -1,0 +1,109 @@
+"""`pyrlab bootstrap`: make a Debian base image from a Debian mirror (no registry)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyrlab.bootstrap import (
+    DEFAULT_MIRROR,
+    BootstrapFailed,
+    BootstrapResult,
+    bootstrap,
+    check_arguments,
+    choose_tool,
+    host_mirror,
+    phases,
+)
+from pyrlab.build.logs import logs_dir, new_log_path, state_logs_dir
+from pyrlab.build.progress import Progress
+from pyrlab.config.schema import CONFIG_NAME, Config, load_config
+from pyrlab.engines.base import short_id
+from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+
+NAME = "bootstrap"
+HELP = "make a Debian base image from a Debian mirror with debootstrap (no registry needed)"
+DEFAULT_SUITE = "trixie"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default=None,
+                        help="Debian suite (default: pyrlab.toml's [base] bootstrap, else trixie)")
+    parser.add_argument("--mirror", default=None, metavar="URL",
+                        help="Debian mirror (default: [base] mirror, else the mirror the "
+                        "host's apt uses)")
+    parser.add_argument("--tag", default=None, metavar="NAME",
+                        help="image name to create (default: [base] image when the project "
+                        "bootstraps its base, else pyrlab-debian:SUITE)")
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class BootstrapCommandResult:
+    selection: Selection
+    result: BootstrapResult
+    mirror_source: str
+
+    def to_data(self) -> Any:
+        r = self.result
+        return {"ref": r.ref, "id": r.image_id, "suite": r.suite, "mirror": r.mirror,
+                "mirror_source": self.mirror_source, "tool": r.tool,
+                "seconds": round(r.seconds, 1), "log": str(r.log),
+                "engine": self.selection.engine.describe()}
+
+    def to_text(self) -> str:
+        r = self.result
+        return (f"{r.ref} ({short_id(r.image_id)}): Debian {r.suite} from {r.mirror} "
+                f"with {r.tool} in {r.seconds:.0f}s\n"
+                f"use it as the base in pyrlab.toml:\n"
+                f"  [base]\n  image = \"{r.ref}\"\n  python = \"debian\"")
+
+
+def _project_config(root: Path, sets: list[str]) -> Config | None:
+    if not (root / CONFIG_NAME).exists():
+        return None
+    return load_config(root, sets=sets)
+
+
+def run(args: argparse.Namespace) -> BootstrapCommandResult:
+    root = Path(args.project).resolve()
+    config = _project_config(root, args.sets)
+    base = config.base if config else None
+    suite = args.suite or (base.bootstrap if base else None) or DEFAULT_SUITE
+    if args.tag:
+        ref = args.tag
+    elif base is not None and base.bootstrap:
+        ref = base.image
+    else:
+        ref = f"pyrlab-debian:{suite}"
+    if args.mirror:
+        mirror, mirror_source = args.mirror, "--mirror"
+    elif base is not None and base.mirror:
+        mirror, mirror_source = base.mirror, "pyrlab.toml [base] mirror"
+    else:
+        found = host_mirror()
+        mirror = found or DEFAULT_MIRROR
+        mirror_source = "the host's apt sources" if found else "Debian's default mirror"
+    check_arguments(suite, mirror, ref)  # before anything runs
+    choose_tool()
+    selection = select_engine(args.engine, config.engine if config else "auto")
+    log = new_log_path(logs_dir(root) if config else state_logs_dir(), f"bootstrap-{suite}")
+    progress = Progress()
+    try:
+        progress.note(selection.describe())
+        progress.start("base", f"bootstrapping {ref}: Debian {suite} from {mirror} "
+                       f"({mirror_source})")
+
+        try:
+            result = bootstrap(selection.engine, suite=suite, mirror=mirror, ref=ref,
+                               log_path=log,
+                               on_line=phases(lambda text: progress.step("base", text)))
+        except BootstrapFailed as exc:
+            progress.failed("base", exc.failure, exc.log)
+            raise
+        progress.done("base", f"done in {result.seconds:.0f}s")
+    finally:
+        progress.close()
+    return BootstrapCommandResult(selection, result, mirror_source)

@@ -1,0 +1,127 @@
+"""`pyrlab build [IMAGE…]`: build the images and their ancestors whose inputs changed."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from pyrlab.build.executor import (
+    BaseOutcome,
+    Executor,
+    Outcome,
+    Settings,
+    failure_error,
+    network_mode,
+    proxy_build_args,
+)
+from pyrlab.build.planner import Plan, make_plan
+from pyrlab.build.progress import Progress
+from pyrlab.commands._common import project_from
+from pyrlab.engines.base import short_id
+from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+
+NAME = "build"
+HELP = "build the images (and their ancestors) whose inputs changed, in dependency order"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="images to build, with their ancestors (default: all)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="rebuild every selected image and its ancestors without the "
+                        "engine's layer cache (download caches are kept)")
+    parser.add_argument("--pull", action="store_true",
+                        help="pull the base image again first (registry bases only); "
+                        "images rebuild when it changed")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be built and why, build nothing")
+    parser.add_argument("--network-host", action="store_true",
+                        help="build with host networking (automatic when a proxy in "
+                        "pyrlab.toml is on 127.0.0.1; config: proxy.network_host)")
+    parser.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
+                        help="build up to N independent images at the same time (default 2)")
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    selection: Selection
+    network_host: bool
+    plan: Plan
+    base: BaseOutcome | None  # None for a dry run
+    outcomes: tuple[Outcome, ...]  # empty for a dry run
+
+    def to_data(self) -> Any:
+        data: dict[str, Any] = {
+            "engine": self.selection.engine.describe(),
+            "engine_source": self.selection.source,
+            "network_host": self.network_host,
+            "dry_run": self.base is None,
+        }
+        if self.base is None:
+            base = self.plan.base
+            data["base"] = {"ref": base.ref, "action": base.action, "reason": base.reason,
+                            "id": base.image.id if base.image else None}
+            data["images"] = [
+                {"name": p.target.name, "ref": p.target.ref,
+                 "action": "build" if p.decision.build else "skip",
+                 "reason": p.decision.reason, "input_hash": p.target.context.input_hash,
+                 "id": p.current.id if p.current else None}
+                for p in self.plan.images
+            ]
+        else:
+            data["base"] = {"ref": self.base.ref, "action": self.base.action,
+                            "id": self.base.image_id,
+                            "log": str(self.base.log) if self.base.log else None}
+            data["images"] = [
+                {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
+                 "id": o.image_id or None, "tags": list(o.tags),
+                 "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None}
+                for o in self.outcomes
+            ]
+        return data
+
+    def to_text(self) -> str:
+        width = max([len(p.target.name) for p in self.plan.images] + [4])
+        if self.base is None:
+            base = self.plan.base
+            lines = [f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}"]
+            for p in self.plan.images:
+                action = "build" if p.decision.build else "skip"
+                lines.append(f"{p.target.name:<{width}}  {action:<9} {p.decision.reason}")
+            return "\n".join(lines)
+        lines = [(f"{'base':<{width}}  {self.base.action:<9} {self.base.ref} "
+                 f"({short_id(self.base.image_id)})")]
+        for o in self.outcomes:
+            detail = o.reason
+            if o.action == "built":
+                detail += f"; {o.seconds:.0f}s → {', '.join(o.tags)}"
+            lines.append(f"{o.name:<{width}}  {o.action:<9} {detail}")
+        return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> BuildResult:
+    project = project_from(args)
+    config = project.config
+    selection = select_engine(args.engine, config.engine)
+    engine = selection.engine
+    progress = Progress()
+    try:
+        progress.note(selection.describe())
+        network_host, why = network_mode(config.proxy, args.network_host)
+        if network_host:
+            progress.note(f"builds use host networking: {why}")
+        plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
+                         pull=args.pull)
+        if args.dry_run:
+            return BuildResult(selection, network_host, plan, None, ())
+        settings = Settings(no_cache=args.no_cache, network_host=network_host,
+                            jobs=max(1, args.jobs), build_args=proxy_build_args(config.proxy))
+        base, outcomes = Executor(project, engine, settings, progress).run(plan)
+    finally:
+        progress.close()
+    error = failure_error(outcomes)
+    if error is not None:
+        raise error
+    return BuildResult(selection, network_host, plan, base, tuple(outcomes))

@@ -1,0 +1,94 @@
+"""`pyrlab clean [--cache]`: remove this project's images (and pyrlab's build cache).
+
+Only images this project built are touched: the tags of its graph (latest, previous and
+the base tag) when the image carries this project's label, then any untagged image with
+that label. The base image is kept (it is shared, and may have been pulled or
+bootstrapped at some cost); an image a container still uses is kept and said so.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from pyrlab.build.planner import LABEL_PROJECT, project_key
+from pyrlab.commands._common import project_from
+from pyrlab.engines.base import short_id
+from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+from pyrlab.output import info
+
+NAME = "clean"
+HELP = "remove this project's images (with --cache also pyrlab's build cache)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", action="store_true",
+                        help="also remove pyrlab's build cache (download caches and layers)")
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    selection: Selection
+    removed: tuple[str, ...]
+    kept: tuple[tuple[str, str], ...]  # (image, why)
+    base: str
+    cache: tuple[str, ...] | None  # the cache records/folders removed; None without --cache
+
+    def to_data(self) -> Any:
+        return {"engine": self.selection.engine.describe(), "removed": list(self.removed),
+                "kept": [{"image": i, "reason": r} for i, r in self.kept],
+                "base_kept": self.base, "cache_pruned": self.cache is not None,
+                "cache_removed": list(self.cache or ())}
+
+    def to_text(self) -> str:
+        lines = [f"removed {r}" for r in self.removed] or ["no images to remove"]
+        lines += [f"kept {i}: {r}" for i, r in self.kept]
+        lines.append(f"kept the base image {self.base} (remove it with your engine's rmi)")
+        if self.cache is not None:
+            lines.append(f"build cache: removed {len(self.cache)} pyrlab cache entries")
+        return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> CleanResult:
+    project = project_from(args)
+    config = project.config
+    selection = select_engine(args.engine, config.engine)
+    engine = selection.engine
+    info(selection.describe())
+    key = project_key(project.root)
+    removed: list[str] = []
+    kept: list[tuple[str, str]] = []
+    kept_ids: set[str] = set()
+    for name in reversed(project.order()):  # children before their parents
+        refs = [config.image_ref(name, tag) for tag in ("latest", "previous", config.base.tag)]
+        for ref in dict.fromkeys(refs):
+            image = engine.image(ref)
+            if image is None:
+                continue
+            if image.labels.get(LABEL_PROJECT) != key:
+                kept.append((ref, "not built by this project (another folder's lab?)"))
+                continue
+            refused = engine.remove_image(ref)
+            if refused:
+                kept.append((ref, refused))
+                kept_ids.add(image.id)
+            else:
+                removed.append(ref)
+    # Untagged images this project left (replaced builds a container or child still used).
+    leftovers = [i for i in engine.image_ids(f"{LABEL_PROJECT}={key}") if i not in kept_ids]
+    for _ in range(len(leftovers)):  # a child must go before its parent: retry until stuck
+        progress = False
+        for image_id in list(leftovers):
+            if engine.remove_image(image_id) is None:
+                removed.append(short_id(image_id))
+                leftovers.remove(image_id)
+                progress = True
+        if not progress:
+            break
+    for image_id in leftovers:
+        if engine.image(image_id) is not None:
+            kept.append((short_id(image_id), "still used (a container, or a kept image)"))
+    cache = tuple(engine.prune_build_cache()) if args.cache else None
+    return CleanResult(selection, tuple(removed), tuple(kept), config.base.image, cache)

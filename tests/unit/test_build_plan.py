@@ -1,0 +1,469 @@
+"""Deciding what to build and building it, against an in-memory engine: skips, reasons,
+dependency order, tags that move only after success, and the `build` command's output."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labfiles import make_project
+
+from pyrlab.build import executor as executor_module
+from pyrlab.build.executor import (
+    Executor,
+    Settings,
+    failure_error,
+    network_mode,
+    proxy_build_args,
+)
+from pyrlab.build.logs import KEEP_PER_IMAGE, new_log_path
+from pyrlab.build.planner import (
+    LABEL_INPUT_HASH,
+    LABEL_PARENT_ID,
+    LABEL_PROJECT,
+    decide,
+    make_plan,
+    targets,
+)
+from pyrlab.build.progress import Progress
+from pyrlab.build.tagging import promote
+from pyrlab.cli import main
+from pyrlab.commands import build as build_command
+from pyrlab.config.project import Project, load_project
+from pyrlab.config.schema import ProxyConfig
+from pyrlab.dockerfile.render import RenderOptions
+from pyrlab.engines.base import BuildKitOutput, BuildOutput, BuildRequest, Engine, ImageInfo
+from pyrlab.engines.select import Selection
+from pyrlab.errors import EXIT_BUILD, BuildError
+
+TOML = """\
+prefix = "t/"
+[base]
+image = "t/debian:trixie"
+python = "debian"
+debs = []
+
+[images.pyrlab-base]
+
+[images.pylab]
+from = "pyrlab-base"
+requirements = ["requirements.txt"]
+
+[images.pylab-torch]
+from = "pylab"
+requirements = ["torch.txt"]
+
+[images.other]
+from = "pyrlab-base"
+requirements = ["other.txt"]
+"""
+FILES: dict[str, str | bytes] = {
+    "pyrlab.toml": TOML,
+    "requirements.txt": "six\n",
+    "torch.txt": "packaging\n",
+    "other.txt": "idna\n",
+}
+BASE_ID = "b" * 64
+
+
+class FakeEngine(Engine):
+    """An engine keeping images in memory; a build fails when a list says `broken`."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__("fake")
+        self.images: dict[str, dict[str, str]] = {BASE_ID: {}}  # id → labels
+        self.parents: dict[str, str] = {}  # id → parent id
+        self.refs: dict[str, str] = {"t/debian:trixie": BASE_ID}
+        self.built: list[str] = []  # image names, in the order their builds finished
+        self.contexts: list[Path] = []  # the context folder of every build
+        self.counter = 0
+        self.delay = 0.0
+        self.running = 0
+        self.max_running = 0
+        self._lock = threading.Lock()
+
+    def _resolve(self, ref: str) -> str | None:
+        return ref if ref in self.images else self.refs.get(ref)
+
+    def image(self, ref: str) -> ImageInfo | None:
+        image_id = self._resolve(ref)
+        if image_id is None:
+            return None
+        tags = tuple(sorted(r for r, i in self.refs.items() if i == image_id))
+        return ImageInfo(image_id, dict(self.images[image_id]), tags)
+
+    def tag(self, source: str, target: str) -> None:
+        image_id = self._resolve(source)
+        assert image_id is not None, source
+        self.refs[target] = image_id
+
+    def remove_image(self, ref: str) -> str | None:
+        image_id = self._resolve(ref)
+        assert image_id is not None
+        if ref in self.refs:
+            del self.refs[ref]
+        if image_id in self.refs.values():
+            return None
+        if image_id in self.parents.values():
+            return "image has dependent child images"
+        del self.images[image_id]
+        return None
+
+    def image_ids(self, label: str) -> list[str]:
+        key, _, value = label.partition("=")
+        return [i for i, labels in self.images.items() if labels.get(key) == value]
+
+    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
+        return ["fake", "build", str(request.context)]
+
+    def build_output(self) -> BuildOutput:
+        return BuildKitOutput()
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> tuple[int, str]:
+        with self._lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(self.delay)
+            self.contexts.append(request.context)
+            dockerfile = (request.context / "Dockerfile").read_text()
+            name = re.search(r'org\.pyrlab\.image="([^"]+)"', dockerfile)
+            assert name is not None
+            parent = re.search(r"^FROM (\S+)$", dockerfile, re.MULTILINE)
+            assert parent is not None
+            parent_id = self._resolve(parent.group(1))
+            assert parent_id == request.labels[LABEL_PARENT_ID], "built on the wrong parent"
+            on_line("#5 [1/2] RUN --mount=x /run/pyrlab/bin/uv-install")
+            if any("broken" in p.read_text() for p in request.context.rglob("*.txt")):
+                on_line("#5 0.1 error: no such package: broken")
+                on_line("#5 ERROR: executor failed running [/bin/bash]: exit code: 1")
+                return 1, ""
+            with self._lock:
+                self.counter += 1
+                image_id = f"{self.counter:064x}"
+                self.images[image_id] = dict(request.labels)
+                self.parents[image_id] = parent_id
+                self.built.append(name.group(1))
+            return 0, image_id
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def prune_build_cache(self) -> list[str]:
+        return []
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "lab", FILES)
+
+
+def load(root: Path) -> Project:
+    return load_project(root, environ={})
+
+
+def build(root: Path, engine: FakeEngine, names: Sequence[str] | None = None,
+          **settings: Any) -> list[executor_module.Outcome]:
+    project = load(root)
+    plan = make_plan(project, engine, names, no_cache=settings.get("no_cache", False))
+    progress = Progress(io.StringIO(), tty=False)
+    _, outcomes = Executor(project, engine, Settings(**settings), progress).run(plan)
+    progress.close()
+    return outcomes
+
+
+def actions(outcomes: list[executor_module.Outcome]) -> dict[str, str]:
+    return {o.name: o.action for o in outcomes}
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def test_nothing_built_yet_plans_every_image_parents_first(lab: Path) -> None:
+    plan = make_plan(load(lab), FakeEngine(), None)
+    assert [p.target.name for p in plan.images] == ["pyrlab-base", "pylab", "pylab-torch",
+                                                    "other"]
+    assert {p.decision.reason for p in plan.images} == {"not built yet"}
+    assert plan.base.action == "use" and plan.base.image is not None
+
+
+def test_selecting_an_image_brings_its_ancestors_only(lab: Path) -> None:
+    plan = make_plan(load(lab), FakeEngine(), ["pylab-torch"])
+    assert [p.target.name for p in plan.images] == ["pyrlab-base", "pylab", "pylab-torch"]
+
+
+def test_a_second_build_skips_everything(lab: Path) -> None:
+    engine = FakeEngine()
+    assert set(actions(build(lab, engine)).values()) == {"built"}
+    plan = make_plan(load(lab), engine, None)
+    assert all(not p.decision.build for p in plan.images)
+    assert plan.images[0].decision.reason.startswith("up to date (")
+    assert set(actions(build(lab, engine)).values()) == {"skipped"}
+    assert len(engine.built) == 4
+
+
+def test_editing_requirements_rebuilds_that_image_and_its_descendants_only(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    plan = make_plan(load(lab), engine, None)
+    reasons = {p.target.name: p.decision.reason for p in plan.images if p.decision.build}
+    assert reasons == {"pylab": "changed: Python packages",
+                       "pylab-torch": "pylab is built first"}
+    outcomes = build(lab, engine)
+    assert actions(outcomes) == {"pyrlab-base": "skipped", "pylab": "built",
+                                 "pylab-torch": "built", "other": "skipped"}
+    assert outcomes[2].reason == "pylab's inputs changed"
+
+
+def test_a_rebuilt_parent_rebuilds_children_even_when_their_inputs_are_the_same(
+        lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    engine.refs["t/pyrlab-base:latest"] = BASE_ID  # as if pyrlab-base was rebuilt elsewhere
+    engine.images[BASE_ID] = {LABEL_INPUT_HASH: targets(load(lab), None, RenderOptions())[0]
+                              .context.input_hash, LABEL_PARENT_ID: BASE_ID}
+    plan = make_plan(load(lab), engine, ["pylab"])
+    assert plan.images[1].decision.build
+    assert plan.images[1].decision.reason.startswith("pyrlab-base changed (now bbbbbbbbbbbb)")
+
+
+def test_a_new_base_image_rebuilds_the_whole_graph(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    engine.images["c" * 64] = {}
+    engine.refs["t/debian:trixie"] = "c" * 64
+    plan = make_plan(load(lab), engine, None)
+    assert plan.images[0].decision.reason == "t/debian:trixie changed (now cccccccccccc)"
+    assert plan.images[1].decision.reason == "pyrlab-base is built first"
+    assert set(actions(build(lab, engine)).values()) == {"built"}
+
+
+def test_no_cache_rebuilds_everything_selected(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    assert actions(build(lab, engine, ["pylab"], no_cache=True)) == {
+        "pyrlab-base": "built", "pylab": "built"}
+
+
+def test_decide_without_a_known_parent_builds(lab: Path) -> None:
+    target = targets(load(lab), None, RenderOptions())[1]
+    current = ImageInfo("x", {LABEL_INPUT_HASH: target.context.input_hash}, ())
+    assert decide(target, current, None).reason == "pyrlab-base is built first"
+
+
+def test_missing_bases_are_bootstrapped_or_pulled(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.refs.clear()
+    boot = make_project(tmp_path / "boot", {"pyrlab.toml": '[base]\nbootstrap = "trixie"\n'
+                                           'debs = []\n[images.pyrlab-base]\n'})
+    plan = make_plan(load(boot), engine, None)
+    assert (plan.base.ref, plan.base.action) == ("pyrlab-debian:trixie", "bootstrap")
+    assert plan.images[0].decision.reason == "not built yet"
+    registry = make_project(tmp_path / "reg", {"pyrlab.toml": "[base]\ndebs = []\n"
+                                               "[images.pyrlab-base]\n"})
+    plan = make_plan(load(registry), engine, None)
+    assert (plan.base.ref, plan.base.action) == ("python:3.14-trixie", "pull")
+    engine.images["c" * 64] = {LABEL_INPUT_HASH: plan.images[0].target.context.input_hash}
+    engine.refs["pyrlab-base:latest"] = "c" * 64
+    plan = make_plan(load(registry), engine, None, pull=True)
+    assert plan.images[0].decision.reason == "python:3.14-trixie is pulled first"
+
+
+def test_an_unpullable_base_names_the_registry_free_way_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = FakeEngine()
+    engine.refs.clear()
+
+    def no_registry(ref: str, on_line: Callable[[str], None]) -> None:
+        from pyrlab.errors import EngineError
+        raise EngineError(f"cannot pull {ref}: dial tcp: lookup registry-1.docker.io: no such host")
+
+    monkeypatch.setattr(engine, "pull", no_registry)
+    root = make_project(tmp_path / "reg", {"pyrlab.toml": "[base]\ndebs = []\n"
+                                           "[images.pyrlab-base]\n"})
+    with pytest.raises(BuildError) as caught:
+        build(root, engine)
+    assert "python:3.14-trixie cannot be pulled: dial tcp" in caught.value.message
+    assert "pyrlab init --base debian" in (caught.value.hint or "")
+    assert "[base] bootstrap" in (caught.value.hint or "")
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_images_are_built_on_their_parents_with_labels_and_tags(lab: Path) -> None:
+    engine = FakeEngine()
+    outcomes = build(lab, engine)
+    pylab = engine.image("t/pylab:latest")
+    base = engine.image("t/pyrlab-base:latest")
+    assert pylab is not None and base is not None
+    assert engine.image("t/pylab:trixie") == pylab
+    assert pylab.labels[LABEL_PARENT_ID] == base.id
+    assert base.labels[LABEL_PARENT_ID] == BASE_ID
+    assert pylab.labels[LABEL_PROJECT] == base.labels[LABEL_PROJECT]
+    assert engine.built.index("pyrlab-base") < engine.built.index("pylab") \
+        < engine.built.index("pylab-torch")
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["pylab"].tags == ("t/pylab:latest", "t/pylab:trixie")
+    log = by_name["pylab"].log
+    assert log is not None and log.parent == lab / ".pyrlab" / "logs"
+    assert "+ fake build" not in log.read_text()  # FakeEngine.build does not log its argv
+    assert "#5 [1/2] RUN --mount=x /run/pyrlab/bin/uv-install" in log.read_text()
+
+
+def test_every_build_gets_a_fresh_context_folder_that_is_removed_after(lab: Path) -> None:
+    """BuildKit re-sends only files of a known folder whose size or mtime changed, and
+    contexts have fixed mtimes: reusing a folder would hide same-size edits."""
+    engine = FakeEngine()
+    build(lab, engine, ["pylab"])
+    (lab / "requirements.txt").write_text("abc\n")  # as long as "six\n"
+    build(lab, engine, ["pylab"])
+    assert engine.built == ["pyrlab-base", "pylab", "pylab"]
+    assert len(set(engine.contexts)) == 3
+    assert not any(folder.exists() for folder in engine.contexts)
+
+
+def test_independent_images_build_at_the_same_time(lab: Path) -> None:
+    engine = FakeEngine()
+    engine.delay = 0.2
+    build(lab, engine, jobs=2)
+    assert engine.max_running == 2  # pylab and other, both on pyrlab-base
+    engine2 = FakeEngine()
+    engine2.delay = 0.05
+    build(lab, engine2, jobs=1)
+    assert engine2.max_running == 1
+
+
+def test_a_rebuild_keeps_the_replaced_image_as_previous(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine, ["pylab"])
+    first = engine.image("t/pylab:latest")
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    build(lab, engine, ["pylab"])
+    second = engine.image("t/pylab:latest")
+    assert first is not None and second is not None and first.id != second.id
+    previous = engine.image("t/pylab:previous")
+    assert previous is not None and previous.id == first.id
+
+
+def test_a_failed_build_changes_no_tag_and_says_where_it_failed(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    before = dict(engine.refs)
+    (lab / "requirements.txt").write_text("six\nbroken\n")
+    outcomes = build(lab, engine)
+    assert actions(outcomes) == {"pyrlab-base": "skipped", "pylab": "failed",
+                                 "pylab-torch": "not built", "other": "skipped"}
+    assert engine.refs == before
+    error = failure_error(outcomes)
+    assert error is not None
+    assert error.message == ("building pylab failed at [1/2] RUN uv-install: exit code 1; "
+                             "no tag was changed")
+    assert error.hint is not None and error.hint.startswith("full log: ")
+    assert "error: no such package: broken" in Path(error.hint[10:]).read_text()
+
+
+def test_promote_removes_the_image_previous_no_longer_names(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    for n in "123":
+        engine.images[n * 64] = {}
+    promote(engine, "1" * 64, ("x:latest",), "x:previous")
+    promote(engine, "2" * 64, ("x:latest",), "x:previous")
+    result = promote(engine, "3" * 64, ("x:latest", "x:trixie"), "x:previous")
+    assert engine.refs["x:latest"] == engine.refs["x:trixie"] == "3" * 64
+    assert engine.refs["x:previous"] == "2" * 64
+    assert result.removed == "1" * 64 and "1" * 64 not in engine.images
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def proxy(**values: Any) -> ProxyConfig:
+    fields: dict[str, Any] = {"apt": None, "apt_https": False, "pip_index": None,
+                              "pip_extra_index": (), "cran": None, "http_proxy": None,
+                              "https_proxy": None, "no_proxy": None}
+    fields.update(values)
+    return ProxyConfig(**fields)
+
+
+def test_a_proxy_on_this_host_means_host_networking_unless_the_config_says_no() -> None:
+    assert network_mode(proxy(), False) == (False, "default")
+    assert network_mode(proxy(), True) == (True, "--network-host")
+    on, why = network_mode(proxy(pip_index="http://127.0.0.1:3141/root/pypi/+simple/"), False)
+    assert on and "127.0.0.1:3141" in why
+    assert network_mode(proxy(apt="http://localhost:3142"), False)[0]
+    assert not network_mode(proxy(apt="http://cache.internal:3142"), False)[0]
+    assert network_mode(proxy(apt="http://127.0.0.1:3142", network_host=False), False) == \
+        (False, "pyrlab.toml proxy.network_host")
+
+
+def test_http_proxies_reach_the_build_in_both_spellings() -> None:
+    args = proxy_build_args(proxy(http_proxy="http://p:3128", no_proxy="localhost"))
+    assert args == {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128",
+                    "NO_PROXY": "localhost", "no_proxy": "localhost"}
+
+
+def test_old_logs_are_pruned(tmp_path: Path) -> None:
+    for i in range(KEEP_PER_IMAGE + 5):
+        (tmp_path / f"pylab-20250101-0000{i:02d}.log").write_text("")
+    (tmp_path / "pylab-torch-20250101-000000.log").write_text("")
+    path = new_log_path(tmp_path, "pylab")
+    path.write_text("")
+    mine = [p for p in tmp_path.iterdir() if not p.name.startswith("pylab-torch")]
+    assert len(mine) == KEEP_PER_IMAGE
+    assert (tmp_path / "pylab-torch-20250101-000000.log").exists()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    engine = FakeEngine()
+    monkeypatch.setattr(build_command, "select_engine",
+                        lambda flag, config: Selection(engine, "test"))
+    return engine
+
+
+def test_dry_run_prints_the_plan_and_builds_nothing(
+        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "-C", str(lab), "--dry-run", "pylab"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^pyrlab-base\s+build\s+not built yet$", out, re.MULTILINE)
+    assert re.search(r"^pylab\s+build\s+not built yet$", out, re.MULTILINE)
+    assert fake_engine.built == []
+
+
+def test_json_result_lists_each_image_with_action_reason_and_tags(
+        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "-C", str(lab), "--json", "pylab"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert [(i["name"], i["action"]) for i in data["images"]] == [("pyrlab-base", "built"),
+                                                                   ("pylab", "built")]
+    assert data["images"][1]["tags"] == ["t/pylab:latest", "t/pylab:trixie"]
+    assert "engine: fake (fake), from test" in captured.err
+    assert main(["build", "-C", str(lab), "--json", "pylab"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {i["action"] for i in data["images"]} == {"skipped"}
+
+
+def test_a_failing_build_exits_5_with_one_message(
+        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    (lab / "requirements.txt").write_text("broken\n")
+    assert main(["build", "-C", str(lab)]) == EXIT_BUILD
+    err = capsys.readouterr().err
+    assert "pylab: FAILED at [1/2] RUN uv-install; its last lines:" in err
+    assert "  | error: no such package: broken" in err
+    assert "pyrlab: error: building pylab failed at [1/2] RUN uv-install" in err
+    assert "Traceback" not in err

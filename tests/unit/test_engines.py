@@ -1,0 +1,350 @@
+"""The engine contract without an engine: argv building, engine choice, build output
+parsing, the base image's mirror, and pruning only pyrlab's cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrlab import proc
+from pyrlab.bootstrap import check_arguments, host_mirror, phases
+from pyrlab.engines import select
+from pyrlab.engines.base import BuildKitOutput, BuildRequest, normalize_id, step_title
+from pyrlab.engines.docker import DockerBuildx, DockerClassic
+from pyrlab.engines.podman import Podman, PodmanOutput
+from pyrlab.errors import ConfigError, EngineError
+
+REQUEST = BuildRequest(
+    context=Path("/lab/.pyrlab/contexts/pylab"),
+    labels={"org.pyrlab.parent-id": "abc", "org.pyrlab.input-hash": "123"},
+    build_args={"HTTP_PROXY": "http://proxy:3128"},
+    network_host=True,
+)
+IID = Path("/lab/.pyrlab/contexts/.pylab.iid")
+
+
+# --------------------------------------------------------------------------- argv
+
+
+def test_buildx_builds_by_id_with_labels_and_loads_into_docker() -> None:
+    argv = DockerBuildx("docker").build_argv(REQUEST, IID)
+    assert argv[:4] == ["docker", "buildx", "build", "--load"]
+    assert "--tag" not in argv  # tags move only after success
+    assert argv[argv.index("--iidfile") + 1] == str(IID)
+    assert ["--label", "org.pyrlab.input-hash=123"] == argv[argv.index("--label"):][:2]
+    assert "org.pyrlab.parent-id=abc" in argv
+    assert argv[argv.index("--build-arg") + 1] == "HTTP_PROXY=http://proxy:3128"
+    assert argv[argv.index("--network") + 1] == "host"
+    assert argv[-1] == str(REQUEST.context)
+    assert "--no-cache" not in argv and "--pull" not in argv
+
+
+def test_classic_docker_turns_buildkit_on_through_the_environment() -> None:
+    engine = DockerClassic("/usr/bin/docker")
+    argv = engine.build_argv(BuildRequest(context=Path("/c"), no_cache=True), IID)
+    assert argv[:2] == ["/usr/bin/docker", "build"] and "buildx" not in argv
+    assert engine.build_env() == {"DOCKER_BUILDKIT": "1"}
+    assert "--no-cache" in argv and "--progress=plain" in argv
+
+
+def test_podman_never_pulls_local_parents_and_keys_run_steps_by_their_files() -> None:
+    engine = Podman("podman")
+    argv = engine.build_argv(REQUEST, IID)
+    assert argv[:2] == ["podman", "build"] and "--pull=never" in argv
+    assert argv[argv.index("--format") + 1] == "docker"  # HEALTHCHECK needs the docker format
+    assert engine.render_options.run_input_keys
+    assert not engine.render_options.cache_sharing_locked
+
+
+def test_image_ids_compare_without_their_algorithm_prefix() -> None:
+    assert normalize_id("sha256:abc\n") == normalize_id("abc") == "abc"
+
+
+# --------------------------------------------------------------------------- build output
+
+BUILDX_FAILURE = """\
+#0 building with "default" instance using docker driver
+#5 [stage-0 1/3] FROM docker.io/lab/pyrlab-base:latest
+#5 DONE 0.0s
+#6 [stage-0 2/3] RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin     /run/pyrlab/bin/uv-install
+#6 0.190 Using Python 3.13.5 environment at: /opt/venv
+#6 0.300 error: No solution found when resolving dependencies
+#6 ERROR: process "/bin/bash -o pipefail -c /run/pyrlab/bin/uv-install" did not complete successfully: exit code: 1
+------
+ > [stage-0 2/3] RUN --mount=type=cache,id=pyrlab-uv /run/pyrlab/bin/uv-install:
+0.300 error: No solution found when resolving dependencies
+------
+ERROR: failed to solve: process "/bin/bash -o pipefail -c /run/pyrlab/bin/uv-install" did not complete successfully: exit code: 1
+"""
+
+CLASSIC_FAILURE = """\
+#1 [internal] load build definition from Dockerfile
+#1 sha256:14024deea242f7d3a9c05a00580372ca98f239f1ac94c407f341162c11bfa3a9
+#6 [2/3] RUN --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python     /run/pyrlab/bin/uv-install
+#6 0.282 error: No solution found when resolving dependencies
+#6 ERROR: executor failed running [/bin/bash -o pipefail -c /run/pyrlab/bin/uv-install]: exit code: 1
+executor failed running [/bin/bash -o pipefail -c /run/pyrlab/bin/uv-install]: exit code: 1
+"""
+
+
+@pytest.mark.parametrize("text", [BUILDX_FAILURE, CLASSIC_FAILURE], ids=["buildx", "classic"])
+def test_buildkit_failure_names_the_step_its_output_and_exit_code(text: str) -> None:
+    parser = BuildKitOutput()
+    steps = [title for line in text.splitlines() if (title := parser.feed(line))]
+    assert steps[-1].endswith("RUN uv-install")
+    failure = parser.failure()
+    assert failure.step.endswith("/3] RUN uv-install")
+    assert failure.tail[-1] == "error: No solution found when resolving dependencies"
+    assert failure.error == "exit code 1"
+
+
+def test_podman_failure_names_the_step_and_only_time_consuming_steps_are_shown() -> None:
+    parser = PodmanOutput()
+    lines = [
+        "STEP 1/13: FROM lab/pyrlab-base:latest",
+        "STEP 2/13: SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]",
+        "--> Using cache 7449ccf581b8",
+        ("STEP 4/13: RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin "
+        "/run/pyrlab/bin/uv-install # inputs 0123456789abcdef"),
+        "error: No solution found when resolving dependencies",
+        "Error: building at STEP \"RUN --mount=...\": while running runtime: exit status 1",
+    ]
+    shown = [title for line in lines if (title := parser.feed(line))]
+    assert shown == ["[1/13] FROM lab/pyrlab-base:latest", "[4/13] RUN uv-install"]
+    failure = parser.failure()
+    assert failure.step == "[4/13] RUN uv-install"
+    assert failure.tail == ["error: No solution found when resolving dependencies"]
+    assert failure.error.startswith("Error: building at STEP")
+
+
+def test_step_titles_are_short() -> None:
+    assert step_title("COPY pyrlab/ca/ /usr/local/share/ca-certificates/pyrlab/") == \
+        "COPY pyrlab/ca/ /usr/local/share/ca-certificates/pyrlab/"
+    assert len(step_title("RUN " + "x" * 200)) == 60
+
+
+# --------------------------------------------------------------------------- engine choice
+
+
+def _fake_docker(folder: Path, name: str, *, client: str, server: str | None,
+                 buildx: bool) -> str:
+    """A `docker` client stand-in answering the questions engine selection asks."""
+    path = folder / name
+    server_line = f'echo "{server}"' if server else 'echo "Cannot connect to the Docker daemon" >&2; exit 1'
+    path.write_text(f"""#!/bin/sh
+case "$*" in
+  "version --format {{{{.Client.Version}}}}") echo "{client}";;
+  "version --format {{{{.Server.Version}}}}") {server_line};;
+  "buildx version") {"echo github.com/docker/buildx v0.13.1" if buildx else "exit 1"};;
+  *) exit 2;;
+esac
+""")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def _use_dockers(monkeypatch: pytest.MonkeyPatch, *paths: str) -> None:
+    monkeypatch.setattr(select, "DOCKER_CANDIDATES", paths)
+
+
+def test_a_new_client_without_buildx_falls_back_to_an_old_client_with_builtin_buildkit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = _fake_docker(tmp_path, "docker28", client="28.2.2", server="20.10.24", buildx=False)
+    old = _fake_docker(tmp_path, "docker20", client="20.10.24+dfsg1", server="20.10.24",
+                       buildx=False)
+    _use_dockers(monkeypatch, new, old)
+    engine = select.find_docker()
+    assert isinstance(engine, DockerClassic) and engine.binary == old
+
+
+def test_buildx_is_preferred_where_it_exists(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    new = _fake_docker(tmp_path, "docker28", client="28.2.2", server="28.2.2", buildx=True)
+    _use_dockers(monkeypatch, new)
+    engine = select.find_docker()
+    assert isinstance(engine, DockerBuildx) and "buildx build --load" in engine.describe()
+
+
+def test_docker_23_without_buildx_is_a_clear_error_naming_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="28.2.2",
+                                           server="28.2.2", buildx=False))
+    with pytest.raises(EngineError) as caught:
+        select.find_docker()
+    assert "buildx" in caught.value.message and "buildx" in (caught.value.hint or "")
+
+
+def test_a_stopped_daemon_is_one_clear_error(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="20.10.24", server=None,
+                                           buildx=False))
+    with pytest.raises(EngineError) as caught:
+        select.find_docker()
+    assert "daemon is not reachable" in caught.value.message
+    assert "dockerd" in (caught.value.hint or "")
+
+
+def test_missing_docker_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_dockers(monkeypatch, "/nonexistent/docker")
+    with pytest.raises(EngineError, match="docker is not installed"):
+        select.find_docker()
+
+
+@pytest.fixture
+def fake_finders(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """find_docker / find_podman stand-ins; set an entry False to make that engine fail."""
+    works = {"docker": True, "podman": True}
+
+    def finder(name: str, engine: type) -> object:
+        def find() -> object:
+            if not works[name]:
+                raise EngineError(f"{name} is not installed")
+            return engine(name)
+        return find
+
+    monkeypatch.setattr(select, "find_docker", finder("docker", DockerBuildx))
+    monkeypatch.setattr(select, "find_podman", finder("podman", Podman))
+    return works
+
+
+def test_engine_choice_precedence_flag_env_config_auto(fake_finders: dict[str, bool]) -> None:
+    env = {"PYRLAB_ENGINE": "docker"}
+    assert select.select_engine("podman", "docker", env).source == "--engine"
+    chosen = select.select_engine(None, "podman", env)
+    assert (chosen.engine.name, chosen.source) == ("docker", "PYRLAB_ENGINE")
+    chosen = select.select_engine(None, "podman", {})
+    assert (chosen.engine.name, chosen.source) == ("podman", "pyrlab.toml")
+    chosen = select.select_engine("auto", "auto", {"PYRLAB_ENGINE": "auto"})
+    assert (chosen.engine.name, chosen.source) == ("docker", "auto-detection")
+    assert chosen.describe().startswith("engine: docker with buildx")
+
+
+def test_auto_detection_says_why_it_passed_over_docker(fake_finders: dict[str, bool]) -> None:
+    fake_finders["docker"] = False
+    chosen = select.select_engine(None, "auto", {})
+    assert chosen.engine.name == "podman"
+    assert chosen.source == "auto-detection (docker is not installed)"
+
+
+def test_no_engine_at_all_is_one_error_listing_both(fake_finders: dict[str, bool]) -> None:
+    fake_finders.update(docker=False, podman=False)
+    with pytest.raises(EngineError) as caught:
+        select.select_engine(None, "auto", {})
+    assert "docker is not installed" in caught.value.message
+    assert "podman is not installed" in caught.value.message
+
+
+def test_a_named_engine_that_is_missing_is_not_replaced_by_another(
+        fake_finders: dict[str, bool]) -> None:
+    fake_finders["podman"] = False
+    with pytest.raises(EngineError, match="podman is not installed"):
+        select.select_engine("podman", "auto", {})
+
+
+# --------------------------------------------------------------------------- proc
+
+
+def test_every_subprocess_argv_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="pyrlab.proc"):
+        assert proc.run(["true", "a b"]).ok
+        assert proc.stream(["echo", "x"], on_line=lambda line: None) == 0
+    assert "run: true 'a b'" in caplog.text and "stream: echo x" in caplog.text
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_host_mirror_from_deb822_skips_security(tmp_path: Path) -> None:
+    (tmp_path / "debian.sources").write_text("""\
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb deb-src
+# a comment
+URIs: http://mirror.example/debian/
+Suites: bookworm bookworm-updates
+Components: main
+""")
+    assert host_mirror([tmp_path]) == "http://mirror.example/debian"
+
+
+def test_host_mirror_from_one_line_sources(tmp_path: Path) -> None:
+    sources = tmp_path / "sources.list"
+    sources.write_text("# deb http://old.example/debian sid main\n"
+                       "deb http://security.debian.org/debian-security trixie-security main\n"
+                       "deb [arch=amd64 signed-by=/k.gpg] https://m.example/debian trixie main\n")
+    assert host_mirror([sources]) == "https://m.example/debian"
+    assert host_mirror([tmp_path / "missing"]) is None
+
+
+def test_bootstrap_arguments_are_validated_before_anything_runs() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_arguments("Trixie;rm", "ftp://x", "bad tag!")
+    assert [p.where for p in caught.value.problems] == ["--suite", "--mirror", "--tag"]
+    check_arguments("trixie", "http://deb.debian.org/debian", "pyrlab-debian:trixie")
+
+
+def test_bootstrap_progress_reports_each_debootstrap_phase_once() -> None:
+    seen: list[str] = []
+    feed = phases(seen.append)
+    for line in ["I: Retrieving InRelease", "I: Retrieving Packages", "junk",
+                 "I: Extracting libc6...", "I: Extracting bash...", "I: Base system installed"]:
+        feed(line)
+    assert seen == ["Retrieving InRelease", "Extracting libc6...", "Base system installed"]
+
+
+# --------------------------------------------------------------------------- cache pruning
+
+
+def test_podman_prunes_only_pyrlab_cache_mounts(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "buildah-cache"
+    for name in ("pyrlab-uv", "pyrlab-apt-lists", "someone-elses"):
+        (cache / name).mkdir(parents=True)
+        (cache / name / "file").write_text("x")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    removed = Podman("podman").prune_build_cache()
+    assert sorted(Path(p).name for p in removed) == ["pyrlab-apt-lists", "pyrlab-uv"]
+    assert [p.name for p in cache.iterdir()] == ["someone-elses"]
+
+
+def test_docker_prunes_only_records_made_by_pyrlab_steps(tmp_path: Path) -> None:
+    records = [
+        {"ID": "aaa", "CacheType": "exec.cachemount",
+         "Description": "cached mount /var/cache/apt from exec /bin/bash -o pipefail -c "
+                        "/run/pyrlab/bin/apt-install"},
+        {"ID": "bbb", "CacheType": "regular",
+         "Description": "mount / from exec /bin/sh -c make"},
+    ]
+    calls = tmp_path / "calls"
+    state = tmp_path / "records.json"
+    state.write_text(json.dumps(records))
+    fake = tmp_path / "docker"
+    # `system df` lists what is left; `builder prune --filter id=X` removes record X.
+    fake.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+case "$1" in
+  system) cat {state};;
+  builder) {sys.executable} -c 'import json, sys; p = sys.argv[1]; r = json.load(open(p)); \
+json.dump([x for x in r if "id=" + x["ID"] != sys.argv[2]], open(p, "w"))' {state} "$6";;
+esac
+""")
+    fake.chmod(0o755)
+    assert DockerBuildx(str(fake)).prune_build_cache() == ["aaa"]
+    pruned = [c for c in calls.read_text().splitlines() if c.startswith("builder prune")]
+    assert pruned == ["builder prune --force --all --filter id=aaa"]
+    assert [r["ID"] for r in json.loads(state.read_text())] == ["bbb"]
+
+
+def test_engine_binaries_that_vanish_are_engine_errors(tmp_path: Path) -> None:
+    engine = Podman(os.fspath(tmp_path / "no-podman"))
+    with pytest.raises(EngineError, match="is not installed"):
+        engine.tag("a", "b")
