@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from pyrlab.commands import check, init, render
+from pyrlab.commands import (
+    bootstrap,
+    build,
+    check,
+    clean,
+    down,
+    init,
+    logs,
+    ps,
+    render,
+    restart,
+    shell,
+    up,
+    url,
+)
 
-COMMANDS: list[ModuleType] = [init, check, render]
+COMMANDS: list[ModuleType] = [
+    init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
+]

@@ -1,5 +1,6 @@
 """Container HEALTHCHECK: healthy when JupyterLab's status API answers 200."""
 
+import http.client
 import os
 import sys
 import urllib.request
@@ -13,6 +14,6 @@ request = urllib.request.Request(
 try:
     with urllib.request.urlopen(request, timeout=4) as response:
         sys.exit(0 if response.status == 200 else 1)
-except Exception as exc:  # any failure means unhealthy; say why in `docker inspect`
-    print(f"unhealthy: {exc}")
+except (OSError, http.client.HTTPException, ValueError) as exc:
+    print(f"unhealthy: {exc}")  # shown by `docker inspect`
     sys.exit(1)

@@ -1,4 +1,7 @@
-"""Jupyter Server settings for pyrlab labs (installed as /etc/jupyter/)."""
+"""Jupyter Server settings for pyrlab labs (installed as /etc/jupyter/).
+
+The token comes from JUPYTER_TOKEN, which `pyrlab up` sets from a 0600 file on the host.
+"""
 
 import os
 
@@ -11,8 +14,13 @@ c.ServerApp.root_dir = os.environ.get("PYRLAB_NOTEBOOKS", "/home/notebook/work")
 # The port is published on 127.0.0.1 by default and the token is always required; the
 # Host header check would only refuse legitimate requests that arrive through Docker's NAT.
 c.ServerApp.allow_remote_access = True
-# A lab without a token is refused unless the host side explicitly allowed it
-# (JupyterHub's single-user servers authenticate through the hub instead).
+# A lab without a token is refused unless the host side explicitly allowed it (pyrlab
+# allows that only on a loopback address); JupyterHub's single-user servers authenticate
+# through the hub instead.
 hub = "JUPYTERHUB_API_TOKEN" in os.environ
-if not hub and not os.environ.get("JUPYTER_TOKEN") and os.environ.get("PYRLAB_ALLOW_NO_TOKEN") != "1":
-    raise SystemExit("pyrlab: JUPYTER_TOKEN is not set; refusing to start a lab without a token")
+if not hub and not os.environ.get("JUPYTER_TOKEN"):
+    if os.environ.get("PYRLAB_ALLOW_NO_TOKEN") != "1":
+        raise SystemExit("pyrlab: JUPYTER_TOKEN is not set; "
+                         "refusing to start a lab without a token")
+    # An empty JUPYTER_TOKEN would otherwise make Jupyter Server generate a random one.
+    c.IdentityProvider.token = ""

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Lab start script, run by tini as PID 1. Sources the env file, runs the image's rc script,
 # then execs JupyterLab in the notebooks folder, or the user's replacement script instead.
-# Everything else (user, ports, token, mounts) is decided on the host by `pyrlab up`.
+# Everything else (user, ports, token, mounts) is decided on the host by `pyrlab up`;
+# the files below are mounted read-only by it when the project has them.
 set -eo pipefail
 
 # Any UID may run the lab; without a passwd entry HOME would be "/".
@@ -11,7 +12,7 @@ fi
 
 envfile=/etc/pyrlab/env
 if [[ -f $envfile ]]; then
-  set -a
+  set -a  # every assignment in the env file is exported to JupyterLab and its kernels
   # shellcheck source=/dev/null
   . "$envfile"
   set +a
@@ -24,10 +25,12 @@ if [[ -f $rc && -x $rc ]]; then
   . "$rc"
 fi
 
+cd "${PYRLAB_NOTEBOOKS:-/home/notebook/work}"
+
 userlab=/etc/pyrlab/userlab.sh
 if [[ -f $userlab && -x $userlab ]]; then
   exec "$userlab" "$@"
 fi
 
-cd "${PYRLAB_NOTEBOOKS:-/home/notebook/work}"
+# Extensions come as prebuilt packages: no `jupyter lab build` here.
 exec jupyter lab "$@"

@@ -1,0 +1,48 @@
+"""`pyrlab restart IMAGE`: recreate the lab from the image as built now; same port, same token."""
+
+from __future__ import annotations
+
+import argparse
+
+from pyrlab.commands.up import UpResult
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import RunError
+from pyrlab.output import info
+from pyrlab.run.labs import find_labs
+from pyrlab.run.plan import lab_image
+from pyrlab.run.session import add_image, engine_from, project_from
+from pyrlab.run.start import DEFAULT_TIMEOUT, start_lab, stop_lab
+
+NAME = "restart"
+HELP = "stop an image's lab and start it again (current config and image, same token)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_image(parser)
+    parser.add_argument("--gpus", action="store_true",
+                        help="give the lab every GPU (always on for images with cuda = true)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"how long to wait for JupyterLab (default {DEFAULT_TIMEOUT:g})")
+    add_engine_argument(parser)
+
+
+def run(args: argparse.Namespace) -> UpResult:
+    project = project_from(args)
+    config = project.config
+    lab_image(config, args.image)  # a clear error for an unknown image, before the engine
+    engine = engine_from(args, config, announce=True)
+    labs = [lab for lab in find_labs(engine, config, args.image)
+            if args.port is None or lab.port == args.port]
+    if len(labs) > 1:
+        ports = ", ".join(str(lab.port) for lab in labs)
+        raise RunError(f"{len(labs)} labs of {args.image} exist (ports {ports})",
+                       hint="choose one with --port")
+    port = labs[0].port if labs else args.port
+    if labs:
+        stop_lab(engine, labs[0])
+    else:
+        info(f"note: no lab of {args.image} was running; starting one")
+    # Not built here: restart picks up a new build or config, `up` is what builds.
+    started = start_lab(project, engine, args.image, port=port, gpus=args.gpus, build=False,
+                        timeout=args.timeout, note=info)
+    return UpResult(started)

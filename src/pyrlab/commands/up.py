@@ -1,0 +1,56 @@
+"""`pyrlab up IMAGE`: build what is missing, start the lab, wait for it, print its URL."""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+from dataclasses import dataclass
+from typing import Any
+
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.output import info
+from pyrlab.run.plan import lab_image
+from pyrlab.run.session import add_image, engine_from, project_from
+from pyrlab.run.start import DEFAULT_TIMEOUT, Started, start_lab
+
+NAME = "up"
+HELP = "start an image's JupyterLab (building it first when needed) and print its URL"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_image(parser, port_help="publish JupyterLab on this port instead of the configured one")
+    parser.add_argument("--open", action="store_true", help="open the URL in a web browser")
+    parser.add_argument("--gpus", action="store_true",
+                        help="give the lab every GPU (always on for images with cuda = true)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="do not build: start the image as it is (an error when missing)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"how long to wait for JupyterLab (default {DEFAULT_TIMEOUT:g})")
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    started: Started
+
+    def to_data(self) -> Any:
+        s = self.started
+        return {"image": s.image, "container": s.name, "port": s.port, "url": s.url,
+                "token_file": s.token_file or None, "seconds": round(s.seconds, 2),
+                "already_running": s.already_running}
+
+    def to_text(self) -> str:
+        s = self.started
+        how = "was already running" if s.already_running else f"is up ({s.seconds:.1f} s)"
+        return f"{s.image} {how}: {s.url}"
+
+
+def run(args: argparse.Namespace) -> UpResult:
+    project = project_from(args)
+    lab_image(project.config, args.image)  # a clear error for an unknown image, first
+    engine = engine_from(args, project.config, announce=True)
+    started = start_lab(project, engine, args.image, port=args.port, gpus=args.gpus,
+                        build=not args.no_build, timeout=args.timeout, note=info)
+    if args.open and not webbrowser.open(started.url):
+        info("note: no web browser could be opened here; open the URL yourself")
+    return UpResult(started)

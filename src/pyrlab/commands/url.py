@@ -1,0 +1,43 @@
+"""`pyrlab url IMAGE`: the running lab's URL with its token."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.run.labs import one_lab
+from pyrlab.run.plan import lab_url
+from pyrlab.run.session import add_image, config_from, engine_from
+from pyrlab.run.state import read_token, token_path
+
+NAME = "url"
+HELP = "print the URL (with its token) of an image's running lab"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_image(parser)
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class UrlResult:
+    image: str
+    url: str
+
+    def to_data(self) -> Any:
+        return {"image": self.image, "url": self.url}
+
+    def to_text(self) -> str:
+        return self.url
+
+
+def run(args: argparse.Namespace) -> UrlResult:
+    config = config_from(args)
+    engine = engine_from(args, config)
+    lab = one_lab(engine, config, args.image, args.port)
+    assert lab.port is not None
+    # The token the lab runs with; the file is where it is kept between runs.
+    token = lab.token or read_token(token_path(config, lab.name)) or ""
+    return UrlResult(lab.image, lab_url(config.run.bind, lab.port, token))

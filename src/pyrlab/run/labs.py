@@ -1,0 +1,152 @@
+"""This project's lab containers, found by their labels and described from `inspect`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyrlab.build.planner import project_key
+from pyrlab.config.schema import Config
+from pyrlab.engines.base import Engine
+from pyrlab.errors import RunError
+from pyrlab.run.plan import LABEL_LAB, LABEL_PORT, LABEL_PROJECT, LABEL_PROJECT_DIR, LABEL_URL
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    image: str  # the image's name in the config
+    ref: str  # the image reference it was started from
+    image_id: str  # the image it runs (a rebuild moves the reference, not this)
+    project: str  # the project's key (see pyrlab.build.planner.project_key)
+    project_dir: str
+    port: int | None
+    url: str  # without the token
+    state: str  # running, exited, created, restarting…
+    exit_code: int | None
+    health: str | None  # starting, healthy, unhealthy; None without a health check
+    started: datetime | None
+    published: tuple[str, ...]  # "127.0.0.1:8888->8888"
+    token: str  # from the container's environment ("" when it has none)
+    privileged: bool = False  # started with run.sudo: capabilities kept, privileges gainable
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def uptime(self, now: datetime | None = None) -> float | None:
+        if not self.running or self.started is None:
+            return None
+        return max(0.0, ((now or datetime.now(UTC)) - self.started).total_seconds())
+
+    @property
+    def status(self) -> str:
+        """One word for `ps`: healthy / unhealthy / starting / running / exited (N)…"""
+        if self.running:
+            return self.health or "running"
+        if self.state == "exited" and self.exit_code is not None:
+            return f"exited ({self.exit_code})"
+        return self.state
+
+
+def parse_time(text: str) -> datetime | None:
+    """Docker's RFC 3339 times with nanoseconds ("2026-01-02T03:04:05.123456789Z")."""
+    if not text or text.startswith("0001-"):  # the zero time: never started
+        return None
+    main, dot, rest = text.partition(".")
+    if dot:  # Python takes at most 6 digits of fractional seconds
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        text = f"{main}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _published(host_config: Mapping[str, Any]) -> tuple[str, ...]:
+    out = []
+    bindings = host_config.get("PortBindings") or {}
+    for container_port, hosts in sorted(bindings.items(), key=lambda kv: int(kv[0].split("/")[0])):
+        for host in hosts or []:
+            ip = host.get("HostIp") or "0.0.0.0"
+            out.append(f"{ip}:{host.get('HostPort', '')}->{container_port.split('/')[0]}")
+    return tuple(out)
+
+
+def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
+    config = data.get("Config") or {}
+    labels = config.get("Labels") or {}
+    state = data.get("State") or {}
+    health = state.get("Health") or state.get("Healthcheck") or {}  # Podman 4 says the latter
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    port = labels.get(LABEL_PORT, "")
+    host = data.get("HostConfig") or {}
+    return Lab(
+        name=str(data.get("Name", "")).lstrip("/"),
+        image=labels.get(LABEL_LAB, ""),
+        ref=str(config.get("Image", "")),
+        image_id=str(data.get("Image", "")),
+        project=labels.get(LABEL_PROJECT, ""),
+        project_dir=labels.get(LABEL_PROJECT_DIR, ""),
+        port=int(port) if port.isdigit() else None,
+        url=labels.get(LABEL_URL, ""),
+        state=str(state.get("Status", "unknown")),
+        exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None,
+        health=health.get("Status") or None,
+        started=parse_time(str(state.get("StartedAt", ""))),
+        published=_published(host),
+        token=env.get("JUPYTER_TOKEN", ""),
+        privileged="ALL" not in (host.get("CapDrop") or [])
+        and "no-new-privileges" not in (host.get("SecurityOpt") or []),
+    )
+
+
+def find_labs(engine: Engine, config: Config, image: str | None = None) -> list[Lab]:
+    """This project's labs (running or not), optionally only those of one image."""
+    labs = []
+    key = project_key(config.root)
+    # Images carry the project label too: only containers with a lab label are labs.
+    for name in engine.list_containers(f"{LABEL_PROJECT}={key}"):
+        data = engine.inspect_container(name)
+        if data is None:  # removed in between
+            continue
+        lab = lab_from_inspect(data)
+        if lab.project == key and lab.image and (image is None or lab.image == image):
+            labs.append(lab)
+    return sorted(labs, key=lambda lab: (lab.image, lab.port or 0, lab.name))
+
+
+def one_lab(engine: Engine, config: Config, image: str, port: int | None = None,
+            *, running: bool = True) -> Lab:
+    """The lab of `image` (at `port` when given) that a command acts on."""
+    if image not in config.images:
+        raise RunError(f"unknown image '{image}' (known: {', '.join(config.images)})")
+    labs = [lab for lab in find_labs(engine, config, image)
+            if (port is None or lab.port == port) and (lab.running or not running)]
+    at = f" on port {port}" if port is not None else ""
+    if not labs:
+        raise RunError(f"no lab of {image}{at} is {'running' if running else 'there'}",
+                       hint=f"start one: pyrlab up {image}")
+    if len(labs) > 1:
+        ports = ", ".join(str(lab.port) for lab in labs)
+        raise RunError(f"{len(labs)} labs of {image} are running (ports {ports})",
+                       hint="choose one with --port")
+    return labs[0]
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"

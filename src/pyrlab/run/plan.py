@@ -1,0 +1,193 @@
+"""From the configuration to the engine's RunRequest: no engine, no side effects.
+
+Everything a lab is started with is decided here, on the host, so that the start script
+in the image stays short: user, mounts, ports, token, labels, security options.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrlab.build.planner import project_key
+from pyrlab.config.schema import Config, ImageConfig
+from pyrlab.engines.base import Mount, Port, RunRequest
+from pyrlab.errors import RunError
+
+HOME = "/home/notebook"  # the notebook user's home in every image
+WORK = "/home/notebook/work"  # the notebooks folder: JupyterLab's root and the working dir
+ETC = "/etc/pyrlab"  # where start.sh looks for the env file, the rc and userlab scripts
+
+LABEL_PROJECT = "org.pyrlab.project"  # the project's key, as on its images: `ps`/`down`…
+LABEL_PROJECT_DIR = "org.pyrlab.project-dir"  # … see only its labs; the folder, for messages
+LABEL_LAB = "org.pyrlab.lab"  # the image's name in the config (pylab, rlab, …)
+LABEL_PORT = "org.pyrlab.lab-port"
+LABEL_URL = "org.pyrlab.url"  # without the token
+
+ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
+HEALTH_INTERVAL = 10  # seconds between health checks of a running lab
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    image: str  # the image's name in the config
+    name: str  # the container's name
+    port: int  # JupyterLab's port, the same inside and outside
+    url: str  # without the token
+    request: RunRequest
+    folders: tuple[Path, ...]  # host folders to create (mounted read-write)
+    notes: tuple[str, ...]  # what the user should know (a script that will be ignored…)
+
+
+def container_name(image: str, port: int) -> str:
+    """Stable per image and port: a second `up` finds the first lab by name."""
+    return f"pyrlab-{image}-{port}"
+
+
+def is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def connect_host(bind: str) -> str:
+    """The address the host reaches a lab published on `bind` at (URL form)."""
+    if bind in ALL_INTERFACES or bind == "localhost":
+        return "127.0.0.1"
+    address = bind.strip("[]")
+    return f"[{address}]" if ":" in address else address
+
+
+def lab_url(bind: str, port: int, token: str = "") -> str:
+    url = f"http://{connect_host(bind)}:{port}/lab"
+    return f"{url}?token={token}" if token else url
+
+
+def lab_image(config: Config, image: str) -> ImageConfig:
+    """The image to run, which must exist and serve JupyterLab (have a `lab` port)."""
+    if image not in config.images:
+        raise RunError(f"unknown image '{image}' (known: {', '.join(config.images)})")
+    spec = config.images[image]
+    if spec.lab_port is None:
+        labs = [n for n, i in config.images.items() if i.lab_port is not None]
+        raise RunError(
+            f"image '{image}' has no lab port: it is a base for other images",
+            hint=f"start one of {', '.join(labs)}" if labs
+            else f"give the image a lab port: [images.{image}] ports = {{ lab = 8888 }}",
+        )
+    return spec
+
+
+def _host_path(config: Config, value: str) -> Path | None:
+    """A run path from the config; "" means "not used"."""
+    if not value.strip():
+        return None
+    path = config.path(value)
+    if "," in str(path):  # `--mount` is a comma-separated list of key=value
+        raise RunError(f"{path}: a path with a comma cannot be mounted",
+                       hint="rename the folder or point [run] at another one")
+    return path
+
+
+def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
+             gpus: bool = False, unpublished: Collection[str] = ()) -> LabPlan:
+    """How to start `image`'s lab. `token` is "" only when run.allow_no_token is set;
+    `unpublished` names extra ports (dtale…) to leave out because they are busy."""
+    spec = lab_image(config, image)
+    run = config.run
+    lab_port = port if port is not None else spec.lab_port
+    assert lab_port is not None
+    if not 1 <= lab_port <= 65535:
+        raise RunError(f"--port: expected a port number 1-65535, got {lab_port}")
+    if not token:
+        if not run.allow_no_token:
+            raise RunError("a lab always has a token")  # the caller creates one
+        if not is_loopback(run.bind):
+            raise RunError(
+                f"refusing to publish a lab without a token on {run.bind}: anyone who can "
+                "reach this machine could run code as you",
+                hint="keep run.allow_no_token = false, or publish on 127.0.0.1 (run.bind)",
+            )
+
+    ports = [Port(run.bind, lab_port, lab_port)]
+    env = {"HOME": HOME, "PYRLAB_LAB_PORT": str(lab_port)}
+    for port_name, number in spec.ports:
+        if port_name == "lab" or port_name in unpublished:
+            continue
+        if number == lab_port:
+            raise RunError(f"port {lab_port} is also the '{port_name}' port of {image}",
+                           hint="choose another --port")
+        ports.append(Port(run.bind, number, number))
+        # So that code in the lab knows where to serve (dtale.show(port=…), tensorboard).
+        env[f"PYRLAB_PORT_{port_name.upper().replace('-', '_')}"] = str(number)
+    if token:
+        env["JUPYTER_TOKEN"] = token
+    else:
+        env["PYRLAB_ALLOW_NO_TOKEN"] = "1"
+
+    mounts: list[Mount] = []
+    folders: list[Path] = []
+    notes: list[str] = []
+    home = _host_path(config, run.home)
+    notebooks = _host_path(config, run.notebooks)
+    if home is not None:
+        mounts.append(Mount(home, HOME))
+        folders.append(home)
+        if notebooks is not None:
+            # The engine would create the mount point inside the home folder as root.
+            folders.append(home / "work")
+    if notebooks is not None:
+        mounts.append(Mount(notebooks, WORK))
+        folders.append(notebooks)
+
+    scripts = [("envfile", run.envfile, "env", False)]
+    rc = run.rc_for(image)
+    if rc:
+        scripts.append((f"rc.{image}", rc, "rc.sh", True))
+    if run.userlab:
+        scripts.append(("userlab", run.userlab, "userlab.sh", True))
+    for key, value, target, executable in scripts:
+        path = _host_path(config, value)
+        if path is None:
+            continue
+        if not path.is_file():
+            if key.startswith("rc."):
+                notes.append(f"run.{key}: {path} does not exist; the lab starts without it")
+            continue
+        if executable and not os.access(path, os.X_OK):
+            notes.append(f"run.{key}: {path} is not executable, so the lab ignores it "
+                         f"(chmod +x {path.name})")
+        mounts.append(Mount(path, f"{ETC}/{target}", read_only=True))
+
+    url = lab_url(run.bind, lab_port)
+    name = container_name(image, lab_port)
+    request = RunRequest(
+        image=config.image_ref(image),
+        name=name,
+        user=f"{run.uid}:{run.gid}",
+        env=env,
+        ports=tuple(ports),
+        mounts=tuple(mounts),
+        labels={
+            LABEL_PROJECT: project_key(config.root),
+            LABEL_PROJECT_DIR: str(config.root),
+            LABEL_LAB: image,
+            LABEL_PORT: str(lab_port),
+            LABEL_URL: url,
+        },
+        gpus=gpus or config.base.cuda,
+        extra_args=run.docker_args + spec.run_args,
+        security_opts=() if run.sudo else ("no-new-privileges",),
+        cap_drop=() if run.sudo else ("ALL",),
+        hostname=image.replace("_", "-").replace(".", "-"),
+        # The image checks every 30 s: `ps` would say "starting" for 30 s after `up`.
+        health_interval=HEALTH_INTERVAL,
+    )
+    return LabPlan(image=image, name=name, port=lab_port, url=url, request=request,
+                   folders=tuple(folders), notes=tuple(notes))

@@ -1,0 +1,36 @@
+"""What every lab command starts with: the configuration and the engine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pyrlab.config.project import Project, load_project
+from pyrlab.config.schema import Config, load_config
+from pyrlab.engines.base import Engine
+from pyrlab.engines.select import select_engine
+from pyrlab.output import info
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The configuration only: `down`, `ps`, `logs`… work even while a list has a mistake."""
+    return load_config(Path(args.project), sets=tuple(args.sets))
+
+
+def project_from(args: argparse.Namespace) -> Project:
+    """Configuration and lists: `up` may build, which needs both."""
+    return load_project(Path(args.project), sets=tuple(args.sets))
+
+
+def engine_from(args: argparse.Namespace, config: Config, *, announce: bool = False) -> Engine:
+    selection = select_engine(getattr(args, "engine", None), config.engine)
+    if announce:
+        info(selection.describe())
+    return selection.engine
+
+
+def add_image(parser: argparse.ArgumentParser, *, optional: bool = False,
+              port_help: str = "the lab's port, when several labs of the image run") -> None:
+    parser.add_argument("image", metavar="IMAGE", nargs="?" if optional else None,
+                        help="the image whose lab to act on, e.g. pylab")
+    parser.add_argument("--port", type=int, metavar="N", default=None, help=port_help)

@@ -1,0 +1,223 @@
+"""Starting and stopping labs: what `up`, `restart` and `down` do, step by step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyrlab.build.executor import (
+    Executor,
+    Settings,
+    failure_error,
+    network_mode,
+    proxy_build_args,
+)
+from pyrlab.build.planner import Plan, make_plan, project_key
+from pyrlab.build.progress import Progress
+from pyrlab.config.project import Project
+from pyrlab.config.schema import Config
+from pyrlab.engines.base import Engine
+from pyrlab.errors import EngineError, RunError
+from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
+from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
+from pyrlab.run.ready import NotReady, Spinner, wait_ready
+from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
+
+Note = Callable[[str], None]
+LOG_LINES = 20  # how much of the lab's log a failure shows
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Started:
+    image: str
+    name: str
+    port: int
+    url: str  # with the token
+    token_file: str
+    seconds: float  # from `up` to JupyterLab answering
+    already_running: bool
+
+
+# --------------------------------------------------------------------------- the image
+
+
+def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
+                 note: Note) -> None:
+    """Make sure the image exists. With `build`, build it and its ancestors when missing or
+    out of date, as `pyrlab build IMAGE` does (compose's `up`); without, only say so."""
+    plan = make_plan(project, engine, [image])
+    planned = next(p for p in plan.images if p.target.name == image)
+    if not build:
+        if planned.current is None:
+            raise RunError(f"image {planned.target.ref} is not built",
+                           hint=f"build it with `pyrlab build {image}`, or run "
+                           f"`pyrlab up {image}` without --no-build")
+        if planned.decision.build:
+            note(f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
+                 f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+        return
+    if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
+        return
+    _build(project, engine, plan)
+
+
+def _build(project: Project, engine: Engine, plan: Plan) -> None:
+    """What `pyrlab build` does with a plan (its progress display, its errors)."""
+    proxy = project.config.proxy
+    network_host, why = network_mode(proxy, False)
+    progress = Progress()
+    try:
+        if network_host:
+            progress.note(f"builds use host networking: {why}")
+        settings = Settings(network_host=network_host, build_args=proxy_build_args(proxy))
+        _, outcomes = Executor(project, engine, settings, progress).run(plan)
+    finally:
+        progress.close()
+    error = failure_error(outcomes)
+    if error is not None:
+        raise error
+
+
+# --------------------------------------------------------------------------- starting
+
+
+def _stopped_reason(engine: Engine, name: str) -> str | None:
+    data = engine.inspect_container(name)
+    if data is None:
+        return "the container disappeared"
+    lab = lab_from_inspect(data)
+    if lab.running:
+        return None
+    if lab.exit_code is not None:
+        return f"the container exited with code {lab.exit_code}"
+    return f"the container is {lab.state}"
+
+
+def _log_tail(engine: Engine, name: str) -> str:
+    lines = [line for line in engine.logs(name, tail=LOG_LINES).splitlines() if line.strip()]
+    if not lines:
+        return f"{name} wrote nothing to its log"
+    return "\n".join([f"the last lines of {name}'s log:", *(f"  | {line}" for line in lines)])
+
+
+def _wait(engine: Engine, config: Config, lab_name: str, image: str, port: int, token: str,
+          timeout: float, note: Note) -> float:
+    status_url = f"http://{connect_host(config.run.bind)}:{port}/api/status"
+    try:
+        return wait_ready(status_url, token, timeout=timeout, label=image, spinner=Spinner(),
+                          stopped=lambda: _stopped_reason(engine, lab_name))
+    except NotReady as exc:
+        note(_log_tail(engine, lab_name))
+        raise RunError(f"{image} did not start: {exc.reason}",
+                       hint=f"`pyrlab logs {image}` shows the whole log; "
+                       f"`pyrlab down {image}` removes the lab") from None
+
+
+def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:
+    """Names of the extra ports (dtale…) that are busy; raises when the lab port is."""
+    busy_names = []
+    image = config.images[plan.image]
+    names = {number: name for name, number in image.ports if name != "lab"}
+    for port in plan.request.ports:
+        if not port_in_use(port.host_ip, port.host_port):
+            continue
+        if port.host_port != plan.port:
+            busy_names.append(names[port.host_port])
+            continue
+        holder = next((lab for lab in find_labs(engine, config)
+                       if any(p.split("->")[0].endswith(f":{port.host_port}")
+                              for p in lab.published)), None)
+        if holder is not None:
+            raise RunError(f"port {port.host_port} is in use by {holder.name}, a lab of "
+                           f"{holder.image} in this project",
+                           hint=f"stop it (`pyrlab down {holder.image}`) or choose another port "
+                           f"(`pyrlab up {plan.image} --port N`)")
+        raise RunError(f"port {port.host_port} on {port.host_ip} is already in use by another "
+                       "program", hint=f"choose another: `pyrlab up {plan.image} --port N`, or "
+                       f"set images.{plan.image}.ports.lab in pyrlab.toml")
+    return busy_names
+
+
+def start_lab(project: Project, engine: Engine, image: str, *, port: int | None = None,
+              gpus: bool = False, build: bool = True, timeout: float = DEFAULT_TIMEOUT,
+              note: Note) -> Started:
+    """`up`: start the lab (or find it running) and wait until JupyterLab answers."""
+    began = time.monotonic()
+    config = project.config
+    spec = lab_image(config, image)
+    lab_port = port if port is not None else spec.lab_port
+    assert lab_port is not None
+    name = container_name(image, lab_port)
+
+    existing = engine.inspect_container(name)
+    if existing is not None:
+        lab = lab_from_inspect(existing)
+        if lab.project != project_key(config.root):
+            where = lab.project_dir or "outside any pyrlab project"
+            raise RunError(f"port {lab_port} is in use by {name}, a lab of the project {where}",
+                           hint=f"stop it there (`pyrlab -C {where} down {image}`) or choose "
+                           f"another port (`pyrlab up {image} --port N`)")
+        if lab.running:
+            return _already_running(project, engine, lab, timeout, began, note)
+        engine.remove_container(name)  # stopped or crashed: start afresh, same token
+
+    # Everything that can be refused is checked before a build that may take minutes.
+    no_token = config.run.allow_no_token
+    draft = plan_lab(config, image, port=lab_port, token="" if no_token else "-", gpus=gpus)
+    busy = _check_ports(engine, config, draft)
+    ensure_image(project, engine, image, build=build, note=note)
+    token = "" if no_token else ensure_token(token_path(config, name), owner=invoking_user())
+    plan = plan_lab(config, image, port=lab_port, token=token, gpus=gpus, unpublished=busy)
+    for text in plan.notes:
+        note(f"note: {text}")
+    for busy_name in busy:
+        number = dict(spec.ports)[busy_name]
+        note(f"note: the {busy_name} port {number} is in use; this lab does not publish it "
+             f"(--set images.{image}.ports.{busy_name}=N picks another)")
+    for text in prepare_folders(plan.folders, config.run.uid, config.run.gid):
+        note(f"note: {text}")
+    try:
+        engine.run(plan.request)
+    except EngineError as exc:
+        text = exc.message
+        if "already allocated" in text or "address already in use" in text:
+            raise RunError(f"a port of {image} is already in use: {text}",
+                           hint=f"choose another: `pyrlab up {image} --port N`") from None
+        raise RunError(f"cannot start {image}: {text}") from None
+    _wait(engine, config, name, image, lab_port, token, timeout, note)
+    return Started(image=image, name=name, port=lab_port,
+                   url=lab_url(config.run.bind, lab_port, token),
+                   token_file="" if not token else str(token_path(config, name)),
+                   seconds=time.monotonic() - began, already_running=False)
+
+
+def _already_running(project: Project, engine: Engine, lab: Lab, timeout: float, began: float,
+                     note: Note) -> Started:
+    config = project.config
+    assert lab.port is not None
+    current = engine.inspect_image(config.image_ref(lab.image))
+    if current is not None and current.get("Id") not in (None, lab.image_id):
+        note(f"note: {lab.name} runs an older build of {lab.image}; "
+             f"`pyrlab restart {lab.image}` starts it from the new one")
+    _wait(engine, config, lab.name, lab.image, lab.port, lab.token, timeout, note)
+    return Started(image=lab.image, name=lab.name, port=lab.port,
+                   url=lab_url(config.run.bind, lab.port, lab.token),
+                   token_file=str(token_path(config, lab.name)) if lab.token else "",
+                   seconds=time.monotonic() - began, already_running=True)
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+def stop_lab(engine: Engine, lab: Lab) -> None:
+    """Stop (JupyterLab shuts its kernels down) and remove the container; the notebooks,
+    the home folder and the token file stay on the host."""
+    if lab.running:
+        engine.stop(lab.name)
+    engine.remove_container(lab.name)
+    if engine.inspect_container(lab.name) is not None:
+        raise RunError(f"could not remove {lab.name}",
+                       hint=f"try `{engine.binary} rm --force {lab.name}`")
+

@@ -1,0 +1,421 @@
+"""up / down / restart / ps / url / logs / shell through the command line, against an
+in-memory engine: what the user sees, and what would have been asked of the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labfiles import init_lab
+
+from pyrlab.build.planner import Plan
+from pyrlab.cli import main
+from pyrlab.engines.base import Engine, ImageInfo, RunRequest
+from pyrlab.engines.select import Selection
+from pyrlab.errors import EngineError
+from pyrlab.run import start as start_module
+from pyrlab.run.ready import NotReady
+
+BASE_ID = "b" * 64
+
+
+class FakeEngine(Engine):
+    """Containers and images as dicts shaped like `docker inspect` output."""
+
+    name = "docker"
+
+    def __init__(self) -> None:
+        super().__init__("docker")
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, str] = {}  # ref → id
+        self.calls: list[tuple[str, str]] = []
+        self.run_requests: list[RunRequest] = []
+        self.log_text = ""
+
+    # images
+    def build_argv(self, request: Any, iidfile: Path) -> list[str]:
+        raise AssertionError("no build in these tests")
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        if ref not in self.images:
+            return None
+        return {"Id": self.images[ref], "Config": {"Labels": {}}, "RepoTags": [ref]}
+
+    def image(self, ref: str) -> ImageInfo | None:
+        return ImageInfo(self.images[ref], {}, (ref,)) if ref in self.images else None
+
+    # containers
+    def run(self, request: RunRequest) -> str:
+        self.run_requests.append(request)
+        if request.name in self.containers:
+            raise EngineError(f"docker run failed: Conflict. The container name "
+                              f'"/{request.name}" is already in use')
+        self.containers[request.name] = {
+            "Name": "/" + request.name,
+            "Image": self.images.get(request.image, "sha256:" + "1" * 64),
+            "Config": {"Image": request.image, "Labels": dict(request.labels),
+                       "Env": [f"{k}={v}" for k, v in request.env.items()],
+                       "User": request.user},
+            "State": {"Status": "running", "ExitCode": 0,
+                      "StartedAt": "2026-01-01T00:00:00.123456789Z",
+                      "Health": {"Status": "healthy"}},
+            "HostConfig": {
+                "PortBindings": {f"{p.container_port}/tcp": [
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in request.ports},
+                "CapDrop": list(request.cap_drop) or None,
+                "SecurityOpt": list(request.security_opts) or None},
+        }
+        return "c" * 64
+
+    def inspect_container(self, name: str) -> dict[str, Any] | None:
+        return self.containers.get(name)
+
+    def list_containers(self, label: str, *, all: bool = True) -> list[str]:
+        key, _, value = label.partition("=")
+        return [n for n, c in self.containers.items()
+                if c["Config"]["Labels"].get(key) == value]
+
+    def stop(self, name: str, timeout: int = 10) -> None:
+        self.calls.append(("stop", name))
+        self.containers[name]["State"]["Status"] = "exited"
+
+    def remove_container(self, name: str) -> None:
+        self.calls.append(("rm", name))
+        self.containers.pop(name, None)
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        return self.log_text
+
+
+# Whatever else the contract asks of an engine (build, prune…) is not used by these tests.
+FakeEngine.__abstractmethods__ = frozenset()
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr("pyrlab.run.session.select_engine",
+                        lambda flag, value: Selection(fake, "a test"))
+    # The lab "answers" at once; how waiting works is tested separately below.
+    monkeypatch.setattr(start_module, "wait_ready", lambda *a, **k: 0.5)
+    return fake
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = init_lab(tmp_path / "lab")
+    monkeypatch.setenv("PYRLAB_RUN__NOTEBOOKS", str(tmp_path / "nb"))
+    monkeypatch.setenv("PYRLAB_RUN__HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(free_port(), 0, 0))
+    monkeypatch.chdir(root)
+    yield root
+
+
+def json_ports(lab: int, dtale: int, tensorboard: int) -> str:
+    extra = "".join(f", {n} = {p}" for n, p in (("dtale", dtale), ("tensorboard", tensorboard))
+                    if p)
+    return f"{{ lab = {lab}{extra} }}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lab_port() -> int:
+    return int(os.environ["PYRLAB_IMAGES__PYLAB__PORTS"].split("=")[1].split(",")[0].strip(" }"))
+
+
+@pytest.fixture
+def built(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every image present; what `up` asked the builder for is recorded."""
+    for name in ("pyrlab-base", "pylab", "rlab-base", "rlab"):
+        engine.images[f"{name}:latest"] = "sha256:" + name[0] * 64
+    engine.images["pyrlab-debian:trixie"] = BASE_ID
+    asked: list[list[str]] = []
+
+    def fake_build(project: Any, eng: Engine, plan: Plan) -> None:
+        asked.append([p.target.name for p in plan.images if p.decision.build])
+
+    monkeypatch.setattr(start_module, "_build", fake_build)
+    return asked
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# --------------------------------------------------------------------------- up
+
+
+def test_up_starts_and_prints_the_url_with_a_stored_token(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    port = lab_port()
+    code, out, err = run(capsys, "up", "pylab")
+    assert code == 0, err
+    token_file = lab / ".pyrlab" / "tokens" / f"pyrlab-pylab-{port}.token"
+    token = token_file.read_text().strip()
+    assert len(token) == 48
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    url = f"http://127.0.0.1:{port}/lab?token={token}"
+    assert re.fullmatch(rf"pylab is up \([0-9.]+ s\): {re.escape(url)}\n", out)
+    assert "engine: docker (docker), from a test" in err
+    request = engine.run_requests[0]
+    assert request.env["JUPYTER_TOKEN"] == token
+    # The mounted folders were made for the lab (owned by its UID when run as root).
+    assert (lab.parent / "nb").is_dir() and (lab.parent / "home" / "work").is_dir()
+    # Images present: nothing to build (the plan said every image is out of date, because
+    # the fake images carry no labels, so the builder was asked).
+    assert built == [["pyrlab-base", "pylab"]]
+
+
+def test_up_again_finds_the_running_lab(lab: Path, engine: FakeEngine, built: list[list[str]],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    first_url = run(capsys, "url", "pylab")[1]
+    code, out, err = run(capsys, "up", "pylab", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["already_running"] is True
+    assert data["url"] + "\n" == first_url
+    assert len(engine.run_requests) == 1
+
+
+def test_up_replaces_a_stopped_lab_and_keeps_its_token(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    name = engine.run_requests[0].name
+    engine.containers[name]["State"].update(Status="exited", ExitCode=137)
+    assert run(capsys, "up", "pylab")[0] == 0
+    assert ("rm", name) in engine.calls
+    assert [r.env["JUPYTER_TOKEN"] for r in engine.run_requests] == \
+        [engine.run_requests[0].env["JUPYTER_TOKEN"]] * 2
+
+
+def test_up_no_build_with_a_missing_image(lab: Path, engine: FakeEngine,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "up", "pylab", "--no-build")
+    assert (code, out) == (6, "")
+    assert err.splitlines()[-2:] == [
+        "pyrlab: error: image pylab:latest is not built",
+        ("pyrlab: hint: build it with `pyrlab build pylab`, or run `pyrlab up pylab` without "
+         "--no-build"),
+    ]
+    assert engine.run_requests == []
+
+
+def test_up_no_build_with_an_outdated_image_says_so(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "up", "pylab", "--no-build")
+    assert code == 0
+    assert "note: pylab:latest is out of date" in err
+    assert built == []
+
+
+def test_up_builds_only_what_the_image_needs(lab: Path, engine: FakeEngine,
+                                              built: list[list[str]],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "rlab")[0] == 0
+    assert built == [["pyrlab-base", "rlab-base", "rlab"]]
+
+
+def test_up_refuses_a_port_held_by_another_program(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, out, err = run(capsys, "up", "pylab", "--port", str(port))
+    assert (code, out) == (6, "")
+    assert f"pyrlab: error: port {port} on 127.0.0.1 is already in use by another program" in err
+    assert "--port N" in err
+    assert engine.run_requests == []
+    assert built == []  # refused before building anything
+
+
+def test_up_names_the_lab_that_holds_the_port(lab: Path, engine: FakeEngine,
+                                               built: list[list[str]],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert run(capsys, "up", "rlab", "--port", str(port))[0] == 0
+    with socket.socket() as holder:  # what the engine's port forwarder holds now
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        code, _, err = run(capsys, "up", "pylab", "--port", str(port))
+    assert code == 6
+    assert (f"pyrlab: error: port {port} is in use by pyrlab-rlab-{port}, a lab of rlab in "
+            "this project") in err
+    assert "`pyrlab down rlab`" in err
+
+
+def test_up_leaves_out_busy_extra_ports(lab: Path, engine: FakeEngine, built: list[list[str]],
+                                        capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        dtale = holder.getsockname()[1]
+        monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(free_port(), dtale, 0))
+        code, _, err = run(capsys, "up", "pylab")
+    assert code == 0, err
+    assert f"note: the dtale port {dtale} is in use; this lab does not publish it" in err
+    assert len(engine.run_requests[0].ports) == 1
+
+
+def test_a_lab_of_another_project_on_the_same_port(
+        lab: Path, engine: FakeEngine, built: list[list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    other = init_lab(tmp_path / "other")
+    code, _, err = run(capsys, "up", "pylab", "-C", str(other))
+    assert code == 6
+    assert f"a lab of the project {lab}" in err
+    assert f"pyrlab -C {lab} down pylab" in err
+    # Neither project sees the other's labs.
+    assert run(capsys, "ps", "-C", str(other))[1] == \
+        "no labs (start one with `pyrlab up pylab`)\n"
+
+
+def test_a_lab_that_exits_fails_with_its_log(lab: Path, engine: FakeEngine,
+                                              built: list[list[str]],
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: Any, **kwargs: Any) -> float:
+        raise NotReady("the container exited with code 1")
+
+    monkeypatch.setattr(start_module, "wait_ready", crash)
+    engine.log_text = "starting\nSystemExit: pyrlab: JUPYTER_TOKEN is not set\n"
+    code, out, err = run(capsys, "up", "pylab")
+    assert (code, out) == (6, "")
+    lines = err.splitlines()
+    assert f"the last lines of pyrlab-pylab-{lab_port()}'s log:" in lines
+    assert "  | SystemExit: pyrlab: JUPYTER_TOKEN is not set" in lines
+    assert "pyrlab: error: pylab did not start: the container exited with code 1" in lines
+    assert "`pyrlab logs pylab`" in lines[-1]
+
+
+def test_up_with_unknown_or_base_images(lab: Path, engine: FakeEngine,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "up", "nope")
+    assert code == 6 and "unknown image 'nope'" in err
+    assert "engine:" not in err  # the mistake is reported before looking for an engine
+    code, _, err = run(capsys, "up", "pyrlab-base")
+    assert code == 6 and "'pyrlab-base' has no lab port" in err
+
+
+def test_engine_errors_on_run_are_run_errors(lab: Path, engine: FakeEngine,
+                                             built: list[list[str]],
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(request: RunRequest) -> str:
+        raise EngineError("docker run failed: Bind for 127.0.0.1:8888 failed: port is "
+                          "already allocated")
+
+    monkeypatch.setattr(engine, "run", refuse)
+    code, _, err = run(capsys, "up", "pylab")
+    assert code == 6
+    assert "a port of pylab is already in use" in err
+
+
+# --------------------------------------------------------------------------- the others
+
+
+def test_down_stops_removes_and_keeps_the_token(lab: Path, engine: FakeEngine,
+                                                built: list[list[str]],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    name = engine.run_requests[0].name
+    assert run(capsys, "down", "pylab") == (0, f"stopped and removed {name}\n", "")
+    assert engine.calls == [("stop", name), ("rm", name)]
+    assert (lab / ".pyrlab" / "tokens" / f"{name}.token").is_file()
+    assert run(capsys, "down", "pylab") == (0, "no lab of pylab to stop\n", "")
+    assert run(capsys, "up", "pylab")[0] == 0
+    assert engine.run_requests[1].env["JUPYTER_TOKEN"] == engine.run_requests[0].env[
+        "JUPYTER_TOKEN"]
+
+
+def test_down_all_and_usage(lab: Path, engine: FakeEngine, built: list[list[str]],
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    assert run(capsys, "up", "rlab", "--port", str(free_port()))[0] == 0
+    code, out, _ = run(capsys, "down", "--all", "--json")
+    assert code == 0 and len(json.loads(out)["removed"]) == 2
+    assert engine.containers == {}
+    code, _, err = run(capsys, "down")
+    assert code == 2 and "name one image (pyrlab down pylab) or use --all" in err
+
+
+def test_ps(lab: Path, engine: FakeEngine, built: list[list[str]],
+            capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "ps") == (0, "no labs (start one with `pyrlab up pylab`)\n", "")
+    assert run(capsys, "up", "pylab")[0] == 0
+    port = lab_port()
+    out = run(capsys, "ps")[1]
+    header, row = out.splitlines()
+    assert header.split() == ["IMAGE", "STATUS", "UPTIME", "URL", "PORTS"]
+    assert row.split()[:2] == ["pylab", "healthy"]
+    assert f"http://127.0.0.1:{port}/lab " in row and f"127.0.0.1:{port}->{port}" in row
+    assert "token" not in out  # `url` prints the secret, `ps` does not
+    data = json.loads(run(capsys, "ps", "--json")[1])
+    assert data[0]["image"] == "pylab" and data[0]["health"] == "healthy"
+    assert data[0]["uptime_seconds"] > 0
+
+
+def test_url(lab: Path, engine: FakeEngine, built: list[list[str]],
+             capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "url", "pylab")
+    assert code == 6
+    assert err == ("pyrlab: error: no lab of pylab is running\n"
+                   "pyrlab: hint: start one: pyrlab up pylab\n")
+    assert run(capsys, "up", "pylab")[0] == 0
+    token = engine.run_requests[0].env["JUPYTER_TOKEN"]
+    assert run(capsys, "url", "pylab")[1] == f"http://127.0.0.1:{lab_port()}/lab?token={token}\n"
+
+
+def test_restart_keeps_port_and_token(lab: Path, engine: FakeEngine, built: list[list[str]],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert run(capsys, "up", "pylab", "--port", str(port))[0] == 0
+    code, _, err = run(capsys, "restart", "pylab")
+    assert code == 0, err
+    first, second = engine.run_requests
+    assert first.name == second.name == f"pyrlab-pylab-{port}"
+    assert first.env["JUPYTER_TOKEN"] == second.env["JUPYTER_TOKEN"]
+    assert ("stop", first.name) in engine.calls
+    assert built == [["pyrlab-base", "pylab"]]  # restart itself builds nothing
+
+
+def test_shell_and_logs_argv(lab: Path, engine: FakeEngine, built: list[list[str]],
+                             capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr("pyrlab.proc.interactive",
+                        lambda argv, env=None: ran.append(list(argv)) or 3)
+    assert run(capsys, "up", "pylab")[0] == 0
+    name = engine.run_requests[0].name
+    assert run(capsys, "shell", "pylab", "--", "id", "-u")[0] == 3  # the command's exit code
+    assert ran[-1] == ["docker", "exec", "--interactive", "--workdir", "/home/notebook/work",
+                       name, "id", "-u"]
+    assert run(capsys, "logs", "pylab", "-f", "-n", "5")[0] == 3
+    assert ran[-1] == ["docker", "logs", "--follow", "--tail", "5", name]
+    code, _, err = run(capsys, "shell", "--root", "pylab")
+    assert code == 6 and "run.sudo = true" in err
+    # A crashed lab still has a log to read.
+    engine.containers[name]["State"].update(Status="exited", ExitCode=1)
+    assert run(capsys, "logs", "pylab")[0] == 3
+    assert run(capsys, "shell", "pylab")[0] == 6
