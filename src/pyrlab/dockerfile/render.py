@@ -28,6 +28,7 @@ import jinja2
 from pyrlab import __version__
 from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
+from pyrlab.keys import CRAN_DEBIAN, load_key
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
@@ -42,6 +43,9 @@ class RenderOptions:
     """Engine-dependent rendering choices."""
 
     cache_sharing_locked: bool = True  # Podman's buildah hangs on a second locked mount
+    # Podman's buildah (1.28) keeps a RUN layer cached when only its bind-mounted files
+    # changed; naming a digest of those files in the RUN line makes the cache see them.
+    run_input_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,60 @@ def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[st
     return files
 
 
+# CRAN's Debian repository for r = "cran"; apt-install fills in the image's release.
+CRAN_DEBIAN_SOURCES = """\
+# CRAN's Debian repository (the newest R), for r = "cran" in pyrlab.toml.
+Types: deb
+URIs: https://cloud.r-project.org/bin/linux/debian
+Suites: @VERSION_CODENAME@-cran40/
+Signed-By: /etc/apt/keyrings/pyrlab-cran-debian.asc
+"""
+
+
+def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
+    """The apt repository R comes from, when it is not Debian's own."""
+    if project.config.images[name].r != "cran":
+        return {}
+    files = {"pyrlab-cran-debian.sources": CRAN_DEBIAN_SOURCES.encode()}
+    key = load_key(CRAN_DEBIAN, f"pyrlab.toml: images.{name}.r")
+    if key is None:
+        # Never fetched from a key server: apt-install stops the build with this message.
+        message = (f'images.{name}.r = "cran" needs the signing key of CRAN\'s Debian repository '
+                   f"({CRAN_DEBIAN.owner}, fingerprint {CRAN_DEBIAN.fingerprint}), which this "
+                   f"pyrlab installation lacks (pyrlab/keys/{CRAN_DEBIAN.file}); use "
+                   'r = "debian" or add the key, ASCII-armoured, to the package')
+        files["pyrlab-cran-debian.missing-key"] = _lines([message])
+    else:
+        files["pyrlab-cran-debian.asc"] = key
+    return files
+
+
+# The context folders each installer step bind-mounts (see `_mounts`).
+_STEP_FOLDERS = {
+    "apt": ("bin", "net", "apt"),
+    "base": ("bin", "net"),
+    "python": ("bin", "net", "python"),
+    "r": ("bin", "net", "r"),
+}
+
+
+def _run_keys(files: dict[str, tuple[bytes, int]], options: RenderOptions) -> dict[str, str]:
+    """Per installer step: "" or, with run_input_keys, " # inputs <digest of its files>"."""
+    keys = {}
+    for step, folders in _STEP_FOLDERS.items():
+        if not options.run_input_keys:
+            keys[step] = ""
+            continue
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            if path.split("/")[1:2] and path.split("/")[1] in folders:
+                content, mode = files[path]
+                digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
+                digest.update(content)
+        keys[step] = f" # inputs {digest.hexdigest()[:16]}"
+    return keys
+
+
 def render_context(project: Project, name: str, options: RenderOptions | None = None) -> BuildContext:
     options = options or RenderOptions()
     config = project.config
@@ -177,9 +235,14 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     if has_apt:
         add("pyrlab/apt/system.txt", _lines(system_debs))
         add("pyrlab/apt/debs.txt", _lines([e.text for e in lists.debs]))
+        for fname, content in _r_apt_sources(project, name).items():
+            add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
-    if lists.r_packages:
+    # The R step: in the image that installs R (site configuration, start-up check) and in
+    # every image that installs R packages.
+    has_r = bool(lists.r_packages) or image.r is not None
+    if has_r:
         for fname, content in _r_files(project, name, lists.r_packages).items():
             add(f"pyrlab/r/{fname}", content)
     net = _net_files(project)
@@ -204,8 +267,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "ca_files": bool(project.ca_files),
         "has_apt": has_apt,
         "has_requirements": bool(lists.requirements),
-        "has_r_packages": bool(lists.r_packages),
+        "has_r": has_r,
         "mounts": _mounts(options, net=bool(net)),
+        "keys": _run_keys(files, options),
         "lab_port": image.lab_port or "",
         "ports": [str(p) for p in ports],
         "port_label": ",".join(f"{n}={p}" for n, p in image.ports),

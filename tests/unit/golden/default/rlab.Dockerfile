@@ -13,7 +13,8 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
     /run/pyrlab/bin/uv-install
 
-# R packages: Debian binaries through apt, the rest from the CRAN-like repository.
+# R: the configured repository for every R session, then the R packages (Debian binaries
+# through apt, the rest from the CRAN-like repository), then IRkernel registered.
 RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
     --mount=type=cache,id=pyrlab-r,target=/var/cache/pyrlab/r \

@@ -15,6 +15,16 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     /run/pyrlab/bin/apt-install
 
+# R: the configured repository for every R session, then the R packages (Debian binaries
+# through apt, the rest from the CRAN-like repository), then IRkernel registered.
+RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
+    --mount=type=cache,id=pyrlab-r,target=/var/cache/pyrlab/r \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net,target=/run/pyrlab/net \
+    --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
+    /run/pyrlab/bin/r-install
+
 LABEL org.pyrlab.image="rlab-base" \
       org.pyrlab.parent="pyrlab-base" \
       org.pyrlab.version="<version>" \
