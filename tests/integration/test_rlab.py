@@ -1,0 +1,237 @@
+"""R labs end to end, through the real `pyrlab build` / `up` / `down`.
+
+One lab project (cases/rlab) is built once for the module on the session's bootstrapped
+trixie base: R from Debian, IRkernel and small packages as Debian binaries (r-cran-*), and
+packages from a CRAN-like repository that the test writes with `R CMD build` +
+`tools::write_PACKAGES` and serves on 127.0.0.1 (one pinned to an archived version). Then:
+every package is in the image at the wanted version, an R kernel runs code through the
+lab's server, adding one package installs only that one, and a bad entry fails the build,
+naming it, without moving `latest`.
+
+Everything that goes into the build contexts is the same in every session (fixed prefix,
+base name, repository port, reproducible package tarballs): BuildKit reuses the files of a
+context folder of the same name whose files have the same sizes and mtimes, so contexts
+that differ only in a random value of equal length would build from stale files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import rrepo
+from labclient import LabClient
+
+from pyrlab.build.planner import project_key
+
+pytestmark = pytest.mark.integration
+
+ENGINE = "docker"
+CASE = Path(__file__).parent / "cases" / "rlab"
+PREFIX = "pyrlab-test-rlab/"  # the case's
+BASE = f"{PREFIX}debian:trixie"  # the session's base under a name of this case's own
+RLAB = f"{PREFIX}rlab:latest"
+CRAN_PORT = 18949  # fixed: the URL is part of the build context
+LAB_PORT = 18951  # the case's
+# As root the lab runs as a UID/GID that is nobody's default; otherwise as the caller.
+UID, GID = (4242, 4343) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+# What r_packages.txt lists, as R names: every one must load in the kernel.
+R_PACKAGES = ["IRkernel", "jsonlite", "digest", "pyrlabdep", "pyrlabdemo"]
+REPO = {"pyrlabdemo": ["0.1.0", "0.2.0"], "pyrlabdep": ["1.0"], "pyrlabextra": ["0.3"]}
+IMPORTS = {"pyrlabdemo": ["pyrlabdep"]}
+
+EngineCli = Any  # the conftest's (not importable here: tests/unit has a conftest too)
+
+
+@dataclass
+class RLab:
+    root: Path
+    engine: EngineCli
+    repo_url: str
+    requests: list[str]  # paths asked of the repository (cleared by the tests)
+
+    def pyrlab(self, command: str, *args: str,
+               timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+        return subprocess.run([sys.executable, "-m", "pyrlab", command, "-C", str(self.root),
+                               *args], capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env)
+
+    def build(self) -> subprocess.CompletedProcess[str]:
+        return self.pyrlab("build", "rlab", "--engine", ENGINE)
+
+    def image_id(self) -> str | None:
+        return self.engine.image_id(RLAB)  # type: ignore[no-any-return]
+
+    def r(self, code: str) -> subprocess.CompletedProcess[str]:
+        """Rscript in a throwaway rlab container, as the lab's user, without a network."""
+        return self.engine("run", "--rm", "--user", f"{UID}:{GID}", "--env",
+                           "HOME=/home/notebook", "--network", "none", RLAB,
+                           "Rscript", "-e", code, check=False)  # type: ignore[no-any-return]
+
+    def last_log(self) -> str:
+        logs = sorted((self.root / ".pyrlab" / "logs").glob("rlab-[0-9]*.log"))  # not rlab-base
+        return logs[-1].read_text() if logs else ""
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    assert "@" not in text.replace("tests@example", ""), text
+    return text
+
+
+@pytest.fixture(scope="module")
+def rlab(get_engine: Callable[[str], EngineCli], bootstrapped_bases: Callable[[str], str],
+         host_ca_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RLab]:
+    engine = get_engine(ENGINE)  # fails in CI (skips elsewhere) without an engine
+    engine("tag", bootstrapped_bases(ENGINE), BASE)
+    work = tmp_path_factory.mktemp("rlab")
+    root = work / "lab"
+    shutil.copytree(CASE, root)
+    for folder in (work / "notebooks", work / "home"):
+        folder.mkdir()
+        os.chown(folder, UID, GID)
+    # pyrlabextra is new in every session: the test of adding it must really install it.
+    repo = rrepo.make_repo(work / "cran", REPO, imports=IMPORTS, fresh=["pyrlabextra"])
+    with rrepo.serve(repo, port=CRAN_PORT) as (url, requests):
+        config = root / "pyrlab.toml"
+        config.write_text(fill(config.read_text(), {
+            "BASE_IMAGE": BASE, "CA_FILES": json.dumps([str(p) for p in host_ca_files]),
+            "CRAN_URL": url, "WORK": str(work), "UID": str(UID), "GID": str(GID)}))
+        lab = RLab(root, engine, url, requests)
+        try:
+            started = time.monotonic()
+            done = lab.build()
+            assert done.returncode == 0, done.stdout + done.stderr
+            print(f"\nrlab and its ancestors built in {time.monotonic() - started:.0f} s")
+            yield lab
+        finally:
+            lab.pyrlab("down", "--all", timeout=300)
+            key = project_key(root)
+            for name in engine("ps", "--all", "--quiet", "--filter",
+                               f"label=org.pyrlab.project={key}").stdout.split():
+                engine("rm", "--force", name, check=False)
+            engine.remove_by_prefix(PREFIX)
+            engine.remove_by_label(f"org.pyrlab.project={key}")
+
+
+def test_every_listed_package_is_installed_at_the_wanted_version(rlab: RLab) -> None:
+    listed = ", ".join(f'"{p}"' for p in R_PACKAGES)
+    versions = rlab.r(f'for (p in c({listed})) cat(p, format(packageVersion(p)), "\\n")')
+    assert versions.returncode == 0, versions.stderr
+    found = dict(line.split() for line in versions.stdout.strip().splitlines())
+    assert set(found) == set(R_PACKAGES)
+    assert found["pyrlabdemo"] == "0.1.0"  # the pin: an archived version
+    assert found["pyrlabdep"] == "1.0"
+    # R starts silently (no locale warning), knows the configured repository; Debian's
+    # packages are Debian's, the repository's live in /usr/local.
+    where = rlab.r('cat(getOption("repos")[["CRAN"]], find.package("jsonlite"), '
+                   'find.package("pyrlabdemo"), sep = "\\n")')
+    assert where.returncode == 0
+    assert where.stderr == ""
+    assert where.stdout.split() == [rlab.repo_url, "/usr/lib/R/site-library/jsonlite",
+                                    "/usr/local/lib/R/site-library/pyrlabdemo"]
+
+
+def test_r_trusts_the_configured_ca_files(rlab: RLab, host_ca_files: list[Path]) -> None:
+    # R downloads through libcurl, which reads the bundle CURL_CA_BUNDLE names.
+    bundle = rlab.r('cat(readLines(Sys.getenv("CURL_CA_BUNDLE")), sep = "\n")')
+    assert bundle.returncode == 0, bundle.stderr
+    for ca in host_ca_files:
+        body = "".join(line for line in ca.read_text().splitlines() if "-----" not in line)
+        assert body[:200] in "".join(bundle.stdout.splitlines()), ca
+
+
+def test_the_image_keeps_no_r_download_or_build_cache(rlab: RLab) -> None:
+    done = rlab.engine("run", "--rm", RLAB, "find", "/var/cache/pyrlab/r", "-mindepth", "1")
+    assert done.stdout.strip() == ""
+
+
+def test_an_r_kernel_runs_code_through_the_lab(rlab: RLab) -> None:
+    up = rlab.pyrlab("up", "rlab", "--no-build", "--json", timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        url = urlsplit(json.loads(up.stdout)["url"])
+        assert url.port == LAB_PORT
+        client = LabClient(f"http://127.0.0.1:{url.port}", parse_qs(url.query)["token"][0])
+        client.wait_ready(timeout=120)
+        assert "ir" in client.kernelspecs()
+        with client.kernel("ir") as kernel:
+            loaded = kernel.execute(
+                "".join(f"library({p}); " for p in R_PACKAGES) + 'cat("loaded\\n")',
+                timeout=180)
+            assert loaded.ok, loaded.describe()
+            assert loaded.stdout == "loaded\n"
+            # IRkernel shows values as display_data (text/plain among others).
+            total = kernel.execute("sum(1:10)")
+            assert total.ok, total.describe()
+            assert total.display == ["[1] 55"]
+            hello = kernel.execute("pyrlabdemo::hello()")
+            assert hello.display == ['[1] "hello from pyrlabdemo 0.1.0"']
+            failing = kernel.execute('stop("on purpose")')
+            assert not failing.ok
+            assert "on purpose" in failing.describe()
+    finally:
+        down = rlab.pyrlab("down", "rlab", timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_adding_one_package_installs_only_that_one(rlab: RLab) -> None:
+    packages = rlab.root / "r_packages.txt"
+    previous = rlab.image_id()
+    packages.write_text(packages.read_text() + "cran:pyrlabextra\n")
+    rlab.requests.clear()
+    started = time.monotonic()
+    done = rlab.build()
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = rlab.last_log()
+    print(f"\nrlab rebuilt after adding one R package in {seconds:.1f} s:\n"
+          + "\n".join(line for line in log.splitlines() if "pyrlab: " in line))
+    # Only the new package was fetched and compiled: the others were kept from the
+    # previous image or unpacked from the build cache. (With PYRLAB_TEST_KEEP_BASE=1 an
+    # earlier session may have built this very layer: then the engine reuses it whole.)
+    if "pyrlab: R packages ready" in log:
+        assert [p for p in rlab.requests if p.endswith(".tar.gz")] == \
+            ["/src/contrib/pyrlabextra_0.3.tar.gz"], log
+        assert "installing *source* package ‘pyrlabextra’" in log
+        for other in ("pyrlabdemo", "pyrlabdep"):
+            assert f"installing *source* package ‘{other}’" not in log
+    else:
+        assert os.environ.get("PYRLAB_TEST_KEEP_BASE") == "1", log
+    now = rlab.r('cat(format(packageVersion("pyrlabextra")), '
+                 'format(packageVersion("pyrlabdemo")))')
+    assert now.stdout.split() == ["0.3", "0.1.0"], now.stderr
+    assert rlab.image_id() != previous
+
+
+@pytest.mark.parametrize(("entry", "named"), [
+    ("cran:doesnotexist", "there is no package called 'doesnotexist'"),
+    ("apt:doesnotexist", "r-cran-doesnotexist"),
+])
+def test_a_bad_entry_fails_the_build_naming_it_and_keeps_latest(
+        rlab: RLab, entry: str, named: str) -> None:
+    packages = rlab.root / "r_packages.txt"
+    before = packages.read_text()
+    latest = rlab.image_id()
+    assert latest
+    packages.write_text(before + entry + "\n")
+    try:
+        done = rlab.build()
+    finally:
+        packages.write_text(before)
+    assert done.returncode == 5, done.stdout + done.stderr  # a build failed
+    assert named in done.stderr, done.stderr
+    assert "no tag was changed" in done.stderr
+    assert rlab.image_id() == latest

@@ -1,0 +1,386 @@
+"""Running labs end to end: `pyrlab up` builds and starts a real pylab (cases/pylab-run),
+and everything is checked from the host, on 127.0.0.1, the way a user meets it: code runs
+in a kernel through the REST API and the kernel websocket, files belong to the host user,
+the token is required, the env file / rc script / replacement start script take effect,
+the container has no privileges, `ps` shows health, and `down` + `up` keep notebooks,
+settings and the token.
+
+The lab runs as UID 4242 / GID 4343 (nobody's default) on the case's own ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import CASES, EngineCli, Lab, engine_unavailable, project_key
+from labclient import LabClient
+
+pytestmark = pytest.mark.integration
+
+UID, GID = 4242, 4343
+CASE = "pylab-run"
+PREFIX = "pyrlab-test-pylab-run/"  # the case's
+PORTS = {"lab": 18931, "dtale": 18932, "tensorboard": 18933}  # the case's
+# The session's base under a name of this case's own, so that what the case renders is the
+# same in every session. (BuildKit, given a context folder of the same name as one it saw
+# before whose files have the same sizes and mtimes, reuses the old files: contexts that
+# differ only in a random base name of equal length would build from a stale Dockerfile.)
+BASE = f"{PREFIX}debian:trixie"
+SETTING = "/lab/api/settings/@jupyterlab/apputils-extension:themes"
+
+
+@dataclass
+class RunningLab:
+    lab: Lab
+    engine: EngineCli
+    work: Path  # holds notebooks/ and home/
+    ports: dict[str, int]
+    url: str
+    token: str
+    up_seconds: float  # the first `up`, which also built the images
+
+    @property
+    def port(self) -> int:
+        return self.ports["lab"]
+
+    @property
+    def container(self) -> str:
+        return f"pyrlab-pylab-{self.port}"
+
+    @property
+    def client(self) -> LabClient:
+        return LabClient(f"http://127.0.0.1:{self.port}", self.token)
+
+    def pyrlab(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.lab.pyrlab(*args, timeout=timeout)
+
+    def inspect(self, name: str | None = None) -> dict[str, object] | None:
+        done = self.engine("container", "inspect", name or self.container, check=False)
+        return json.loads(done.stdout)[0] if done.returncode == 0 else None
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def copy_case(case: str, root: Path, fills: dict[str, str]) -> Path:
+    """cases/<case> → root with its @PLACEHOLDERS@ filled (what make_lab does, for a lab
+    that a whole module shares)."""
+    shutil.copytree(CASES / case, root)
+    config = root / "pyrlab.toml"
+    text = config.read_text()
+    for key, value in fills.items():
+        text = text.replace(f"@{key}@", value)
+    assert "@" not in text.replace("@jupyterlab", ""), text
+    config.write_text(text)
+    return root
+
+
+def pylab_case(tmp: Path, engine: EngineCli, base: str, ca_files: list[Path]) -> Lab:
+    engine("tag", base, BASE)
+    root = copy_case(CASE, tmp / "lab", {
+        "BASE_IMAGE": BASE, "CA_FILES": json.dumps([str(p) for p in ca_files]),
+        "WORK": str(tmp), "UID": str(UID), "GID": str(GID)})
+    return Lab(root=root, prefix=PREFIX, engine_name="docker")
+
+
+def cleanup(lab: Lab, engine: EngineCli) -> subprocess.CompletedProcess[str]:
+    """`down --all`, then whatever is left: containers of the project, its images."""
+    down = lab.pyrlab("down", "--all", timeout=300)
+    for name in engine("ps", "--all", "--quiet", "--filter",
+                       f"label=org.pyrlab.project={project_key(lab.root)}").stdout.split():
+        engine("rm", "--force", name, check=False)
+    engine.remove_by_prefix(lab.prefix)
+    engine.remove_by_label(f"org.pyrlab.project={project_key(lab.root)}")
+    return down
+
+
+def url_parts(url: str) -> tuple[int, str]:
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1", url
+    assert parts.port is not None
+    return parts.port, parse_qs(parts.query)["token"][0]
+
+
+@pytest.fixture(scope="module")
+def pylab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    base = bootstrapped_bases("docker")  # fails in CI (skips elsewhere) without an engine
+    binary = shutil.which("docker")
+    assert binary is not None
+    engine = EngineCli("docker", binary)
+    tmp = tmp_path_factory.mktemp("pylab-run")
+    lab = pylab_case(tmp, engine, base, host_ca_files)
+    try:
+        started = time.monotonic()
+        up = lab.pyrlab("up", "pylab", "--json")
+        seconds = time.monotonic() - started
+        assert up.returncode == 0, up.stdout + up.stderr
+        data = json.loads(up.stdout)
+        port, token = url_parts(data["url"])
+        assert port == PORTS["lab"]
+        print(f"\npylab built and started by `pyrlab up` in {seconds:.1f} s")
+        yield RunningLab(lab, engine, tmp, dict(PORTS), data["url"], token, seconds)
+    finally:
+        down = cleanup(lab, engine)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+# --------------------------------------------------------------------------- up
+
+
+def test_up_prints_the_url_with_a_private_token(pylab: RunningLab) -> None:
+    assert len(pylab.token) == 48
+    token_file = pylab.lab.root / ".pyrlab" / "tokens" / f"{pylab.container}.token"
+    assert token_file.read_text().strip() == pylab.token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    url = pylab.pyrlab("url", "pylab")
+    assert url.returncode == 0, url.stderr
+    assert url.stdout == pylab.url + "\n"
+    assert url.stdout.startswith(f"http://127.0.0.1:{pylab.port}/lab?token=")
+
+
+def test_code_runs_in_a_kernel(pylab: RunningLab) -> None:
+    client = pylab.client
+    assert "python3" in client.kernelspecs()
+    with client.kernel("python3") as kernel:
+        printed = kernel.execute("print(6*7)")
+        assert printed.ok, printed.describe()
+        assert printed.stdout == "42\n"
+        value = kernel.execute("6*7")
+        assert value.result == "42"
+        failed = kernel.execute("1/0")
+        assert not failed.ok and failed.error is not None
+        assert failed.error["ename"] == "ZeroDivisionError"
+    assert client.json("GET", "/api/kernels") == []  # shut down on leaving the block
+
+
+def test_the_token_is_required(pylab: RunningLab) -> None:
+    client = pylab.client
+    assert client.request("GET", "/api/contents", token=False)[0] == 403
+    assert client.request("POST", "/api/kernels", {"name": "python3"}, token=False)[0] == 403
+    page, _ = client.request("GET", "/lab", token=False)
+    assert page in (302, 403)  # to the login page
+    wrong = LabClient(client.base_url, "0" * 48)
+    assert wrong.request("GET", "/api/contents")[0] == 403
+    assert client.request("GET", "/api/contents")[0] == 200
+    assert client.request("GET", f"/lab?token={pylab.token}", token=False)[0] == 200
+
+
+def test_files_from_the_lab_belong_to_the_host_user(pylab: RunningLab) -> None:
+    notebooks = pylab.work / "notebooks"
+    with pylab.client.kernel() as kernel:
+        who = kernel.execute("import os; print(os.getuid(), os.getgid(), os.getcwd(), "
+                             "os.environ['HOME'])")
+        assert who.stdout.split() == [str(UID), str(GID), "/home/notebook/work",
+                                      "/home/notebook"], who.describe()
+        wrote = kernel.execute("open('from-kernel.txt', 'w').write('hello')")
+        assert wrote.ok, wrote.describe()
+    made = notebooks / "from-kernel.txt"
+    assert made.read_text() == "hello"
+    assert (made.stat().st_uid, made.stat().st_gid) == (UID, GID)
+    # A notebook made from JupyterLab (its Contents API), as the "+" button does.
+    created = pylab.client.json("POST", "/api/contents", {"type": "notebook"}, expect=201)
+    notebook = notebooks / created["path"]
+    assert notebook.suffix == ".ipynb" and notebook.is_file()
+    assert (notebook.stat().st_uid, notebook.stat().st_gid) == (UID, GID)
+    # The folders pyrlab created for the lab are the lab user's too.
+    for folder in (notebooks, pylab.work / "home", pylab.work / "home" / "work"):
+        assert (folder.stat().st_uid, folder.stat().st_gid) == (UID, GID), folder
+
+
+def test_the_env_file_and_the_rc_script_reach_the_kernel(pylab: RunningLab) -> None:
+    with pylab.client.kernel() as kernel:
+        env = kernel.execute("import json, os; print(json.dumps({k: os.environ.get(k) for k in "
+                             "('ENV_MARKER', 'QUOTED', 'RC_MARKER', 'USERLAB_MARKER')}))")
+    assert env.ok, env.describe()
+    assert json.loads(env.stdout) == {
+        "ENV_MARKER": "from-the-env-file",
+        "QUOTED": "two words",
+        "RC_MARKER": f"rc ran as {UID}:{GID} after from-the-env-file",
+        "USERLAB_MARKER": None,  # no replacement start script in this lab
+    }
+
+
+def test_the_container_contract(pylab: RunningLab) -> None:
+    info = pylab.inspect()
+    assert info is not None
+    config, host = info["Config"], info["HostConfig"]
+    assert isinstance(config, dict) and isinstance(host, dict)
+    assert config["User"] == f"{UID}:{GID}"
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Privileged"] is False
+    bindings = {int(k.split("/")[0]): v for k, v in host["PortBindings"].items()}
+    # JupyterLab, D-Tale and TensorBoard, each on 127.0.0.1 only, same port outside and in.
+    assert bindings == {p: [{"HostIp": "127.0.0.1", "HostPort": str(p)}]
+                        for p in pylab.ports.values()}
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PYRLAB_PORT_DTALE"] == str(pylab.ports["dtale"])
+    assert env["PYRLAB_PORT_TENSORBOARD"] == str(pylab.ports["tensorboard"])
+    # PID 1 is tini, which runs the start script, which exec'd JupyterLab.
+    shell = pylab.pyrlab("shell", "pylab", "--", "sh", "-c",
+                         "tr '\\0' ' ' </proc/1/cmdline; echo; id -u; "
+                         "grep CapEff /proc/self/status; ls /proc | grep -c '^[0-9]'")
+    assert shell.returncode == 0, shell.stderr
+    cmdline, uid, caps, _ = shell.stdout.splitlines()
+    assert cmdline.split() == ["/usr/bin/tini", "--", "/opt/pyrlab/start.sh"]
+    assert uid == str(UID)
+    assert caps.split() == ["CapEff:", "0000000000000000"]
+    jupyter = pylab.pyrlab("shell", "pylab", "--", "sh", "-c",
+                           "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline; echo; done")
+    assert any("jupyter-lab" in line or "jupyter lab" in line
+               for line in jupyter.stdout.splitlines()), jupyter.stdout
+    assert "jupyter lab build" not in jupyter.stdout
+    # `shell` exits with the command's status; root is refused without run.sudo.
+    assert pylab.pyrlab("shell", "pylab", "--", "sh", "-c", "exit 7").returncode == 7
+    root = pylab.pyrlab("shell", "--root", "pylab")
+    assert root.returncode == 6 and "run.sudo = true" in root.stderr
+
+
+def test_ps_shows_the_lab_and_its_health(pylab: RunningLab) -> None:
+    deadline = time.monotonic() + 60  # `up` sets a 10 s health-check interval
+    while True:
+        done = pylab.pyrlab("ps", "--json")
+        assert done.returncode == 0, done.stderr
+        labs = json.loads(done.stdout)
+        assert [lab["container"] for lab in labs] == [pylab.container]
+        if labs[0]["health"] == "healthy" or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    lab = labs[0]
+    assert lab["health"] == "healthy", lab
+    assert lab["image"] == "pylab" and lab["state"] == "running"
+    assert lab["url"] == f"http://127.0.0.1:{pylab.port}/lab"  # no token in `ps`
+    assert sorted(lab["ports"]) == sorted(f"127.0.0.1:{p}->{p}" for p in pylab.ports.values())
+    assert lab["uptime_seconds"] >= 0
+    text = pylab.pyrlab("ps").stdout.splitlines()
+    assert text[0].split() == ["IMAGE", "STATUS", "UPTIME", "URL", "PORTS"]
+    assert text[1].split()[:2] == ["pylab", "healthy"]
+    assert pylab.token not in "\n".join(text)
+
+
+def test_up_again_finds_the_running_lab(pylab: RunningLab) -> None:
+    started = time.monotonic()
+    again = pylab.pyrlab("up", "pylab")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"pylab was already running: {pylab.url}\n"
+    assert time.monotonic() - started < 30
+    # The seed's verb: `make pylab` is `pyrlab up pylab`.
+    if shutil.which("make") is None:
+        engine_unavailable("make is not installed")
+    makefile = resources.files("pyrlab.init").joinpath("Makefile").read_text()
+    (pylab.lab.root / "Makefile").write_text(makefile)
+    make = subprocess.run(["make", "-s", "-C", str(pylab.lab.root), "pylab",
+                           f"PYRLAB={sys.executable} -m pyrlab"], capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={k: v for k, v in os.environ.items()
+                               if not k.startswith("PYRLAB_")})
+    assert make.returncode == 0, make.stderr
+    assert make.stdout == f"pylab was already running: {pylab.url}\n"
+
+
+def test_clear_errors(pylab: RunningLab) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        taken = pylab.pyrlab("up", "pylab", "--no-build", "--port", str(busy))
+    assert taken.returncode == 6
+    assert (f"pyrlab: error: port {busy} on 127.0.0.1 is already in use by another program"
+            in taken.stderr)
+    assert "--port N" in taken.stderr
+    missing = pylab.pyrlab("up", "pylab", "--no-build", "--port", str(free_ports(1)[0]),
+                           "--set", "prefix=pyrlab-test-nothing-here/")
+    assert missing.returncode == 6
+    assert "pyrlab: error: image pyrlab-test-nothing-here/pylab:latest is not built" in \
+        missing.stderr
+    assert "pyrlab build pylab" in missing.stderr
+    unknown = pylab.pyrlab("url", "rlab")
+    assert unknown.returncode == 6 and "unknown image 'rlab'" in unknown.stderr
+    for failed in (taken, missing, unknown):
+        assert "Traceback" not in failed.stderr
+        assert failed.stdout == ""
+
+
+def test_the_replacement_start_script_is_honoured(pylab: RunningLab) -> None:
+    port = free_ports(1)[0]
+    up = pylab.pyrlab("up", "pylab", "--no-build", "--port", str(port), "--json",
+                      "--set", "run.userlab=replacement.sh")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        _, token = url_parts(json.loads(up.stdout)["url"])
+        with LabClient(f"http://127.0.0.1:{port}", token).kernel() as kernel:
+            env = kernel.execute("import os; print(os.environ.get('USERLAB_MARKER')); "
+                                 "print(os.environ.get('RC_MARKER'))")
+        assert env.stdout.splitlines() == [
+            "replaced in /home/notebook/work",
+            f"rc ran as {UID}:{GID} after from-the-env-file"], env.describe()
+    finally:
+        down = pylab.pyrlab("down", "pylab", "--port", str(port))
+    assert down.stdout == f"stopped and removed pyrlab-pylab-{port}\n"
+    assert pylab.inspect(f"pyrlab-pylab-{port}") is None
+    assert pylab.inspect() is not None  # the other lab of pylab is left alone
+
+
+def test_restart_keeps_the_url(pylab: RunningLab) -> None:
+    before = pylab.inspect()
+    assert before is not None
+    restart = pylab.pyrlab("restart", "pylab")
+    assert restart.returncode == 0, restart.stderr
+    assert restart.stdout.startswith("pylab is up (")
+    assert restart.stdout.endswith(f": {pylab.url}\n")
+    after = pylab.inspect()
+    assert after is not None and after["Id"] != before["Id"]  # a new container
+    assert pylab.client.request("GET", "/api/status")[0] == 200
+
+
+def test_down_keeps_notebooks_settings_and_token(pylab: RunningLab) -> None:
+    client = pylab.client
+    notebook = {"type": "notebook", "format": "json", "content": {
+        "cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+    client.json("PUT", "/api/contents/kept.ipynb", notebook, expect=201)
+    status, _ = client.request("PUT", SETTING, {"raw": '{"theme": "JupyterLab Dark"}'})
+    assert status == 204
+    settings_file = (pylab.work / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
+                     / "apputils-extension" / "themes.jupyterlab-settings")
+    assert settings_file.is_file() and settings_file.stat().st_uid == UID
+
+    down = pylab.pyrlab("down", "pylab")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == f"stopped and removed {pylab.container}\n"
+    assert pylab.inspect() is None
+    assert (pylab.work / "notebooks" / "kept.ipynb").is_file()
+    assert pylab.pyrlab("ps").stdout == "no labs (start one with `pyrlab up pylab`)\n"
+
+    started = time.monotonic()
+    up = pylab.pyrlab("up", "pylab", "--no-build")  # timed without a build
+    seconds = time.monotonic() - started
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.endswith(f": {pylab.url}\n")  # the same token
+    print(f"\n`pyrlab up pylab` of a built image: ready in {seconds:.1f} s")
+    assert seconds < 30
+    theme = client.json("GET", SETTING)
+    assert json.loads(theme["raw"]) == {"theme": "JupyterLab Dark"}
+    names = [item["name"] for item in client.json("GET", "/api/contents")["content"]]
+    assert "kept.ipynb" in names
