@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common: argparse.ArgumentParser = _Parser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-C", "--project", metavar="DIR", default=".",
                         help="the lab project folder (default: the current folder)")
     common.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
@@ -40,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # PYRLAB_LOG_LEVEL=DEBUG shows every engine command pyrlab runs (see proc.py).
+    level = os.environ.get("PYRLAB_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
+                        format="pyrlab: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)

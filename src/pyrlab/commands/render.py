@@ -10,6 +10,7 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
+from pyrlab.engines.podman import Podman
 
 NAME = "render"
 HELP = "write the build context (Dockerfile + files) of each image to a folder"
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> RenderResult:
     # Validates the names; render only those asked for, parents first.
     names = [n for n in project.order(args.images or None) if not args.images or n in args.images]
     out = Path(args.output) if args.output else project.root / ".pyrlab" / "contexts"
-    options = RenderOptions(cache_sharing_locked=not args.podman)
+    # The same options the Podman engine builds with, so the files match what it builds.
+    options = Podman.PODMAN_RENDER if args.podman else RenderOptions()
     written = []
     for name in names:
         context = render_context(project, name, options)

@@ -57,13 +57,15 @@ class PodmanOutput(BuildOutput):
 
 
 class Podman(Engine):
+    # buildah 1.28: no second locked cache mount; RUN lines carry their inputs' digest.
+    PODMAN_RENDER = RenderOptions(cache_sharing_locked=False, run_input_keys=True)
     name = "podman"
 
     @property
     def render_options(self) -> RenderOptions:
         # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked, and its
         # layer cache ignores what RUN steps bind-mount (see RenderOptions).
-        return RenderOptions(cache_sharing_locked=False, run_input_keys=True)
+        return self.PODMAN_RENDER
 
     def describe(self) -> str:
         return f"podman ({self.binary} build)"
