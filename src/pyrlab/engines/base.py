@@ -183,6 +183,22 @@ class BuildKitOutput(BuildOutput):
         return BuildFailure(step, self.last_lines, error)
 
 
+def request_args(request: BuildRequest) -> list[str]:
+    """The build options Docker and Podman spell the same way (tags, labels, args, network)."""
+    argv: list[str] = []
+    for tag in request.tags:
+        argv += ["--tag", tag]
+    for key, value in sorted(request.labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    for key, value in sorted(request.build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.network_host:
+        argv += ["--network", "host"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    return argv
+
+
 class Engine(ABC):
     """One container engine, reached through its command line client."""
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from pyrlab import proc
-from pyrlab.engines.base import BuildRequest, Engine
+from pyrlab.engines.base import BuildRequest, Engine, request_args
 
 # BuildKit describes a cache record by the step that made it ("cached mount /var/cache/apt
 # from exec /bin/bash -o pipefail -c /run/pyrlab/bin/apt-install"): pyrlab's all name this.
@@ -19,17 +19,7 @@ PYRLAB_STEP_MARK = "/run/pyrlab/bin/"
 
 
 def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
-    argv = ["--progress=plain", "--iidfile", str(iidfile)]
-    for tag in request.tags:
-        argv += ["--tag", tag]
-    for key, value in sorted(request.labels.items()):
-        argv += ["--label", f"{key}={value}"]
-    for key, value in sorted(request.build_args.items()):
-        argv += ["--build-arg", f"{key}={value}"]
-    if request.network_host:
-        argv += ["--network", "host"]
-    if request.no_cache:
-        argv.append("--no-cache")
+    argv = ["--progress=plain", "--iidfile", str(iidfile), *request_args(request)]
     if request.pull:
         argv.append("--pull")
     return argv + [str(request.context)]

@@ -15,6 +15,7 @@ from pyrlab.engines.base import (
     BuildRequest,
     Engine,
     reported,
+    request_args,
     step_title,
 )
 
@@ -74,17 +75,8 @@ class Podman(Engine):
         return PodmanOutput()
 
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
-        argv = [self.binary, "build", "--format", "docker", "--iidfile", str(iidfile)]
-        for tag in request.tags:
-            argv += ["--tag", tag]
-        for key, value in sorted(request.labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        for key, value in sorted(request.build_args.items()):
-            argv += ["--build-arg", f"{key}={value}"]
-        if request.network_host:
-            argv += ["--network", "host"]
-        if request.no_cache:
-            argv.append("--no-cache")
+        argv = [self.binary, "build", "--format", "docker", "--iidfile", str(iidfile),
+                *request_args(request)]
         argv.append("--pull=always" if request.pull else "--pull=never")
         return argv + [str(request.context)]
 
