@@ -296,3 +296,16 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
     return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
                       "no tag was changed",
                       hint=f"full log: {first.log}" if first.log else None)
+
+
+def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
+               network_host: bool, no_cache: bool = False,
+               jobs: int = 2) -> tuple[BaseOutcome, list[Outcome]]:
+    """Carry out a plan as `pyrlab build` does (also used by `up`); BuildError on failure."""
+    settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
+                        build_args=proxy_build_args(project.config.proxy))
+    base, outcomes = Executor(project, engine, settings, progress).run(plan)
+    error = failure_error(outcomes)
+    if error is not None:
+        raise error
+    return base, outcomes

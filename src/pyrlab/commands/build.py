@@ -6,15 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.build.executor import (
-    BaseOutcome,
-    Executor,
-    Outcome,
-    Settings,
-    failure_error,
-    network_mode,
-    proxy_build_args,
-)
+from pyrlab.build.executor import BaseOutcome, Outcome, build_plan, network_mode
 from pyrlab.build.planner import Plan, make_plan
 from pyrlab.build.progress import Progress
 from pyrlab.commands._common import project_from
@@ -116,12 +108,8 @@ def run(args: argparse.Namespace) -> BuildResult:
                          pull=args.pull)
         if args.dry_run:
             return BuildResult(selection, network_host, plan, None, ())
-        settings = Settings(no_cache=args.no_cache, network_host=network_host,
-                            jobs=max(1, args.jobs), build_args=proxy_build_args(config.proxy))
-        base, outcomes = Executor(project, engine, settings, progress).run(plan)
+        base, outcomes = build_plan(project, engine, plan, progress, network_host=network_host,
+                                    no_cache=args.no_cache, jobs=args.jobs)
     finally:
         progress.close()
-    error = failure_error(outcomes)
-    if error is not None:
-        raise error
     return BuildResult(selection, network_host, plan, base, tuple(outcomes))

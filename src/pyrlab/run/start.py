@@ -6,13 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyrlab.build.executor import (
-    Executor,
-    Settings,
-    failure_error,
-    network_mode,
-    proxy_build_args,
-)
+from pyrlab.build.executor import build_plan, network_mode
 from pyrlab.build.planner import Plan, make_plan, project_key
 from pyrlab.build.progress import Progress
 from pyrlab.config.project import Project
@@ -65,19 +59,14 @@ def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
     """What `pyrlab build` does with a plan (its progress display, its errors)."""
-    proxy = project.config.proxy
-    network_host, why = network_mode(proxy, False)
+    network_host, why = network_mode(project.config.proxy, False)
     progress = Progress()
     try:
         if network_host:
             progress.note(f"builds use host networking: {why}")
-        settings = Settings(network_host=network_host, build_args=proxy_build_args(proxy))
-        _, outcomes = Executor(project, engine, settings, progress).run(plan)
+        build_plan(project, engine, plan, progress, network_host=network_host)
     finally:
         progress.close()
-    error = failure_error(outcomes)
-    if error is not None:
-        raise error
 
 
 # --------------------------------------------------------------------------- starting
