@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EngineCli, engine_unavailable
+from labtools import EngineCli, engine_unavailable
 from test_run import PORTS, UID, RunningLab, cleanup, free_ports, pylab_case, url_parts
 
 pytestmark = pytest.mark.integration

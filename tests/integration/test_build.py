@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pyrlab.build.planner import project_key
+from pyrlab.imagebuild.planner import project_key
 
 pytestmark = pytest.mark.integration
 

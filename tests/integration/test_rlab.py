@@ -32,7 +32,7 @@ import pytest
 import rrepo
 from labclient import LabClient
 
-from pyrlab.build.planner import project_key
+from pyrlab.imagebuild.planner import project_key
 
 pytestmark = pytest.mark.integration
 

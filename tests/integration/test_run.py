@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CASES, EngineCli, Lab, engine_unavailable, project_key
 from labclient import LabClient
+from labtools import CASES, EngineCli, Lab, engine_unavailable, project_key
 
 pytestmark = pytest.mark.integration
 

@@ -15,25 +15,6 @@ from typing import Any
 import pytest
 from labfiles import make_project
 
-from pyrlab.build import executor as executor_module
-from pyrlab.build.executor import (
-    Executor,
-    Settings,
-    failure_error,
-    network_mode,
-    proxy_build_args,
-)
-from pyrlab.build.logs import KEEP_PER_IMAGE, new_log_path
-from pyrlab.build.planner import (
-    LABEL_INPUT_HASH,
-    LABEL_PARENT_ID,
-    LABEL_PROJECT,
-    decide,
-    make_plan,
-    targets,
-)
-from pyrlab.build.progress import Progress
-from pyrlab.build.tagging import promote
 from pyrlab.cli import main
 from pyrlab.commands import build as build_command
 from pyrlab.config.project import Project, load_project
@@ -42,6 +23,25 @@ from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines.base import BuildKitOutput, BuildOutput, BuildRequest, Engine, ImageInfo
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_BUILD, BuildError
+from pyrlab.imagebuild import executor as executor_module
+from pyrlab.imagebuild.executor import (
+    Executor,
+    Settings,
+    failure_error,
+    network_mode,
+    proxy_build_args,
+)
+from pyrlab.imagebuild.logs import KEEP_PER_IMAGE, new_log_path
+from pyrlab.imagebuild.planner import (
+    LABEL_INPUT_HASH,
+    LABEL_PARENT_ID,
+    LABEL_PROJECT,
+    decide,
+    make_plan,
+    targets,
+)
+from pyrlab.imagebuild.progress import Progress
+from pyrlab.imagebuild.tagging import promote
 
 TOML = """\
 prefix = "t/"

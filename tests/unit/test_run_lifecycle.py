@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from labfiles import init_lab
 
-from pyrlab.build.planner import Plan
 from pyrlab.cli import main
 from pyrlab.engines.base import Engine, ImageInfo, RunRequest
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EngineError
+from pyrlab.imagebuild.planner import Plan
 from pyrlab.run import start as start_module
 from pyrlab.run.ready import NotReady
 

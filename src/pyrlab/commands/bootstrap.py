@@ -17,11 +17,11 @@ from pyrlab.bootstrap import (
     host_mirror,
     phases,
 )
-from pyrlab.build.logs import logs_dir, new_log_path, state_logs_dir
-from pyrlab.build.progress import Progress
 from pyrlab.config.schema import CONFIG_NAME, Config, load_config
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+from pyrlab.imagebuild.logs import logs_dir, new_log_path, state_logs_dir
+from pyrlab.imagebuild.progress import Progress
 
 NAME = "bootstrap"
 HELP = "make a Debian base image from a Debian mirror with debootstrap (no registry needed)"

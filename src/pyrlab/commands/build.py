@@ -6,12 +6,12 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.build.executor import BaseOutcome, Outcome, build_plan, network_mode
-from pyrlab.build.planner import Plan, make_plan
-from pyrlab.build.progress import Progress
 from pyrlab.commands._common import project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+from pyrlab.imagebuild.executor import BaseOutcome, Outcome, build_plan, network_mode
+from pyrlab.imagebuild.planner import Plan, make_plan
+from pyrlab.imagebuild.progress import Progress
 
 NAME = "build"
 HELP = "build the images (and their ancestors) whose inputs changed, in dependency order"

@@ -12,10 +12,10 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.build.planner import LABEL_PROJECT, project_key
 from pyrlab.commands._common import project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+from pyrlab.imagebuild.planner import LABEL_PROJECT, project_key
 from pyrlab.output import info
 
 NAME = "clean"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyrlab.build.planner import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
+from pyrlab.imagebuild.planner import project_key
 from pyrlab.run.plan import LABEL_LAB, LABEL_PORT, LABEL_PROJECT, LABEL_PROJECT_DIR, LABEL_URL
 
 
@@ -20,7 +20,7 @@ class Lab:
     image: str  # the image's name in the config
     ref: str  # the image reference it was started from
     image_id: str  # the image it runs (a rebuild moves the reference, not this)
-    project: str  # the project's key (see pyrlab.build.planner.project_key)
+    project: str  # the project's key (see pyrlab.imagebuild.planner.project_key)
     project_dir: str
     port: int | None
     url: str  # without the token

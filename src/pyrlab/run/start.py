@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyrlab.build.executor import build_plan, network_mode
-from pyrlab.build.planner import Plan, make_plan, project_key
-from pyrlab.build.progress import Progress
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, RunError
+from pyrlab.imagebuild.executor import build_plan, network_mode
+from pyrlab.imagebuild.planner import Plan, make_plan, project_key
+from pyrlab.imagebuild.progress import Progress
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready

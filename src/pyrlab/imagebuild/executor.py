@@ -20,8 +20,13 @@ from urllib.parse import urlsplit
 
 from pyrlab import __version__
 from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
-from pyrlab.build.logs import BuildLog, logs_dir, new_log_path
-from pyrlab.build.planner import (
+from pyrlab.config.project import Project
+from pyrlab.config.schema import ProxyConfig
+from pyrlab.dockerfile.context import write_context
+from pyrlab.engines.base import BuildRequest, Engine, short_id
+from pyrlab.errors import BuildError, EngineError, PyrlabError
+from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
+from pyrlab.imagebuild.planner import (
     LABEL_INPUT_HASH,
     LABEL_INPUTS,
     LABEL_PARENT_ID,
@@ -34,13 +39,8 @@ from pyrlab.build.planner import (
     encode_parts,
     project_key,
 )
-from pyrlab.build.progress import Progress
-from pyrlab.build.tagging import promote
-from pyrlab.config.project import Project
-from pyrlab.config.schema import ProxyConfig
-from pyrlab.dockerfile.context import write_context
-from pyrlab.engines.base import BuildRequest, Engine, short_id
-from pyrlab.errors import BuildError, EngineError, PyrlabError
+from pyrlab.imagebuild.progress import Progress
+from pyrlab.imagebuild.tagging import promote
 
 Action = Literal["built", "skipped", "failed", "not built"]
 

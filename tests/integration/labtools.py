@@ -1,0 +1,212 @@
+"""Helpers the integration tests share (imported by conftest.py and by test modules):
+the engine's own CLI, `pyrlab` as a subprocess, lab projects copied from cases/, free
+ports, and cleanup by image prefix and project label.
+
+Conventions every integration test follows:
+
+- Image names start with `pyrlab-test-`: the session's base is
+  `pyrlab-test-<session>/debian:trixie`, and each lab gets its own prefix
+  (`pyrlab-test-<random>/`), so nothing a user built is touched, two test sessions on one
+  machine do not share images, and cleanup can go by name.
+- Ports are free ones the kernel hands out, never fixed numbers.
+- Without a usable engine a test is skipped, except in CI (`CI=true`), where it fails.
+- pyrlab runs as a subprocess through `run_pyrlab`, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CASES = Path(__file__).parent / "cases"
+# PYRLAB_TEST_KEEP_BASE=1: keep the base after the session, under a fixed name, and reuse it.
+KEEP_BASE = os.environ.get("PYRLAB_TEST_KEEP_BASE") == "1"
+BASE_REF = ("pyrlab-test-debian:trixie" if KEEP_BASE
+            else f"pyrlab-test-{secrets.token_hex(3)}/debian:trixie")
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+# PYRLAB_* from the developer's shell would be read as config overrides.
+_CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def engine_unavailable(message: str) -> None:
+    """Skip the test, or fail it in CI, where a missing engine is a broken machine."""
+    if _in_ci():
+        pytest.fail(f"{message} (CI=true: integration tests must run here)")
+    pytest.skip(message)
+
+
+def run_pyrlab(*args: str, timeout: float = 1800,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`pyrlab ARGS…` in a subprocess with a clean environment (no PYRLAB_* leaking in)."""
+    return subprocess.run([sys.executable, "-m", "pyrlab", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False,
+                          env={**_CLEAN_ENV, **(env or {})})
+
+
+@dataclass
+class EngineCli:
+    """The engine's own CLI, for checking what pyrlab did (never used by pyrlab itself)."""
+
+    name: str  # "docker" or "podman"
+    binary: str
+
+    def __call__(self, *args: str, check: bool = True,
+                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([self.binary, *args], capture_output=True, text=True,
+                              check=False, input=input, timeout=600)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{self.binary} {' '.join(args)}: {done.stderr.strip()}")
+        return done
+
+    def image(self, ref: str) -> dict[str, object] | None:
+        """`image inspect` of ref, or None when there is no such image."""
+        done = self("image", "inspect", ref, check=False)
+        return json.loads(done.stdout)[0] if done.returncode == 0 else None
+
+    def image_id(self, ref: str) -> str | None:
+        info = self.image(ref)
+        return str(info["Id"]).removeprefix("sha256:") if info else None
+
+    def labels(self, ref: str) -> dict[str, str]:
+        info = self.image(ref)
+        assert info is not None, f"no image {ref}"
+        config = info.get("Config") or {}
+        assert isinstance(config, dict)
+        return dict(config.get("Labels") or {})
+
+    def refs(self, prefix: str) -> list[str]:
+        """Every NAME:TAG whose repository starts with prefix (Podman's localhost/ too)."""
+        done = self("images", "--format", "{{.Repository}}:{{.Tag}}")
+        return sorted(ref.removeprefix("localhost/") for ref in done.stdout.split()
+                      if ref.removeprefix("localhost/").startswith(prefix))
+
+    def remove_by_prefix(self, prefix: str) -> None:
+        """Remove every image named under prefix (a few rounds: an image whose child is
+        removed in the same round may only go in the next)."""
+        for _ in range(5):
+            refs = self.refs(prefix)
+            if not refs:
+                return
+            self("rmi", "--force", *refs, check=False)
+
+    def remove_by_label(self, label: str) -> None:
+        """Remove untagged images a test's builds left (by their org.pyrlab.project)."""
+        for _ in range(5):
+            done = self("images", "--all", "--quiet", "--no-trunc", "--filter",
+                        f"label={label}", check=False)
+            ids = sorted(set(done.stdout.split()))
+            if not ids:
+                return
+            self("rmi", "--force", *ids, check=False)
+
+
+def _engine_binary(name: str) -> str | None:
+    if name == "podman":
+        return shutil.which("podman")
+    # The client pyrlab itself would pick; any docker client talks to the same daemon.
+    return shutil.which("docker") or shutil.which("docker", path="/usr/bin")
+
+
+def checked_engine(name: str) -> EngineCli:
+    binary = _engine_binary(name)
+    if binary is None:
+        engine_unavailable(f"{name} is not installed")
+    assert binary is not None
+    done = subprocess.run([binary, "info"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if done.returncode != 0:
+        engine_unavailable(f"{name} does not work here: {done.stderr.strip()[-300:]}")
+    return EngineCli(name, binary)
+
+
+@dataclass
+class Lab:
+    """A lab project copied from cases/<name> with its own image prefix."""
+
+    root: Path
+    prefix: str
+    engine_name: str
+    sets: list[str] = field(default_factory=list)
+
+    def pyrlab(self, command: str, *args: str,
+               timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        """`pyrlab COMMAND -C ROOT --engine E ARGS…` (commands without an engine: no flag)."""
+        argv = [command, "-C", str(self.root)]
+        for value in self.sets:
+            argv += ["--set", value]
+        if command in ("build", "clean", "bootstrap"):
+            argv += ["--engine", self.engine_name]
+        return run_pyrlab(*argv, *args, timeout=timeout)
+
+    def ref(self, image: str, tag: str = "latest") -> str:
+        return f"{self.prefix}{image}:{tag}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_prefix() -> str:
+    """A fresh `pyrlab-test-<random>/` image prefix."""
+    return f"pyrlab-test-{secrets.token_hex(4)}/"
+
+
+def copy_case(case: str, root: Path, *, prefix: str, engine_name: str,
+              host_ca_files: list[Path], base: Callable[[str], str] | None = None,
+              **values: str) -> Lab:
+    """Copy cases/<case> to root and fill the placeholders of its pyrlab.toml: @PREFIX@,
+    @BASE_IMAGE@ (base(engine_name): the bootstrapped base, made when first used),
+    @CA_FILES@ (a TOML array of the host CA files) and any @NAME@ given as NAME=value.
+    Given values are filled first, so they may hold placeholders themselves (e.g.
+    BASE_IMAGE="@PREFIX@debian:trixie")."""
+    shutil.copytree(CASES / case, root)
+    config = root / "pyrlab.toml"
+    text = config.read_text()
+    fills = dict(values)
+    fills.setdefault("CA_FILES", json.dumps([str(p) for p in host_ca_files]))
+    if "@BASE_IMAGE@" in text and "BASE_IMAGE" not in values:
+        assert base is not None, "this case needs the bootstrapped base"
+        fills["BASE_IMAGE"] = base(engine_name)
+    fills.setdefault("PREFIX", prefix)
+    for key, value in fills.items():
+        text = text.replace(f"@{key}@", value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    assert not left, f"unfilled placeholders in {config}: {left}"
+    config.write_text(text)
+    return Lab(root=root, prefix=prefix, engine_name=engine_name)
+
+
+def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
+    """Remove every image under prefix and the untagged ones the labs' builds left."""
+    binary = _engine_binary(engine_name)
+    if binary is None:
+        return
+    engine = EngineCli(engine_name, binary)
+    engine.remove_by_prefix(prefix)
+    for lab in labs:
+        engine.remove_by_label(f"org.pyrlab.project={project_key(lab.root)}")
+
+
+def project_key(root: Path) -> str:
+    """The org.pyrlab.project label value of images built from root."""
+    from pyrlab.imagebuild.planner import project_key as key
+
+    return key(root)
