@@ -31,6 +31,7 @@ from pyrlab.imagebuild.executor import (
     network_mode,
     proxy_build_args,
 )
+from pyrlab.imagebuild.hints import mask_credentials, timeout_hint
 from pyrlab.imagebuild.logs import KEEP_PER_IMAGE, new_log_path
 from pyrlab.imagebuild.planner import (
     LABEL_INPUT_HASH,
@@ -467,3 +468,39 @@ def test_a_failing_build_exits_5_with_one_message(
     assert "  | error: no such package: broken" in err
     assert "pyrlab: error: building pylab failed at [1/2] RUN uv-install" in err
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- a slow index, explained
+def _proxy(**values: object) -> ProxyConfig:
+    fields: dict[str, object] = {
+        "apt": None, "apt_https": False, "pip_index": None, "pip_extra_index": (),
+        "cran": None, "http_proxy": None, "https_proxy": None, "no_proxy": None}
+    fields.update(values)
+    return ProxyConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_a_pip_read_timeout_names_the_masked_index_and_the_setting() -> None:
+    tail = [("WARNING: Retrying (Retry(total=0)) after connection broken by 'ReadTimeoutError(\"HTTP"
+            "ConnectionPool(host='127.0.0.1', port=44011): Read timed out. (read timeout=15)\")'"
+            ": /root/pypi/+simple/uv/"),
+            "ERROR: Could not find a version that satisfies the requirement uv==0.13.9"]
+    hint = timeout_hint(tail, _proxy(pip_index="http://bob:s3cret@127.0.0.1:44011/root/pypi/+simple/",
+                                     timeout=40))
+    assert hint is not None
+    assert "http://***@127.0.0.1:44011/root/pypi/+simple/" in hint
+    assert "s3cret" not in hint and "bob" not in hint
+    assert "within 40 s" in hint and "proxy.timeout" in hint and "PYRLAB_PROXY__TIMEOUT" in hint
+
+
+def test_a_uv_timeout_names_the_url_it_waited_for() -> None:
+    tail = ["error: Failed to fetch: `https://alice:pw@pypi.example/simple/numpy/`",
+            "  Caused by: operation timed out"]
+    hint = timeout_hint(tail, _proxy())
+    assert hint is not None and "alice" not in hint and "pw@" not in hint
+    assert hint.startswith("https://***@pypi.example/simple/ did not answer within 120 s")
+
+
+def test_other_failures_get_no_timeout_hint() -> None:
+    assert timeout_hint(["ERROR: No matching distribution found for nosuchpkg"], _proxy()) is None
+    assert mask_credentials("http://127.0.0.1:3141/root/pypi/+simple/") == \
+        "http://127.0.0.1:3141/root/pypi/+simple/"

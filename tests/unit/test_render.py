@@ -221,19 +221,71 @@ def net(context: BuildContext) -> dict[str, str]:
             if p.startswith(prefix)}
 
 
+PATIENCE = {"timeout": "120\n", "retries": "3\n"}
+PIP_PATIENCE = "[global]\ntimeout = 120\nretries = 3\n"
+
+
 def test_proxy_files(full: Project) -> None:
+    apt = {
+        "apt-proxy.conf": 'Acquire::http::Proxy "http://apt-cache.internal:3142";\n',
+        "https-via-proxy": "rewrite https:// sources as http://HTTPS/// for the proxy\n",
+        **PATIENCE,
+    }
     for name, context in render_all(full).items():
         assert net(context) == {
-            "apt-proxy.conf": 'Acquire::http::Proxy "http://apt-cache.internal:3142";\n',
-            "https-via-proxy": "rewrite https:// sources as http://HTTPS/// for the proxy\n",
-            "uv.toml": '[pip]\nindex-url = "http://devpi.internal:3141/root/pypi/+simple/"\n',
-            "pip.conf": "[global]\nindex-url = http://devpi.internal:3141/root/pypi/+simple/\n"
-                        "trusted-host = devpi.internal\n",
+            **{f"apt/{k}": v for k, v in apt.items()},
+            **{f"r/{k}": v for k, v in apt.items()},
+            **{f"python/{k}": v for k, v in PATIENCE.items()},
+            "python/uv.toml": '[pip]\nindex-url = "http://devpi.internal:3141/root/pypi/+simple/"\n',
+            "python/pip.conf": PIP_PATIENCE
+            + "index-url = http://devpi.internal:3141/root/pypi/+simple/\n"
+              "trusted-host = devpi.internal\n",
         }, name
         # The URLs reach the build only through those files.
         assert "apt-cache.internal" not in context.dockerfile
         assert "devpi.internal" not in context.dockerfile
-        assert "source=pyrlab/net,target=/run/pyrlab/net" in context.dockerfile
+
+
+def test_each_installer_mounts_only_its_own_network_settings(full: Project) -> None:
+    steps = {}
+    for context in render_all(full).values():
+        for line in context.dockerfile.replace("\\\n", "").splitlines():
+            if "/run/pyrlab/bin/" in line:
+                steps[line.split("/run/pyrlab/bin/")[1].split()[0]] = line
+    assert set(steps) == {"apt-install", "setup-base", "uv-install", "r-install"}
+    assert "source=pyrlab/net/apt,target=/run/pyrlab/net" in steps["apt-install"]
+    assert "source=pyrlab/net/python,target=/run/pyrlab/net" in steps["uv-install"]
+    assert "source=pyrlab/net/r,target=/run/pyrlab/net" in steps["r-install"]
+    assert "net/python" not in steps["apt-install"]
+
+
+def test_a_new_pip_index_keeps_the_apt_step_cached(tmp_path: Path) -> None:
+    files = dict(FULL_FILES)
+    first = render_context(load_project(make_project(tmp_path / "a", files), environ={}),
+                           "pyrlab-base", RenderOptions(run_input_keys=True))
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace(
+        "http://devpi.internal:3141/", "http://devpi.internal:3999/")
+    second = render_context(load_project(make_project(tmp_path / "b", files), environ={}),
+                            "pyrlab-base", RenderOptions(run_input_keys=True))
+
+    def step_line(context: BuildContext, script: str) -> str:
+        lines = context.dockerfile.splitlines()
+        return next(line for line in lines if f"/run/pyrlab/bin/{script}" in line)
+
+    assert step_line(first, "apt-install") == step_line(second, "apt-install")
+    assert step_line(first, "setup-base") != step_line(second, "setup-base")
+
+
+def test_the_index_timeout_and_retries_are_configurable(tmp_path: Path) -> None:
+    files = dict(FULL_FILES)
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace(
+        "[proxy]", "[proxy]\ntimeout = 300\nretries = 7")
+    context = render_context(load_project(make_project(tmp_path, files), environ={}), "pylab")
+    files_ = net(context)
+    for kind in ("apt", "python", "r"):
+        assert files_[f"{kind}/timeout"] == "300\n"
+        assert files_[f"{kind}/retries"] == "7\n"
+    assert files_["python/pip.conf"].startswith("[global]\ntimeout = 300\nretries = 7\n")
 
 
 def test_proxy_over_https_without_rewriting(tmp_path: Path) -> None:
@@ -242,20 +294,24 @@ def test_proxy_over_https_without_rewriting(tmp_path: Path) -> None:
         '"http://devpi.internal:3141/root/pypi/+simple/"',
         '"https://pypi.internal/simple"\npip_extra_index = ["https://download.pytorch.org/whl/cu128"]')
     context = render_context(load_project(make_project(tmp_path, files), environ={}), "pylab")
-    assert net(context) == {
-        "apt-proxy.conf": 'Acquire::http::Proxy "http://apt-cache.internal:3142";\n'
-                          'Acquire::https::Proxy "http://apt-cache.internal:3142";\n',
-        "uv.toml": '[pip]\nindex-url = "https://pypi.internal/simple"\n'
-                   'extra-index-url = ["https://download.pytorch.org/whl/cu128"]\n',
-        "pip.conf": "[global]\nindex-url = https://pypi.internal/simple\n"
-                    "extra-index-url = https://download.pytorch.org/whl/cu128\n",
-    }
+    files_ = net(context)
+    assert files_["apt/apt-proxy.conf"] == (
+        'Acquire::http::Proxy "http://apt-cache.internal:3142";\n'
+        'Acquire::https::Proxy "http://apt-cache.internal:3142";\n')
+    assert "apt/https-via-proxy" not in files_
+    assert files_["python/uv.toml"] == (
+        '[pip]\nindex-url = "https://pypi.internal/simple"\n'
+        'extra-index-url = ["https://download.pytorch.org/whl/cu128"]\n')
+    assert files_["python/pip.conf"] == (
+        PIP_PATIENCE + "index-url = https://pypi.internal/simple\n"
+        "extra-index-url = https://download.pytorch.org/whl/cu128\n")
 
 
-def test_no_proxy_no_net_folder(default_project: Project) -> None:
+def test_without_a_proxy_only_the_default_patience_is_set(default_project: Project) -> None:
     for context in render_all(default_project).values():
-        assert net(context) == {}
-        assert "/run/pyrlab/net" not in context.dockerfile
+        files_ = net(context)
+        assert files_["python/pip.conf"] == PIP_PATIENCE
+        assert not any(k.endswith(("apt-proxy.conf", "uv.toml")) for k in files_)
 
 
 def test_ca_files_are_copied_and_trusted(full: Project) -> None:

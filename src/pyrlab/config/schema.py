@@ -60,6 +60,10 @@ class BaseConfig:
         return last.split(":", 1)[1] if ":" in last else "latest"
 
 
+DEFAULT_INDEX_TIMEOUT = 120
+DEFAULT_INDEX_RETRIES = 3
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     apt: str | None
@@ -71,6 +75,11 @@ class ProxyConfig:
     https_proxy: str | None
     no_proxy: str | None
     network_host: bool | None = None  # build with host networking; None: when a proxy is local
+    # Seconds an installer waits for one answer from an index or proxy, and how often it
+    # retries: a cold caching proxy (devpi) can take 20 s for a large project page, more
+    # than pip's default 15 s.
+    timeout: int = DEFAULT_INDEX_TIMEOUT
+    retries: int = DEFAULT_INDEX_RETRIES
 
 
 @dataclass(frozen=True)
@@ -320,6 +329,14 @@ def _is_image_ref(v: Any) -> str | None:
     return None
 
 
+def _is_int_in(low: int, high: int, unit: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            return f"expected a whole number of {unit} from {low} to {high}, got {v!r}"
+        return None
+    return check
+
+
 def _is_port(v: Any) -> str | None:
     if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
         return f"expected a port number 1-65535, got {v!r}"
@@ -339,7 +356,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
              "ca_certificates", "locale"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
-              "https_proxy", "no_proxy", "network_host"}
+              "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
@@ -388,6 +405,8 @@ def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
         https_proxy=r.get(d, "https_proxy", p, None, url),
         no_proxy=no_proxy,
         network_host=r.get(d, "network_host", p, None, _is_bool),
+        timeout=r.get(d, "timeout", p, DEFAULT_INDEX_TIMEOUT, _is_int_in(1, 3600, "seconds")),
+        retries=r.get(d, "retries", p, DEFAULT_INDEX_RETRIES, _is_int_in(0, 20, "retries")),
     )
 
 

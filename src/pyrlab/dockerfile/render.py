@@ -6,7 +6,7 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
     pyrlab/python/   requirements.txt
     pyrlab/r/        cran.txt, apt.txt, repos.txt
-    pyrlab/net/      apt-proxy.conf, https-via-proxy, uv.toml, pip.conf (build only)
+    pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
 
@@ -78,23 +78,26 @@ def _lines(entries: list[str] | tuple[str, ...]) -> bytes:
     return "".join(f"{e}\n" for e in entries).encode()
 
 
-def _mounts(options: RenderOptions, *, net: bool) -> dict[str, str]:
+def _mounts(options: RenderOptions) -> dict[str, str]:
     lock = ",sharing=locked" if options.cache_sharing_locked else ""
 
     def cache(name: str, target: str, locked: bool = False) -> str:
         return f"--mount=type=cache,id=pyrlab-{name},target={target}{lock if locked else ''}"
 
-    def bind(folder: str) -> str:
-        return f"--mount=type=bind,source=pyrlab/{folder},target=/run/pyrlab/{folder}"
+    def bind(folder: str, target: str | None = None) -> str:
+        return (f"--mount=type=bind,source=pyrlab/{folder},"
+                f"target=/run/pyrlab/{target or folder}")
 
     apt = [cache("apt-archives", "/var/cache/apt", True), cache("apt-lists", "/var/lib/apt/lists", True)]
-    common = [bind("bin")] + ([bind("net")] if net else [])
     sep = " \\\n    "
     return {
-        "apt": sep.join(apt + common + [bind("apt")]),
-        "base": sep.join([cache("pip", "/root/.cache/pip")] + common),
-        "python": sep.join([cache("uv", "/var/cache/pyrlab/uv")] + common + [bind("python")]),
-        "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r")] + common + [bind("r")]),
+        "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt")]),
+        "base": sep.join([cache("pip", "/root/.cache/pip"), bind("bin"),
+                          bind("net/python", "net")]),
+        "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
+                            bind("net/python", "net"), bind("python")]),
+        "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
+                             bind("net/r", "net"), bind("r")]),
     }
 
 
@@ -117,31 +120,44 @@ def _system_debs(project: Project, name: str) -> list[str]:
 
 
 def _net_files(project: Project) -> dict[str, bytes]:
+    """Build-time network settings, one folder per kind of installer so that a change for
+    one (a new pip index) does not invalidate the cached steps of another (apt):
+
+        net/apt/     apt-proxy.conf, https-via-proxy, timeout, retries
+        net/python/  uv.toml, pip.conf, timeout, retries
+        net/r/       what apt needs (r-cran-* binaries), timeout, retries
+
+    Each step mounts its own folder at /run/pyrlab/net."""
     proxy = project.config.proxy
-    files: dict[str, bytes] = {}
+    patience = {"timeout": _lines([str(proxy.timeout)]), "retries": _lines([str(proxy.retries)])}
+    apt: dict[str, bytes] = dict(patience)
     if proxy.apt:
         # apt.conf string syntax has no escapes; the URL was validated to hold no quotes.
-        files["apt-proxy.conf"] = (
+        apt["apt-proxy.conf"] = (
             f'Acquire::http::Proxy "{proxy.apt}";\n'
             + ("" if proxy.apt_https else f'Acquire::https::Proxy "{proxy.apt}";\n')
         ).encode()
         if proxy.apt_https:
-            files["https-via-proxy"] = b"rewrite https:// sources as http://HTTPS/// for the proxy\n"
-    if proxy.pip_index or proxy.pip_extra_index:
-        uv = ["[pip]"]
-        pip = ["[global]"]
-        if proxy.pip_index:
-            uv.append(f"index-url = {json.dumps(proxy.pip_index)}")
-            pip.append(f"index-url = {proxy.pip_index}")
-        if proxy.pip_extra_index:
-            uv.append(f"extra-index-url = {json.dumps(list(proxy.pip_extra_index))}")
-            pip.append("extra-index-url = " + " ".join(proxy.pip_extra_index))
-        insecure = sorted({urlsplit(u).hostname or "" for u in
-                           (proxy.pip_index, *proxy.pip_extra_index) if u and u.startswith("http:")})
-        if insecure:
-            pip.append("trusted-host = " + " ".join(insecure))
-        files["uv.toml"] = _lines(uv)
-        files["pip.conf"] = _lines(pip)
+            apt["https-via-proxy"] = b"rewrite https:// sources as http://HTTPS/// for the proxy\n"
+    python: dict[str, bytes] = dict(patience)
+    uv = ["[pip]"]
+    pip = ["[global]", f"timeout = {proxy.timeout}", f"retries = {proxy.retries}"]
+    if proxy.pip_index:
+        uv.append(f"index-url = {json.dumps(proxy.pip_index)}")
+        pip.append(f"index-url = {proxy.pip_index}")
+    if proxy.pip_extra_index:
+        uv.append(f"extra-index-url = {json.dumps(list(proxy.pip_extra_index))}")
+        pip.append("extra-index-url = " + " ".join(proxy.pip_extra_index))
+    insecure = sorted({urlsplit(u).hostname or "" for u in
+                       (proxy.pip_index, *proxy.pip_extra_index) if u and u.startswith("http:")})
+    if insecure:
+        pip.append("trusted-host = " + " ".join(insecure))
+    if len(uv) > 1:
+        python["uv.toml"] = _lines(uv)
+    python["pip.conf"] = _lines(pip)
+    files = {f"apt/{k}": v for k, v in apt.items()}
+    files.update({f"python/{k}": v for k, v in python.items()})
+    files.update({f"r/{k}": v for k, v in apt.items()})
     return files
 
 
@@ -191,10 +207,10 @@ def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
 
 # The context folders each installer step bind-mounts (see `_mounts`).
 _STEP_FOLDERS = {
-    "apt": ("bin", "net", "apt"),
-    "base": ("bin", "net"),
-    "python": ("bin", "net", "python"),
-    "r": ("bin", "net", "r"),
+    "apt": ("bin", "net/apt", "apt"),
+    "base": ("bin", "net/python"),
+    "python": ("bin", "net/python", "python"),
+    "r": ("bin", "net/r", "r"),
 }
 
 
@@ -207,7 +223,7 @@ def _run_keys(files: dict[str, tuple[bytes, int]], options: RenderOptions) -> di
             continue
         digest = hashlib.sha256()
         for path in sorted(files):
-            if path.split("/")[1:2] and path.split("/")[1] in folders:
+            if any(path.startswith(f"pyrlab/{folder}/") for folder in folders):
                 content, mode = files[path]
                 digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
                 digest.update(content)
@@ -268,7 +284,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "has_apt": has_apt,
         "has_requirements": bool(lists.requirements),
         "has_r": has_r,
-        "mounts": _mounts(options, net=bool(net)),
+        "mounts": _mounts(options),
         "keys": _run_keys(files, options),
         "lab_port": image.lab_port or "",
         "ports": [str(p) for p in ports],

@@ -25,6 +25,7 @@ from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
 from pyrlab.engines.base import BuildRequest, Engine, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
+from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
 from pyrlab.imagebuild.planner import (
     LABEL_INPUT_HASH,
@@ -71,6 +72,7 @@ class Outcome:
     log: Path | None = None
     failed_step: str = ""
     error: str = ""
+    hint: str = ""  # what the user can change, when the failure says (see hints.py)
 
 
 @dataclass(frozen=True)
@@ -266,11 +268,16 @@ class Executor:
                 failure = parser.failure()
                 if code == 0:
                     failure.error = failure.error or "the engine reported no image ID"
+                error = failure.error or f"exit code {code}"
+                hint = timeout_hint(failure.tail, self.project.config.proxy) or ""
+                if hint:
+                    log.write(f"# pyrlab: {hint}")
+                    failure.error = f"{failure.error}\n  {hint}" if failure.error else hint
                 log.write(f"# pyrlab: build failed (exit {code}); no tag was changed")
                 self.progress.failed(target.name, failure, log_path)
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
-                               error=failure.error or f"exit code {code}")
+                               error=error, hint=hint)
             try:
                 promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
             except PyrlabError as exc:
@@ -293,9 +300,10 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
     first = failed[0]
     at = f" at {first.failed_step}" if first.failed_step else ""
     others = f" (and {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
+    log = f"full log: {first.log}" if first.log else ""
+    hint = "; ".join(h for h in (first.hint, log) if h)
     return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
-                      "no tag was changed",
-                      hint=f"full log: {first.log}" if first.log else None)
+                      "no tag was changed", hint=hint or None)
 
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,

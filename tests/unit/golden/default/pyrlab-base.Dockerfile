@@ -24,12 +24,14 @@ ENV LANG=C.UTF-8 \
 RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     /run/pyrlab/bin/apt-install
 
 # The notebook user, the Python virtual environment and uv.
 RUN --mount=type=cache,id=pyrlab-pip,target=/root/.cache/pip \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.

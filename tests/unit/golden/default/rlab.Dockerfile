@@ -10,6 +10,7 @@ USER root
 # Python packages, installed with uv into /opt/venv and compiled to bytecode.
 RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
     /run/pyrlab/bin/uv-install
 
@@ -19,6 +20,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
     --mount=type=cache,id=pyrlab-r,target=/var/cache/pyrlab/r \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net/r,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
     /run/pyrlab/bin/r-install
 

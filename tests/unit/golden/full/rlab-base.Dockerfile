@@ -11,7 +11,7 @@ USER root
 RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
-    --mount=type=bind,source=pyrlab/net,target=/run/pyrlab/net \
+    --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     /run/pyrlab/bin/apt-install
 
@@ -21,7 +21,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
     --mount=type=cache,id=pyrlab-r,target=/var/cache/pyrlab/r \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
-    --mount=type=bind,source=pyrlab/net,target=/run/pyrlab/net \
+    --mount=type=bind,source=pyrlab/net/r,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
     /run/pyrlab/bin/r-install
 

@@ -1,0 +1,53 @@
+"""What to tell the user when a build step failed for a reason they can fix in the config."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from pyrlab.config.schema import ProxyConfig
+
+# What pip, uv, apt and R print when a server did not answer in time.
+_TIMEOUT_RE = re.compile(
+    r"read timed out|timed out|timeout was reached|operation timed out|ReadTimeoutError",
+    re.IGNORECASE)
+_URL_RE = re.compile(r"https?://[^\s'\"`)<>]+")
+DEFAULT_INDEX = "https://pypi.org/simple"
+
+
+def mask_credentials(url: str) -> str:
+    """url with any user:password replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _server(url: str) -> str:
+    """The part of a URL that names the server and index, without a file or project."""
+    parts = urlsplit(url)
+    path = parts.path
+    for marker in ("/+simple/", "/simple/", "/+f/", "/packages/"):
+        if marker in path:
+            path = path[: path.index(marker) + len(marker)]
+            break
+    return mask_credentials(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
+
+
+def timeout_hint(tail: list[str], proxy: ProxyConfig) -> str | None:
+    """When the failed step's last lines say a server timed out: which one (credentials
+    masked) and the setting to raise; None otherwise."""
+    timed_out = [line for line in tail if _TIMEOUT_RE.search(line)]
+    if not timed_out:
+        return None
+    # pip names the URL on the line that timed out; uv on the "Failed to fetch" line above.
+    urls = [u for line in timed_out + tail for u in _URL_RE.findall(line)]
+    if urls:
+        where = _server(urls[0])
+    else:
+        # pip names only the path of the page it waited for; the index is the configured one.
+        where = mask_credentials(proxy.pip_index or DEFAULT_INDEX)
+    return (f"{where} did not answer within {proxy.timeout} s ({proxy.retries} retries); "
+            "a cold caching proxy or a slow index can take longer: raise proxy.timeout in "
+            f"pyrlab.toml (now {proxy.timeout}), or for one run set PYRLAB_PROXY__TIMEOUT=600")

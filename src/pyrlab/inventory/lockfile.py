@@ -1,0 +1,428 @@
+"""pyrlab.lock: exactly what each image holds, for people to commit and read in diffs.
+
+TOML, one table per image and ecosystem, one package per line, everything sorted, so that
+`git diff pyrlab.lock` reads as "numpy 2.3.4 → 2.3.5 in pylab". It is read with tomllib and
+written by the small deterministic writer below (the same inventories give the same
+bytes). A lock file is input a person may edit or merge, so every problem in it is
+reported as `pyrlab.lock:LINE: what is wrong`, all of them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from pyrlab.config.schema import IMAGE_NAME_RE
+from pyrlab.errors import ConfigError, Problem
+from pyrlab.inventory.model import (
+    ECOSYSTEMS,
+    R_SOURCES,
+    Deb,
+    Ecosystem,
+    Inventory,
+    Meta,
+    Package,
+    PyDist,
+    RPkg,
+    RSource,
+    duplicate_names,
+    sort_key,
+)
+
+LOCK_NAME = "pyrlab.lock"
+LOCK_VERSION = 1
+HEADER = (
+    f"# {LOCK_NAME} — exactly what each image holds; written by `pyrlab build` and"
+    " `pyrlab lock`.\n# Commit it: its diff shows what changed in each image.\n"
+)
+
+# Image facts in the order they are written: (TOML key, Meta attribute).
+_META_KEYS = (
+    ("input-hash", "input_hash"),
+    ("base-id", "base_id"),
+    ("os", "os"),
+    ("os-id", "os_id"),
+    ("os-version", "os_version"),
+    ("python-version", "python"),
+    ("r-version", "r"),
+    ("pyrlab", "pyrlab_version"),
+)
+# What each package line's value holds, for messages.
+_VALUE_SHAPES: dict[Ecosystem, str] = {
+    "debs": '"VERSION ARCH"',
+    "python": '"VERSION" or "VERSION @ URL"',
+    "r": f'"VERSION SOURCE" (SOURCE: {", ".join(R_SOURCES)})',
+}
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_ERROR_AT_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+
+
+class LockError(ConfigError):
+    """pyrlab.lock cannot be read, or says something pyrlab cannot use."""
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def read_lock(path: Path, *, shown: str | None = None) -> dict[str, Inventory]:
+    """Every image's inventory in the lock file at `path` ({} when there is none yet).
+    `shown` is how messages name the file (default: `path` as given)."""
+    shown = shown or str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise LockError(Problem(shown, f"cannot read: {(exc.strerror or str(exc)).lower()}"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LockError(Problem(f"{shown}:{line}", "not valid UTF-8")) from None
+    return parse_lock(text, shown)
+
+
+def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
+    """The inventories in lock file text; `shown` names the file in messages."""
+    try:
+        data = tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        at = _TOML_ERROR_AT_RE.search(message)
+        where = shown
+        if at:
+            where = f"{shown}:{at.group(1)}"
+            message = f"{message[: at.start()]} (column {at.group(2)})"
+        elif "end of document" in message:
+            where = f"{shown}:{text.count(chr(10)) + 1}"
+        raise LockError(Problem(where, f"not valid TOML: {message[:1].lower()}{message[1:]}"),
+                        hint=f"fix the line, or delete {LOCK_NAME} and run `pyrlab lock`"
+                        ) from None
+    reader = _LockReader(shown, key_lines(text))
+    inventories = reader.lock(data)
+    if reader.problems:
+        raise LockError(reader.problems)
+    return inventories
+
+
+_V = TypeVar("_V")
+
+
+class _LockReader:
+    def __init__(self, shown: str, lines: Mapping[tuple[str, ...], int]) -> None:
+        self.shown = shown
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def problem(self, path: tuple[str, ...], message: str) -> None:
+        """A problem at the line that defines `path`, or its nearest enclosing table."""
+        for end in range(len(path), 0, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                self.problems.append(Problem(f"{self.shown}:{line}", message))
+                return
+        self.problems.append(Problem(self.shown, message))
+
+    def table(self, data: Mapping[str, object], path: tuple[str, ...]) -> dict[str, object]:
+        value = data.get(path[-1], {})
+        if isinstance(value, dict):
+            return value
+        self.problem(path, f"'{_dotted(path)}' must be a table, not {_toml_type(value)}")
+        return {}
+
+    def unknown_keys(self, data: Mapping[str, object], known: set[str],
+                     path: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in known:
+                where = f"in [{_dotted(path)}]" if path else "at the top level"
+                self.problem((*path, key), f"unknown key '{key}' {where}")
+
+    def lock(self, data: dict[str, object]) -> dict[str, Inventory]:
+        self.unknown_keys(data, {"version", "images"}, ())
+        version = data.get("version")
+        if version is None:
+            self.problem((), f"missing 'version = {LOCK_VERSION}' at the top")
+            return {}
+        if type(version) is not int or version != LOCK_VERSION:
+            self.problem(("version",), f"unknown lock file version {version!r} (this pyrlab "
+                         f"reads version {LOCK_VERSION}; a newer pyrlab wrote it?)")
+            return {}
+        images = self.table(data, ("images",))
+        inventories = {}
+        for name, value in images.items():
+            path = ("images", name)
+            if not IMAGE_NAME_RE.match(name):
+                self.problem(path, f"not a valid image name: '{name}'")
+            elif not isinstance(value, dict):
+                self.problem(path, f"'{_dotted(path)}' must be a table, not {_toml_type(value)}")
+            else:
+                inventories[name] = self.inventory(name, value, path)
+        return inventories
+
+    def inventory(self, name: str, data: dict[str, object], path: tuple[str, ...]) -> Inventory:
+        self.unknown_keys(data, {key for key, _ in _META_KEYS} | set(ECOSYSTEMS), path)
+        facts = {}
+        for key, attribute in _META_KEYS:
+            value = data.get(key)
+            if not isinstance(value, str):
+                found = "missing" if value is None else f"{_toml_type(value)}, not a string"
+                self.problem((*path, key), f"'{key}' of image '{name}': {found}")
+                value = ""
+            facts[attribute] = value
+        meta = Meta(image=name, **facts)
+        return Inventory(
+            meta,
+            debs=self.packages(data, (*path, "debs"), _deb),
+            python=self.packages(data, (*path, "python"), _python_dist),
+            r=self.packages(data, (*path, "r"), _r_package),
+        )
+
+    def packages(self, data: dict[str, object], path: tuple[str, ...],
+                 parse: Callable[[str, str], _V | str]) -> tuple[_V, ...]:
+        ecosystem = path[-1]
+        packages: list[_V] = []
+        for name, value in self.table(data, path).items():
+            at = (*path, name)
+            if not isinstance(value, str):
+                self.problem(at, f"'{name}' must be a string {_VALUE_SHAPES[ecosystem]}, "  # type: ignore[index]
+                             f"not {_toml_type(value)}")
+                continue
+            parsed = parse(name, value)
+            if isinstance(parsed, str):
+                self.problem(at, parsed)
+            else:
+                packages.append(parsed)
+        for duplicate in duplicate_names(packages):  # type: ignore[arg-type]
+            self.problem(path, f"[{_dotted(path)}] lists '{duplicate}' twice")
+        return tuple(packages)
+
+
+def _deb(name: str, value: str) -> Deb | str:
+    parts = value.split(" ")
+    if not value.strip():
+        return f"'{name}' has no version"
+    if len(parts) != 2 or not all(parts):
+        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['debs']}"
+    return Deb(name, parts[0], parts[1])
+
+
+def _python_dist(name: str, value: str) -> PyDist | str:
+    version, at, url = value.partition(" @ ")
+    if not version.strip():
+        return f"'{name}' has no version"
+    if " " in version or (at and (not url or " " in url)):
+        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['python']}"
+    return PyDist(name, version, url)
+
+
+def _r_package(name: str, value: str) -> RPkg | str:
+    parts = value.split(" ")
+    if not value.strip():
+        return f"'{name}' has no version"
+    if len(parts) != 2 or not parts[0]:
+        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['r']}"
+    source = parts[1]
+    for known in R_SOURCES:
+        if source == known:
+            return RPkg(name, parts[0], known)
+    return f"'{name}': unknown source '{source}' (expected {', '.join(R_SOURCES)})"
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(p if _BARE_KEY_RE.fullmatch(p) else _toml_string(p) for p in path)
+
+
+def _toml_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+# --- where keys are: TOML's parser does not say, so the text is scanned ----------------
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line (1-based) that first defines each table and key path in TOML `text`, and
+    each table a dotted key opens implicitly. Values are not parsed: a line that does not
+    start with a key (an array's continuation, a multi-line string's body) is skipped."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    closing: str | None = None  # the delimiter of the multi-line string we are inside
+    for number, line in enumerate(text.splitlines(), start=1):
+        if closing is not None:
+            if closing in line:
+                closing = None
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith("[["):
+            continue  # arrays of tables: not in a lock file's shape
+        if stripped.startswith("["):
+            parsed = _parse_key(stripped, 1)
+            if parsed is not None:
+                table = tuple(parsed[0])
+                _record(lines, table, number)
+            continue
+        parsed = _parse_key(stripped, 0)
+        if parsed is None or not stripped[parsed[1]:].startswith("="):
+            continue
+        _record(lines, (*table, *parsed[0]), number)
+        value = stripped[parsed[1] + 1:].lstrip()
+        for delimiter in ('"""', "'''"):
+            if value.startswith(delimiter) and delimiter not in value[3:]:
+                closing = delimiter
+    return lines
+
+
+def _record(lines: dict[tuple[str, ...], int], path: tuple[str, ...], number: int) -> None:
+    for end in range(1, len(path) + 1):
+        lines.setdefault(path[:end], number)
+
+
+def _parse_key(text: str, pos: int) -> tuple[list[str], int] | None:
+    """A dotted key at `text[pos:]`: its parts and the position after it (and its spaces)."""
+    parts: list[str] = []
+    while True:
+        pos = _skip_blanks(text, pos)
+        if text.startswith('"', pos):
+            end = _basic_string_end(text, pos)
+            if end is None:
+                return None
+            try:
+                part = tomllib.loads(f"k = {text[pos:end]}")["k"]
+            except tomllib.TOMLDecodeError:
+                return None
+            parts.append(str(part))
+            pos = end
+        elif text.startswith("'", pos):
+            end = text.find("'", pos + 1)
+            if end < 0:
+                return None
+            parts.append(text[pos + 1:end])
+            pos = end + 1
+        else:
+            bare = _BARE_KEY_RE.match(text, pos)
+            if bare is None:
+                return None
+            parts.append(bare.group())
+            pos = bare.end()
+        pos = _skip_blanks(text, pos)
+        if not text.startswith(".", pos):
+            return parts, pos
+        pos += 1
+
+
+def _skip_blanks(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _basic_string_end(text: str, start: int) -> int | None:
+    """The position after the `"…"` string that starts at `start` (escapes skipped)."""
+    pos = start + 1
+    while pos < len(text):
+        if text[pos] == "\\":
+            pos += 2
+        elif text[pos] == '"':
+            return pos + 1
+        else:
+            pos += 1
+    return None
+
+
+# --- writing ----------------------------------------------------------------------------
+
+def render_lock(inventories: Mapping[str, Inventory]) -> str:
+    """The lock file text for `inventories` ({image name: inventory}); same input, same text."""
+    out = [HEADER, f"version = {LOCK_VERSION}\n"]
+    for name in sorted(inventories):
+        inventory = inventories[name]
+        if inventory.meta.image != name:
+            raise ValueError(f"inventory of {inventory.meta.image!r} filed under {name!r}")
+        out.append(f"\n[images.{_key(name)}]\n")
+        out.extend(f"{key} = {_toml_string(getattr(inventory.meta, attribute))}\n"
+                   for key, attribute in _META_KEYS)
+        for ecosystem in ECOSYSTEMS:
+            out.append(f"\n[images.{_key(name)}.{ecosystem}]\n")
+            out.extend(_package_lines(inventory.packages(ecosystem)))
+    return "".join(out)
+
+
+def _package_lines(packages: tuple[Package, ...]) -> Iterator[str]:
+    for package in sorted(packages, key=lambda p: sort_key(p.name)):
+        if isinstance(package, PyDist):
+            value = f"{package.version} @ {package.url}" if package.url else package.version
+        else:
+            value = f"{package.version} {package.origin}"
+        yield f"{_key(package.name)} = {_toml_string(value)}\n"
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY_RE.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char < " " or char == "\x7f":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
+               shown: str | None = None) -> None:
+    """Write the lock file at `path` atomically: readers see the old file or the new one.
+    A file that already says the same is left untouched."""
+    shown = shown or str(path)
+    data = render_lock(inventories).encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass  # missing or unreadable: write it
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # 0o666 less the umask, like any file a person creates: it is meant to be committed.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise LockError(Problem(shown, f"cannot write: {(exc.strerror or str(exc)).lower()}"))
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def update_lock(path: Path, changed: Mapping[str, Inventory], *,
+                shown: str | None = None) -> dict[str, Inventory]:
+    """Replace the sections of the images in `changed`, keep the others; returns the whole
+    lock as written."""
+    inventories = read_lock(path, shown=shown)
+    inventories.update(changed)
+    write_lock(path, inventories, shown=shown)
+    return inventories
+
+
+_ = RSource  # re-exported for readers of this module's types
