@@ -117,7 +117,8 @@ def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
             proxy.https_proxy]
     local = [u for u in urls if u and _is_loopback(u)]
     if local:
-        return True, f"a proxy is on this host ({urlsplit(local[0]).netloc})"
+        # netloc without any user:password: the reason is printed.
+        return True, f"a proxy is on this host ({urlsplit(local[0]).netloc.rsplit('@', 1)[-1]})"
     return False, "default"
 
 
