@@ -1,16 +1,16 @@
 """What an image holds, as JSON: inventory.py OUT.json META.json (run by /opt/venv/bin/python).
-
-Stdlib only and no interpretation: the host validates and classifies what this writes.
-"""
+Stdlib only and no interpretation: the host validates and classifies what this writes."""
 
 import importlib.metadata
 import json
+import pathlib
 import platform
 import re
 import shutil
 import subprocess
 import sys
 
+OS_RELEASE_KEYS = ("PRETTY_NAME", "ID", "VERSION_ID", "VERSION_CODENAME")
 # The first of each name in .libPaths() order is the one R loads; base packages come with R.
 R_LIST = r"""ip <- installed.packages(fields = "Repository", noCache = TRUE)
 ip <- ip[!duplicated(ip[, "Package"]) & ip[, "Priority"] %in% c(NA, "recommended"), , drop = FALSE]
@@ -24,7 +24,7 @@ def run(*argv: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def debs() -> list[list[str]]:
+def debs() -> list[list[str]]:  # a package of dpkg's own architecture loses its ":ARCH"
     native = run("dpkg", "--print-architecture")[0]
     fields = "${binary:Package}\t${Version}\t${Architecture}\t${db:Status-Status}\n"
     rows = [line.split("\t") for line in run("dpkg-query", "-W", "-f", fields)]
@@ -50,14 +50,11 @@ def r_packages() -> dict[str, object] | None:
 
 
 out_path, meta_path = sys.argv[1:3]
+meta = json.loads(pathlib.Path(meta_path).read_text(encoding="utf-8"))
 os_release = platform.freedesktop_os_release()
-with open(meta_path, encoding="utf-8") as meta_file:
-    meta = json.load(meta_file)
 inventory = {
     "format": 1, "meta": meta, "python": platform.python_version(),
-    "os_release": {k: os_release.get(k, "") for k in ("PRETTY_NAME", "ID", "VERSION_ID",
-                                                      "VERSION_CODENAME")},
+    "os_release": {key: os_release.get(key, "") for key in OS_RELEASE_KEYS},
     "debs": debs(), "python_dists": python_dists(), "r": r_packages(),
 }
-with open(out_path, "w", encoding="utf-8") as out_file:
-    json.dump(inventory, out_file, indent=1, sort_keys=True)
+pathlib.Path(out_path).write_text(json.dumps(inventory, sort_keys=True), encoding="utf-8")

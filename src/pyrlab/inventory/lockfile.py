@@ -29,7 +29,6 @@ from pyrlab.inventory.model import (
     Package,
     PyDist,
     RPkg,
-    RSource,
     duplicate_names,
     sort_key,
 )
@@ -79,7 +78,8 @@ def read_lock(path: Path, *, shown: str | None = None) -> dict[str, Inventory]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise LockError(Problem(shown, f"cannot read: {(exc.strerror or str(exc)).lower()}"))
+        reason = (exc.strerror or str(exc)).lower()
+        raise LockError(Problem(shown, f"cannot read: {reason}")) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,7 +100,7 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
             where = f"{shown}:{at.group(1)}"
             message = f"{message[: at.start()]} (column {at.group(2)})"
         elif "end of document" in message:
-            where = f"{shown}:{text.count(chr(10)) + 1}"
+            where = f"{shown}:{len(text.splitlines()) or 1}"
         raise LockError(Problem(where, f"not valid TOML: {message[:1].lower()}{message[1:]}"),
                         hint=f"fix the line, or delete {LOCK_NAME} and run `pyrlab lock`"
                         ) from None
@@ -111,7 +111,7 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
     return inventories
 
 
-_V = TypeVar("_V")
+_V = TypeVar("_V", Deb, PyDist, RPkg)
 
 
 class _LockReader:
@@ -178,19 +178,22 @@ class _LockReader:
         meta = Meta(image=name, **facts)
         return Inventory(
             meta,
-            debs=self.packages(data, (*path, "debs"), _deb),
-            python=self.packages(data, (*path, "python"), _python_dist),
-            r=self.packages(data, (*path, "r"), _r_package),
+            debs=self.packages(data, path, "debs", _deb),
+            python=self.packages(data, path, "python", _python_dist),
+            r=self.packages(data, path, "r", _r_package),
         )
 
-    def packages(self, data: dict[str, object], path: tuple[str, ...],
-                 parse: Callable[[str, str], _V | str]) -> tuple[_V, ...]:
-        ecosystem = path[-1]
+    def packages(self, data: dict[str, object], image_path: tuple[str, ...],
+                 ecosystem: Ecosystem, parse: Callable[[str, str], _V | str]) -> tuple[_V, ...]:
+        path: tuple[str, ...] = (*image_path, ecosystem)
         packages: list[_V] = []
         for name, value in self.table(data, path).items():
             at = (*path, name)
+            if not name or _has_space(name):
+                self.problem(at, f"not a valid package name: {_toml_string(name)}")
+                continue
             if not isinstance(value, str):
-                self.problem(at, f"'{name}' must be a string {_VALUE_SHAPES[ecosystem]}, "  # type: ignore[index]
+                self.problem(at, f"'{name}' must be a string {_VALUE_SHAPES[ecosystem]}, "
                              f"not {_toml_type(value)}")
                 continue
             parsed = parse(name, value)
@@ -198,9 +201,13 @@ class _LockReader:
                 self.problem(at, parsed)
             else:
                 packages.append(parsed)
-        for duplicate in duplicate_names(packages):  # type: ignore[arg-type]
+        for duplicate in duplicate_names(packages):
             self.problem(path, f"[{_dotted(path)}] lists '{duplicate}' twice")
         return tuple(packages)
+
+
+def _has_space(text: str) -> bool:
+    return any(char.isspace() for char in text)
 
 
 def _deb(name: str, value: str) -> Deb | str:
@@ -216,7 +223,7 @@ def _python_dist(name: str, value: str) -> PyDist | str:
     version, at, url = value.partition(" @ ")
     if not version.strip():
         return f"'{name}' has no version"
-    if " " in version or (at and (not url or " " in url)):
+    if " " in version or (at and not url.strip()):
         return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['python']}"
     return PyDist(name, version, url)
 
@@ -227,11 +234,9 @@ def _r_package(name: str, value: str) -> RPkg | str:
         return f"'{name}' has no version"
     if len(parts) != 2 or not parts[0]:
         return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['r']}"
-    source = parts[1]
-    for known in R_SOURCES:
-        if source == known:
-            return RPkg(name, parts[0], known)
-    return f"'{name}': unknown source '{source}' (expected {', '.join(R_SOURCES)})"
+    if parts[1] not in R_SOURCES:
+        return f"'{name}': unknown source '{parts[1]}' (expected {', '.join(R_SOURCES)})"
+    return RPkg(name, parts[0], parts[1])
 
 
 def _dotted(path: tuple[str, ...]) -> str:
@@ -409,8 +414,8 @@ def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise LockError(Problem(shown, f"cannot write: {(exc.strerror or str(exc)).lower()}"))
+        reason = (exc.strerror or str(exc)).lower()
+        raise LockError(Problem(shown, f"cannot write: {reason}")) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -424,5 +429,3 @@ def update_lock(path: Path, changed: Mapping[str, Inventory], *,
     write_lock(path, inventories, shown=shown)
     return inventories
 
-
-_ = RSource  # re-exported for readers of this module's types

@@ -128,7 +128,7 @@ class ManifestError(BuildError):
     """The collector's output cannot be read: the image or its collector is broken."""
 
 
-def duplicate_names(packages: Iterable[Deb | PyDist | RPkg]) -> list[str]:
+def duplicate_names(packages: Iterable[Package]) -> list[str]:
     seen: set[str] = set()
     duplicates: list[str] = []
     for package in packages:
@@ -142,7 +142,7 @@ def from_manifest(data: object, source: str, *, pinned_r: Collection[str] = ()) 
     """The inventory in a collector's JSON `data` (already parsed); `source` names it in
     errors. `pinned_r`: R packages the host installed as `name==version` pins; those found
     in pyrlab's own library get the source "archive"."""
-    reader = _ManifestReader(source)
+    reader = _ManifestReader()
     inventory = reader.inventory(data, frozenset(pinned_r))
     if reader.problems or inventory is None:
         shown = "; ".join(reader.problems)
@@ -153,15 +153,14 @@ def from_manifest(data: object, source: str, *, pinned_r: Collection[str] = ()) 
 class _ManifestReader:
     """Collects every problem with a manifest, each naming the JSON path it is at."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self) -> None:
         self.problems: list[str] = []
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}" if where else message)
 
     def mapping(self, value: object, where: str) -> Mapping[str, object] | None:
-        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        if isinstance(value, dict):
             return value
         self.problem(where, f"expected an object, found {_json_type(value)}")
         return None
@@ -178,19 +177,22 @@ class _ManifestReader:
                          f"expected a string, found {_json_type(value)}")
         return ""
 
-    def rows(self, value: object, where: str, width: int) -> list[list[str]]:
-        """A list of rows of `width` non-empty strings; bad rows are reported and left out."""
+    def rows(self, value: object, where: str, fields: tuple[str, ...],
+             words: int) -> list[list[str]]:
+        """A list of rows of strings, one for each of `fields`, the first `words` of them
+        single words (a name, a version, an architecture); bad rows are reported, left out."""
         if not isinstance(value, list):
             self.problem(where, f"expected a list, found {_json_type(value)}")
             return []
         rows: list[list[str]] = []
         for i, row in enumerate(value):
             at = f"{where}[{i}]"
-            if (not isinstance(row, list) or len(row) != width
+            if (not isinstance(row, list) or len(row) != len(fields)
                     or not all(isinstance(cell, str) for cell in row)):
-                self.problem(at, f"expected a list of {width} strings")
-            elif not row[0] or not row[1]:
-                self.problem(at, "a package needs a name and a version")
+                self.problem(at, f"expected [{', '.join(fields)}] (strings)")
+            elif not all(row[:words]) or any(c.isspace() for cell in row[:words] for c in cell):
+                self.problem(at, f"{', '.join(fields[:words])} must be words without spaces, "
+                             f"found {row[:words]}")
             else:
                 rows.append(row)
         return rows
@@ -213,6 +215,8 @@ class _ManifestReader:
         os_version = (self.string(os_release, "VERSION_ID", "os_release", required=False)
                       or self.string(os_release, "VERSION_CODENAME", "os_release",
                                      required=False))
+        debs = self.rows(top.get("debs"), "debs", ("name", "version", "arch"), 3)
+        dists = self.rows(top.get("python_dists"), "python_dists", ("name", "version", "url"), 2)
         r_version, r_packages = self.r(top.get("r"), pinned_r)
         return Inventory(
             meta=Meta(
@@ -226,11 +230,8 @@ class _ManifestReader:
                 python=self.string(top, "python", ""),
                 r=r_version,
             ),
-            debs=self.unique(
-                [Deb(*row) for row in self.rows(top.get("debs"), "debs", 3)], "debs"),
-            python=self.unique(
-                [PyDist(*row) for row in self.rows(top.get("python_dists"), "python_dists", 3)],
-                "python_dists"),
+            debs=self.unique([Deb(*row) for row in debs], "debs"),
+            python=self.unique([PyDist(*row) for row in dists], "python_dists"),
             r=r_packages,
         )
 
@@ -244,8 +245,9 @@ class _ManifestReader:
         if not version:
             self.problem("r.version", "empty")
         packages = []
+        fields = ("name", "version", "libpath", "repository")
         for name, pkg_version, lib_path, _repository in self.rows(
-                r.get("packages"), "r.packages", 4):
+                r.get("packages"), "r.packages", fields, 2):
             source: RSource
             if lib_path.rstrip("/") in DEBIAN_R_LIBRARIES:
                 source = "debian"

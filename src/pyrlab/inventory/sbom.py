@@ -1,0 +1,73 @@
+"""A CycloneDX SBOM of an image, from its inventory, for scanners and auditors.
+
+Built with cyclonedx-python-lib, which knows the schema; every package is a component
+with a package URL (purl) that vulnerability databases key on. The same inventory gives
+the same document apart from its timestamp: the serial number is derived from the content.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from cyclonedx.model.bom import Bom, BomMetaData
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.tool import ToolRepository
+from cyclonedx.output.json import JsonV1Dot6
+from cyclonedx.schema import SchemaVersion
+from packageurl import PackageURL
+
+from pyrlab.inventory.model import Deb, Inventory, PyDist, RPkg
+
+SCHEMA_VERSION = SchemaVersion.V1_6
+# uuid5 namespace for serial numbers: one inventory, one serial number.
+_SERIAL_NAMESPACE = uuid.UUID("6f2f4a53-93c1-4d3e-9d0c-7a1e4b0f5c21")
+
+
+def deb_purl(deb: Deb, os_id: str, os_version: str) -> PackageURL:
+    """pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-13 (a foreign-architecture
+    package's `:ARCH` is in the qualifier, not the name)."""
+    name = deb.name.split(":", 1)[0]
+    return PackageURL(type="deb", namespace=os_id, name=name, version=deb.version,
+                      qualifiers={"arch": deb.arch, "distro": f"{os_id}-{os_version}"})
+
+
+def pypi_purl(dist: PyDist) -> PackageURL:
+    """pkg:pypi/NAME@VERSION; a direct reference keeps its URL as `download_url`."""
+    qualifiers = {"download_url": dist.url} if dist.url else None
+    return PackageURL(type="pypi", name=dist.name, version=dist.version, qualifiers=qualifiers)
+
+
+def cran_purl(package: RPkg) -> PackageURL:
+    return PackageURL(type="cran", name=package.name, version=package.version)
+
+
+def sbom(inventory: Inventory, *, timestamp: datetime | None = None) -> str:
+    """The CycloneDX 1.6 JSON document for `inventory` (timestamp: now unless given)."""
+    meta = inventory.meta
+    purls = (
+        [deb_purl(deb, meta.os_id, meta.os_version) for deb in inventory.debs]
+        + [pypi_purl(dist) for dist in inventory.python]
+        + [cran_purl(package) for package in inventory.r]
+    )
+    packages = [
+        Component(name=purl.name, version=purl.version, purl=purl, bom_ref=purl.to_string())
+        for purl in purls
+    ]
+    operating_system = Component(
+        name=meta.os_id, version=meta.os_version, description=meta.os or None,
+        type=ComponentType.OPERATING_SYSTEM, bom_ref=f"os:{meta.os_id}-{meta.os_version}")
+    image = Component(
+        name=meta.image, version=meta.input_hash or None, type=ComponentType.CONTAINER,
+        bom_ref=f"image:{meta.image}")
+    pyrlab = Component(name="pyrlab", version=meta.pyrlab_version or None,
+                       type=ComponentType.APPLICATION)
+    bom = Bom(
+        components=[operating_system, *packages],
+        metadata=BomMetaData(component=image, timestamp=timestamp,
+                             tools=ToolRepository(components=[pyrlab])),
+        serial_number=uuid.uuid5(_SERIAL_NAMESPACE, repr(inventory)),
+    )
+    # The image holds every package itself: a flat dependency graph.
+    bom.register_dependency(image, [operating_system, *packages])
+    return JsonV1Dot6(bom).output_as_string(indent=2)

@@ -1,0 +1,187 @@
+"""Tables for people: what an image holds (`inspect`), what changed (`diff`) and what could
+be upgraded (`outdated`).
+
+Each function returns the text for `stream` and prints nothing. On a terminal the tables
+have rules and colour (NO_COLOR is honoured); piped, they are plain aligned columns with
+one header line, no box-drawing characters, no escape codes and no wrapping, so that
+`grep` and `awk` read them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from typing import TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pyrlab.inventory.diff import Change, ChangeKind, InventoryDiff
+from pyrlab.inventory.model import ECOSYSTEMS, Ecosystem, Inventory, Outdated, sort_key
+
+ECOSYSTEM_TITLES: dict[Ecosystem, str] = {
+    "debs": "Debian packages",
+    "python": "Python packages",
+    "r": "R packages",
+}
+_ORIGIN_HEADERS: dict[Ecosystem, str] = {"debs": "arch", "python": "from", "r": "source"}
+_CHANGE_STYLES: dict[ChangeKind, str] = {"added": "green", "removed": "red", "upgraded": "cyan",
+                  "downgraded": "yellow", "changed": "magenta"}
+_PLAIN_WIDTH = 1_000_000  # piped output is never wrapped
+
+
+class _Output:
+    """A console that writes into a string, styled for `stream`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.terminal = _is_terminal(stream)
+        self.buffer = io.StringIO()
+        self.console = Console(
+            file=self.buffer,
+            force_terminal=self.terminal,
+            force_jupyter=False,
+            color_system="auto" if self.terminal else None,
+            width=_terminal_width(stream) if self.terminal else _PLAIN_WIDTH,
+            markup=False, emoji=False, highlight=False, legacy_windows=False,
+        )
+
+    def line(self, text: str = "", style: str = "") -> None:
+        self.console.print(Text(text, style=style), soft_wrap=True)
+
+    def table(self, *headers: str) -> Table:
+        table = Table(
+            box=box.SIMPLE_HEAD if self.terminal else None,
+            header_style="bold",
+            show_edge=False, pad_edge=False, expand=False,
+        )
+        for header in headers:  # on a narrow terminal, fold long URLs rather than cut them
+            table.add_column(header, overflow="fold")
+        return table
+
+    def row(self, table: Table, *cells: str, style: str = "") -> None:
+        table.add_row(*(Text(cell, style=style) for cell in cells))
+
+    def text(self) -> str:
+        text = self.buffer.getvalue()
+        if not self.terminal:  # rich pads every cell; trailing blanks only get in the way
+            text = "\n".join(line.rstrip() for line in text.split("\n"))
+        return text
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed, or not a real stream
+        return False
+
+
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return shutil.get_terminal_size().columns
+
+
+# --- inspect ----------------------------------------------------------------------------
+
+def inspect_table(inventory: Inventory, *, stream: TextIO) -> str:
+    """One image: its facts, then a table per ecosystem."""
+    out = _Output(stream)
+    meta = inventory.meta
+    runtimes = [meta.os or f"{meta.os_id} {meta.os_version}", f"Python {meta.python}"]
+    runtimes.append(f"R {meta.r}" if meta.r else "no R")
+    out.line(f"{meta.image}: {', '.join(runtimes)}", style="bold")
+    out.line(f"input hash {meta.input_hash or '-'}, base {meta.base_id or '-'}, "
+             f"pyrlab {meta.pyrlab_version or '-'}")
+    for ecosystem in ECOSYSTEMS:
+        packages = inventory.packages(ecosystem)
+        out.line()
+        if not packages:
+            out.line(f"{ECOSYSTEM_TITLES[ecosystem]}: none", style="bold")
+            continue
+        out.line(f"{ECOSYSTEM_TITLES[ecosystem]} ({len(packages)})", style="bold")
+        table = out.table("package", "version", _ORIGIN_HEADERS[ecosystem])
+        for package in packages:
+            out.row(table, package.name, package.version, package.origin)
+        out.console.print(table)
+    return out.text()
+
+
+# --- diff -------------------------------------------------------------------------------
+
+def diff_table(diffs: Iterable[InventoryDiff], *, stream: TextIO) -> str:
+    """Per image, a summary line, changed image facts and one row per changed package.
+    A new or removed image gets the summary only (`inspect` lists what it holds)."""
+    out = _Output(stream)
+    for number, image_diff in enumerate(diffs):
+        if number:
+            out.line()
+        out.line(f"{image_diff.image}: {_summary(image_diff)}", style="bold")
+        if image_diff.status != "changed":
+            continue
+        for fact in image_diff.meta:
+            out.line(f"  {fact.field} {fact.old or '-'} -> {fact.new or '-'}")
+        if not image_diff.all_changes:
+            continue
+        table = out.table("ecosystem", "package", "change", "old", "new")
+        for change in image_diff.all_changes:
+            old, new = _change_sides(change)
+            out.row(table, change.ecosystem, change.name, change.kind, old, new,
+                    style=_CHANGE_STYLES[change.kind])
+        out.console.print(table)
+    return out.text()
+
+
+def _summary(image_diff: InventoryDiff) -> str:
+    if image_diff.status in ("added", "removed"):
+        count = len(image_diff.all_changes)
+        verb = "new image" if image_diff.status == "added" else "removed"
+        return f"{verb} ({count} package{'s' if count != 1 else ''})"
+    if image_diff.status == "unchanged":
+        return "unchanged"
+    counts = [f"{image_diff.count(kind)} {kind}"
+              for kind in _CHANGE_STYLES if image_diff.count(kind)]
+    return ", ".join(counts) if counts else "image facts changed"
+
+
+def _change_sides(change: Change) -> tuple[str, str]:
+    """Old and new as shown: the version, with its origin where that says something (a
+    Python URL, an R source) or where it changed (a Debian architecture)."""
+    show_origin = change.ecosystem != "debs" or (
+        change.old_origin != change.new_origin and change.kind not in ("added", "removed"))
+    return (_side(change.ecosystem, change.old_version, change.old_origin if show_origin else ""),
+            _side(change.ecosystem, change.new_version, change.new_origin if show_origin else ""))
+
+
+def _side(ecosystem: Ecosystem, version: str | None, origin: str) -> str:
+    if version is None:
+        return "-"
+    if not origin:
+        return version
+    return f"{version} @ {origin}" if ecosystem == "python" else f"{version} {origin}"
+
+
+# --- outdated ---------------------------------------------------------------------------
+
+def outdated_table(rows: Sequence[Outdated], *, stream: TextIO) -> str:
+    """Packages with a newer version available, one table per image."""
+    out = _Output(stream)
+    if not rows:
+        out.line("Everything is up to date.")
+        return out.text()
+    images = sorted({row.image for row in rows})
+    for number, image in enumerate(images):
+        if number:
+            out.line()
+        mine = sorted((row for row in rows if row.image == image),
+                      key=lambda row: (ECOSYSTEMS.index(row.ecosystem), sort_key(row.name)))
+        out.line(f"{image}: {len(mine)} outdated", style="bold")
+        table = out.table("ecosystem", "package", "installed", "available")
+        for row in mine:
+            out.row(table, row.ecosystem, row.name, row.installed, row.available)
+        out.console.print(table)
+    return out.text()
