@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from labtools import EngineCli, engine_unavailable
-from test_run import PORTS, UID, RunningLab, cleanup, free_ports, pylab_case, url_parts
+from test_run import UID, RunningLab, cleanup, pylab_case, url_parts
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +37,8 @@ def lab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
     assert binary is not None
     engine = EngineCli("docker", binary)
     tmp = tmp_path_factory.mktemp("pylab-browser")
-    lab = pylab_case(tmp, engine, base, host_ca_files)
-    port = free_ports(1)[0]  # not the case's: test_run's lab may still be up
+    lab, ports = pylab_case(tmp, base, host_ca_files)
+    port = ports["lab"]
     try:
         # `pyrlab build`, then `up --no-build` (test_run.py has `up` build by itself).
         build = lab.pyrlab("build", "pylab")
@@ -46,7 +46,7 @@ def lab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
         up = lab.pyrlab("up", "pylab", "--no-build", "--port", str(port), "--json")
         assert up.returncode == 0, up.stdout + up.stderr
         url = json.loads(up.stdout)["url"]
-        yield RunningLab(lab, engine, tmp, {**PORTS, "lab": port}, url, url_parts(url)[1], 0.0)
+        yield RunningLab(lab, engine, tmp, ports, url, url_parts(url)[1], 0.0)
     finally:
         down = cleanup(lab, engine)
         assert down.returncode == 0, down.stdout + down.stderr

@@ -199,9 +199,16 @@ def test_apt_and_pip_packages_come_through_the_proxies(
     assert done.returncode == 0, done.stderr
     assert f"builds use host networking: a proxy is on this host (127.0.0.1:{ACNG_PORT})" \
         in done.stderr
-    # apt: this build asked apt-cacher-ng for trixie's indexes, and hello went through it.
+    # apt: this build asked apt-cacher-ng for trixie's indexes (apt asks for them every
+    # time), in the part of its log written during this run.
     log = apt_cacher.new_log()
     assert "dists/trixie/" in log, log[-2000:]
+    # hello: when apt downloaded it in this build (an earlier run may have left it in the
+    # build's apt cache), the download went through apt-cacher-ng in this run too.
+    build_log = Path(str(json.loads(done.stdout)["images"][0]["log"])).read_text()
+    if any(line.startswith("Get:") and " hello " in line
+           for line in (entry.split(" ", 2)[-1] for entry in build_log.splitlines())):
+        assert "hello_" in log, log[-2000:]
     assert apt_cacher.cached("hello_*.deb"), "hello was never fetched through apt-cacher-ng"
     # pip (uv itself, in setup-base) and uv (six, in pylab): through devpi.
     devpi_log = devpi.log.read_text()

@@ -5,7 +5,8 @@ the token is required, the env file / rc script / replacement start script take 
 the container has no privileges, `ps` shows health, and `down` + `up` keep notebooks,
 settings and the token.
 
-The lab runs as UID 4242 / GID 4343 (nobody's default) on the case's own ports.
+The lab runs as UID 4242 / GID 4343 (nobody's default) under a fresh image prefix, on
+free ports.
 """
 
 from __future__ import annotations
@@ -26,19 +27,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from labclient import LabClient
-from labtools import CASES, EngineCli, Lab, engine_unavailable, project_key
+from labtools import CASES, EngineCli, Lab, engine_unavailable, new_prefix, project_key
 
 pytestmark = pytest.mark.integration
 
 UID, GID = 4242, 4343
 CASE = "pylab-run"
-PREFIX = "pyrlab-test-pylab-run/"  # the case's
-PORTS = {"lab": 18931, "dtale": 18932, "tensorboard": 18933}  # the case's
-# The session's base under a name of this case's own, so that what the case renders is the
-# same in every session. (BuildKit, given a context folder of the same name as one it saw
-# before whose files have the same sizes and mtimes, reuses the old files: contexts that
-# differ only in a random base name of equal length would build from a stale Dockerfile.)
-BASE = f"{PREFIX}debian:trixie"
 SETTING = "/lab/api/settings/@jupyterlab/apputils-extension:themes"
 
 
@@ -96,12 +90,16 @@ def copy_case(case: str, root: Path, fills: dict[str, str]) -> Path:
     return root
 
 
-def pylab_case(tmp: Path, engine: EngineCli, base: str, ca_files: list[Path]) -> Lab:
-    engine("tag", base, BASE)
+def pylab_case(tmp: Path, base: str, ca_files: list[Path]) -> tuple[Lab, dict[str, int]]:
+    """cases/pylab-run in tmp/lab with a fresh prefix and free ports (lab, dtale,
+    tensorboard)."""
+    prefix = new_prefix()
+    ports = dict(zip(("lab", "dtale", "tensorboard"), free_ports(3), strict=True))
     root = copy_case(CASE, tmp / "lab", {
-        "BASE_IMAGE": BASE, "CA_FILES": json.dumps([str(p) for p in ca_files]),
-        "WORK": str(tmp), "UID": str(UID), "GID": str(GID)})
-    return Lab(root=root, prefix=PREFIX, engine_name="docker")
+        "PREFIX": prefix, "BASE_IMAGE": base, "CA_FILES": json.dumps([str(p) for p in ca_files]),
+        "WORK": str(tmp), "UID": str(UID), "GID": str(GID),
+        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}})
+    return Lab(root=root, prefix=prefix, engine_name="docker"), ports
 
 
 def cleanup(lab: Lab, engine: EngineCli) -> subprocess.CompletedProcess[str]:
@@ -130,17 +128,18 @@ def pylab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
     assert binary is not None
     engine = EngineCli("docker", binary)
     tmp = tmp_path_factory.mktemp("pylab-run")
-    lab = pylab_case(tmp, engine, base, host_ca_files)
+    lab, ports = pylab_case(tmp, base, host_ca_files)
     try:
         started = time.monotonic()
         up = lab.pyrlab("up", "pylab", "--json")
         seconds = time.monotonic() - started
         assert up.returncode == 0, up.stdout + up.stderr
+        assert "pylab: built in" in up.stderr  # `up` built what was missing
         data = json.loads(up.stdout)
         port, token = url_parts(data["url"])
-        assert port == PORTS["lab"]
+        assert port == ports["lab"]
         print(f"\npylab built and started by `pyrlab up` in {seconds:.1f} s")
-        yield RunningLab(lab, engine, tmp, dict(PORTS), data["url"], token, seconds)
+        yield RunningLab(lab, engine, tmp, ports, data["url"], token, seconds)
     finally:
         down = cleanup(lab, engine)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -280,12 +279,20 @@ def test_ps_shows_the_lab_and_its_health(pylab: RunningLab) -> None:
     assert pylab.token not in "\n".join(text)
 
 
+def test_logs_shows_the_servers_own_output(pylab: RunningLab) -> None:
+    logs = pylab.pyrlab("logs", "pylab")
+    assert logs.returncode == 0, logs.stderr
+    assert "Jupyter Server" in logs.stdout + logs.stderr
+    assert f"http://127.0.0.1:{pylab.port}/lab" in logs.stdout + logs.stderr
+    last = pylab.pyrlab("logs", "pylab", "--tail", "1")
+    assert last.returncode == 0, last.stderr
+    assert len((last.stdout + last.stderr).strip().splitlines()) == 1
+
+
 def test_up_again_finds_the_running_lab(pylab: RunningLab) -> None:
-    started = time.monotonic()
     again = pylab.pyrlab("up", "pylab")
     assert again.returncode == 0, again.stderr
     assert again.stdout == f"pylab was already running: {pylab.url}\n"
-    assert time.monotonic() - started < 30
     # The seed's verb: `make pylab` is `pyrlab up pylab`.
     if shutil.which("make") is None:
         engine_unavailable("make is not installed")
@@ -373,13 +380,16 @@ def test_down_keeps_notebooks_settings_and_token(pylab: RunningLab) -> None:
     assert (pylab.work / "notebooks" / "kept.ipynb").is_file()
     assert pylab.pyrlab("ps").stdout == "no labs (start one with `pyrlab up pylab`)\n"
 
-    started = time.monotonic()
-    up = pylab.pyrlab("up", "pylab", "--no-build")  # timed without a build
-    seconds = time.monotonic() - started
+    # Plain `up` (no --no-build) finds the images current and builds nothing.
+    logs = pylab.lab.root / ".pyrlab" / "logs"
+    build_logs = sorted(logs.iterdir())
+    images = {name: pylab.engine.image_id(pylab.lab.ref(name)) for name in ("pyrlab-base", "pylab")}
+    up = pylab.pyrlab("up", "pylab")
     assert up.returncode == 0, up.stderr
     assert up.stdout.endswith(f": {pylab.url}\n")  # the same token
-    print(f"\n`pyrlab up pylab` of a built image: ready in {seconds:.1f} s")
-    assert seconds < 30
+    assert "building" not in up.stderr and "built in" not in up.stderr, up.stderr
+    assert sorted(logs.iterdir()) == build_logs  # no build wrote a log
+    assert {name: pylab.engine.image_id(pylab.lab.ref(name)) for name in images} == images
     theme = client.json("GET", SETTING)
     assert json.loads(theme["raw"]) == {"theme": "JupyterLab Dark"}
     names = [item["name"] for item in client.json("GET", "/api/contents")["content"]]
