@@ -34,9 +34,12 @@ from pyrlab.imagebuild.executor import (
 from pyrlab.imagebuild.hints import mask_credentials, timeout_hint
 from pyrlab.imagebuild.logs import KEEP_PER_IMAGE, new_log_path
 from pyrlab.imagebuild.planner import (
+    LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
     LABEL_PARENT_ID,
     LABEL_PROJECT,
+    MAX_DELTA_DEPTH,
+    Decision,
     decide,
     make_plan,
     targets,
@@ -80,6 +83,7 @@ class FakeEngine(Engine):
     name = "fake"
 
     def __init__(self) -> None:
+        self.deltas: list[str] = []  # images built as a layer on their previous version
         super().__init__("fake")
         self.images: dict[str, dict[str, str]] = {BASE_ID: {}}  # id → labels
         self.parents: dict[str, str] = {}  # id → parent id
@@ -142,7 +146,12 @@ class FakeEngine(Engine):
             parent = re.search(r"^FROM (\S+)$", dockerfile, re.MULTILINE)
             assert parent is not None
             parent_id = self._resolve(parent.group(1))
-            assert parent_id == request.labels[LABEL_PARENT_ID], "built on the wrong parent"
+            assert parent_id is not None
+            if "# A delta build" in dockerfile:  # on its own previous version
+                self.deltas.append(name.group(1))
+                assert self.images[parent_id][LABEL_PARENT_ID] == request.labels[LABEL_PARENT_ID]
+            else:
+                assert parent_id == request.labels[LABEL_PARENT_ID], "built on the wrong parent"
             on_line("#5 [1/2] RUN --mount=x /run/pyrlab/bin/uv-install")
             if any("broken" in p.read_text() for p in request.context.rglob("*.txt")):
                 on_line("#5 0.1 error: no such package: broken")
@@ -218,12 +227,62 @@ def test_editing_requirements_rebuilds_that_image_and_its_descendants_only(lab: 
     (lab / "requirements.txt").write_text("six\nidna\n")
     plan = make_plan(load(lab), engine, None)
     reasons = {p.target.name: p.decision.reason for p in plan.images if p.decision.build}
-    assert reasons == {"pylab": "changed: Python packages",
-                       "pylab-torch": "pylab is built first"}
+    pylab_id = engine.image("t/pylab:latest")
+    assert pylab_id is not None
+    assert reasons == {
+        "pylab": f"changed: Python packages (1 added: a layer on {pylab_id.id[:12]})",
+        "pylab-torch": "pylab is built first"}
     outcomes = build(lab, engine)
     assert actions(outcomes) == {"pyrlab-base": "skipped", "pylab": "built",
                                  "pylab-torch": "built", "other": "skipped"}
     assert outcomes[2].reason == "pylab's inputs changed"
+    # pylab got a layer on its previous version; pylab-torch, whose parent changed, a full build.
+    assert engine.deltas == ["pylab"]
+    assert engine.images[engine.refs["t/pylab:latest"]][LABEL_DELTA_DEPTH] == "1"
+    assert engine.images[engine.refs["t/pylab-torch:latest"]][LABEL_DELTA_DEPTH] == "0"
+
+
+def test_only_added_list_lines_build_a_delta(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    requirements = lab / "requirements.txt"
+
+    def pylab_decision() -> Decision:
+        plan = make_plan(load(lab), engine, ["pylab"])
+        return plan.images[-1].decision
+
+    requirements.write_text("six\nidna\n")  # added
+    assert pylab_decision().delta == ("python",)
+    requirements.write_text("idna\n")  # six removed
+    decision = pylab_decision()
+    assert decision.build and decision.delta == ()
+    assert decision.reason == "changed: Python packages (entries were removed or changed)"
+    requirements.write_text("six>=1\n")  # changed
+    assert pylab_decision().delta == ()
+    requirements.write_text("six\nidna\n")
+    assert make_plan(load(lab), engine, ["pylab"], no_cache=True).images[-1].decision.delta == ()
+
+
+def test_delta_layers_are_compacted_by_a_full_build(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    requirements = lab / "requirements.txt"
+    for i in range(MAX_DELTA_DEPTH + 1):
+        requirements.write_text(requirements.read_text() + f"pkg{i}\n")
+        build(lab, engine, ["pylab"])
+    assert engine.deltas == ["pylab"] * MAX_DELTA_DEPTH  # then one full build
+    assert engine.images[engine.refs["t/pylab:latest"]][LABEL_DELTA_DEPTH] == "0"
+
+
+def test_a_change_besides_the_lists_builds_in_full(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    config = lab / "pyrlab.toml"
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    config.write_text(config.read_text().replace("[images.pylab]",
+                                                 "[images.pylab]\nports = { lab = 8899 }"))
+    decision = make_plan(load(lab), engine, ["pylab"]).images[-1].decision
+    assert decision.build and decision.delta == ()
 
 
 def test_a_rebuilt_parent_rebuilds_children_even_when_their_inputs_are_the_same(

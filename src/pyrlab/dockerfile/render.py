@@ -49,6 +49,16 @@ class RenderOptions:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """A build that adds a layer to the image's own current version instead of starting
+    from its parent: only `steps` ("apt", "python", "r") run again, and each installs just
+    what the previous version lacks."""
+
+    steps: tuple[str, ...]
+    depth: int  # delta layers the new image carries on its last full build
+
+
+@dataclass(frozen=True)
 class BuildContext:
     image: str
     files: dict[str, tuple[bytes, int]]  # relative path → (content, mode), sorted keys
@@ -231,7 +241,11 @@ def _run_keys(files: dict[str, tuple[bytes, int]], options: RenderOptions) -> di
     return keys
 
 
-def render_context(project: Project, name: str, options: RenderOptions | None = None) -> BuildContext:
+def render_context(project: Project, name: str, options: RenderOptions | None = None,
+                   delta: Delta | None = None) -> BuildContext:
+    """The build context of one image. With `delta`, the Dockerfile starts from the image's
+    own `latest` and runs only the delta's steps; its input hash is the full context's, so
+    that the result counts as up to date."""
     options = options or RenderOptions()
     config = project.config
     image = config.images[name]
@@ -255,6 +269,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        if delta is not None and "python" in delta.steps:
+            # uv-install then compiles only the files that have no bytecode yet.
+            add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
     # The R step: in the image that installs R (site configuration, start-up check) and in
     # every image that installs R packages.
     has_r = bool(lists.r_packages) or image.r is not None
@@ -276,7 +293,10 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "version": __version__,
         "name": name,
         "parent": image.parent or "",
-        "from_ref": config.image_ref(image.parent) if image.parent else config.base.image,
+        "from_ref": (config.image_ref(name) if delta is not None
+                     else config.image_ref(image.parent) if image.parent else config.base.image),
+        "delta": delta.steps if delta is not None else (),
+        "delta_depth": delta.depth if delta is not None else 0,
         "is_root": is_root,
         "locale": config.base.locale,
         "cuda": config.base.cuda,
@@ -303,5 +323,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         # An image is built on its parent: when the parent's inputs change, so do its own.
         digest.update(render_context(project, image.parent, options).input_hash.encode())
     input_hash = digest.hexdigest()
+    if delta is not None:
+        input_hash = render_context(project, name, options).input_hash
     add("Dockerfile", draft.replace(HASH_PLACEHOLDER, input_hash).encode())
     return BuildContext(image=name, files=dict(sorted(files.items())), input_hash=input_hash)

@@ -23,13 +23,16 @@ from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mi
 from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
+from pyrlab.dockerfile.render import Delta, render_context
 from pyrlab.engines.base import BuildRequest, Engine, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
 from pyrlab.imagebuild.planner import (
+    LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
     LABEL_INPUTS,
+    LABEL_LISTS,
     LABEL_PARENT_ID,
     LABEL_PROJECT,
     BaseStatus,
@@ -37,6 +40,7 @@ from pyrlab.imagebuild.planner import (
     Plan,
     Planned,
     decide,
+    encode_lists,
     encode_parts,
     project_key,
 )
@@ -228,18 +232,26 @@ class Executor:
         # (Separate folders also let two builds of one project run at the same time.)
         self.build_dirs.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=self.build_dirs))
+        context, depth = target.context, 0
+        if decision.delta:
+            assert item.current is not None
+            depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
+            context = render_context(self.project, target.name, self.engine.render_options,
+                                     Delta(decision.delta, depth))
         try:
-            return self._build(item, decision, parent_id, write_context(target.context, folder))
+            return self._build(item, decision, parent_id, write_context(context, folder), depth)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _build(self, item: Planned, decision: Decision, parent_id: str,
-               folder: Path) -> Outcome:
+               folder: Path, depth: int) -> Outcome:
         target = item.target
         started = time.monotonic()
         labels = {
             LABEL_INPUT_HASH: target.context.input_hash,
             LABEL_INPUTS: encode_parts(target.parts),
+            LABEL_LISTS: encode_lists(target.context),
+            LABEL_DELTA_DEPTH: str(depth),
             LABEL_PARENT_ID: parent_id,
             LABEL_PROJECT: self.project_key,
         }

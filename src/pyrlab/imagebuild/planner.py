@@ -11,10 +11,11 @@ hash cannot: a rebuilt parent, or a base image pulled or bootstrapped again.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pyrlab.config.project import Project
 from pyrlab.dockerfile.render import HASH_PLACEHOLDER, BuildContext, RenderOptions, render_context
@@ -25,6 +26,20 @@ LABEL_INPUTS = "org.pyrlab.inputs"  # a short hash per part of the context, for 
 LABEL_PARENT_ID = "org.pyrlab.parent-id"
 LABEL_PROJECT = "org.pyrlab.project"
 LABEL_IMAGE = "org.pyrlab.image"
+# What the installer steps were given (their list lines, a digest of their other files), so
+# that the next build can tell an edit that only adds lines; and how many delta layers the
+# image carries on its last full build.
+LABEL_LISTS = "org.pyrlab.lists"
+LABEL_DELTA_DEPTH = "org.pyrlab.delta-depth"
+# Delta layers before a build starts from the parent again (and so compacts them).
+MAX_DELTA_DEPTH = 5
+# The installer steps a delta can run again, and their list files (one entry a line) in the
+# context; every other file of the step's part must be unchanged for a delta.
+DELTA_LISTS = {
+    "apt": ("pyrlab/apt/system.txt", "pyrlab/apt/debs.txt"),
+    "python": ("pyrlab/python/requirements.txt",),
+    "r": ("pyrlab/r/apt.txt", "pyrlab/r/cran.txt"),
+}
 
 # The parts of a context (its folders under pyrlab/, and the Dockerfile) as users know them.
 PART_NAMES = {
@@ -112,16 +127,79 @@ def targets(project: Project, names: Iterable[str] | None,
     return out
 
 
+def list_state(context: BuildContext) -> dict[str, dict[str, Any]]:
+    """Per installer step that has a list: its lines, and a digest of the rest of its part
+    (other files, e.g. apt sources or repos.txt), for LABEL_LISTS."""
+    state: dict[str, dict[str, Any]] = {}
+    for step, list_files in DELTA_LISTS.items():
+        prefix = f"pyrlab/{step}/"
+        paths = [p for p in context.files if p.startswith(prefix)]
+        if not paths:
+            continue
+        lines: list[str] = []
+        rest = hashlib.sha256()
+        for path in sorted(paths):
+            content, mode = context.files[path]
+            if path in list_files:
+                lines += [f"{path.rsplit('/', 1)[1]}:{line}"
+                          for line in content.decode().splitlines() if line]
+            else:
+                rest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
+                rest.update(content)
+        state[step] = {"lines": sorted(lines), "rest": rest.hexdigest()[:16]}
+    return state
+
+
+def encode_lists(context: BuildContext) -> str:
+    return json.dumps(list_state(context), sort_keys=True, separators=(",", ":"))
+
+
+def delta_steps(target: Target, current: ImageInfo) -> tuple[tuple[str, ...], str]:
+    """The installer steps to run again on top of `current` when the only change is lines
+    added to lists (nothing removed, nothing else changed), and the added count; ((), why
+    not) otherwise. The caller has checked that `current` was built on today's parent."""
+    before_parts = decode_parts(current.labels.get(LABEL_INPUTS, ""))
+    now_parts = target.parts
+    changed = {part for part in set(before_parts) | set(now_parts)
+               if before_parts.get(part) != now_parts.get(part)}
+    if not changed or not changed <= set(DELTA_LISTS):
+        return (), "not only package lists changed"
+    if LABEL_LISTS not in current.labels:
+        return (), ""  # built before pyrlab recorded its lists
+    try:
+        before = json.loads(current.labels[LABEL_LISTS])
+        depth = int(current.labels.get(LABEL_DELTA_DEPTH, "0"))
+    except ValueError:
+        return (), "unreadable labels"
+    if depth >= MAX_DELTA_DEPTH:
+        return (), f"{depth} delta layers: compacted by a full build"
+    now = list_state(target.context)
+    added = 0
+    for step in sorted(changed):
+        old, new = before.get(step), now.get(step)
+        if not isinstance(old, dict) or new is None or old.get("rest") != new["rest"]:
+            return (), "not only package lists changed"
+        old_lines = set(old.get("lines") or ())
+        new_lines = set(new["lines"])
+        if not old_lines <= new_lines:
+            return (), "entries were removed or changed"
+        added += len(new_lines - old_lines)
+    return tuple(sorted(changed)), f"{added} added"
+
+
 @dataclass(frozen=True)
 class Decision:
     build: bool
     reason: str
+    # Installer steps to run again on the current image (a delta build); () = a full build.
+    delta: tuple[str, ...] = ()
 
 
 def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
-           no_cache: bool = False, pending: str = "built") -> Decision:
+           no_cache: bool = False, pending: str = "built", delta: bool = True) -> Decision:
     """Build `target` or keep `current`? `parent_id` None: what it is built on is first
-    `pending` ("built", or for the base "pulled"/"bootstrapped")."""
+    `pending` ("built", or for the base "pulled"/"bootstrapped"). With `delta`, an edit that
+    only adds list lines builds a layer on `current` instead of starting again."""
     on = target.parent or target.from_ref
     if no_cache:
         return Decision(True, "--no-cache")
@@ -129,9 +207,16 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
         return Decision(True, "not built yet")
     if parent_id is None:
         return Decision(True, f"{on} is {pending} first")
+    same_parent = current.labels.get(LABEL_PARENT_ID) == parent_id
     if current.labels.get(LABEL_INPUT_HASH) != target.context.input_hash:
-        return Decision(True, changed_inputs(target, current))
-    if current.labels.get(LABEL_PARENT_ID) != parent_id:
+        reason = changed_inputs(target, current)
+        if not (delta and same_parent):
+            return Decision(True, reason)
+        steps, why = delta_steps(target, current)
+        if steps:
+            return Decision(True, f"{reason} ({why}: a layer on {short_id(current.id)})", steps)
+        return Decision(True, f"{reason} ({why})" if why else reason)
+    if not same_parent:
         return Decision(True, f"{on} changed (now {short_id(parent_id)})")
     return Decision(False, f"up to date ({short_id(current.id)})")
 

@@ -22,6 +22,7 @@ LABEL org.pyrlab.image="pylab" \
       org.pyrlab.version="<version>" \
       org.pyrlab.input-hash="<input-hash>" \
       org.pyrlab.ports="lab=8888,dtale=40000,tensorboard=6006" \
-      org.pyrlab.cuda="false"
+      org.pyrlab.cuda="false" \
+      org.pyrlab.delta-depth="0"
 USER notebook
 WORKDIR /home/notebook

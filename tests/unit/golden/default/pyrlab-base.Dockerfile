@@ -47,6 +47,7 @@ LABEL org.pyrlab.image="pyrlab-base" \
       org.pyrlab.version="<version>" \
       org.pyrlab.input-hash="<input-hash>" \
       org.pyrlab.ports="" \
-      org.pyrlab.cuda="false"
+      org.pyrlab.cuda="false" \
+      org.pyrlab.delta-depth="0"
 USER notebook
 WORKDIR /home/notebook

@@ -22,6 +22,7 @@ LABEL org.pyrlab.image="pylab-torch" \
       org.pyrlab.version="<version>" \
       org.pyrlab.input-hash="<input-hash>" \
       org.pyrlab.ports="lab=8890" \
-      org.pyrlab.cuda="true"
+      org.pyrlab.cuda="true" \
+      org.pyrlab.delta-depth="0"
 USER notebook
 WORKDIR /home/notebook

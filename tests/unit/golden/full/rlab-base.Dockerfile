@@ -30,6 +30,7 @@ LABEL org.pyrlab.image="rlab-base" \
       org.pyrlab.version="<version>" \
       org.pyrlab.input-hash="<input-hash>" \
       org.pyrlab.ports="" \
-      org.pyrlab.cuda="true"
+      org.pyrlab.cuda="true" \
+      org.pyrlab.delta-depth="0"
 USER notebook
 WORKDIR /home/notebook

@@ -32,6 +32,7 @@ LABEL org.pyrlab.image="rlab" \
       org.pyrlab.version="<version>" \
       org.pyrlab.input-hash="<input-hash>" \
       org.pyrlab.ports="lab=9999" \
-      org.pyrlab.cuda="true"
+      org.pyrlab.cuda="true" \
+      org.pyrlab.delta-depth="0"
 USER notebook
 WORKDIR /home/notebook
