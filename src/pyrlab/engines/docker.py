@@ -42,9 +42,7 @@ class Docker(Engine):
         until a pass removes nothing."""
         removed: list[str] = []
         while True:
-            mine = [r["ID"] for r in self.build_cache_records()
-                    if PYRLAB_STEP_MARK in r.get("Description", "") and r.get("ID")
-                    and r["ID"] not in removed]
+            mine = [i for i in pyrlab_records(self.build_cache_records()) if i not in removed]
             for record_id in mine:
                 self._run(["builder", "prune", "--force", "--all", "--filter", f"id={record_id}"])
             left = {r["ID"] for r in self.build_cache_records()}
@@ -52,6 +50,24 @@ class Docker(Engine):
             if not gone:
                 return removed
             removed += gone
+
+
+def pyrlab_records(records: list[dict[str, str]]) -> list[str]:
+    """IDs of the records a pyrlab step made and of those built on one (a layer whose
+    Parent chain reaches one). The COPY layers after pyrlab's steps are pyrlab's too, but
+    BuildKit calls them only "fileop target"; left behind, they would keep their parents,
+    the layers of pyrlab's steps, from being removed. An image built FROM a pyrlab image
+    starts from new "from local" records, so nobody else's build descends from these."""
+    parents = {r["ID"]: [p.strip() for p in r.get("Parent", "").split(",") if p.strip()]
+               for r in records if r.get("ID")}
+    mine = {r["ID"] for r in records
+            if r.get("ID") and PYRLAB_STEP_MARK in r.get("Description", "")}
+    grew = True
+    while grew:  # add children of what is in, until no more come
+        grown = {i for i, ps in parents.items() if i not in mine and mine.intersection(ps)}
+        mine |= grown
+        grew = bool(grown)
+    return [r["ID"] for r in records if r.get("ID") in mine]
 
 
 class DockerBuildx(Docker):
