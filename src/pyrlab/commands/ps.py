@@ -47,4 +47,10 @@ class PsResult:
 def run(args: argparse.Namespace) -> PsResult:
     config = config_from(args)
     engine = engine_from(args, config)
-    return PsResult(tuple(find_labs(engine, config)), datetime.now(UTC))
+    labs = find_labs(engine, config)
+    # "starting" may only mean that no health check has run yet (Podman without systemd).
+    checked = [engine.check_health(lab.name) for lab in labs
+               if lab.running and lab.health == "starting"]
+    if any(checked):
+        labs = find_labs(engine, config)
+    return PsResult(tuple(labs), datetime.now(UTC))

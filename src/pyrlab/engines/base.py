@@ -365,6 +365,11 @@ class Engine(ABC):
     def remove_container(self, name: str) -> None:
         self._run(["rm", "--force", name])
 
+    def check_health(self, name: str) -> bool:
+        """Run a running container's health check now, for an engine that may not run it on
+        its own; returns whether it ran (then inspect again). Docker's daemon always does."""
+        return False
+
     def logs_argv(self, name: str, *, follow: bool = False, tail: int | None = None) -> list[str]:
         argv = [self.binary, "logs"]
         if follow:

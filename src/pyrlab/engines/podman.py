@@ -83,6 +83,13 @@ class Podman(Engine):
     def gpu_args(self) -> list[str]:
         return ["--device", "nvidia.com/gpu=all"]
 
+    def check_health(self, name: str) -> bool:
+        # Podman runs health checks from systemd timers: without systemd (in a container,
+        # under WSL, on many CI runners) none ever runs and a healthy lab reads "starting"
+        # for ever. `podman healthcheck run` checks now and records the result (exit 0:
+        # healthy, 1: unhealthy).
+        return self._run(["healthcheck", "run", name]).returncode in (0, 1)
+
     def prune_build_cache(self) -> list[str]:
         """buildah keeps `RUN --mount=type=cache,id=ID` folders in <tmp>/buildah-cache[-UID]/
         ID; its layer cache is the intermediate images, which go with the project's."""
