@@ -261,19 +261,19 @@ def test_each_installer_mounts_only_its_own_network_settings(full: Project) -> N
 
 def test_a_new_pip_index_keeps_the_apt_step_cached(tmp_path: Path) -> None:
     files = dict(FULL_FILES)
-    first = render_context(load_project(make_project(tmp_path / "a", files), environ={}),
-                           "pyrlab-base", RenderOptions(run_input_keys=True))
+    first = load_project(make_project(tmp_path / "a", files), environ={})
     files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace(
         "http://devpi.internal:3141/", "http://devpi.internal:3999/")
-    second = render_context(load_project(make_project(tmp_path / "b", files), environ={}),
-                            "pyrlab-base", RenderOptions(run_input_keys=True))
+    second = load_project(make_project(tmp_path / "b", files), environ={})
 
-    def step_line(context: BuildContext, script: str) -> str:
-        lines = context.dockerfile.splitlines()
-        return next(line for line in lines if f"/run/pyrlab/bin/{script}" in line)
+    def step_line(project: Project, image: str, script: str) -> str:
+        context = render_context(project, image, RenderOptions(run_input_keys=True))
+        return next(line for line in context.dockerfile.splitlines()
+                    if f"/run/pyrlab/bin/{script}" in line)
 
-    assert step_line(first, "apt-install") == step_line(second, "apt-install")
-    assert step_line(first, "setup-base") != step_line(second, "setup-base")
+    for image, script in (("pyrlab-base", "apt-install"), ("pyrlab-base", "setup-base")):
+        assert step_line(first, image, script) == step_line(second, image, script)
+    assert step_line(first, "pylab", "uv-install") != step_line(second, "pylab", "uv-install")
 
 
 def test_the_index_timeout_and_retries_are_configurable(tmp_path: Path) -> None:

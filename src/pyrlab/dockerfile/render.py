@@ -102,8 +102,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
     sep = " \\\n    "
     return {
         "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt")]),
-        "base": sep.join([cache("pip", "/root/.cache/pip"), bind("bin"),
-                          bind("net/python", "net")]),
+        "base": bind("bin"),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
                             bind("net/python", "net"), bind("python")]),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
@@ -218,7 +217,7 @@ def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
 # The context folders each installer step bind-mounts (see `_mounts`).
 _STEP_FOLDERS = {
     "apt": ("bin", "net/apt", "apt"),
-    "base": ("bin", "net/python"),
+    "base": ("bin",),
     "python": ("bin", "net/python", "python"),
     "r": ("bin", "net/r", "r"),
 }

@@ -11,7 +11,7 @@ ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:/opt/pyrlab/uv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
@@ -28,10 +28,8 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     /run/pyrlab/bin/apt-install
 
-# The notebook user, the Python virtual environment and uv.
-RUN --mount=type=cache,id=pyrlab-pip,target=/root/.cache/pip \
-    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
-    --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
+# The notebook user and the Python virtual environment.
+RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.

@@ -7,7 +7,8 @@ FROM rlab-base:latest
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root
 
-# Python packages, installed with uv into /opt/venv and compiled to bytecode.
+# Python packages, installed with uv (a build tool, not kept) into /opt/venv and compiled
+# to bytecode.
 RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \

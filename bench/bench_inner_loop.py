@@ -1,0 +1,288 @@
+"""The inner loop, side by side with the original way of building.
+
+    .venv/bin/python bench/bench_inner_loop.py [--lab ds25|heavy] [--adds 3] [--with-r]
+                                               [--skip-cold] [--keep]
+
+The original way (the Makefile-and-Dockerfiles project pyrlab replaces) is one `apt-get
+install` layer, then `pip install --no-cache-dir --no-compile -r requirements.txt` in one
+layer. Both ways use the same lists, the same base image (bootstrapped by pyrlab from the
+Debian mirror), the same engine (Docker with BuildKit) and the host's extra CA files.
+Scenarios, each run for pyrlab and the original way alternately in one run:
+
+- cold: build cache records of both ways pruned (download caches included), no images;
+- add one package (median of --adds, a different package each time, never built before);
+- remove one package;
+- no-op rebuild;
+- image size;
+- `import pandas, sklearn, matplotlib.pyplot, scipy.stats` as another UID (median of 3);
+- `pyrlab up` of the built image until JupyterLab answers (pyrlab only);
+- with --with-r: adding one R package to an rlab (pyrlab only; no baseline).
+
+Figures and ratios are printed; the machine's facts and the figures go to
+bench/results/<date>.json. Only this benchmark's images and build cache records are
+removed (images are named pyrlab-bench-inner/…; the original way's steps carry a marker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PREFIX = "pyrlab-bench-inner/"
+BASE = f"{PREFIX}debian:trixie"
+ORIGINAL = f"{PREFIX}original-pylab:latest"
+ORIGINAL_MARK = "pyrlab-bench-original"  # in every RUN line of the original way
+PYRLAB_MARK = "/run/pyrlab/bin/"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+RESULTS = Path(__file__).parent / "results"
+
+DS25 = ["jupyterlab", "ipywidgets", "ipykernel", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "scikit-learn", "statsmodels", "sympy", "plotly", "bokeh", "numba", "pyarrow", "polars", "h5py", "openpyxl", "requests", "tqdm", "dtale", "tensorboard", "jupytext", "pyyaml", "networkx"]
+# A heavier lab, like real team labs (100+ distributions once resolved).
+HEAVY = DS25 + ["xarray", "dask", "distributed", "altair", "vega_datasets", "folium", "geopandas", "shapely", "pyproj", "sqlalchemy", "psycopg2-binary", "duckdb", "lightgbm", "xgboost", "catboost", "optuna", "mlflow-skinny", "transformers", "tokenizers", "datasets", "huggingface_hub", "nltk", "spacy", "gensim", "beautifulsoup4", "lxml", "scrapy", "pillow", "opencv-python-headless", "scikit-image", "imageio", "plotnine", "pydantic", "fastapi", "uvicorn", "httpx", "aiohttp", "black", "ruff", "mypy", "pytest", "hypothesis", "rich", "typer", "click", "joblib", "cloudpickle"]
+# Packages added one at a time (light, pure Python, in neither list): a random order each
+# run, so no add is ever already in the layer cache.
+ADDABLE = ["tabulate", "toolz", "cachetools", "xmltodict", "humanize", "inflection", "pyfiglet", "python-slugify", "emoji", "termcolor", "tinydb", "parse", "munch"]
+IMPORTS = "import pandas, sklearn, matplotlib.pyplot, scipy.stats"
+BASE_DEBS = ["less", "git"]
+
+
+def sh(*argv: str, check: bool = True, env: dict[str, str] | None = None,
+       input: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})}, input=input)
+    if check and done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def pyrlab(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+    done = subprocess.run([sys.executable, "-m", "pyrlab", *args], capture_output=True,
+                          text=True, check=False, env=env)
+    if done.returncode != 0:
+        sys.exit(f"pyrlab {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done
+
+
+# ----------------------------------------------------------------------- the original way
+ORIGINAL_DOCKERFILE = f"""\
+FROM {BASE}
+COPY ca/ /usr/local/share/ca-certificates/bench/
+COPY base_debs.txt /tmp/
+RUN : {ORIGINAL_MARK} && apt-get update && \\
+    xargs -a /tmp/base_debs.txt apt-get install -y --no-install-recommends \\
+      ca-certificates python3 python3-venv tini curl && \\
+    rm -rf /var/lib/apt/lists/* && update-ca-certificates
+ENV PATH=/opt/venv/bin:$PATH PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+COPY requirements.txt /tmp/
+RUN : {ORIGINAL_MARK} && python3 -m venv /opt/venv && \\
+    pip install --no-cache-dir --no-compile -r /tmp/requirements.txt
+"""
+
+
+class Original:
+    def __init__(self, folder: Path, requirements: list[str]) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True)
+        (folder / "ca").mkdir()
+        for ca in sorted(HOST_CA_DIR.glob("*.crt")):
+            shutil.copy(ca, folder / "ca" / ca.name)
+        (folder / "Dockerfile").write_text(ORIGINAL_DOCKERFILE)
+        (folder / "base_debs.txt").write_text("\n".join(BASE_DEBS) + "\n")
+        self.write(requirements)
+
+    def write(self, requirements: list[str]) -> None:
+        (self.folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
+
+    def build(self) -> float:
+        return timed(lambda: sh("docker", "buildx", "build", "--load", "--network", "host",
+                                "-t", ORIGINAL, str(self.folder)))
+
+
+# ----------------------------------------------------------------------- pyrlab
+class Lab:
+    def __init__(self, root: Path, requirements: list[str], with_r: bool) -> None:
+        self.root = root
+        self.run_sets = ["--set", f"run.notebooks={root.parent / 'notebooks'}",
+                         "--set", f"run.home={root.parent / 'home'}"]
+        pyrlab("init", str(root), "--base", "debian")
+        config = root / "pyrlab.toml"
+        text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
+        config.write_text(f'prefix = "{PREFIX}"\n' + text)
+        (root / "base_debs.txt").write_text("\n".join(BASE_DEBS) + "\n")
+        (root / "r_packages.txt").write_text("apt:jsonlite\n" if with_r else "")
+        self.write(requirements)
+
+    def write(self, requirements: list[str]) -> None:
+        (self.root / "requirements.txt").write_text("\n".join(requirements) + "\n")
+
+    def build(self, *images: str) -> float:
+        return timed(lambda: pyrlab("build", "-C", str(self.root), "--engine", "docker",
+                                    *(images or ("pylab",))))
+
+
+# ----------------------------------------------------------------------- helpers
+def prune(mark: str) -> int:
+    """Remove the build cache records whose step names `mark` (never anything else)."""
+    removed = 0
+    for _ in range(8):
+        listing = sh("docker", "system", "df", "--verbose", "--format",
+                     "{{range .BuildCache}}{{.ID}}\t{{.Description}}\n{{end}}").stdout
+        ids = [line.split("\t", 1)[0] for line in listing.splitlines()
+               if "\t" in line and mark in line.split("\t", 1)[1]]
+        if not ids:
+            break
+        for record in ids:
+            sh("docker", "builder", "prune", "--force", "--all", "--filter", f"id={record}",
+               check=False)
+        removed += len(ids)
+    return removed
+
+
+def remove_images() -> None:
+    refs = [r for r in sh("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+            .split() if r.startswith(PREFIX) and r != BASE]
+    for _ in range(4):
+        if refs:
+            sh("docker", "rmi", "--force", *refs, check=False)
+
+
+def size(ref: str) -> int:
+    return int(sh("docker", "image", "inspect", "--format", "{{.Size}}", ref).stdout)
+
+
+def import_seconds(ref: str) -> float:
+    runs = []
+    for _ in range(3):
+        done = sh("docker", "run", "--rm", "--user", "4242:4242", "--entrypoint", "",
+                  ref, "/opt/venv/bin/python", "-c",
+                  f"import time; t = time.perf_counter(); {IMPORTS}; "
+                  "print(time.perf_counter() - t)")
+        runs.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(runs)
+
+
+def up_seconds(lab: Lab) -> float:
+    port = 20000 + secrets.randbelow(20000)
+    try:
+        return timed(lambda: pyrlab("up", "pylab", "-C", str(lab.root), "--no-build",
+                                    "--port", str(port), *lab.run_sets))
+    finally:
+        pyrlab("down", "pylab", "-C", str(lab.root), "--port", str(port), *lab.run_sets)
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, object]] = []
+
+    def add(self, scenario: str, original: float | None, ours: float, unit: str = "s") -> None:
+        ratio = ours / original if original else None
+        self.rows.append({"scenario": scenario, "original": original, "pyrlab": ours,
+                          "unit": unit, "ratio": ratio})
+        shown = "-" if original is None else f"{original:9.2f}"
+        print(f"{scenario:<52} {shown:>9} {ours:9.2f} {unit:<3} "
+              f"{'' if ratio is None else f'{ratio:5.2f}'}", flush=True)
+
+
+def machine() -> dict[str, object]:
+    def version(*argv: str) -> str:
+        done = sh(*argv, check=False)
+        return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
+
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
+            "buildx": version("docker", "buildx", "version"),
+            "kernel": platform.release()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lab", choices=("ds25", "heavy"), default="ds25")
+    parser.add_argument("--adds", type=int, default=3)
+    parser.add_argument("--with-r", action="store_true")
+    parser.add_argument("--skip-cold", action="store_true",
+                        help="keep the build caches (cold figures are then not cold)")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    requirements = list(DS25 if args.lab == "ds25" else HEAVY)
+    addable = random.sample(ADDABLE, len(ADDABLE))
+
+    work = Path(tempfile.mkdtemp(prefix="pyrlab-bench-"))
+    table = Table()
+    print(f"lab {args.lab}: {len(requirements)} requirements; work folder {work}")
+    print(f"{'scenario':<52} {'original':>9} {'pyrlab':>9}     ratio")
+    try:
+        if sh("docker", "image", "inspect", BASE, check=False).returncode != 0:
+            pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
+        original = Original(work / "original", requirements)
+        lab = Lab(work / "lab", requirements, args.with_r)
+
+        if not args.skip_cold:
+            remove_images()
+            prune(ORIGINAL_MARK)
+            prune(PYRLAB_MARK)
+        table.add("cold build of pylab" + ("" if not args.skip_cold else " (warm cache)"),
+                  original.build(), lab.build())
+
+        adds: list[tuple[float, float]] = []
+        for _ in range(args.adds):
+            package = addable.pop()
+            requirements.append(package)
+            original.write(requirements)
+            lab.write(requirements)
+            adds.append((original.build(), lab.build()))
+        table.add(f"add one package, rebuild (median of {args.adds})",
+                  statistics.median(a for a, _ in adds), statistics.median(b for _, b in adds))
+
+        table.add("no-op rebuild", statistics.median(original.build() for _ in range(3)),
+                  statistics.median(lab.build() for _ in range(3)))
+        table.add("image size", size(ORIGINAL) / 1e9, size(f"{PREFIX}pylab:latest") / 1e9, "GB")
+        table.add(f"`{IMPORTS}` as UID 4242", import_seconds(ORIGINAL),
+                  import_seconds(f"{PREFIX}pylab:latest"))
+        table.add("`pyrlab up pylab` of a built image (ready)", None, up_seconds(lab))
+
+        removed = requirements.pop()
+        original.write(requirements)
+        lab.write(requirements)
+        table.add(f"remove one package ({removed}), rebuild", original.build(), lab.build())
+        table.add("image size after the removal", size(ORIGINAL) / 1e9,
+                  size(f"{PREFIX}pylab:latest") / 1e9, "GB")
+
+        if args.with_r:
+            lab.build("rlab")
+            packages = lab.root / "r_packages.txt"
+            packages.write_text(packages.read_text() + "apt:digest\n")
+            table.add("rlab: add one R package (apt:digest), rebuild", None, lab.build("rlab"))
+
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"{dt.date.today().isoformat()}-{args.lab}.json"
+        out.write_text(json.dumps({"lab": args.lab, "requirements": len(requirements),
+                                   "machine": machine(), "rows": table.rows}, indent=2) + "\n")
+        print(f"results: {out}")
+    finally:
+        if not args.keep:
+            remove_images()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
