@@ -15,6 +15,7 @@ EXIT_ENGINE = 4  # container engine missing, not running or unusable
 EXIT_BUILD = 5  # an image build failed
 EXIT_RUN = 6  # a lab could not be started, reached or stopped
 EXIT_TEST = 7  # an image failed its self-test
+EXIT_NOT_BUILT = 8  # an image the command reads is not built
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,7 @@ class RunError(PyrlabError):
 
 class SelfTestError(PyrlabError):
     exit_code = EXIT_TEST
+
+
+class NotBuiltError(PyrlabError):
+    exit_code = EXIT_NOT_BUILT

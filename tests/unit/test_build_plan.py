@@ -19,10 +19,10 @@ from pyrlab.cli import main
 from pyrlab.commands import build as build_command
 from pyrlab.config.project import Project, load_project
 from pyrlab.config.schema import ProxyConfig
-from pyrlab.dockerfile.render import RenderOptions
+from pyrlab.dockerfile.render import MANIFEST_PATH, META_FILE, RenderOptions
 from pyrlab.engines.base import BuildKitOutput, BuildOutput, BuildRequest, Engine, ImageInfo
 from pyrlab.engines.select import Selection
-from pyrlab.errors import EXIT_BUILD, BuildError
+from pyrlab.errors import EXIT_BUILD, BuildError, EngineError
 from pyrlab.imagebuild import executor as executor_module
 from pyrlab.imagebuild.executor import (
     Executor,
@@ -78,7 +78,9 @@ BASE_ID = "b" * 64
 
 
 class FakeEngine(Engine):
-    """An engine keeping images in memory; a build fails when a list says `broken`."""
+    """An engine keeping images in memory; a build fails when a list says `broken`. Each
+    image gets a manifest as its inventory step would write it: the parent's Python
+    distributions plus the image's requirements, at `versions` (default "1.0")."""
 
     name = "fake"
 
@@ -94,6 +96,9 @@ class FakeEngine(Engine):
         self.delay = 0.0
         self.running = 0
         self.max_running = 0
+        self.manifests: dict[str, bytes] = {}  # id → MANIFEST_PATH's content
+        self.versions: dict[str, str] = {}  # Python distribution → the version it gets
+        self.build_args: list[dict[str, str]] = []  # of every build
         self._lock = threading.Lock()
 
     def _resolve(self, ref: str) -> str | None:
@@ -163,10 +168,36 @@ class FakeEngine(Engine):
                 self.images[image_id] = dict(request.labels)
                 self.parents[image_id] = parent_id
                 self.built.append(name.group(1))
+                self.build_args.append(dict(request.build_args))
+                self.manifests[image_id] = self._manifest(request, parent_id)
             return 0, image_id
         finally:
             with self._lock:
                 self.running -= 1
+
+    def _manifest(self, request: BuildRequest, parent_id: str) -> bytes:
+        meta = json.loads((request.context / META_FILE).read_text())
+        parent = self.manifests.get(parent_id)
+        dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
+        requirements = request.context / "pyrlab" / "python" / "requirements.txt"
+        if requirements.exists():
+            for name in requirements.read_text().split():
+                dists[name] = [name, self.versions.get(name, "1.0"), ""]
+        return json.dumps({
+            "format": 1, "meta": {**meta, "base_id": request.build_args["PYRLAB_BASE_ID"]},
+            "python": "3.13.5",
+            "os_release": {"PRETTY_NAME": "Debian GNU/Linux 13 (trixie)", "ID": "debian",
+                           "VERSION_ID": "13", "VERSION_CODENAME": "trixie"},
+            "debs": [["libc6", "2.41-12", "amd64"], ["tini", "0.19.0-3", "amd64"]],
+            "python_dists": sorted(dists.values()), "r": None,
+        }).encode()
+
+    def read_file(self, image: str, path: str) -> bytes:
+        image_id = self._resolve(image)
+        assert image_id is not None, image
+        if path != MANIFEST_PATH or image_id not in self.manifests:
+            raise EngineError(f"cannot read {path} in {image}: no such file")
+        return self.manifests[image_id]
 
     def prune_build_cache(self) -> list[str]:
         return []

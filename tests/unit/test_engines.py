@@ -348,3 +348,53 @@ def test_engine_binaries_that_vanish_are_engine_errors(tmp_path: Path) -> None:
     engine = Podman(os.fspath(tmp_path / "no-podman"))
     with pytest.raises(EngineError, match="is not installed"):
         engine.tag("a", "b")
+
+
+# --------------------------------------------------------------------------- reading a file
+
+
+def _fake_cp_engine(tmp_path: Path, *, cp_fails: bool = False) -> tuple[Path, Path]:
+    """A docker whose `create` prints an ID and whose `cp` copies a file standing in for
+    the image's /opt/pyrlab/manifest.json; every argv goes to `calls`."""
+    calls, content = tmp_path / "calls", tmp_path / "manifest.json"
+    content.write_bytes(b'{"format": 1}\n\xff')
+    fake = tmp_path / "docker"
+    cp = ('echo "Error response from daemon: Could not find the file" >&2; exit 1'
+          if cp_fails else f'cp {content} "$3"')
+    fake.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+case "$1" in
+  create) echo 0123abcd;;
+  cp) {cp};;
+  rm) ;;
+  *) exit 2;;
+esac
+""")
+    fake.chmod(0o755)
+    return fake, calls
+
+
+def test_a_file_is_copied_out_of_a_container_that_never_starts(tmp_path: Path) -> None:
+    fake, calls = _fake_cp_engine(tmp_path)
+    data = DockerBuildx(str(fake)).read_file("lab/pylab:latest", "/opt/pyrlab/manifest.json")
+    assert data == b'{"format": 1}\n\xff'  # the bytes as they are
+    create, cp, rm = calls.read_text().splitlines()
+    assert create == "create --pull never lab/pylab:latest"  # never a pull, never a start
+    assert cp.startswith("cp 0123abcd:/opt/pyrlab/manifest.json /")
+    assert rm == "rm --force 0123abcd"
+
+
+def test_a_missing_file_is_an_engine_error_and_the_container_is_removed(tmp_path: Path) -> None:
+    fake, calls = _fake_cp_engine(tmp_path, cp_fails=True)
+    with pytest.raises(EngineError) as caught:
+        Podman(str(fake)).read_file("lab/pylab:latest", "/opt/pyrlab/manifest.json")
+    assert caught.value.message == ("cannot read /opt/pyrlab/manifest.json in lab/pylab:latest: "
+                                    "Error response from daemon: Could not find the file")
+    assert calls.read_text().splitlines()[-1] == "rm --force 0123abcd"
+
+
+def test_the_inventory_step_has_a_short_title() -> None:
+    assert step_title("RUN --mount=type=bind,source=pyrlab/inventory,target=/run/pyrlab/"
+                      "inventory /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py "
+                      '/opt/pyrlab/manifest.json /run/pyrlab/inventory/meta.json "$X"') == \
+        "RUN inventory.py"

@@ -22,7 +22,8 @@ from pyrlab.inventory.model import Deb, PyDist, RPkg, from_manifest
 
 COLLECTOR = CONTAINER / "inventory.py"
 META = {"image": "pylab", "input_hash": "0" * 64, "pyrlab_version": "0.1.0",
-        "base_id": "sha256:" + "1" * 64, "extra": ["kept", "as", "given"]}
+        "extra": ["kept", "as", "given"]}
+BASE_ID = "sha256:" + "1" * 64  # the build argument: it joins META's facts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import rrepo  # a helper module of the integration tests
@@ -47,7 +48,7 @@ def fake_dpkg(bin_dir: Path) -> None:
 def collect(tmp_path: Path, path: str, **env: str) -> dict[str, Any]:
     out, meta = tmp_path / "out.json", tmp_path / "meta.json"
     meta.write_text(json.dumps(META))
-    result = subprocess.run([sys.executable, str(COLLECTOR), str(out), str(meta)],
+    result = subprocess.run([sys.executable, str(COLLECTOR), str(out), str(meta), BASE_ID],
                             env={**os.environ, "PATH": path, **env},
                             capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -64,7 +65,7 @@ def test_collector_output_without_r(tmp_path: Path) -> None:
     fake_dpkg(tmp_path / "bin")
     data = collect(tmp_path, str(tmp_path / "bin"))  # nothing else on PATH: no Rscript
     assert data["format"] == 1
-    assert data["meta"] == META
+    assert data["meta"] == {**META, "base_id": BASE_ID}
     assert data["python"] == platform.python_version()
     release = platform.freedesktop_os_release()
     assert data["os_release"] == {key: release.get(key, "") for key in

@@ -3,6 +3,7 @@ package lists and proxy URLs reach the build only as files in the context."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -15,11 +16,11 @@ from pyrlab import __version__
 from pyrlab.cli import main
 from pyrlab.config.project import Project, load_project
 from pyrlab.dockerfile.context import FIXED_MTIME, content_mtime
-from pyrlab.dockerfile.render import BuildContext, RenderOptions, render_context
+from pyrlab.dockerfile.render import META_FILE, BuildContext, RenderOptions, render_context
 
 GOLDEN = Path(__file__).parent / "golden"
 # Files copied verbatim from src/pyrlab/container (checked once, not kept in the goldens).
-COPIED = re.compile(r"^pyrlab/(?:bin/(?!uv-version$)|runtime/)")
+COPIED = re.compile(r"^pyrlab/(?:bin/(?!uv-version$)|runtime/|inventory/inventory\.py$)")
 
 
 def render_all(project: Project, options: RenderOptions | None = None) -> dict[str, BuildContext]:
@@ -33,9 +34,12 @@ def hashes(root: Path) -> dict[str, str]:
 def normalise(dockerfile: str) -> str:
     """Goldens pin the template's output, not pyrlab's version or the exact input hash
     (the hash covers the container scripts; its behaviour is tested below)."""
-    text = re.sub(r'(org\.pyrlab\.input-hash=)"[0-9a-f]{64}"', r'\1"<input-hash>"', dockerfile)
+    text = re.sub(r'(org\.pyrlab\.input-hash=|"input_hash": )"[0-9a-f]{64}"', r'\1"<input-hash>"',
+                  dockerfile)
+    text = re.sub(r"(# inputs )[0-9a-f]{64}$", r"\1<input-hash>", text, flags=re.MULTILINE)
     return text.replace(f"pyrlab {__version__} ", "pyrlab <version> ").replace(
-        f'org.pyrlab.version="{__version__}"', 'org.pyrlab.version="<version>"')
+        f'org.pyrlab.version="{__version__}"', 'org.pyrlab.version="<version>"').replace(
+        f'"pyrlab_version": "{__version__}"', '"pyrlab_version": "<version>"')
 
 
 def describe(contexts: dict[str, BuildContext]) -> str:
@@ -46,7 +50,8 @@ def describe(contexts: dict[str, BuildContext]) -> str:
         for path, (content, mode) in context.files.items():
             out.append(f"{mode:04o} {path}")
             if path != "Dockerfile" and not COPIED.match(path):
-                out += [f"     | {line}" for line in content.decode().splitlines()]
+                text = normalise(content.decode()) if path == META_FILE else content.decode()
+                out += [f"     | {line}" for line in text.splitlines()]
     return "\n".join(out) + "\n"
 
 
@@ -92,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 8
+    assert len(copied) == 9
     for path in copied:
         content, mode = files[path]
         assert content == (CONTAINER / path.rsplit("/", 1)[1]).read_bytes()
@@ -395,3 +400,52 @@ def test_files_of_equal_size_but_different_content_get_different_mtimes() -> Non
     # BuildKit reuses a synced file when path, size and mtime match: content must show.
     assert content_mtime(b"numpy==2.3.1\n") != content_mtime(b"numpy==2.3.2\n")
     assert content_mtime(b"same\n") == content_mtime(b"same\n")
+
+
+# --------------------------------------------------------------------------- inventory step
+
+
+def test_every_image_records_its_inventory_last_with_the_facts_it_was_built_from(
+        full: Project) -> None:
+    for name, context in render_all(full).items():
+        dockerfile = context.dockerfile
+        step = dockerfile.index("RUN --mount=type=bind,source=pyrlab/inventory,")
+        assert step > max(dockerfile.rfind(f"/run/pyrlab/bin/{s}") for s in
+                          ("apt-install", "setup-base", "uv-install", "r-install"))
+        assert dockerfile.index('ARG PYRLAB_BASE_ID=""') < step < dockerfile.index("LABEL ")
+        assert dockerfile[step:].count("RUN ") == 1  # the last RUN: nothing installs after it
+        meta = json.loads(context.files[META_FILE][0])
+        assert meta == {"image": name, "input_hash": context.input_hash,
+                        "pyrlab_version": __version__,
+                        "pinned_r": ["jsonlite"] if name == "rlab" else []}
+        assert context.files["pyrlab/inventory/inventory.py"][0] == \
+            (CONTAINER / "inventory.py").read_bytes()
+
+
+def test_the_inventory_step_reruns_with_any_input_and_podman_sees_it(full: Project) -> None:
+    """meta.json names the input hash; buildah ignores what a step mounts, so on Podman the
+    step's RUN line carries the input hash itself."""
+    for context in render_all(full, RenderOptions(run_input_keys=True)).values():
+        line = next(line for line in context.dockerfile.splitlines()
+                    if "/run/pyrlab/inventory/meta.json" in line)
+        assert line.endswith(f'"$PYRLAB_BASE_ID" # inputs {context.input_hash}')
+
+
+def test_pins_of_ancestors_count_and_only_exact_pins(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "lab", {
+        "pyrlab.toml": """\
+            [base]
+            debs = []
+            [images.rlab-base]
+            r = "debian"
+            r_packages = ["base_r.txt"]
+            [images.rlab]
+            from = "rlab-base"
+            r_packages = ["r.txt"]
+            """,
+        "base_r.txt": "jsonlite==1.8.9\n",
+        "r.txt": "cli>=3.6.0\nRcpp==1.0.14\nggplot2\n",
+    })
+    project = load_project(root, environ={})
+    meta = json.loads(render_context(project, "rlab").files[META_FILE][0])
+    assert meta["pinned_r"] == ["Rcpp", "jsonlite"]

@@ -9,12 +9,16 @@ from pyrlab.commands import (
     build,
     check,
     clean,
+    diff,
     down,
     init,
+    inspect,
+    lock,
     logs,
     ps,
     render,
     restart,
+    sbom,
     shell,
     up,
     url,
@@ -22,4 +26,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
+    inspect, lock, diff, sbom,
 ]

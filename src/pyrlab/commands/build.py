@@ -9,7 +9,7 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
-from pyrlab.imagebuild.executor import BaseOutcome, Outcome, build_plan, network_mode
+from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import Plan, make_plan
 from pyrlab.imagebuild.progress import Progress
 
@@ -41,17 +41,16 @@ class BuildResult:
     selection: Selection
     network_host: bool
     plan: Plan
-    base: BaseOutcome | None  # None for a dry run
-    outcomes: tuple[Outcome, ...]  # empty for a dry run
+    built: Built | None  # None for a dry run
 
     def to_data(self) -> Any:
         data: dict[str, Any] = {
             "engine": self.selection.engine.describe(),
             "engine_source": self.selection.source,
             "network_host": self.network_host,
-            "dry_run": self.base is None,
+            "dry_run": self.built is None,
         }
-        if self.base is None:
+        if self.built is None:
             base = self.plan.base
             data["base"] = {"ref": base.ref, "action": base.action, "reason": base.reason,
                             "id": base.image.id if base.image else None}
@@ -63,33 +62,39 @@ class BuildResult:
                 for p in self.plan.images
             ]
         else:
-            data["base"] = {"ref": self.base.ref, "action": self.base.action,
-                            "id": self.base.image_id,
-                            "log": str(self.base.log) if self.base.log else None}
+            used, lock = self.built.base, self.built.lock
+            data["base"] = {"ref": used.ref, "action": used.action, "id": used.image_id,
+                            "log": str(used.log) if used.log else None}
             data["images"] = [
                 {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
                  "id": o.image_id or None, "tags": list(o.tags),
                  "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None}
-                for o in self.outcomes
+                for o in self.built.outcomes
             ]
+            data["lock"] = {"path": lock.shown, "recorded": list(lock.recorded),
+                            "changed": lock.changed}
         return data
 
     def to_text(self) -> str:
         width = max([len(p.target.name) for p in self.plan.images] + [4])
-        if self.base is None:
+        if self.built is None:
             base = self.plan.base
             lines = [f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}"]
             for p in self.plan.images:
                 action = "build" if p.decision.build else "skip"
                 lines.append(f"{p.target.name:<{width}}  {action:<9} {p.decision.reason}")
             return "\n".join(lines)
-        lines = [(f"{'base':<{width}}  {self.base.action:<9} {self.base.ref} "
-                 f"({short_id(self.base.image_id)})")]
-        for o in self.outcomes:
+        built = self.built
+        lines = [(f"{'base':<{width}}  {built.base.action:<9} {built.base.ref} "
+                 f"({short_id(built.base.image_id)})")]
+        for o in built.outcomes:
             detail = o.reason
             if o.action == "built":
                 detail += f"; {o.seconds:.0f}s → {', '.join(o.tags)}"
             lines.append(f"{o.name:<{width}}  {o.action:<9} {detail}")
+        lock = built.lock
+        lines.append(f"{lock.shown}: " + (f"updated ({', '.join(lock.recorded)} recorded)"
+                                          if lock.changed else "unchanged"))
         return "\n".join(lines)
 
 
@@ -107,9 +112,9 @@ def run(args: argparse.Namespace) -> BuildResult:
         plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
                          pull=args.pull)
         if args.dry_run:
-            return BuildResult(selection, network_host, plan, None, ())
-        base, outcomes = build_plan(project, engine, plan, progress, network_host=network_host,
-                                    no_cache=args.no_cache, jobs=args.jobs)
+            return BuildResult(selection, network_host, plan, None)
+        built = build_plan(project, engine, plan, progress, network_host=network_host,
+                           no_cache=args.no_cache, jobs=args.jobs)
     finally:
         progress.close()
-    return BuildResult(selection, network_host, plan, base, tuple(outcomes))
+    return BuildResult(selection, network_host, plan, built)

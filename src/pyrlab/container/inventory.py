@@ -1,4 +1,4 @@
-"""What an image holds, as JSON: inventory.py OUT.json META.json (run by /opt/venv/bin/python).
+"""What an image holds, as JSON: inventory.py OUT.json META.json BASE_ID (by /opt/venv/bin/python).
 Stdlib only and no interpretation: the host validates and classifies what this writes."""
 
 import importlib.metadata
@@ -49,12 +49,12 @@ def r_packages() -> dict[str, object] | None:
     return {"version": version, "packages": sorted(row.split("\t") for row in rows)}
 
 
-out_path, meta_path = sys.argv[1:3]
-meta = json.loads(pathlib.Path(meta_path).read_text(encoding="utf-8"))
+meta = json.loads(pathlib.Path(sys.argv[2]).read_text(encoding="utf-8"))
+meta["base_id"] = sys.argv[3]  # the base image's ID, known only when the build runs
 os_release = platform.freedesktop_os_release()
 inventory = {
     "format": 1, "meta": meta, "python": platform.python_version(),
     "os_release": {key: os_release.get(key, "") for key in OS_RELEASE_KEYS},
     "debs": debs(), "python_dists": python_dists(), "r": r_packages(),
 }
-pathlib.Path(out_path).write_text(json.dumps(inventory, sort_keys=True), encoding="utf-8")
+pathlib.Path(sys.argv[1]).write_text(json.dumps(inventory, sort_keys=True), encoding="utf-8")

@@ -9,6 +9,11 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
+    pyrlab/inventory/  the collector and meta.json, the facts it records with what it finds
+
+The last installer step of every image runs the collector, which writes what the image
+holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/lock/diff/
+sbom) without starting it.
 
 Every RUN line is constant text; what differs between images is only which files sit in
 these folders. Each step mounts only the folders it reads, so editing requirements.txt
@@ -31,6 +36,11 @@ from pyrlab.config.project import Project
 from pyrlab.keys import CRAN_DEBIAN, load_key
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
+META_FILE = "pyrlab/inventory/meta.json"
+# Files that name the input hash: rendered with the placeholder, which feeds the hash, then
+# given the hash itself (a file cannot feed its own hash).
+HASHED_FILES = ("Dockerfile", META_FILE)
+MANIFEST_PATH = "/opt/pyrlab/manifest.json"
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
@@ -107,6 +117,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
                             bind("net/python", "net"), bind("python")]),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
                              bind("net/r", "net"), bind("r")]),
+        "inventory": bind("inventory"),
     }
 
 
@@ -170,6 +181,25 @@ def _net_files(project: Project) -> dict[str, bytes]:
     return files
 
 
+def pinned_r_packages(project: Project, name: str) -> list[str]:
+    """R packages pinned with `==` in the image or an ancestor: installed at exactly that
+    version (from the repository's Archive when it is not the current one)."""
+    pinned: set[str] = set()
+    node: str | None = name
+    while node is not None:
+        pinned.update(e.name for e in project.lists[node].r_packages
+                      if e.version is not None and e.text.endswith(f"=={e.version}"))
+        node = project.config.images[node].parent
+    return sorted(pinned)
+
+
+def _meta_file(project: Project, name: str) -> bytes:
+    """What the collector records besides what it finds (it adds the base image's ID)."""
+    meta = {"image": name, "input_hash": HASH_PLACEHOLDER, "pyrlab_version": __version__,
+            "pinned_r": pinned_r_packages(project, name)}
+    return (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+
+
 def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[str, bytes]:
     image = project.config.images[name]
     apt, cran = [], []
@@ -226,6 +256,8 @@ _STEP_FOLDERS = {
 def _run_keys(files: dict[str, tuple[bytes, int]], options: RenderOptions) -> dict[str, str]:
     """Per installer step: "" or, with run_input_keys, " # inputs <digest of its files>"."""
     keys = {}
+    # The inventory step reads meta.json, which names the input hash: its key is that hash.
+    keys["inventory"] = f" # inputs {HASH_PLACEHOLDER}" if options.run_input_keys else ""
     for step, folders in _STEP_FOLDERS.items():
         if not options.run_input_keys:
             keys[step] = ""
@@ -280,6 +312,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     net = _net_files(project)
     for fname, content in net.items():
         add(f"pyrlab/net/{fname}", content)
+    add("pyrlab/inventory/inventory.py", _container_file("inventory.py"))
+    add(META_FILE, _meta_file(project, name))
     if is_root:
         for ca in project.ca_files:
             add(f"pyrlab/ca/{ca.name}", ca.content)
@@ -324,5 +358,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     input_hash = digest.hexdigest()
     if delta is not None:
         input_hash = render_context(project, name, options).input_hash
-    add("Dockerfile", draft.replace(HASH_PLACEHOLDER, input_hash).encode())
+    add("Dockerfile", draft.encode())
+    for path in HASHED_FILES:
+        content, mode = files[path]
+        add(path, content.replace(HASH_PLACEHOLDER.encode(), input_hash.encode()), mode)
     return BuildContext(image=name, files=dict(sorted(files.items())), input_hash=input_hash)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,9 +121,10 @@ def reported(instruction: str) -> bool:
 
 def step_title(instruction: str) -> str:
     """A short title for a Dockerfile step: `RUN --mount=… /run/pyrlab/bin/uv-install`
-    becomes `RUN uv-install`; anything else is cut to a readable length."""
+    becomes `RUN uv-install` (the collector in /run/pyrlab/inventory/ likewise); anything
+    else is cut to a readable length."""
     instruction = " ".join(instruction.split())
-    match = re.search(r"/run/pyrlab/bin/([A-Za-z0-9._-]+)", instruction)
+    match = re.search(r"/run/pyrlab/(?:bin|inventory)/([A-Za-z0-9._-]+)", instruction)
     if instruction.startswith("RUN ") and match:
         return f"RUN {match.group(1)}"
     return instruction if len(instruction) <= 60 else instruction[:59] + "…"
@@ -293,6 +295,30 @@ class Engine(ABC):
         result = self._check([*argv, str(tarball), ref])
         lines = result.stdout.strip().splitlines()
         return normalize_id(lines[-1]) if lines else ""
+
+    def read_file(self, image: str, path: str) -> bytes:
+        """The bytes of the file at `path` in a local image.
+
+        Copied out of a container that is created and never started: nothing in the image
+        runs (its entrypoint, user, shell and network do not matter), the bytes arrive
+        exactly as they are, and Docker and Podman spell `create`, `cp` and `rm` alike."""
+        created = self._check(["create", "--pull", "never", image]).stdout.split()
+        if not created:
+            raise EngineError(f"{self.name} create {image} printed no container ID")
+        container = created[-1]
+        try:
+            with tempfile.TemporaryDirectory(prefix="pyrlab-read-") as folder:
+                copy = Path(folder) / "file"
+                result = self._run(["cp", f"{container}:{path}", str(copy)])
+                if not result.ok:
+                    detail = (result.stderr or result.stdout).strip().splitlines()
+                    raise EngineError(f"cannot read {path} in {image}: "
+                                      f"{detail[-1] if detail else 'cp failed'}")
+                if not copy.is_file():
+                    raise EngineError(f"cannot read {path} in {image}: not a file")
+                return copy.read_bytes()
+        finally:
+            self._run(["rm", "--force", container])
 
     @abstractmethod
     def prune_build_cache(self) -> list[str]:

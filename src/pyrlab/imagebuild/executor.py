@@ -4,6 +4,9 @@ Images whose parents are done build at the same time, up to `jobs` of them. Each
 runs by ID with no tag and its full output goes to a log file; tags move only after it
 succeeded. After a failure nothing new starts, the builds already running finish, and the
 failure is reported with its step, last lines and log path.
+
+After a successful build, pyrlab.lock gets the inventory of every image built (read from
+the manifest its last step wrote); a failed build leaves the lock as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import Delta, render_context
-from pyrlab.engines.base import BuildRequest, Engine, short_id
+from pyrlab.engines.base import BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
@@ -46,8 +49,13 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
+from pyrlab.inventory.lockfile import read_lock, update_lock
+from pyrlab.inventory.model import Inventory
 
 Action = Literal["built", "skipped", "failed", "not built"]
+# The build argument that tells the inventory step the base image's ID (see Dockerfile.j2).
+BASE_ID_ARG = "PYRLAB_BASE_ID"
 
 NO_REGISTRY_HINT = (
     "without a reachable registry, make the base from a Debian mirror instead: "
@@ -85,6 +93,25 @@ class BaseOutcome:
     action: Literal["used", "bootstrapped", "pulled"]
     image_id: str
     log: Path | None = None
+
+
+def base_id_value(image_id: str) -> str:
+    """The base image's ID as the inventory records it."""
+    return f"sha256:{normalize_id(image_id)}"
+
+
+@dataclass(frozen=True)
+class LockUpdate:
+    shown: str  # the lock file, as messages name it
+    recorded: tuple[str, ...]  # images whose section was read from the image now
+    changed: bool  # whether the lock now says something else than before
+
+
+@dataclass(frozen=True)
+class Built:
+    base: BaseOutcome
+    outcomes: tuple[Outcome, ...]
+    lock: LockUpdate
 
 
 def proxy_build_args(proxy: ProxyConfig) -> dict[str, str]:
@@ -136,6 +163,7 @@ class Executor:
         self.logs = logs_dir(project.root)
         self.build_dirs = project.root / ".pyrlab" / "build"
         self.project_key = project_key(project.root)
+        self.base_id = ""  # known once the base image is there
 
     # ------------------------------------------------------------ base image
     def ensure_base(self, status: BaseStatus) -> BaseOutcome:
@@ -184,6 +212,7 @@ class Executor:
     # ------------------------------------------------------------ the graph
     def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
         base = self.ensure_base(plan.base)
+        self.base_id = base.image_id
         outcomes: dict[str, Outcome] = {}
         pending = list(plan.images)
         running: dict[Future[Outcome], str] = {}
@@ -258,7 +287,7 @@ class Executor:
         request = BuildRequest(
             context=folder,
             labels=labels,
-            build_args=self.settings.build_args,
+            build_args={**self.settings.build_args, BASE_ID_ARG: base_id_value(self.base_id)},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
         )
@@ -320,13 +349,41 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
 
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
-               network_host: bool, no_cache: bool = False,
-               jobs: int = 2) -> tuple[BaseOutcome, list[Outcome]]:
-    """Carry out a plan as `pyrlab build` does (also used by `up`); BuildError on failure."""
+               network_host: bool, no_cache: bool = False, jobs: int = 2) -> Built:
+    """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
+    BuildError on failure, when the lock is left as it was."""
+    lock = lock_file(project.config)
+    before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
                         build_args=proxy_build_args(project.config.proxy))
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:
         raise error
-    return base, outcomes
+    return Built(base, tuple(outcomes),
+                 record_inventories(project, engine, plan, base, outcomes, before, progress))
+
+
+def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseOutcome,
+                       outcomes: list[Outcome], before: dict[str, Inventory],
+                       progress: Progress) -> LockUpdate:
+    """Write the inventory of each image built into pyrlab.lock. A skipped image keeps its
+    section unless it has none, or the section is not of this image: its input hash or
+    base differ (an earlier build of it succeeded while another failed, which left the
+    lock as it was)."""
+    lock = lock_file(project.config)
+    hashes = {item.target.name: item.target.context.input_hash for item in plan.images}
+    base_id = base_id_value(base.image_id)
+    changed: dict[str, Inventory] = {}
+    for outcome in outcomes:
+        section = before.get(outcome.name)
+        if (outcome.action == "built" or section is None
+                or section.meta.input_hash != hashes[outcome.name]
+                or section.meta.base_id != base_id):
+            changed[outcome.name] = image_inventory(
+                engine, ImageSpec(outcome.name, outcome.image_id))
+    if changed:
+        progress.note(f"{lock.shown}: recorded what {', '.join(changed)} hold"
+                      + ("s" if len(changed) == 1 else ""))
+    after = update_lock(lock.path, changed, shown=lock.shown)
+    return LockUpdate(lock.shown, tuple(changed), after != before)

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pyrlab.config.project import Project
-from pyrlab.dockerfile.render import HASH_PLACEHOLDER, BuildContext, RenderOptions, render_context
+from pyrlab.dockerfile.render import (
+    HASH_PLACEHOLDER,
+    HASHED_FILES,
+    BuildContext,
+    RenderOptions,
+    render_context,
+)
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 
 LABEL_INPUT_HASH = "org.pyrlab.input-hash"
@@ -50,6 +56,7 @@ PART_NAMES = {
     "ca": "CA certificates",
     "bin": "pyrlab's installer scripts",
     "runtime": "pyrlab's start scripts",
+    "inventory": "pyrlab's inventory step",
     "Dockerfile": "the Dockerfile",
 }
 
@@ -60,14 +67,12 @@ def project_key(root: Path) -> str:
 
 
 def input_parts(context: BuildContext) -> dict[str, str]:
-    """A short hash per part of the context (Dockerfile without its own hash)."""
+    """A short hash per part of the context (files that name the hash, without it)."""
     digests: dict[str, hashlib._Hash] = {}
     for path, (content, mode) in context.files.items():
-        if path == "Dockerfile":
-            part = "Dockerfile"
+        if path in HASHED_FILES:
             content = content.replace(context.input_hash.encode(), HASH_PLACEHOLDER.encode())
-        else:
-            part = path.split("/")[1] if path.count("/") >= 2 else path
+        part = path.split("/")[1] if path.count("/") >= 2 else path
         digest = digests.setdefault(part, hashlib.sha256())
         digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
         digest.update(content)

@@ -18,6 +18,14 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
 ENV PYRLAB_LAB_PORT=8888
 EXPOSE 6006 8888 40000
 
+# What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
+# `diff` and `sbom` (read without starting the image). The base image's ID is known only
+# when the build runs: a build argument, used by this step alone.
+ARG PYRLAB_BASE_ID=""
+RUN --mount=type=bind,source=pyrlab/inventory,target=/run/pyrlab/inventory \
+    /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py /opt/pyrlab/manifest.json \
+        /run/pyrlab/inventory/meta.json "$PYRLAB_BASE_ID"
+
 LABEL org.pyrlab.image="pylab" \
       org.pyrlab.parent="pyrlab-base" \
       org.pyrlab.version="<version>" \

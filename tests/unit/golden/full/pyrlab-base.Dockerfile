@@ -45,6 +45,14 @@ CMD ["/opt/pyrlab/start.sh"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/opt/venv/bin/python", "/opt/pyrlab/healthcheck.py"]
 
+# What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
+# `diff` and `sbom` (read without starting the image). The base image's ID is known only
+# when the build runs: a build argument, used by this step alone.
+ARG PYRLAB_BASE_ID=""
+RUN --mount=type=bind,source=pyrlab/inventory,target=/run/pyrlab/inventory \
+    /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py /opt/pyrlab/manifest.json \
+        /run/pyrlab/inventory/meta.json "$PYRLAB_BASE_ID"
+
 LABEL org.pyrlab.image="pyrlab-base" \
       org.pyrlab.parent="" \
       org.pyrlab.version="<version>" \

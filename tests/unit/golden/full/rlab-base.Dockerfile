@@ -25,6 +25,14 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
     /run/pyrlab/bin/r-install
 
+# What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
+# `diff` and `sbom` (read without starting the image). The base image's ID is known only
+# when the build runs: a build argument, used by this step alone.
+ARG PYRLAB_BASE_ID=""
+RUN --mount=type=bind,source=pyrlab/inventory,target=/run/pyrlab/inventory \
+    /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py /opt/pyrlab/manifest.json \
+        /run/pyrlab/inventory/meta.json "$PYRLAB_BASE_ID"
+
 LABEL org.pyrlab.image="rlab-base" \
       org.pyrlab.parent="pyrlab-base" \
       org.pyrlab.version="<version>" \

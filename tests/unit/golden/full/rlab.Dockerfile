@@ -28,6 +28,14 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
 ENV PYRLAB_LAB_PORT=9999
 EXPOSE 9999
 
+# What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
+# `diff` and `sbom` (read without starting the image). The base image's ID is known only
+# when the build runs: a build argument, used by this step alone.
+ARG PYRLAB_BASE_ID=""
+RUN --mount=type=bind,source=pyrlab/inventory,target=/run/pyrlab/inventory \
+    /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py /opt/pyrlab/manifest.json \
+        /run/pyrlab/inventory/meta.json "$PYRLAB_BASE_ID"
+
 LABEL org.pyrlab.image="rlab" \
       org.pyrlab.parent="rlab-base" \
       org.pyrlab.version="<version>" \

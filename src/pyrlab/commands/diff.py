@@ -1,0 +1,113 @@
+"""`pyrlab diff [A [B]]`: what changed between pyrlab.lock and the images, two images, or
+two lock files, per ecosystem: added, removed, upgraded, downgraded.
+
+    pyrlab diff                         pyrlab.lock → the project's images now
+    pyrlab diff pylab                   pylab's section of pyrlab.lock → the image now
+    pyrlab diff old.lock                that lock file → the project's images now
+    pyrlab diff pylab:previous pylab    one image → another
+    pyrlab diff old.lock pyrlab.lock    one lock file → another
+
+An argument that names an image of the project (NAME or NAME:TAG) is an image; anything
+else is a lock file (write ./pylab for a file that is called like an image). A difference
+is not an error: the exit code is 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyrlab.config.schema import Config
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import ConfigError, Problem, UsageError
+from pyrlab.inventory.diff import InventoryDiff, diff, diff_locks
+from pyrlab.inventory.images import (
+    current_inventories,
+    image_inventory,
+    image_spec,
+    lock_file,
+)
+from pyrlab.inventory.lockfile import LOCK_NAME, read_lock
+from pyrlab.inventory.model import Inventory
+from pyrlab.inventory.tables import diff_table
+from pyrlab.run.session import config_from, engine_from
+
+NAME = "diff"
+HELP = "show what changed between pyrlab.lock and the images, two images or two lock files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sides", nargs="*", metavar="A [B]",
+                        help="images (NAME or NAME:TAG) or lock files; none: pyrlab.lock → "
+                        "the images now; one: it → the image now (or the images now)")
+    add_engine_argument(parser)
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    old: str  # what the comparison is from, as the user named it
+    new: str
+    diffs: tuple[InventoryDiff, ...]
+    not_built: tuple[str, ...] = ()  # images of the project left out: there is none to read
+
+    def to_data(self) -> Any:
+        return {"old": self.old, "new": self.new, "not_built": list(self.not_built),
+                "images": [d.to_json() for d in self.diffs]}
+
+    def to_text(self) -> str:
+        lines = [f"{self.old} → {self.new}"]
+        if self.diffs:
+            lines.append(diff_table(self.diffs, stream=sys.stdout).rstrip("\n"))
+        lines += [f"{name}: not built, not compared (`pyrlab build {name}`)"
+                  for name in self.not_built]
+        return "\n".join(lines)
+
+
+def _lock(path: Path, shown: str) -> dict[str, Inventory]:
+    if not path.is_file():
+        hint = ("`pyrlab lock` writes it from the images (every `pyrlab build` updates it)"
+                if path.name == LOCK_NAME else None)
+        raise ConfigError(Problem(shown, "no such lock file"), hint=hint)
+    return read_lock(path, shown=shown)
+
+
+def _is_image(config: Config, text: str) -> bool:
+    return text.partition(":")[0] in config.images
+
+
+def run(args: argparse.Namespace) -> DiffResult:
+    sides: list[str] = args.sides
+    if len(sides) > 2:
+        raise UsageError("diff compares two things: give at most two images or lock files")
+    config = config_from(args)
+    project_lock = lock_file(config)
+    kinds = [_is_image(config, side) for side in sides]
+    if len(sides) == 2 and kinds[0] != kinds[1]:
+        raise UsageError(f"cannot compare an image with a lock file ({sides[0]}, {sides[1]})",
+                         hint="compare two images, two lock files, or one lock file with "
+                         "the images now (`pyrlab diff FILE`)")
+    engine = engine_from(args, config)
+
+    if len(sides) == 2 and kinds[0]:
+        a, b = image_spec(config, sides[0]), image_spec(config, sides[1])
+        return DiffResult(a.ref, b.ref, (diff(image_inventory(engine, a),
+                                              image_inventory(engine, b)),))
+    if len(sides) == 2:
+        old = _lock(Path(sides[0]), sides[0])
+        return DiffResult(sides[0], sides[1], diff_locks(old, _lock(Path(sides[1]), sides[1])))
+    if len(sides) == 1 and kinds[0]:
+        spec = image_spec(config, sides[0])
+        section = _lock(project_lock.path, project_lock.shown).get(spec.name)
+        return DiffResult(f"{project_lock.shown} [{spec.name}]", spec.ref,
+                          (diff(section, image_inventory(engine, spec)),))
+    if sides:
+        old_shown, old = sides[0], _lock(Path(sides[0]), sides[0])
+    else:
+        old_shown, old = project_lock.shown, _lock(project_lock.path, project_lock.shown)
+    now, not_built = current_inventories(engine, config)
+    # An image that is not built here is not compared (it would read as "removed").
+    old = {name: inventory for name, inventory in old.items() if name not in not_built}
+    return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built))

@@ -1,0 +1,104 @@
+"""The inventories of built images, and where the project keeps its pyrlab.lock.
+
+The last build step of every image records what it holds in MANIFEST_PATH (see
+dockerfile/render.py); it is read here through the engine, without starting the image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrlab.config.schema import Config
+from pyrlab.dockerfile.render import MANIFEST_PATH
+from pyrlab.engines.base import Engine
+from pyrlab.errors import ConfigError, EngineError, NotBuiltError, Problem
+from pyrlab.inventory.lockfile import LOCK_NAME
+from pyrlab.inventory.model import Inventory, ManifestError, from_manifest
+
+
+@dataclass(frozen=True)
+class LockFile:
+    path: Path
+    shown: str  # how messages name it: relative to the current folder where it is under it
+
+
+def lock_file(config: Config) -> LockFile:
+    path = config.root / LOCK_NAME
+    return LockFile(path, shown_path(path))
+
+
+def shown_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image of the project's graph as the command line names it: NAME or NAME:TAG."""
+
+    name: str
+    ref: str
+
+
+def image_spec(config: Config, text: str) -> ImageSpec:
+    name, colon, tag = text.partition(":")
+    if name not in config.images:
+        raise ConfigError(Problem("command line", f"unknown image '{name}' "
+                                  f"(known: {', '.join(config.images)})"))
+    return ImageSpec(name, config.image_ref(name, tag if colon and tag else "latest"))
+
+
+def manifest_inventory(raw: bytes, source: str) -> Inventory:
+    """The inventory in a manifest's bytes; ManifestError naming `source` when it is not one."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{source}: not a valid pyrlab inventory: not JSON ({exc})") \
+            from None
+    meta = data.get("meta") if isinstance(data, dict) else None
+    pinned = meta.get("pinned_r", []) if isinstance(meta, dict) else []
+    if not (isinstance(pinned, list) and all(isinstance(p, str) for p in pinned)):
+        raise ManifestError(f"{source}: not a valid pyrlab inventory: meta.pinned_r: "
+                            "expected a list of strings")
+    return from_manifest(data, source, pinned_r=pinned)
+
+
+def image_inventory(engine: Engine, image: ImageSpec) -> Inventory:
+    """What the image holds, from its manifest; NotBuiltError naming the fix when missing."""
+    info = engine.image(image.ref)
+    if info is None:
+        raise NotBuiltError(f"image {image.ref} is not built",
+                            hint=f"build it with `pyrlab build {image.name}`")
+    try:
+        raw = engine.read_file(info.id, MANIFEST_PATH)
+    except EngineError as exc:
+        raise NotBuiltError(
+            f"{image.ref} has no inventory: {exc.message}",
+            hint=f"images built before pyrlab recorded inventories have none; rebuild it with "
+                 f"`pyrlab build {image.name}`") from None
+    inventory = manifest_inventory(raw, f"{MANIFEST_PATH} in {image.ref}")
+    if inventory.meta.image != image.name:
+        raise ManifestError(f"{image.ref} holds the image '{inventory.meta.image}', "
+                            f"not '{image.name}'",
+                            hint=f"rebuild it with `pyrlab build {image.name}`")
+    return inventory
+
+
+def current_inventories(engine: Engine, config: Config, names: Iterable[str] | None = None,
+                        ) -> tuple[dict[str, Inventory], list[str]]:
+    """The inventories of the images (default: every image of the graph) as they are now,
+    and the names of those not built."""
+    inventories: dict[str, Inventory] = {}
+    missing: list[str] = []
+    for name in config.images if names is None else names:
+        spec = image_spec(config, name)
+        if engine.image(spec.ref) is None:
+            missing.append(name)
+        else:
+            inventories[name] = image_inventory(engine, spec)
+    return inventories, missing

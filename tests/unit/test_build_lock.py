@@ -1,0 +1,148 @@
+"""`build` keeps pyrlab.lock up to date, against the in-memory engine of test_build_plan:
+each image built is read from its manifest, skipped ones keep their section (unless it is
+missing or of another build), a failed build leaves the lock alone, a broken lock stops the
+build before it starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labfiles import make_project
+from test_build_plan import BASE_ID, FILES, FakeEngine
+
+from pyrlab.cli import main
+from pyrlab.commands import build as build_command
+from pyrlab.engines.select import Selection
+from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG
+from pyrlab.inventory.lockfile import read_lock
+from pyrlab.inventory.model import PyDist
+
+IMAGES = ["other", "pylab", "pylab-torch", "pyrlab-base"]
+ORDER = ["pyrlab-base", "pylab", "pylab-torch", "other"]  # as in pyrlab.toml
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # messages name files relative to the current folder
+    return make_project(tmp_path / "lab", FILES)
+
+
+def use_fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    """A FakeEngine for every command (also used by test_inventory_commands)."""
+    fake = FakeEngine()
+
+    def select(flag: str | None, config: str) -> Selection:
+        return Selection(fake, "test")
+
+    monkeypatch.setattr(build_command, "select_engine", select)
+    monkeypatch.setattr("pyrlab.run.session.select_engine", select)
+    return fake
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    return use_fake_engine(monkeypatch)
+
+
+def pyrlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dict[str, Any]:
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--json", *args)
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def python_versions(lab: Path, image: str, lock: str = "pyrlab.lock") -> dict[str, str]:
+    return {d.name: d.version for d in read_lock(lab / lock)[image].python}
+
+
+# --------------------------------------------------------------------------- build → lock
+
+
+def test_a_build_records_every_image_it_built_in_pyrlab_lock(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    data = build_json(capsys, lab)
+    assert data["lock"] == {"path": "lab/pyrlab.lock", "changed": True,
+                            "recorded": ["pyrlab-base", "pylab", "pylab-torch", "other"]}
+    lock = read_lock(lab / "pyrlab.lock")
+    assert sorted(lock) == IMAGES
+    pylab = lock["pylab"]
+    assert pylab.python == (PyDist("six", "1.0"),)
+    assert lock["pylab-torch"].python == (PyDist("packaging", "1.0"), PyDist("six", "1.0"))
+    built = engine.image("t/pylab:latest")
+    assert built is not None
+    assert pylab.meta.input_hash == built.labels["org.pyrlab.input-hash"]
+    assert pylab.meta.base_id == f"sha256:{BASE_ID}"  # the build argument of the last step
+    assert {args["PYRLAB_BASE_ID"] for args in engine.build_args} == {f"sha256:{BASE_ID}"}
+
+
+def test_a_rebuild_records_what_it_built_and_keeps_the_other_sections(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    other_before = read_lock(lab / "pyrlab.lock")["other"]
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    data = build_json(capsys, lab)
+    assert data["lock"]["recorded"] == ["pylab", "pylab-torch"]
+    assert python_versions(lab, "pylab") == {"idna": "1.0", "six": "1.0"}
+    assert read_lock(lab / "pyrlab.lock")["other"] == other_before
+    text = main(["build", "-C", str(lab)])
+    assert text == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "lab/pyrlab.lock: unchanged"
+
+
+def test_a_build_with_nothing_to_do_leaves_the_lock_file_alone(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    before = (lab / "pyrlab.lock").stat()
+    data = build_json(capsys, lab)
+    assert data["lock"] == {"path": "lab/pyrlab.lock", "changed": False, "recorded": []}
+    assert (lab / "pyrlab.lock").stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_skipped_images_without_a_section_are_read_from_their_images(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    written = (lab / "pyrlab.lock").read_text()
+    (lab / "pyrlab.lock").unlink()
+    data = build_json(capsys, lab)
+    assert {i["action"] for i in data["images"]} == {"skipped"}
+    assert sorted(data["lock"]["recorded"]) == IMAGES
+    assert (lab / "pyrlab.lock").read_text() == written
+
+
+def test_a_failed_build_leaves_the_lock_untouched_and_the_next_one_catches_up(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    written = (lab / "pyrlab.lock").read_bytes()
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    (lab / "torch.txt").write_text("broken\n")
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab))
+    assert code == EXIT_BUILD and "building pylab-torch failed" in err
+    assert engine.image("t/pylab:latest") is not None and "pylab" in engine.built[4:]
+    assert (lab / "pyrlab.lock").read_bytes() == written
+    # pylab is up to date now and skipped; its section is of the image before: read again.
+    (lab / "torch.txt").write_text("packaging\n")
+    data = build_json(capsys, lab)
+    assert [(i["name"], i["action"]) for i in data["images"] if i["action"] == "built"] == [
+        ("pylab-torch", "built")]
+    assert data["lock"]["recorded"] == ["pylab", "pylab-torch"]
+    assert python_versions(lab, "pylab") == {"idna": "1.0", "six": "1.0"}
+
+
+def test_a_broken_lock_stops_the_build_before_anything_is_built(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    (lab / "pyrlab.lock").write_text("version = 1\n\n[images.pylab\n")
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab))
+    assert code == EXIT_CONFIG
+    assert "pyrlab: error: lab/pyrlab.lock:3: not valid TOML" in err
+    assert "delete pyrlab.lock and run `pyrlab lock`" in err
+    assert engine.built == []
