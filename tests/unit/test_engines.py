@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import stat
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from pyrlab import proc
 from pyrlab.bootstrap import check_arguments, host_mirror, phases
+from pyrlab.engines import docker as docker_engine
 from pyrlab.engines import select
 from pyrlab.engines.base import BuildKitOutput, BuildRequest, normalize_id, step_title
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
@@ -151,6 +155,57 @@ esac
 
 def _use_dockers(monkeypatch: pytest.MonkeyPatch, *paths: str) -> None:
     monkeypatch.setattr(select, "DOCKER_CANDIDATES", paths)
+
+
+@pytest.fixture(autouse=True)
+def no_host_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Engine choice sees nothing of this machine's Docker: no CLI plugins, no config, a
+    daemon socket that is not there. Returns the (empty) DOCKER_CONFIG folder."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-such.sock'}")
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setattr(docker_engine, "SYSTEM_PLUGIN_DIRS", ())
+    return config
+
+
+def test_a_buildx_plugin_file_is_enough_without_asking_the_cli(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_host_docker: Path) -> None:
+    plugin = no_host_docker / "cli-plugins" / "docker-buildx"
+    plugin.parent.mkdir()
+    plugin.write_text("#!/bin/sh\nexit 1\n")
+    plugin.chmod(0o755)
+    # This client would say it has no buildx: the plugin file is what counts.
+    _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="28.2.2",
+                                           server="28.2.2", buildx=False))
+    assert isinstance(select.find_docker(), DockerBuildx)
+
+
+def test_a_daemon_answering_ping_on_its_socket_needs_no_cli_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "d.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    try:
+        # The CLI would say the daemon is down; the socket says it is up.
+        _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="20.10.24",
+                                               server=None, buildx=False))
+        assert isinstance(select.find_docker(), DockerClassic)
+    finally:
+        thread.join(timeout=5)
+        server.close()
 
 
 def test_a_new_client_without_buildx_falls_back_to_an_old_client_with_builtin_buildkit(
@@ -398,3 +453,55 @@ def test_the_inventory_step_has_a_short_title() -> None:
                       "inventory /opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py "
                       '/opt/pyrlab/manifest.json /run/pyrlab/inventory/meta.json "$X"') == \
         "RUN inventory.py"
+
+
+# --------------------------------------------------------------------------- image lookups
+
+
+class _Answering(DockerBuildx):
+    """A Docker engine whose CLI answers from a table of images, counting the calls."""
+
+    def __init__(self, images: dict[str, dict[str, object]]) -> None:
+        super().__init__("docker")
+        self.known = images
+        self.calls: list[tuple[str, ...]] = []
+
+    def _run(self, args: Sequence[str]) -> proc.Completed:
+        self.calls.append(tuple(args))
+        refs = list(args[2:])
+        found = [self.known[r] for r in refs if r in self.known]
+        errors = "".join(f"Error response from daemon: No such image: {r}\n"
+                         for r in refs if r not in self.known)
+        return proc.Completed(("docker", *args), 1 if errors else 0, json.dumps(found), errors)
+
+
+def _item(image_id: str, *tags: str) -> dict[str, object]:
+    return {"Id": f"sha256:{image_id * 64}", "RepoTags": list(tags),
+            "Config": {"Labels": {"org.pyrlab.image": tags[0] if tags else ""}}}
+
+
+def test_the_images_of_a_graph_are_looked_up_with_one_command() -> None:
+    engine = _Answering({"p/base:latest": _item("a", "p/base:latest"),
+                         "p/pylab:latest": _item("b", "p/pylab:latest", "p/pylab:trixie"),
+                         "debian:trixie": _item("c", "debian:trixie")})
+    found = engine.images_by_ref(["debian:trixie", "p/base:latest", "p/pylab:latest",
+                                  "p/rlab:latest"])
+    assert engine.calls == [("image", "inspect", "debian:trixie", "p/base:latest",
+                             "p/pylab:latest", "p/rlab:latest")]
+    assert found["p/rlab:latest"] is None
+    pylab = found["p/pylab:latest"]
+    assert pylab is not None and pylab.id == "b" * 64
+    assert pylab.labels == {"org.pyrlab.image": "p/pylab:latest"}
+    base = found["debian:trixie"]
+    assert base is not None and base.id == "c" * 64
+
+
+def test_other_spellings_and_ids_are_matched_in_the_same_command() -> None:
+    # "p/x" is tagged as localhost/p/x:latest (Podman's spelling); an ID carries no tag.
+    engine = _Answering({"localhost/p/x:latest": _item("d", "localhost/p/x:latest"),
+                         "sha256:" + "e" * 64: _item("e")})
+    engine.known["p/x"] = engine.known["localhost/p/x:latest"]
+    found = engine.images_by_ref(["p/x", "sha256:" + "e" * 64])
+    assert found["p/x"] is not None and found["p/x"].id == "d" * 64
+    assert found["sha256:" + "e" * 64] is not None
+    assert len(engine.calls) == 1  # both existed: matched by tag and by position

@@ -201,6 +201,51 @@ def request_args(request: BuildRequest) -> list[str]:
     return argv
 
 
+def _image_info(info: dict[str, Any]) -> ImageInfo:
+    labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
+    return ImageInfo(id=normalize_id(str(info.get("Id", ""))), labels=dict(labels),
+                     tags=tuple(info.get("RepoTags") or ()))
+
+
+def _plain_ref(ref: str) -> str:
+    """NAME:TAG as a local tag list spells it, whatever the registry prefix."""
+    for prefix in ("localhost/", "docker.io/library/", "docker.io/"):
+        ref = ref.removeprefix(prefix)
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last or "@" in last else f"{ref}:latest"
+
+
+def inspect_many(engine: Engine, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
+    """Engine.images_by_ref with one `image inspect` for all refs. The engine answers with
+    the images it found, matched here by tag; a ref not accounted for is asked alone."""
+    wanted = list(dict.fromkeys(refs))
+    found: dict[str, ImageInfo | None] = {}
+    if len(wanted) > 1:
+        result = engine._run(["image", "inspect", *wanted])
+        try:
+            data = json.loads(result.stdout or "[]")
+        except ValueError:
+            data = []
+        items = [_image_info(item) for item in data] if isinstance(data, list) else []
+        by_tag = {_plain_ref(tag): info for info in items for tag in info.tags}
+        for ref in wanted:
+            if _plain_ref(ref) in by_tag:
+                found[ref] = by_tag[_plain_ref(ref)]
+        if result.ok and len(items) == len(wanted):
+            # Every ref exists: the rest (IDs, digests) in the order they were asked for.
+            for ref, info in zip(wanted, items, strict=True):
+                found.setdefault(ref, info)
+        # "Error: No such image: REF" (Docker), "…: REF: image not known" (Podman).
+        for ref in wanted:
+            if ref not in found and (f"No such image: {ref}" in result.stderr
+                                     or f"{ref}: image not known" in result.stderr):
+                found[ref] = None
+    for ref in wanted:
+        if ref not in found:
+            found[ref] = engine.image(ref)
+    return found
+
+
 class Engine(ABC):
     """One container engine, reached through its command line client."""
 
@@ -251,11 +296,12 @@ class Engine(ABC):
     def image(self, ref: str) -> ImageInfo | None:
         """ID, labels and tags of a local image; None when there is none by that name."""
         info = self.inspect_image(ref)
-        if info is None:
-            return None
-        labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
-        return ImageInfo(id=normalize_id(str(info.get("Id", ""))), labels=dict(labels),
-                         tags=tuple(info.get("RepoTags") or ()))
+        return None if info is None else _image_info(info)
+
+    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
+        """`image` of several refs (a no-op build asks for every image of the graph); the
+        CLI engines answer with one command (`inspect_many`)."""
+        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}
 
     def tag(self, source: str, target: str) -> None:
         self._check(["tag", source, target])

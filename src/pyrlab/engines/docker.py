@@ -8,10 +8,13 @@ build`. A client of 23 or newer without buildx cannot use BuildKit at all.
 from __future__ import annotations
 
 import json
+import os
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyrlab import proc
-from pyrlab.engines.base import BuildRequest, Engine, request_args
+from pyrlab.engines.base import BuildRequest, Engine, ImageInfo, inspect_many, request_args
 
 # BuildKit describes a cache record by the step that made it ("cached mount /var/cache/apt
 # from exec /bin/bash -o pipefail -c /run/pyrlab/bin/apt-install"): pyrlab's all name this.
@@ -29,6 +32,9 @@ class Docker(Engine):
     """What both ways of building with Docker share."""
 
     name = "docker"
+
+    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
+        return inspect_many(self, refs)
 
     def build_cache_records(self) -> list[dict[str, str]]:
         """BuildKit's cache records (ID, CacheType, Description, InUse, Size)."""
@@ -103,8 +109,56 @@ def client_version(binary: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts) if parts else None
 
 
+def _cli_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def _cli_config() -> dict[str, object]:
+    try:
+        data = json.loads((_cli_config_dir() / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# Where the docker CLI looks for plugins on Linux, after its config's own folder.
+SYSTEM_PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                      "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+
+
 def has_buildx(binary: str) -> bool:
+    """Whether `binary buildx` works. Seen as the plugin file where the CLI looks for it,
+    without starting a process (every pyrlab command selects an engine); only when there
+    is none is the CLI itself asked."""
+    extra = _cli_config().get("cliPluginsExtraDirs")
+    dirs = [str(_cli_config_dir() / "cli-plugins"),
+            *(d for d in extra if isinstance(d, str))] if isinstance(extra, list) else \
+        [str(_cli_config_dir() / "cli-plugins")]
+    for folder in [*dirs, *SYSTEM_PLUGIN_DIRS]:
+        if os.access(Path(folder) / "docker-buildx", os.X_OK):
+            return True
     try:
         return proc.run([binary, "buildx", "version"], timeout=30).ok
     except FileNotFoundError:
         return False
+
+
+def daemon_answers_ping() -> bool:
+    """True when the default daemon socket answers /_ping (about a millisecond, where
+    `docker version` starts a process); False when that cannot be told this way (another
+    DOCKER_HOST or context, no socket): the caller then asks the CLI."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if os.environ.get("DOCKER_CONTEXT") or (host and not host.startswith("unix://")):
+        return False
+    if _cli_config().get("currentContext") not in (None, "", "default"):
+        return False
+    path = host.removeprefix("unix://") or "/var/run/docker.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status = sock.recv(256).split(b"\r\n", 1)[0]
+    except OSError:
+        return False
+    return status.startswith(b"HTTP/1.") and b" 200 " in status

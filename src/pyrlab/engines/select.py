@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from pyrlab import proc
 from pyrlab.engines.base import Engine
-from pyrlab.engines.docker import DockerBuildx, DockerClassic, client_version, has_buildx
+from pyrlab.engines.docker import (
+    DockerBuildx,
+    DockerClassic,
+    client_version,
+    daemon_answers_ping,
+    has_buildx,
+)
 from pyrlab.engines.podman import Podman
 from pyrlab.errors import EngineError
 
@@ -33,6 +39,8 @@ class Selection:
 
 
 def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
+    if daemon_answers_ping():
+        return True, ""
     try:
         result = proc.run([binary, "version", "--format", "{{.Server.Version}}"], timeout=30)
     except FileNotFoundError:

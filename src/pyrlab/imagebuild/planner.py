@@ -252,9 +252,9 @@ class BaseStatus:
     reason: str
 
 
-def base_status(project: Project, engine: Engine, *, pull: bool) -> BaseStatus:
+def base_status(project: Project, info: ImageInfo | None, *, pull: bool) -> BaseStatus:
+    """What to do about the base image, given what the engine has under its name."""
     base = project.config.base
-    info = engine.image(base.image)
     if base.bootstrap:
         if info is None:
             return BaseStatus(base.image, None, "bootstrap",
@@ -284,14 +284,17 @@ class Plan:
 def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
               no_cache: bool = False, pull: bool = False) -> Plan:
     """What `build` would do now, assuming every build changes the image it makes."""
-    base = base_status(project, engine, pull=pull)
+    rendered = targets(project, names, engine.render_options)
+    # One engine command for the base and every image of the graph.
+    known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
+    base = base_status(project, known[project.config.base.image], pull=pull)
     built_on: dict[str | None, str | None] = {
         None: base.image.id if base.image is not None and base.action == "use" else None,
     }
     planned = []
     base_pending = {"pull": "pulled", "bootstrap": "bootstrapped"}.get(base.action, "built")
-    for target in targets(project, names, engine.render_options):
-        current = engine.image(target.ref)
+    for target in rendered:
+        current = known[target.ref]
         decision = decide(target, current, built_on[target.parent], no_cache=no_cache,
                           pending=base_pending if target.parent is None else "built")
         built_on[target.name] = None if decision.build or current is None else current.id
