@@ -114,7 +114,9 @@ def test_editing_requirements_rebuilds_only_pylab(lab: Lab, engine: EngineCli) -
     with (lab.root / "requirements.txt").open("a") as file:
         file.write("idna\n")
     plan = lab.pyrlab("build", "--dry-run")
-    assert re.search(r"^pylab\s+build\s+changed: Python packages$", plan.stdout, re.MULTILINE)
+    # Only a line was added: a delta, a layer on the image it replaces.
+    assert re.search(r"^pylab\s+build\s+changed: Python packages \(1 added: a layer on "
+                     rf"{old_pylab[:12]}\)$", plan.stdout, re.MULTILINE), plan.stdout
     assert re.search(r"^pyrlab-base\s+skip\s+up to date", plan.stdout, re.MULTILINE)
     done = lab.pyrlab("build", "--json")
     assert done.returncode == 0, done.stderr
@@ -154,9 +156,10 @@ def test_a_broken_requirement_fails_clearly_and_moves_no_tag(lab: Lab,
         requirements.write_text(original)
     assert done.returncode == 5, done.stderr
     err = done.stderr
-    assert "pylab: FAILED at [2/3] RUN uv-install; its last lines:" in err
+    assert re.search(r"^pylab: FAILED at \[2/\d\] RUN uv-install; its last lines:$", err,
+                     re.MULTILINE), err
     assert "pyrlab-test-no-such-package" in err  # uv's own words, in the shown tail
-    assert "pyrlab: error: building pylab failed at [2/3] RUN uv-install" in err
+    assert re.search(r"pyrlab: error: building pylab failed at \[2/\d\] RUN uv-install", err)
     assert "no tag was changed" in err
     assert "Traceback" not in err
     log = re.search(r"full log: (\S+)", err)
@@ -173,15 +176,16 @@ def test_without_the_host_cas_pypi_is_unreachable(make_lab: Callable[..., Lab],
     if not host_ca_files:
         pytest.skip("the host has no extra CA certificates: nothing intercepts TLS here")
     lab = make_lab("small", name="no-ca", CA_FILES="[]")
-    done = lab.pyrlab("build", "pyrlab-base")
+    done = lab.pyrlab("build")
     assert done.returncode == 5, done.stderr
-    assert re.search(r"^pyrlab-base: FAILED at \[\d+/\d+\] RUN setup-base", done.stderr,
+    assert re.search(r"^pylab: FAILED at \[\d+/\d+\] RUN uv-install", done.stderr,
                      re.MULTILINE), done.stderr
     log = re.search(r"full log: (\S+)", done.stderr)
     assert log is not None
-    assert re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed",
+    # pip (fetching uv) and uv (six) say it in their own words.
+    assert re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|invalid peer certificate",
                      Path(log.group(1)).read_text())
-    assert engine.image(lab.ref("pyrlab-base")) is None
+    assert engine.image(lab.ref("pylab")) is None
 
 
 def test_clean_removes_the_project_images_and_nothing_else(lab: Lab, engine: EngineCli,
