@@ -20,11 +20,12 @@ from pyrlab.commands import (
     restart,
     sbom,
     shell,
+    test,
     up,
     url,
 )
 
 COMMANDS: list[ModuleType] = [
-    init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
+    init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
     inspect, lock, diff, sbom,
 ]
