@@ -18,6 +18,7 @@ from pyrlab.commands import (
     ps,
     render,
     restart,
+    rollback,
     sbom,
     shell,
     test,
@@ -27,5 +28,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom,
+    inspect, lock, diff, sbom, rollback,
 ]
