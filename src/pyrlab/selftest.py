@@ -177,7 +177,7 @@ def has_jupyterlab(lab_port: int | None, inventory: Inventory | None) -> bool:
     return inventory is None or any(d.name == "jupyter-server" for d in inventory.python)
 
 
-class Tester:
+class SelfTester:
     """Runs the checks of one project's images through one engine."""
 
     def __init__(self, project: Project, engine: Engine) -> None:
@@ -365,7 +365,7 @@ def build_gate(project: Project, engine: Engine,
     After a delta build (`delta_on`: the image it was built on), only the distributions and
     packages its manifest shows new or changed are tested, plus one kernel start: seconds,
     not a full test. An unreadable manifest makes it a full test."""
-    tester = Tester(project, engine)
+    tester = SelfTester(project, engine)
 
     def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
         try:

@@ -11,7 +11,7 @@ from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
 from pyrlab.run.session import engine_from, project_from
-from pyrlab.selftest import ImageTest, Tester
+from pyrlab.selftest import ImageTest, SelfTester
 
 NAME = "test"
 HELP = ("import every listed Python module, load every listed R package and run code in "
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> SelfTestResult:
     if args.images and missing:
         raise NotBuiltError(f"not built: {', '.join(missing)}",
                             hint=f"build with `pyrlab build {' '.join(missing)}`")
-    tester = Tester(project, engine)
+    tester = SelfTester(project, engine)
     tests = []
     for name in names:
         info = known[project.config.image_ref(name)]
