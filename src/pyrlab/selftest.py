@@ -26,16 +26,19 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from pyrlab import proc
 from pyrlab.config.project import Project
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
+from pyrlab.imagebuild.planner import LABEL_LISTS
 from pyrlab.inventory.images import ImageSpec, image_inventory
 from pyrlab.inventory.model import Inventory, ManifestError, normalize_python_name
 from pyrlab.run.plan import HOME, WORK, connect_host, plan_lab
@@ -359,6 +362,26 @@ class SelfTester:
 
 
 
+def newly_listed(engine: Engine, old_id: str, wanted: Iterable[str]) -> frozenset[str]:
+    """Distributions listed now that the image `old_id` was not built from (its lists
+    label): an added line naming something already installed as a dependency changes no
+    version, and is tested all the same."""
+    info = engine.image(old_id)
+    try:
+        lines = json.loads(info.labels.get(LABEL_LISTS, "{}")) if info else {}
+        before = lines.get("python", {}).get("lines", [])
+    except (ValueError, AttributeError):
+        return frozenset()
+    listed = set()
+    for line in before:
+        text = str(line).split(":", 1)[-1]
+        try:
+            listed.add(normalize_python_name(Requirement(text).name))
+        except InvalidRequirement:
+            listed.add(text)  # a bare URL: its own name, as in the lists
+    return frozenset(name for name in wanted if name not in listed)
+
+
 def build_gate(project: Project, engine: Engine,
                ) -> Callable[[str, str, str | None], ImageTest]:
     """The self-test a build runs on each image it made, before the image's tags move.
@@ -379,6 +402,7 @@ def build_gate(project: Project, engine: Engine,
         except (EngineError, NotBuiltError, ManifestError):
             return tester.test(name, image_id, inventory=new)
         python, r = changed_packages(old, new)
+        python |= newly_listed(engine, delta_on, python_wanted(project, name, new))
         return tester.test(name, image_id, Scope(python, r, full_lab=False), inventory=new)
 
     return gate

@@ -102,6 +102,16 @@ def test_a_delta_build_tests_only_what_its_manifest_shows_changed(
     assert [c["name"] for c in pylab["test"]["checks"]] == ["idna"]
 
 
+def test_a_delta_listing_a_distribution_already_installed_tests_it(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    engine.execs.clear()
+    (lab / "torch.txt").write_text("packaging\nsix\n")  # six came with pylab: same version
+    build_json(capsys, lab, "pylab-torch")
+    assert engine.deltas == ["pylab-torch"]
+    assert imported(engine) == [["six"]]
+
+
 def test_build_text_reports_the_gates_share_of_the_build_time(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = pyrlab(capsys, "build", "-C", str(lab))

@@ -55,16 +55,21 @@ def render_test(test: ImageTest) -> list[str]:
 @dataclass(frozen=True)
 class SelfTestResult:
     tests: tuple[ImageTest, ...]
+    not_built: tuple[str, ...] = ()  # images of the project left out: nothing to test
 
     @property
     def exit_code(self) -> int:
         return EXIT_OK if all(t.ok for t in self.tests) else EXIT_TEST
 
     def to_data(self) -> Any:
-        return {"ok": self.exit_code == EXIT_OK, "images": [t.to_data() for t in self.tests]}
+        return {"ok": self.exit_code == EXIT_OK, "images": [t.to_data() for t in self.tests],
+                "not_built": list(self.not_built)}
 
     def to_text(self) -> str:
-        return "\n".join(line for t in self.tests for line in render_test(t))
+        lines = [line for t in self.tests for line in render_test(t)]
+        if self.not_built:
+            lines.append(f"not built, not tested: {', '.join(self.not_built)}")
+        return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> SelfTestResult:
@@ -86,4 +91,4 @@ def run(args: argparse.Namespace) -> SelfTestResult:
             tests.append(tester.test(name, info.id))
     if not tests:
         raise NotBuiltError("no image of this project is built", hint="run `pyrlab build`")
-    return SelfTestResult(tuple(tests))
+    return SelfTestResult(tuple(tests), tuple(missing))
