@@ -82,7 +82,7 @@ class Check:
 
     def describe(self) -> str:
         label = {"python": "import", "r": "library", "kernel": "kernel", "lab": ""}[self.kind]
-        target = {"python": f"{self.what or '(nothing)'} ({self.name})",
+        target = {"python": f"{self.what} ({self.name})" if self.what else self.name,
                   "r": self.name, "kernel": self.name, "lab": self.name}[self.kind]
         at = f" [{self.where}]" if self.where else ""
         return f"{label} {target}{at}".strip()
@@ -206,6 +206,8 @@ class SelfTester:
             r = {k: v for k, v in r.items() if k in scope.r}
         has_lab = has_jupyterlab(config.images[name].lab_port, inventory)
         checks: list[Check] = []
+        if not (python or r or has_lab):
+            return ImageTest(name, image_id, (), time.monotonic() - started)
         container = self._start_quiet(name, image_id)
         try:
             with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pyrlab-test") as pool:

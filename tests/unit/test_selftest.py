@@ -57,6 +57,9 @@ def test_each_built_image_is_tested_in_a_locked_down_container_before_its_tags_m
     assert [c["name"] for c in tests["pylab-torch"]["checks"]] == ["packaging", "six"]
     assert tests["pyrlab-base"]["checks"] == []  # nothing listed: nothing to import
     assert data["seconds"]["self_test"] <= data["seconds"]["build"]
+    # No container for an image with nothing to check.
+    assert sorted(r.labels["org.pyrlab.selftest"] for r in engine.runs) == [
+        "other", "pylab", "pylab-torch"]
     for request in engine.runs:  # the container contract of a self-test
         assert request.network_none and not request.mounts and not request.ports
         assert request.user and not request.user.startswith("0:")
@@ -133,6 +136,10 @@ def test_pyrlab_test_lists_what_it_checked_and_fails_with_every_failure(
     assert out.splitlines()[0].startswith("pylab (") and "ok; 1 imports" in out
     assert "  imported: idna, six" in out
     engine.broken_imports = {"idna": "ImportError: no idna", "six": "SyntaxError: bad six"}
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "other")
+    assert code == EXIT_TEST
+    assert "  FAIL import idna (idna) [other.txt:1]: ImportError: no idna" in out
+    assert "  FAIL import six (six) [other.txt:2]: SyntaxError: bad six" in out
     code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "--json", "other")
     assert code == EXIT_TEST
     data = json.loads(out)
