@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from labfiles import make_project
 from test_build_lock import pyrlab, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
+from pyrlab import proc
 from pyrlab.container import selftest as container_selftest
 from pyrlab.engines.docker import DockerBuildx
 from pyrlab.errors import EXIT_BUILD, EXIT_NOT_BUILT, EXIT_TEST
@@ -250,3 +252,23 @@ def test_self_test_containers_have_no_network() -> None:
 
     argv = DockerBuildx("docker").run_argv(RunRequest(image="i", name="n", network_none=True))
     assert argv[argv.index("--network") + 1] == "none"
+
+
+class HostRscript(FakeEngine):
+    """Runs the R check's command on this machine (R packages are what the host has)."""
+
+    def exec(self, container: str, command: Sequence[str], *,
+             timeout: float | None = None) -> proc.Completed:
+        return proc.run(command, timeout=timeout)
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="needs R")
+def test_the_r_check_attaches_each_package_and_names_the_missing_one(lab: Path) -> None:
+    from pyrlab.config.project import load_project
+
+    tester = SelfTester(load_project(lab, environ={}), HostRscript())
+    checks = tester._libraries("host", {"stats": "r.txt:1", "nosuchpkg": "r.txt:2"})
+    assert [(c.name, c.where, c.ok) for c in checks] == [
+        ("nosuchpkg", "r.txt:2", False), ("stats", "r.txt:1", True)]
+    assert "there is no package called" in checks[0].error
+    assert checks[0].describe() == "library nosuchpkg [r.txt:2]"
