@@ -15,12 +15,20 @@ from typing import Any
 import pytest
 from labfiles import make_project
 
+from pyrlab import proc
 from pyrlab.cli import main
 from pyrlab.commands import build as build_command
 from pyrlab.config.project import Project, load_project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.render import MANIFEST_PATH, META_FILE, RenderOptions
-from pyrlab.engines.base import BuildKitOutput, BuildOutput, BuildRequest, Engine, ImageInfo
+from pyrlab.engines.base import (
+    BuildKitOutput,
+    BuildOutput,
+    BuildRequest,
+    Engine,
+    ImageInfo,
+    RunRequest,
+)
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_BUILD, BuildError, EngineError
 from pyrlab.imagebuild import executor as executor_module
@@ -99,6 +107,10 @@ class FakeEngine(Engine):
         self.manifests: dict[str, bytes] = {}  # id → MANIFEST_PATH's content
         self.versions: dict[str, str] = {}  # Python distribution → the version it gets
         self.build_args: list[dict[str, str]] = []  # of every build
+        self.runs: list[RunRequest] = []  # every container started
+        self.execs: list[tuple[str, tuple[str, ...]]] = []  # (container, command)
+        self.containers: dict[str, str] = {}  # running: name → image ID
+        self.broken_imports: dict[str, str] = {}  # distribution → the error it raises
         self._lock = threading.Lock()
 
     def _resolve(self, ref: str) -> str | None:
@@ -201,6 +213,33 @@ class FakeEngine(Engine):
 
     def prune_build_cache(self) -> list[str]:
         return []
+
+    # Containers, for the self-test: `run` starts nothing, `exec` answers as
+    # container/selftest.py would. A distribution named in `broken_imports` raises on import.
+
+    def run(self, request: RunRequest) -> str:
+        with self._lock:
+            self.runs.append(request)
+            image_id = self._resolve(request.image)
+            assert image_id is not None, request.image
+            self.containers[request.name] = image_id
+        return request.name
+
+    def exec(self, container: str, command: Sequence[str], *,
+             timeout: float | None = None) -> proc.Completed:
+        with self._lock:
+            self.execs.append((container, tuple(command)))
+        mode, data = command[-2], json.loads(command[-1])
+        if mode == "imports":
+            rows = [[dist, dist.replace("-", "_"), 0.01,
+                     self.broken_imports.get(dist, "")] for dist, _ in data]
+        else:
+            rows = [[kernel, "6*7", 0.5, ""] for kernel in data]
+        return proc.Completed(tuple(command), 0, "\n" + json.dumps(rows) + "\n", "")
+
+    def remove_container(self, name: str) -> None:
+        with self._lock:
+            del self.containers[name]
 
 
 @pytest.fixture

@@ -18,13 +18,15 @@ from pyrlab.commands import (
     ps,
     render,
     restart,
+    rollback,
     sbom,
     shell,
+    test,
     up,
     url,
 )
 
 COMMANDS: list[ModuleType] = [
-    init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom,
+    init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
+    inspect, lock, diff, sbom, rollback,
 ]

@@ -12,6 +12,7 @@ from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import Plan, make_plan
 from pyrlab.imagebuild.progress import Progress
+from pyrlab.selftest import build_gate
 
 NAME = "build"
 HELP = "build the images (and their ancestors) whose inputs changed, in dependency order"
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pull", action="store_true",
                         help="pull the base image again first (registry bases only); "
                         "images rebuild when it changed")
+    parser.add_argument("--no-test", action="store_true",
+                        help="tag each image without its self-test (see `pyrlab test`); by "
+                        "default an image whose listed modules or kernels fail is kept as "
+                        "NAME:failed and `latest` stays on the last good one")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
     parser.add_argument("--network-host", action="store_true",
@@ -68,12 +73,27 @@ class BuildResult:
             data["images"] = [
                 {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
                  "id": o.image_id or None, "tags": list(o.tags),
-                 "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None}
+                 "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None,
+                 "test": o.test.to_data() if o.test is not None else None}
                 for o in self.built.outcomes
             ]
+            data["seconds"] = {"build": round(self.build_seconds, 1),
+                               "self_test": round(self.test_seconds, 1)}
             data["lock"] = {"path": lock.shown, "recorded": list(lock.recorded),
                             "changed": lock.changed}
         return data
+
+    @property
+    def build_seconds(self) -> float:
+        """The images' build time, their self-tests included."""
+        return sum(o.seconds for o in self.built.outcomes) if self.built else 0.0
+
+    @property
+    def test_seconds(self) -> float:
+        """The self-test gate's share of build_seconds."""
+        if self.built is None:
+            return 0.0
+        return sum(o.test.seconds for o in self.built.outcomes if o.test is not None)
 
     def to_text(self) -> str:
         width = max([len(p.target.name) for p in self.plan.images] + [4])
@@ -90,8 +110,13 @@ class BuildResult:
         for o in built.outcomes:
             detail = o.reason
             if o.action == "built":
-                detail += f"; {o.seconds:.0f}s → {', '.join(o.tags)}"
+                tested = (f" (self-test {o.test.seconds:.1f}s, {len(o.test.checks)} checks)"
+                          if o.test is not None else " (not tested)")
+                detail += f"; {o.seconds:.0f}s{tested} → {', '.join(o.tags)}"
             lines.append(f"{o.name:<{width}}  {o.action:<9} {detail}")
+        if any(o.action == "built" for o in built.outcomes):
+            lines.append(f"build {self.build_seconds:.0f}s, of which self-tests "
+                         f"{self.test_seconds:.1f}s")
         lock = built.lock
         lines.append(f"{lock.shown}: " + (f"updated ({', '.join(lock.recorded)} recorded)"
                                           if lock.changed else "unchanged"))
@@ -114,7 +139,8 @@ def run(args: argparse.Namespace) -> BuildResult:
         if args.dry_run:
             return BuildResult(selection, network_host, plan, None)
         built = build_plan(project, engine, plan, progress, network_host=network_host,
-                           no_cache=args.no_cache, jobs=args.jobs)
+                           no_cache=args.no_cache, jobs=args.jobs,
+                           gate=None if args.no_test else build_gate(project, engine))
     finally:
         progress.close()
     return BuildResult(selection, network_host, plan, built)

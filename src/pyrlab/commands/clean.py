@@ -1,9 +1,10 @@
 """`pyrlab clean [--cache]`: remove this project's images (and pyrlab's build cache).
 
-Only images this project built are touched: the tags of its graph (latest, previous and
-the base tag) when the image carries this project's label, then any untagged image with
-that label. The base image is kept (it is shared, and may have been pulled or
-bootstrapped at some cost); an image a container still uses is kept and said so.
+Only images this project built are touched: the tags of its graph (latest, previous,
+failed, rolled-back and the base tag) when the image carries this project's label, then
+any untagged image with that label. The base image is kept (it is shared, and may have
+been pulled or bootstrapped at some cost); an image a container still uses is kept and
+said so.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
-from pyrlab.imagebuild.planner import LABEL_PROJECT, project_key
+from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS, project_key
 from pyrlab.output import info
 
 NAME = "clean"
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> CleanResult:
     kept: list[tuple[str, str]] = []
     kept_ids: set[str] = set()
     for name in reversed(project.order()):  # children before their parents
-        refs = [config.image_ref(name, tag) for tag in ("latest", "previous", config.base.tag)]
+        refs = [config.image_ref(name, tag) for tag in (*RESERVED_TAGS, config.base.tag)]
         for ref in dict.fromkeys(refs):
             image = engine.image(ref)
             if image is None:

@@ -61,6 +61,7 @@ class RunRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     gpus: bool = False
     network_host: bool = False
+    network_none: bool = False  # no network at all (self-tests)
     workdir: str | None = None
     extra_args: tuple[str, ...] = ()  # from the user's config, passed through as given
     command: tuple[str, ...] = ()
@@ -402,6 +403,8 @@ class Engine(ABC):
             argv += self.gpu_args()
         if request.network_host:
             argv += ["--network", "host"]
+        elif request.network_none:
+            argv += ["--network", "none"]
         if request.workdir:
             argv += ["--workdir", request.workdir]
         argv += list(request.extra_args)
@@ -468,6 +471,11 @@ class Engine(ABC):
         if workdir:
             argv += ["--workdir", workdir]
         return argv + [name, *command]
+
+    def exec(self, container: str, command: Sequence[str], *,
+             timeout: float | None = None) -> proc.Completed:
+        """Run `command` in a running container and capture its output (self-tests)."""
+        return proc.run(self.exec_argv(container, command), timeout=timeout)
 
     # ------------------------------------------------------------ availability
     def check_available(self) -> None:

@@ -15,6 +15,7 @@ import ipaddress
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import Delta, render_context
-from pyrlab.engines.base import BuildRequest, Engine, normalize_id, short_id
+from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
@@ -52,6 +53,12 @@ from pyrlab.imagebuild.tagging import promote
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
 from pyrlab.inventory.lockfile import read_lock, update_lock
 from pyrlab.inventory.model import Inventory
+from pyrlab.selftest import ImageTest
+
+# The self-test gate: (image name, new image ID, the image a delta was built on or None)
+# → its test. A delta build is tested for what it changed only (see selftest.build_gate).
+Gate = Callable[[str, str, str | None], ImageTest]
+GATE_STEP = "self-test"
 
 Action = Literal["built", "skipped", "failed", "not built"]
 # The build argument that tells the inventory step the base image's ID (see Dockerfile.j2).
@@ -70,6 +77,7 @@ class Settings:
     network_host: bool = False
     jobs: int = 2
     build_args: dict[str, str] = field(default_factory=dict)
+    gate: Gate | None = None  # None: images are tagged without a self-test (--no-test)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Outcome:
     failed_step: str = ""
     error: str = ""
     hint: str = ""  # what the user can change, when the failure says (see hints.py)
+    test: ImageTest | None = None  # the self-test gate's result, when it ran
 
 
 @dataclass(frozen=True)
@@ -320,6 +329,12 @@ class Executor:
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
                                error=error, hint=hint)
+            test = None
+            if self.settings.gate is not None:
+                test = self._gate(item, decision, image_id, log)
+                if not test.ok:
+                    return self._failed_test(item, decision, image_id, test, log, log_path,
+                                             time.monotonic() - started)
             try:
                 promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
             except PyrlabError as exc:
@@ -328,10 +343,52 @@ class Executor:
             log.write(f"# pyrlab: built {image_id}, tagged {', '.join(promotion.tags)}"
                       + (f"; previous: {short_id(promotion.previous)}" if promotion.previous
                          else ""))
-        self.progress.done(target.name, f"built in {seconds:.0f}s ({short_id(image_id)}) "
-                           f"→ {', '.join(target.refs)}")
+            seconds = time.monotonic() - started
+        tested = f", self-test {test.seconds:.1f}s" if test is not None else ""
+        self.progress.done(target.name, f"built in {seconds:.0f}s{tested} "
+                           f"({short_id(image_id)}) → {', '.join(target.refs)}")
         return Outcome(target.name, target.ref, "built", decision.reason, image_id=image_id,
-                       tags=target.refs, seconds=seconds, log=log_path)
+                       tags=target.refs, seconds=seconds, log=log_path, test=test)
+
+    def _gate(self, item: Planned, decision: Decision, image_id: str, log: BuildLog,
+              ) -> ImageTest:
+        """Test the new image before any tag moves; every check goes to the build log."""
+        assert self.settings.gate is not None
+        name = item.target.name
+        delta_on = item.current.id if decision.delta and item.current is not None else None
+        self.progress.step(name, f"{GATE_STEP}{' of what the delta changed' if delta_on else ''}")
+        log.write(f"# pyrlab: {GATE_STEP} of {short_id(image_id)}"
+                  + (f" (what changed since {short_id(delta_on)})" if delta_on else ""))
+        try:
+            test = self.settings.gate(name, image_id, delta_on)
+        except PyrlabError as exc:
+            log.write(f"# pyrlab: {GATE_STEP} could not run: {exc.message}")
+            raise
+        for check in test.checks:
+            log.write(f"# {GATE_STEP}: {check.describe()} {check.seconds:.2f}s: "
+                      + (f"FAIL {check.error}" if check.error else "ok"))
+        log.write(f"# pyrlab: {GATE_STEP} {'passed' if test.ok else 'FAILED'} "
+                  f"in {test.seconds:.1f}s")
+        return test
+
+    def _failed_test(self, item: Planned, decision: Decision, image_id: str, test: ImageTest,
+                     log: BuildLog, log_path: Path, seconds: float) -> Outcome:
+        """Keep the image for debugging as NAME:failed; `latest` stays where it was."""
+        target = item.target
+        self.engine.tag(image_id, target.failed_ref)
+        kept = f"the new image is kept as {target.failed_ref} ({short_id(image_id)})"
+        log.write(f"# pyrlab: {GATE_STEP} failed; {target.ref} unchanged; {kept}")
+        failure = BuildFailure(GATE_STEP, [f"FAIL {c.describe()}: {c.error}"
+                                           for c in test.failures],
+                               f"{len(test.failures)} of {len(test.checks)} checks failed; "
+                               f"{target.ref} unchanged; {kept}")
+        self.progress.failed(target.name, failure, log_path)
+        return Outcome(target.name, target.ref, "failed", decision.reason,
+                       tags=(target.failed_ref,), seconds=seconds, log=log_path,
+                       failed_step=GATE_STEP, error=test.summary(),
+                       hint=f"look inside with `{self.engine.binary} run --rm -it "
+                       f"{target.failed_ref} bash`; `--no-test` builds without the self-test",
+                       test=test)
 
 
 def failure_error(outcomes: list[Outcome]) -> BuildError | None:
@@ -344,18 +401,24 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
     others = f" (and {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
     log = f"full log: {first.log}" if first.log else ""
     hint = "; ".join(h for h in (first.hint, log) if h)
+    if first.failed_step == GATE_STEP:
+        return BuildError(f"{first.name} failed its self-test{others}: {first.error}; "
+                          f"{first.ref} was not changed, the new image is {first.tags[0]}",
+                          hint=hint or None)
     return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
                       "no tag was changed", hint=hint or None)
 
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
-               network_host: bool, no_cache: bool = False, jobs: int = 2) -> Built:
+               network_host: bool, no_cache: bool = False, jobs: int = 2,
+               gate: Gate | None = None) -> Built:
     """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
-    BuildError on failure, when the lock is left as it was."""
+    BuildError on failure, when the lock is left as it was. With `gate`, each image built
+    is tested before its tags move (a failure is a build failure)."""
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        build_args=proxy_build_args(project.config.proxy))
+                        build_args=proxy_build_args(project.config.proxy), gate=gate)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:

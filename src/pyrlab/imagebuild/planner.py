@@ -47,6 +47,9 @@ DELTA_LISTS = {
     "r": ("pyrlab/r/apt.txt", "pyrlab/r/cran.txt"),
 }
 
+# Tags pyrlab gives meanings of its own; a base image's tag is not repeated as one of them.
+RESERVED_TAGS = ("latest", "previous", "failed", "rolled-back")
+
 # The parts of a context (its folders under pyrlab/, and the Dockerfile) as users know them.
 PART_NAMES = {
     "apt": "Debian packages",
@@ -103,6 +106,7 @@ class Target:
     refs: tuple[str, ...]  # every tag the new image gets: NAME:latest, NAME:<base tag>
     previous_ref: str  # NAME:previous, where the replaced image stays reachable
     context: BuildContext
+    failed_ref: str = ""  # NAME:failed, where an image that failed its self-test is kept
 
     @property
     def parts(self) -> dict[str, str]:
@@ -118,7 +122,7 @@ def targets(project: Project, names: Iterable[str] | None,
         image = config.images[name]
         latest = config.image_ref(name, "latest")
         refs = [latest]
-        if config.base.tag not in ("latest", "previous"):
+        if config.base.tag not in RESERVED_TAGS:
             refs.append(config.image_ref(name, config.base.tag))
         out.append(Target(
             name=name,
@@ -128,6 +132,7 @@ def targets(project: Project, names: Iterable[str] | None,
             refs=tuple(refs),
             previous_ref=config.image_ref(name, "previous"),
             context=render_context(project, name, options),
+            failed_ref=config.image_ref(name, "failed"),
         ))
     return out
 

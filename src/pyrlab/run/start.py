@@ -17,6 +17,7 @@ from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready
 from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
+from pyrlab.selftest import build_gate
 
 Note = Callable[[str], None]
 LOG_LINES = 20  # how much of the lab's log a failure shows
@@ -64,7 +65,8 @@ def _build(project: Project, engine: Engine, plan: Plan) -> None:
     try:
         if network_host:
             progress.note(f"builds use host networking: {why}")
-        build_plan(project, engine, plan, progress, network_host=network_host)
+        build_plan(project, engine, plan, progress, network_host=network_host,
+                   gate=build_gate(project, engine))
     finally:
         progress.close()
 

@@ -1,0 +1,94 @@
+"""`pyrlab test [IMAGE…]`: import every listed Python distribution, attach every listed R
+package and run code in every kernel, in throwaway containers of the built images."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from pyrlab.engines.base import short_id
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
+from pyrlab.run.session import engine_from, project_from
+from pyrlab.selftest import ImageTest, SelfTester
+
+NAME = "test"
+HELP = ("import every listed Python module, load every listed R package and run code in "
+        "every kernel of the built images (no network, no home mounted)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="images to test (default: every built image of the project)")
+    add_engine_argument(parser)
+
+
+def render_test(test: ImageTest) -> list[str]:
+    """A test's lines: a summary, every failure, then what passed in one line per kind."""
+    count = {kind: sum(1 for c in test.checks if c.kind == kind)
+             for kind in ("python", "r", "kernel")}
+    checked = ", ".join(f"{n} {label}" for label, n in
+                        (("imports", count["python"]), ("R packages", count["r"]),
+                         ("kernels", count["kernel"])) if n)
+    verdict = "ok" if test.ok else f"FAILED ({len(test.failures)} of {len(test.checks)})"
+    head = (f"{test.image} ({short_id(test.image_id)}): {verdict}; "
+            f"{checked or 'nothing to check'} in {test.seconds:.1f}s")
+    lines = [head]
+    lines += [f"  FAIL {c.describe()}: {c.error}" for c in test.failures]
+    for kind, label in (("python", "imported"), ("r", "attached"), ("kernel", "ran 6*7 in"),
+                        ("lab", "lab")):
+        passed = [c for c in test.checks if c.kind == kind and c.ok]
+        if passed:
+            shown = ", ".join(f"{c.what} {c.seconds:.1f}s" if kind == "lab"
+                              else c.name if kind in ("r", "kernel") else c.what or c.name
+                              for c in passed)
+            lines.append(f"  {label}: {shown}")
+    slow = sorted((c for c in test.checks if c.kind != "lab"), key=lambda c: -c.seconds)[:3]
+    if slow and slow[0].seconds >= 1:
+        lines.append("  slowest: " + ", ".join(
+            f"{c.name if c.kind == 'kernel' else c.what or c.name} {c.seconds:.1f}s"
+            for c in slow))
+    return lines
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    tests: tuple[ImageTest, ...]
+    not_built: tuple[str, ...] = ()  # images of the project left out: nothing to test
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if all(t.ok for t in self.tests) else EXIT_TEST
+
+    def to_data(self) -> Any:
+        return {"ok": self.exit_code == EXIT_OK, "images": [t.to_data() for t in self.tests],
+                "not_built": list(self.not_built)}
+
+    def to_text(self) -> str:
+        lines = [line for t in self.tests for line in render_test(t)]
+        if self.not_built:
+            lines.append(f"not built, not tested: {', '.join(self.not_built)}")
+        return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> SelfTestResult:
+    project = project_from(args)
+    engine = engine_from(args, project.config)
+    names = project.order(args.images or None) if args.images else list(project.config.images)
+    if args.images:  # the images named, not their ancestors: those are tested by name
+        names = [n for n in names if n in args.images]
+    known = engine.images_by_ref([project.config.image_ref(n) for n in names])
+    missing = [n for n in names if known[project.config.image_ref(n)] is None]
+    if args.images and missing:
+        raise NotBuiltError(f"not built: {', '.join(missing)}",
+                            hint=f"build with `pyrlab build {' '.join(missing)}`")
+    tester = SelfTester(project, engine)
+    tests = []
+    for name in names:
+        info = known[project.config.image_ref(name)]
+        if info is not None:
+            tests.append(tester.test(name, info.id))
+    if not tests:
+        raise NotBuiltError("no image of this project is built", hint="run `pyrlab build`")
+    return SelfTestResult(tuple(tests), tuple(missing))

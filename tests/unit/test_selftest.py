@@ -1,0 +1,274 @@
+"""The self-test: `pyrlab test`, the gate in `build`, and `rollback`, against the in-memory
+engine (its containers answer as container/selftest.py would); and the container-side
+script itself, on a distribution made up in a temporary folder."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labfiles import make_project
+from test_build_lock import pyrlab, use_fake_engine
+from test_build_plan import FILES, FakeEngine
+
+from pyrlab import proc
+from pyrlab.container import selftest as container_selftest
+from pyrlab.engines.docker import DockerBuildx
+from pyrlab.errors import EXIT_BUILD, EXIT_NOT_BUILT, EXIT_TEST
+from pyrlab.inventory.lockfile import read_lock
+from pyrlab.selftest import SelfTester, python_wanted
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "lab", FILES)
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    return use_fake_engine(monkeypatch)
+
+
+def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dict[str, Any]:
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--json", *args)
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def imported(engine: FakeEngine) -> list[list[str]]:
+    """The distributions each `imports` exec asked for, in order."""
+    return [[d for d, _ in json.loads(cmd[-1])] for _, cmd in engine.execs
+            if cmd[-2] == "imports"]
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def test_each_built_image_is_tested_in_a_locked_down_container_before_its_tags_move(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    data = build_json(capsys, lab)
+    tests = {i["name"]: i["test"] for i in data["images"]}
+    assert tests["pylab"]["ok"] and [c["name"] for c in tests["pylab"]["checks"]] == ["six"]
+    assert [c["name"] for c in tests["pylab-torch"]["checks"]] == ["packaging", "six"]
+    assert tests["pyrlab-base"]["checks"] == []  # nothing listed: nothing to import
+    assert data["seconds"]["self_test"] <= data["seconds"]["build"]
+    # No container for an image with nothing to check.
+    assert sorted(r.labels["org.pyrlab.selftest"] for r in engine.runs) == [
+        "other", "pylab", "pylab-torch"]
+    for request in engine.runs:  # the container contract of a self-test
+        assert request.network_none and not request.mounts and not request.ports
+        assert request.user and not request.user.startswith("0:")
+        assert request.cap_drop == ("ALL",) and request.command == ("sleep", "infinity")
+    assert engine.containers == {}  # every one removed
+
+
+def test_an_import_failure_keeps_latest_and_the_lock_and_tags_the_image_failed(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    latest = engine.image("t/pylab:latest")
+    lock = (lab / "pyrlab.lock").read_bytes()
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    engine.broken_imports = {"idna": "RuntimeError: idna refuses to import"}
+    code, _out, err = pyrlab(capsys, "build", "-C", str(lab))
+    assert code == EXIT_BUILD
+    assert ("pyrlab: error: pylab failed its self-test: import idna (idna) "
+            "[requirements.txt:2]: RuntimeError: idna refuses to import; "
+            "t/pylab:latest was not changed, the new image is t/pylab:failed") in err
+    assert "FAIL import idna (idna) [requirements.txt:2]: RuntimeError" in err
+    assert engine.image("t/pylab:latest") == latest
+    failed = engine.image("t/pylab:failed")
+    assert failed is not None and failed.id != latest.id  # type: ignore[union-attr]
+    assert (lab / "pyrlab.lock").read_bytes() == lock
+    assert "pylab-torch" not in engine.built[4:]  # its child was not built
+    # --no-test lets it through; the next build (with the test) then has nothing to do.
+    data = build_json(capsys, lab, "--no-test")
+    assert {i["name"]: i["action"] for i in data["images"]}["pylab-torch"] == "built"
+    assert all(i["test"] is None for i in data["images"])
+    assert data["seconds"]["self_test"] == 0
+    assert "idna" in {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].python}
+
+
+def test_a_delta_build_tests_only_what_its_manifest_shows_changed(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    engine.execs.clear()
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    data = build_json(capsys, lab, "pylab")
+    assert engine.deltas == ["pylab"]
+    assert imported(engine) == [["idna"]]  # not six: it did not change
+    pylab = next(i for i in data["images"] if i["name"] == "pylab")
+    assert [c["name"] for c in pylab["test"]["checks"]] == ["idna"]
+
+
+def test_a_delta_listing_a_distribution_already_installed_tests_it(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    engine.execs.clear()
+    (lab / "torch.txt").write_text("packaging\nsix\n")  # six came with pylab: same version
+    build_json(capsys, lab, "pylab-torch")
+    assert engine.deltas == ["pylab-torch"]
+    assert imported(engine) == [["six"]]
+
+
+def test_build_text_reports_the_gates_share_of_the_build_time(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = pyrlab(capsys, "build", "-C", str(lab))
+    assert code == 0
+    assert "(self-test 0.0s, 1 checks) → t/pylab:latest" in out
+    assert [line for line in out.splitlines() if line.startswith("build ")] == [
+        line for line in out.splitlines() if ", of which self-tests " in line]
+
+
+# --------------------------------------------------------------------------- pyrlab test
+
+
+def test_pyrlab_test_lists_what_it_checked_and_fails_with_every_failure(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    (lab / "other.txt").write_text("idna\nsix\n")
+    build_json(capsys, lab)
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "pylab", "other")
+    assert code == 0
+    assert out.splitlines()[0].startswith("pylab (") and "ok; 1 imports" in out
+    assert "  imported: idna, six" in out
+    engine.broken_imports = {"idna": "ImportError: no idna", "six": "SyntaxError: bad six"}
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "other")
+    assert code == EXIT_TEST
+    assert "  FAIL import idna (idna) [other.txt:1]: ImportError: no idna" in out
+    assert "  FAIL import six (six) [other.txt:2]: SyntaxError: bad six" in out
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "--json", "other")
+    assert code == EXIT_TEST
+    data = json.loads(out)
+    assert not data["ok"]
+    errors = {c["name"]: (c["error"], c["where"]) for c in data["images"][0]["checks"]}
+    assert errors == {"idna": ("ImportError: no idna", "other.txt:1"),
+                      "six": ("SyntaxError: bad six", "other.txt:2")}
+
+
+def test_pyrlab_test_of_an_image_not_built_says_so(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pyrlab(capsys, "test", "-C", str(lab), "pylab")
+    assert code == EXIT_NOT_BUILT and "not built: pylab" in err
+
+
+def test_ancestors_lists_are_tested_too_and_url_entries_by_their_distribution(
+        tmp_path: Path) -> None:
+    from pyrlab.config.project import load_project
+    from pyrlab.inventory.model import Inventory, Meta, PyDist
+
+    url = "https://example.org/wheels/tool-1.0-py3-none-any.whl"
+    root = make_project(tmp_path / "lab", {**FILES, "torch.txt": f"Packaging\n{url}\n"})
+    project = load_project(root, environ={})
+    meta = Meta("pylab-torch", "", "", "", "", "debian", "13", "3.13")
+    inventory = Inventory(meta, python=(PyDist("tool", "1.0", url),))
+    assert python_wanted(project, "pylab-torch", inventory) == {
+        "six": "requirements.txt:1", "packaging": "torch.txt:1", "tool": "torch.txt:2"}
+    assert SelfTester(project, FakeEngine()).config is project.config
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def test_rollback_restores_previous_and_its_lock_section_and_names_what_rebuilds(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    first = engine.image("t/pylab:latest")
+    assert first is not None
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    build_json(capsys, lab)
+    second = engine.image("t/pylab:latest")
+    assert second is not None and second.id != first.id
+    code, out, err = pyrlab(capsys, "rollback", "-C", str(lab), "pylab")
+    assert code == 0, err
+    assert engine.image("t/pylab:latest").id == first.id  # type: ignore[union-attr]
+    assert engine.image("t/pylab:rolled-back").id == second.id  # type: ignore[union-attr]
+    assert engine.image("t/pylab:previous") is None
+    assert {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].python} == {"six"}
+    assert "now t/pylab:rolled-back" in out
+    # The lists still ask for idna: the next build would make it again, and says so; the
+    # child built on the rolled-back image rebuilds too.
+    assert "next `pyrlab build` rebuilds pylab: changed: Python packages" in out
+    assert "next `pyrlab build` rebuilds pylab-torch: pylab is built first" in out
+    (lab / "requirements.txt").write_text("six\n")  # the lists agree with the image again
+    plan = json.loads(pyrlab(capsys, "build", "-C", str(lab), "--dry-run", "--json")[1])
+    reasons = {i["name"]: (i["action"], i["reason"]) for i in plan["images"]}
+    assert reasons["pylab"][0] == "skip"
+    assert reasons["pylab-torch"] == ("build", "pylab's inputs changed")
+    code, _, err = pyrlab(capsys, "rollback", "-C", str(lab), "pylab")
+    assert code == EXIT_NOT_BUILT
+    assert "t/pylab:previous does not exist: there is nothing to roll back to" in err
+
+
+# --------------------------------------------------------------------------- the script
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Path]:
+    """A folder on sys.path holding `demo` 1.0: a package, a module, a private module, a
+    .pth file and a script; `broken` 1.0, whose module raises on import."""
+    folder = tmp_path / "site"
+    files = {
+        "demo_pkg/__init__.py": "", "demo_single.py": "", "_demo_private.py": "",
+        "demo.pth": "", "broken_mod.py": "raise RuntimeError('broken on purpose')\n",
+    }
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    for dist, record in (("demo", ["demo_pkg/__init__.py", "demo_single.py",
+                                   "_demo_private.py", "demo.pth", "../../bin/demo"]),
+                         ("broken", ["broken_mod.py"])):
+        info = folder / f"{dist}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "RECORD").write_text("".join(f"{p},,\n" for p in [
+            *record, f"{dist}-1.0.dist-info/METADATA", f"{dist}-1.0.dist-info/RECORD"]))
+    sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()
+    try:
+        yield folder
+    finally:
+        sys.path.remove(str(folder))
+        for name in ("demo_pkg", "demo_single", "broken_mod"):
+            sys.modules.pop(name, None)
+
+
+def test_the_container_script_imports_top_level_names_from_record(site: Path) -> None:
+    rows = container_selftest.imports([["demo", None], ["broken", None], ["absent", None],
+                                       ["demo", ["demo_single"]]])
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("demo", "demo_pkg", ""), ("demo", "demo_single", ""),
+        ("broken", "broken_mod", "RuntimeError: broken on purpose"),
+        ("absent", "", "not installed"), ("demo", "demo_single", "")]
+
+
+def test_self_test_containers_have_no_network() -> None:
+    from pyrlab.engines.base import RunRequest
+
+    argv = DockerBuildx("docker").run_argv(RunRequest(image="i", name="n", network_none=True))
+    assert argv[argv.index("--network") + 1] == "none"
+
+
+class HostRscript(FakeEngine):
+    """Runs the R check's command on this machine (R packages are what the host has)."""
+
+    def exec(self, container: str, command: Sequence[str], *,
+             timeout: float | None = None) -> proc.Completed:
+        return proc.run(command, timeout=timeout)
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="needs R")
+def test_the_r_check_attaches_each_package_and_names_the_missing_one(lab: Path) -> None:
+    from pyrlab.config.project import load_project
+
+    tester = SelfTester(load_project(lab, environ={}), HostRscript())
+    checks = tester._libraries("host", {"stats": "r.txt:1", "nosuchpkg": "r.txt:2"})
+    assert [(c.name, c.where, c.ok) for c in checks] == [
+        ("nosuchpkg", "r.txt:2", False), ("stats", "r.txt:1", True)]
+    assert "there is no package called" in checks[0].error
+    assert checks[0].describe() == "library nosuchpkg [r.txt:2]"
