@@ -216,7 +216,7 @@ def at(text: str, line_text: str) -> int:
     ({"python": 'numpy = "2.3.5 @ "\n'}, 'numpy = "2.3.5 @ "',
      '\'numpy\' = "2.3.5 @ ": expected "VERSION" or "VERSION @ URL"'),
     ({"python": "numpy = 2\n"}, "numpy = 2",
-     "'numpy' must be a string \"VERSION\" or \"VERSION @ URL\", not a number"),
+     "'numpy' must be a string \"VERSION\" or \"VERSION @ URL\", not an integer"),
     ({"python": '"" = "1.0"\n'}, '"" = "1.0"', 'not a valid package name: ""'),
     ({"python": 'Foo_Bar = "1.0"\nfoo-bar = "1.1"\n'}, "[images.pylab.python]",
      "[images.pylab.python] lists 'foo-bar' twice"),
@@ -226,7 +226,7 @@ def at(text: str, line_text: str) -> int:
      '\'ggplot2\' = "3.5.2": expected "VERSION SOURCE" (SOURCE: debian, cran, archive)'),
     ({"image": 'input-hash = "x"\n'}, "[images.pylab]", "'base-id' of image 'pylab': missing"),
     ({"image": 'input-hash = 1\n'}, "input-hash = 1",
-     "'input-hash' of image 'pylab': a number, not a string"),
+     "'input-hash' of image 'pylab': an integer, not a string"),
     ({"image": 'colour = "blue"\n'}, 'colour = "blue"',
      "unknown key 'colour' in [images.pylab]"),
 ])
@@ -242,13 +242,13 @@ def test_the_top_level_is_checked() -> None:
     assert lock_problem('version = "1"\n').startswith("pyrlab.lock:1: unknown lock file version '1'")
     assert lock_problem("version = true\n").startswith("pyrlab.lock:1: unknown lock file version")
     assert lock_problem("version = 1\nimages = 3\n") == (
-        "pyrlab.lock:2: 'images' must be a table, not a number")
+        "pyrlab.lock:2: 'images' must be a table, not an integer")
     assert lock_problem("version = 1\nextra = 3\n") == (
         "pyrlab.lock:2: unknown key 'extra' at the top level")
     assert lock_problem('version = 1\n[images]\n"Bad Name" = {}\n') == (
         "pyrlab.lock:3: not a valid image name: 'Bad Name'")
     assert lock_problem("version = 1\n[images]\npylab = 1\n") == (
-        "pyrlab.lock:3: 'images.pylab' must be a table, not a number")
+        "pyrlab.lock:3: 'images.pylab' must be a table, not an integer")
     assert parse_lock("version = 1\n") == {}
 
 

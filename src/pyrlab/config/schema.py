@@ -226,7 +226,7 @@ class _Reader:
         if data is None:
             return {}
         if not isinstance(data, dict):
-            self.problem(key, f"expected a table, got {_kind(data)}")
+            self.problem(key, f"expected a table, got {toml_kind(data)}")
             return {}
         for k in data:
             if k not in known:
@@ -252,7 +252,8 @@ class _Reader:
         return value
 
 
-def _kind(value: Any) -> str:
+def toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words ("an integer", "a table"), for messages."""
     return {
         bool: "a boolean",
         int: "an integer",
@@ -260,24 +261,24 @@ def _kind(value: Any) -> str:
         str: "a string",
         list: "an array",
         dict: "a table",
-    }.get(type(value), type(value).__name__)
+    }.get(type(value), "a date or time")
 
 
 def _is_str(v: Any) -> str | None:
-    return None if isinstance(v, str) else f"expected a string, got {_kind(v)}"
+    return None if isinstance(v, str) else f"expected a string, got {toml_kind(v)}"
 
 
 def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"expected true or false, got {_kind(v)}"
+    return None if isinstance(v, bool) else f"expected true or false, got {toml_kind(v)}"
 
 
 def _is_opt_str(v: Any) -> str | None:
-    return None if isinstance(v, str) else f"expected a string, got {_kind(v)}"
+    return None if isinstance(v, str) else f"expected a string, got {toml_kind(v)}"
 
 
 def _is_str_list(v: Any) -> str | None:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        return f"expected an array of strings, got {_kind(v)}"
+        return f"expected an array of strings, got {toml_kind(v)}"
     return None
 
 
@@ -296,7 +297,7 @@ def _is_path_list(v: Any) -> str | None:
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if v not in choices:
-            shown = repr(v) if isinstance(v, str) else _kind(v)
+            shown = repr(v) if isinstance(v, str) else toml_kind(v)
             return f"expected one of {', '.join(repr(c) for c in choices)}, got {shown}"
         return None
 
@@ -306,7 +307,7 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
 def _is_url(*schemes: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, str):
-            return f"expected a URL string, got {_kind(v)}"
+            return f"expected a URL string, got {toml_kind(v)}"
         parts = urlsplit(v)
         if parts.scheme not in schemes or not parts.netloc:
             return f"expected a {'/'.join(schemes)} URL, got {v!r}"
@@ -412,7 +413,7 @@ def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
 
 def _read_ports(r: _Reader, raw: Any, key: str) -> tuple[tuple[str, int], ...]:
     if not isinstance(raw, dict):
-        r.problem(key, f"expected a table like {{ lab = 8888 }}, got {_kind(raw)}")
+        r.problem(key, f"expected a table like {{ lab = 8888 }}, got {toml_kind(raw)}")
         return ()
     ports = []
     for name, value in raw.items():
@@ -566,7 +567,7 @@ def read_config(
     images_raw = top.get("images")
     images: dict[str, ImageConfig] = {}
     if not isinstance(images_raw, dict):
-        r.problem("images", f"expected a table of images, got {_kind(images_raw)}")
+        r.problem("images", f"expected a table of images, got {toml_kind(images_raw)}")
     else:
         for name, image_raw in images_raw.items():
             images[name] = _read_image(r, name, image_raw)

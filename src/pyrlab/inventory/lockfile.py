@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pyrlab.config.schema import IMAGE_NAME_RE
+from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.inventory.model import (
     ECOSYSTEMS,
@@ -133,7 +133,7 @@ class _LockReader:
         value = data.get(path[-1], {})
         if isinstance(value, dict):
             return value
-        self.problem(path, f"'{_dotted(path)}' must be a table, not {_toml_type(value)}")
+        self.problem(path, f"'{_dotted(path)}' must be a table, not {toml_kind(value)}")
         return {}
 
     def unknown_keys(self, data: Mapping[str, object], known: set[str],
@@ -160,7 +160,7 @@ class _LockReader:
             if not IMAGE_NAME_RE.match(name):
                 self.problem(path, f"not a valid image name: '{name}'")
             elif not isinstance(value, dict):
-                self.problem(path, f"'{_dotted(path)}' must be a table, not {_toml_type(value)}")
+                self.problem(path, f"'{_dotted(path)}' must be a table, not {toml_kind(value)}")
             else:
                 inventories[name] = self.inventory(name, value, path)
         return inventories
@@ -171,7 +171,7 @@ class _LockReader:
         for key, attribute in _META_KEYS:
             value = data.get(key)
             if not isinstance(value, str):
-                found = "missing" if value is None else f"{_toml_type(value)}, not a string"
+                found = "missing" if value is None else f"{toml_kind(value)}, not a string"
                 self.problem((*path, key), f"'{key}' of image '{name}': {found}")
                 value = ""
             facts[attribute] = value
@@ -194,7 +194,7 @@ class _LockReader:
                 continue
             if not isinstance(value, str):
                 self.problem(at, f"'{name}' must be a string {_VALUE_SHAPES[ecosystem]}, "
-                             f"not {_toml_type(value)}")
+                             f"not {toml_kind(value)}")
                 continue
             parsed = parse(name, value)
             if isinstance(parsed, str):
@@ -241,20 +241,6 @@ def _r_package(name: str, value: str) -> RPkg | str:
 
 def _dotted(path: tuple[str, ...]) -> str:
     return ".".join(p if _BARE_KEY_RE.fullmatch(p) else _toml_string(p) for p in path)
-
-
-def _toml_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date or time"
 
 
 # --- where keys are: TOML's parser does not say, so the text is scanned ----------------
