@@ -15,6 +15,7 @@ from pyrlab.commands import (
     inspect,
     lock,
     logs,
+    outdated,
     ps,
     render,
     restart,
@@ -26,5 +27,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom,
+    inspect, lock, diff, sbom, outdated,
 ]
