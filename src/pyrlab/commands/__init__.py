@@ -22,10 +22,11 @@ from pyrlab.commands import (
     sbom,
     shell,
     up,
+    upgrade,
     url,
 )
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, outdated,
+    inspect, lock, diff, sbom, outdated, upgrade,
 ]
