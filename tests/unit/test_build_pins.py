@@ -14,7 +14,7 @@ from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
 from pyrlab.config.project import load_project
-from pyrlab.dockerfile.render import Pins, render_context, with_pins
+from pyrlab.dockerfile.render import Pins, RenderOptions, render_context, with_pins
 from pyrlab.errors import EXIT_CONFIG
 from pyrlab.imagebuild.pins import pins_for
 from pyrlab.inventory.lockfile import read_lock, write_lock
@@ -57,6 +57,16 @@ def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
     # An image without a Python step gets no pins at all.
     base = render_context(project, "pyrlab-base")
     assert with_pins(base, Pins("exact", ("six==1.0",))) == base
+
+
+def test_with_run_input_keys_the_python_step_s_key_sees_the_pins(lab: Path) -> None:
+    project = load_project(lab, environ={})
+    context = render_context(project, "pylab", RenderOptions(run_input_keys=True))
+    a = with_pins(context, Pins("exact", ("six==1.0",)))
+    b = with_pins(context, Pins("exact", ("six==2.0",)))
+    assert a.input_hash == b.input_hash == context.input_hash
+    assert a.dockerfile != b.dockerfile
+    assert "uv-install # inputs pins " in a.dockerfile
 
 
 def test_a_plain_build_after_a_build_is_a_no_op_in_either_mode(

@@ -398,5 +398,13 @@ def with_pins(context: BuildContext, pins: Pins) -> BuildContext:
     if not any(is_pins_file(path) for path in context.files):
         return context
     files = {path: value for path, value in context.files.items() if not is_pins_file(path)}
-    files[f"{PINS_FOLDER}/{pins.mode}.txt"] = (_lines(pins.lines), REGULAR)
+    content = _lines(pins.lines)
+    files[f"{PINS_FOLDER}/{pins.mode}.txt"] = (content, REGULAR)
+    dockerfile, mode = files["Dockerfile"]
+    step = b"/run/pyrlab/bin/uv-install # inputs "
+    if step in dockerfile:
+        # RenderOptions.run_input_keys (Podman): the Python step's key must see the pins too,
+        # or a cached layer with other versions would be reused. The input hash is made.
+        digest = hashlib.sha256(f"{pins.mode}\0".encode() + content).hexdigest()[:16]
+        files["Dockerfile"] = (dockerfile.replace(step, step + f"pins {digest} ".encode()), mode)
     return BuildContext(context.image, dict(sorted(files.items())), context.input_hash)
