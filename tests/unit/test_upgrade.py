@@ -13,7 +13,9 @@ from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 from test_outdated import APT_OUTPUT, PIP_REPORT_JSON
 
+from pyrlab.config.project import load_project
 from pyrlab.engines.base import RunRequest
+from pyrlab.imagebuild.planner import make_plan
 from pyrlab.inventory.upgradable import PIP_REPORT
 
 
@@ -68,3 +70,15 @@ def test_upgrade_dry_run_is_outdated(lab: Path, engine: FakeEngine,
     code, out, _ = pyrlab(capsys, "upgrade", "-C", str(lab), "--dry-run", "pylab")
     assert code == 0 and "pylab: 1 outdated" in out and "six" in out
     assert engine.built == built
+
+
+def test_upgrade_makes_a_present_base_again(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    boot = make_project(tmp_path / "boot", {"pyrlab.toml": '[base]\nbootstrap = "trixie"\n'
+                                           'image = "t/debian:trixie"\ndebs = []\n'
+                                           '[images.pyrlab-base]\n'})
+    project = load_project(boot, environ={})
+    assert make_plan(project, engine, None).base.action == "use"
+    plan = make_plan(project, engine, None, no_cache=True, rebootstrap=True)
+    assert (plan.base.action, plan.base.reason) == ("bootstrap", "made again from Debian trixie")
+    assert plan.images[0].decision.build
