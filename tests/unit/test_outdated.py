@@ -13,12 +13,14 @@ from test_build_lock import build_json, pyrlab, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
 from pyrlab.engines.base import RunRequest
-from pyrlab.inventory.model import Outdated
+from pyrlab.inventory.model import Inventory, Meta, Outdated, PyDist, RPkg
 from pyrlab.inventory.upgradable import (
     APT_UPGRADABLE,
     PIP_REPORT,
     apt_simulation_versions,
+    outdated_rows,
     python_report_versions,
+    r_available_versions,
 )
 
 PIP_REPORT_JSON = json.dumps({"version": "1", "install": [
@@ -83,3 +85,15 @@ def test_outdated_compares_the_answers_with_each_image_s_manifest(
     assert [r.image for r in asked] == ["t/pylab:latest", "t/pyrlab-base:latest"]
     code, out, _ = pyrlab(capsys, "outdated", "-C", str(lab), "pylab")
     assert code == 0 and "pylab: 1 outdated" in out and "six" in out
+
+
+def test_r_packages_from_the_repository_are_compared_pinned_and_debian_ones_not() -> None:
+    meta = Meta("rlab", "h", "0", "b", "Debian", "debian", "13", "3.13.5", "4.5.0")
+    inventory = Inventory(meta, python=(PyDist("six", "2.0"), PyDist("idna", "3.0")), r=(
+        RPkg("cli", "3.6.4", "cran"), RPkg("rlang", "1.1.0", "archive"),
+        RPkg("MASS", "7.3-60", "debian"), RPkg("glue", "1.8.0", "cran")))
+    available = r_available_versions("cli 3.6.5\nrlang 1.1.6\nMASS 7.3-65\nglue 1.8.0\n"
+                                     "Warning: something\n")
+    rows = outdated_rows("rlab", inventory, {"six": "1.0", "idna": "3.1"}, {}, available)
+    assert rows == [Outdated("rlab", "python", "idna", "3.0", "3.1"),
+                    Outdated("rlab", "r", "cli", "3.6.4", "3.6.5")]

@@ -1,8 +1,8 @@
 """`pyrlab outdated [IMAGE…]`: what `pyrlab upgrade` would change, package by package.
 
 Read-only: nothing is built or tagged. Each built image is asked, in a throwaway container
-of itself, what its indexes offer now (see inventory/upgradable.py); R packages from a
-CRAN-like repository are not compared yet (r-cran-* packages are, as Debian packages)."""
+of itself, what its indexes offer now: pip, apt and R's repository (see
+inventory/upgradable.py)."""
 
 from __future__ import annotations
 

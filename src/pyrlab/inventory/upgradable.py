@@ -11,6 +11,9 @@ is on this host); the image's own CA files are trusted there already.
   settings (pip.conf) as the build. `pip index versions` would only see one package at a
   time and ignore the list's constraints.
 - Debian: `apt-get update` and a simulated `dist-upgrade` (apt-install --upgradable).
+- R packages from the CRAN-like repository: `available.packages()` in an R session of the
+  image, whose Rprofile.site names the configured repository (r-cran-* packages are Debian
+  packages; those pinned with `==` stay where they are).
 
 Both answers are compared with the image's manifest (its inventory).
 """
@@ -36,6 +39,10 @@ PIP_REPORT = ("/opt/venv/bin/python", "-m", "pip", "install", "--dry-run", "--qu
               "--ignore-installed", "--disable-pip-version-check", "--no-cache-dir",
               "--report", "-", "-r", "/run/pyrlab/python/requirements.txt")
 APT_UPGRADABLE = ("/run/pyrlab/bin/apt-install", "--upgradable")
+# available.packages() only warns when the index cannot be read: that is an error here.
+R_AVAILABLE = ("Rscript", "-e", "a <- available.packages()",
+               "-e", 'if (!nrow(a)) stop("cannot read the index of ", getOption("repos"))',
+               "-e", 'writeLines(paste(a[, "Package"], a[, "Version"]))')
 
 
 def python_report_versions(report: str) -> dict[str, str]:
@@ -61,8 +68,19 @@ def apt_simulation_versions(output: str) -> dict[str, str]:
     return versions
 
 
+def r_available_versions(output: str) -> dict[str, str]:
+    """{package: version} of the repository's index, as R_AVAILABLE prints it."""
+    versions = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            versions[parts[0]] = parts[1]
+    return versions
+
+
 def outdated_rows(image: str, inventory: Inventory, python: Mapping[str, str],
-                  debs: Mapping[str, str]) -> list[Outdated]:
+                  debs: Mapping[str, str], r: Mapping[str, str] | None = None,
+                  ) -> list[Outdated]:
     """The installed packages of `inventory` for which a newer version is available."""
     rows = []
     for dist in inventory.python:
@@ -73,6 +91,11 @@ def outdated_rows(image: str, inventory: Inventory, python: Mapping[str, str],
         available = debs.get(deb.name) or debs.get(deb.name.split(":")[0])
         if available and compare("debs", available, deb.version) > 0:
             rows.append(Outdated(image, "debs", deb.name, deb.version, available))
+    for package in inventory.r:
+        available = (r or {}).get(package.name)
+        if (available and package.source == "cran"
+                and compare("r", available, package.version) > 0):
+            rows.append(Outdated(image, "r", package.name, package.version, available))
     return rows
 
 
@@ -108,4 +131,8 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
             simulated = _ask(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
                              APT_UPGRADABLE, env, network_host)
             debs = apt_simulation_versions(simulated)
-    return outdated_rows(name, inventory, python, debs)
+        r: dict[str, str] = {}
+        if any(package.source == "cran" for package in inventory.r):
+            r = r_available_versions(_ask(engine, ref, folder, {}, R_AVAILABLE, env,
+                                          network_host))
+    return outdated_rows(name, inventory, python, debs, r)
