@@ -49,8 +49,8 @@ def test_upgrade_rebuilds_everything_without_pins_and_shows_what_changed(
     assert [i["name"] for i in data["images"]] == ["pyrlab-base", "pylab", "pylab-torch",
                                                    "other"]
     assert python_versions(lab, "pylab") == {"six": "2.0"}
-    assert {(image, text) for image, _, text in engine.pins} == {
-        ("pylab", ""), ("pylab-torch", ""), ("other", "")}
+    assert {(image, pins, text) for image, pins, text in engine.pins} == {
+        ("pylab", "fresh.txt", ""), ("pylab-torch", "fresh.txt", ""), ("other", "fresh.txt", "")}
     changes = {c["image"]: c for c in data["changes"]}
     assert changes["pylab"]["status"] == "changed"
     code, out, _ = pyrlab(capsys, "upgrade", "-C", str(lab), "--keep-base")

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
                          rebootstrap=fresh_base)
         # No layer cache (the download caches are kept) and no pins: everything resolves.
         built = build_plan(project, engine, plan, progress, network_host=network_host,
-                           no_cache=True, jobs=args.jobs, pins=None)
+                           no_cache=True, jobs=args.jobs, pins="fresh")
     finally:
         progress.close()
     after = read_lock(lock.path, shown=lock.shown)

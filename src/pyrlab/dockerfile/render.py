@@ -75,14 +75,15 @@ class Delta:
     depth: int  # delta layers the new image carries on its last full build
 
 
-PinMode = Literal["prefer", "exact"]
+PinMode = Literal["prefer", "exact", "fresh"]
 
 
 @dataclass(frozen=True)
 class Pins:
     """Python versions for uv-install. "prefer": a plain build keeps these versions where
     the lists still allow them (uv's preferences for an existing output file); "exact":
-    `build --locked`, used as constraints, so the result is exactly these."""
+    `build --locked`, used as constraints, so the result is exactly these; "fresh":
+    `upgrade`, no versions, and uv revalidates what its cache knows of the indexes."""
 
     mode: PinMode
     lines: tuple[str, ...] = ()  # NAME==VERSION or NAME @ URL

@@ -72,7 +72,7 @@ class Settings:
     jobs: int = 2
     build_args: dict[str, str] = field(default_factory=dict)
     # pyrlab.lock's Python versions for the install steps: "prefer" (a plain build),
-    # "exact" (--locked), None (upgrade: resolve everything again).
+    # "exact" (--locked), "fresh" (upgrade: resolve everything again); None: as rendered.
     pins: PinMode | None = None
     lock: dict[str, Inventory] = field(default_factory=dict)
 

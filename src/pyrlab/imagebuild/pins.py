@@ -35,7 +35,9 @@ def _chain(project: Project, name: str) -> list[str]:
 def pins_for(project: Project, name: str, lock: Mapping[str, Inventory],
              mode: PinMode) -> Pins:
     """The pins of one image. "exact": its own section. "prefer": its own section, then its
-    ancestors' for what that lacks (a new image keeps what its parent holds)."""
+    ancestors' for what that lacks (a new image keeps what its parent holds). "fresh": none."""
+    if mode == "fresh":
+        return Pins(mode)
     sections = [name] if mode == "exact" else _chain(project, name)
     chosen: dict[str, PyDist] = {}
     for section in sections:
