@@ -15,6 +15,7 @@ from test_outdated import APT_OUTPUT, PIP_REPORT_JSON
 
 from pyrlab.config.project import load_project
 from pyrlab.engines.base import RunRequest
+from pyrlab.errors import EXIT_BUILD, EngineError
 from pyrlab.imagebuild.planner import make_plan
 from pyrlab.inventory.upgradable import PIP_REPORT
 
@@ -82,3 +83,18 @@ def test_upgrade_makes_a_present_base_again(tmp_path: Path) -> None:
     plan = make_plan(project, engine, None, no_cache=True, rebootstrap=True)
     assert (plan.base.action, plan.base.reason) == ("bootstrap", "made again from Debian trixie")
     assert plan.images[0].decision.build
+
+
+def test_upgrade_of_a_base_with_no_registry_names_keep_base(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build_json(capsys, lab)
+
+    def no_registry(ref: str, on_line: object) -> None:
+        raise EngineError(f"cannot pull {ref}: pull access denied")
+
+    monkeypatch.setattr(engine, "pull", no_registry)
+    code, _, err = pyrlab(capsys, "upgrade", "-C", str(lab))
+    assert code == EXIT_BUILD
+    assert "t/debian:trixie cannot be pulled: pull access denied" in err
+    assert "`pyrlab upgrade --keep-base` builds on it as it is" in err

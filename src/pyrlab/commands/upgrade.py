@@ -15,6 +15,7 @@ from typing import Any
 from pyrlab.commands import outdated
 from pyrlab.commands._common import project_from
 from pyrlab.engines.select import add_engine_argument, select_engine
+from pyrlab.errors import BuildError
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import make_plan
 from pyrlab.imagebuild.progress import Progress
@@ -88,8 +89,16 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
                          pull=fresh_base and not config.base.bootstrap,
                          rebootstrap=fresh_base)
         # No layer cache (the download caches are kept) and no pins: everything resolves.
-        built = build_plan(project, engine, plan, progress, network_host=network_host,
-                           no_cache=True, jobs=args.jobs, pins="fresh")
+        try:
+            built = build_plan(project, engine, plan, progress, network_host=network_host,
+                               no_cache=True, jobs=args.jobs, pins="fresh")
+        except BuildError as exc:
+            if plan.base.action != "pull" or plan.base.image is None or \
+                    not exc.message.startswith(f"the base image {plan.base.ref} "):
+                raise
+            # A base that is here but has no registry to come from (e.g. built elsewhere).
+            raise BuildError(exc.message, hint="`pyrlab upgrade --keep-base` builds on it as "
+                             f"it is; {exc.hint}") from None
     finally:
         progress.close()
     after = read_lock(lock.path, shown=lock.shown)
