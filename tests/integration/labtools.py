@@ -149,7 +149,7 @@ class Lab:
         argv = [command, "-C", str(self.root)]
         for value in self.sets:
             argv += ["--set", value]
-        if command in ("build", "clean", "bootstrap"):
+        if command in ("build", "clean", "bootstrap", "outdated", "upgrade"):
             argv += ["--engine", self.engine_name]
         return run_pyrlab(*argv, *args, timeout=timeout)
 

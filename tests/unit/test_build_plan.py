@@ -111,6 +111,7 @@ class FakeEngine(Engine):
         self.execs: list[tuple[str, tuple[str, ...]]] = []  # (container, command)
         self.containers: dict[str, str] = {}  # running: name → image ID
         self.broken_imports: dict[str, str] = {}  # distribution → the error it raises
+        self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
         self._lock = threading.Lock()
 
     def _resolve(self, ref: str) -> str | None:
@@ -192,9 +193,17 @@ class FakeEngine(Engine):
         parent = self.manifests.get(parent_id)
         dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
         requirements = request.context / "pyrlab" / "python" / "requirements.txt"
+        pins: dict[str, str] = {}
+        for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*.txt")):
+            self.pins.append((meta["image"], pins_file.name, pins_file.read_text()))
+            pins.update(line.split("==") for line in pins_file.read_text().split())
         if requirements.exists():
-            for name in requirements.read_text().split():
-                dists[name] = [name, self.versions.get(name, "1.0"), ""]
+            # NAME==VERSION gets that version; a bare NAME its pin, else `versions`.
+            for line in requirements.read_text().split():
+                name = re.split(r"[=<>!~]", line)[0]
+                _, _, version = line.partition("==")
+                version = version or pins.get(name) or self.versions.get(name, "1.0")
+                dists[name] = [name, version, ""]
         return json.dumps({
             "format": 1, "meta": {**meta, "base_id": request.build_args["PYRLAB_BASE_ID"]},
             "python": "3.13.5",

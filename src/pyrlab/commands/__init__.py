@@ -15,6 +15,7 @@ from pyrlab.commands import (
     inspect,
     lock,
     logs,
+    outdated,
     ps,
     render,
     restart,
@@ -23,10 +24,11 @@ from pyrlab.commands import (
     shell,
     test,
     up,
+    upgrade,
     url,
 )
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, rollback,
+    inspect, lock, diff, sbom, outdated, upgrade, rollback,
 ]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._common import project_from
-from pyrlab.engines.base import short_id
+from pyrlab.config.project import Project
+from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
-from pyrlab.imagebuild.planner import Plan, make_plan
+from pyrlab.imagebuild.pins import check_locked, differs_from_lock, unpinned
+from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
+from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
+from pyrlab.inventory.lockfile import read_lock
 from pyrlab.selftest import build_gate
 
 NAME = "build"
@@ -31,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tag each image without its self-test (see `pyrlab test`); by "
                         "default an image whose listed modules or kernels fail is kept as "
                         "NAME:failed and `latest` stays on the last good one")
+    parser.add_argument("--locked", action="store_true",
+                        help="install exactly the Python versions pyrlab.lock names; a list "
+                        "entry the lock cannot satisfy is an error (Debian and R packages "
+                        "are not pinned: they are named)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
     parser.add_argument("--network-host", action="store_true",
@@ -47,6 +56,7 @@ class BuildResult:
     network_host: bool
     plan: Plan
     built: Built | None  # None for a dry run
+    unpinned: tuple[str, ...] = ()  # --locked: list entries the lock does not pin
 
     def to_data(self) -> Any:
         data: dict[str, Any] = {
@@ -54,6 +64,7 @@ class BuildResult:
             "engine_source": self.selection.source,
             "network_host": self.network_host,
             "dry_run": self.built is None,
+            "unpinned": list(self.unpinned),
         }
         if self.built is None:
             base = self.plan.base
@@ -97,13 +108,15 @@ class BuildResult:
 
     def to_text(self) -> str:
         width = max([len(p.target.name) for p in self.plan.images] + [4])
+        note = ([f"--locked pins Python only; not pinned: {', '.join(self.unpinned)}"]
+                if self.unpinned else [])
         if self.built is None:
             base = self.plan.base
             lines = [f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}"]
             for p in self.plan.images:
                 action = "build" if p.decision.build else "skip"
                 lines.append(f"{p.target.name:<{width}}  {action:<9} {p.decision.reason}")
-            return "\n".join(lines)
+            return "\n".join(lines + note)
         built = self.built
         lines = [(f"{'base':<{width}}  {built.base.action:<9} {built.base.ref} "
                  f"({short_id(built.base.image_id)})")]
@@ -120,7 +133,7 @@ class BuildResult:
         lock = built.lock
         lines.append(f"{lock.shown}: " + (f"updated ({', '.join(lock.recorded)} recorded)"
                                           if lock.changed else "unchanged"))
-        return "\n".join(lines)
+        return "\n".join(lines + note)
 
 
 def run(args: argparse.Namespace) -> BuildResult:
@@ -134,13 +147,38 @@ def run(args: argparse.Namespace) -> BuildResult:
         network_host, why = network_mode(config.proxy, args.network_host)
         if network_host:
             progress.note(f"builds use host networking: {why}")
+        stale: Callable[[Target, ImageInfo], str | None] | None = None
+        unpinned: tuple[str, ...] = ()
+        if args.locked:
+            stale, unpinned = locked_check(project, engine, args.images or None)
         plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
-                         pull=args.pull)
+                         pull=args.pull, stale=stale)
         if args.dry_run:
-            return BuildResult(selection, network_host, plan, None)
+            return BuildResult(selection, network_host, plan, None, unpinned)
         built = build_plan(project, engine, plan, progress, network_host=network_host,
                            no_cache=args.no_cache, jobs=args.jobs,
-                           gate=None if args.no_test else build_gate(project, engine))
+                           gate=None if args.no_test else build_gate(project, engine),
+                           pins="exact" if args.locked else "prefer")
     finally:
         progress.close()
-    return BuildResult(selection, network_host, plan, built)
+    return BuildResult(selection, network_host, plan, built, unpinned)
+
+
+def locked_check(project: Project, engine: Engine, names: list[str] | None,
+                 ) -> tuple[Callable[[Target, ImageInfo], str | None], tuple[str, ...]]:
+    """Before `build --locked` builds anything: every list entry against pyrlab.lock
+    (ConfigError naming FILE:LINE and package). Returns what tells an up-to-date image that
+    does not hold the lock's versions, and the entries the lock does not pin."""
+    lock = lock_file(project.config)
+    sections = read_lock(lock.path, shown=lock.shown)
+    order = project.order(names)
+    check_locked(project, order, sections, lock.shown)
+
+    def stale(target: Target, current: ImageInfo) -> str | None:
+        section = sections.get(target.name)
+        if section is None:
+            return None
+        return differs_from_lock(image_inventory(engine, ImageSpec(target.name, current.id)),
+                                 section)
+
+    return stale, tuple(unpinned(project, order))

@@ -10,6 +10,8 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
     pyrlab/inventory/  the collector and meta.json, the facts it records with what it finds
+    pyrlab/pins/     what pyrlab.lock says about the image's Python distributions
+                     (prefer.txt or exact.txt): outside the input hash, see `with_pins`
 
 The last installer step of every image runs the collector, which writes what the image
 holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/lock/diff/
@@ -26,6 +28,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
 from urllib.parse import urlsplit
 
 import jinja2
@@ -41,6 +44,10 @@ META_FILE = "pyrlab/inventory/meta.json"
 # given the hash itself (a file cannot feed its own hash).
 HASHED_FILES = ("Dockerfile", META_FILE)
 MANIFEST_PATH = "/opt/pyrlab/manifest.json"
+# The Python step's versions from pyrlab.lock. They do not feed the input hash: the lock is
+# written from the images a build made, so hashing it would make the next plain build of
+# unchanged lists look changed (and the image already holds what the lock says).
+PINS_FOLDER = "pyrlab/pins"
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
@@ -66,6 +73,20 @@ class Delta:
 
     steps: tuple[str, ...]
     depth: int  # delta layers the new image carries on its last full build
+
+
+PinMode = Literal["prefer", "exact", "fresh"]
+
+
+@dataclass(frozen=True)
+class Pins:
+    """Python versions for uv-install. "prefer": a plain build keeps these versions where
+    the lists still allow them (uv's preferences for an existing output file); "exact":
+    `build --locked`, used as constraints, so the result is exactly these; "fresh":
+    `upgrade`, no versions, and uv revalidates what its cache knows of the indexes."""
+
+    mode: PinMode
+    lines: tuple[str, ...] = ()  # NAME==VERSION or NAME @ URL
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
         "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt")]),
         "base": bind("bin"),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
-                            bind("net/python", "net"), bind("python")]),
+                            bind("net/python", "net"), bind("python"), bind("pins")]),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
                              bind("net/r", "net"), bind("r")]),
         "inventory": bind("inventory"),
@@ -300,6 +321,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        add(f"{PINS_FOLDER}/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
             add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
@@ -348,6 +370,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     draft = template.render(**values)
     digest = hashlib.sha256()
     for path in sorted(files):
+        if is_pins_file(path):
+            continue
         content, mode = files[path]
         digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
         digest.update(content)
@@ -363,3 +387,25 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         content, mode = files[path]
         add(path, content.replace(HASH_PLACEHOLDER.encode(), input_hash.encode()), mode)
     return BuildContext(image=name, files=dict(sorted(files.items())), input_hash=input_hash)
+
+
+def is_pins_file(path: str) -> bool:
+    return path.startswith(f"{PINS_FOLDER}/")
+
+
+def with_pins(context: BuildContext, pins: Pins) -> BuildContext:
+    """The context with `pins` for its Python step (none without one): the same input
+    hash, since the pins are outside it."""
+    if not any(is_pins_file(path) for path in context.files):
+        return context
+    files = {path: value for path, value in context.files.items() if not is_pins_file(path)}
+    content = _lines(pins.lines)
+    files[f"{PINS_FOLDER}/{pins.mode}.txt"] = (content, REGULAR)
+    dockerfile, mode = files["Dockerfile"]
+    step = b"/run/pyrlab/bin/uv-install # inputs "
+    if step in dockerfile:
+        # RenderOptions.run_input_keys (Podman): the Python step's key must see the pins too,
+        # or a cached layer with other versions would be reused. The input hash is made.
+        digest = hashlib.sha256(f"{pins.mode}\0".encode() + content).hexdigest()[:16]
+        files["Dockerfile"] = (dockerfile.replace(step, step + f"pins {digest} ".encode()), mode)
+    return BuildContext(context.image, dict(sorted(files.items())), context.input_hash)

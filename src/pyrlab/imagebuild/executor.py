@@ -27,11 +27,12 @@ from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mi
 from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
-from pyrlab.dockerfile.render import Delta, render_context
+from pyrlab.dockerfile.render import Delta, PinMode, render_context, with_pins
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
+from pyrlab.imagebuild.pins import pins_for
 from pyrlab.imagebuild.planner import (
     LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
@@ -78,6 +79,10 @@ class Settings:
     jobs: int = 2
     build_args: dict[str, str] = field(default_factory=dict)
     gate: Gate | None = None  # None: images are tagged without a self-test (--no-test)
+    # pyrlab.lock's Python versions for the install steps: "prefer" (a plain build),
+    # "exact" (--locked), "fresh" (upgrade: resolve everything again); None: as rendered.
+    pins: PinMode | None = None
+    lock: dict[str, Inventory] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,8 @@ class Executor:
 
     def _one(self, item: Planned, parent_id: str) -> Outcome:
         target = item.target
-        decision = decide(target, item.current, parent_id, no_cache=self.settings.no_cache)
+        decision = decide(target, item.current, parent_id, no_cache=self.settings.no_cache,
+                          stale=item.stale)
         if not decision.build:
             assert item.current is not None
             return Outcome(target.name, target.ref, "skipped", decision.reason,
@@ -276,6 +282,9 @@ class Executor:
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
             context = render_context(self.project, target.name, self.engine.render_options,
                                      Delta(decision.delta, depth))
+        if self.settings.pins is not None:
+            context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
+                                                  self.settings.pins))
         try:
             return self._build(item, decision, parent_id, write_context(context, folder), depth)
         finally:
@@ -411,14 +420,16 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
                network_host: bool, no_cache: bool = False, jobs: int = 2,
-               gate: Gate | None = None) -> Built:
+               gate: Gate | None = None, pins: PinMode | None = "prefer") -> Built:
     """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
     BuildError on failure, when the lock is left as it was. With `gate`, each image built
-    is tested before its tags move (a failure is a build failure)."""
+    is tested before its tags move (a failure is a build failure). `pins`: how the install
+    steps use the lock's versions (see Settings)."""
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        build_args=proxy_build_args(project.config.proxy), gate=gate)
+                        build_args=proxy_build_args(project.config.proxy), gate=gate,
+                        pins=pins, lock=before)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from pyrlab.dockerfile.render import (
     HASHED_FILES,
     BuildContext,
     RenderOptions,
+    is_pins_file,
     render_context,
 )
 from pyrlab.engines.base import Engine, ImageInfo, short_id
@@ -73,6 +74,8 @@ def input_parts(context: BuildContext) -> dict[str, str]:
     """A short hash per part of the context (files that name the hash, without it)."""
     digests: dict[str, hashlib._Hash] = {}
     for path, (content, mode) in context.files.items():
+        if is_pins_file(path):
+            continue  # outside the input hash (see PINS_FOLDER)
         if path in HASHED_FILES:
             content = content.replace(context.input_hash.encode(), HASH_PLACEHOLDER.encode())
         part = path.split("/")[1] if path.count("/") >= 2 else path
@@ -206,13 +209,18 @@ class Decision:
 
 
 def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
-           no_cache: bool = False, pending: str = "built", delta: bool = True) -> Decision:
+           no_cache: bool = False, pending: str = "built", delta: bool = True,
+           stale: str | None = None) -> Decision:
     """Build `target` or keep `current`? `parent_id` None: what it is built on is first
     `pending` ("built", or for the base "pulled"/"bootstrapped"). With `delta`, an edit that
-    only adds list lines builds a layer on `current` instead of starting again."""
+    only adds list lines builds a layer on `current` instead of starting again. `stale`:
+    why `current` is not what it should be although its inputs are the same (`--locked`:
+    it differs from pyrlab.lock)."""
     on = target.parent or target.from_ref
     if no_cache:
         return Decision(True, "--no-cache")
+    if stale and current is not None:
+        return Decision(True, stale)
     if current is None:
         return Decision(True, "not built yet")
     if parent_id is None:
@@ -257,10 +265,14 @@ class BaseStatus:
     reason: str
 
 
-def base_status(project: Project, info: ImageInfo | None, *, pull: bool) -> BaseStatus:
+def base_status(project: Project, info: ImageInfo | None, *, pull: bool,
+                rebootstrap: bool = False) -> BaseStatus:
     """What to do about the base image, given what the engine has under its name."""
     base = project.config.base
     if base.bootstrap:
+        if rebootstrap:
+            return BaseStatus(base.image, info, "bootstrap",
+                              f"made again from Debian {base.bootstrap}")
         if info is None:
             return BaseStatus(base.image, None, "bootstrap",
                               f"missing: bootstrapped from Debian {base.bootstrap}")
@@ -278,6 +290,7 @@ class Planned:
     target: Target
     current: ImageInfo | None
     decision: Decision
+    stale: str | None = None  # see `decide`
 
 
 @dataclass(frozen=True)
@@ -287,12 +300,16 @@ class Plan:
 
 
 def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
-              no_cache: bool = False, pull: bool = False) -> Plan:
-    """What `build` would do now, assuming every build changes the image it makes."""
+              no_cache: bool = False, pull: bool = False, rebootstrap: bool = False,
+              stale: Callable[[Target, ImageInfo], str | None] | None = None) -> Plan:
+    """What `build` would do now, assuming every build changes the image it makes.
+    `rebootstrap`: a bootstrapped base is made again (`upgrade`); `stale(target, current)`:
+    a reason to rebuild an image whose inputs did not change (see `decide`)."""
     rendered = targets(project, names, engine.render_options)
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
-    base = base_status(project, known[project.config.base.image], pull=pull)
+    base = base_status(project, known[project.config.base.image], pull=pull,
+                       rebootstrap=rebootstrap)
     built_on: dict[str | None, str | None] = {
         None: base.image.id if base.image is not None and base.action == "use" else None,
     }
@@ -300,8 +317,9 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
     base_pending = {"pull": "pulled", "bootstrap": "bootstrapped"}.get(base.action, "built")
     for target in rendered:
         current = known[target.ref]
+        why = stale(target, current) if stale is not None and current is not None else None
         decision = decide(target, current, built_on[target.parent], no_cache=no_cache,
-                          pending=base_pending if target.parent is None else "built")
+                          pending=base_pending if target.parent is None else "built", stale=why)
         built_on[target.name] = None if decision.build or current is None else current.id
-        planned.append(Planned(target, current, decision))
+        planned.append(Planned(target, current, decision, why))
     return Plan(base, tuple(planned))

@@ -1,0 +1,86 @@
+"""pyrlab.lock in the build for real (Docker, the small lab): a plain build keeps locked
+versions, `outdated` sees newer ones, `build --locked` installs exactly the lock and refuses
+a list entry it lacks, `upgrade` moves everything to the newest and shows the change."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+import pytest
+from labtools import EngineCli, Lab
+
+pytestmark = pytest.mark.integration
+
+ENGINE = "docker"
+OLD_SIX = "1.16.0"
+
+
+def actions(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert done.returncode == 0, done.stderr
+    return {image["name"]: image["action"] for image in json.loads(done.stdout)["images"]}
+
+
+def six_in(engine: EngineCli, lab: Lab) -> str:
+    return engine("run", "--rm", lab.ref("pylab"), "python", "-c",
+                  "import importlib.metadata as m; print(m.version('six'))").stdout.strip()
+
+
+def locked_six(lab: Lab) -> str:
+    text = (lab.root / "pyrlab.lock").read_text()
+    section = text[text.index("[images.pylab.python]"):]
+    line = next(line for line in section.splitlines() if line.startswith("six = "))
+    return line.split('"')[1]
+
+
+@pytest.fixture(scope="module")
+def engine(get_engine: Callable[[str], EngineCli]) -> EngineCli:
+    return get_engine(ENGINE)
+
+
+def test_the_lock_through_build_outdated_locked_and_upgrade(
+        make_module_lab: Callable[..., Lab], engine: EngineCli) -> None:
+    lab = make_module_lab("small", ENGINE)
+    requirements = lab.root / "requirements.txt"
+    requirements.write_text(f"six=={OLD_SIX}\npackaging\n")
+    assert actions(lab.pyrlab("build", "--json"))["pylab"] == "built"
+    assert locked_six(lab) == OLD_SIX
+
+    # Loosened: the list line changed, the locked version is kept; the next build is a no-op.
+    requirements.write_text("six\npackaging\n")
+    assert actions(lab.pyrlab("build", "--json"))["pylab"] == "built"
+    assert six_in(engine, lab) == OLD_SIX == locked_six(lab)
+    assert set(actions(lab.pyrlab("build", "--json")).values()) == {"skipped"}
+    old_lock = (lab.root / "pyrlab.lock").read_text()
+
+    # outdated: six with the installed and the newest version; nothing built.
+    done = lab.pyrlab("outdated", "--json", "pylab")
+    assert done.returncode == 0, done.stderr
+    rows = {r["name"]: r for r in json.loads(done.stdout)["outdated"] if r["image"] == "pylab"}
+    assert rows["six"]["installed"] == OLD_SIX
+    newest = rows["six"]["available"]
+    assert newest != OLD_SIX
+    assert "packaging" not in rows  # resolved unpinned at the first build: the newest
+
+    # --locked with an entry the lock lacks: refused, naming file, line and package.
+    requirements.write_text("six\npackaging\nidna\n")
+    done = lab.pyrlab("build", "--locked")
+    assert done.returncode == 3
+    assert "requirements.txt:3: idna: not in" in done.stderr
+    requirements.write_text("six\npackaging\n")
+
+    # upgrade: six at the newest, the change printed, the lock updated.
+    done = lab.pyrlab("upgrade", "--keep-base")
+    assert done.returncode == 0, done.stderr
+    assert "six" in done.stdout and OLD_SIX in done.stdout and newest in done.stdout
+    assert six_in(engine, lab) == newest == locked_six(lab)
+
+    # The lock of before (a teammate's commit): --locked installs exactly it again, and a
+    # plain build after that has nothing to do.
+    (lab.root / "pyrlab.lock").write_text(old_lock)
+    done = lab.pyrlab("build", "--locked", "--json")
+    assert actions(done)["pylab"] == "built"
+    assert six_in(engine, lab) == OLD_SIX
+    assert set(actions(lab.pyrlab("build", "--json")).values()) == {"skipped"}
+    assert locked_six(lab) == OLD_SIX

@@ -1,0 +1,99 @@
+"""`outdated`: what an upgrade would change, from the indexes' answers inside each image
+(throwaway containers) compared with its manifest, against the in-memory engine of
+test_build_plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from labfiles import make_project
+from test_build_lock import build_json, pyrlab, use_fake_engine
+from test_build_plan import FILES, FakeEngine
+
+from pyrlab.engines.base import RunRequest
+from pyrlab.inventory.model import Inventory, Meta, Outdated, PyDist, RPkg
+from pyrlab.inventory.upgradable import (
+    APT_UPGRADABLE,
+    PIP_REPORT,
+    apt_simulation_versions,
+    outdated_rows,
+    python_report_versions,
+    r_available_versions,
+)
+
+PIP_REPORT_JSON = json.dumps({"version": "1", "install": [
+    {"metadata": {"name": "Six", "version": "2.0"}},
+    {"metadata": {"name": "idna", "version": "1.0"}},
+]})
+APT_OUTPUT = """\
+Reading package lists...
+Calculating upgrade...
+The following packages will be upgraded:
+  libc6
+Inst libc6 [2.41-12] (2.41-13 Debian:13.3/stable [amd64])
+Conf libc6 (2.41-13 Debian:13.3/stable [amd64])
+Inst newdep (1.0 Debian:13.3/stable [amd64])
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return make_project(tmp_path / "lab", FILES)
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    return use_fake_engine(monkeypatch)
+
+
+def test_the_indexes_answers_are_read() -> None:
+    assert python_report_versions(PIP_REPORT_JSON) == {"six": "2.0", "idna": "1.0"}
+    # Only packages installed now: a new dependency is not "outdated".
+    assert apt_simulation_versions(APT_OUTPUT) == {"libc6": "2.41-13"}
+
+
+def test_outdated_compares_the_answers_with_each_image_s_manifest(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build_json(capsys, lab)
+    asked: list[RunRequest] = []
+
+    def run(request: RunRequest) -> str:
+        asked.append(request)
+        if request.command == PIP_REPORT:
+            return PIP_REPORT_JSON
+        assert request.command == APT_UPGRADABLE
+        return APT_OUTPUT
+
+    monkeypatch.setattr(engine, "run", run)
+    code, out, err = pyrlab(capsys, "outdated", "-C", str(lab), "--json", "pylab",
+                            "pyrlab-base")
+    assert code == 0, err
+    rows = [Outdated(**row) for row in json.loads(out)["outdated"]]
+    assert rows == [Outdated("pylab", "python", "six", "1.0", "2.0"),
+                    Outdated("pyrlab-base", "debs", "libc6", "2.41-12", "2.41-13")]
+    # Throwaway containers as root, removed after; the Python step's files mounted read-only.
+    assert all(r.remove and not r.detach and r.user == "0:0" for r in asked)
+    pip = next(r for r in asked if r.command == PIP_REPORT)
+    assert {m.target for m in pip.mounts} == {"/run/pyrlab/python", "/run/pyrlab/net"}
+    assert all(m.read_only for m in pip.mounts)
+    assert pip.env["PIP_CONFIG_FILE"] == "/run/pyrlab/net/pip.conf"
+    # pylab has no Debian step of its own, pyrlab-base no Python step: one question each.
+    assert [r.image for r in asked] == ["t/pylab:latest", "t/pyrlab-base:latest"]
+    code, out, _ = pyrlab(capsys, "outdated", "-C", str(lab), "pylab")
+    assert code == 0 and "pylab: 1 outdated" in out and "six" in out
+
+
+def test_r_packages_from_the_repository_are_compared_pinned_and_debian_ones_not() -> None:
+    meta = Meta("rlab", "h", "0", "b", "Debian", "debian", "13", "3.13.5", "4.5.0")
+    inventory = Inventory(meta, python=(PyDist("six", "2.0"), PyDist("idna", "3.0")), r=(
+        RPkg("cli", "3.6.4", "cran"), RPkg("rlang", "1.1.0", "archive"),
+        RPkg("MASS", "7.3-60", "debian"), RPkg("glue", "1.8.0", "cran")))
+    available = r_available_versions("cli 3.6.5\nrlang 1.1.6\nMASS 7.3-65\nglue 1.8.0\n"
+                                     "Warning: something\n")
+    rows = outdated_rows("rlab", inventory, {"six": "1.0", "idna": "3.1"}, {}, available)
+    assert rows == [Outdated("rlab", "python", "idna", "3.0", "3.1"),
+                    Outdated("rlab", "r", "cli", "3.6.4", "3.6.5")]

@@ -1,0 +1,100 @@
+"""`upgrade`: rebuild without the layer cache and without pyrlab.lock's versions, update
+the lock, show what changed; `--dry-run` is `outdated`. Against the in-memory engine of
+test_build_plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from labfiles import make_project
+from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
+from test_build_plan import FILES, FakeEngine
+from test_outdated import APT_OUTPUT, PIP_REPORT_JSON
+
+from pyrlab.config.project import load_project
+from pyrlab.engines.base import RunRequest
+from pyrlab.errors import EXIT_BUILD, EngineError
+from pyrlab.imagebuild.planner import make_plan
+from pyrlab.inventory.upgradable import PIP_REPORT
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return make_project(tmp_path / "lab", FILES)
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = use_fake_engine(monkeypatch)
+    monkeypatch.setattr("pyrlab.commands.upgrade.select_engine",
+                        lambda flag, config: type("S", (), {"engine": fake})())
+    return fake
+
+
+def test_upgrade_rebuilds_everything_without_pins_and_shows_what_changed(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.versions = {"six": "1.0"}
+    build_json(capsys, lab)
+    engine.versions = {"six": "2.0"}
+    # A plain build keeps six at its locked version, an upgrade moves it.
+    (lab / "requirements.txt").write_text("six>=0.1\n")
+    assert {i["name"]: i["action"] for i in build_json(capsys, lab)["images"]}["pylab"] == "built"
+    assert python_versions(lab, "pylab") == {"six": "1.0"}
+    engine.pins.clear()
+    code, out, err = pyrlab(capsys, "upgrade", "-C", str(lab), "--keep-base", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [i["name"] for i in data["images"]] == ["pyrlab-base", "pylab", "pylab-torch",
+                                                   "other"]
+    assert python_versions(lab, "pylab") == {"six": "2.0"}
+    assert {(image, pins, text) for image, pins, text in engine.pins} == {
+        ("pylab", "fresh.txt", ""), ("pylab-torch", "fresh.txt", ""), ("other", "fresh.txt", "")}
+    changes = {c["image"]: c for c in data["changes"]}
+    assert changes["pylab"]["status"] == "changed"
+    code, out, _ = pyrlab(capsys, "upgrade", "-C", str(lab), "--keep-base")
+    assert "No package changed." in out
+
+
+def test_upgrade_dry_run_is_outdated(lab: Path, engine: FakeEngine,
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    build_json(capsys, lab)
+    built = list(engine.built)
+
+    def run(request: RunRequest) -> str:
+        return PIP_REPORT_JSON if request.command == PIP_REPORT else APT_OUTPUT
+
+    monkeypatch.setattr(engine, "run", run)
+    code, out, _ = pyrlab(capsys, "upgrade", "-C", str(lab), "--dry-run", "pylab")
+    assert code == 0 and "pylab: 1 outdated" in out and "six" in out
+    assert engine.built == built
+
+
+def test_upgrade_makes_a_present_base_again(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    boot = make_project(tmp_path / "boot", {"pyrlab.toml": '[base]\nbootstrap = "trixie"\n'
+                                           'image = "t/debian:trixie"\ndebs = []\n'
+                                           '[images.pyrlab-base]\n'})
+    project = load_project(boot, environ={})
+    assert make_plan(project, engine, None).base.action == "use"
+    plan = make_plan(project, engine, None, no_cache=True, rebootstrap=True)
+    assert (plan.base.action, plan.base.reason) == ("bootstrap", "made again from Debian trixie")
+    assert plan.images[0].decision.build
+
+
+def test_upgrade_of_a_base_with_no_registry_names_keep_base(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build_json(capsys, lab)
+
+    def no_registry(ref: str, on_line: object) -> None:
+        raise EngineError(f"cannot pull {ref}: pull access denied")
+
+    monkeypatch.setattr(engine, "pull", no_registry)
+    code, _, err = pyrlab(capsys, "upgrade", "-C", str(lab))
+    assert code == EXIT_BUILD
+    assert "t/debian:trixie cannot be pulled: pull access denied" in err
+    assert "`pyrlab upgrade --keep-base` builds on it as it is" in err
