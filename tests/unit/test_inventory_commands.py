@@ -270,3 +270,10 @@ def test_sbom_to_a_file(lab: Path, engine: FakeEngine, capsys: pytest.CaptureFix
     assert document["bomFormat"] == "CycloneDX"
     code, _, err = pyrlab(capsys, "sbom", "-C", str(lab), "pylab", "-o", "no/such/dir/x.json")
     assert code == EXIT_CONFIG and "no/such/dir/x.json: cannot write" in err
+
+
+def test_the_sbom_command_names_the_cyclonedx_version_it_writes() -> None:
+    from pyrlab.commands.sbom import SPEC_VERSION
+    from pyrlab.inventory.sbom import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION.to_version() == SPEC_VERSION

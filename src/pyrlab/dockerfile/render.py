@@ -24,6 +24,7 @@ does not invalidate the apt step's cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -100,7 +101,10 @@ class BuildContext:
         return self.files["Dockerfile"][0].decode()
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """One Jinja environment a process: it keeps the compiled template (a graph renders it
+    once per image and once more per ancestor)."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("pyrlab.dockerfile", "templates"),
         undefined=jinja2.StrictUndefined,

@@ -13,15 +13,13 @@ import io
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from typing import TextIO
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from pyrlab.inventory.diff import Change, ChangeKind, InventoryDiff
 from pyrlab.inventory.model import ECOSYSTEMS, Ecosystem, Inventory, Outdated, sort_key
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 ECOSYSTEM_TITLES: dict[Ecosystem, str] = {
     "debs": "Debian packages",
@@ -38,6 +36,10 @@ class _Output:
     """A console that writes into a string, styled for `stream`."""
 
     def __init__(self, stream: TextIO) -> None:
+        # rich is imported here, when a table is drawn: every pyrlab command would
+        # otherwise pay for it at start-up (a no-op build is meant to take a blink).
+        from rich.console import Console
+
         self.terminal = _is_terminal(stream)
         self.buffer = io.StringIO()
         self.console = Console(
@@ -50,9 +52,14 @@ class _Output:
         )
 
     def line(self, text: str = "", style: str = "") -> None:
+        from rich.text import Text
+
         self.console.print(Text(text, style=style), soft_wrap=True)
 
     def table(self, *headers: str) -> Table:
+        from rich import box
+        from rich.table import Table
+
         table = Table(
             box=box.SIMPLE_HEAD if self.terminal else None,
             header_style="bold",
@@ -63,6 +70,8 @@ class _Output:
         return table
 
     def row(self, table: Table, *cells: str, style: str = "") -> None:
+        from rich.text import Text
+
         table.add_row(*(Text(cell, style=style) for cell in cells))
 
     def text(self) -> str:
