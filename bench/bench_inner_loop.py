@@ -41,11 +41,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pyrlab.engines import buildcache
+
 PREFIX = "pyrlab-bench-inner/"
 BASE = f"{PREFIX}debian:trixie"
 ORIGINAL = f"{PREFIX}original-pylab:latest"
 ORIGINAL_MARK = "pyrlab-bench-original"  # in every RUN line of the original way
-PYRLAB_MARK = "/run/pyrlab/bin/"
+PYRLAB_MARK = buildcache.PYRLAB_STEP_MARK
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 RESULTS = Path(__file__).parent / "results"
 
@@ -153,20 +155,12 @@ class Lab:
 
 # ----------------------------------------------------------------------- helpers
 def prune(mark: str) -> int:
-    """Remove the build cache records whose step names `mark` (never anything else)."""
-    removed = 0
-    for _ in range(8):
-        listing = sh("docker", "system", "df", "--verbose", "--format",
-                     "{{range .BuildCache}}{{.ID}}\t{{.Description}}\n{{end}}").stdout
-        ids = [line.split("\t", 1)[0] for line in listing.splitlines()
-               if "\t" in line and mark in line.split("\t", 1)[1]]
-        if not ids:
-            break
-        for record in ids:
-            sh("docker", "builder", "prune", "--force", "--all", "--filter", f"id={record}",
-               check=False)
-        removed += len(ids)
-    return removed
+    """Remove the build cache records of steps naming `mark` and the layers built on them
+    (never anything else)."""
+    return len(buildcache.prune(lambda: buildcache.docker_records("docker"),
+                                lambda record: sh("docker", "builder", "prune", "--force",
+                                                  "--all", "--filter", f"id={record}",
+                                                  check=False), mark))
 
 
 def remove_images() -> None:

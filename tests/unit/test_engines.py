@@ -505,3 +505,39 @@ def test_other_spellings_and_ids_are_matched_in_the_same_command() -> None:
     assert found["p/x"] is not None and found["p/x"].id == "d" * 64
     assert found["sha256:" + "e" * 64] is not None
     assert len(engine.calls) == 1  # both existed: matched by tag and by position
+
+
+# --------------------------------------------------------------------------- build cache
+
+
+def test_pyrlab_records_include_the_layers_built_on_them_and_nothing_else() -> None:
+    from pyrlab.engines.buildcache import marked_records
+
+    records = [
+        {"ID": "apt", "Description": "mount / from exec /bin/bash -c /run/pyrlab/bin/apt-install"},
+        {"ID": "copy", "Description": "fileop target", "Parent": "apt"},
+        {"ID": "inv", "Description": "mount / from exec /opt/venv/bin/python inventory.py",
+         "Parent": "copy"},
+        {"ID": "uvcache", "Description": "cached mount /var/cache/pyrlab/uv from exec "
+                                         "/bin/bash -c /run/pyrlab/bin/uv-install"},
+        {"ID": "theirs", "Description": "mount / from exec /bin/sh -c make", "Parent": "base"},
+        {"ID": "base", "Description": "pulled from docker.io/library/debian"},
+        {"ID": "both", "Description": "fileop target", "Parent": "base, inv"},
+    ]
+    assert marked_records(records) == ["apt", "copy", "inv", "uvcache", "both"]
+    assert marked_records(records, "/bin/sh -c make") == ["theirs"]
+
+
+def test_pruning_goes_round_until_children_let_their_parents_go() -> None:
+    from pyrlab.engines.buildcache import prune
+
+    cache = {"a": {"ID": "a", "Description": "/run/pyrlab/bin/x"},
+             "b": {"ID": "b", "Description": "fileop target", "Parent": "a"},
+             "c": {"ID": "c", "Description": "other"}}
+
+    def remove(record_id: str) -> None:  # BuildKit keeps a record that has a child
+        if not any(r.get("Parent") == record_id for r in cache.values()):
+            cache.pop(record_id, None)
+
+    removed = prune(lambda: list(cache.values()), remove)
+    assert sorted(removed) == ["a", "b"] and list(cache) == ["c"]

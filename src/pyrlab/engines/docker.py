@@ -15,10 +15,7 @@ from pathlib import Path
 
 from pyrlab import proc
 from pyrlab.engines.base import BuildRequest, Engine, ImageInfo, inspect_many, request_args
-
-# BuildKit describes a cache record by the step that made it ("cached mount /var/cache/apt
-# from exec /bin/bash -o pipefail -c /run/pyrlab/bin/apt-install"): pyrlab's all name this.
-PYRLAB_STEP_MARK = "/run/pyrlab/bin/"
+from pyrlab.engines.buildcache import prune
 
 
 def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
@@ -44,36 +41,9 @@ class Docker(Engine):
 
     def prune_build_cache(self) -> list[str]:
         """Remove the cache records pyrlab's steps made (download caches and layers) and
-        nothing else. BuildKit keeps a record that still has a child, so this goes round
-        until a pass removes nothing."""
-        removed: list[str] = []
-        while True:
-            mine = [i for i in pyrlab_records(self.build_cache_records()) if i not in removed]
-            for record_id in mine:
-                self._run(["builder", "prune", "--force", "--all", "--filter", f"id={record_id}"])
-            left = {r["ID"] for r in self.build_cache_records()}
-            gone = [record_id for record_id in mine if record_id not in left]
-            if not gone:
-                return removed
-            removed += gone
-
-
-def pyrlab_records(records: list[dict[str, str]]) -> list[str]:
-    """IDs of the records a pyrlab step made and of those built on one (a layer whose
-    Parent chain reaches one). The COPY layers after pyrlab's steps are pyrlab's too, but
-    BuildKit calls them only "fileop target"; left behind, they would keep their parents,
-    the layers of pyrlab's steps, from being removed. An image built FROM a pyrlab image
-    starts from new "from local" records, so nobody else's build descends from these."""
-    parents = {r["ID"]: [p.strip() for p in r.get("Parent", "").split(",") if p.strip()]
-               for r in records if r.get("ID")}
-    mine = {r["ID"] for r in records
-            if r.get("ID") and PYRLAB_STEP_MARK in r.get("Description", "")}
-    grew = True
-    while grew:  # add children of what is in, until no more come
-        grown = {i for i, ps in parents.items() if i not in mine and mine.intersection(ps)}
-        mine |= grown
-        grew = bool(grown)
-    return [r["ID"] for r in records if r.get("ID") in mine]
+        nothing else (see buildcache.marked_records)."""
+        return prune(self.build_cache_records, lambda record_id: self._run(
+            ["builder", "prune", "--force", "--all", "--filter", f"id={record_id}"]))
 
 
 class DockerBuildx(Docker):
