@@ -6,7 +6,18 @@ import argparse
 from pathlib import Path
 
 from pyrlab.config.project import Project, load_project
+from pyrlab.engines.select import add_engine_argument
 
 
 def project_from(args: argparse.Namespace) -> Project:
     return load_project(Path(args.project), sets=tuple(args.sets))
+
+
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that builds (`build`, `upgrade`)."""
+    parser.add_argument("--network-host", action="store_true",
+                        help="build with host networking (automatic when a proxy in "
+                        "pyrlab.toml is on 127.0.0.1; config: proxy.network_host)")
+    parser.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
+                        help="build up to N independent images at the same time (default 2)")
+    add_engine_argument(parser)

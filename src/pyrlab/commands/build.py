@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.commands._common import project_from
+from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
 from pyrlab.engines.base import Engine, ImageInfo, short_id
-from pyrlab.engines.select import Selection, add_engine_argument, select_engine
+from pyrlab.engines.select import Selection, select_engine
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock, unpinned
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
@@ -42,12 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "are not pinned: they are named)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
-    parser.add_argument("--network-host", action="store_true",
-                        help="build with host networking (automatic when a proxy in "
-                        "pyrlab.toml is on 127.0.0.1; config: proxy.network_host)")
-    parser.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
-                        help="build up to N independent images at the same time (default 2)")
-    add_engine_argument(parser)
+    add_build_options(parser)
 
 
 @dataclass(frozen=True)

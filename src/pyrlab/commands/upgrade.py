@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands import outdated
-from pyrlab.commands._common import project_from
-from pyrlab.engines.select import add_engine_argument, select_engine
+from pyrlab.commands._common import add_build_options, project_from
+from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import make_plan
@@ -38,12 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-base", action="store_true",
                         help="build on the base image as it is instead of bootstrapping or "
                         "pulling it again (a base that has no registry to come from)")
-    parser.add_argument("--network-host", action="store_true",
-                        help="build with host networking (automatic when a proxy in "
-                        "pyrlab.toml is on 127.0.0.1; config: proxy.network_host)")
-    parser.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
-                        help="build up to N independent images at the same time (default 2)")
-    add_engine_argument(parser)
+    add_build_options(parser)
 
 
 @dataclass(frozen=True)
