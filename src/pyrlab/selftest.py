@@ -132,16 +132,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def lineage(project: Project, name: str) -> list[str]:
-    """The image and its ancestors, root first."""
-    chain: list[str] = []
-    node: str | None = name
-    while node is not None:
-        chain.insert(0, node)
-        node = project.config.images[node].parent
-    return chain
-
-
 def python_wanted(project: Project, name: str, inventory: Inventory | None,
                   ) -> dict[str, str]:
     """Distribution → FILE:LINE for every Python entry of the image's lists and its
@@ -149,7 +139,7 @@ def python_wanted(project: Project, name: str, inventory: Inventory | None,
     installed from that URL."""
     by_url = {d.url: d.name for d in inventory.python if d.url} if inventory else {}
     wanted: dict[str, str] = {}
-    for image in lineage(project, name):
+    for image in project.order([name]):
         for entry in project.lists[image].requirements:
             dist = by_url.get(entry.name, entry.name) if "://" in entry.name else entry.name
             wanted.setdefault(normalize_python_name(dist), entry.where)
@@ -158,7 +148,7 @@ def python_wanted(project: Project, name: str, inventory: Inventory | None,
 
 def r_wanted(project: Project, name: str) -> dict[str, str]:
     wanted: dict[str, str] = {}
-    for image in lineage(project, name):
+    for image in project.order([name]):
         for entry in project.lists[image].r_packages:
             wanted.setdefault(entry.name, entry.where)
     return wanted

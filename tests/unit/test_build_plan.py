@@ -117,6 +117,9 @@ class FakeEngine(Engine):
     def _resolve(self, ref: str) -> str | None:
         return ref if ref in self.images else self.refs.get(ref)
 
+    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
+        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}  # no CLI to batch
+
     def image(self, ref: str) -> ImageInfo | None:
         image_id = self._resolve(ref)
         if image_id is None:

@@ -8,7 +8,7 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class FakeEngine(Engine):
         if ref not in self.images:
             return None
         return {"Id": self.images[ref], "Config": {"Labels": {}}, "RepoTags": [ref]}
+
+    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
+        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}  # no CLI to batch
 
     def image(self, ref: str) -> ImageInfo | None:
         return ImageInfo(self.images[ref], {}, (ref,)) if ref in self.images else None

@@ -74,6 +74,7 @@ class Delta:
 
     steps: tuple[str, ...]
     depth: int  # delta layers the new image carries on its last full build
+    input_hash: str  # the full context's: what the new image counts as up to date for
 
 
 PinMode = Literal["prefer", "exact", "fresh"]
@@ -209,13 +210,9 @@ def _net_files(project: Project) -> dict[str, bytes]:
 def pinned_r_packages(project: Project, name: str) -> list[str]:
     """R packages pinned with `==` in the image or an ancestor: installed at exactly that
     version (from the repository's Archive when it is not the current one)."""
-    pinned: set[str] = set()
-    node: str | None = name
-    while node is not None:
-        pinned.update(e.name for e in project.lists[node].r_packages
-                      if e.version is not None and e.text.endswith(f"=={e.version}"))
-        node = project.config.images[node].parent
-    return sorted(pinned)
+    return sorted({e.name for image in project.order([name])
+                   for e in project.lists[image].r_packages
+                   if e.version is not None and e.text.endswith(f"=={e.version}")})
 
 
 def _meta_file(project: Project, name: str) -> bytes:
@@ -372,20 +369,21 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     }
     template = _environment().get_template("Dockerfile.j2")
     draft = template.render(**values)
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        if is_pins_file(path):
-            continue
-        content, mode = files[path]
-        digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
-        digest.update(content)
-    digest.update(draft.encode())
-    if image.parent is not None:
-        # An image is built on its parent: when the parent's inputs change, so do its own.
-        digest.update(render_context(project, image.parent, options).input_hash.encode())
-    input_hash = digest.hexdigest()
     if delta is not None:
-        input_hash = render_context(project, name, options).input_hash
+        input_hash = delta.input_hash
+    else:
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            if is_pins_file(path):
+                continue
+            content, mode = files[path]
+            digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
+            digest.update(content)
+        digest.update(draft.encode())
+        if image.parent is not None:
+            # An image is built on its parent: when the parent's inputs change, so do its own.
+            digest.update(render_context(project, image.parent, options).input_hash.encode())
+        input_hash = digest.hexdigest()
     add("Dockerfile", draft.encode())
     for path in HASHED_FILES:
         content, mode = files[path]

@@ -300,9 +300,9 @@ class Engine(ABC):
         return None if info is None else _image_info(info)
 
     def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        """`image` of several refs (a no-op build asks for every image of the graph); the
-        CLI engines answer with one command (`inspect_many`)."""
-        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}
+        """`image` of several refs with one engine command (a no-op build asks for every
+        image of the graph); see inspect_many."""
+        return inspect_many(self, refs)
 
     def tag(self, source: str, target: str) -> None:
         self._check(["tag", source, target])

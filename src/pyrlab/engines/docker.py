@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
 from pathlib import Path
 
 from pyrlab import proc
-from pyrlab.engines.base import BuildRequest, Engine, ImageInfo, inspect_many, request_args
+from pyrlab.engines.base import BuildRequest, Engine, request_args
 from pyrlab.engines.buildcache import prune
 
 
@@ -29,9 +28,6 @@ class Docker(Engine):
     """What both ways of building with Docker share."""
 
     name = "docker"
-
-    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        return inspect_many(self, refs)
 
     def build_cache_records(self) -> list[dict[str, str]]:
         """BuildKit's cache records (ID, CacheType, Description, InUse, Size)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 from pyrlab.dockerfile.render import RenderOptions
@@ -15,8 +14,6 @@ from pyrlab.engines.base import (
     BuildOutput,
     BuildRequest,
     Engine,
-    ImageInfo,
-    inspect_many,
     reported,
     request_args,
     step_title,
@@ -70,9 +67,6 @@ class Podman(Engine):
         # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked, and its
         # layer cache ignores what RUN steps bind-mount (see RenderOptions).
         return self.PODMAN_RENDER
-
-    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        return inspect_many(self, refs)
 
     def describe(self) -> str:
         return f"podman ({self.binary} build)"

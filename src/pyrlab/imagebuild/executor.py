@@ -281,7 +281,7 @@ class Executor:
             assert item.current is not None
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
             context = render_context(self.project, target.name, self.engine.render_options,
-                                     Delta(decision.delta, depth))
+                                     Delta(decision.delta, depth, target.context.input_hash))
         if self.settings.pins is not None:
             context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
                                                   self.settings.pins))

@@ -23,22 +23,13 @@ def pin_line(dist: PyDist) -> str:
     return f"{dist.name} @ {dist.url}" if dist.url else f"{dist.name}=={dist.version}"
 
 
-def _chain(project: Project, name: str) -> list[str]:
-    chain: list[str] = []
-    node: str | None = name
-    while node is not None:
-        chain.append(node)
-        node = project.config.images[node].parent
-    return chain
-
-
 def pins_for(project: Project, name: str, lock: Mapping[str, Inventory],
              mode: PinMode) -> Pins:
     """The pins of one image. "exact": its own section. "prefer": its own section, then its
     ancestors' for what that lacks (a new image keeps what its parent holds). "fresh": none."""
     if mode == "fresh":
         return Pins(mode)
-    sections = [name] if mode == "exact" else _chain(project, name)
+    sections = [name] if mode == "exact" else project.order([name])[::-1]
     chosen: dict[str, PyDist] = {}
     for section in sections:
         inventory = lock.get(section)

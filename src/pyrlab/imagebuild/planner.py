@@ -171,10 +171,7 @@ def delta_steps(target: Target, current: ImageInfo) -> tuple[tuple[str, ...], st
     """The installer steps to run again on top of `current` when the only change is lines
     added to lists (nothing removed, nothing else changed), and the added count; ((), why
     not) otherwise. The caller has checked that `current` was built on today's parent."""
-    before_parts = decode_parts(current.labels.get(LABEL_INPUTS, ""))
-    now_parts = target.parts
-    changed = {part for part in set(before_parts) | set(now_parts)
-               if before_parts.get(part) != now_parts.get(part)}
+    changed = changed_parts(target, current)
     if not changed or not changed <= set(DELTA_LISTS):
         return (), "not only package lists changed"
     if LABEL_LISTS not in current.labels:
@@ -209,11 +206,11 @@ class Decision:
 
 
 def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
-           no_cache: bool = False, pending: str = "built", delta: bool = True,
+           no_cache: bool = False, pending: str = "built",
            stale: str | None = None) -> Decision:
     """Build `target` or keep `current`? `parent_id` None: what it is built on is first
-    `pending` ("built", or for the base "pulled"/"bootstrapped"). With `delta`, an edit that
-    only adds list lines builds a layer on `current` instead of starting again. `stale`:
+    `pending` ("built", or for the base "pulled"/"bootstrapped"). An edit that only adds list
+    lines builds a layer on `current` instead of starting again. `stale`:
     why `current` is not what it should be although its inputs are the same (`--locked`:
     it differs from pyrlab.lock)."""
     on = target.parent or target.from_ref
@@ -228,7 +225,7 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
     same_parent = current.labels.get(LABEL_PARENT_ID) == parent_id
     if current.labels.get(LABEL_INPUT_HASH) != target.context.input_hash:
         reason = changed_inputs(target, current)
-        if not (delta and same_parent):
+        if not same_parent:
             return Decision(True, reason)
         steps, why = delta_steps(target, current)
         if steps:
@@ -239,13 +236,17 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
     return Decision(False, f"up to date ({short_id(current.id)})")
 
 
-def changed_inputs(target: Target, current: ImageInfo) -> str:
+def changed_parts(target: Target, current: ImageInfo) -> set[str]:
+    """The parts of the context (see PART_NAMES) whose hash differs from `current`'s."""
     before = decode_parts(current.labels.get(LABEL_INPUTS, ""))
-    if not before:
-        return "inputs changed"
     now = target.parts
-    changed = [PART_NAMES.get(part, part) for part in sorted(set(before) | set(now))
-               if before.get(part) != now.get(part)]
+    return {part for part in set(before) | set(now) if before.get(part) != now.get(part)}
+
+
+def changed_inputs(target: Target, current: ImageInfo) -> str:
+    if not current.labels.get(LABEL_INPUTS):
+        return "inputs changed"
+    changed = [PART_NAMES.get(part, part) for part in sorted(changed_parts(target, current))]
     if not changed:  # its own files are the same: what changed is an ancestor's
         return f"{target.parent or 'the base'}'s inputs changed"
     return "changed: " + ", ".join(changed)
