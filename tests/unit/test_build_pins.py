@@ -15,10 +15,10 @@ from test_build_plan import FILES, FakeEngine
 
 from pyrlab.config.project import load_project
 from pyrlab.dockerfile.render import Pins, RenderOptions, render_context, with_pins
-from pyrlab.errors import EXIT_CONFIG
-from pyrlab.imagebuild.pins import pins_for
+from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
+from pyrlab.imagebuild.pins import check_locked, pins_for, unavailable_debs
 from pyrlab.inventory.lockfile import read_lock, write_lock
-from pyrlab.inventory.model import PyDist
+from pyrlab.inventory.model import Deb, Inventory, Meta, PyDist, RPkg
 
 
 @pytest.fixture
@@ -32,12 +32,12 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     return use_fake_engine(monkeypatch)
 
 
-def set_locked_version(lab: Path, image: str, name: str, version: str) -> None:
-    """Edit pyrlab.lock as a teammate's commit would."""
+def set_locked_version(lab: Path, name: str, version: str) -> None:
+    """Edit pyrlab.lock as a teammate's commit would: every section that has `name`."""
     lock = read_lock(lab / "pyrlab.lock")
-    section = lock[image]
-    python = tuple(PyDist(d.name, version) if d.name == name else d for d in section.python)
-    lock[image] = dataclasses.replace(section, python=python)
+    for image, section in lock.items():
+        python = tuple(PyDist(d.name, version) if d.name == name else d for d in section.python)
+        lock[image] = dataclasses.replace(section, python=python)
     write_lock(lab / "pyrlab.lock", lock)
 
 
@@ -50,13 +50,18 @@ def actions(data: dict[str, object]) -> dict[str, str]:
 def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
     project = load_project(lab, environ={})
     context = render_context(project, "pylab")
-    pinned = with_pins(context, Pins("exact", ("six==1.0",)))
+    pinned = with_pins(context, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
     assert pinned.input_hash == context.input_hash
-    assert pinned.files["pyrlab/pins/exact.txt"][0] == b"six==1.0\n"
-    assert "pyrlab/pins/prefer.txt" not in pinned.files
-    # An image without a Python step gets no pins at all.
+    assert pinned.files["pyrlab/pins/python/exact.txt"][0] == b"six==1.0\n"
+    assert "pyrlab/pins/python/prefer.txt" not in pinned.files
+    # pylab has no apt step of its own (its parent does): no Debian pins folder.
+    assert not any(path.startswith("pyrlab/pins/apt/") for path in pinned.files)
+    # An image without a Python step gets no Python pins, but its apt step gets Debian's.
     base = render_context(project, "pyrlab-base")
-    assert with_pins(base, Pins("exact", ("six==1.0",))) == base
+    pinned_base = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
+    assert not any(path.startswith("pyrlab/pins/python/") for path in pinned_base.files)
+    assert pinned_base.files["pyrlab/pins/apt/debs.txt"][0] == b"jq=1.7-1\n"
+    assert pinned_base.input_hash == base.input_hash
 
 
 def test_with_run_input_keys_the_python_step_s_key_sees_the_pins(lab: Path) -> None:
@@ -67,6 +72,13 @@ def test_with_run_input_keys_the_python_step_s_key_sees_the_pins(lab: Path) -> N
     assert a.input_hash == b.input_hash == context.input_hash
     assert a.dockerfile != b.dockerfile
     assert "uv-install # inputs pins " in a.dockerfile
+    # The apt step's key sees the Debian pins, and only those: Python pins leave it alone.
+    base = render_context(project, "pyrlab-base", RenderOptions(run_input_keys=True))
+    c = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
+    d = with_pins(base, Pins("exact", ("six==2.0",), ("jq=1.7-1",)))
+    e = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-2",)))
+    assert "apt-install # inputs pins " in c.dockerfile
+    assert c.dockerfile == d.dockerfile != e.dockerfile
 
 
 def test_a_plain_build_after_a_build_is_a_no_op_in_either_mode(
@@ -84,7 +96,7 @@ def test_a_plain_build_keeps_locked_versions_and_resolves_new_entries(
     (lab / "requirements.txt").write_text("six\nidna\n")
     build_json(capsys, lab)
     assert python_versions(lab, "pylab") == {"six": "1.0", "idna": "3.0"}
-    assert ("pylab", "prefer.txt", "six==1.0\n") in engine.pins
+    assert ("pylab", "python/prefer.txt", "six==1.0\n") in engine.pins
 
 
 def test_a_new_image_prefers_what_its_parent_has_locked(lab: Path, engine: FakeEngine,
@@ -100,13 +112,14 @@ def test_a_new_image_prefers_what_its_parent_has_locked(lab: Path, engine: FakeE
 def test_locked_rebuilds_an_image_that_differs_from_the_lock_and_installs_exactly_it(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     build_json(capsys, lab)
-    set_locked_version(lab, "pylab", "six", "0.9")
+    set_locked_version(lab, "six", "0.9")
     data = build_json(capsys, lab, "--locked")
     reasons = {i["name"]: i["reason"] for i in data["images"]}
     assert actions(data)["pylab"] == "built"
-    assert reasons["pylab"] == "Python packages differ from the lock: six"
+    assert reasons["pylab"] == ("differs from lab/pyrlab.lock: python: six 0.9 in the lock, "
+                                "1.0 in the image")
     assert actions(data)["other"] == "skipped"
-    assert ("pylab", "exact.txt", "six==0.9\n") in engine.pins
+    assert ("pylab", "python/exact.txt", "six==0.9\n") in engine.pins
     assert python_versions(lab, "pylab") == {"six": "0.9"}
     # What was built is the lock: the next builds, plain or locked, have nothing to do.
     assert set(actions(build_json(capsys, lab)).values()) == {"skipped"}
@@ -122,7 +135,7 @@ def test_locked_refuses_entries_the_lock_cannot_satisfy_naming_file_line_and_pac
     assert code == EXIT_CONFIG
     assert ("requirements.txt:1: six: locked at 1.0, which 'six>=2' does not allow"
             in err)
-    assert "requirements.txt:3: idna: not in lab/pyrlab.lock [pylab]" in err
+    assert "requirements.txt:3: idna: not in lab/pyrlab.lock [images.pylab]" in err
     assert engine.built == built  # nothing was built
 
 
@@ -142,3 +155,103 @@ def test_locked_without_a_lock_section_says_to_build_first(
     assert code == EXIT_CONFIG
     assert "no section for the image 'pylab': build it without --locked first" in err
     assert engine.built == []
+
+
+def set_locked_deb(lab: Path, image: str, name: str, version: str) -> None:
+    lock = read_lock(lab / "pyrlab.lock")
+    section = lock[image]
+    debs = tuple(Deb(d.name, version, d.arch) if d.name == name else d for d in section.debs)
+    lock[image] = dataclasses.replace(section, debs=debs)
+    write_lock(lab / "pyrlab.lock", lock)
+
+
+def test_exact_pins_hold_every_ecosystem_of_the_image_s_own_section(lab: Path) -> None:
+    project = load_project(lab, environ={})
+    meta = Meta("pylab", "h", "0", "sha256:" + "b" * 64, "Debian", "debian", "13", "3.13.5")
+    lock = {"pylab": Inventory(
+        meta, debs=(Deb("tini", "0.19.0-3", "amd64"), Deb("libc6:i386", "2.41-12", "i386")),
+        python=(PyDist("six", "1.0"),),
+        r=(RPkg("jsonlite", "1.8.9", "debian"), RPkg("data.table", "1.16.0", "cran"),
+           RPkg("old", "0.1", "archive")))}
+    assert pins_for(project, "pylab", lock, "exact") == Pins(
+        "exact", ("six==1.0",), ("tini=0.19.0-3",), ("data.table==1.16.0", "old==0.1"))
+    # Plain builds pin Python only: a Debian suite has one version of a package.
+    assert pins_for(project, "pylab", lock, "prefer") == Pins("prefer", ("six==1.0",))
+
+
+def test_locked_stops_before_building_when_the_sources_no_longer_offer_a_locked_deb(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    built, refs = list(engine.built), dict(engine.refs)
+    (lab / "requirements.txt").write_text("six>=0.5\n")  # so that pylab would rebuild
+    set_locked_deb(lab, "pylab", "tini", "0.18.0-1")  # a point release replaced it
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--locked")
+    assert code == EXIT_BUILD
+    assert ("lab/pyrlab.lock (pyrlab-base, pylab, pylab-torch, other): Debian package tini "
+            "0.18.0-1: the sources offer 0.19.0-3; --locked cannot pin it") in err
+    assert "libc6" not in err  # installed in the base at the locked version
+    assert engine.built == built and engine.refs == refs  # nothing built or tagged
+    # The same in the base image: one it holds at another version cannot be pinned.
+    set_locked_deb(lab, "pylab", "tini", "0.19.0-3")
+    set_locked_deb(lab, "pylab", "libc6", "2.41-11")
+    engine.apt_offered["libc6"].append("2.41-11")
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--locked")
+    assert code == EXIT_BUILD
+    assert "libc6 2.41-11: the base image has 2.41-12" in err
+    assert engine.built == built
+
+
+def test_a_locked_build_that_does_not_hold_the_lock_moves_no_tag(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    latest = engine.refs["t/pyrlab-base:latest"]
+    # The sources offer the locked version, the apt step gets it as its pin, but the image
+    # holds another one (as if apt had ignored the pin): the check against the lock
+    # refuses the image, and nothing is built on it.
+    set_locked_deb(lab, "pyrlab-base", "tini", "0.18.0-1")
+    engine.apt_offered["tini"].append("0.18.0-1")
+    engine.pins.clear()
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--locked", "--no-cache",
+                          "pyrlab-base")
+    assert code == EXIT_BUILD
+    assert ("pyrlab-base", "apt/debs.txt", "libc6=2.41-12\ntini=0.18.0-1\n") in engine.pins
+    assert ("pyrlab-base failed the check against the lock: debs: tini 0.18.0-1 in the "
+            "lock, 0.19.0-3 in the image") in err
+    assert engine.refs["t/pyrlab-base:latest"] == latest
+    assert "t/pyrlab-base:failed" in engine.refs
+
+
+def test_locked_checks_debian_and_r_entries_against_the_lock(tmp_path: Path) -> None:
+    files = dict(FILES)
+    files["pyrlab.toml"] = str(files["pyrlab.toml"]).replace(
+        'requirements = ["requirements.txt"]',
+        'requirements = ["requirements.txt"]\ndebs = ["debs.txt"]\n'
+        'r_packages = ["r.txt"]\nr = "debian"', 1)
+    files["debs.txt"] = "tini\njq\n"
+    files["r.txt"] = "apt:jsonlite\ndata.table>=1.17\nold==0.2\ndigest\n"
+    project = load_project(make_project(tmp_path / "lab", files), environ={})
+    meta = Meta("pylab", "h", "0", "sha256:" + "b" * 64, "Debian", "debian", "13", "3.13.5")
+    lock = {"pylab": Inventory(
+        meta, debs=(Deb("tini", "0.19.0-3", "amd64"),), python=(PyDist("six", "1.0"),),
+        r=(RPkg("jsonlite", "1.8.9", "debian"), RPkg("data.table", "1.16.0", "cran"),
+           RPkg("old", "0.1", "archive"), RPkg("digest", "0.6.37", "cran")))}
+    with pytest.raises(ConfigError) as caught:
+        check_locked(project, ["pylab"], lock, "pyrlab.lock")
+    assert [str(p) for p in caught.value.problems] == [
+        "debs.txt:2: jq: not in pyrlab.lock [images.pylab]",
+        "r.txt:2: data.table: locked at 1.16.0, which 'data.table>=1.17' does not allow",
+        "r.txt:3: old: locked at 0.1, which 'old==0.2' does not allow",
+    ]
+
+
+def test_apt_s_answer_names_what_cannot_be_pinned() -> None:
+    answer = ("installed libc6 2.41-12\ninstalled tini 0.19.0-3\n"
+              "offered jq | 1.7.1-6 | http://deb.debian.org/debian trixie/main amd64 Packages\n"
+              "offered jq | 1.7.1-5 | http://deb.debian.org/debian trixie/main Sources\n")
+    wanted = {"libc6": {"2.41-12"}, "tini": {"0.18.0-1"}, "jq": {"1.7.1-5", "1.7.1-6"},
+              "gone": {"1.0-1"}}
+    assert unavailable_debs(wanted, answer) == [
+        "gone 1.0-1: the sources offer no version of it",
+        "jq 1.7.1-5: the sources offer 1.7.1-6",
+        "tini 0.18.0-1: the base image has 0.19.0-3",
+    ]

@@ -112,6 +112,11 @@ class FakeEngine(Engine):
         self.containers: dict[str, str] = {}  # running: name → image ID
         self.broken_imports: dict[str, str] = {}  # distribution → the error it raises
         self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
+        # What apt answers in a container of the base image (apt-install --offered): the
+        # packages installed there, and the versions the sources offer.
+        self.apt_installed: dict[str, str] = {"libc6": "2.41-12"}
+        self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
+        self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
         self._lock = threading.Lock()
 
     def _resolve(self, ref: str) -> str | None:
@@ -197,9 +202,11 @@ class FakeEngine(Engine):
         dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
         requirements = request.context / "pyrlab" / "python" / "requirements.txt"
         pins: dict[str, str] = {}
-        for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*.txt")):
-            self.pins.append((meta["image"], pins_file.name, pins_file.read_text()))
-            pins.update(line.split("==") for line in pins_file.read_text().split())
+        for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*/*.txt")):
+            self.pins.append((meta["image"], f"{pins_file.parent.name}/{pins_file.name}",
+                              pins_file.read_text()))
+            if pins_file.parent.name == "python":
+                pins.update(line.split("==") for line in pins_file.read_text().split())
         if requirements.exists():
             # NAME==VERSION gets that version; a bare NAME its pin, else `versions`.
             for line in requirements.read_text().split():
@@ -212,7 +219,7 @@ class FakeEngine(Engine):
             "python": "3.13.5",
             "os_release": {"PRETTY_NAME": "Debian GNU/Linux 13 (trixie)", "ID": "debian",
                            "VERSION_ID": "13", "VERSION_CODENAME": "trixie"},
-            "debs": [["libc6", "2.41-12", "amd64"], ["tini", "0.19.0-3", "amd64"]],
+            "debs": [[name, version, "amd64"] for name, version in sorted(self.debs.items())],
             "python_dists": sorted(dists.values()), "r": None,
         }).encode()
 
@@ -234,8 +241,19 @@ class FakeEngine(Engine):
             self.runs.append(request)
             image_id = self._resolve(request.image)
             assert image_id is not None, request.image
+            if request.command[-1:] == ("--offered",):
+                return self._apt_offered(request)
             self.containers[request.name] = image_id
         return request.name
+
+    def _apt_offered(self, request: RunRequest) -> str:
+        """apt-install --offered's answer, for the packages in its pins file."""
+        pins = next(m.source for m in request.mounts if m.target == "/run/pyrlab/pins")
+        names = [line.split("=")[0] for line in (pins / "debs.txt").read_text().split()]
+        lines = [f"installed {n} {v}" for n, v in sorted(self.apt_installed.items())]
+        lines += [f"offered {n} | {v} | http://deb.debian.org/debian trixie/main amd64 Packages"
+                  for n in names for v in self.apt_offered.get(n, [])]
+        return "\n".join(lines) + "\n"
 
     def exec(self, container: str, command: Sequence[str], *,
              timeout: float | None = None) -> proc.Completed:

@@ -12,7 +12,8 @@ from pyrlab.config.project import Project
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
-from pyrlab.imagebuild.pins import check_locked, differs_from_lock, unpinned
+from pyrlab.imagebuild.offered import debs_check
+from pyrlab.imagebuild.pins import check_locked, differs_from_lock
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
@@ -37,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default an image whose listed modules or kernels fail is kept as "
                         "NAME:failed and `latest` stays on the last good one")
     parser.add_argument("--locked", action="store_true",
-                        help="install exactly the Python versions pyrlab.lock names; a list "
-                        "entry the lock cannot satisfy is an error (Debian and R packages "
-                        "are not pinned: they are named)")
+                        help="install exactly what pyrlab.lock names (Python, Debian and R "
+                        "versions); a list entry the lock cannot satisfy, or a locked "
+                        "version the sources no longer offer, is an error")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
     add_build_options(parser)
@@ -51,7 +52,6 @@ class BuildResult:
     network_host: bool
     plan: Plan
     built: Built | None  # None for a dry run
-    unpinned: tuple[str, ...] = ()  # --locked: list entries the lock does not pin
 
     def to_data(self) -> Any:
         data: dict[str, Any] = {
@@ -59,7 +59,6 @@ class BuildResult:
             "engine_source": self.selection.source,
             "network_host": self.network_host,
             "dry_run": self.built is None,
-            "unpinned": list(self.unpinned),
         }
         if self.built is None:
             base = self.plan.base
@@ -103,15 +102,13 @@ class BuildResult:
 
     def to_text(self) -> str:
         width = max([len(p.target.name) for p in self.plan.images] + [4])
-        note = ([f"--locked pins Python only; not pinned: {', '.join(self.unpinned)}"]
-                if self.unpinned else [])
         if self.built is None:
             base = self.plan.base
             lines = [f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}"]
             for p in self.plan.images:
                 action = "build" if p.decision.build else "skip"
                 lines.append(f"{p.target.name:<{width}}  {action:<9} {p.decision.reason}")
-            return "\n".join(lines + note)
+            return "\n".join(lines)
         built = self.built
         lines = [(f"{'base':<{width}}  {built.base.action:<9} {built.base.ref} "
                  f"({short_id(built.base.image_id)})")]
@@ -128,7 +125,7 @@ class BuildResult:
         lock = built.lock
         lines.append(f"{lock.shown}: " + (f"updated ({', '.join(lock.recorded)} recorded)"
                                           if lock.changed else "unchanged"))
-        return "\n".join(lines + note)
+        return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> BuildResult:
@@ -143,27 +140,31 @@ def run(args: argparse.Namespace) -> BuildResult:
         if network_host:
             progress.note(f"builds use host networking: {why}")
         stale: Callable[[Target, ImageInfo], str | None] | None = None
-        unpinned: tuple[str, ...] = ()
+        before_build: Callable[[str], None] | None = None
         if args.locked:
-            stale, unpinned = locked_check(project, engine, args.images or None)
+            stale, before_build = locked_check(project, engine, args.images or None,
+                                               network_host=network_host)
         plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
                          pull=args.pull, stale=stale)
         if args.dry_run:
-            return BuildResult(selection, network_host, plan, None, unpinned)
+            return BuildResult(selection, network_host, plan, None)
         built = build_plan(project, engine, plan, progress, network_host=network_host,
                            no_cache=args.no_cache, jobs=args.jobs,
                            gate=None if args.no_test else build_gate(project, engine),
-                           pins="exact" if args.locked else "prefer")
+                           pins="exact" if args.locked else "prefer",
+                           before_build=before_build)
     finally:
         progress.close()
-    return BuildResult(selection, network_host, plan, built, unpinned)
+    return BuildResult(selection, network_host, plan, built)
 
 
-def locked_check(project: Project, engine: Engine, names: list[str] | None,
-                 ) -> tuple[Callable[[Target, ImageInfo], str | None], tuple[str, ...]]:
+def locked_check(project: Project, engine: Engine, names: list[str] | None, *,
+                 network_host: bool,
+                 ) -> tuple[Callable[[Target, ImageInfo], str | None], Callable[[str], None]]:
     """Before `build --locked` builds anything: every list entry against pyrlab.lock
     (ConfigError naming FILE:LINE and package). Returns what tells an up-to-date image that
-    does not hold the lock's versions, and the entries the lock does not pin."""
+    does not hold the lock's versions, and what checks, once the base image is there, that
+    the sources still offer every locked Debian version."""
     lock = lock_file(project.config)
     sections = read_lock(lock.path, shown=lock.shown)
     order = project.order(names)
@@ -173,7 +174,9 @@ def locked_check(project: Project, engine: Engine, names: list[str] | None,
         section = sections.get(target.name)
         if section is None:
             return None
-        return differs_from_lock(image_inventory(engine, ImageSpec(target.name, current.id)),
-                                 section)
+        why = differs_from_lock(image_inventory(engine, ImageSpec(target.name, current.id)),
+                                section)
+        return f"differs from {lock.shown}: {why}" if why else None
 
-    return stale, tuple(unpinned(project, order))
+    return stale, debs_check(project, engine, order, sections, lock.shown,
+                             network_host=network_host)

@@ -1,4 +1,5 @@
-# pyrlab's R installer (build time only): Rscript --vanilla r-install.R LISTS_DIR CACHE_DIR
+# pyrlab's R installer (build time only):
+#   Rscript --vanilla r-install.R LISTS_DIR CACHE_DIR [PINS_DIR]
 #
 # 1. Points R at the configured CRAN-like repository for everyone (R_HOME/etc/Rprofile.site).
 # 2. Installs LISTS_DIR/cran.txt (one `name`, `name==1.2.3` or `name>=1.2` per line) from it:
@@ -6,6 +7,10 @@
 #    (same name, version and source tarball, same R and Debian release) is unpacked from
 #    CACHE_DIR/built instead of compiled again; everything else is installed from source,
 #    Ncpus packages at a time, with its source tarball kept in CACHE_DIR/src.
+#    With PINS_DIR/cran.txt (`build --locked`: `name==1.2.3` lines from pyrlab.lock), every
+#    listed package is wanted at its locked version, and so is every locked package the
+#    image lacks (the listed ones' dependencies); a version the repository no longer has
+#    (current or in its Archive) fails before anything is installed.
 # 3. Fails naming every package that could not be installed, with the end of R's output.
 # The list lines were validated on the host; nothing here goes through a shell unquoted.
 
@@ -17,6 +22,7 @@ main <- function(args) {
   options(repos = c(CRAN = repos), Ncpus = parallel::detectCores(), warn = 1L,
           HTTPUserAgent = user_agent())
   wanted <- read_wanted(file.path(lists, "cran.txt"))
+  if (length(args) >= 3L) wanted <- with_locked(wanted, read_wanted(file.path(args[[3L]], "cran.txt")))
   if (nrow(wanted) == 0L) return(invisible())
   install_wanted(wanted, repos, cache)
 }
@@ -70,6 +76,19 @@ read_wanted <- function(file) {
   if (any(bad)) fail("unreadable line in cran.txt: ", paste(lines[bad], collapse = ", "))
   data.frame(name = vapply(parts, `[`, "", 2L), op = vapply(parts, `[`, "", 3L),
              version = vapply(parts, `[`, "", 4L), stringsAsFactors = FALSE)
+}
+
+# `build --locked`: the locked version for every listed package, and the locked packages this
+# image does not hold at their locked version yet, at that version.
+with_locked <- function(wanted, locked) {
+  if (nrow(locked) == 0L) return(wanted)
+  at <- match(wanted$name, locked$name)
+  pinned <- !is.na(at)
+  wanted$op[pinned] <- "=="
+  wanted$version[pinned] <- locked$version[at[pinned]]
+  extra <- locked[!locked$name %in% wanted$name, , drop = FALSE]
+  have <- installed_versions(extra$name)
+  rbind(wanted, extra[is.na(have) | have != extra$version, , drop = FALSE])
 }
 
 # The first installed version of each package, in .libPaths() order (NA: not installed).

@@ -10,8 +10,10 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
     pyrlab/inventory/  the collector and meta.json, the facts it records with what it finds
-    pyrlab/pins/     what pyrlab.lock says about the image's Python distributions
-                     (prefer.txt or exact.txt): outside the input hash, see `with_pins`
+    pyrlab/pins/     what pyrlab.lock says the image holds, per installer step:
+                     python/ (prefer.txt, exact.txt or fresh.txt), apt/ and r/ (debs.txt,
+                     cran.txt: `build --locked` only); outside the input hash, see
+                     `with_pins`
 
 The last installer step of every image runs the collector, which writes what the image
 holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/lock/diff/
@@ -45,10 +47,13 @@ META_FILE = "pyrlab/inventory/meta.json"
 # given the hash itself (a file cannot feed its own hash).
 HASHED_FILES = ("Dockerfile", META_FILE)
 MANIFEST_PATH = "/opt/pyrlab/manifest.json"
-# The Python step's versions from pyrlab.lock. They do not feed the input hash: the lock is
+# The install steps' versions from pyrlab.lock. They do not feed the input hash: the lock is
 # written from the images a build made, so hashing it would make the next plain build of
-# unchanged lists look changed (and the image already holds what the lock says).
+# unchanged lists look changed (and the image already holds what the lock says). One
+# subfolder per step, so that new Python pins do not invalidate the cached apt step.
 PINS_FOLDER = "pyrlab/pins"
+# The step script whose RUN line carries the pins' digest on Podman (see `with_pins`).
+_PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
@@ -82,13 +87,24 @@ PinMode = Literal["prefer", "exact", "fresh"]
 
 @dataclass(frozen=True)
 class Pins:
-    """Python versions for uv-install. "prefer": a plain build keeps these versions where
-    the lists still allow them (uv's preferences for an existing output file); "exact":
-    `build --locked`, used as constraints, so the result is exactly these; "fresh":
-    `upgrade`, no versions, and uv revalidates what its cache knows of the indexes."""
+    """pyrlab.lock's versions for the install steps. Python (uv-install): "prefer", a plain
+    build keeps these versions where the lists still allow them (uv's preferences for an
+    existing output file); "exact", `build --locked`, used as constraints, so the result is
+    exactly these; "fresh", `upgrade`, no versions, and uv revalidates what its cache knows
+    of the indexes. Debian and R packages are pinned for "exact" only (a Debian suite keeps
+    one version of a package, so there is nothing to prefer)."""
 
     mode: PinMode
-    lines: tuple[str, ...] = ()  # NAME==VERSION or NAME @ URL
+    lines: tuple[str, ...] = ()  # Python: NAME==VERSION or NAME @ URL
+    debs: tuple[str, ...] = ()  # NAME=VERSION: apt's candidate and list entries' version
+    cran: tuple[str, ...] = ()  # NAME==VERSION: R packages from the CRAN-like repository
+
+    def step_files(self) -> dict[str, dict[str, bytes]]:
+        """The files of each step's pins folder."""
+        debs = _lines(self.debs)
+        return {"python": {f"{self.mode}.txt": _lines(self.lines)},
+                "apt": {"debs.txt": debs},
+                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran)}}
 
 
 @dataclass(frozen=True)
@@ -137,12 +153,14 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
     apt = [cache("apt-archives", "/var/cache/apt", True), cache("apt-lists", "/var/lib/apt/lists", True)]
     sep = " \\\n    "
     return {
-        "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt")]),
+        "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt"),
+                               bind("pins/apt", "pins")]),
         "base": bind("bin"),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
-                            bind("net/python", "net"), bind("python"), bind("pins")]),
+                            bind("net/python", "net"), bind("python"),
+                            bind("pins/python", "pins")]),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
-                             bind("net/r", "net"), bind("r")]),
+                             bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]),
         "inventory": bind("inventory"),
     }
 
@@ -318,11 +336,12 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     if has_apt:
         add("pyrlab/apt/system.txt", _lines(system_debs))
         add("pyrlab/apt/debs.txt", _lines([e.text for e in lists.debs]))
+        add(f"{PINS_FOLDER}/apt/debs.txt", b"")  # none; `build --locked` puts the lock's in
         for fname, content in _r_apt_sources(project, name).items():
             add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
-        add(f"{PINS_FOLDER}/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
+        add(f"{PINS_FOLDER}/python/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
             add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
@@ -332,6 +351,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     if has_r:
         for fname, content in _r_files(project, name, lists.r_packages).items():
             add(f"pyrlab/r/{fname}", content)
+        add(f"{PINS_FOLDER}/r/debs.txt", b"")
+        add(f"{PINS_FOLDER}/r/cran.txt", b"")
     net = _net_files(project)
     for fname, content in net.items():
         add(f"pyrlab/net/{fname}", content)
@@ -396,18 +417,24 @@ def is_pins_file(path: str) -> bool:
 
 
 def with_pins(context: BuildContext, pins: Pins) -> BuildContext:
-    """The context with `pins` for its Python step (none without one): the same input
-    hash, since the pins are outside it."""
-    if not any(is_pins_file(path) for path in context.files):
-        return context
-    files = {path: value for path, value in context.files.items() if not is_pins_file(path)}
-    content = _lines(pins.lines)
-    files[f"{PINS_FOLDER}/{pins.mode}.txt"] = (content, REGULAR)
+    """The context with `pins` in the pins folder of each install step it has: the same
+    input hash, since the pins are outside it."""
+    files = dict(context.files)
     dockerfile, mode = files["Dockerfile"]
-    step = b"/run/pyrlab/bin/uv-install # inputs "
-    if step in dockerfile:
-        # RenderOptions.run_input_keys (Podman): the Python step's key must see the pins too,
-        # or a cached layer with other versions would be reused. The input hash is made.
-        digest = hashlib.sha256(f"{pins.mode}\0".encode() + content).hexdigest()[:16]
-        files["Dockerfile"] = (dockerfile.replace(step, step + f"pins {digest} ".encode()), mode)
+    for step, step_files in pins.step_files().items():
+        folder = f"{PINS_FOLDER}/{step}/"
+        if not any(path.startswith(folder) for path in files):
+            continue  # the image has no such step
+        for path in [p for p in files if p.startswith(folder)]:
+            del files[path]
+        digest = hashlib.sha256(f"{pins.mode}\0".encode())
+        for fname, content in sorted(step_files.items()):
+            files[folder + fname] = (content, REGULAR)
+            digest.update(f"{fname}\0{len(content)}\0".encode() + content)
+        line = f"/run/pyrlab/bin/{_PIN_STEP_SCRIPTS[step]} # inputs ".encode()
+        if line in dockerfile:
+            # RenderOptions.run_input_keys (Podman): the step's key must see the pins too,
+            # or a cached layer with other versions would be reused.
+            dockerfile = dockerfile.replace(line, line + f"pins {digest.hexdigest()[:16]} ".encode())
+    files["Dockerfile"] = (dockerfile, mode)
     return BuildContext(context.image, dict(sorted(files.items())), context.input_hash)

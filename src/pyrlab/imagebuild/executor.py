@@ -32,7 +32,7 @@ from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
-from pyrlab.imagebuild.pins import pins_for
+from pyrlab.imagebuild.pins import differs_from_lock, pins_for
 from pyrlab.imagebuild.planner import (
     LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
@@ -60,6 +60,7 @@ from pyrlab.selftest import ImageTest
 # → its test. A delta build is tested for what it changed only (see selftest.build_gate).
 Gate = Callable[[str, str, str | None], ImageTest]
 GATE_STEP = "self-test"
+LOCK_STEP = "lock check"  # build --locked: the new image against its pyrlab.lock section
 
 Action = Literal["built", "skipped", "failed", "not built"]
 # The build argument that tells the inventory step the base image's ID (see Dockerfile.j2).
@@ -83,6 +84,9 @@ class Settings:
     # "exact" (--locked), "fresh" (upgrade: resolve everything again); None: as rendered.
     pins: PinMode | None = None
     lock: dict[str, Inventory] = field(default_factory=dict)
+    # Called with the base image's ID once it is there, before any image builds (the
+    # checks of `build --locked` that need the base); raises to stop the build.
+    before_build: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,8 @@ class Executor:
     def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
         base = self.ensure_base(plan.base)
         self.base_id = base.image_id
+        if self.settings.before_build is not None:
+            self.settings.before_build(base.image_id)
         outcomes: dict[str, Outcome] = {}
         pending = list(plan.images)
         running: dict[Future[Outcome], str] = {}
@@ -338,6 +344,20 @@ class Executor:
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
                                error=error, hint=hint)
+            section = self.settings.lock.get(target.name)
+            if self.settings.pins == "exact" and section is not None:
+                built = image_inventory(self.engine, ImageSpec(target.name, image_id))
+                mismatch = differs_from_lock(built, section)
+                log.write(f"# pyrlab: {LOCK_STEP}: "
+                          + (f"FAILED {mismatch}" if mismatch else "the image holds the lock"))
+                if mismatch:
+                    failure = BuildFailure(LOCK_STEP, [mismatch],
+                                           f"{target.name} does not hold what pyrlab.lock says")
+                    return self._keep_failed(
+                        item, decision, image_id, failure, log, log_path,
+                        time.monotonic() - started, error=mismatch,
+                        hint="`pyrlab build` (without --locked) takes what the sources "
+                        "offer now and updates pyrlab.lock")
             test = None
             if self.settings.gate is not None:
                 test = self._gate(item, decision, image_id, log)
@@ -383,21 +403,29 @@ class Executor:
     def _failed_test(self, item: Planned, decision: Decision, image_id: str, test: ImageTest,
                      log: BuildLog, log_path: Path, seconds: float) -> Outcome:
         """Keep the image for debugging as NAME:failed; `latest` stays where it was."""
+        failure = BuildFailure(GATE_STEP, [f"FAIL {c.describe()}: {c.error}"
+                                           for c in test.failures],
+                               f"{len(test.failures)} of {len(test.checks)} checks failed")
+        return self._keep_failed(item, decision, image_id, failure, log, log_path, seconds,
+                                 error=test.summary(), test=test,
+                                 hint="`--no-test` builds without the self-test")
+
+    def _keep_failed(self, item: Planned, decision: Decision, image_id: str,
+                     failure: BuildFailure, log: BuildLog, log_path: Path, seconds: float, *,
+                     error: str, hint: str, test: ImageTest | None = None) -> Outcome:
+        """An image built but refused (its self-test, or --locked's check against the lock):
+        kept for debugging as NAME:failed; `latest` stays where it was."""
         target = item.target
         self.engine.tag(image_id, target.failed_ref)
         kept = f"the new image is kept as {target.failed_ref} ({short_id(image_id)})"
-        log.write(f"# pyrlab: {GATE_STEP} failed; {target.ref} unchanged; {kept}")
-        failure = BuildFailure(GATE_STEP, [f"FAIL {c.describe()}: {c.error}"
-                                           for c in test.failures],
-                               f"{len(test.failures)} of {len(test.checks)} checks failed; "
-                               f"{target.ref} unchanged; {kept}")
+        log.write(f"# pyrlab: {failure.step} failed; {target.ref} unchanged; {kept}")
+        failure.error = f"{failure.error}; {target.ref} unchanged; {kept}"
         self.progress.failed(target.name, failure, log_path)
         return Outcome(target.name, target.ref, "failed", decision.reason,
                        tags=(target.failed_ref,), seconds=seconds, log=log_path,
-                       failed_step=GATE_STEP, error=test.summary(),
+                       failed_step=failure.step, error=error,
                        hint=f"look inside with `{self.engine.binary} run --rm -it "
-                       f"{target.failed_ref} bash`; `--no-test` builds without the self-test",
-                       test=test)
+                       f"{target.failed_ref} bash`; {hint}", test=test)
 
 
 def failure_error(outcomes: list[Outcome]) -> BuildError | None:
@@ -410,8 +438,9 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
     others = f" (and {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
     log = f"full log: {first.log}" if first.log else ""
     hint = "; ".join(h for h in (first.hint, log) if h)
-    if first.failed_step == GATE_STEP:
-        return BuildError(f"{first.name} failed its self-test{others}: {first.error}; "
+    if first.failed_step in (GATE_STEP, LOCK_STEP):
+        what = "its self-test" if first.failed_step == GATE_STEP else "the check against the lock"
+        return BuildError(f"{first.name} failed {what}{others}: {first.error}; "
                           f"{first.ref} was not changed, the new image is {first.tags[0]}",
                           hint=hint or None)
     return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
@@ -420,16 +449,18 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
                network_host: bool, no_cache: bool = False, jobs: int = 2,
-               gate: Gate | None = None, pins: PinMode | None = "prefer") -> Built:
+               gate: Gate | None = None, pins: PinMode | None = "prefer",
+               before_build: Callable[[str], None] | None = None) -> Built:
     """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
     BuildError on failure, when the lock is left as it was. With `gate`, each image built
     is tested before its tags move (a failure is a build failure). `pins`: how the install
-    steps use the lock's versions (see Settings)."""
+    steps use the lock's versions, `before_build` what runs once the base is there (see
+    Settings)."""
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
                         build_args=proxy_build_args(project.config.proxy), gate=gate,
-                        pins=pins, lock=before)
+                        pins=pins, lock=before, before_build=before_build)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:

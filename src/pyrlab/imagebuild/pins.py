@@ -1,38 +1,57 @@
-"""pyrlab.lock as input to a build: the Python versions each image's install step gets.
+"""pyrlab.lock as input to a build: the versions each image's install steps get.
 
-A plain build passes the lock's versions as preferences (an entry keeps its locked version
-wherever its list line still allows it; new or changed entries resolve); `build --locked`
-first checks every list entry against the lock, then passes the image's locked versions as
-constraints, so that the result is exactly the lock. Debian and R packages are not pinned:
-`--locked` says so by name (see `unpinned`).
+A plain build passes the lock's Python versions as preferences (an entry keeps its locked
+version wherever its list line still allows it; new or changed entries resolve). `build
+--locked` first checks every list entry against the lock (`check_locked`) and that the
+sources still offer every locked Debian version (`unavailable_debs`, asked of apt before
+anything is built), then passes the image's whole section: Python versions as constraints,
+Debian versions as apt's candidates, R versions as exact wants (r-install.R fetches an
+older one from the repository's Archive, and fails before installing anything when the
+repository has it nowhere). What a --locked build made is compared with the lock before
+any tag moves (`lock_mismatch`): it installs exactly the lock or fails, never drifts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
 from pyrlab.dockerfile.render import PinMode, Pins
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.inventory.model import Inventory, PyDist
+from pyrlab.inventory.model import ECOSYSTEMS, Deb, Inventory, Package, PyDist, RPkg, sort_key
+from pyrlab.inventory.versions import compare
 
 
 def pin_line(dist: PyDist) -> str:
     return f"{dist.name} @ {dist.url}" if dist.url else f"{dist.name}=={dist.version}"
 
 
+def deb_pin(deb: Deb) -> str | None:
+    """NAME=VERSION for apt, or None for a package of a foreign architecture (NAME:ARCH),
+    which apt's preferences cannot name alone."""
+    return None if ":" in deb.name else f"{deb.name}={deb.version}"
+
+
 def pins_for(project: Project, name: str, lock: Mapping[str, Inventory],
              mode: PinMode) -> Pins:
-    """The pins of one image. "exact": its own section. "prefer": its own section, then its
-    ancestors' for what that lacks (a new image keeps what its parent holds). "fresh": none."""
+    """The pins of one image. "exact": its own section, every ecosystem. "prefer": Python
+    from its own section, then its ancestors' for what that lacks (a new image keeps what
+    its parent holds). "fresh": none."""
     if mode == "fresh":
         return Pins(mode)
-    sections = [name] if mode == "exact" else project.order([name])[::-1]
+    if mode == "exact":
+        section = lock.get(name)
+        if section is None:
+            return Pins(mode)
+        debs = tuple(line for line in map(deb_pin, section.debs) if line)
+        cran = tuple(f"{p.name}=={p.version}" for p in section.r if p.source != "debian")
+        return Pins(mode, tuple(pin_line(d) for d in section.python), debs, cran)
     chosen: dict[str, PyDist] = {}
-    for section in sections:
-        inventory = lock.get(section)
+    for ancestor in project.order([name])[::-1]:
+        inventory = lock.get(ancestor)
         for dist in inventory.python if inventory else ():
             chosen.setdefault(dist.name, dist)
     return Pins(mode, tuple(pin_line(d) for _, d in sorted(chosen.items())))
@@ -48,61 +67,145 @@ def _applies(requirement: Requirement, inventory: Inventory) -> bool:
 
 def check_locked(project: Project, names: Iterable[str], lock: Mapping[str, Inventory],
                  shown: str) -> None:
-    """ConfigError naming FILE:LINE and the package for every Python list entry the lock
-    cannot satisfy: not in the image's section, or locked at a version (or URL) the entry
-    does not allow. A loosened entry the locked version satisfies is fine."""
+    """ConfigError naming FILE:LINE and the package for every list entry (Python, Debian,
+    R) the lock cannot satisfy: not in the image's section, or locked at a version (or URL)
+    the entry does not allow. A loosened entry the locked version satisfies is fine."""
     problems: list[Problem] = []
     for name in names:
-        entries = project.lists[name].requirements
-        if not entries:
+        lists = project.lists[name]
+        if not (lists.requirements or lists.debs or lists.r_packages):
             continue
         inventory = lock.get(name)
         if inventory is None:
             problems.append(Problem(shown, f"no section for the image '{name}': build it "
                                     "without --locked first"))
             continue
-        locked = {d.name: d for d in inventory.python}
-        for entry in entries:
-            try:
-                requirement = Requirement(entry.text)
-            except InvalidRequirement:  # a bare URL line: its name is known only after a build
-                problems.append(Problem(entry.where, f"{entry.text}: a URL without #egg=NAME "
-                                        "cannot be checked against the lock"))
-                continue
-            if not _applies(requirement, inventory):
-                continue
-            dist = locked.get(entry.name)
-            if dist is None:
-                problems.append(Problem(entry.where, f"{entry.name}: not in {shown} [{name}]"))
-            elif requirement.url and requirement.url != dist.url:
-                problems.append(Problem(entry.where, f"{entry.name}: locked from "
-                                        f"{dist.url or 'the index'}, not {requirement.url}"))
-            elif not requirement.specifier.contains(dist.version, prereleases=True):
-                problems.append(Problem(entry.where, f"{entry.name}: locked at {dist.version}, "
-                                        f"which '{entry.text}' does not allow"))
+        where = f"{shown} [images.{name}]"
+        problems += _python_problems(lists.requirements, inventory, where)
+        problems += _deb_problems(lists.debs, inventory, where)
+        problems += _r_problems(lists.r_packages, inventory, where)
     if problems:
         raise ConfigError(problems, hint="`pyrlab build` (without --locked) resolves the lists "
                           f"again and updates {shown}")
 
 
+def _python_problems(entries: Iterable[Entry], inventory: Inventory,
+                     where: str) -> Iterator[Problem]:
+    locked = {d.name: d for d in inventory.python}
+    for entry in entries:
+        try:
+            requirement = Requirement(entry.text)
+        except InvalidRequirement:  # a bare URL line: its name is known only after a build
+            yield Problem(entry.where, f"{entry.text}: a URL without #egg=NAME cannot be "
+                          "checked against the lock")
+            continue
+        if not _applies(requirement, inventory):
+            continue
+        dist = locked.get(entry.name)
+        if dist is None:
+            yield Problem(entry.where, f"{entry.name}: not in {where}")
+        elif requirement.url and requirement.url != dist.url:
+            yield Problem(entry.where, f"{entry.name}: locked from "
+                          f"{dist.url or 'the index'}, not {requirement.url}")
+        elif not requirement.specifier.contains(dist.version, prereleases=True):
+            yield Problem(entry.where, f"{entry.name}: locked at {dist.version}, which "
+                          f"'{entry.text}' does not allow")
+
+
+def _deb_problems(entries: Iterable[Entry], inventory: Inventory,
+                  where: str) -> Iterator[Problem]:
+    locked = {d.name: d for d in inventory.debs}
+    for entry in entries:
+        deb = locked.get(entry.name)
+        if deb is None:
+            yield Problem(entry.where, f"{entry.name}: not in {where}")
+        elif entry.version is not None and entry.version != deb.version:
+            yield Problem(entry.where, f"{entry.name}: locked at {deb.version}, which "
+                          f"'{entry.text}' does not allow")
+
+
+def _r_problems(entries: Iterable[Entry], inventory: Inventory,
+                where: str) -> Iterator[Problem]:
+    locked = {p.name: p for p in inventory.r}
+    for entry in entries:
+        package = locked.get(entry.name)
+        if package is None:
+            yield Problem(entry.where, f"{entry.name}: not in {where}")
+            continue
+        if entry.version is None:
+            continue
+        order = compare("r", package.version, entry.version)
+        exact = entry.text.endswith(f"=={entry.version}")
+        if order < 0 or (exact and order != 0):
+            yield Problem(entry.where, f"{entry.name}: locked at {package.version}, which "
+                          f"'{entry.text}' does not allow")
+
+
 def differs_from_lock(image: Inventory, section: Inventory | None) -> str | None:
-    """Why an up-to-date image does not hold what its lock section says (Python), or None."""
+    """What an image holds that its lock section does not say (every ecosystem, with both
+    versions), or None when they agree or there is no section."""
     if section is None:
         return None
-    have = {d.name: d for d in image.python}
-    want = {d.name: d for d in section.python}
-    names = sorted(n for n in set(have) | set(want) if have.get(n) != want.get(n))
-    if not names:
-        return None
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return f"Python packages differ from the lock: {shown}"
+    parts: list[str] = []
+    for ecosystem in ECOSYSTEMS:
+        have = {p.name: p for p in image.packages(ecosystem)}
+        want = {p.name: p for p in section.packages(ecosystem)}
+        names = sorted((n for n in set(have) | set(want) if have.get(n) != want.get(n)),
+                       key=sort_key)
+        if not names:
+            continue
+        shown = [f"{n} {_described(want.get(n))} in the lock, {_described(have.get(n))} "
+                 "in the image" for n in names[:5]]
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        parts.append(f"{ecosystem}: {'; '.join(shown)}{more}")
+    return " | ".join(parts) or None
 
 
-def unpinned(project: Project, names: Iterable[str]) -> list[str]:
-    """What `--locked` leaves to the mirror and repositories: Debian and R list entries."""
-    out: list[str] = []
+def _described(package: Package | None) -> str:
+    if package is None:
+        return "absent"
+    return f"{package.version}" + (f" ({package.origin})" if isinstance(package, RPkg)
+                                   or (isinstance(package, PyDist) and package.url) else "")
+
+
+def locked_debs(names: Iterable[str], lock: Mapping[str, Inventory]) -> dict[str, set[str]]:
+    """The Debian versions a --locked build of these images pins: {name: versions}."""
+    wanted: dict[str, set[str]] = {}
     for name in names:
-        lists = project.lists[name]
-        out += [f"{e.name} (Debian, {e.where})" for e in lists.debs]
-        out += [f"{e.name} (R, {e.where})" for e in lists.r_packages]
-    return out
+        section = lock.get(name)
+        for deb in section.debs if section else ():
+            if deb_pin(deb):
+                wanted.setdefault(deb.name, set()).add(deb.version)
+    return wanted
+
+
+def unavailable_debs(wanted: Mapping[str, set[str]], answer: str) -> list[str]:
+    """Each locked Debian version a --locked build cannot have, from apt-install --offered's
+    answer in a container of the base image ("installed NAME VERSION" lines from dpkg, then
+    "offered NAME | VERSION | SOURCE" lines from apt-cache madison): neither installed
+    there nor offered by the sources. A package the base holds at another version cannot
+    be pinned either: apt does not change what it is not asked to install."""
+    installed: dict[str, str] = {}
+    offered: dict[str, set[str]] = {}
+    for line in answer.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "installed":
+            package, _, version = rest.strip().partition(" ")
+            installed[package] = version.strip()
+        elif kind == "offered":
+            fields = [field.strip() for field in rest.split("|")]
+            if len(fields) >= 3 and not fields[2].endswith("Sources"):
+                offered.setdefault(fields[0], set()).add(fields[1])
+    problems: list[str] = []
+    for package in sorted(wanted):
+        for version in sorted(wanted[package]):
+            have = installed.get(package)
+            if have == version:
+                continue
+            if have is not None:
+                problems.append(f"{package} {version}: the base image has {have}")
+            elif version not in offered.get(package, set()):
+                others = sorted(offered.get(package, set()))
+                problems.append(f"{package} {version}: the sources offer "
+                                + (", ".join(others) if others else "no version of it"))
+    return problems

@@ -99,10 +99,13 @@ def outdated_rows(image: str, inventory: Inventory, python: Mapping[str, str],
     return rows
 
 
-def _ask(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
-         command: tuple[str, ...], env: Mapping[str, str], network_host: bool) -> str:
+def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
+              command: tuple[str, ...], env: Mapping[str, str], network_host: bool, *,
+              question: str = "what {ref} could upgrade") -> str:
+    """The output of `command`, run as root in a throwaway container of `ref` with the
+    context folders `mounts` (context path under pyrlab/ → path under /run/pyrlab)."""
     request = RunRequest(
-        image=ref, name=f"pyrlab-outdated-{secrets.token_hex(4)}", user="0:0",
+        image=ref, name=f"pyrlab-ask-{secrets.token_hex(4)}", user="0:0",
         env=env, mounts=tuple(Mount(folder / "pyrlab" / src, f"/run/pyrlab/{dst}", True)
                               for src, dst in mounts.items()),
         network_host=network_host, command=command, detach=False, remove=True,
@@ -110,7 +113,7 @@ def _ask(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
     try:
         return engine.run(request)
     except EngineError as exc:
-        raise BuildError(f"cannot ask what {ref} could upgrade: {exc.message}") from None
+        raise BuildError(f"cannot ask {question.format(ref=ref)}: {exc.message}") from None
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
@@ -123,16 +126,16 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
     with tempfile.TemporaryDirectory(prefix="pyrlab-outdated-") as tmp:
         folder = write_context(context, Path(tmp) / "context")
         if "pyrlab/python/requirements.txt" in context.files:
-            report = _ask(engine, ref, folder, {"python": "python", "net/python": "net"},
+            report = ask_image(engine, ref, folder, {"python": "python", "net/python": "net"},
                           PIP_REPORT, {**env, "PIP_CONFIG_FILE": "/run/pyrlab/net/pip.conf"},
                           network_host)
             python = python_report_versions(report)
         if "pyrlab/apt/system.txt" in context.files:
-            simulated = _ask(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
+            simulated = ask_image(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
                              APT_UPGRADABLE, env, network_host)
             debs = apt_simulation_versions(simulated)
         r: dict[str, str] = {}
         if any(package.source == "cran" for package in inventory.r):
-            r = r_available_versions(_ask(engine, ref, folder, {}, R_AVAILABLE, env,
+            r = r_available_versions(ask_image(engine, ref, folder, {}, R_AVAILABLE, env,
                                           network_host))
     return outdated_rows(name, inventory, python, debs, r)

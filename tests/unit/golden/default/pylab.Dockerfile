@@ -13,7 +13,7 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
-    --mount=type=bind,source=pyrlab/pins,target=/run/pyrlab/pins \
+    --mount=type=bind,source=pyrlab/pins/python,target=/run/pyrlab/pins \
     /run/pyrlab/bin/uv-install
 
 ENV PYRLAB_LAB_PORT=8888

@@ -13,7 +13,7 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
-    --mount=type=bind,source=pyrlab/pins,target=/run/pyrlab/pins \
+    --mount=type=bind,source=pyrlab/pins/python,target=/run/pyrlab/pins \
     /run/pyrlab/bin/uv-install
 
 # R: the configured repository for every R session, then the R packages (Debian binaries
@@ -24,6 +24,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/r,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
+    --mount=type=bind,source=pyrlab/pins/r,target=/run/pyrlab/pins \
     /run/pyrlab/bin/r-install
 
 ENV PYRLAB_LAB_PORT=9999

@@ -31,6 +31,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
+    --mount=type=bind,source=pyrlab/pins/apt,target=/run/pyrlab/pins \
     /run/pyrlab/bin/apt-install
 
 # The notebook user and the Python virtual environment.

@@ -13,6 +13,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
+    --mount=type=bind,source=pyrlab/pins/apt,target=/run/pyrlab/pins \
     /run/pyrlab/bin/apt-install
 
 # R: the configured repository for every R session, then the R packages (Debian binaries
@@ -23,6 +24,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/r,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
+    --mount=type=bind,source=pyrlab/pins/r,target=/run/pyrlab/pins \
     /run/pyrlab/bin/r-install
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,

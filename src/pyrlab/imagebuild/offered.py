@@ -1,0 +1,59 @@
+"""`build --locked`, once the base image is there and before any image builds: do the
+sources still offer every Debian version pyrlab.lock names? apt is asked in a throwaway
+container of the base image, with each root image's sources and network settings (see
+apt-install --offered). What it cannot have is named, and the build stops: a --locked build
+installs exactly the lock or nothing."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pyrlab.config.project import Project
+from pyrlab.dockerfile.context import write_context
+from pyrlab.dockerfile.render import Pins, render_context, with_pins
+from pyrlab.engines.base import Engine
+from pyrlab.errors import BuildError
+from pyrlab.imagebuild.executor import proxy_build_args
+from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
+from pyrlab.inventory.model import Inventory
+from pyrlab.inventory.upgradable import ask_image
+
+APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
+MOUNTS = {"bin": "bin", "net/apt": "net", "apt": "apt", "pins/apt": "pins"}
+
+
+def debs_check(project: Project, engine: Engine, names: list[str],
+               lock: Mapping[str, Inventory], shown: str, *,
+               network_host: bool) -> Callable[[str], None]:
+    """What checks, given the base image's ID, that every locked Debian version of `names`
+    (in dependency order) can be installed; BuildError naming each one that cannot."""
+
+    def check(base_id: str) -> None:
+        by_root: dict[str, list[str]] = {}
+        for name in names:
+            by_root.setdefault(project.order([name])[0], []).append(name)
+        problems: list[str] = []
+        for root, members in by_root.items():
+            wanted = locked_debs(members, lock)
+            if not wanted:
+                continue
+            pins = tuple(f"{n}={v}" for n in sorted(wanted) for v in sorted(wanted[n]))
+            context = with_pins(render_context(project, root, engine.render_options),
+                                Pins("exact", debs=pins))
+            with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp:
+                folder = write_context(context, Path(tmp) / "context")
+                answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED,
+                                   proxy_build_args(project.config.proxy), network_host,
+                                   question="apt which locked Debian versions {ref} can have")
+            images = ", ".join(members)
+            problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"
+                         for problem in unavailable_debs(wanted, answer)]
+        if problems:
+            raise BuildError("\n".join(problems),
+                             hint="`pyrlab build` (without --locked) installs what the "
+                             f"sources offer now and updates {shown}; `pyrlab upgrade` "
+                             "also re-makes the base")
+
+    return check
