@@ -1,10 +1,12 @@
 """pyrlab.lock in the build for real (Docker, the small lab): a plain build keeps locked
 versions, `outdated` sees newer ones, `build --locked` installs exactly the lock and refuses
-a list entry it lacks, `upgrade` moves everything to the newest and shows the change."""
+a list entry it lacks or a locked version the sources no longer offer (Debian and Python),
+`upgrade` moves everything to the newest and shows the change."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 
@@ -84,3 +86,24 @@ def test_the_lock_through_build_outdated_locked_and_upgrade(
     assert six_in(engine, lab) == OLD_SIX
     assert set(actions(lab.pyrlab("build", "--json")).values()) == {"skipped"}
     assert locked_six(lab) == OLD_SIX
+
+    # --locked with versions the sources no longer offer fails naming them, and no tag
+    # moves: a Debian one before anything builds (apt asked in a container of the base),
+    # a Python one at the install step.
+    good = (lab.root / "pyrlab.lock").read_text()
+    ids = {name: engine.image_id(lab.ref(name)) for name in ("pyrlab-base", "pylab")}
+    logs = sorted((lab.root / ".pyrlab" / "logs").iterdir())
+    gone_deb = re.sub(r'^tini = "[^ "]+ ', 'tini = "0.0.1-1 ', good, flags=re.MULTILINE)
+    assert gone_deb != good
+    (lab.root / "pyrlab.lock").write_text(gone_deb)
+    done = lab.pyrlab("build", "--locked")
+    assert done.returncode == 5, done.stderr
+    assert "Debian package tini 0.0.1-1: the sources offer" in done.stderr
+    assert "--locked cannot pin it" in done.stderr
+    assert sorted((lab.root / ".pyrlab" / "logs").iterdir()) == logs  # nothing built
+    gone_python = re.sub(r'^six = "[^"]+"', 'six = "1.99.99"', good, flags=re.MULTILINE)
+    (lab.root / "pyrlab.lock").write_text(gone_python)
+    done = lab.pyrlab("build", "--locked")
+    assert done.returncode == 5, done.stderr
+    assert "six==1.99.99" in done.stderr
+    assert {name: engine.image_id(lab.ref(name)) for name in ids} == ids

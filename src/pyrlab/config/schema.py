@@ -51,6 +51,9 @@ class BaseConfig:
     cuda_toolkit: bool
     ca_certificates: tuple[str, ...]
     locale: str
+    # Leave out of Python environments what kernels never load: the test suites packages
+    # ship and the debug symbols of their shared libraries.
+    slim: bool = True
 
     @property
     def tag(self) -> str:
@@ -355,7 +358,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
-             "ca_certificates", "locale"}
+             "ca_certificates", "locale", "slim"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
               "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
@@ -382,6 +385,7 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
         locale=r.get(d, "locale", p, "C.UTF-8", lambda v: None if isinstance(v, str)
                      and re.match(r"^[A-Za-z]{1,3}(?:_[A-Z]{2})?\.(?:UTF-8|utf8)$", v)
                      else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
+        slim=r.get(d, "slim", p, True, _is_bool),
     )
 
 

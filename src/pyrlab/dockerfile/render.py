@@ -4,7 +4,8 @@ The context is a Dockerfile plus a `pyrlab/` folder:
 
     pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
-    pyrlab/python/   requirements.txt
+    pyrlab/python/   requirements.txt; `slim` when [base] slim (see uv-install)
+    pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
     pyrlab/r/        cran.txt, apt.txt, repos.txt
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
@@ -54,6 +55,8 @@ MANIFEST_PATH = "/opt/pyrlab/manifest.json"
 PINS_FOLDER = "pyrlab/pins"
 # The step script whose RUN line carries the pins' digest on Podman (see `with_pins`).
 _PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
+TOOLS_STAGE = "pyrlab-tools"
+TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
@@ -69,6 +72,9 @@ class RenderOptions:
     # Podman's buildah (1.28) keeps a RUN layer cached when only its bind-mounted files
     # changed; naming a digest of those files in the RUN line makes the cache see them.
     run_input_keys: bool = False
+    # Build-only tools from a stage of their own, bind-mounted into the step that uses them
+    # (RUN --mount=type=bind,from=STAGE); without it, `slim` leaves debug symbols in place.
+    tools_stage: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,8 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
                              bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]),
         "inventory": bind("inventory"),
+        "tools": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("tools", "apt")]),
+        "tools_bind": f"--mount=type=bind,from={TOOLS_STAGE},source=/,target=/run/pyrlab/tools",
     }
 
 
@@ -286,6 +294,7 @@ def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
 
 # The context folders each installer step bind-mounts (see `_mounts`).
 _STEP_FOLDERS = {
+    "tools": ("bin", "net/apt", "tools"),
     "apt": ("bin", "net/apt", "apt"),
     "base": ("bin",),
     "python": ("bin", "net/python", "python"),
@@ -345,6 +354,12 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
             add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
+        if config.base.slim:
+            add("pyrlab/python/slim", b"no test suites of packages; shared libraries stripped\n")
+    slim_tools = (config.base.slim and options.tools_stage and bool(lists.requirements)
+                  and (delta is None or "python" in delta.steps))
+    if slim_tools:
+        add("pyrlab/tools/system.txt", _lines(list(TOOLS_DEBS)))
     # The R step: in the image that installs R (site configuration, start-up check) and in
     # every image that installs R packages.
     has_r = bool(lists.r_packages) or image.r is not None
@@ -381,6 +396,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "has_apt": has_apt,
         "has_requirements": bool(lists.requirements),
         "has_r": has_r,
+        "slim_tools": slim_tools,
+        "tools_stage": TOOLS_STAGE,
+        "tools_ref": config.base.image,
         "mounts": _mounts(options),
         "keys": _run_keys(files, options),
         "lab_port": image.lab_port or "",

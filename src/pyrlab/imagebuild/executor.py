@@ -231,7 +231,8 @@ class Executor:
     def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
         base = self.ensure_base(plan.base)
         self.base_id = base.image_id
-        if self.settings.before_build is not None:
+        if self.settings.before_build is not None and any(
+                item.decision.build for item in plan.images):
             self.settings.before_build(base.image_id)
         outcomes: dict[str, Outcome] = {}
         pending = list(plan.images)

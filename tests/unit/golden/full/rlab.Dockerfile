@@ -2,6 +2,18 @@
 # pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
 # Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
 # into the steps that install them and read by the installer scripts.
+
+# Build-only tools (binutils' strip, for [base] slim) in a stage of their own on the base
+# image: the Python step bind-mounts this stage; nothing of it goes into the image.
+FROM pyrlab-debian:trixie AS pyrlab-tools
+ENV DEBIAN_FRONTEND=noninteractive
+RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=pyrlab-apt-lists,target=/var/lib/apt/lists,sharing=locked \
+    --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
+    --mount=type=bind,source=pyrlab/tools,target=/run/pyrlab/apt \
+    /run/pyrlab/bin/apt-install
+
 FROM rlab-base:latest
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -14,6 +26,7 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
     --mount=type=bind,source=pyrlab/pins/python,target=/run/pyrlab/pins \
+    --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 
 # R: the configured repository for every R session, then the R packages (Debian binaries
