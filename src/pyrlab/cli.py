@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog="-C, --set, --json and --engine may come before or after COMMAND.")
     parser.add_argument("--version", action="version", version=f"pyrlab {__version__}")
     _add_global_options(parser, before_verb=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # "verb", not "command": `shell` has a positional of that name (the command to run).
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for module in COMMANDS:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP,
@@ -68,7 +69,7 @@ def _merge_global_options(args: argparse.Namespace) -> None:
         delattr(args, BEFORE_VERB + dest)
         if not hasattr(args, dest):  # a verb without this option (`init` has no --engine)
             if before is not None:
-                raise UsageError(f"`pyrlab {args.command}` takes no --{dest}")
+                raise UsageError(f"`pyrlab {args.verb}` takes no --{dest}")
             continue
         after = getattr(args, dest)
         if dest == "sets":
@@ -78,10 +79,9 @@ def _merge_global_options(args: argparse.Namespace) -> None:
         setattr(args, dest, default if value is None else value)
 
 
-def _unknown_before_verb(argv: Sequence[str], extras: Sequence[str],
-                         command: str) -> str | None:
+def _unknown_before_verb(argv: Sequence[str], extras: Sequence[str], verb: str) -> str | None:
     """The first unrecognised option that stands before the verb, if any."""
-    verb_at = argv.index(command) if command in argv else len(argv)
+    verb_at = argv.index(verb) if verb in argv else len(argv)
     return next((arg for arg in argv[:verb_at] if arg in extras), None)
 
 
@@ -91,11 +91,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:
-        unknown = _unknown_before_verb(argv, extras, args.command)
+        unknown = _unknown_before_verb(argv, extras, args.verb)
         if unknown is not None:
             parser.error(f"unknown global option {unknown.split('=', 1)[0]}: before the command "
                          "pyrlab takes -C/--project, --set, --json, --engine and --version; "
-                         f"the options of `{args.command}` go after it")
+                         f"the options of `{args.verb}` go after it")
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         _merge_global_options(args)

@@ -251,6 +251,9 @@ BEFORE_AND_AFTER = [
     (["-C", "lab", "--set", "a=1", "--set", "b=2", "build", "--no-test", "pylab"],
      ["build", "--no-test", "pylab", "-C", "lab", "--set", "a=1", "--set", "b=2"]),
     (["-C", "lab", "init", "--base", "debian"], ["init", "--base", "debian", "-C", "lab"]),
+    # `shell`'s own positional is called command: it must not hide the verb.
+    (["--set", "run.sudo=true", "shell", "--port", "9", "pylab", "--", "sudo", "-n", "true"],
+     ["shell", "--set", "run.sudo=true", "--port", "9", "pylab", "--", "sudo", "-n", "true"]),
 ]
 
 
@@ -292,13 +295,15 @@ def test_the_command_lines_pyrlab_prints_parse(tmp_path: Path) -> None:
     shown = re.findall(r"\((pyrlab --set [^)]*)\)", toml)
     assert shown == ["pyrlab --set run.bind=0.0.0.0 up pylab"]
     args = parse_args(shown[0].split()[1:])
-    assert (args.command, args.image, args.sets) == ("up", "pylab", ["run.bind=0.0.0.0"])
+    assert (args.verb, args.image, args.sets) == ("up", "pylab", ["run.bind=0.0.0.0"])
     hint = parse_args(["-C", "/path", "down", "pylab"])  # run/start.py, a lab elsewhere
-    assert (hint.command, hint.project, hint.image) == ("down", "/path", "pylab")
+    assert (hint.verb, hint.project, hint.image) == ("down", "/path", "pylab")
 
 
 def test_unknown_global_option(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv, option, verb in ((["--frobnicate", "ps"], "--frobnicate", "ps"),
+    for argv, option, verb in ((["--frobnicate", "shell", "pylab", "--", "id"], "--frobnicate",
+                                "shell"),
+                               (["--frobnicate", "ps"], "--frobnicate", "ps"),
                                (["--no-build", "up", "pylab"], "--no-build", "up"),
                                (["--port=9000", "-C", "lab", "up", "pylab"], "--port", "up")):
         with pytest.raises(SystemExit) as caught:
