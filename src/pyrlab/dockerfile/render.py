@@ -3,8 +3,9 @@
 The context is a Dockerfile plus a `pyrlab/` folder:
 
     pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
+    pyrlab/base/     locale (what localedef makes, empty for C.UTF-8), sudoers (run.sudo)
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
-    pyrlab/python/   requirements.txt
+    pyrlab/python/   requirements.txt, lab-overrides.json (JupyterLab setting defaults)
     pyrlab/r/        cran.txt, apt.txt, repos.txt
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
@@ -49,7 +50,8 @@ MANIFEST_PATH = "/opt/pyrlab/manifest.json"
 # written from the images a build made, so hashing it would make the next plain build of
 # unchanged lists look changed (and the image already holds what the lock says).
 PINS_FOLDER = "pyrlab/pins"
-BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
+BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
+                 "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 EXECUTABLE = 0o755
@@ -138,7 +140,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
     sep = " \\\n    "
     return {
         "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt")]),
-        "base": bind("bin"),
+        "base": sep.join([bind("bin"), bind("base")]),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
                             bind("net/python", "net"), bind("python"), bind("pins")]),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
@@ -156,13 +158,40 @@ def _system_debs(project: Project, name: str) -> list[str]:
         debs += ["ca-certificates", "tini", "curl"]
         if config.base.python == "debian":
             debs += ["python3", "python3-venv"]
-        if config.base.locale not in ("C.UTF-8", "C.utf8"):
+        if _locale_line(config.base.locale):
             debs += ["locales"]
+        if config.run.sudo:
+            debs += ["sudo"]
         if config.base.cuda and config.base.cuda_toolkit:
             debs += ["nvidia-cuda-toolkit"]
     if image.r is not None:
         debs += ["r-base-core", "r-base-dev"]
     return debs
+
+
+def _locale_line(locale: str) -> str:
+    """What setup-base gives localedef for [base] locale: "SOURCE CHARMAP NAME", NAME as
+    `locale -a` lists it (glibc's spelling of the codeset); "" for C.UTF-8, which glibc has
+    built in. The schema allows only LANG_TERRITORY.UTF-8 (or .utf8)."""
+    source, _, _ = locale.partition(".")
+    return "" if source == "C" else f"{source} UTF-8 {source}.utf8"
+
+
+# run.sudo = true: a lab runs as the host user's UID, which differs between machines, so the
+# rule names no user; the start script gives that UID a passwd entry, which sudo needs.
+SUDOERS = """\
+# pyrlab: run.sudo = true in pyrlab.toml. The lab's user (any UID) may use sudo, no password.
+ALL ALL=(ALL:ALL) NOPASSWD: ALL
+"""
+
+# JupyterLab setting defaults for every environment with JupyterLab, merged into its
+# share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
+# which may ship that file). fetchNews is a string in the schema: "true", "false", "none".
+LAB_OVERRIDES = {
+    # No "Would you like to receive official Jupyter news?" prompt on a fresh lab, and no
+    # request to jupyter.org behind the user's back.
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
+}
 
 
 def _net_files(project: Project) -> dict[str, bytes]:
@@ -269,7 +298,7 @@ def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
 # The context folders each installer step bind-mounts (see `_mounts`).
 _STEP_FOLDERS = {
     "apt": ("bin", "net/apt", "apt"),
-    "base": ("bin",),
+    "base": ("bin", "base"),
     "python": ("bin", "net/python", "python"),
     "r": ("bin", "net/r", "r"),
 }
@@ -310,7 +339,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         files[path] = (content, mode)
 
     for script in BUILD_SCRIPTS:
-        mode = REGULAR if script.endswith(".R") else EXECUTABLE
+        mode = REGULAR if script.endswith((".R", ".py")) else EXECUTABLE
         add(f"pyrlab/bin/{script}", _container_file(script), mode)
     add("pyrlab/bin/uv-version", _lines([UV_VERSION]))
     system_debs = _system_debs(project, name)
@@ -322,6 +351,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        add("pyrlab/python/lab-overrides.json",
+            (json.dumps(LAB_OVERRIDES, indent=2, sort_keys=True) + "\n").encode())
         add(f"{PINS_FOLDER}/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
@@ -332,6 +363,11 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     if has_r:
         for fname, content in _r_files(project, name, lists.r_packages).items():
             add(f"pyrlab/r/{fname}", content)
+    if is_root:
+        locale_line = _locale_line(config.base.locale)
+        add("pyrlab/base/locale", _lines([locale_line] if locale_line else []))
+        if config.run.sudo:
+            add("pyrlab/base/sudoers", SUDOERS.encode())
     net = _net_files(project)
     for fname, content in net.items():
         add(f"pyrlab/net/{fname}", content)
