@@ -23,6 +23,7 @@ bootstrap = "trixie"
 debs = ["base_debs.txt"]
 cuda = true
 ca_certificates = ["certs/corp-root.pem"]
+locale = "de_DE.UTF-8"
 
 [proxy]
 apt = "http://apt-cache.internal:3142"
@@ -52,6 +53,9 @@ from = "rlab-base"
 requirements = ["r_requirements.txt"]
 r_packages = ["r_packages.txt"]
 ports = { lab = 9999 }
+
+[run]
+sudo = true
 """
 
 PEM = b"""\

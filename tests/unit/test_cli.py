@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from labfiles import init_lab, write
 
-from pyrlab.cli import main
+from pyrlab.cli import main, parse_args
 
 IMAGES = ["pyrlab-base", "pylab", "rlab-base", "rlab"]
 INIT_FILES = ["pyrlab.toml", "base_debs.txt", "requirements.txt", "r_debs.txt", "r_packages.txt",
@@ -237,3 +237,87 @@ def test_makefile_keeps_the_original_verbs(tmp_path: Path) -> None:
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1] == f"ok: {lab}"
+
+
+# --------------------------------------------------------------------------- global options
+
+# Each pair: the global options before the verb, and the same after it.
+BEFORE_AND_AFTER = [
+    (["-C", "lab", "down", "pylab"], ["down", "pylab", "-C", "lab"]),
+    (["--set", "run.bind=0.0.0.0", "up", "pylab"], ["up", "pylab", "--set", "run.bind=0.0.0.0"]),
+    (["--engine", "podman", "ps"], ["ps", "--engine", "podman"]),
+    (["--engine=docker", "--json", "--project=lab", "url", "pylab"],
+     ["url", "pylab", "--engine=docker", "--json", "--project=lab"]),
+    (["-C", "lab", "--set", "a=1", "--set", "b=2", "build", "--no-test", "pylab"],
+     ["build", "--no-test", "pylab", "-C", "lab", "--set", "a=1", "--set", "b=2"]),
+    (["-C", "lab", "init", "--base", "debian"], ["init", "--base", "debian", "-C", "lab"]),
+    # `shell`'s own positional is called command: it must not hide the verb.
+    (["--set", "run.sudo=true", "shell", "--port", "9", "pylab", "--", "sudo", "-n", "true"],
+     ["shell", "--set", "run.sudo=true", "--port", "9", "pylab", "--", "sudo", "-n", "true"]),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), BEFORE_AND_AFTER,
+                         ids=[" ".join(b) for b, _ in BEFORE_AND_AFTER])
+def test_global_options_before_the_verb_mean_the_same(before: list[str],
+                                                     after: list[str]) -> None:
+    parsed_before, parsed_after = vars(parse_args(before)), vars(parse_args(after))
+    assert parsed_before == parsed_after
+    assert not [key for key in parsed_before if key.startswith("before_verb")]
+
+
+def test_global_options_on_both_sides_add_up() -> None:
+    args = parse_args(["-C", "first", "--set", "a=1", "--engine", "docker",
+                       "up", "pylab", "-C", "second", "--set", "a=2"])
+    assert args.project == "second"  # after the verb wins, as a later option does
+    assert args.sets == ["a=1", "a=2"]  # applied in order: a=2 wins
+    assert args.engine == "docker"
+    defaults = parse_args(["ps"])
+    assert (defaults.project, defaults.sets, defaults.json, defaults.engine) == (
+        ".", [], False, None)
+
+
+def test_global_options_before_the_verb_reach_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = init_lab(tmp_path / "lab")
+    capsys.readouterr()
+    assert main(["-C", str(lab), "--set", "images.pylab.ports.lab=8898", "--json", "check"]) == 0
+    before = capsys.readouterr().out
+    assert json.loads(before)["images"]["pylab"]["ports"]["lab"] == 8898
+    assert main(["check", "-C", str(lab), "--set", "images.pylab.ports.lab=8898", "--json"]) == 0
+    assert capsys.readouterr().out == before
+
+
+def test_the_command_lines_pyrlab_prints_parse(tmp_path: Path) -> None:
+    """What the generated pyrlab.toml and pyrlab's hints tell users to type."""
+    lab = init_lab(tmp_path / "lab")
+    toml = (lab / "pyrlab.toml").read_text()
+    shown = re.findall(r"\((pyrlab --set [^)]*)\)", toml)
+    assert shown == ["pyrlab --set run.bind=0.0.0.0 up pylab"]
+    args = parse_args(shown[0].split()[1:])
+    assert (args.verb, args.image, args.sets) == ("up", "pylab", ["run.bind=0.0.0.0"])
+    hint = parse_args(["-C", "/path", "down", "pylab"])  # run/start.py, a lab elsewhere
+    assert (hint.verb, hint.project, hint.image) == ("down", "/path", "pylab")
+
+
+def test_unknown_global_option(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, option, verb in ((["--frobnicate", "shell", "pylab", "--", "id"], "--frobnicate",
+                                "shell"),
+                               (["--frobnicate", "ps"], "--frobnicate", "ps"),
+                               (["--no-build", "up", "pylab"], "--no-build", "up"),
+                               (["--port=9000", "-C", "lab", "up", "pylab"], "--port", "up")):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert f"pyrlab: error: unknown global option {option}: before the command" in err
+        assert f"the options of `{verb}` go after it" in err
+    # An engine for a command that uses none is refused, wherever it stands.
+    with pytest.raises(SystemExit) as caught:
+        main(["--engine", "docker", "check"])
+    assert caught.value.code == 2
+    assert "pyrlab: error: `pyrlab check` takes no --engine" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main(["check", "--engine", "docker"])
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --engine docker" in capsys.readouterr().err

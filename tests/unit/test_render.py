@@ -97,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 9
+    assert len(copied) == 10
     for path in copied:
         content, mode = files[path]
         assert content == (CONTAINER / path.rsplit("/", 1)[1]).read_bytes()
@@ -354,6 +354,49 @@ def test_cuda_toolkit_is_a_system_package(tmp_path: Path) -> None:
                                                              "cuda = true\ncuda_toolkit = true")
     base = render_context(load_project(make_project(tmp_path, files), environ={}), "pyrlab-base")
     assert b"nvidia-cuda-toolkit\n" in base.files["pyrlab/apt/system.txt"][0]
+
+
+def system_debs(context: BuildContext) -> list[str]:
+    return context.files["pyrlab/apt/system.txt"][0].decode().split()
+
+
+def test_a_locale_is_generated_and_sudo_installed_only_when_asked(
+        full: Project, default_project: Project) -> None:
+    base = render_all(full)["pyrlab-base"]
+    assert {"locales", "sudo"} <= set(system_debs(base))
+    # setup-base runs `localedef -i de_DE -f UTF-8 de_DE.utf8` (the name `locale -a` shows).
+    assert base.files["pyrlab/base/locale"][0] == b"de_DE UTF-8 de_DE.utf8\n"
+    assert b"\nALL ALL=(ALL:ALL) NOPASSWD: ALL\n" in base.files["pyrlab/base/sudoers"][0]
+    assert "ENV LANG=de_DE.UTF-8 \\\n    LC_ALL=de_DE.UTF-8 \\\n" in base.dockerfile
+    assert "target=/run/pyrlab/base \\\n    /run/pyrlab/bin/setup-base" in base.dockerfile
+    for name, context in render_all(full).items():
+        if name != "pyrlab-base":  # what the root image holds, its children inherit
+            assert not [p for p in context.files if p.startswith("pyrlab/base/")], name
+    default = render_all(default_project)["pyrlab-base"]
+    assert not {"locales", "sudo"} & set(system_debs(default))
+    assert default.files["pyrlab/base/locale"][0] == b""  # C.UTF-8 is built into glibc
+    assert "pyrlab/base/sudoers" not in default.files
+
+
+def test_run_sudo_changes_what_every_image_is_built_from(full_project: Path) -> None:
+    with_sudo = hashes(full_project)
+    toml = (full_project / "pyrlab.toml").read_text()
+    write(full_project, "pyrlab.toml", toml.replace("sudo = true", "sudo = false"))
+    without = hashes(full_project)
+    assert all(with_sudo[name] != without[name] for name in with_sudo)
+
+
+def test_every_python_step_turns_the_jupyter_news_off(full: Project,
+                                                    default_project: Project) -> None:
+    for project in (full, default_project):
+        for name, context in render_all(project).items():
+            if "pyrlab/python/requirements.txt" not in context.files:
+                assert "pyrlab/python/lab-overrides.json" not in context.files
+                continue
+            overrides = json.loads(context.files["pyrlab/python/lab-overrides.json"][0])
+            # The schema's type: the strings "true" (always), "false" (never), "none" (ask).
+            assert overrides["@jupyterlab/apputils-extension:notification"] == {
+                "fetchNews": "false"}, name
 
 
 # --------------------------------------------------------------------------- engines, disk

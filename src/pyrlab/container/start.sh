@@ -9,6 +9,14 @@ set -eo pipefail
 if [[ -z ${HOME:-} || $HOME == / ]]; then
   export HOME=/home/notebook
 fi
+# Only an image built with run.sudo = true has a writable /etc/passwd: sudo needs a name
+# for the lab's UID. No password ("*", not "x": PAM would look for a shadow entry).
+if [[ -w /etc/passwd ]] && ! getent passwd "$(id -u)" >/dev/null; then
+  echo "notebook-$(id -u):*:$(id -u):$(id -g):notebook:/home/notebook:/bin/bash" >>/etc/passwd
+fi
+if [[ -w /etc/group ]] && ! getent group "$(id -g)" >/dev/null; then
+  echo "notebook-$(id -g):x:$(id -g):" >>/etc/group
+fi
 
 envfile=/etc/pyrlab/env
 if [[ -f $envfile ]]; then

@@ -3,8 +3,10 @@
 The context is a Dockerfile plus a `pyrlab/` folder:
 
     pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
+    pyrlab/base/     locale (what localedef makes, empty for C.UTF-8), sudoers (run.sudo)
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
-    pyrlab/python/   requirements.txt; `slim` when [base] slim (see uv-install)
+    pyrlab/python/   requirements.txt, lab-overrides.json (JupyterLab setting defaults);
+                     `slim` when [base] slim (see uv-install)
     pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
     pyrlab/r/        cran.txt, apt.txt, repos.txt
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
@@ -57,7 +59,8 @@ PINS_FOLDER = "pyrlab/pins"
 _PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
 TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
-BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "r-install", "r-install.R")
+BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
+                 "r-install.R")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 EXECUTABLE = 0o755
@@ -161,7 +164,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
     return {
         "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt"),
                                bind("pins/apt", "pins")]),
-        "base": bind("bin"),
+        "base": sep.join([bind("bin"), bind("base")]),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
                             bind("net/python", "net"), bind("python"),
                             bind("pins/python", "pins")]),
@@ -182,13 +185,40 @@ def _system_debs(project: Project, name: str) -> list[str]:
         debs += ["ca-certificates", "tini", "curl"]
         if config.base.python == "debian":
             debs += ["python3", "python3-venv"]
-        if config.base.locale not in ("C.UTF-8", "C.utf8"):
+        if _locale_line(config.base.locale):
             debs += ["locales"]
+        if config.run.sudo:
+            debs += ["sudo"]
         if config.base.cuda and config.base.cuda_toolkit:
             debs += ["nvidia-cuda-toolkit"]
     if image.r is not None:
         debs += ["r-base-core", "r-base-dev"]
     return debs
+
+
+def _locale_line(locale: str) -> str:
+    """What setup-base gives localedef for [base] locale: "SOURCE CHARMAP NAME", NAME as
+    `locale -a` lists it (glibc's spelling of the codeset); "" for C.UTF-8, which glibc has
+    built in. The schema allows only LANG_TERRITORY.UTF-8 (or .utf8)."""
+    source, _, _ = locale.partition(".")
+    return "" if source == "C" else f"{source} UTF-8 {source}.utf8"
+
+
+# run.sudo = true: a lab runs as the host user's UID, which differs between machines, so the
+# rule names no user; the start script gives that UID a passwd entry, which sudo needs.
+SUDOERS = """\
+# pyrlab: run.sudo = true in pyrlab.toml. The lab's user (any UID) may use sudo, no password.
+ALL ALL=(ALL:ALL) NOPASSWD: ALL
+"""
+
+# JupyterLab setting defaults for every environment with JupyterLab, merged into its
+# share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
+# which may ship that file). fetchNews is a string in the schema: "true", "false", "none".
+LAB_OVERRIDES = {
+    # No "Would you like to receive official Jupyter news?" prompt on a fresh lab, and no
+    # request to jupyter.org behind the user's back.
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
+}
 
 
 def _net_files(project: Project) -> dict[str, bytes]:
@@ -296,7 +326,7 @@ def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
 _STEP_FOLDERS = {
     "tools": ("bin", "net/apt", "tools"),
     "apt": ("bin", "net/apt", "apt"),
-    "base": ("bin",),
+    "base": ("bin", "base"),
     "python": ("bin", "net/python", "python"),
     "r": ("bin", "net/r", "r"),
 }
@@ -337,7 +367,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         files[path] = (content, mode)
 
     for script in BUILD_SCRIPTS:
-        mode = REGULAR if script.endswith(".R") else EXECUTABLE
+        mode = REGULAR if script.endswith((".R", ".py")) else EXECUTABLE
         add(f"pyrlab/bin/{script}", _container_file(script), mode)
     add("pyrlab/bin/uv-version", _lines([UV_VERSION]))
     system_debs = _system_debs(project, name)
@@ -350,6 +380,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add(f"pyrlab/apt/sources/{fname}", content)
     if lists.requirements:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        add("pyrlab/python/lab-overrides.json",
+            (json.dumps(LAB_OVERRIDES, indent=2, sort_keys=True) + "\n").encode())
         add(f"{PINS_FOLDER}/python/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
@@ -368,6 +400,11 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add(f"pyrlab/r/{fname}", content)
         add(f"{PINS_FOLDER}/r/debs.txt", b"")
         add(f"{PINS_FOLDER}/r/cran.txt", b"")
+    if is_root:
+        locale_line = _locale_line(config.base.locale)
+        add("pyrlab/base/locale", _lines([locale_line] if locale_line else []))
+        if config.run.sudo:
+            add("pyrlab/base/sudoers", SUDOERS.encode())
     net = _net_files(project)
     for fname, content in net.items():
         add(f"pyrlab/net/{fname}", content)

@@ -120,7 +120,7 @@ def select_engine(flag: str | None, config_value: str,
                       "or name one with --engine")
 
 
-def add_engine_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=("auto", "docker", "podman"), default=None,
+def add_engine_argument(parser: argparse.ArgumentParser, dest: str = "engine") -> None:
+    parser.add_argument("--engine", choices=("auto", "docker", "podman"), default=None, dest=dest,
                         help="container engine (default: $PYRLAB_ENGINE, then pyrlab.toml's "
                         "engine, then auto-detection: docker, else podman)")

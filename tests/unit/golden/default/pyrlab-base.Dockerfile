@@ -31,6 +31,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
 
 # The notebook user and the Python virtual environment.
 RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/base,target=/run/pyrlab/base \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.

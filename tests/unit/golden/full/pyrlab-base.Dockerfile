@@ -7,8 +7,8 @@ FROM pyrlab-debian:trixie
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root
 
-ENV LANG=C.UTF-8 \
-    LC_ALL=C.UTF-8 \
+ENV LANG=de_DE.UTF-8 \
+    LC_ALL=de_DE.UTF-8 \
     DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -36,6 +36,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
 
 # The notebook user and the Python virtual environment.
 RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
+    --mount=type=bind,source=pyrlab/base,target=/run/pyrlab/base \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.
