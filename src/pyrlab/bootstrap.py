@@ -4,6 +4,10 @@
 root; otherwise `debootstrap` (root only) fills a temporary folder that `tar` packs. The
 tarball is imported with the engine's `import`. The mirror defaults to the one the host's
 own apt uses, so a machine that can install Debian packages can make a base image.
+
+Bootstrapping again under a name that exists (`pyrlab upgrade`, `bootstrap --tag` of a
+present base) moves the name to the new image; the one it named before is removed when
+nothing names or uses it any more, so re-bootstrapping does not pile up untagged bases.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pyrlab import proc
 from pyrlab.config.schema import IMAGE_REF_RE, SUITE_RE
-from pyrlab.engines.base import BuildFailure, BuildOutput, Engine
+from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, short_id
 from pyrlab.errors import BuildError, ConfigError, Problem, UsageError
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -40,6 +44,22 @@ class BootstrapResult:
     tool: str
     seconds: float
     log: Path
+    replaced: Replaced | None = None  # the image `ref` named before, when there was one
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The image a bootstrap's name pointed to before: removed, or kept and why."""
+
+    image_id: str
+    removed: bool
+    kept_because: str = ""  # when not removed: still named, or what the engine said
+
+    def describe(self, ref: str) -> str:
+        if self.removed:
+            return f"removed the image {ref} named before ({short_id(self.image_id)})"
+        return (f"kept the image {ref} named before ({short_id(self.image_id)}): "
+                f"{self.kept_because}")
 
 
 def host_mirror(paths: Iterable[Path] = SOURCES_FILES) -> str | None:
@@ -187,16 +207,47 @@ def bootstrap(
                 _trim(rootfs)
                 _run(out, ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf",
                            str(tarball), "."], "tar", log_path)
-            out(f"+ {engine.binary} import {tarball} {ref}")
-            image_id = engine.import_tarball(tarball, ref, changes=(
-                f"LABEL {LABEL_SUITE}={suite}",
-                'CMD ["/bin/bash"]',
-            ))
-            out(f"imported {ref} ({image_id[:12]})")
+            image_id, replaced = import_base(engine, tarball, ref, suite, out)
         finally:
             _remove_tree(temp, out)
     return BootstrapResult(ref=ref, image_id=image_id, suite=suite, mirror=mirror,
-                           tool=Path(tool).name, seconds=time.monotonic() - started, log=log_path)
+                           tool=Path(tool).name, seconds=time.monotonic() - started, log=log_path,
+                           replaced=replaced)
+
+
+def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
+                out: Callable[[str], None]) -> tuple[str, Replaced | None]:
+    """Import the root file system `tarball` as `ref` (labelled with its suite); the image
+    `ref` named before goes when nothing else uses it (see remove_replaced). Returns the
+    new image's ID and what became of the one it replaced."""
+    before = engine.image(ref)
+    out(f"+ {engine.binary} import {tarball} {ref}")
+    image_id = engine.import_tarball(tarball, ref, changes=(
+        f"LABEL {LABEL_SUITE}={suite}",
+        'CMD ["/bin/bash"]',
+    ))
+    out(f"imported {ref} ({image_id[:12]})")
+    if before is None or before.id == image_id:
+        return image_id, None
+    replaced = remove_replaced(engine, before.id)
+    out(replaced.describe(ref))
+    return image_id, replaced
+
+
+def remove_replaced(engine: Engine, image_id: str) -> Replaced:
+    """Remove the image a name pointed to before it moved, unless another name still points
+    to it or the engine refuses (a container or a child image uses it): untagged and
+    unused, nobody can reach it any more."""
+    after = engine.image(image_id)
+    if after is None:
+        return Replaced(image_id, removed=False, kept_because="already gone")
+    if after.tags:
+        return Replaced(image_id, removed=False,
+                        kept_because=f"still named {', '.join(after.tags)}")
+    refused = engine.remove_image(image_id)
+    if refused is not None:
+        return Replaced(image_id, removed=False, kept_because=refused)
+    return Replaced(image_id, removed=True)
 
 
 def _temp_root() -> Path:

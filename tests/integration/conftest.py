@@ -17,9 +17,11 @@ from labtools import (
     Lab,
     checked_engine,
     copy_case,
+    make_bad_wheel,
     new_prefix,
     remove_lab_images,
     run_pyrlab,
+    serve_folder,
 )
 
 
@@ -126,3 +128,13 @@ def make_module_lab(tmp_path_factory: pytest.TempPathFactory, host_ca_files: lis
     yield make
     for lab in made:
         remove_lab_images(lab.engine_name, lab.prefix, [lab])
+
+
+@pytest.fixture(scope="module")
+def bad_wheel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a wheel that installs but raises on import (labtools.make_bad_wheel),
+    served on 127.0.0.1 while the module's tests run (builds need host networking)."""
+    folder = tmp_path_factory.mktemp("wheels")
+    name = make_bad_wheel(folder)
+    with serve_folder(folder) as url:
+        yield f"{url}/{name}"

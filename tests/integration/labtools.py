@@ -1,6 +1,7 @@
 """Helpers the integration tests share (imported by conftest.py and by test modules):
 the engine's own CLI, `pyrlab` as a subprocess, lab projects copied from cases/, free
-ports, and cleanup by image prefix and project label.
+ports, cleanup by image prefix and project label, what a container reports it holds
+(independently of pyrlab's collector), and a wheel that installs but fails on import.
 
 Conventions every integration test follows:
 
@@ -15,6 +16,10 @@ Conventions every integration test follows:
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import http.server
 import json
 import os
 import re
@@ -23,7 +28,10 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +45,17 @@ BASE_REF = ("pyrlab-test-debian:trixie" if KEEP_BASE
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 # PYRLAB_* from the developer's shell would be read as config overrides.
 _CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+# Every distribution the lab's venv sees, first one per name in sys.path order.
+_VENV_DISTS = """
+import importlib.metadata, json
+found = {}
+for dist in importlib.metadata.distributions():
+    found.setdefault(dist.metadata["Name"], dist.version)
+print(json.dumps(found))
+"""
+_DPKG_FORMAT = "${binary:Package}\\t${Version}\\t${db:Status-Status}\\n"
+# What importing the module of make_bad_wheel's wheel raises.
+BAD_WHEEL_ERROR = "RuntimeError: badmod refuses to import"
 
 
 def _in_ci() -> bool:
@@ -192,6 +211,63 @@ def copy_case(case: str, root: Path, *, prefix: str, engine_name: str,
     assert not left, f"unfilled placeholders in {config}: {left}"
     config.write_text(text)
     return Lab(root=root, prefix=prefix, engine_name=engine_name)
+
+
+def venv_dists(engine: EngineCli, ref: str) -> dict[str, str]:
+    """What the lab's Python (/opt/venv) in image ref sees, by PEP 503 name."""
+    from pyrlab.inventory.model import normalize_python_name
+
+    done = engine("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
+                  ref, "-c", _VENV_DISTS)
+    return {normalize_python_name(name): version
+            for name, version in json.loads(done.stdout).items()}
+
+
+def installed_debs(engine: EngineCli, ref: str) -> dict[str, str]:
+    """dpkg's installed packages in image ref; those of its own architecture without `:ARCH`."""
+    script = f"dpkg --print-architecture; dpkg-query -W -f '{_DPKG_FORMAT}'"
+    lines = engine("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", ref, "-c",
+                   script).stdout.splitlines()
+    native, rows = lines[0], [line.split("\t") for line in lines[1:] if line]
+    return {name.removesuffix(f":{native}"): version
+            for name, version, status in rows if status == "installed"}
+
+
+def make_bad_wheel(folder: Path) -> str:
+    """badmod 1.0 in folder: installs fine, raises BAD_WHEEL_ERROR on import. Returns the
+    wheel's file name."""
+    name = "badmod-1.0-py3-none-any.whl"
+    files = {
+        "badmod.py": "raise RuntimeError('badmod refuses to import')\n",
+        "badmod-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: badmod\nVersion: 1.0\n",
+        "badmod-1.0.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: pyrlab-tests\n"
+                                       "Root-Is-Purelib: true\nTag: py3-none-any\n"),
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append("badmod-1.0.dist-info/RECORD,,")
+    files["badmod-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
+    with zipfile.ZipFile(folder / name, "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+    return name
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """folder's files over HTTP on 127.0.0.1 (builds reach it with host networking) while
+    the block runs; yields the base URL (no trailing slash)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:

@@ -71,25 +71,31 @@ def built(docker: EngineCli, make_module_lab: Callable[..., Lab]) -> Lab:
 def theirs(docker: EngineCli, bootstrapped_bases: Callable[[str], str],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Record]]:
     """The cache records of a build that is not pyrlab's: a tiny Dockerfile on the session's
-    base with a cache mount (id not-pyrlab-…). Only records stay behind (buildx's docker
-    driver without --load keeps the result in the build cache alone); they are removed at
-    the end, by ID."""
+    base with a cache mount (id not-pyrlab-…). Even without --load, buildx's docker driver
+    puts the result into Docker's images, untagged (it carries the base's labels): at the
+    end that image goes, by the ID the build wrote, and the records, by theirs."""
     mark = secrets.token_hex(4)
     context = tmp_path_factory.mktemp("not-pyrlab")
     (context / "Dockerfile").write_text(
         f"FROM {bootstrapped_bases(ENGINE)}\n"
         f"RUN --mount=type=cache,id=not-pyrlab-{mark},target=/cache-{mark} "
         f"touch /cache-{mark}/kept\n")
-    done = docker("buildx", "build", "--progress=plain", str(context), check=False)
-    assert done.returncode == 0, done.stderr
-    records = [r for r in cache_records(docker) if f"/cache-{mark}" in r.description]
+    iidfile = context.parent / f"{context.name}.iid"
+    done = docker("buildx", "build", "--progress=plain", "--iidfile", str(iidfile),
+                  str(context), check=False)
+    image_id = iidfile.read_text().strip() if iidfile.exists() else ""
     try:
-        yield records
+        assert done.returncode == 0, done.stderr
+        yield [r for r in cache_records(docker) if f"/cache-{mark}" in r.description]
     finally:
-        for record in records:
-            docker("builder", "prune", "--force", "--all", "--filter", f"id={record.id}",
-                   check=False)
+        if image_id and docker.image(image_id) is not None:
+            docker("rmi", image_id, check=False)
+        for record in cache_records(docker):
+            if f"/cache-{mark}" in record.description:
+                docker("builder", "prune", "--force", "--all", "--filter",
+                       f"id={record.id}", check=False)
         shutil.rmtree(context, ignore_errors=True)
+        iidfile.unlink(missing_ok=True)
 
 
 def test_clean_cache_removes_pyrlabs_records_and_keeps_others(

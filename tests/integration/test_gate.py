@@ -4,68 +4,23 @@ requirement that installs but fails on import (a wheel made here, served on 127.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import http.server
 import json
-import threading
-import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from labtools import EngineCli, Lab
+from labtools import BAD_WHEEL_ERROR, EngineCli, Lab
 
 from pyrlab.inventory.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
 
 ENGINE = "docker"
-BAD_ERROR = "RuntimeError: badmod refuses to import"
 CHILD = """
 [images.pylab-child]
 from = "pylab"
 requirements = ["child.txt"]
 """
-
-
-def make_wheel(folder: Path) -> str:
-    """badmod 1.0: installs fine, raises on import. Returns the wheel's file name."""
-    name = "badmod-1.0-py3-none-any.whl"
-    files = {
-        "badmod.py": "raise RuntimeError('badmod refuses to import')\n",
-        "badmod-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: badmod\nVersion: 1.0\n",
-        "badmod-1.0.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: pyrlab-tests\n"
-                                       "Root-Is-Purelib: true\nTag: py3-none-any\n"),
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append("badmod-1.0.dist-info/RECORD,,")
-    files["badmod-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
-    with zipfile.ZipFile(folder / name, "w") as wheel:
-        for path, text in files.items():
-            wheel.writestr(path, text)
-    return name
-
-
-@pytest.fixture(scope="module")
-def wheel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The bad wheel, served over HTTP on 127.0.0.1 (builds reach it with host networking)."""
-    folder = tmp_path_factory.mktemp("wheels")
-    name = make_wheel(folder)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -116,16 +71,16 @@ def test_a_one_package_delta_is_gated_in_seconds(lab: Lab, engine: EngineCli) ->
 
 
 def test_an_import_failure_stops_the_gate_and_no_test_lets_it_through(
-        lab: Lab, engine: EngineCli, wheel_url: str) -> None:
+        lab: Lab, engine: EngineCli, bad_wheel_url: str) -> None:
     latest = engine.image_id(lab.ref("pylab"))
     child = engine.image_id(lab.ref("pylab-child"))
     lock = (lab.root / "pyrlab.lock").read_bytes()
     requirements = lab.root / "requirements.txt"
-    requirements.write_text(requirements.read_text() + f"badmod @ {wheel_url}\n")
+    requirements.write_text(requirements.read_text() + f"badmod @ {bad_wheel_url}\n")
     done = lab.pyrlab("build", "--network-host")
     assert done.returncode == 5, done.stderr
     assert "pylab failed its self-test: import badmod (badmod) [requirements.txt:" in done.stderr
-    assert BAD_ERROR in done.stderr
+    assert BAD_WHEEL_ERROR in done.stderr
     assert f"{lab.ref('pylab')} was not changed, the new image is {lab.ref('pylab', 'failed')}" \
         in done.stderr
     assert engine.image_id(lab.ref("pylab")) == latest
@@ -150,7 +105,7 @@ def test_an_import_failure_stops_the_gate_and_no_test_lets_it_through(
     tested = lab.pyrlab("test", "pylab")
     assert tested.returncode == 7
     assert "FAIL import badmod (badmod) [requirements.txt:" in tested.stdout
-    assert BAD_ERROR in tested.stdout
+    assert BAD_WHEEL_ERROR in tested.stdout
 
 
 def test_rollback_restores_the_previous_image_and_its_lock_section(

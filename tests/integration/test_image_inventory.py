@@ -16,26 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from labtools import EngineCli, Lab
+from labtools import EngineCli, Lab, installed_debs, venv_dists
 
 from pyrlab.errors import EXIT_CONFIG
 from pyrlab.inventory.lockfile import read_lock
-from pyrlab.inventory.model import Ecosystem, normalize_python_name
+from pyrlab.inventory.model import Ecosystem
 
 pytestmark = pytest.mark.integration
 
 ENGINE = "docker"
 IMAGES = ("pyrlab-base", "pylab")
 MANIFEST = "/opt/pyrlab/manifest.json"
-# Every distribution the lab's venv sees, first one per name in sys.path order.
-VENV_DISTS = """
-import importlib.metadata, json
-found = {}
-for dist in importlib.metadata.distributions():
-    found.setdefault(dist.metadata["Name"], dist.version)
-print(json.dumps(found))
-"""
-DPKG_FORMAT = "${binary:Package}\\t${Version}\\t${db:Status-Status}\\n"
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +54,6 @@ def pyrlab_ok(lab: Lab, *args: str) -> str:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout
-
-
-def venv_dists(engine: EngineCli, ref: str) -> dict[str, str]:
-    """What the lab's Python sees, by PEP 503 name."""
-    done = engine("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
-                  ref, "-c", VENV_DISTS)
-    return {normalize_python_name(name): version
-            for name, version in json.loads(done.stdout).items()}
-
-
-def installed_debs(engine: EngineCli, ref: str) -> dict[str, str]:
-    """dpkg's installed packages; those of its own architecture without `:ARCH`."""
-    script = (f"dpkg --print-architecture; dpkg-query -W -f '{DPKG_FORMAT}'")
-    lines = engine("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", ref, "-c",
-                   script).stdout.splitlines()
-    native, rows = lines[0], [line.split("\t") for line in lines[1:] if line]
-    return {name.removesuffix(f":{native}"): version
-            for name, version, status in rows if status == "installed"}
 
 
 def lock_versions(lab: Lab, image: str, ecosystem: Ecosystem) -> dict[str, str]:

@@ -5,8 +5,9 @@ trixie base: R from Debian, IRkernel and small packages as Debian binaries (r-cr
 packages from a CRAN-like repository that the test writes with `R CMD build` +
 `tools::write_PACKAGES` and serves on 127.0.0.1 (one pinned to an archived version). Then:
 every package is in the image at the wanted version, an R kernel runs code through the
-lab's server, adding one package installs only that one, and a bad entry fails the build,
-naming it, without moving `latest`.
+lab's server, pyrlab.lock's R section is what R itself reports in the image, adding one
+package installs only that one, and a bad entry fails the build, naming it, without moving
+`latest`.
 
 Everything that goes into the build contexts is the same in every session (fixed prefix,
 base name, repository port, reproducible package tarballs): BuildKit reuses the files of a
@@ -33,6 +34,7 @@ from labclient import LabClient
 from labtools import EngineCli, free_port, new_prefix
 
 from pyrlab.imagebuild.planner import project_key
+from pyrlab.inventory.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +49,16 @@ UID, GID = (4242, 4343) if os.geteuid() == 0 else (os.getuid(), os.getgid())
 R_PACKAGES = ["IRkernel", "jsonlite", "digest", "pyrlabdep", "pyrlabdemo"]
 REPO = {"pyrlabdemo": ["0.1.0", "0.2.0"], "pyrlabdep": ["1.0"], "pyrlabextra": ["0.3"]}
 IMPORTS = {"pyrlabdemo": ["pyrlabdep"]}
+# Every package R finds outside its base set (Priority "base" comes with R itself), the one
+# R loads of each name (find.package: the first library in .libPaths() that has it), with
+# the version in that copy's DESCRIPTION and its folder.
+R_INSTALLED = r"""ip <- installed.packages(noCache = TRUE)
+names <- unique(ip[is.na(ip[, "Priority"]) | ip[, "Priority"] != "base", "Package"])
+for (p in names) {
+  path <- find.package(p)
+  cat(p, read.dcf(file.path(path, "DESCRIPTION"), fields = "Version")[1, 1], path, "\n",
+      sep = "\t")
+}"""
 
 
 
@@ -139,6 +151,59 @@ def test_every_listed_package_is_installed_at_the_wanted_version(rlab: RLab) -> 
     assert where.stderr == ""
     assert where.stdout.split() == [rlab.repo_url, "/usr/lib/R/site-library/jsonlite",
                                     "/usr/local/lib/R/site-library/pyrlabdemo"]
+
+
+def installed_r_packages(rlab: RLab) -> dict[str, tuple[str, str]]:
+    """name → (version, folder) of every package R in the rlab image sees, base set left out."""
+    done = rlab.r(R_INSTALLED)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines() if line]
+    assert rows and all(len(row) == 4 and row[3] == "" for row in rows), done.stdout
+    return {name: (version, folder) for name, version, folder, _ in rows}
+
+
+def dpkg_owners(rlab: RLab, paths: list[str]) -> dict[str, str]:
+    """path → the Debian package that installed it, as `dpkg -S` says (a path no package
+    owns is left out: dpkg -S names it on stderr and exits 1)."""
+    done = rlab.engine("run", "--rm", "--network", "none", "--entrypoint", "dpkg", RLAB,
+                       "-S", *paths, check=False)
+    owners: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("diversion "):
+            continue
+        package, _, path = line.rpartition(": ")
+        owners[path] = package.split(":")[0]  # a package:arch keeps only its name
+    assert set(owners) <= set(paths), done.stdout
+    return owners
+
+
+def test_the_lock_lists_exactly_the_r_packages_r_reports(rlab: RLab) -> None:
+    installed = installed_r_packages(rlab)
+    # The image really has all three kinds: Debian's, the repository's, a pinned one.
+    assert set(R_PACKAGES) <= set(installed)
+    descriptions = {name: f"{folder}/DESCRIPTION" for name, (_, folder) in installed.items()}
+    owners = dpkg_owners(rlab, sorted(descriptions.values()))
+    from_debian = {name for name, path in descriptions.items()
+                   if owners.get(path, "").startswith("r-cran-")}
+    assert {"IRkernel", "jsonlite", "digest"} <= from_debian
+    assert not {"pyrlabdep", "pyrlabdemo"} & from_debian
+    pinned = {entry.removeprefix("cran:").split("==")[0]
+              for entry in (rlab.root / "r_packages.txt").read_text().split()
+              if entry.startswith("cran:") and "==" in entry}
+    assert pinned == {"pyrlabdemo"}
+
+    section = read_lock(rlab.root / "pyrlab.lock")["rlab"]
+    locked = {p.name: (p.version, p.source) for p in section.r}
+    assert len(locked) == len(section.r)  # one line per name
+    expected = {name: (version, "debian" if name in from_debian
+                       else "archive" if name in pinned else "cran")
+                for name, (version, _) in installed.items()}
+    missing = sorted(set(expected) - set(locked))
+    extra = sorted(set(locked) - set(expected))
+    assert (missing, extra) == ([], []), f"missing from the lock: {missing}; extra: {extra}"
+    assert {name: locked[name] for name in expected} == expected
+    r_version = rlab.r('cat(R.version$major, R.version$minor, sep = ".")')
+    assert section.meta.r == r_version.stdout.strip()
 
 
 def test_r_trusts_the_configured_ca_files(rlab: RLab, host_ca_files: list[Path]) -> None:

@@ -51,13 +51,17 @@ class BootstrapCommandResult:
         return {"ref": r.ref, "id": r.image_id, "suite": r.suite, "mirror": r.mirror,
                 "mirror_source": self.mirror_source, "tool": r.tool,
                 "seconds": round(r.seconds, 1), "log": str(r.log),
-                "engine": self.selection.engine.describe()}
+                "engine": self.selection.engine.describe(),
+                "replaced": None if r.replaced is None else {
+                    "id": r.replaced.image_id, "removed": r.replaced.removed,
+                    "kept_because": r.replaced.kept_because or None}}
 
     def to_text(self) -> str:
         r = self.result
         return (f"{r.ref} ({short_id(r.image_id)}): Debian {r.suite} from {r.mirror} "
                 f"with {r.tool} in {r.seconds:.0f}s\n"
-                f"use it as the base in pyrlab.toml:\n"
+                + (f"{r.replaced.describe(r.ref)}\n" if r.replaced else "")
+                + f"use it as the base in pyrlab.toml:\n"
                 f"  [base]\n  image = \"{r.ref}\"\n  python = \"debian\"")
 
 
