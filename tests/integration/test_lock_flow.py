@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
-from labtools import EngineCli, Lab
+from labtools import BASE_REF, EngineCli, Lab
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +107,31 @@ def test_the_lock_through_build_outdated_locked_and_upgrade(
     assert done.returncode == 5, done.stderr
     assert "six==1.99.99" in done.stderr
     assert {name: engine.image_id(lab.ref(name)) for name in ids} == ids
+
+
+def test_upgrade_bootstraps_the_base_again_and_records_it(
+        make_lab: Callable[..., Lab], engine: EngineCli) -> None:
+    """A lab whose base is bootstrapped ([base] bootstrap): `upgrade` makes the base again
+    from the mirror, rebuilds on it and records the new base in pyrlab.lock. The session's
+    base, which the lab's base started as, is left alone."""
+    lab = make_lab("small")
+    base_ref = f"{lab.prefix}debian:trixie"
+    engine("tag", BASE_REF, base_ref)
+    old_id = engine.image_id(base_ref)
+    config = lab.root / "pyrlab.toml"
+    text = config.read_text()
+    assert f'image = "{BASE_REF}"' in text
+    config.write_text(text.replace(f'image = "{BASE_REF}"',
+                                   f'image = "{base_ref}"\nbootstrap = "trixie"'))
+    assert actions(lab.pyrlab("build", "--json"))["pylab"] == "built"
+
+    done = lab.pyrlab("upgrade", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    new_id = engine.image_id(base_ref)
+    assert data["base"]["action"] == "bootstrapped"
+    assert new_id and new_id != old_id
+    assert engine.image_id(BASE_REF) == old_id  # still the session's, still there
+    assert [i["name"] for i in data["images"]] == ["pyrlab-base", "pylab"]
+    lock = (lab.root / "pyrlab.lock").read_text()
+    assert lock.count(f'base-id = "sha256:{new_id.removeprefix("sha256:")}"') == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -295,3 +296,38 @@ def test_a_bad_entry_fails_the_build_naming_it_and_keeps_latest(
     assert named in done.stderr, done.stderr
     assert "no tag was changed" in done.stderr
     assert rlab.image_id() == latest
+
+
+def test_locked_installs_the_locked_r_versions_or_fails_naming_them(rlab: RLab) -> None:
+    """`build --locked` for R packages of the repository: an image that holds its lock is
+    left alone; a loosened list line gets the locked (archived) version, checked against
+    the lock before the tag moves; a locked version the repository has nowhere fails the
+    build naming it, and latest stays."""
+    lock, packages = rlab.root / "pyrlab.lock", rlab.root / "r_packages.txt"
+    good_lock, good_list = lock.read_text(), packages.read_text()
+    try:
+        done = rlab.pyrlab("build", "--locked", "--json", "rlab")
+        assert done.returncode == 0, done.stderr
+        assert {i["name"]: i["action"] for i in json.loads(done.stdout)["images"]} == {
+            "pyrlab-base": "skipped", "rlab-base": "skipped", "rlab": "skipped"}
+
+        packages.write_text(good_list.replace("cran:pyrlabdemo==0.1.0", "cran:pyrlabdemo"))
+        assert "pyrlabdemo==0.1.0" not in packages.read_text()
+        done = rlab.pyrlab("build", "--locked", "--json", "rlab")
+        assert done.returncode == 0, done.stderr
+        assert {i["name"]: i["action"] for i in json.loads(done.stdout)["images"]}["rlab"] \
+            == "built"
+        now = rlab.r('cat(format(packageVersion("pyrlabdemo")))')
+        assert now.stdout == "0.1.0", now.stderr  # the repository's current one is 0.2.0
+        latest = rlab.image_id()
+
+        lock.write_text(re.sub(r'^pyrlabdemo = "0\.1\.0 ', 'pyrlabdemo = "0.0.9 ',
+                               lock.read_text(), flags=re.MULTILINE))
+        assert '"0.0.9 ' in lock.read_text()
+        done = rlab.pyrlab("build", "--locked", "rlab")
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert "pyrlabdemo==0.0.9: not in the repository (it has 0.2.0)" in done.stderr
+        assert rlab.image_id() == latest
+    finally:
+        lock.write_text(good_lock)
+        packages.write_text(good_list)

@@ -150,8 +150,8 @@ def differs_from_lock(image: Inventory, section: Inventory | None) -> str | None
     for ecosystem in ECOSYSTEMS:
         have = {p.name: p for p in image.packages(ecosystem)}
         want = {p.name: p for p in section.packages(ecosystem)}
-        names = sorted((n for n in set(have) | set(want) if have.get(n) != want.get(n)),
-                       key=sort_key)
+        names = sorted((n for n in set(have) | set(want)
+                        if _same(have.get(n)) != _same(want.get(n))), key=sort_key)
         if not names:
             continue
         shown = [f"{n} {_described(want.get(n))} in the lock, {_described(have.get(n))} "
@@ -159,6 +159,15 @@ def differs_from_lock(image: Inventory, section: Inventory | None) -> str | None
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         parts.append(f"{ecosystem}: {'; '.join(shown)}{more}")
     return " | ".join(parts) or None
+
+
+def _same(package: Package | None) -> object:
+    """What must agree between an image and its lock. An R package's "cran" and "archive"
+    are the same repository (the version is current there, or in its Archive: which one
+    depends on the day and on whether the list pins it), so only Debian's differs."""
+    if isinstance(package, RPkg):
+        return (package.name, package.version, package.source == "debian")
+    return package
 
 
 def _described(package: Package | None) -> str:
