@@ -135,11 +135,24 @@ class Lab:
         text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
         config.write_text(f'prefix = "{PREFIX}"\n' + text)
         (root / "base_debs.txt").write_text("\n".join(BASE_DEBS) + "\n")
+        # pylab's own Debian list, empty at first (no apt step until it has an entry).
+        text = config.read_text()
+        marker = '[images.pylab]\nfrom = "pyrlab-base"\nrequirements = ["requirements.txt"]\n'
+        assert marker in text, "the init template changed: update the benchmark"
+        config.write_text(text.replace(marker, marker + 'debs = ["pylab_debs.txt"]\n'))
+        (root / "pylab_debs.txt").write_text("")
         (root / "r_packages.txt").write_text("apt:jsonlite\n" if with_r else "")
         self.write(requirements)
 
     def write(self, requirements: list[str]) -> None:
         (self.root / "requirements.txt").write_text("\n".join(requirements) + "\n")
+
+    def log_lines(self, image: str) -> list[str]:
+        """What pyrlab's installer steps said in the image's last build log."""
+        logs = sorted((self.root / ".pyrlab" / "logs").glob(f"{image}-[0-9]*.log"))
+        keys = ("pyrlab: ", "Prepared ", "Installed ", "CACHED", " DONE ")
+        lines = logs[-1].read_text().splitlines() if logs else []
+        return [line for line in lines if any(k in line for k in keys)]
 
     def build(self, *images: str) -> float:
         """Wall time of a default `pyrlab build` (self-test gate included); the gate's share
@@ -279,6 +292,19 @@ def main() -> None:
                   self_test=lab.test_seconds[-1])
         table.add("image size after the removal", size(ORIGINAL) / 1e9,
                   size(f"{PREFIX}pylab:latest") / 1e9, "GB")
+
+        # Debian packages: no baseline (the original way has one apt layer for everything).
+        (lab.root / "pylab_debs.txt").write_text("tree\n")
+        table.add("pylab: add one Debian package (tree), rebuild", None, lab.build(),
+                  self_test=lab.test_seconds[-1])
+        base_debs = lab.root / "base_debs.txt"
+        base_debs.write_text(base_debs.read_text() + "file\n")
+        table.add("base_debs.txt: add one package (file), rebuild", None, lab.build(),
+                  self_test=lab.test_seconds[-1])
+        print("  what pylab's rebuild on the new pyrlab-base reused:")
+        for line in lab.log_lines("pylab"):
+            if any(k in line for k in ("Prepared ", "Installed ", "pyrlab: ")):
+                print(f"    {line}")
 
         if args.with_r:
             lab.build("rlab")

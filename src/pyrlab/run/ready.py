@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TextIO
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 
 
 class Spinner:
