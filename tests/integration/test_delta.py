@@ -1,6 +1,8 @@
 """Delta builds for real: adding lines to a list builds one small layer on the image's
 previous version (only the new packages installed and compiled), the result holds what a
-full build holds, and removing a line goes back to a full build."""
+full build holds, and removing a line goes back to a full build. Both kinds of build are
+slim ([base] slim, the default): a package's test suite is left out and its shared
+libraries are stripped (simplejson's wheel has both: tests/ and a .so with symbols)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,29 @@ ENGINE = "docker"
 FREEZE = ("import importlib.metadata as m, json; "
           "print(json.dumps(sorted((d.metadata['Name'].lower(), d.version) "
           "for d in m.distributions())))")
+
+
+# What slim changed in simplejson, seen from the image: its tests/ folder, and whether its
+# extension module still has a symbol table (read from the ELF section headers).
+SLIM_CHECK = r"""
+import json, pathlib, simplejson, struct
+folder = pathlib.Path(simplejson.__file__).parent
+data = next(folder.glob("_speedups*.so")).read_bytes()
+assert data[:4] == b"\x7fELF" and data[4] == 2, "an ELF64 file"
+shoff = struct.unpack_from("<Q", data, 0x28)[0]
+size, count, names_at = struct.unpack_from("<HHH", data, 0x3A)
+def header(i):
+    return struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * size)
+strings = header(names_at)[4]
+names = [data[strings + header(i)[0]:data.index(b"\0", strings + header(i)[0])].decode()
+         for i in range(count)]
+print(json.dumps({"tests": (folder / "tests").exists(), "symtab": ".symtab" in names,
+                  "text": ".text" in names}))
+"""
+
+
+def slim_facts(engine: EngineCli, ref: str) -> dict[str, bool]:
+    return json.loads(engine("run", "--rm", ref, "python", "-c", SLIM_CHECK).stdout)
 
 
 def by_name(done: object) -> dict[str, dict[str, object]]:
@@ -47,13 +72,15 @@ def test_adding_a_package_builds_a_small_layer_that_equals_a_full_build(
     base_id = engine.image_id(lab.ref("pyrlab-base"))
 
     requirements = lab.root / "requirements.txt"
-    requirements.write_text(requirements.read_text() + "idna\n")
+    requirements.write_text(requirements.read_text() + "idna\nsimplejson\n")
     delta = lab.pyrlab("build", "--json")
     assert delta.returncode == 0, delta.stderr
     images = by_name(delta)
     assert images["pyrlab-base"]["action"] == "skipped"
     assert images["pylab"]["action"] == "built"
-    assert "1 added: a layer on" in str(images["pylab"]["reason"])
+    assert "2 added: a layer on" in str(images["pylab"]["reason"])
+    assert slim_facts(engine, lab.ref("pylab")) == {"tests": False, "symtab": False,
+                                                   "text": True}
     labels = engine.labels(lab.ref("pylab"))
     assert labels["org.pyrlab.delta-depth"] == "1"
     assert labels["org.pyrlab.parent-id"] == base_id
@@ -77,6 +104,8 @@ def test_adding_a_package_builds_a_small_layer_that_equals_a_full_build(
     assert engine.labels(lab.ref("pylab"))["org.pyrlab.delta-depth"] == "0"
     assert distributions(engine, lab.ref("pylab")) == delta_dists
     assert any(name == "idna" for name, _ in delta_dists)
+    assert slim_facts(engine, lab.ref("pylab")) == {"tests": False, "symtab": False,
+                                                   "text": True}
 
 
 def test_removing_a_package_builds_in_full(make_module_lab: Callable[..., Lab],

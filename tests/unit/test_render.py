@@ -399,6 +399,39 @@ def test_every_python_step_turns_the_jupyter_news_off(full: Project,
                 "fetchNews": "false"}, name
 
 
+def test_slim_strips_with_a_build_only_tools_stage_only_where_python_is_installed(
+        full: Project, tmp_path: Path) -> None:
+    for name, context in render_all(full).items():
+        dockerfile = context.dockerfile
+        if "pyrlab/python/requirements.txt" in context.files:
+            assert context.files["pyrlab/python/slim"]
+            assert context.files["pyrlab/tools/system.txt"][0] == b"binutils\n"
+            # The tools stage starts from the base image, not from the image's parent, so
+            # that it stays cached whatever the parent becomes; the Python step mounts it.
+            assert f"FROM {full.config.base.image} AS pyrlab-tools\n" in dockerfile, name
+            assert "--mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools" \
+                in dockerfile
+        else:
+            assert "pyrlab-tools" not in dockerfile, name
+            assert not any(p.startswith("pyrlab/tools/") for p in context.files)
+    # slim = false: nothing of it; another input hash.
+    root = init_lab(tmp_path / "lab")
+    config = root / "pyrlab.toml"
+    slim = load_project(root, environ={})
+    config.write_text(config.read_text().replace("[base]\n", "[base]\nslim = false\n", 1))
+    kept = load_project(root, environ={})
+    assert kept.config.base.slim is False
+    for name, context in render_all(kept).items():
+        assert "pyrlab-tools" not in context.dockerfile
+        assert "pyrlab/python/slim" not in context.files
+        if "pyrlab/python/requirements.txt" in context.files:
+            assert context.input_hash != render_context(slim, name).input_hash
+    # An engine without build stages to mount: test suites still go, no tools stage.
+    no_tools = render_context(slim, "pylab", RenderOptions(tools_stage=False))
+    assert "pyrlab/python/slim" in no_tools.files
+    assert "pyrlab-tools" not in no_tools.dockerfile
+
+
 # --------------------------------------------------------------------------- engines, disk
 
 
@@ -492,3 +525,29 @@ def test_pins_of_ancestors_count_and_only_exact_pins(tmp_path: Path) -> None:
     project = load_project(root, environ={})
     meta = json.loads(render_context(project, "rlab").files[META_FILE][0])
     assert meta["pinned_r"] == ["Rcpp", "jsonlite"]
+
+
+def test_the_compiled_template_is_kept_between_runs_and_a_bad_cache_is_no_error(
+        default_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrlab.dockerfile import render
+
+    expected = render_context(default_project, "pylab")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    render._environment.cache_clear()
+    try:
+        assert render_context(default_project, "pylab") == expected
+        kept = list((tmp_path / "cache" / "pyrlab" / "templates").iterdir())
+        assert len(kept) == 1 and kept[0].stat().st_size > 0
+        # A new process (a new environment) loads it and renders the same.
+        render._environment.cache_clear()
+        assert render_context(default_project, "pylab") == expected
+        # A corrupt cache file, or a cache folder that cannot be made: rendered all the same.
+        kept[0].write_bytes(b"not a cache")
+        render._environment.cache_clear()
+        assert render_context(default_project, "pylab") == expected
+        (tmp_path / "blocked").write_text("a file where the cache folder would be")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+        render._environment.cache_clear()
+        assert render_context(default_project, "pylab") == expected
+    finally:
+        render._environment.cache_clear()
