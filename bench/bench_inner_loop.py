@@ -59,6 +59,8 @@ HEAVY = DS25 + ["xarray", "dask", "distributed", "altair", "vega_datasets", "fol
 ADDABLE = ["tabulate", "toolz", "cachetools", "xmltodict", "humanize", "inflection", "pyfiglet", "python-slugify", "emoji", "termcolor", "tinydb", "parse", "munch"]
 IMPORTS = "import pandas, sklearn, matplotlib.pyplot, scipy.stats"
 BASE_DEBS = ["less", "git"]
+# The heavy list's lightgbm loads libgomp.so.1 (pyrlab's self-test found it missing).
+HEAVY_DEBS = BASE_DEBS + ["libgomp1"]
 
 
 def sh(*argv: str, check: bool = True, env: dict[str, str] | None = None,
@@ -105,14 +107,14 @@ RUN : {ORIGINAL_MARK} && python3 -m venv /opt/venv && \\
 
 
 class Original:
-    def __init__(self, folder: Path, requirements: list[str]) -> None:
+    def __init__(self, folder: Path, requirements: list[str], debs: list[str]) -> None:
         self.folder = folder
         folder.mkdir(parents=True)
         (folder / "ca").mkdir()
         for ca in sorted(HOST_CA_DIR.glob("*.crt")):
             shutil.copy(ca, folder / "ca" / ca.name)
         (folder / "Dockerfile").write_text(ORIGINAL_DOCKERFILE)
-        (folder / "base_debs.txt").write_text("\n".join(BASE_DEBS) + "\n")
+        (folder / "base_debs.txt").write_text("\n".join(debs) + "\n")
         self.write(requirements)
 
     def write(self, requirements: list[str]) -> None:
@@ -125,7 +127,8 @@ class Original:
 
 # ----------------------------------------------------------------------- pyrlab
 class Lab:
-    def __init__(self, root: Path, requirements: list[str], with_r: bool) -> None:
+    def __init__(self, root: Path, requirements: list[str], with_r: bool,
+                 debs: list[str]) -> None:
         self.root = root
         self.test_seconds: list[float] = []
         self.run_sets = ["--set", f"run.notebooks={root.parent / 'notebooks'}",
@@ -134,7 +137,7 @@ class Lab:
         config = root / "pyrlab.toml"
         text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
         config.write_text(f'prefix = "{PREFIX}"\n' + text)
-        (root / "base_debs.txt").write_text("\n".join(BASE_DEBS) + "\n")
+        (root / "base_debs.txt").write_text("\n".join(debs) + "\n")
         # pylab's own Debian list, empty at first (no apt step until it has an entry).
         text = config.read_text()
         marker = '[images.pylab]\nfrom = "pyrlab-base"\nrequirements = ["requirements.txt"]\n'
@@ -253,8 +256,9 @@ def main() -> None:
     try:
         if sh("docker", "image", "inspect", BASE, check=False).returncode != 0:
             pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
-        original = Original(work / "original", requirements)
-        lab = Lab(work / "lab", requirements, args.with_r)
+        debs = BASE_DEBS if args.lab == "ds25" else HEAVY_DEBS
+        original = Original(work / "original", requirements, debs)
+        lab = Lab(work / "lab", requirements, args.with_r, debs)
 
         if not args.skip_cold:
             remove_images()

@@ -51,6 +51,8 @@ IMPORT_OVERRIDES: dict[str, tuple[str, ...]] = {
     "jupyter": (),  # a meta-package
     "pywinpty": (),  # Windows only
     "jupyterlab-widgets": ("jupyterlab_widgets",),  # lists only its labextension folder
+    # Also ships adbc_driver_duckdb, which needs the optional adbc-driver-manager.
+    "duckdb": ("duckdb",),
 }
 PYTHON = "/opt/venv/bin/python"
 RSCRIPT = "Rscript"

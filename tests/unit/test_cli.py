@@ -132,6 +132,24 @@ def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["overrides"] == {"images.pylab.ports.lab": "--set images.pylab.ports.lab"}
 
 
+def test_check_accepts_what_pip_accepts_and_warns_about_an_exact_duplicate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = init_lab(tmp_path / "lab")
+    requirements = lab / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "dill\ndill[graph]\ntqdm\ntqdm\n")
+    capsys.readouterr()
+    assert main(["check", "-C", str(lab), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["images"]["pylab"]["requirements"] == 8
+    lines = len(requirements.read_text().splitlines())
+    assert captured.err == (f"pyrlab: warning: requirements.txt:{lines}: duplicate entry "
+                            f"'tqdm' (also at requirements.txt:{lines - 1}); ignored\n")
+    requirements.write_text(requirements.read_text() + "numpy==1.26.4\nnumpy==2.1.0\n")
+    assert main(["check", "-C", str(lab)]) == 3
+    assert ("'numpy==2.1.0' contradicts 'numpy==1.26.4' at requirements.txt:"
+            in capsys.readouterr().err)
+
+
 def test_check_reports_three_problems_at_once(tmp_path: Path) -> None:
     lab = init_lab(tmp_path / "lab")
     with (lab / "requirements.txt").open("a") as f:

@@ -278,33 +278,65 @@ def test_file_included_twice_counts_once(tmp_path: Path) -> None:
     assert [f.name for f in parsed.files] == ["a.txt", "common.txt", "b.txt"]
 
 
-# -- duplicates -----------------------------------------------------------------------------
+# -- duplicates: as pip and uv read a list -------------------------------------------------
 
 
-def test_duplicate_within_a_file(tmp_path: Path) -> None:
-    write(tmp_path, "requirements.txt", "numpy\nscipy\nnumpy>=2\n")
+def warnings(parsed: ParsedList) -> list[str]:
+    return [str(p) for p in parsed.warnings]
+
+
+def test_an_exact_duplicate_is_a_warning_and_counts_once(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "numpy\nscipy\nnumpy\n")
     parsed = parse(tmp_path, PY, "requirements.txt")
-    assert messages(parsed) == [
-        "requirements.txt:3: duplicate entry 'numpy' (first at requirements.txt:1)"
-    ]
+    assert messages(parsed) == []
+    assert warnings(parsed) == [
+        "requirements.txt:3: duplicate entry 'numpy' (also at requirements.txt:1); ignored"]
     assert [e.text for e in parsed.entries] == ["numpy", "scipy"]
 
 
-def test_duplicate_python_names_compare_normalised_across_files(tmp_path: Path) -> None:
-    write(tmp_path, "a.txt", "# a\nNumpy\nruamel.yaml\n")
-    write(tmp_path, "b.txt", "numpy==2.1.0\nRuamel_YAML\n")
-    parsed = parse(tmp_path, PY, "a.txt", "b.txt")
-    assert messages(parsed) == [
-        "b.txt:1: duplicate entry 'numpy' (first at a.txt:2)",
-        "b.txt:2: duplicate entry 'ruamel-yaml' (first at a.txt:3)",
+def test_the_same_distribution_with_other_extras_merges(tmp_path: Path) -> None:
+    # The original project's own list has exactly this.
+    write(tmp_path, "requirements.txt", "dill\npandas\ndill[graph]\nDill[profile]>=0.3\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert (messages(parsed), warnings(parsed)) == ([], [])
+    assert brief(parsed) == [
+        ("dill", "dill[graph,profile]>=0.3", None, None, "requirements.txt:1"),
+        ("pandas", "pandas", None, None, "requirements.txt:2"),
     ]
 
 
-def test_duplicate_through_an_include(tmp_path: Path) -> None:
+def test_compatible_constraints_merge_and_a_pin_is_kept(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "# a\nNumpy>=1.26\nruamel.yaml\n")
+    write(tmp_path, "b.txt", "numpy==2.1.0\nRuamel_YAML\n")
+    parsed = parse(tmp_path, PY, "a.txt", "b.txt")
+    assert messages(parsed) == []
+    assert warnings(parsed) == [
+        "b.txt:2: duplicate entry 'ruamel-yaml' (also at a.txt:3); ignored"]
+    assert brief(parsed)[0] == ("numpy", "Numpy==2.1.0,>=1.26", "2.1.0", None, "a.txt:2")
+
+
+def test_contradictory_python_lines_are_an_error_naming_both(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt",
+          "numpy==1.26\nnumpy==2.1\nscipy>=1.14\nscipy==1.13.1\n"
+          "six @ https://example.org/six-1.0.whl\nsix @ https://example.org/six-2.0.whl\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == [
+        ("requirements.txt:2: 'numpy==2.1' contradicts 'numpy==1.26' at requirements.txt:1: "
+        "two different pinned versions"),
+        ("requirements.txt:4: 'scipy==1.13.1' contradicts 'scipy>=1.14' at "
+        "requirements.txt:3: 1.13.1 does not satisfy '==1.13.1,>=1.14'"),
+        ("requirements.txt:6: 'six @ https://example.org/six-2.0.whl' contradicts "
+        "'six @ https://example.org/six-1.0.whl' at requirements.txt:5: "
+        "two different direct references"),
+    ]
+
+
+def test_duplicates_through_an_include_and_across_files(tmp_path: Path) -> None:
     write(tmp_path, "requirements.txt", "-r base.txt\nnumpy\n")
     write(tmp_path, "base.txt", "numpy\n")
     parsed = parse(tmp_path, PY, "requirements.txt")
-    assert messages(parsed) == ["requirements.txt:2: duplicate entry 'numpy' (first at base.txt:1)"]
+    assert warnings(parsed) == [
+        "requirements.txt:2: duplicate entry 'numpy' (also at base.txt:1); ignored"]
 
 
 def test_same_python_package_under_different_markers_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -312,27 +344,39 @@ def test_same_python_package_under_different_markers_is_not_a_duplicate(tmp_path
           'numpy<2; python_version < "3.10"\nnumpy>=2; python_version >= "3.10"\n'
           'numpy==2.2.0; python_version >= "3.10"\n')
     parsed = parse(tmp_path, PY, "requirements.txt")
-    assert messages(parsed) == [
-        "requirements.txt:3: duplicate entry 'numpy' (first at requirements.txt:2)"
-    ]
+    assert messages(parsed) == []
+    assert [e.text for e in parsed.entries] == [
+        'numpy<2; python_version < "3.10"', 'numpy==2.2.0,>=2; python_version >= "3.10"']
 
 
-def test_duplicate_debian_packages_ignore_version_and_release(tmp_path: Path) -> None:
-    write(tmp_path, "a.txt", "curl\n")
-    write(tmp_path, "b.txt", "curl=8.0-1\ncurl/trixie-backports\n")
+def test_debian_duplicates_warn_a_version_merges_and_two_versions_contradict(
+        tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", "curl\njq\n")
+    write(tmp_path, "b.txt", "curl=8.0-1\njq\ncurl/trixie-backports\n")
     parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
+    assert warnings(parsed) == ["b.txt:2: duplicate entry 'jq' (also at a.txt:2); ignored"]
     assert messages(parsed) == [
-        "b.txt:1: duplicate entry 'curl' (first at a.txt:1)",
-        "b.txt:2: duplicate entry 'curl' (first at a.txt:1)",
-    ]
+        ("b.txt:3: 'curl/trixie-backports' contradicts 'curl=8.0-1' at a.txt:1: "
+        "two different versions or releases")]
+    assert brief(parsed)[0] == ("curl", "curl=8.0-1", "8.0-1", None, "a.txt:1")
 
 
-def test_duplicate_r_packages_ignore_source_but_not_case(tmp_path: Path) -> None:
-    write(tmp_path, "r_packages.txt", "dplyr\nDplyr\napt:dplyr\ncran:Dplyr>=1.0\n")
+def test_r_duplicates_merge_by_name_and_source_and_keep_case(tmp_path: Path) -> None:
+    write(tmp_path, "r_packages.txt",
+          "dplyr\nDplyr\napt:dplyr\ncran:Dplyr>=1.0\ncran:Dplyr==1.1.4\n"
+          "tidyr==1.0.0\ntidyr==1.3.0\nzoo>=2.0\nzoo==1.8-12\napt:jsonlite\ncran:jsonlite\n")
     parsed = parse(tmp_path, R, "r_packages.txt")
     assert messages(parsed) == [
-        "r_packages.txt:3: duplicate entry 'dplyr' (first at r_packages.txt:1)",
-        "r_packages.txt:4: duplicate entry 'Dplyr' (first at r_packages.txt:2)",
+        ("r_packages.txt:7: 'tidyr==1.3.0' contradicts 'tidyr==1.0.0' at r_packages.txt:6: "
+        "two different pinned versions"),
+        ("r_packages.txt:9: 'zoo==1.8-12' contradicts 'zoo>=2.0' at r_packages.txt:8: "
+        "1.8-12 is older than the minimum asked for"),
+        ("r_packages.txt:11: 'jsonlite' contradicts 'jsonlite' at r_packages.txt:10: "
+        "one package from two sources (apt: and cran:)"),
+    ]
+    assert [(e.name, e.text, e.source, e.where) for e in parsed.entries][:2] == [
+        ("dplyr", "dplyr", "apt", "r_packages.txt:1"),
+        ("Dplyr", "Dplyr==1.1.4", "cran", "r_packages.txt:2"),
     ]
 
 

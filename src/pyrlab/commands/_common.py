@@ -7,10 +7,14 @@ from pathlib import Path
 
 from pyrlab.config.project import Project, load_project
 from pyrlab.engines.select import add_engine_argument
+from pyrlab.output import info
 
 
 def project_from(args: argparse.Namespace) -> Project:
-    return load_project(Path(args.project), sets=tuple(args.sets))
+    project = load_project(Path(args.project), sets=tuple(args.sets))
+    for warning in project.warnings:
+        info(f"pyrlab: warning: {warning}")
+    return project
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:

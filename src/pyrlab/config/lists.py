@@ -18,7 +18,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +51,7 @@ class ParsedList:
     entries: tuple[Entry, ...]
     problems: tuple[Problem, ...]
     files: tuple[Path, ...]  # every file read, includes too, in read order
+    warnings: tuple[Problem, ...] = ()  # harmless: an exact duplicate, a merged entry
 
 
 DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -88,6 +89,7 @@ def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedL
         entries=tuple(parser.entries),
         problems=tuple(parser.problems),
         files=tuple(parser.files),
+        warnings=tuple(parser.warnings),
     )
 
 
@@ -120,9 +122,11 @@ class _Parser:
     entries: list[Entry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     _done: set[Path] = field(default_factory=set)  # resolved paths already read
     _stack: list[Path] = field(default_factory=list)  # resolved paths being read
-    _first: dict[str, list[tuple[str | None, str]]] = field(default_factory=dict)
+    # name → (marker, index in entries) of its lines so far
+    _first: dict[str, list[tuple[str | None, int]]] = field(default_factory=dict)
 
     def read_top(self, path: Path) -> None:
         if path.resolve() in self._done:
@@ -224,19 +228,90 @@ class _Parser:
         return f"option '{option}' is not allowed in a list{hint}"
 
     def _add(self, entry: Entry) -> None:
+        """Keep `entry`, or merge it with an earlier line for the same package, as pip and
+        uv read a list: other extras or another compatible constraint merge, an exact
+        duplicate is a warning, contradictory versions are an error naming both lines."""
         marker = None
         if entry.kind is ListKind.PYTHON and ";" in entry.text:
             marker = entry.text.split(";", 1)[1].strip()
         earlier = self._first.setdefault(entry.name, [])
-        for other_marker, other_where in earlier:
+        for other_marker, index in earlier:
             # Lines for one package under different markers are alternatives, not duplicates.
             if marker is None or other_marker is None or marker == other_marker:
-                self.problems.append(
-                    Problem(entry.where, f"duplicate entry '{entry.name}' (first at {other_where})")
-                )
+                first = self.entries[index]
+                merged = _merge(first, entry)
+                if isinstance(merged, str):
+                    self.problems.append(Problem(entry.where, f"'{entry.text}' contradicts "
+                                                 f"'{first.text}' at {first.where}: {merged}"))
+                elif merged == first:
+                    self.warnings.append(Problem(entry.where, f"duplicate entry '{entry.name}' "
+                                                 f"(also at {first.where}); ignored"))
+                else:
+                    self.entries[index] = merged
                 return
-        earlier.append((marker, entry.where))
+        earlier.append((marker, len(self.entries)))
         self.entries.append(entry)
+
+
+def _merge(first: Entry, other: Entry) -> Entry | str:
+    """The entry both lines ask for (`first` itself for an exact duplicate), or why they
+    cannot both hold."""
+    if first.kind is ListKind.R and first.source != other.source:
+        if first.source and other.source:
+            return f"one package from two sources ({first.source}: and {other.source}:)"
+        return _merge_r(first, other)
+    if other.text == first.text:
+        return first
+    if first.kind is ListKind.PYTHON:
+        return _merge_python(first, other)
+    if first.kind is ListKind.DEB:
+        plain = [e for e in (first, other) if e.text == e.name]
+        if not plain:
+            return "two different versions or releases"
+        kept = other if plain[0] is first else first
+        return replace(kept, where=first.where)
+    return _merge_r(first, other)
+
+
+def _merge_python(first: Entry, other: Entry) -> Entry | str:
+    try:
+        a, b = Requirement(first.text), Requirement(other.text)
+    except InvalidRequirement:  # a bare URL line (#egg=): only an exact duplicate merges
+        return "two different direct references"
+    if a.url != b.url:
+        return "two different direct references"
+    specifier = a.specifier & b.specifier
+    pins = {s.version for s in specifier
+            if s.operator in ("==", "===") and not s.version.endswith(".*")}
+    if len(pins) > 1:
+        return "two different pinned versions"
+    if pins and not specifier.contains(next(iter(pins)), prereleases=True):
+        return f"{next(iter(pins))} does not satisfy '{specifier}'"
+    a.extras |= b.extras
+    a.specifier = specifier
+    return replace(first, text=str(a), version=next(iter(pins), None))
+
+
+def _r_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.split(r"[.-]", text))
+
+
+def _merge_r(first: Entry, other: Entry) -> Entry | str:
+    source = first.source or other.source
+    exact = [e for e in (first, other) if e.version and "==" in e.text]
+    if len({e.version for e in exact}) > 1:
+        return "two different pinned versions"
+    minimums = [e for e in (first, other) if e.version and ">=" in e.text]
+    if exact:
+        kept = exact[0]
+        assert kept.version is not None
+        if any(_r_version(kept.version) < _r_version(m.version or "0") for m in minimums):
+            return f"{kept.version} is older than the minimum asked for"
+    elif minimums:
+        kept = max(minimums, key=lambda e: _r_version(e.version or "0"))
+    else:
+        kept = first
+    return replace(kept, source=source, where=first.where)
 
 
 def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:

@@ -36,6 +36,7 @@ class Project:
     config: Config
     lists: Mapping[str, ImageLists]
     ca_files: tuple[CaFile, ...]
+    warnings: tuple[Problem, ...] = ()  # harmless list lines (an exact duplicate), once each
 
     @property
     def root(self) -> Path:
@@ -99,6 +100,7 @@ def load_project(
     # Config problems do not stop the lists from being checked: all are reported together.
     config, problems = read_config(root, environ=environ, sets=sets, config_file=config_file)
     lists: dict[str, ImageLists] = {}
+    warnings: list[Problem] = []
     for name, image in config.images.items():
         debs_files = (config.base.debs if image.parent is None else ()) + image.debs
         parsed = [
@@ -111,6 +113,7 @@ def load_project(
             for problem in p.problems:
                 if problem not in problems:  # a list shared by two images is reported once
                     problems.append(problem)
+            warnings.extend(w for w in p.warnings if w not in warnings)
         if image.r_packages and not _has_r(config, name):
             problems.append(Problem(f"{_shown(config)}: images.{name}.r_packages",
                                     "this image has no R: set r = \"debian\" on it or an ancestor"))
@@ -123,7 +126,7 @@ def load_project(
     ca_files = _read_ca_files(config, problems)
     if problems:
         raise ConfigError(problems)
-    return Project(config=config, lists=lists, ca_files=ca_files)
+    return Project(config=config, lists=lists, ca_files=ca_files, warnings=tuple(warnings))
 
 
 def _has_r(config: Config, name: str) -> bool:

@@ -19,7 +19,10 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def project_from(args: argparse.Namespace) -> Project:
     """Configuration and lists: `up` may build, which needs both."""
-    return load_project(Path(args.project), sets=tuple(args.sets))
+    project = load_project(Path(args.project), sets=tuple(args.sets))
+    for warning in project.warnings:
+        info(f"pyrlab: warning: {warning}")
+    return project
 
 
 def engine_from(args: argparse.Namespace, config: Config, *, announce: bool = False) -> Engine:
