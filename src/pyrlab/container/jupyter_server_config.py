@@ -26,6 +26,10 @@ if not hub and not os.environ.get("JUPYTER_TOKEN"):
     # An empty JUPYTER_TOKEN would otherwise make Jupyter Server generate a random one.
     c.IdentityProvider.token = ""
 
+# Terminals run bash as an ordinary interactive shell. Outside a TTY Jupyter would start a
+# login shell, and Debian's /etc/profile replaces PATH: no /opt/venv, no run-time layer.
+c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}
+
 # What the user installs at run time (pip, %pip, lab extensions) goes to a layer in the
 # mounted home, per image (/opt/pyrlab/user_env.py). The server keeps running on the image's
 # environment alone; the kernels and terminals it starts get the layer.
