@@ -10,6 +10,9 @@ same way, so R labs use it for the `ir` kernel too:
         assert out.ok and out.stdout == "42\\n"   # also .stderr, .result, .error, .outputs
     status, body = lab.request("GET", "/api/contents", token=False)   # → 403
 
+`terminal(command)` types a command into a new terminal (`/terminals/websocket/<name>`)
+and returns what it printed.
+
 `execute` speaks the Jupyter messaging protocol (v5) as JSON text frames over
 `/api/kernels/<id>/channels` and gathers everything the kernel sends back for that one
 request: stream output, the execute_result / display_data (text/plain), an error with its
@@ -210,6 +213,35 @@ class LabClient:
             yield kernel
         finally:
             kernel.close()
+
+
+    def terminal(self, command: str, timeout: float = 300.0) -> str:
+        """Run `command` in a new JupyterLab terminal (the shell the server starts, as a
+        user's terminal tab) and return its output; the terminal is closed afterwards.
+        Raises LabError when the command does not finish within `timeout`."""
+        name = self.json("POST", "/api/terminals")["name"]
+        ws = websocket.create_connection(
+            self.ws_url(f"/terminals/websocket/{name}"), timeout=self.timeout,
+            header=[f"Authorization: token {self.token}"])
+        marker = uuid.uuid4().hex
+        output = ""
+        try:
+            # The marker is printed by the shell, not echoed: its two halves are split.
+            ws.send(json.dumps(["stdin", f"{command}; echo {marker[:16]}\"\"{marker[16:]}\r"]))
+            deadline = time.monotonic() + timeout
+            while marker not in output:
+                if time.monotonic() > deadline:
+                    raise LabError(f"terminal: no end of {command!r} in {timeout:g} s:\n{output}")
+                try:
+                    frame = json.loads(ws.recv())
+                except websocket.WebSocketTimeoutException:
+                    continue
+                if frame[0] == "stdout":
+                    output += frame[1]
+        finally:
+            ws.close()
+            self.request("DELETE", f"/api/terminals/{name}")
+        return output[:output.index(marker)]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,7 +1,8 @@
 """Helpers the integration tests share (imported by conftest.py and by test modules):
 the engine's own CLI, `pyrlab` as a subprocess, lab projects copied from cases/, free
 ports, cleanup by image prefix and project label, what a container reports it holds
-(independently of pyrlab's collector), and a wheel that installs but fails on import.
+(independently of pyrlab's collector), and small wheels (one that installs but fails on
+import).
 
 Conventions every integration test follows:
 
@@ -233,26 +234,34 @@ def installed_debs(engine: EngineCli, ref: str) -> dict[str, str]:
             for name, version, status in rows if status == "installed"}
 
 
-def make_bad_wheel(folder: Path) -> str:
-    """badmod 1.0 in folder: installs fine, raises BAD_WHEEL_ERROR on import. Returns the
-    wheel's file name."""
-    name = "badmod-1.0-py3-none-any.whl"
+def make_wheel(folder: Path, name: str, version: str, modules: dict[str, str]) -> str:
+    """A pure-Python wheel in folder: distribution `name` at `version` holding `modules`
+    (path in the wheel → source). Returns the wheel's file name."""
+    info = f"{name}-{version}.dist-info"
     files = {
-        "badmod.py": "raise RuntimeError('badmod refuses to import')\n",
-        "badmod-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: badmod\nVersion: 1.0\n",
-        "badmod-1.0.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: pyrlab-tests\n"
-                                       "Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        **modules,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: pyrlab-tests\n"
+                          "Root-Is-Purelib: true\nTag: py3-none-any\n"),
     }
     record = []
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
         record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append("badmod-1.0.dist-info/RECORD,,")
-    files["badmod-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
-    with zipfile.ZipFile(folder / name, "w") as wheel:
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    wheel_name = f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(folder / wheel_name, "w") as wheel:
         for path, text in files.items():
             wheel.writestr(path, text)
-    return name
+    return wheel_name
+
+
+def make_bad_wheel(folder: Path) -> str:
+    """badmod 1.0 in folder: installs fine, raises BAD_WHEEL_ERROR on import. Returns the
+    wheel's file name."""
+    return make_wheel(folder, "badmod", "1.0",
+                      {"badmod.py": "raise RuntimeError('badmod refuses to import')\n"})
 
 
 @contextmanager

@@ -71,7 +71,7 @@ def test_a_flavour_is_a_few_lines_of_toml(tmp_path: Path) -> None:
     dockerfile = render_context(project, "pylab-torch").dockerfile
     assert "\nFROM pylab:latest\n" in dockerfile
     assert "EXPOSE 8890\n" in dockerfile
-    assert "ENV PYRLAB_LAB_PORT=8890\n" in dockerfile
+    assert "ENV PYRLAB_LAB_PORT=8890 \\\n" in dockerfile
     assert descendants(project.config, "pylab") == ["pylab-torch"]
 
 

@@ -108,6 +108,49 @@ def test_a_broken_manifest_is_one_error_naming_it(
     assert code == EXIT_BUILD and "not a valid pyrlab inventory: not JSON" in err
 
 
+def write_user_installs(home: Path) -> None:
+    """What pip in pylab and install.packages() in another image leave in the home."""
+    site = home / ".local/share/pyrlab/pylab/python3.13/lib/python3.13/site-packages"
+    for name, version in (("Tabulate", "0.9.0"), ("six", "1.17.0")):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    library = home / ".local/share/pyrlab/other/R/4.5"
+    (library / "pyrlabextra").mkdir(parents=True)
+    (library / "pyrlabextra" / "DESCRIPTION").write_text(
+        "Package: pyrlabextra\nVersion: 0.3\nDescription: a long\n    text\n")
+
+
+def test_inspect_home_lists_what_the_user_added_per_image_without_an_engine(
+        lab: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    home = lab.parent / "home"
+    write_user_installs(home)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no engine client: none is needed
+    code, out, _ = pyrlab(capsys, "--set", f"run.home={home}", "inspect", "-C", str(lab),
+                          "--home", "pylab")
+    assert code == 0
+    assert out.splitlines() == [
+        f"pylab: installed by the lab's user in {home}/.local/share/pyrlab/pylab",
+        "Python (2)", "  six       1.17.0  (Python 3.13)", "  tabulate  0.9.0  (Python 3.13)",
+        "R: none"]
+    code, out, _ = pyrlab(capsys, "--set", f"run.home={home}", "inspect", "-C", str(lab),
+                          "--home", "--json", "other")
+    assert code == 0
+    data = json.loads(out)
+    assert data["python"] == []
+    assert data["r"] == [{"ecosystem": "r", "name": "pyrlabextra", "version": "0.3",
+                          "runtime": "4.5",
+                          "path": f"{home}/.local/share/pyrlab/other/R/4.5/pyrlabextra"}]
+
+
+def test_inspect_home_without_a_home_folder_says_nothing_is_kept(
+        lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pyrlab(capsys, "--set", "run.home=", "inspect", "-C", str(lab), "--home",
+                          "pylab")
+    assert code == EXIT_CONFIG
+    assert "run.home: empty: labs mount no home folder" in err
+
+
 # --------------------------------------------------------------------------- lock
 
 

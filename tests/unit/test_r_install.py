@@ -6,8 +6,10 @@ script runs inside the images in tests/integration/test_rlab.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,7 @@ def install(rscript: str, repo: Repo, tmp: Path, entries: str, *, cache: Path | 
     lists.mkdir(parents=True, exist_ok=True)
     (lists / "cran.txt").write_text(entries)
     (lists / "repos.txt").write_text(repo.url + "\n")
+    (lists / "site-repos.txt").write_text(repo.url + "\n")
     lib = lib or tmp / "lib"
     lib.mkdir(parents=True, exist_ok=True)
     profile = tmp / "Rprofile.site"
@@ -176,6 +179,7 @@ def test_binary_repositories_get_the_user_agent_they_need(
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "repos.txt").write_text(ppm.url + "\n")
+    (lists / "site-repos.txt").write_text(ppm.url + "\n")
     (lists / "cran.txt").write_text("")  # nothing to install: only the site profile
     profile = tmp_path / "Rprofile.site"
     profile.write_text("# Debian's own lines stay\n")
@@ -193,3 +197,63 @@ def test_binary_repositories_get_the_user_agent_they_need(
     check = subprocess.run([rscript, "--vanilla", "-e", code],
                            capture_output=True, text=True, timeout=60, check=False)
     assert check.stdout.startswith(ppm.url + " R/"), check.stderr
+
+
+def site_profile(rscript: str, tmp: Path, *, build: str, site: str | None) -> str:
+    """The Rprofile.site block r-install.R writes for these repos.txt / site-repos.txt."""
+    lists = tmp / "lists"
+    lists.mkdir()
+    (lists / "repos.txt").write_text(build + "\n")
+    if site is not None:
+        (lists / "site-repos.txt").write_text(site + "\n")
+    (lists / "cran.txt").write_text("")
+    profile = tmp / "Rprofile.site"
+    done = subprocess.run([rscript, "--vanilla", str(INSTALLER), str(lists), str(tmp / "c")],
+                          env={**os.environ, "PYRLAB_R_SITE_PROFILE": str(profile)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return profile.read_text()
+
+
+def test_a_repository_with_credentials_stays_out_of_the_image(
+        rscript: str, tmp_path: Path) -> None:
+    # render.py writes no site-repos.txt for it: R in the lab gets R's default repository.
+    text = site_profile(rscript, tmp_path, build="https://me:secret@cran.example/", site=None)
+    assert "secret" not in text
+    assert 'options(repos = c(CRAN = "https://cloud.r-project.org"))' in text
+
+
+def test_the_lab_user_gets_a_per_image_library_first_in_lib_paths(
+        rscript: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    profile = site_profile(rscript, tmp_path, build="https://cran.example", site=None)
+    # Outside pytest's tmp_path (0700 for root): another UID must read and write here.
+    shared = Path(tempfile.mkdtemp(prefix="pyrlab-rprofile-"))
+    request.addfinalizer(lambda: shutil.rmtree(shared))
+    shared.chmod(0o755)
+    (shared / "Rprofile.site").write_text(profile)
+    home = shared / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    code = (f"source({str(shared / 'Rprofile.site')!r}); "
+            "cat(.libPaths()[[1]], '\\n')")
+    env = {**os.environ, "HOME": str(home), "PYRLAB_IMAGE": "rlab",
+           "R_LIBS_USER": "~/.local/share/pyrlab/rlab/R/%v"}
+    argv = [rscript, "--vanilla", "-e", code]
+    if os.geteuid() == 0:
+        # Root builds images and gets no user library; the lab runs as an ordinary UID.
+        as_root = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                 check=False)
+        assert as_root.returncode == 0, as_root.stderr
+        assert not (home / ".local").exists()
+        if not rrepo.shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv to become another user")
+        argv = ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", *argv]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    version = subprocess.run([rscript, "--vanilla", "-e",
+                              "cat(R.version$major, sub('\\\\..*', '', R.version$minor), sep='.')"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    lib = home / ".local" / "share" / "pyrlab" / "rlab" / "R" / version
+    assert lib.is_dir()
+    assert done.stdout.strip() == str(lib)

@@ -81,9 +81,17 @@ def test_the_configured_repository_reaches_r_as_a_file(tmp_path: Path) -> None:
     for image in ("rlab-base", "rlab"):
         context = files(root, image)
         assert context["pyrlab/r/repos.txt"] == url + "\n"
+        assert context["pyrlab/r/site-repos.txt"] == url + "\n"  # R in the lab uses it too
         assert url not in context["Dockerfile"]
     # Without [proxy] cran the installer's default (CRAN's cloud mirror) applies.
     assert "pyrlab/r/repos.txt" not in files(r_lab(tmp_path / "plain", "jsonlite\n"), "rlab")
+
+
+def test_a_repository_with_credentials_is_used_by_the_build_only(tmp_path: Path) -> None:
+    url = "https://me:secret@cran.example/cran"
+    context = files(r_lab(tmp_path, "jsonlite\n", proxy=f'cran = "{url}"'), "rlab")
+    assert context["pyrlab/r/repos.txt"] == url + "\n"
+    assert "pyrlab/r/site-repos.txt" not in context  # r-install.R: R's default in the lab
 
 
 def test_the_image_that_installs_r_configures_it_and_the_next_installs_packages(

@@ -97,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 10
+    assert len(copied) == 11
     for path in copied:
         content, mode = files[path]
         assert content == (CONTAINER / path.rsplit("/", 1)[1]).read_bytes()
@@ -551,3 +551,38 @@ def test_the_compiled_template_is_kept_between_runs_and_a_bad_cache_is_no_error(
         assert render_context(default_project, "pylab") == expected
     finally:
         render._environment.cache_clear()
+
+
+@pytest.mark.parametrize(("proxy", "expected"), [
+    (('pip_index = "https://pypi.example/simple/"\n'
+     'pip_extra_index = ["http://wheels.example/simple/", "https://u:p@private.example/s/"]'),
+     ("# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab\n"
+     "[global]\nindex-url = https://pypi.example/simple/\n"
+     "extra-index-url = http://wheels.example/simple/\ntrusted-host = wheels.example\n")),
+    ('pip_index = "https://user:secret@pypi.example/simple/"', None),  # build time only
+    ('pip_index = "http://127.0.0.1:3141/root/pypi/+simple/"', None),  # the build host's
+    ("", None),
+])
+def test_pip_in_the_lab_uses_the_build_index_where_it_can(
+        tmp_path: Path, proxy: str, expected: str | None) -> None:
+    root = init_lab(tmp_path / "lab")
+    config = root / "pyrlab.toml"
+    config.write_text(config.read_text().replace("[proxy]  ", f"[proxy]\n{proxy}\n#", 1))
+    project = load_project(root, environ={})
+    base = render_context(project, "pyrlab-base").files
+    pip_conf = base.get("pyrlab/runtime/pip.conf")
+    assert (pip_conf[0].decode() if pip_conf else None) == expected
+    dockerfile = base["Dockerfile"][0].decode()
+    assert ("COPY pyrlab/runtime/pip.conf /etc/pip.conf" in dockerfile) == (expected is not None)
+    for name, context in render_all(project).items():
+        # Credentials only in the build's network settings, which steps bind-mount.
+        assert [path for path, (content, _) in context.files.items()
+                if b"secret" in content and not path.startswith("pyrlab/net/")] == [], name
+
+
+def test_each_lab_image_names_its_own_run_time_install_places(default_project: Project) -> None:
+    for name in ("pylab", "rlab"):
+        dockerfile = render_context(default_project, name).dockerfile
+        assert f"PYRLAB_IMAGE={name} " in dockerfile
+        assert f"R_LIBS_USER=~/.local/share/pyrlab/{name}/R/%v" in dockerfile
+    assert "PYRLAB_IMAGE" not in render_context(default_project, "pyrlab-base").dockerfile

@@ -65,6 +65,8 @@ def test_server_config_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert server["port"] == 8898 and server["ip"] == "0.0.0.0"
     assert server["root_dir"] == "/home/notebook/work" and server["open_browser"] is False
     assert "token" not in c.IdentityProvider.values  # Jupyter Server reads JUPYTER_TOKEN
+    # Not a login shell: Debian's /etc/profile would drop /opt/venv/bin from PATH.
+    assert server["terminado_settings"] == {"shell_command": ["/bin/bash"]}
 
 
 def test_server_config_refuses_to_run_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

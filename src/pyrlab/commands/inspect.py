@@ -1,5 +1,6 @@
 """`pyrlab inspect IMAGE`: what an image holds, from the manifest its build recorded; no lab
-is started."""
+is started. `pyrlab inspect --home IMAGE`: what the lab's user installed on top of it, read
+from the mounted home folder on the host."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.config.schema import Config
 from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import ConfigError, Problem
+from pyrlab.inventory.home import UserPackage, layer_root, user_packages
 from pyrlab.inventory.images import image_inventory, image_spec
 from pyrlab.inventory.model import ECOSYSTEMS, Inventory
 from pyrlab.inventory.tables import inspect_table
@@ -22,6 +26,9 @@ HELP = "show what an image holds (Debian, Python and R packages) without startin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE",
                         help="an image of the project, e.g. pylab (pylab:previous: another tag)")
+    parser.add_argument("--home", action="store_true",
+                        help="list what the lab's user installed at run time (pip, "
+                             "install.packages) in the mounted home, apart from the image")
     add_engine_argument(parser)
 
 
@@ -45,7 +52,44 @@ class InspectResult:
         return inspect_table(self.inventory, stream=sys.stdout)
 
 
-def run(args: argparse.Namespace) -> InspectResult:
+@dataclass(frozen=True)
+class HomeResult:
+    image: str
+    folder: str  # where the image's run-time installs live on the host
+    packages: tuple[UserPackage, ...]
+
+    def to_data(self) -> Any:
+        return {"image": self.image, "folder": self.folder,
+                "python": [dataclasses.asdict(p) for p in self.packages
+                           if p.ecosystem == "python"],
+                "r": [dataclasses.asdict(p) for p in self.packages if p.ecosystem == "r"]}
+
+    def to_text(self) -> str:
+        lines = [f"{self.image}: installed by the lab's user in {self.folder}"]
+        for ecosystem, title in (("python", "Python"), ("r", "R")):
+            rows = [p for p in self.packages if p.ecosystem == ecosystem]
+            if not rows:
+                lines.append(f"{title}: none")
+                continue
+            width = max(len(p.name) for p in rows)
+            lines.append(f"{title} ({len(rows)})")
+            lines += [f"  {p.name:<{width}}  {p.version}  ({title} {p.runtime})" for p in rows]
+        return "\n".join(lines) + "\n"
+
+
+def home_result(config: Config, image: str) -> HomeResult:
+    name = image_spec(config, image).name
+    if not config.run.home.strip():
+        raise ConfigError(Problem(
+            "pyrlab.toml: run.home", "empty: labs mount no home folder, so nothing a user "
+            "installs at run time is kept"))
+    root = layer_root(config.path(config.run.home), name)
+    return HomeResult(name, str(root), user_packages(config.path(config.run.home), name))
+
+
+def run(args: argparse.Namespace) -> InspectResult | HomeResult:
     config = config_from(args)
+    if args.home:
+        return home_result(config, args.image)
     spec = image_spec(config, args.image)
     return InspectResult(spec.ref, image_inventory(engine_from(args, config), spec))

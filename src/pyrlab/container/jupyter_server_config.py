@@ -4,6 +4,7 @@ The token comes from JUPYTER_TOKEN, which `pyrlab up` sets from a 0600 file on t
 """
 
 import os
+import sys
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821
 
@@ -24,3 +25,19 @@ if not hub and not os.environ.get("JUPYTER_TOKEN"):
                          "refusing to start a lab without a token")
     # An empty JUPYTER_TOKEN would otherwise make Jupyter Server generate a random one.
     c.IdentityProvider.token = ""
+
+# Terminals run bash as an ordinary interactive shell. Outside a TTY Jupyter would start a
+# login shell, and Debian's /etc/profile replaces PATH: no /opt/venv, no run-time layer.
+c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}
+
+# What the user installs at run time (pip, %pip, lab extensions) goes to a layer in the
+# mounted home, per image (/opt/pyrlab/user_env.py). The server keeps running on the image's
+# environment alone; the kernels and terminals it starts get the layer.
+if os.path.isfile("/opt/pyrlab/user_env.py"):
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("pyrlab_user_env", "/opt/pyrlab/user_env.py")
+    assert _spec is not None and _spec.loader is not None
+    _user_env = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_user_env)
+    print(_user_env.configure(os.environ), file=sys.stderr)

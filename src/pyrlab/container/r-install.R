@@ -1,7 +1,8 @@
 # pyrlab's R installer (build time only):
 #   Rscript --vanilla r-install.R LISTS_DIR CACHE_DIR [PINS_DIR]
 #
-# 1. Points R at the configured CRAN-like repository for everyone (R_HOME/etc/Rprofile.site).
+# 1. Points R at the configured CRAN-like repository for everyone (R_HOME/etc/Rprofile.site;
+#    LISTS_DIR/site-repos.txt, which has no credentials) and makes the lab user's library.
 # 2. Installs LISTS_DIR/cran.txt (one `name`, `name==1.2.3` or `name>=1.2` per line) from it:
 #    what is already installed at a wanted version is skipped; a package built here before
 #    (same name, version and source tarball, same R and Debian release) is unpacked from
@@ -18,7 +19,7 @@ main <- function(args) {
   lists <- args[[1L]]
   cache <- args[[2L]]
   repos <- read_repos(file.path(lists, "repos.txt"))
-  configure_site(repos)
+  configure_site(read_repos(file.path(lists, "site-repos.txt")))
   options(repos = c(CRAN = repos), Ncpus = parallel::detectCores(), warn = 1L,
           HTTPUserAgent = user_agent())
   wanted <- read_wanted(file.path(lists, "cran.txt"))
@@ -63,6 +64,15 @@ configure_site <- function(repos) {
       "options(HTTPUserAgent = sprintf(\"R/%s R (%s)\", getRversion(), paste(getRversion(),",
       "  R.version[[\"platform\"]], R.version[[\"arch\"]], R.version[[\"os\"]])))"
     ),
+    "# The lab's user library (R_LIBS_USER: per image, in the mounted home), made when missing",
+    "# so that install.packages() uses it; R leaves a missing one out of .libPaths(). Not for",
+    "# root (/proc/self is the process's own), who builds the image and writes its library.",
+    "local({",
+    "  lib <- path.expand(Sys.getenv(\"R_LIBS_USER\"))",
+    "  if (nzchar(Sys.getenv(\"PYRLAB_IMAGE\")) && nzchar(lib) && !dir.exists(lib) &&",
+    "      isTRUE(file.info(\"/proc/self\")$uid != 0L) &&",
+    "      dir.create(lib, recursive = TRUE, showWarnings = FALSE)) .libPaths(c(lib, .libPaths()))",
+    "})",
     "# <<< pyrlab"
   )
   writeLines(c(old, block), file)

@@ -8,10 +8,11 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/python/   requirements.txt, lab-overrides.json (JupyterLab setting defaults);
                      `slim` when [base] slim (see uv-install)
     pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
-    pyrlab/r/        cran.txt, apt.txt, repos.txt
+    pyrlab/r/        cran.txt, apt.txt, repos.txt (the build's), site-repos.txt (the lab's)
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
-    pyrlab/runtime/  start script, health check, Jupyter server config (root image only)
+    pyrlab/runtime/  start script, health check, Jupyter server config, run-time installs'
+                     layer (user_env.py), pip.conf for the lab (root image only)
     pyrlab/inventory/  the collector and meta.json, the facts it records with what it finds
     pyrlab/pins/     what pyrlab.lock says the image holds, per installer step:
                      python/ (prefer.txt, exact.txt or fresh.txt), apt/ and r/ (debs.txt,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -62,7 +64,7 @@ TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
                  "r-install.R")
-RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py")
+RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 EXECUTABLE = 0o755
 REGULAR = 0o644
@@ -288,6 +290,40 @@ def _net_files(project: Project) -> dict[str, bytes]:
     return files
 
 
+def has_credentials(url: str) -> bool:
+    return "@" in urlsplit(url).netloc
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def runtime_pip_conf(project: Project) -> bytes | None:
+    """/etc/pip.conf for `pip install` in a lab: the build's indexes, where the lab can use
+    them. Never one with credentials (they stay at build time) and never one on the build
+    host's loopback (a lab on the engine's bridge network cannot reach it); without
+    pip_index, none (PyPI, or what the user's ~/.config/pip/pip.conf says)."""
+    proxy = project.config.proxy
+    if not proxy.pip_index or has_credentials(proxy.pip_index) or _is_loopback(proxy.pip_index):
+        return None
+    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not _is_loopback(u)]
+    lines = ["# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab",
+             "[global]", f"index-url = {proxy.pip_index}"]
+    if extra:
+        lines.append("extra-index-url = " + " ".join(extra))
+    insecure = sorted({urlsplit(u).hostname or "" for u in (proxy.pip_index, *extra)
+                       if u.startswith("http:")})
+    if insecure:
+        lines.append("trusted-host = " + " ".join(insecure))
+    return _lines(lines)
+
+
 def pinned_r_packages(project: Project, name: str) -> list[str]:
     """R packages pinned with `==` in the image or an ancestor: installed at exactly that
     version (from the repository's Archive when it is not the current one)."""
@@ -314,8 +350,13 @@ def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[st
         else:
             cran.append(entry.text)
     files = {"apt.txt": _lines(apt), "cran.txt": _lines(cran)}
-    if project.config.proxy.cran:
-        files["repos.txt"] = _lines([project.config.proxy.cran])
+    repository = project.config.proxy.cran
+    if repository:
+        files["repos.txt"] = _lines([repository])
+        # R's repository in the image (Rprofile.site), for install.packages() in the lab:
+        # the build's, unless it has credentials (then R's default, cloud.r-project.org).
+        if not has_credentials(repository):
+            files["site-repos.txt"] = _lines([repository])
     return files
 
 
@@ -441,6 +482,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         for runtime in RUNTIME_FILES:
             mode = EXECUTABLE if runtime.endswith(".sh") else REGULAR
             add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
+        pip_conf = runtime_pip_conf(project)
+        if pip_conf is not None:
+            add("pyrlab/runtime/pip.conf", pip_conf)
 
     ports = sorted({port for _, port in image.ports})
     values = {
@@ -467,6 +511,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "ports": [str(p) for p in ports],
         "port_label": ",".join(f"{n}={p}" for n, p in image.ports),
         "input_hash": HASH_PLACEHOLDER,
+        "runtime_pip_conf": "pyrlab/runtime/pip.conf" in files,
     }
     template = _environment().get_template("Dockerfile.j2")
     draft = template.render(**values)

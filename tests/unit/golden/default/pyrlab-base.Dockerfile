@@ -35,7 +35,7 @@ RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.
-COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py /opt/pyrlab/
+COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py pyrlab/runtime/user_env.py /opt/pyrlab/
 COPY pyrlab/runtime/jupyter_server_config.py /etc/jupyter/
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["/opt/pyrlab/start.sh"]

@@ -40,7 +40,11 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/pins/r,target=/run/pyrlab/pins \
     /run/pyrlab/bin/r-install
 
-ENV PYRLAB_LAB_PORT=9999
+# What the lab's user installs at run time goes to the mounted home, per image: Python into
+# a layer on /opt/venv (user_env.py), R packages into R's user library (%v: R's x.y).
+ENV PYRLAB_LAB_PORT=9999 \
+    PYRLAB_IMAGE=rlab \
+    R_LIBS_USER=~/.local/share/pyrlab/rlab/R/%v
 EXPOSE 9999
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,

@@ -29,7 +29,11 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 
-ENV PYRLAB_LAB_PORT=8888
+# What the lab's user installs at run time goes to the mounted home, per image: Python into
+# a layer on /opt/venv (user_env.py), R packages into R's user library (%v: R's x.y).
+ENV PYRLAB_LAB_PORT=8888 \
+    PYRLAB_IMAGE=pylab \
+    R_LIBS_USER=~/.local/share/pyrlab/pylab/R/%v
 EXPOSE 6006 8888 40000
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,

@@ -40,8 +40,10 @@ RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     /run/pyrlab/bin/setup-base
 
 # The container contract: tini as PID 1, a short start script, a health check.
-COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py /opt/pyrlab/
+COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py pyrlab/runtime/user_env.py /opt/pyrlab/
 COPY pyrlab/runtime/jupyter_server_config.py /etc/jupyter/
+# The build's package index for `pip install` in the lab (it has no credentials).
+COPY pyrlab/runtime/pip.conf /etc/pip.conf
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["/opt/pyrlab/start.sh"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
