@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Prepare a Debian/Ubuntu host for pyrlab and its test suite. Idempotent; safe to rerun.
+# Prepare a Debian/Ubuntu host for pyrlab, and with --tests for its test suite. Idempotent;
+# safe to rerun.
 #
-#  - installs (when missing) Docker (docker.io), Podman and its helpers, debootstrap,
-#    ShellCheck, apt-cacher-ng, R (r-base-core, for `R CMD build` in tests), chromium,
-#    python3-venv
+#   bash .ci/setup-host.sh                   what pyrlab's main job needs (the README's first
+#                                            command): Docker (docker.io), debootstrap, pipx
+#   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
+#                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
+#                                            R (r-base-core, for `R CMD build`), chromium,
+#                                            python3-venv
+#   bash .ci/setup-host.sh --print-packages [--tests]   the Debian packages it would make
+#                                            sure of, one a line; installs nothing
+#
+#  - installs the packages that are missing
 #  - starts dockerd in the background (log: /var/log/dockerd.log) when the socket does not
 #    answer, and waits up to 60 s for it
-#  - gives Podman default ulimits (without them `podman run` fails setting rlimits)
 #  - installs the docker-buildx CLI plugin into ~/.docker/cli-plugins/ (optional; taken
 #    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
 #    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
+#  - with --tests: gives Podman default ulimits (without them `podman run` fails setting
+#    rlimits) and starts apt-cacher-ng
 #
 # Environment:
 #   PYRLAB_CI_SKIP_BUILDX=1     do not try to install buildx
@@ -20,12 +29,31 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(
-  docker.io debootstrap
+# pipx installs pyrlab for the user: PEP 668 forbids `pip install` into Debian's Python.
+MAIN_PACKAGES=(docker.io debootstrap pipx ca-certificates)
+TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
   shellcheck apt-cacher-ng r-base-core chromium
-  python3-venv ca-certificates
+  python3-venv
 )
+
+TESTS=0
+PRINT=0
+for arg in "$@"; do
+  case $arg in
+    --tests) TESTS=1 ;;
+    --print-packages) PRINT=1 ;;
+    *) printf 'setup-host: unknown option %s (see the top of %s)\n' "$arg" "$0" >&2; exit 2 ;;
+  esac
+done
+PACKAGES=("${MAIN_PACKAGES[@]}")
+if ((TESTS)); then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
+if ((PRINT)); then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 CACHE_DIR=/var/cache/pyrlab-ci
 BUILDX_CACHE="$CACHE_DIR/docker-buildx"
 TRIXIE_IMAGE="${PYRLAB_CI_TRIXIE_IMAGE:-pyrlab-probe/debian:trixie}"
@@ -224,8 +252,10 @@ start_apt_cacher() {
 
 install_packages
 start_dockerd
-configure_podman
-start_apt_cacher
+if ((TESTS)); then
+  configure_podman
+  start_apt_cacher
+fi
 if [[ ${PYRLAB_CI_SKIP_BUILDX:-0} == 1 ]]; then
   log "buildx: skipped (PYRLAB_CI_SKIP_BUILDX=1)"
 elif ! install_buildx; then
