@@ -125,7 +125,7 @@ def fake_tensorboard(tmp_path: Path) -> Path:
     folder = tmp_path / "venv-bin"
     folder.mkdir()
     script = folder / "tensorboard"
-    script.write_text(f"#!{sys.executable}\nimport sys\nprint(' '.join(sys.argv[1:]))\n")
+    script.write_text("import sys\nprint(' '.join(sys.argv[1:]))\n")
     script.chmod(0o755)
     return folder
 
@@ -165,6 +165,38 @@ def test_tensorboard_keeps_what_the_command_line_chooses(
         tmp_path: Path, fake_tensorboard: Path, args: list[str], added: str) -> None:
     done = tensorboard(tmp_path, str(fake_tensorboard), *args)
     assert done.stdout.split() == [*added.split(), *args]
+
+
+def test_tensorboard_keeps_the_name_percent_tensorboard_knows_it_by(tmp_path: Path) -> None:
+    """`%tensorboard` (tensorboard.manager.start) finds the server it started by a key made
+    of the arguments it gave; TensorBoard makes its key from its own argv. The defaults
+    added here must not change it, or the notebook waits for nothing and times out."""
+    package = tmp_path / "site" / "tensorboard"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "manager.py").write_text(
+        "def cache_key(working_directory, arguments, configure_kwargs):\n"
+        "    return repr((working_directory, list(arguments), configure_kwargs))\n")
+    venv_bin = tmp_path / "venv-bin"
+    venv_bin.mkdir()
+    script = venv_bin / "tensorboard"
+    script.write_text("import sys\nfrom tensorboard import manager\n"
+                      "print(' '.join(sys.argv[1:]))\n"
+                      "print(manager.cache_key(working_directory='/w', arguments=sys.argv[1:],"
+                      " configure_kwargs={}))\n")
+    script.chmod(0o755)
+    wrapper_dir = tmp_path / "pyrlab-bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "tensorboard"
+    wrapper.write_bytes((CONTAINER / "tensorboard.py").read_bytes())
+    done = subprocess.run(
+        [sys.executable, str(wrapper), "--logdir", "runs"], capture_output=True, text=True,
+        timeout=30, check=False,
+        env={"PATH": f"{wrapper_dir}{os.pathsep}{venv_bin}", "PYRLAB_PORT_TENSORBOARD": "6123",
+             "PYTHONPATH": str(tmp_path / "site")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["--bind_all --port 6123 --logdir runs",
+                                        "('/w', ['--logdir', 'runs'], {})"]
 
 
 def test_tensorboard_not_installed(tmp_path: Path) -> None:
