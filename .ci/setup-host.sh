@@ -31,6 +31,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 # pipx installs pyrlab for the user: PEP 668 forbids `pip install` into Debian's Python.
 MAIN_PACKAGES=(docker.io debootstrap pipx ca-certificates)
+# Installed where the release has them: from Debian 13 on, docker.io only recommends its
+# client (docker-cli), and a client >= 23 builds with BuildKit only through docker-buildx.
+MAIN_WHERE_AVAILABLE=(docker-cli docker-buildx)
 TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
   shellcheck apt-cacher-ng r-base-core chromium
@@ -51,7 +54,7 @@ if ((TESTS)); then
   PACKAGES+=("${TEST_PACKAGES[@]}")
 fi
 if ((PRINT)); then
-  printf '%s\n' "${PACKAGES[@]}"
+  printf '%s\n' "${PACKAGES[@]}" "${MAIN_WHERE_AVAILABLE[@]}"
   exit 0
 fi
 CACHE_DIR=/var/cache/pyrlab-ci
@@ -73,10 +76,13 @@ as_root() { "${SUDO[@]}" "$@"; }
 
 # --- packages -------------------------------------------------------------------------
 
+# pgrep is in procps, which a minimal Debian lacks: then nothing is known to be running.
+running() { command -v pgrep >/dev/null && pgrep "$@" >/dev/null; }
+
 wait_for_apt() {
   local waited=0
-  while pgrep -x apt-get >/dev/null || pgrep -x apt >/dev/null || pgrep -x dpkg >/dev/null \
-        || pgrep -f unattended-upgrade >/dev/null; do
+  while running -x apt-get || running -x apt || running -x dpkg \
+        || running -f unattended-upgrade; do
     ((waited % 30 == 0)) && log "waiting for another apt/dpkg run to finish..."
     sleep 2
     waited=$((waited + 2))
@@ -84,22 +90,34 @@ wait_for_apt() {
   done
 }
 
+# Only a release that splits the client off lacks `docker` once docker.io is installed.
+docker_cli_missing() { ! command -v docker >/dev/null || ! is_installed docker.io; }
+
 is_installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
 }
 
 install_packages() {
-  local missing=() p
+  local missing=() optional=() p
   for p in "${PACKAGES[@]}"; do
     is_installed "$p" || missing+=("$p")
   done
-  if ((${#missing[@]} == 0)); then
+  for p in "${MAIN_WHERE_AVAILABLE[@]}"; do
+    is_installed "$p" || optional+=("$p")
+  done
+  if ((${#missing[@]} == 0)) && ! { ((${#optional[@]})) && docker_cli_missing; }; then
     log "packages: all present"
     return
   fi
-  log "installing: ${missing[*]}"
   wait_for_apt
   as_root apt-get -q -o DPkg::Lock::Timeout=600 update </dev/null
+  for p in "${optional[@]}"; do
+    if apt-cache show --no-all-versions "$p" >/dev/null 2>&1; then
+      missing+=("$p")
+    fi
+  done
+  ((${#missing[@]})) || { log "packages: all present"; return; }
+  log "installing: ${missing[*]}"
   as_root apt-get -q -y -o DPkg::Lock::Timeout=600 --no-install-recommends \
     install "${missing[@]}" </dev/null
 }
@@ -118,7 +136,7 @@ start_dockerd() {
     DOCKER=(sudo -n docker)
     if docker_answers; then return; fi
   fi
-  if pgrep -x dockerd >/dev/null; then
+  if running -x dockerd; then
     log "dockerd: running but not answering yet; waiting"
   elif [[ -d /run/systemd/system ]]; then
     log "dockerd: starting with systemctl"
@@ -223,6 +241,10 @@ fetch_buildx() {
 
 install_buildx() {
   local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  if timeout 20 "${DOCKER[@]}" buildx version >/dev/null 2>&1; then
+    log "buildx: present ($("${DOCKER[@]}" buildx version 2>/dev/null))"
+    return 0
+  fi
   if buildx_works "$dir/docker-buildx"; then
     log "buildx: present in $dir"
     return 0
