@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Prepare a Debian/Ubuntu host for pyrlab and its test suite. Idempotent; safe to rerun.
+# Prepare a Debian/Ubuntu host for pyrlab, and with --tests for its test suite. Idempotent;
+# safe to rerun.
 #
-#  - installs (when missing) Docker (docker.io), Podman and its helpers, debootstrap,
-#    ShellCheck, apt-cacher-ng, R (r-base-core, for `R CMD build` in tests), chromium,
-#    python3-venv
+#   bash .ci/setup-host.sh                   what pyrlab's main job needs (the README's first
+#                                            command): Docker (docker.io), debootstrap, pipx
+#   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
+#                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
+#                                            R (r-base-core, for `R CMD build`), chromium,
+#                                            python3-venv
+#   bash .ci/setup-host.sh --print-packages [--tests]   the Debian packages it would make
+#                                            sure of, one a line; installs nothing
+#
+#  - installs the packages that are missing
 #  - starts dockerd in the background (log: /var/log/dockerd.log) when the socket does not
 #    answer, and waits up to 60 s for it
-#  - gives Podman default ulimits (without them `podman run` fails setting rlimits)
 #  - installs the docker-buildx CLI plugin into ~/.docker/cli-plugins/ (optional; taken
 #    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
 #    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
+#  - with --tests: gives Podman default ulimits (without them `podman run` fails setting
+#    rlimits) and starts apt-cacher-ng
 #
 # Environment:
 #   PYRLAB_CI_SKIP_BUILDX=1     do not try to install buildx
@@ -20,12 +29,34 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(
-  docker.io debootstrap
+# pipx installs pyrlab for the user: PEP 668 forbids `pip install` into Debian's Python.
+MAIN_PACKAGES=(docker.io debootstrap pipx ca-certificates)
+# Installed where the release has them: from Debian 13 on, docker.io only recommends its
+# client (docker-cli), and a client >= 23 builds with BuildKit only through docker-buildx.
+MAIN_WHERE_AVAILABLE=(docker-cli docker-buildx)
+TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
   shellcheck apt-cacher-ng r-base-core chromium
-  python3-venv ca-certificates
+  python3-venv
 )
+
+TESTS=0
+PRINT=0
+for arg in "$@"; do
+  case $arg in
+    --tests) TESTS=1 ;;
+    --print-packages) PRINT=1 ;;
+    *) printf 'setup-host: unknown option %s (see the top of %s)\n' "$arg" "$0" >&2; exit 2 ;;
+  esac
+done
+PACKAGES=("${MAIN_PACKAGES[@]}")
+if ((TESTS)); then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
+if ((PRINT)); then
+  printf '%s\n' "${PACKAGES[@]}" "${MAIN_WHERE_AVAILABLE[@]}"
+  exit 0
+fi
 CACHE_DIR=/var/cache/pyrlab-ci
 BUILDX_CACHE="$CACHE_DIR/docker-buildx"
 TRIXIE_IMAGE="${PYRLAB_CI_TRIXIE_IMAGE:-pyrlab-probe/debian:trixie}"
@@ -45,10 +76,13 @@ as_root() { "${SUDO[@]}" "$@"; }
 
 # --- packages -------------------------------------------------------------------------
 
+# pgrep is in procps, which a minimal Debian lacks: then nothing is known to be running.
+running() { command -v pgrep >/dev/null && pgrep "$@" >/dev/null; }
+
 wait_for_apt() {
   local waited=0
-  while pgrep -x apt-get >/dev/null || pgrep -x apt >/dev/null || pgrep -x dpkg >/dev/null \
-        || pgrep -f unattended-upgrade >/dev/null; do
+  while running -x apt-get || running -x apt || running -x dpkg \
+        || running -f unattended-upgrade; do
     ((waited % 30 == 0)) && log "waiting for another apt/dpkg run to finish..."
     sleep 2
     waited=$((waited + 2))
@@ -56,22 +90,34 @@ wait_for_apt() {
   done
 }
 
+# Only a release that splits the client off lacks `docker` once docker.io is installed.
+docker_cli_missing() { ! command -v docker >/dev/null || ! is_installed docker.io; }
+
 is_installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
 }
 
 install_packages() {
-  local missing=() p
+  local missing=() optional=() p
   for p in "${PACKAGES[@]}"; do
     is_installed "$p" || missing+=("$p")
   done
-  if ((${#missing[@]} == 0)); then
+  for p in "${MAIN_WHERE_AVAILABLE[@]}"; do
+    is_installed "$p" || optional+=("$p")
+  done
+  if ((${#missing[@]} == 0)) && ! { ((${#optional[@]})) && docker_cli_missing; }; then
     log "packages: all present"
     return
   fi
-  log "installing: ${missing[*]}"
   wait_for_apt
   as_root apt-get -q -o DPkg::Lock::Timeout=600 update </dev/null
+  for p in "${optional[@]}"; do
+    if apt-cache show --no-all-versions "$p" >/dev/null 2>&1; then
+      missing+=("$p")
+    fi
+  done
+  ((${#missing[@]})) || { log "packages: all present"; return; }
+  log "installing: ${missing[*]}"
   as_root apt-get -q -y -o DPkg::Lock::Timeout=600 --no-install-recommends \
     install "${missing[@]}" </dev/null
 }
@@ -90,7 +136,7 @@ start_dockerd() {
     DOCKER=(sudo -n docker)
     if docker_answers; then return; fi
   fi
-  if pgrep -x dockerd >/dev/null; then
+  if running -x dockerd; then
     log "dockerd: running but not answering yet; waiting"
   elif [[ -d /run/systemd/system ]]; then
     log "dockerd: starting with systemctl"
@@ -195,6 +241,10 @@ fetch_buildx() {
 
 install_buildx() {
   local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  if timeout 20 "${DOCKER[@]}" buildx version >/dev/null 2>&1; then
+    log "buildx: present ($("${DOCKER[@]}" buildx version 2>/dev/null))"
+    return 0
+  fi
   if buildx_works "$dir/docker-buildx"; then
     log "buildx: present in $dir"
     return 0
@@ -224,8 +274,10 @@ start_apt_cacher() {
 
 install_packages
 start_dockerd
-configure_podman
-start_apt_cacher
+if ((TESTS)); then
+  configure_podman
+  start_apt_cacher
+fi
 if [[ ${PYRLAB_CI_SKIP_BUILDX:-0} == 1 ]]; then
   log "buildx: skipped (PYRLAB_CI_SKIP_BUILDX=1)"
 elif ! install_buildx; then

@@ -1,7 +1,8 @@
 """Running a lab on Podman, for real, through every lab command: `up` builds and starts a
-small JupyterLab (cases/podman-run) and prints its URL, `ps` lists it, `logs` shows the
-Jupyter server's own output, `shell` runs commands as the lab's user, `url` prints the
-same URL, `restart` keeps it, `down` removes the container and `clean` the lab's images.
+small JupyterLab (cases/podman-run) and prints its URL, `ps` lists it and runs its health
+check (without systemd, Podman's timers never run one), `logs` shows the Jupyter server's
+own output, `shell` runs commands as the lab's user, `url` prints the same URL, `restart`
+keeps it, `down` removes the container and `clean` the lab's images.
 
 Everything is checked the way a user meets it: from the host, on 127.0.0.1, with the
 token `up` printed. The lab runs as UID 4242 / GID 4343 (nobody's default) on a free port.
@@ -13,15 +14,20 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from labtools import BASE_REF, EngineCli, Lab, free_port, project_key
+
+from pyrlab.run.labs import parse_time
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +66,12 @@ class PodmanLab:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return exc.code
+
+
+def health_record(info: dict[str, Any]) -> str | None:
+    """The health Podman recorded (`Health`, or `Healthcheck` as Podman 4 spells it)."""
+    record = info["State"].get("Health") or info["State"].get("Healthcheck") or {}
+    return record.get("Status")
 
 
 def url_parts(url: str) -> tuple[int, str]:
@@ -108,6 +120,9 @@ def test_up_prints_a_url_whose_token_the_server_wants(running: PodmanLab) -> Non
     info = json.loads(running.engine("container", "inspect", running.container).stdout)[0]
     assert info["Config"]["User"] == f"{UID}:{GID}"
     assert info["State"]["Status"] == "running"
+    # Before any `ps`: `up` ran the health check once JupyterLab answered, so Podman's own
+    # record says healthy although no systemd timer runs checks here.
+    assert health_record(info) == "healthy", info["State"]
 
 
 def test_ps_lists_the_lab(running: PodmanLab) -> None:
@@ -127,6 +142,40 @@ def test_ps_lists_the_lab(running: PodmanLab) -> None:
     assert text[0].split() == ["IMAGE", "STATUS", "UPTIME", "URL", "PORTS"]
     assert text[1].split()[:2] == ["pylab", "healthy"]
     assert running.token not in "\n".join(text)
+
+
+def ps_health(running: PodmanLab) -> str:
+    done = running.pyrlab("ps", "--json")
+    assert done.returncode == 0, done.stderr
+    lab = json.loads(done.stdout)[0]
+    assert lab["health_note"] is None, lab
+    return str(lab["health"])
+
+
+def test_ps_sees_a_server_that_stopped_answering(running: PodmanLab) -> None:
+    """Each `ps` runs the check, so a hung server reads unhealthy after the image's retries
+    (3), and healthy again once it answers: not the record of the last check `up` ran."""
+    info = json.loads(running.engine("container", "inspect", running.container).stdout)[0]
+    # Failures count only after the image's start period (30 s from the container's start).
+    started = parse_time(info["State"]["StartedAt"])
+    assert started is not None, info["State"]
+    time.sleep(max(0.0, 31 - (datetime.now(UTC) - started).total_seconds()))
+    runtime = running.work / "home" / ".local" / "share" / "jupyter" / "runtime"
+    servers = sorted(runtime.glob("jpserver-*.json"))
+    assert len(servers) == 1, servers
+    pid = servers[0].stem.removeprefix("jpserver-")  # the server's PID in the container
+    assert pid.isdigit()
+    stop = running.pyrlab("shell", "pylab", "--", "sh", "-c", f"kill -STOP {pid}")
+    assert stop.returncode == 0, stop.stderr
+    try:
+        seen = [ps_health(running) for _ in range(3)]
+    finally:
+        cont = running.pyrlab("shell", "pylab", "--", "sh", "-c", f"kill -CONT {pid}")
+    assert cont.returncode == 0, cont.stderr
+    # (Where systemd timers run checks too, the streak may end sooner: the last is what counts.)
+    assert seen[-1] == "unhealthy", seen
+    assert running.status() == 200
+    assert ps_health(running) == "healthy"
 
 
 def test_logs_show_the_jupyter_server_output(running: PodmanLab) -> None:

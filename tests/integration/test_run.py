@@ -155,7 +155,10 @@ def test_up_prints_the_url_with_a_private_token(pylab: RunningLab) -> None:
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     url = pylab.pyrlab("url", "pylab")
     assert url.returncode == 0, url.stderr
-    assert url.stdout == pylab.url + "\n"
+    # JupyterLab's URL first, then the lab's other named ports (test_services.py starts one).
+    assert url.stdout.splitlines() == [
+        pylab.url, f"dtale: http://127.0.0.1:{pylab.ports['dtale']}/",
+        f"tensorboard: http://127.0.0.1:{pylab.ports['tensorboard']}/"]
     assert url.stdout.startswith(f"http://127.0.0.1:{pylab.port}/lab?token=")
 
 

@@ -29,7 +29,7 @@ HADOLINT_IGNORED = {
 
 SHELL_SCRIPTS = sorted(
     p for p in CONTAINER.iterdir()
-    if p.is_file() and (p.suffix not in (".py", ".R") or p.name == "start.sh")
+    if p.is_file() and (p.suffix not in (".py", ".R", ".ini") or p.name == "start.sh")
 )
 
 

@@ -97,11 +97,13 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 11
+    assert len(copied) == 13
+    executables = ("pyrlab/runtime/start.sh", "pyrlab/runtime/tensorboard.py")
     for path in copied:
         content, mode = files[path]
         assert content == (CONTAINER / path.rsplit("/", 1)[1]).read_bytes()
-        assert mode == (0o644 if path.endswith((".py", ".R")) else 0o755), path
+        executable = path in executables or not path.endswith((".py", ".R", ".ini"))
+        assert mode == (0o755 if executable else 0o644), path
 
 
 # --------------------------------------------------------------------------- determinism

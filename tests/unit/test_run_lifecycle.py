@@ -16,7 +16,7 @@ import pytest
 from labfiles import init_lab
 
 from pyrlab.cli import main
-from pyrlab.engines.base import Engine, ImageInfo, RunRequest
+from pyrlab.engines.base import Engine, HealthCheckRun, ImageInfo, RunRequest
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EngineError
 from pyrlab.imagebuild.planner import Plan
@@ -388,6 +388,129 @@ def test_url(lab: Path, engine: FakeEngine, built: list[list[str]],
     assert run(capsys, "up", "pylab")[0] == 0
     token = engine.run_requests[0].env["JUPYTER_TOKEN"]
     assert run(capsys, "url", "pylab")[1] == f"http://127.0.0.1:{lab_port()}/lab?token={token}\n"
+
+
+def test_url_and_ps_show_every_named_port(lab: Path, engine: FakeEngine,
+                                          built: list[list[str]], monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    port, dtale, board = free_port(), free_port(), free_port()
+    monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(port, dtale, board))
+    assert run(capsys, "up", "pylab")[0] == 0
+    token = engine.run_requests[0].env["JUPYTER_TOKEN"]
+    lab_url = f"http://127.0.0.1:{port}/lab?token={token}"
+    # JupyterLab's URL first and alone on its line, then one line per named port.
+    assert run(capsys, "url", "pylab")[1] == (f"{lab_url}\n"
+                                              f"dtale: http://127.0.0.1:{dtale}/\n"
+                                              f"tensorboard: http://127.0.0.1:{board}/\n")
+    data = json.loads(run(capsys, "url", "pylab", "--json")[1])
+    assert data["url"] == lab_url
+    assert data["services"] == [
+        {"name": "lab", "port": port, "url": lab_url},
+        {"name": "dtale", "port": dtale, "url": f"http://127.0.0.1:{dtale}/"},
+        {"name": "tensorboard", "port": board, "url": f"http://127.0.0.1:{board}/"}]
+    header, row, dtale_row, board_row = run(capsys, "ps")[1].splitlines()
+    assert header.split() == ["IMAGE", "STATUS", "UPTIME", "URL", "PORTS"]
+    assert row.split()[:2] == ["pylab", "healthy"]
+    assert row.split()[-2:] == [f"http://127.0.0.1:{port}/lab", f"127.0.0.1:{port}->{port}"]
+    assert dtale_row.split() == ["dtale", f"http://127.0.0.1:{dtale}/",
+                                 f"127.0.0.1:{dtale}->{dtale}"]
+    assert board_row.split() == ["tensorboard", f"http://127.0.0.1:{board}/",
+                                 f"127.0.0.1:{board}->{board}"]
+    # The URLs line up under the header's URL column.
+    column = header.index("URL")
+    assert {line.index("http") for line in (row, dtale_row, board_row)} == {column}
+    listed = json.loads(run(capsys, "ps", "--json")[1])[0]
+    assert listed["services"] == [
+        {"name": "lab", "port": port, "url": f"http://127.0.0.1:{port}/lab"},
+        {"name": "dtale", "port": dtale, "url": f"http://127.0.0.1:{dtale}/"},
+        {"name": "tensorboard", "port": board, "url": f"http://127.0.0.1:{board}/"}]
+
+
+def test_a_busy_named_port_is_not_listed(lab: Path, engine: FakeEngine, built: list[list[str]],
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    port, board = free_port(), free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        dtale = holder.getsockname()[1]
+        monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(port, dtale, board))
+        assert run(capsys, "up", "pylab")[0] == 0
+    out = run(capsys, "url", "pylab")[1].splitlines()
+    assert out[1:] == [f"tensorboard: http://127.0.0.1:{board}/"]
+
+
+def test_url_of_a_lab_published_on_all_interfaces(lab: Path, engine: FakeEngine,
+                                                  built: list[list[str]],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    port, board = free_port(), free_port()
+    monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(port, 0, board))
+    monkeypatch.setenv("PYRLAB_RUN__BIND", "0.0.0.0")
+    assert run(capsys, "up", "pylab")[0] == 0
+    # Reached from this host at 127.0.0.1, whatever the address it is published on.
+    assert run(capsys, "url", "pylab")[1].splitlines()[1] == \
+        f"tensorboard: http://127.0.0.1:{board}/"
+
+
+class PodmanLike(FakeEngine):
+    """An engine whose health checks run only when asked (Podman without systemd)."""
+
+    def __init__(self, problem: str = "") -> None:
+        super().__init__()
+        self.problem = problem
+        self.checked: list[str] = []
+
+    def run(self, request: RunRequest) -> str:
+        out = super().run(request)
+        self.containers[request.name]["State"]["Health"] = {"Status": "starting"}
+        return out
+
+    def check_health(self, name: str) -> HealthCheckRun:
+        self.checked.append(name)
+        if self.problem:
+            return HealthCheckRun(ran=False, problem=self.problem)
+        self.containers[name]["State"]["Health"] = {"Status": "healthy"}
+        return HealthCheckRun(ran=True)
+
+
+def use_engine(monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> None:
+    monkeypatch.setattr("pyrlab.run.session.select_engine",
+                        lambda flag, value: Selection(engine, "a test"))
+
+
+def test_up_and_ps_run_a_health_check_the_engine_would_not(
+        lab: Path, engine: FakeEngine, built: list[list[str]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    podman = PodmanLike()
+    podman.images = engine.images
+    use_engine(monkeypatch, podman)
+    assert run(capsys, "up", "pylab")[0] == 0
+    name = f"pyrlab-pylab-{lab_port()}"
+    assert podman.checked == [name]  # `up`: JupyterLab answers, so record it now
+    assert json.loads(run(capsys, "ps", "--json")[1])[0]["health"] == "healthy"
+    # `ps` checks again: a record left from the last check would hide a server that died.
+    assert podman.checked == [name, name]
+    podman.containers[name]["State"]["Status"] = "exited"
+    assert json.loads(run(capsys, "ps", "--json")[1])[0]["health_note"] is None
+    assert podman.checked == [name, name]  # a stopped lab has no health to check
+
+
+def test_ps_says_why_the_health_is_unknown(lab: Path, engine: FakeEngine,
+                                           built: list[list[str]],
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    problem = "`podman healthcheck run pyrlab-pylab-1` failed (exit code 125): boom"
+    podman = PodmanLike(problem)
+    podman.images = engine.images
+    use_engine(monkeypatch, podman)
+    assert run(capsys, "up", "pylab")[0] == 0  # `up` waits for JupyterLab itself
+    name = f"pyrlab-pylab-{lab_port()}"
+    lines = run(capsys, "ps")[1].splitlines()
+    assert lines[1].split()[:2] == ["pylab", "starting"]
+    assert lines[-1] == f"note: {name}: health unknown: {problem}"
+    listed = json.loads(run(capsys, "ps", "--json")[1])[0]
+    assert (listed["health"], listed["health_note"]) == ("starting", problem)
 
 
 def test_restart_keeps_port_and_token(lab: Path, engine: FakeEngine, built: list[list[str]],

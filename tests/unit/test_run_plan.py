@@ -18,6 +18,7 @@ from pyrlab.run.plan import (
     LABEL_PORT,
     LABEL_PROJECT,
     LABEL_PROJECT_DIR,
+    LABEL_SERVICES,
     LabPlan,
     container_name,
     lab_url,
@@ -64,8 +65,11 @@ def test_default_pylab(lab: Path) -> None:
     assert pairs(args, "--publish") == ["127.0.0.1:8888:8888", "127.0.0.1:40000:40000",
                                          "127.0.0.1:6006:6006"]
     env = dict(e.split("=", 1) for e in pairs(args, "--env"))
+    # Each named port's number, for code in the lab; D-Tale reads its own variables (the
+    # first D-Tale takes the published port, a second the next one).
     assert env == {"HOME": "/home/notebook", "JUPYTER_TOKEN": TOKEN, "PYRLAB_LAB_PORT": "8888",
-                   "PYRLAB_PORT_DTALE": "40000", "PYRLAB_PORT_TENSORBOARD": "6006"}
+                   "PYRLAB_PORT_DTALE": "40000", "PYRLAB_PORT_TENSORBOARD": "6006",
+                   "DTALE_MIN_PORT": "40000", "DTALE_MAX_PORT": "49000"}
     assert pairs(args, "--mount") == [
         f"type=bind,source={lab / 'home'},target=/home/notebook",
         f"type=bind,source={lab / 'nb'},target=/home/notebook/work",
@@ -74,6 +78,7 @@ def test_default_pylab(lab: Path) -> None:
     assert labels[LABEL_PROJECT] == project_key(lab)
     assert labels[LABEL_PROJECT_DIR] == str(lab)
     assert labels[LABEL_LAB] == "pylab" and labels[LABEL_PORT] == "8888"
+    assert labels[LABEL_SERVICES] == "dtale=40000,tensorboard=6006"  # for `url` and `ps`
     assert "--gpus" not in args
     # The home folder gets the notebooks' mount point, else the engine makes it as root.
     assert plan.folders == (lab / "home", lab / "home" / "work", lab / "nb")
@@ -99,6 +104,14 @@ def test_busy_extra_ports_can_be_left_out(lab: Path) -> None:
     plan = plan_lab(config(lab), "pylab", port=8898, token=TOKEN, unpublished=["dtale"])
     assert [p.host_port for p in plan.request.ports] == [8898, 6006]
     assert "PYRLAB_PORT_DTALE" not in plan.request.env
+    assert "DTALE_MIN_PORT" not in plan.request.env
+    assert plan.request.labels[LABEL_SERVICES] == "tensorboard=6006"
+
+
+def test_dtale_ports_above_its_default_range(lab: Path) -> None:
+    plan = plan_lab(config(lab, "images.pylab.ports.dtale=50123"), "pylab", token=TOKEN)
+    env = plan.request.env
+    assert (env["DTALE_MIN_PORT"], env["DTALE_MAX_PORT"]) == ("50123", "50123")
 
 
 def test_a_lab_port_that_is_another_port_is_refused(lab: Path) -> None:

@@ -1,4 +1,5 @@
-"""`pyrlab url IMAGE`: the running lab's URL with its token."""
+"""`pyrlab url IMAGE`: the running lab's URL with its token, then those of its other named
+ports (TensorBoard, D-Tale…)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.run.labs import one_lab
+from pyrlab.run.labs import Service, one_lab
 from pyrlab.run.plan import lab_url
 from pyrlab.run.session import add_image, config_from, engine_from
 from pyrlab.run.state import read_token, token_path
 
 NAME = "url"
-HELP = "print the URL (with its token) of an image's running lab"
+HELP = "print the URLs of an image's running lab: JupyterLab (with its token) and each named port"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class UrlResult:
     image: str
-    url: str
+    url: str  # JupyterLab's, with the token
+    port: int
+    services: tuple[Service, ...] = ()
 
     def to_data(self) -> Any:
-        return {"image": self.image, "url": self.url}
+        return {"image": self.image, "url": self.url,
+                "services": [{"name": "lab", "port": self.port, "url": self.url}]
+                + [{"name": s.name, "port": s.port, "url": s.url} for s in self.services]}
 
     def to_text(self) -> str:
-        return self.url
+        # JupyterLab's URL alone on the first line (`pyrlab url pylab | head -1`).
+        return "\n".join([self.url, *(f"{s.name}: {s.url}" for s in self.services)])
 
 
 def run(args: argparse.Namespace) -> UrlResult:
@@ -40,4 +46,5 @@ def run(args: argparse.Namespace) -> UrlResult:
     assert lab.port is not None
     # The token the lab runs with; the file is where it is kept between runs.
     token = lab.token or read_token(token_path(config, lab.name)) or ""
-    return UrlResult(lab.image, lab_url(config.run.bind, lab.port, token))
+    return UrlResult(lab.image, lab_url(config.run.bind, lab.port, token), lab.port,
+                     lab.services)

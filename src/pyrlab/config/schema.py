@@ -25,6 +25,9 @@ CONFIG_NAME = "pyrlab.toml"
 ENV_PREFIX = "PYRLAB_"
 # Environment variables that belong to pyrlab but are not config paths.
 ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR"})
+# The host setup script's own (.ci/setup-host.sh: PYRLAB_CI_MIRROR, PYRLAB_CI_SKIP_BUILDX…),
+# which a user may export for the README's first command and still have set for pyrlab.
+ENV_NOT_CONFIG_PREFIX = "PYRLAB_CI_"
 
 IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -202,7 +205,8 @@ def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """
     found = []
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
+        if (not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG
+                or name.startswith(ENV_NOT_CONFIG_PREFIX)):
             continue
         key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         found.append((key, environ[name], f"environment {name}"))

@@ -33,6 +33,11 @@ if [[ -f $rc && -x $rc ]]; then
   . "$rc"
 fi
 
+# D-Tale on every interface (see dtale.ini), unless the user configures it.
+if [[ -z ${DTALE_CONFIG:-} && ! -e $HOME/.config/dtale.ini ]]; then
+  export DTALE_CONFIG=/opt/pyrlab/dtale.ini
+fi
+
 cd "${PYRLAB_NOTEBOOKS:-/home/notebook/work}"
 
 userlab=/etc/pyrlab/userlab.sh

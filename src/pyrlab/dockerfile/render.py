@@ -12,7 +12,8 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config, run-time installs'
-                     layer (user_env.py), pip.conf for the lab (root image only)
+                     layer (user_env.py), pip.conf for the lab, service defaults
+                     (TensorBoard, D-Tale) (root image only)
     pyrlab/inventory/  the collector and meta.json, the facts it records with what it finds
     pyrlab/pins/     what pyrlab.lock says the image holds, per installer step:
                      python/ (prefer.txt, exact.txt or fresh.txt), apt/ and r/ (debs.txt,
@@ -64,7 +65,10 @@ TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
                  "r-install.R")
-RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py")
+# tensorboard.py becomes /opt/pyrlab/bin/tensorboard; dtale.ini D-Tale's default config.
+RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py",
+                 "tensorboard.py", "dtale.ini")
+RUNTIME_EXECUTABLES = ("start.sh", "tensorboard.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 EXECUTABLE = 0o755
 REGULAR = 0o644
@@ -480,7 +484,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         for ca in project.ca_files:
             add(f"pyrlab/ca/{ca.name}", ca.content)
         for runtime in RUNTIME_FILES:
-            mode = EXECUTABLE if runtime.endswith(".sh") else REGULAR
+            mode = EXECUTABLE if runtime in RUNTIME_EXECUTABLES else REGULAR
             add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
         pip_conf = runtime_pip_conf(project)
         if pip_conf is not None:

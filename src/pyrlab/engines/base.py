@@ -82,6 +82,14 @@ class ImageInfo:
     tags: tuple[str, ...]  # as the engine reports them
 
 
+@dataclass(frozen=True)
+class HealthCheckRun:
+    """What asking an engine to run a container's health check now came to."""
+
+    ran: bool  # it ran and the engine recorded the result: inspect the container again
+    problem: str = ""  # why it could not run ("" also when the engine's daemon runs checks)
+
+
 def short_id(image_id: str) -> str:
     return normalize_id(image_id)[:12]
 
@@ -440,10 +448,10 @@ class Engine(ABC):
     def remove_container(self, name: str) -> None:
         self._run(["rm", "--force", name])
 
-    def check_health(self, name: str) -> bool:
+    def check_health(self, name: str) -> HealthCheckRun:
         """Run a running container's health check now, for an engine that may not run it on
-        its own; returns whether it ran (then inspect again). Docker's daemon always does."""
-        return False
+        its own. Docker's daemon always does: nothing to do."""
+        return HealthCheckRun(ran=False)
 
     def logs_argv(self, name: str, *, follow: bool = False, tail: int | None = None) -> list[str]:
         argv = [self.binary, "logs"]

@@ -14,6 +14,7 @@ from pyrlab.engines.base import (
     BuildOutput,
     BuildRequest,
     Engine,
+    HealthCheckRun,
     reported,
     request_args,
     step_title,
@@ -83,12 +84,19 @@ class Podman(Engine):
     def gpu_args(self) -> list[str]:
         return ["--device", "nvidia.com/gpu=all"]
 
-    def check_health(self, name: str) -> bool:
+    def check_health(self, name: str) -> HealthCheckRun:
         # Podman runs health checks from systemd timers: without systemd (in a container,
-        # under WSL, on many CI runners) none ever runs and a healthy lab reads "starting"
-        # for ever. `podman healthcheck run` checks now and records the result (exit 0:
-        # healthy, 1: unhealthy).
-        return self._run(["healthcheck", "run", name]).returncode in (0, 1)
+        # under WSL, on many CI runners) none ever runs, and a lab reads "starting" for
+        # ever, or "healthy" long after its server died. `podman healthcheck run` checks
+        # now and records the result as the timer would (exit 0: healthy, 1: unhealthy;
+        # retries and the start period count as usual).
+        result = self._run(["healthcheck", "run", name])
+        if result.returncode in (0, 1):
+            return HealthCheckRun(ran=True)
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        return HealthCheckRun(ran=False, problem=f"`podman healthcheck run {name}` failed "
+                              f"(exit code {result.returncode}): "
+                              f"{detail[-1] if detail else 'no output'}")
 
     def prune_build_cache(self) -> list[str]:
         """buildah keeps `RUN --mount=type=cache,id=ID` folders in <tmp>/buildah-cache[-UID]/

@@ -11,7 +11,25 @@ from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
 from pyrlab.imagebuild.planner import project_key
-from pyrlab.run.plan import LABEL_LAB, LABEL_PORT, LABEL_PROJECT, LABEL_PROJECT_DIR, LABEL_URL
+from pyrlab.run.plan import (
+    LABEL_LAB,
+    LABEL_PORT,
+    LABEL_PROJECT,
+    LABEL_PROJECT_DIR,
+    LABEL_SERVICES,
+    LABEL_URL,
+    service_url,
+)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A named port a lab publishes besides JupyterLab's (dtale, tensorboard…)."""
+
+    name: str
+    port: int
+    url: str
+    published: str  # "127.0.0.1:6006->6006"
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,8 @@ class Lab:
     published: tuple[str, ...]  # "127.0.0.1:8888->8888"
     token: str  # from the container's environment ("" when it has none)
     privileged: bool = False  # started with run.sudo: capabilities kept, privileges gainable
+    services: tuple[Service, ...] = ()  # its other named ports, in the config's order
+    health_note: str = ""  # why the health shown may be stale (set by `ps`)
 
     @property
     def running(self) -> bool:
@@ -76,6 +96,21 @@ def _published(host_config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _services(label: str, published: tuple[str, ...]) -> tuple[Service, ...]:
+    """The services of the label (see LABEL_SERVICES) that are published, each at the
+    address its port is published on."""
+    bindings = {entry.rsplit("->", 1)[1]: entry for entry in published}
+    out = []
+    for item in label.split(","):
+        name, _, number = item.partition("=")
+        entry = bindings.get(number)
+        if not name or not number.isdigit() or entry is None:
+            continue
+        host = entry.rsplit("->", 1)[0].rsplit(":", 1)[0]
+        out.append(Service(name, int(number), service_url(host, int(number)), entry))
+    return tuple(out)
+
+
 def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
     config = data.get("Config") or {}
     labels = config.get("Labels") or {}
@@ -84,6 +119,7 @@ def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
     port = labels.get(LABEL_PORT, "")
     host = data.get("HostConfig") or {}
+    published = _published(host)
     return Lab(
         name=str(data.get("Name", "")).lstrip("/"),
         image=labels.get(LABEL_LAB, ""),
@@ -97,10 +133,11 @@ def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
         exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None,
         health=health.get("Status") or None,
         started=parse_time(str(state.get("StartedAt", ""))),
-        published=_published(host),
+        published=published,
         token=env.get("JUPYTER_TOKEN", ""),
         privileged="ALL" not in (host.get("CapDrop") or [])
         and "no-new-privileges" not in (host.get("SecurityOpt") or []),
+        services=_services(labels.get(LABEL_SERVICES, ""), published),
     )
 
 

@@ -26,6 +26,9 @@ LABEL_PROJECT_DIR = "org.pyrlab.project-dir"  # … see only its labs; the folde
 LABEL_LAB = "org.pyrlab.lab"  # the image's name in the config (pylab, rlab, …)
 LABEL_PORT = "org.pyrlab.lab-port"
 LABEL_URL = "org.pyrlab.url"  # without the token
+# The other named ports this lab publishes ("dtale=40000,tensorboard=6006"): `url` and `ps`
+# show each as a URL. The image's org.pyrlab.ports may name more: a busy one is left out.
+LABEL_SERVICES = "org.pyrlab.services"
 
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
 HEALTH_INTERVAL = 10  # seconds between health checks of a running lab
@@ -67,6 +70,22 @@ def connect_host(bind: str) -> str:
 def lab_url(bind: str, port: int, token: str = "") -> str:
     url = f"http://{connect_host(bind)}:{port}/lab"
     return f"{url}?token={token}" if token else url
+
+
+def service_url(bind: str, port: int) -> str:
+    """Where the host reaches a service (TensorBoard, D-Tale…) published on `bind`."""
+    return f"http://{connect_host(bind)}:{port}/"
+
+
+def service_env(name: str, port: int) -> dict[str, str]:
+    """What a service started in the lab reads to choose its port, by the name of the port
+    it gets (that it listens on every interface is set in the image: /opt/pyrlab/dtale.ini,
+    /opt/pyrlab/bin/tensorboard, which reads PYRLAB_PORT_TENSORBOARD)."""
+    if name == "dtale":
+        # D-Tale takes the first free port from DTALE_MIN_PORT to DTALE_MAX_PORT (default
+        # 40000-49000): the first D-Tale gets the published one, a second the next.
+        return {"DTALE_MIN_PORT": str(port), "DTALE_MAX_PORT": str(max(port, 49000))}
+    return {}
 
 
 def lab_image(config: Config, image: str) -> ImageConfig:
@@ -117,6 +136,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
 
     ports = [Port(run.bind, lab_port, lab_port)]
     env = {"HOME": HOME, "PYRLAB_LAB_PORT": str(lab_port)}
+    services = []
     for port_name, number in spec.ports:
         if port_name == "lab" or port_name in unpublished:
             continue
@@ -126,6 +146,8 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         ports.append(Port(run.bind, number, number))
         # So that code in the lab knows where to serve (dtale.show(port=…), tensorboard).
         env[f"PYRLAB_PORT_{port_name.upper().replace('-', '_')}"] = str(number)
+        env.update(service_env(port_name, number))
+        services.append(f"{port_name}={number}")
     if token:
         env["JUPYTER_TOKEN"] = token
     else:
@@ -180,6 +202,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
             LABEL_LAB: image,
             LABEL_PORT: str(lab_port),
             LABEL_URL: url,
+            LABEL_SERVICES: ",".join(services),
         },
         gpus=gpus or config.base.cuda,
         extra_args=run.docker_args + spec.run_args,

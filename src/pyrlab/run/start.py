@@ -97,13 +97,17 @@ def _wait(engine: Engine, config: Config, lab_name: str, image: str, port: int, 
           timeout: float, note: Note) -> float:
     status_url = f"http://{connect_host(config.run.bind)}:{port}/api/status"
     try:
-        return wait_ready(status_url, token, timeout=timeout, label=image, spinner=Spinner(),
-                          stopped=lambda: _stopped_reason(engine, lab_name))
+        seconds = wait_ready(status_url, token, timeout=timeout, label=image,
+                             spinner=Spinner(), stopped=lambda: _stopped_reason(engine, lab_name))
     except NotReady as exc:
         note(_log_tail(engine, lab_name))
         raise RunError(f"{image} did not start: {exc.reason}",
                        hint=f"`pyrlab logs {image}` shows the whole log; "
                        f"`pyrlab down {image}` removes the lab") from None
+    # JupyterLab answers: record it as the lab's health now, where the engine would
+    # otherwise leave it "starting" (Podman without systemd; see Engine.check_health).
+    engine.check_health(lab_name)
+    return seconds
 
 
 def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:

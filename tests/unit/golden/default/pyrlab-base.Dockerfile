@@ -11,7 +11,7 @@ ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PATH=/opt/pyrlab/bin:/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
@@ -34,8 +34,12 @@ RUN --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/base,target=/run/pyrlab/base \
     /run/pyrlab/bin/setup-base
 
-# The container contract: tini as PID 1, a short start script, a health check.
-COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py pyrlab/runtime/user_env.py /opt/pyrlab/
+# The container contract: tini as PID 1, a short start script, a health check; the
+# run-time installs' layer (user_env.py); services started in the lab (TensorBoard, D-Tale)
+# listen on every interface, as published ports need.
+COPY pyrlab/runtime/start.sh pyrlab/runtime/healthcheck.py pyrlab/runtime/user_env.py \
+     pyrlab/runtime/dtale.ini /opt/pyrlab/
+COPY pyrlab/runtime/tensorboard.py /opt/pyrlab/bin/tensorboard
 COPY pyrlab/runtime/jupyter_server_config.py /etc/jupyter/
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["/opt/pyrlab/start.sh"]
