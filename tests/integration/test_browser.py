@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,10 @@ def test_a_browser_runs_a_notebook(lab: RunningLab, browser: Any) -> None:
         page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
         editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
         editor.wait_for()
-        # Typing before the kernel is connected would be lost: wait for the status bar.
+        # Typing before the kernel is connected would be lost: wait for the status bar,
+        # then a moment more (JupyterLab 4.6 can drop an execute sent as the kernel connects).
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+        page.wait_for_timeout(1500)
         editor.click()
         page.keyboard.type("print(6*7)")
         page.keyboard.press("Shift+Enter")
@@ -116,3 +119,37 @@ def test_without_the_token_the_browser_gets_the_login_page(lab: RunningLab,
     page.locator("#password_input").wait_for()  # "Password or token"
     assert "/login" in page.url
     assert page.locator(".jp-Launcher").count() == 0
+
+
+NEWS_PROMPT = "Would you like to get notified about official Jupyter news?"
+NOTIFICATION_SETTINGS = "/lab/api/settings/@jupyterlab/apputils-extension:notification"
+
+
+def put_user_setting(lab: RunningLab, raw: str) -> None:
+    """The lab user's own settings for JupyterLab's notifications (as the settings editor
+    would save them)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{lab.port}{NOTIFICATION_SETTINGS}", method="PUT",
+        data=json.dumps({"raw": raw}).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 204
+
+
+def test_a_fresh_lab_does_not_ask_about_jupyter_news(lab: RunningLab, browser: Any) -> None:
+    """pyrlab's images turn JupyterLab's news prompt off. With JupyterLab's own default
+    ("none": ask) saved as the user's setting, the same browser sees the prompt, so this
+    check can tell the two apart."""
+    page = browser.new_page()
+    page.goto(lab.url)
+    page.locator(".jp-Launcher").wait_for()
+    page.wait_for_timeout(5000)  # the prompt comes once the app is restored
+    screenshot(page, "browser-no-news.png")
+    assert page.get_by_text(NEWS_PROMPT).count() == 0
+    try:
+        put_user_setting(lab, '{"fetchNews": "none"}')
+        page.reload()
+        page.locator(".jp-Launcher").wait_for()
+        page.get_by_text(NEWS_PROMPT).wait_for(timeout=30_000)
+    finally:
+        put_user_setting(lab, "{}")

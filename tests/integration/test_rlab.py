@@ -152,6 +152,10 @@ def test_every_listed_package_is_installed_at_the_wanted_version(rlab: RLab) -> 
     assert where.stderr == ""
     assert where.stdout.split() == [rlab.repo_url, "/usr/lib/R/site-library/jsonlite",
                                     "/usr/local/lib/R/site-library/pyrlabdemo"]
+    # [base] locale = "en_US.UTF-8": generated at build time and R's own (no warning above).
+    here = rlab.r('cat(Sys.getlocale("LC_CTYPE"), Sys.getlocale("LC_COLLATE"), sep = "\\n")')
+    assert here.stderr == ""
+    assert here.stdout.split("\n")[:2] == ["en_US.UTF-8", "en_US.UTF-8"]
 
 
 def installed_r_packages(rlab: RLab) -> dict[str, tuple[str, str]]:
