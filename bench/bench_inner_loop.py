@@ -121,8 +121,14 @@ class Original:
         (self.folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
 
     def build(self) -> float:
-        return timed(lambda: sh("docker", "buildx", "build", "--load", "--network", "host",
-                                "-t", ORIGINAL, str(self.folder)))
+        before = sh("docker", "image", "inspect", "--format", "{{.Id}}", ORIGINAL,
+                    check=False).stdout.strip()
+        seconds = timed(lambda: sh("docker", "buildx", "build", "--load", "--network", "host",
+                                   "-t", ORIGINAL, str(self.folder)))
+        if before and before != sh("docker", "image", "inspect", "--format", "{{.Id}}",
+                                   ORIGINAL).stdout.strip():
+            sh("docker", "rmi", before, check=False)  # the replaced build, now untagged
+        return seconds
 
 
 # ----------------------------------------------------------------------- pyrlab
