@@ -142,14 +142,16 @@ def test_a_fresh_lab_does_not_ask_about_jupyter_news(lab: RunningLab, browser: A
     check can tell the two apart."""
     page = browser.new_page()
     page.goto(lab.url)
-    page.locator(".jp-Launcher").wait_for()
+    # The workspace may open on the notebook an earlier test made, not on the launcher.
+    page.locator("#jp-main-dock-panel").wait_for()
     page.wait_for_timeout(5000)  # the prompt comes once the app is restored
     screenshot(page, "browser-no-news.png")
     assert page.get_by_text(NEWS_PROMPT).count() == 0
     try:
         put_user_setting(lab, '{"fetchNews": "none"}')
         page.reload()
-        page.locator(".jp-Launcher").wait_for()
+        page.locator("#jp-main-dock-panel").wait_for()
         page.get_by_text(NEWS_PROMPT).wait_for(timeout=30_000)
+        screenshot(page, "browser-news-asked.png")
     finally:
         put_user_setting(lab, "{}")
