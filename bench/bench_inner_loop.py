@@ -61,6 +61,9 @@ IMPORTS = "import pandas, sklearn, matplotlib.pyplot, scipy.stats"
 BASE_DEBS = ["less", "git"]
 # The heavy list's lightgbm loads libgomp.so.1 (pyrlab's self-test found it missing).
 HEAVY_DEBS = BASE_DEBS + ["libgomp1"]
+# pylab's own Debian list in pyrlab's lab (the original way installs it with the rest):
+# one entry from the start, so that adding another is a change of a list, not a new step.
+PYLAB_DEBS = ["jq"]
 
 
 def sh(*argv: str, check: bool = True, env: dict[str, str] | None = None,
@@ -144,12 +147,12 @@ class Lab:
         text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
         config.write_text(f'prefix = "{PREFIX}"\n' + text)
         (root / "base_debs.txt").write_text("\n".join(debs) + "\n")
-        # pylab's own Debian list, empty at first (no apt step until it has an entry).
+        # pylab's own Debian list (PYLAB_DEBS).
         text = config.read_text()
         marker = '[images.pylab]\nfrom = "pyrlab-base"\nrequirements = ["requirements.txt"]\n'
         assert marker in text, "the init template changed: update the benchmark"
         config.write_text(text.replace(marker, marker + 'debs = ["pylab_debs.txt"]\n'))
-        (root / "pylab_debs.txt").write_text("")
+        (root / "pylab_debs.txt").write_text("\n".join(PYLAB_DEBS) + "\n")
         (root / "r_packages.txt").write_text("apt:jsonlite\n" if with_r else "")
         self.write(requirements)
 
@@ -263,7 +266,7 @@ def main() -> None:
         if sh("docker", "image", "inspect", BASE, check=False).returncode != 0:
             pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
         debs = BASE_DEBS if args.lab == "ds25" else HEAVY_DEBS
-        original = Original(work / "original", requirements, debs)
+        original = Original(work / "original", requirements, debs + PYLAB_DEBS)
         lab = Lab(work / "lab", requirements, args.with_r, debs)
 
         if not args.skip_cold:
@@ -304,7 +307,7 @@ def main() -> None:
                   size(f"{PREFIX}pylab:latest") / 1e9, "GB")
 
         # Debian packages: no baseline (the original way has one apt layer for everything).
-        (lab.root / "pylab_debs.txt").write_text("tree\n")
+        (lab.root / "pylab_debs.txt").write_text("\n".join([*PYLAB_DEBS, "tree"]) + "\n")
         table.add("pylab: add one Debian package (tree), rebuild", None, lab.build(),
                   self_test=lab.test_seconds[-1])
         base_debs = lab.root / "base_debs.txt"

@@ -211,7 +211,11 @@ class SelfTester:
                 if has_lab and scope.full_lab:
                     jobs.append(pool.submit(self._lab, name, image_id))
                 elif has_lab:
-                    kernel = "ir" if r and not python else "python3"
+                    # R's kernel for an R-only change, where the image has one (IRkernel
+                    # is a package like any other: an rlab may do without it).
+                    has_ir = inventory is not None and any(
+                        package.name == "IRkernel" for package in inventory.r)
+                    kernel = "ir" if r and not python and has_ir else "python3"
                     jobs.append(pool.submit(self._kernels, container, [kernel]))
                 for job in jobs:
                     checks += job.result()

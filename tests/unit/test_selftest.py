@@ -272,3 +272,43 @@ def test_the_r_check_attaches_each_package_and_names_the_missing_one(lab: Path) 
         ("nosuchpkg", "r.txt:2", False), ("stats", "r.txt:1", True)]
     assert "there is no package called" in checks[0].error
     assert checks[0].describe() == "library nosuchpkg [r.txt:2]"
+
+
+class RAnswers(FakeEngine):
+    """Answers the R check (every package attaches) besides FakeEngine's Python checks."""
+
+    def exec(self, container: str, command: Sequence[str], *,
+             timeout: float | None = None) -> proc.Completed:
+        if command[0] == "Rscript":
+            self.execs.append((container, tuple(command)))
+            rows = "".join(f"{name}\t0.01\t\n" for name in command[3:])
+            return proc.Completed(tuple(command), 0, rows, "")
+        return super().exec(container, command, timeout=timeout)
+
+
+@pytest.mark.parametrize(("r_packages", "kernel"), [
+    (("jsonlite",), "python3"),  # an rlab without IRkernel has no R kernel to start
+    (("jsonlite", "IRkernel"), "ir"),
+])
+def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
+        tmp_path: Path, r_packages: tuple[str, ...], kernel: str) -> None:
+    from pyrlab.config.project import load_project
+    from pyrlab.inventory.model import Inventory, Meta, PyDist, RPkg
+    from pyrlab.selftest import Scope
+
+    root = make_project(tmp_path / "lab", {
+        "pyrlab.toml": ('prefix = "t/"\n[base]\nimage = "t/debian:trixie"\npython = "debian"\n'
+                        'debs = []\n[images.rlab]\nr = "debian"\nr_packages = ["r.txt"]\n'
+                        "ports = { lab = 9999 }\n"),
+        "r.txt": "".join(f"{name}\n" for name in r_packages)})
+    engine = RAnswers()
+    meta = Meta("rlab", "h", "0", "sha256:" + "b" * 64, "Debian", "debian", "13", "3.13.5", "4.5.0")
+    inventory = Inventory(meta, python=(PyDist("jupyter-server", "2.0"),),
+                          r=tuple(RPkg(name, "1.0", "debian") for name in r_packages))
+    tester = SelfTester(load_project(root, environ={}), engine)
+    test = tester.test("rlab", "b" * 64, Scope(frozenset(), frozenset({"jsonlite"}),
+                                               full_lab=False), inventory=inventory)
+    assert test.ok, test.summary()
+    kernels = [json.loads(command[-1]) for _, command in engine.execs
+               if command[-2:-1] == ("kernels",)]
+    assert kernels == [[kernel]]
