@@ -298,7 +298,8 @@ def has_credentials(url: str) -> bool:
     return "@" in urlsplit(url).netloc
 
 
-def _is_loopback(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
+    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
     host = urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -314,9 +315,9 @@ def runtime_pip_conf(project: Project) -> bytes | None:
     host's loopback (a lab on the engine's bridge network cannot reach it); without
     pip_index, none (PyPI, or what the user's ~/.config/pip/pip.conf says)."""
     proxy = project.config.proxy
-    if not proxy.pip_index or has_credentials(proxy.pip_index) or _is_loopback(proxy.pip_index):
+    if not proxy.pip_index or has_credentials(proxy.pip_index) or is_loopback_url(proxy.pip_index):
         return None
-    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not _is_loopback(u)]
+    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not is_loopback_url(u)]
     lines = ["# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab",
              "[global]", f"index-url = {proxy.pip_index}"]
     if extra:

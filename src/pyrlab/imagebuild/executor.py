@@ -11,7 +11,6 @@ the manifest its last step wrote); a failed build leaves the lock as it was.
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mi
 from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
 from pyrlab.dockerfile.context import write_context
-from pyrlab.dockerfile.render import Delta, PinMode, render_context, with_pins
+from pyrlab.dockerfile.render import Delta, PinMode, is_loopback_url, render_context, with_pins
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
@@ -145,16 +144,6 @@ def proxy_build_args(proxy: ProxyConfig) -> dict[str, str]:
     return args
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
     """(host networking?, why). A proxy on 127.0.0.1 is only reachable from the host's
     network namespace, so such a config builds with host networking unless it says not to."""
@@ -164,7 +153,7 @@ def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
         return proxy.network_host, "pyrlab.toml proxy.network_host"
     urls = [proxy.apt, proxy.pip_index, *proxy.pip_extra_index, proxy.cran, proxy.http_proxy,
             proxy.https_proxy]
-    local = [u for u in urls if u and _is_loopback(u)]
+    local = [u for u in urls if u and is_loopback_url(u)]
     if local:
         # netloc without any user:password: the reason is printed.
         return True, f"a proxy is on this host ({urlsplit(local[0]).netloc.rsplit('@', 1)[-1]})"
