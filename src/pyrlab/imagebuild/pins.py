@@ -13,7 +13,7 @@ any tag moves (`lock_mismatch`): it installs exactly the lock or fails, never dr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -114,29 +114,30 @@ def _python_problems(entries: Iterable[Entry], inventory: Inventory,
 
 def _deb_problems(entries: Iterable[Entry], inventory: Inventory,
                   where: str) -> Iterator[Problem]:
-    locked = {d.name: d for d in inventory.debs}
-    for entry in entries:
-        deb = locked.get(entry.name)
-        if deb is None:
-            yield Problem(entry.where, f"{entry.name}: not in {where}")
-        elif entry.version is not None and entry.version != deb.version:
-            yield Problem(entry.where, f"{entry.name}: locked at {deb.version}, which "
-                          f"'{entry.text}' does not allow")
+    return _list_problems(entries, inventory.debs, where,
+                          lambda entry, version: entry.version in (None, version))
 
 
 def _r_problems(entries: Iterable[Entry], inventory: Inventory,
                 where: str) -> Iterator[Problem]:
-    locked = {p.name: p for p in inventory.r}
+    def allows(entry: Entry, version: str) -> bool:
+        if entry.version is None:
+            return True
+        order = compare("r", version, entry.version)
+        return order >= 0 and (order == 0 or not entry.text.endswith(f"=={entry.version}"))
+
+    return _list_problems(entries, inventory.r, where, allows)
+
+
+def _list_problems(entries: Iterable[Entry], packages: Iterable[Deb | RPkg], where: str,
+                   allows: Callable[[Entry, str], bool]) -> Iterator[Problem]:
+    """A Debian or R list entry the lock lacks, or whose locked version it does not allow."""
+    locked = {p.name: p for p in packages}
     for entry in entries:
         package = locked.get(entry.name)
         if package is None:
             yield Problem(entry.where, f"{entry.name}: not in {where}")
-            continue
-        if entry.version is None:
-            continue
-        order = compare("r", package.version, entry.version)
-        exact = entry.text.endswith(f"=={entry.version}")
-        if order < 0 or (exact and order != 0):
+        elif not allows(entry, package.version):
             yield Problem(entry.where, f"{entry.name}: locked at {package.version}, which "
                           f"'{entry.text}' does not allow")
 
