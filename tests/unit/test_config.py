@@ -508,7 +508,8 @@ def test_ca_file_missing_or_not_pem(tmp_path: Path) -> None:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
         "pyrlab.toml: base.ca_certificates[0]: cannot read 'missing.pem': No such file or directory",
-        "pyrlab.toml: base.ca_certificates[1]: 'certs/notes.txt' is not a PEM certificate file",
+        ("pyrlab.toml: base.ca_certificates[1]: 'certs/notes.txt' is not a PEM certificate file: "
+        "holds no PEM certificate; none of it is used"),
     ]
 
 

@@ -210,12 +210,14 @@ def test_missing_file_does_not_stop_the_others(tmp_path: Path) -> None:
     ]
 
 
-def test_file_outside_root_is_shown_as_given(tmp_path: Path) -> None:
+def test_file_outside_root_is_refused_and_shown_as_given(tmp_path: Path) -> None:
     outside = write(tmp_path, "elsewhere/debs.txt", "Foo\n")
     root = tmp_path / "project"
     root.mkdir()
     parsed = parse_lists([outside], DEB, root=root)
-    assert messages(parsed) == [f"{outside}:1: not a valid Debian package name: 'Foo'"]
+    assert messages(parsed) == [
+        f"{outside}: cannot read: it lies outside the project folder {root}"]
+    assert parsed.files == () and parsed.entries == ()
 
 
 def test_subdirectory_of_root_is_shown_relative(tmp_path: Path) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from pyrlab.commands.up import UpResult
+from pyrlab.commands.up import UpResult, add_unsafe_argument
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import RunError
 from pyrlab.output import info
 from pyrlab.run.labs import find_labs
 from pyrlab.run.plan import lab_image
 from pyrlab.run.session import add_image, engine_from, project_from
-from pyrlab.run.start import DEFAULT_TIMEOUT, start_lab, stop_lab
+from pyrlab.run.start import DEFAULT_TIMEOUT, check_safety, start_lab, stop_lab
 
 NAME = "restart"
 HELP = "stop an image's lab and start it again (current config and image, same token)"
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give the lab every GPU (always on for images with cuda = true)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for JupyterLab (default {DEFAULT_TIMEOUT:g})")
+    add_unsafe_argument(parser)
     add_engine_argument(parser)
 
 
@@ -38,11 +39,14 @@ def run(args: argparse.Namespace) -> UpResult:
         raise RunError(f"{len(labs)} labs of {args.image} exist (ports {ports})",
                        hint="choose one with --port")
     port = labs[0].port if labs else args.port
+    # Refused before the running lab is stopped; start_lab shows the warnings.
+    check_safety(config, args.image, port=port, gpus=args.gpus,
+                 allow_unsafe=args.allow_unsafe, command="pyrlab restart")
     if labs:
         stop_lab(engine, labs[0])
     else:
         info(f"note: no lab of {args.image} was running; starting one")
     # Not built here: restart picks up a new build or config, `up` is what builds.
     started = start_lab(project, engine, args.image, port=port, gpus=args.gpus, build=False,
-                        timeout=args.timeout, note=info)
+                        timeout=args.timeout, allow_unsafe=args.allow_unsafe, note=info)
     return UpResult(started)

@@ -26,7 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not build: start the image as it is (an error when missing)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for JupyterLab (default {DEFAULT_TIMEOUT:g})")
+    add_unsafe_argument(parser)
     add_engine_argument(parser)
+
+
+def add_unsafe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unsafe", action="store_true",
+                        help="allow what this project's config asks that widens what the lab "
+                        "may do on the host (run arguments beyond resource limits, env and "
+                        "labels; uid 0; mounting /, your whole home or a system folder); "
+                        "only this flag grants it, never a config value")
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ def run(args: argparse.Namespace) -> UpResult:
     lab_image(project.config, args.image)  # a clear error for an unknown image, first
     engine = engine_from(args, project.config, announce=True)
     started = start_lab(project, engine, args.image, port=args.port, gpus=args.gpus,
-                        build=not args.no_build, timeout=args.timeout, note=info)
+                        build=not args.no_build, timeout=args.timeout,
+                        allow_unsafe=args.allow_unsafe, note=info)
     if args.open and not webbrowser.open(started.url):
         info("note: no web browser could be opened here; open the URL yourself")
     return UpResult(started)

@@ -8,7 +8,9 @@ installer), so this is a second wall, and it makes mistakes and injection attemp
 at `pyrlab check` instead of halfway through a build.
 
 Python lists may include others with `-r FILE` (relative to the including file); no other
-pip option is accepted, since indexes and proxies belong in pyrlab.toml.
+pip option is accepted, since indexes and proxies belong in pyrlab.toml. Every file read,
+includes too, must lie inside the project folder after symlinks are resolved; that is
+checked before a file is opened (a project may come from someone else).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pyrlab.config.confine import outside, regular_file
 from pyrlab.errors import Problem
 
 
@@ -105,6 +108,20 @@ def _shown(path: Path, root: Path) -> str:
     return str(path)
 
 
+class _NotRegularFile(OSError):
+    """A FIFO, a device or a socket: reading it could block or never end."""
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of `path` (already resolved and confined), a regular file only."""
+    why = regular_file(path)
+    if why == "is a directory":
+        raise IsADirectoryError(why)
+    if why is not None:
+        raise _NotRegularFile(why)
+    return path.read_bytes()
+
+
 def _read_error(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file not found"
@@ -112,6 +129,8 @@ def _read_error(exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
+    if isinstance(exc, _NotRegularFile):
+        return "not a regular file"
     return (exc.strerror or str(exc)).lower()
 
 
@@ -129,17 +148,27 @@ class _Parser:
     _first: dict[str, list[tuple[str | None, int]]] = field(default_factory=dict)
 
     def read_top(self, path: Path) -> None:
-        if path.resolve() in self._done:
+        where = _shown(path, self.root)
+        why = outside(path, self.root)
+        if why is not None:  # checked before anything is opened
+            self.problems.append(Problem(where, f"cannot read: it {why}"))
+            return
+        key = path.resolve()
+        if key in self._done:
             return
         try:
-            data = path.read_bytes()
+            data = _read_file(key)
         except OSError as exc:
-            where = _shown(path, self.root)
             self.problems.append(Problem(where, f"cannot read: {_read_error(exc)}"))
             return
         self._read(path, data)
 
     def _include(self, path: Path, written: str, where: str) -> None:
+        why = outside(path, self.root)
+        if why is not None:  # checked before anything is opened
+            self.problems.append(Problem(where, f"cannot include '{written}': it {why}; "
+                                         "included files must be inside the project folder"))
+            return
         key = path.resolve()
         if key in self._stack:
             chain = [*self._stack[self._stack.index(key):], key]
@@ -149,7 +178,7 @@ class _Parser:
         if key in self._done:  # included twice (not a cycle): its entries count once
             return
         try:
-            data = path.read_bytes()
+            data = _read_file(key)
         except FileNotFoundError:
             self.problems.append(Problem(where, f"included file '{written}' not found"))
             return

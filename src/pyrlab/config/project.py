@@ -7,11 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrlab.config.confine import outside, pem_certificates, regular_file
 from pyrlab.config.lists import Entry, ListKind, parse_lists
 from pyrlab.config.schema import Config, read_config
 from pyrlab.errors import ConfigError, Problem
-
-PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -102,12 +101,18 @@ def load_project(
     lists: dict[str, ImageLists] = {}
     warnings: list[Problem] = []
     for name, image in config.images.items():
-        debs_files = (config.base.debs if image.parent is None else ()) + image.debs
+        debs_files = ([(f"base.debs[{i}]", f) for i, f in enumerate(config.base.debs)]
+                      if image.parent is None else [])
+        debs_files += [(f"images.{name}.debs[{i}]", f) for i, f in enumerate(image.debs)]
         parsed = [
-            parse_lists([config.path(f) for f in debs_files], ListKind.DEB, root=config.root),
-            parse_lists([config.path(f) for f in image.requirements], ListKind.PYTHON,
+            parse_lists(_confined_lists(config, debs_files, problems), ListKind.DEB,
                         root=config.root),
-            parse_lists([config.path(f) for f in image.r_packages], ListKind.R, root=config.root),
+            parse_lists(_confined_lists(config, _keyed(f"images.{name}.requirements",
+                                                       image.requirements), problems),
+                        ListKind.PYTHON, root=config.root),
+            parse_lists(_confined_lists(config, _keyed(f"images.{name}.r_packages",
+                                                       image.r_packages), problems),
+                        ListKind.R, root=config.root),
         ]
         for p in parsed:
             for problem in p.problems:
@@ -123,6 +128,7 @@ def load_project(
             r_packages=parsed[2].entries,
             files=tuple(f for p in parsed for f in p.files),
         )
+    _check_run_files(config, problems)
     ca_files = _read_ca_files(config, problems)
     if problems:
         raise ConfigError(problems)
@@ -140,19 +146,74 @@ def _has_r(config: Config, name: str) -> bool:
     return node is not None  # a broken chain is reported as such, not as "no R"
 
 
+def _keyed(key: str, values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(f"{key}[{i}]", value) for i, value in enumerate(values)]
+
+
+def _source(config: Config, key: str) -> str:
+    """A suffix naming the override that set `key` (or the list it is in), else ""."""
+    sources = dict(config.overrides)
+    source = sources.get(key) or sources.get(key.split("[", 1)[0])
+    return f" (from {source})" if source else ""
+
+
+def _confined_lists(config: Config, files: list[tuple[str, str]],
+                    problems: list[Problem]) -> list[Path]:
+    """The list files that lie inside the project folder; one problem, naming the key, for
+    each that does not (it is not opened)."""
+    kept = []
+    for key, value in files:
+        path = config.path(value)
+        why = outside(path, config.root)
+        if why is None:
+            kept.append(path)
+            continue
+        problem = Problem(f"{_shown(config)}: {key}",
+                          f"{value!r} {why}; list files must be inside it{_source(config, key)}")
+        if problem not in problems:  # base.debs is read for every root image
+            problems.append(problem)
+    return kept
+
+
+def _check_run_files(config: Config, problems: list[Problem]) -> None:
+    """The env file and the rc and userlab scripts are mounted into the lab: each must lie
+    inside the project folder (it need not exist)."""
+    run = config.run
+    files = [("run.envfile", run.envfile), ("run.userlab", run.userlab or "")]
+    files += [(f"run.rc.{image}", script) for image, script in run.rc]
+    for key, value in files:
+        if not value.strip():
+            continue
+        why = outside(config.path(value), config.root)
+        if why is not None:
+            problems.append(Problem(f"{_shown(config)}: {key}",
+                                    f"{value!r} {why}; the lab may only be given files from "
+                                    f"the project folder{_source(config, key)}"))
+
+
 def _read_ca_files(config: Config, problems: list[Problem]) -> tuple[CaFile, ...]:
+    """CA files may come from anywhere on the host (the one exception to confinement: a
+    site's CA lives in /usr/local/share/ca-certificates), so each must hold certificates
+    and nothing else, and only the certificates, re-encoded, go into the image."""
     out = []
     for i, value in enumerate(config.base.ca_certificates):
         where = f"{_shown(config)}: base.ca_certificates[{i}]"
         path = config.path(value)
+        not_regular = regular_file(path)
+        if not_regular is not None:
+            problems.append(Problem(where, f"cannot read {value!r}: it {not_regular}"))
+            continue
         try:
             content = path.read_bytes()
         except OSError as exc:
             problems.append(Problem(where, f"cannot read {value!r}: {exc.strerror}"))
             continue
-        if PEM_MARKER not in content:
-            problems.append(Problem(where, f"{value!r} is not a PEM certificate file"))
+        certificates = pem_certificates(content)
+        if isinstance(certificates, str):
+            problems.append(Problem(where, f"{value!r} is not a PEM certificate file: "
+                                    f"{certificates}; none of it is used"))
             continue
+        content = certificates
         stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem)[:40] or "ca"
         out.append(CaFile(name=f"{i:02d}-{stem}.crt", source=path, content=content))
     return tuple(out)

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrlab.config.confine import outside
 from pyrlab.config.schema import Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
@@ -43,6 +44,10 @@ class LabPlan:
     request: RunRequest
     folders: tuple[Path, ...]  # host folders to create (mounted read-write)
     notes: tuple[str, ...]  # what the user should know (a script that will be ignored…)
+    # What the project asks for itself, by config key, for run/safety.py to judge: its run
+    # arguments (also in request.extra_args) and the host folders it mounts.
+    user_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    user_folders: tuple[tuple[str, Path], ...] = ()
 
 
 def container_name(image: str, port: int) -> str:
@@ -178,6 +183,11 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         path = _host_path(config, value)
         if path is None:
             continue
+        why = outside(path, config.root)
+        if why is not None:  # load_project reports it first, with the file's name
+            raise RunError(f"run.{key}: {value!r} {why}",
+                           hint="the lab may only be given files from the project folder")
+        path = path.resolve()  # what is mounted is what was checked
         if not path.is_file():
             if key.startswith("rc."):
                 notes.append(f"run.{key}: {path} does not exist; the lab starts without it")
@@ -212,5 +222,10 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         # The image checks every 30 s: `ps` would say "starting" for 30 s after `up`.
         health_interval=HEALTH_INTERVAL,
     )
+    user_folders = [(key, path) for key, path in (("run.home", home),
+                                                  ("run.notebooks", notebooks)) if path]
     return LabPlan(image=image, name=name, port=lab_port, url=url, request=request,
-                   folders=tuple(folders), notes=tuple(notes))
+                   folders=tuple(folders), notes=tuple(notes),
+                   user_args=(("run.docker_args", run.docker_args),
+                              (f"images.{image}.run_args", spec.run_args)),
+                   user_folders=tuple(user_folders))

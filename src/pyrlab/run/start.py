@@ -16,6 +16,7 @@ from pyrlab.imagebuild.progress import Progress
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready
+from pyrlab.run.safety import check_plan
 from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
 from pyrlab.selftest import build_gate
 
@@ -135,9 +136,18 @@ def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:
     return busy_names
 
 
+def check_safety(config: Config, image: str, *, port: int | None, gpus: bool,
+                 allow_unsafe: bool, command: str = "pyrlab up") -> list[str]:
+    """Refuse the lab `up` would start when it needs --allow-unsafe (run/safety.py), before
+    anything is built, started or stopped; else the warning lines to show."""
+    draft = plan_lab(config, image, port=port, gpus=gpus,
+                     token="" if config.run.allow_no_token else "-")
+    return check_plan(config, draft, allow_unsafe=allow_unsafe, command=command)
+
+
 def start_lab(project: Project, engine: Engine, image: str, *, port: int | None = None,
               gpus: bool = False, build: bool = True, timeout: float = DEFAULT_TIMEOUT,
-              note: Note) -> Started:
+              allow_unsafe: bool = False, note: Note) -> Started:
     """`up`: start the lab (or find it running) and wait until JupyterLab answers."""
     began = time.monotonic()
     config = project.config
@@ -145,6 +155,9 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     lab_port = port if port is not None else spec.lab_port
     assert lab_port is not None
     name = container_name(image, lab_port)
+    for text in check_safety(config, image, port=lab_port, gpus=gpus,
+                             allow_unsafe=allow_unsafe):
+        note(f"pyrlab: warning: {text}")
 
     existing = engine.inspect_container(name)
     if existing is not None:
