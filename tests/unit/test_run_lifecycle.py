@@ -545,3 +545,56 @@ def test_shell_and_logs_argv(lab: Path, engine: FakeEngine, built: list[list[str
     engine.containers[name]["State"].update(Status="exited", ExitCode=1)
     assert run(capsys, "logs", "pylab")[0] == 3
     assert run(capsys, "shell", "pylab")[0] == 6
+
+
+# --------------------------------------------------------------------------- no silent privilege
+
+
+
+def test_up_refuses_before_building_or_starting(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYRLAB_RUN__DOCKER_ARGS", '["--cap-add=NET_ADMIN"]')
+    code, out, err = run(capsys, "up", "pylab")
+    assert code == 3
+    assert err.splitlines()[-1] == (
+        "pyrlab: error: pyrlab.toml: run.docker_args: '--cap-add=NET_ADMIN' widens what the "
+        "lab may do on the host (from environment PYRLAB_RUN__DOCKER_ARGS); pyrlab up "
+        "--allow-unsafe allows it")
+    assert (out, built, engine.run_requests) == ("", [], [])
+    code, _, err = run(capsys, "up", "pylab", "--allow-unsafe")
+    assert code == 0, err
+    assert engine.run_requests[0].extra_args == ("--cap-add=NET_ADMIN",)
+    assert ("pyrlab: warning: run.docker_args: '--cap-add=NET_ADMIN' widens what the lab may do "
+            "on the host; allowed by --allow-unsafe") in err.splitlines()
+
+
+def test_restart_refuses_before_stopping_the_running_lab(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(capsys, "up", "pylab")[0] == 0
+    monkeypatch.setenv("PYRLAB_RUN__UID", "0")
+    code, _, err = run(capsys, "restart", "pylab")
+    assert code == 3
+    assert "pyrlab restart --allow-unsafe allows it" in err
+    assert engine.calls == [] and len(engine.run_requests) == 1
+    code, _, err = run(capsys, "restart", "pylab", "--allow-unsafe")
+    assert code == 0, err
+    assert engine.run_requests[-1].user is not None
+    assert engine.run_requests[-1].user.startswith("0:")
+
+
+def test_up_warns_about_a_public_bind_and_sudo(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "up", "pylab", "--set", "run.bind=0.0.0.0",
+                       "--set", "run.sudo=true")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("pyrlab: warning:")]
+    assert warnings == [
+        ("pyrlab: warning: run.bind = 0.0.0.0: the lab's ports are published to every machine "
+        "that can reach this one (the token still guards JupyterLab)"),
+        ("pyrlab: warning: run.sudo = true: the notebook user can become root in the lab "
+        "(sudo, the engine's default capabilities)")]
+    code, _, err = run(capsys, "up", "pylab", "--set", "run.bind=127.0.0.1")
+    assert "pyrlab: warning:" not in err
