@@ -43,6 +43,7 @@ from pyrlab.inventory.images import ImageSpec, image_inventory
 from pyrlab.inventory.model import Inventory, ManifestError, normalize_python_name
 from pyrlab.run.plan import HOME, WORK, connect_host, plan_lab
 from pyrlab.run.ready import NotReady, wait_ready
+from pyrlab.run.safety import harmless_args
 
 CheckKind = Literal["python", "r", "kernel", "lab"]
 
@@ -309,9 +310,10 @@ class SelfTester:
         plan = plan_lab(self.config, name, port=port, token=token,
                         unpublished=[p for p, _ in self.config.images[name].ports])
         kept = tuple(m for m in plan.request.mounts if m.target not in (HOME, WORK))
+        # Nobody passed --allow-unsafe to the self-test: only harmless run arguments.
         request = dataclasses.replace(
             plan.request, image=image_id, name=f"pyrlab-test-{name}-{secrets.token_hex(4)}",
-            mounts=kept, labels={TEST_LABEL: name},
+            mounts=kept, labels={TEST_LABEL: name}, extra_args=harmless_args(plan),
             ports=tuple(p for p in plan.request.ports if p.container_port == port),
             health_interval=None)
         try:

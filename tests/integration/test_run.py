@@ -353,6 +353,36 @@ def test_the_replacement_start_script_is_honoured(pylab: RunningLab) -> None:
     assert pylab.inspect() is not None  # the other lab of pylab is left alone
 
 
+def test_a_widening_run_argument_needs_allow_unsafe(pylab: RunningLab) -> None:
+    """Refused before anything is built or started; granted by the command-line flag only,
+    and then it reaches the container."""
+    port = free_ports(1)[0]
+    name = f"pyrlab-pylab-{port}"
+    asked = ("--port", str(port), "--set", 'run.docker_args=["--cap-add=SYS_PTRACE"]')
+    # Under a prefix with no images: refused before the image is even looked for.
+    refused = pylab.pyrlab("up", "pylab", "--no-build", *asked,
+                           "--set", "prefix=pyrlab-test-never-built/")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stderr.splitlines()[-1] == (
+        "pyrlab: error: pyrlab.toml: run.docker_args: '--cap-add=SYS_PTRACE' widens what the "
+        "lab may do on the host (from --set run.docker_args); pyrlab up --allow-unsafe "
+        "allows it")
+    assert pylab.inspect(name) is None
+    up = pylab.pyrlab("up", "pylab", "--no-build", "--allow-unsafe", *asked)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert ("pyrlab: warning: run.docker_args: '--cap-add=SYS_PTRACE' widens what the lab "
+                "may do on the host; allowed by --allow-unsafe") in up.stderr.splitlines()
+        data = pylab.inspect(name)
+        assert data is not None
+        host = data["HostConfig"]
+        assert isinstance(host, dict)
+        assert [c.removeprefix("CAP_") for c in host["CapAdd"]] == ["SYS_PTRACE"]
+    finally:
+        down = pylab.pyrlab("down", "pylab", "--port", str(port))
+    assert down.returncode == 0, down.stderr
+
+
 def test_restart_keeps_the_url(pylab: RunningLab) -> None:
     before = pylab.inspect()
     assert before is not None

@@ -75,7 +75,8 @@ class Labs:
         return self.lab.pyrlab(*args, timeout=timeout)
 
     def up(self, image: str) -> LabClient:
-        done = self.pyrlab("up", image, "--no-build", "--json")
+        # --allow-unsafe: the case's run_args ask for the host's network (the repository).
+        done = self.pyrlab("up", image, "--no-build", "--json", "--allow-unsafe")
         assert done.returncode == 0, done.stdout + done.stderr
         url = urlsplit(json.loads(done.stdout)["url"])
         assert url.port == self.ports[image]
@@ -88,7 +89,7 @@ class Labs:
         assert done.returncode == 0, done.stdout + done.stderr
 
     def restart(self, image: str) -> LabClient:
-        done = self.pyrlab("restart", image, "--json")
+        done = self.pyrlab("restart", image, "--json", "--allow-unsafe")
         assert done.returncode == 0, done.stdout + done.stderr
         url = urlsplit(json.loads(done.stdout)["url"])
         client = LabClient(f"http://127.0.0.1:{url.port}", parse_qs(url.query)["token"][0])

@@ -550,7 +550,6 @@ def test_shell_and_logs_argv(lab: Path, engine: FakeEngine, built: list[list[str
 # --------------------------------------------------------------------------- no silent privilege
 
 
-
 def test_up_refuses_before_building_or_starting(
         lab: Path, engine: FakeEngine, built: list[list[str]],
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

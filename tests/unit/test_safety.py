@@ -11,7 +11,7 @@ from labfiles import init_lab
 from pyrlab.config.schema import Config, load_config
 from pyrlab.errors import ConfigError
 from pyrlab.run.plan import plan_lab
-from pyrlab.run.safety import check_plan
+from pyrlab.run.safety import check_plan, harmless_args
 
 TOKEN = "f" * 48
 
@@ -102,6 +102,13 @@ def test_allowlisted_arguments_pass_unchanged(project: Path) -> None:
     plan = plan_lab(cfg, "pylab", token=TOKEN)
     assert check_plan(cfg, plan, allow_unsafe=False) == []
     assert plan.request.extra_args == ALLOWED
+
+
+def test_the_self_test_lab_gets_only_the_harmless_arguments(project: Path) -> None:
+    cfg = config(project, "run.docker_args=['--memory', '4g', '--privileged', '-v', '/:/h']",
+                 "images.pylab.run_args=['-u0', '--shm-size=1g', '-e', 'A=1', '--pid=host']")
+    plan = plan_lab(cfg, "pylab", token=TOKEN)
+    assert harmless_args(plan) == ("--memory", "4g", "--shm-size=1g", "-e", "A=1")
 
 
 def test_allow_unsafe_grants_and_says_what_it_granted(project: Path) -> None:

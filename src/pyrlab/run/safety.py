@@ -69,6 +69,7 @@ SWITCHES = frozenset({"--init", "--read-only"})
 _BOOLEAN = frozenset({"true", "false", "1", "0", "t", "f"})
 
 WIDENS = "widens what the lab may do on the host"
+NOT_AN_OPTION = "is not an option: the engine would read it as the image to run"
 # Folders a lab may not mount without --allow-unsafe (as notebooks or home, or below them):
 # the host's own files. `/` and the folders that hold the user's home count too, and a few
 # shared ones only as a whole (/tmp holds other users' files and the X11 socket).
@@ -85,9 +86,9 @@ class Refusal:
     why: str
 
 
-def _split(args: tuple[str, ...], plan: LabPlan) -> list[tuple[str, str | None]]:
-    """Each option of `args` as (its text, why it is refused or None)."""
-    out: list[tuple[str, str | None]] = []
+def _split(args: tuple[str, ...], plan: LabPlan) -> list[tuple[tuple[str, ...], str | None]]:
+    """`args` cut into options, each as (its elements, why it is refused or None)."""
+    out: list[tuple[tuple[str, ...], str | None]] = []
     i = 0
     while i < len(args):
         element = args[i]
@@ -98,37 +99,39 @@ def _split(args: tuple[str, ...], plan: LabPlan) -> list[tuple[str, str | None]]
             option, sep, rest = element.partition("=")
             value = rest if sep else None
             if option in SWITCHES:
-                if value is not None and value.lower() not in _BOOLEAN:
-                    out.append((element, f"{option} takes true or false"))
-                else:
-                    out.append((element, None))
+                bad = value is not None and value.lower() not in _BOOLEAN
+                out.append(((element,), f"{option} takes true or false" if bad else None))
                 continue
-        elif element.startswith("-") and len(element) > 1 and element != "-":
+        elif element.startswith("-") and len(element) > 1:
             option = SHORT_OPTIONS.get(element[1])
             if option is not None and len(element) > 2:
                 value = element[2:].removeprefix("=")
         if option is None or option not in VALUE_OPTIONS:
             # Not on the list. Its value, if it has one, is shown with it.
-            if ("=" not in element and i < len(args) and not args[i].startswith("-")
-                    and element.startswith("-")):
-                element = f"{element} {args[i]}"
-                i += 1
-            if element.startswith("-"):
-                out.append((element, WIDENS))
-            else:
-                out.append((element, ("is not an option: the engine would read it as the "
-                            "image to run")))
-            continue
-        shown = element
-        if value is None:
-            if i >= len(args):
-                out.append((element, f"{option} needs a value"))
+            if not element.startswith("-"):
+                out.append(((element,), NOT_AN_OPTION))
                 continue
-            value = args[i]
-            shown = f"{element} {value}"
+            if "=" not in element and i < len(args) and not args[i].startswith("-"):
+                out.append(((element, args[i]), WIDENS))
+                i += 1
+            else:
+                out.append(((element,), WIDENS))
+            continue
+        if value is not None:
+            out.append(((element,), VALUE_OPTIONS[option](value, plan)))
+        elif i >= len(args):
+            out.append(((element,), f"{option} needs a value"))
+        else:
+            out.append(((element, args[i]), VALUE_OPTIONS[option](args[i], plan)))
             i += 1
-        out.append((shown, VALUE_OPTIONS[option](value, plan)))
     return out
+
+
+def harmless_args(plan: LabPlan) -> tuple[str, ...]:
+    """The project's run arguments without those that need --allow-unsafe: what a lab
+    that no user asked for (the self-test's) is started with."""
+    return tuple(element for _, args in plan.user_args for elements, why in _split(args, plan)
+                 if why is None for element in elements)
 
 
 def _folder(path: Path) -> str | None:
@@ -153,7 +156,8 @@ def refusals(config: Config, plan: LabPlan) -> list[Refusal]:
     """Everything in `plan` that came from the project and needs --allow-unsafe."""
     out: list[Refusal] = []
     for key, args in plan.user_args:
-        out += [Refusal(key, text, why) for text, why in _split(args, plan) if why]
+        out += [Refusal(key, " ".join(elements), why)
+                for elements, why in _split(args, plan) if why]
     if config.run.uid == 0:
         out.append(Refusal("run.uid", "0", "runs the lab as root"))
     for key, path in plan.user_folders:
