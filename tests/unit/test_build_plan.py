@@ -20,6 +20,7 @@ from pyrlab.cli import main
 from pyrlab.commands import build as build_command
 from pyrlab.config.project import Project, load_project
 from pyrlab.config.schema import ProxyConfig
+from pyrlab.credentials import mask_url
 from pyrlab.dockerfile.render import MANIFEST_PATH, META_FILE, RenderOptions
 from pyrlab.engines.base import (
     BuildKitOutput,
@@ -37,9 +38,8 @@ from pyrlab.imagebuild.executor import (
     Settings,
     failure_error,
     network_mode,
-    proxy_build_args,
 )
-from pyrlab.imagebuild.hints import mask_credentials, timeout_hint
+from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import KEEP_PER_IMAGE, new_log_path
 from pyrlab.imagebuild.planner import (
     LABEL_DELTA_DEPTH,
@@ -567,12 +567,6 @@ def test_a_proxy_on_this_host_means_host_networking_unless_the_config_says_no() 
         (False, "pyrlab.toml proxy.network_host")
 
 
-def test_http_proxies_reach_the_build_in_both_spellings() -> None:
-    args = proxy_build_args(proxy(http_proxy="http://p:3128", no_proxy="localhost"))
-    assert args == {"HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128",
-                    "NO_PROXY": "localhost", "no_proxy": "localhost"}
-
-
 def test_old_logs_are_pruned(tmp_path: Path) -> None:
     for i in range(KEEP_PER_IMAGE + 5):
         (tmp_path / f"pylab-20250101-0000{i:02d}.log").write_text("")
@@ -646,8 +640,8 @@ def test_a_pip_read_timeout_names_the_masked_index_and_the_setting() -> None:
     hint = timeout_hint(tail, _proxy(pip_index="http://bob:s3cret@127.0.0.1:44011/root/pypi/+simple/",
                                      timeout=40))
     assert hint is not None
-    assert "http://***@127.0.0.1:44011/root/pypi/+simple/" in hint
-    assert "s3cret" not in hint and "bob" not in hint
+    assert "http://bob:***@127.0.0.1:44011/root/pypi/+simple/" in hint
+    assert "s3cret" not in hint
     assert "within 40 s" in hint and "proxy.timeout" in hint and "PYRLAB_PROXY__TIMEOUT" in hint
 
 
@@ -655,11 +649,11 @@ def test_a_uv_timeout_names_the_url_it_waited_for() -> None:
     tail = ["error: Failed to fetch: `https://alice:pw@pypi.example/simple/numpy/`",
             "  Caused by: operation timed out"]
     hint = timeout_hint(tail, _proxy())
-    assert hint is not None and "alice" not in hint and "pw@" not in hint
-    assert hint.startswith("https://***@pypi.example/simple/ did not answer within 120 s")
+    assert hint is not None and "pw@" not in hint
+    assert hint.startswith("https://alice:***@pypi.example/simple/ did not answer within 120 s")
 
 
 def test_other_failures_get_no_timeout_hint() -> None:
     assert timeout_hint(["ERROR: No matching distribution found for nosuchpkg"], _proxy()) is None
-    assert mask_credentials("http://127.0.0.1:3141/root/pypi/+simple/") == \
+    assert mask_url("http://127.0.0.1:3141/root/pypi/+simple/") == \
         "http://127.0.0.1:3141/root/pypi/+simple/"

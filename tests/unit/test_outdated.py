@@ -75,10 +75,12 @@ def test_outdated_compares_the_answers_with_each_image_s_manifest(
     rows = [Outdated(**row) for row in json.loads(out)["outdated"]]
     assert rows == [Outdated("pylab", "python", "six", "1.0", "2.0"),
                     Outdated("pyrlab-base", "debs", "libc6", "2.41-12", "2.41-13")]
-    # Throwaway containers as root, removed after; the Python step's files mounted read-only.
+    # Throwaway containers as root, removed after; the Python step's files mounted read-only,
+    # and the build secrets (none here: an empty folder), run through net-env.
     assert all(r.remove and not r.detach and r.user == "0:0" for r in asked)
     pip = next(r for r in asked if r.command == PIP_REPORT)
-    assert {m.target for m in pip.mounts} == {"/run/pyrlab/python", "/run/pyrlab/net"}
+    assert {m.target for m in pip.mounts} == {"/run/pyrlab/python", "/run/pyrlab/net",
+                                              "/run/pyrlab/bin", "/run/pyrlab/secret"}
     assert all(m.read_only for m in pip.mounts)
     assert pip.env["PIP_CONFIG_FILE"] == "/run/pyrlab/net/pip.conf"
     # pylab has no Debian step of its own, pyrlab-base no Python step: one question each.

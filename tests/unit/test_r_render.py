@@ -15,7 +15,7 @@ from labfiles import make_project
 
 from pyrlab import keys
 from pyrlab.config.project import load_project
-from pyrlab.dockerfile.render import render_context
+from pyrlab.dockerfile.render import build_secrets, render_context
 from pyrlab.errors import ConfigError
 
 R_TOML = """\
@@ -89,8 +89,11 @@ def test_the_configured_repository_reaches_r_as_a_file(tmp_path: Path) -> None:
 
 def test_a_repository_with_credentials_is_used_by_the_build_only(tmp_path: Path) -> None:
     url = "https://me:secret@cran.example/cran"
-    context = files(r_lab(tmp_path, "jsonlite\n", proxy=f'cran = "{url}"'), "rlab")
-    assert context["pyrlab/r/repos.txt"] == url + "\n"
+    root = r_lab(tmp_path, "jsonlite\n", proxy=f'cran = "{url}"')
+    context = files(root, "rlab")
+    # Masked in the context (and the input hash); the real one is a build secret.
+    assert context["pyrlab/r/repos.txt"] == "https://me:***@cran.example/cran\n"
+    assert build_secrets(load_project(root, environ={}))["repos.txt"] == (url + "\n").encode()
     assert "pyrlab/r/site-repos.txt" not in context  # r-install.R: R's default in the lab
 
 

@@ -97,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 13
+    assert len(copied) == 14
     executables = ("pyrlab/runtime/start.sh", "pyrlab/runtime/tensorboard.py")
     for path in copied:
         content, mode = files[path]
@@ -577,9 +577,9 @@ def test_pip_in_the_lab_uses_the_build_index_where_it_can(
     dockerfile = base["Dockerfile"][0].decode()
     assert ("COPY pyrlab/runtime/pip.conf /etc/pip.conf" in dockerfile) == (expected is not None)
     for name, context in render_all(project).items():
-        # Credentials only in the build's network settings, which steps bind-mount.
+        # Credentials nowhere in the context: they are build secrets (see test_secrets.py).
         assert [path for path, (content, _) in context.files.items()
-                if b"secret" in content and not path.startswith("pyrlab/net/")] == [], name
+                if b":secret@" in content or b":p@" in content] == [], name
 
 
 def test_each_lab_image_names_its_own_run_time_install_places(default_project: Project) -> None:

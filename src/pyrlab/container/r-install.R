@@ -18,7 +18,9 @@
 main <- function(args) {
   lists <- args[[1L]]
   cache <- args[[2L]]
-  repos <- read_repos(file.path(lists, "repos.txt"))
+  # A repository URL with credentials comes as a build secret (lists/repos.txt has it masked).
+  secret <- "/run/pyrlab/secret/repos.txt"
+  repos <- read_repos(if (file.exists(secret)) secret else file.path(lists, "repos.txt"))
   configure_site(read_repos(file.path(lists, "site-repos.txt")))
   options(repos = c(CRAN = repos), Ncpus = parallel::detectCores(), warn = 1L,
           HTTPUserAgent = user_agent())

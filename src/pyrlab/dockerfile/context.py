@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pyrlab.dockerfile.render import BuildContext
@@ -42,3 +45,19 @@ def write_context(context: BuildContext, folder: Path) -> Path:
         raise ConfigError(Problem(str(exc.filename or folder), f"cannot write: {exc.strerror}")) \
             from None
     return folder
+
+
+@contextlib.contextmanager
+def secret_folder(secrets: Mapping[str, bytes]) -> Iterator[Path]:
+    """The build secrets (see render.build_secrets) as files NAME in a fresh folder of the
+    system's temporary directory, outside any build context (0700, files 0600), removed
+    when the block ends however it ends."""
+    folder = Path(tempfile.mkdtemp(prefix="pyrlab-secrets-"))
+    try:
+        for name, content in secrets.items():
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(content)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -9,7 +9,8 @@ The context is a Dockerfile plus a `pyrlab/` folder:
                      `slim` when [base] slim (see uv-install)
     pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
     pyrlab/r/        cran.txt, apt.txt, repos.txt (the build's), site-repos.txt (the lab's)
-    pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only)
+    pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only;
+                     URLs with credentials masked: the real files are `build_secrets`)
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config, run-time installs'
                      layer (user_env.py), pip.conf for the lab, service defaults
@@ -25,12 +26,13 @@ holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/l
 sbom) without starting it.
 
 Every RUN line is constant text; what differs between images is only which files sit in
-these folders. Each step mounts only the folders it reads, so editing requirements.txt
+these folders, and which build secrets (credentials, see `build_secrets`) the build passes. Each step mounts only the folders it reads, so editing requirements.txt
 does not invalidate the apt step's cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import ipaddress
@@ -46,6 +48,8 @@ import jinja2
 from pyrlab import __version__
 from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
+from pyrlab.config.schema import ProxyConfig
+from pyrlab.credentials import has_credentials, mask_url
 from pyrlab.keys import CRAN_DEBIAN, load_key
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
@@ -64,7 +68,19 @@ _PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-insta
 TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
-                 "r-install.R")
+                 "r-install.R", "net-env")
+# Build secrets: the files of net/ (and r/repos.txt) whose URLs carry credentials, as they
+# really are, plus proxy.env (HTTP(S)_PROXY, NO_PROXY). Each is mounted, when the build has
+# it, at SECRET_DIR/NAME in the steps that read it; the context holds them masked (see
+# net-env, which the installer scripts read them through).
+SECRET_DIR = "/run/pyrlab/secret"
+STEP_SECRETS = {
+    "apt": ("apt-proxy.conf", "proxy.env"),
+    "tools": ("apt-proxy.conf", "proxy.env"),
+    "python": ("uv.toml", "pip.conf", "proxy.env"),
+    "r": ("apt-proxy.conf", "repos.txt", "proxy.env"),
+}
+_SECRET_NAMES = frozenset(n for names in STEP_SECRETS.values() for n in names)
 # tensorboard.py becomes /opt/pyrlab/bin/tensorboard; dtale.ini D-Tale's default config.
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py",
                  "tensorboard.py", "dtale.ini")
@@ -180,6 +196,11 @@ def _lines(entries: list[str] | tuple[str, ...]) -> bytes:
     return "".join(f"{e}\n" for e in entries).encode()
 
 
+def secret_id(name: str) -> str:
+    """The build secret's id for the file `name` of STEP_SECRETS."""
+    return f"pyrlab-{name}"
+
+
 def _mounts(options: RenderOptions) -> dict[str, str]:
     lock = ",sharing=locked" if options.cache_sharing_locked else ""
 
@@ -190,19 +211,26 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
         return (f"--mount=type=bind,source=pyrlab/{folder},"
                 f"target=/run/pyrlab/{target or folder}")
 
+    def secrets(step: str) -> list[str]:
+        # Not required: a build without the secret runs with the context's (masked) file.
+        return [f"--mount=type=secret,id={secret_id(n)},target={SECRET_DIR}/{n}"
+                for n in STEP_SECRETS[step]]
+
     apt = [cache("apt-archives", "/var/cache/apt", True), cache("apt-lists", "/var/lib/apt/lists", True)]
     sep = " \\\n    "
     return {
         "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt"),
-                               bind("pins/apt", "pins")]),
+                               bind("pins/apt", "pins")] + secrets("apt")),
         "base": sep.join([bind("bin"), bind("base")]),
         "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
                             bind("net/python", "net"), bind("python"),
-                            bind("pins/python", "pins")]),
+                            bind("pins/python", "pins")] + secrets("python")),
         "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
-                             bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]),
+                             bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]
+                      + secrets("r")),
         "inventory": bind("inventory"),
-        "tools": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("tools", "apt")]),
+        "tools": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("tools", "apt")]
+                          + secrets("tools")),
         "tools_bind": f"--mount=type=bind,from={TOOLS_STAGE},source=/,target=/run/pyrlab/tools",
     }
 
@@ -252,7 +280,7 @@ LAB_OVERRIDES = {
 }
 
 
-def _net_files(project: Project) -> dict[str, bytes]:
+def _net_files(project: Project, *, reveal: bool = False) -> dict[str, bytes]:
     """Build-time network settings, one folder per kind of installer so that a change for
     one (a new pip index) does not invalidate the cached steps of another (apt):
 
@@ -260,8 +288,9 @@ def _net_files(project: Project) -> dict[str, bytes]:
         net/python/  uv.toml, pip.conf, timeout, retries
         net/r/       what apt needs (r-cran-* binaries), timeout, retries
 
-    Each step mounts its own folder at /run/pyrlab/net."""
-    proxy = project.config.proxy
+    Each step mounts its own folder at /run/pyrlab/net. URLs are masked (the context, the
+    input hash) unless `reveal` (the build secrets)."""
+    proxy = _shown_proxy(project, reveal)
     patience = {"timeout": _lines([str(proxy.timeout)]), "retries": _lines([str(proxy.retries)])}
     apt: dict[str, bytes] = dict(patience)
     if proxy.apt:
@@ -294,8 +323,50 @@ def _net_files(project: Project) -> dict[str, bytes]:
     return files
 
 
-def has_credentials(url: str) -> bool:
-    return "@" in urlsplit(url).netloc
+def _shown_proxy(project: Project, reveal: bool) -> ProxyConfig:
+    proxy = project.config.proxy
+    if reveal:
+        return proxy
+
+    def shown(url: str | None) -> str | None:
+        return mask_url(url) if url else url
+
+    return dataclasses.replace(
+        proxy, apt=shown(proxy.apt), pip_index=shown(proxy.pip_index),
+        pip_extra_index=tuple(mask_url(u) for u in proxy.pip_extra_index),
+        cran=shown(proxy.cran), http_proxy=shown(proxy.http_proxy),
+        https_proxy=shown(proxy.https_proxy))
+
+
+def proxy_env(proxy: ProxyConfig) -> dict[str, str]:
+    """HTTP(S)_PROXY / NO_PROXY for the installers, in both spellings tools look for."""
+    env = {}
+    for key, value in (("HTTP_PROXY", proxy.http_proxy), ("HTTPS_PROXY", proxy.https_proxy),
+                       ("NO_PROXY", proxy.no_proxy)):
+        if value:
+            env[key] = value
+            env[key.lower()] = value
+    return env
+
+
+def build_secrets(project: Project) -> dict[str, bytes]:
+    """The files of STEP_SECRETS a build of this project passes as build secrets (name →
+    content): those whose real content differs from the context's masked one, and
+    proxy.env. The same for every image of the project; nothing of them is in the context,
+    the input hash or the Dockerfile."""
+    secrets: dict[str, bytes] = {}
+    masked, real = _net_files(project), _net_files(project, reveal=True)
+    for path, content in real.items():
+        name = path.split("/", 1)[1]
+        if content != masked[path]:
+            assert name in _SECRET_NAMES, f"{path} has credentials but is no build secret"
+            secrets[name] = content
+    if project.config.proxy.cran and has_credentials(project.config.proxy.cran):
+        secrets["repos.txt"] = _lines([project.config.proxy.cran])
+    env = proxy_env(project.config.proxy)
+    if env:
+        secrets["proxy.env"] = _lines([f"{k}={v}" for k, v in sorted(env.items())])
+    return secrets
 
 
 def is_loopback_url(url: str) -> bool:
@@ -357,7 +428,8 @@ def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[st
     files = {"apt.txt": _lines(apt), "cran.txt": _lines(cran)}
     repository = project.config.proxy.cran
     if repository:
-        files["repos.txt"] = _lines([repository])
+        # With credentials: masked here, the real one is a build secret (build_secrets).
+        files["repos.txt"] = _lines([mask_url(repository)])
         # R's repository in the image (Rprofile.site), for install.packages() in the lab:
         # the build's, unless it has credentials (then R's default, cloud.r-project.org).
         if not has_credentials(repository):

@@ -31,6 +31,9 @@ class BuildRequest:
     tags: tuple[str, ...] = ()  # empty: build by ID only, tags move after success
     labels: Mapping[str, str] = field(default_factory=dict)
     build_args: Mapping[str, str] = field(default_factory=dict)
+    # Build secrets: id → file, for RUN --mount=type=secret,id=… (credentials: never in a
+    # layer, the cache key or the command line, which names only the file).
+    secrets: Mapping[str, Path] = field(default_factory=dict)
     network_host: bool = False
     no_cache: bool = False
     pull: bool = False
@@ -195,7 +198,8 @@ class BuildKitOutput(BuildOutput):
 
 
 def request_args(request: BuildRequest) -> list[str]:
-    """The build options Docker and Podman spell the same way (tags, labels, args, network)."""
+    """The build options Docker and Podman spell the same way (tags, labels, args, secrets,
+    network)."""
     argv: list[str] = []
     for tag in request.tags:
         argv += ["--tag", tag]
@@ -203,6 +207,11 @@ def request_args(request: BuildRequest) -> list[str]:
         argv += ["--label", f"{key}={value}"]
     for key, value in sorted(request.build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
+    for key, path in sorted(request.secrets.items()):
+        if "," in str(path):  # the option's own separator
+            raise EngineError(f"a build secret's file cannot be passed: {path} has a comma "
+                              "(set TMPDIR to a folder without one)")
+        argv += ["--secret", f"id={key},src={path}"]
     if request.network_host:
         argv += ["--network", "host"]
     if request.no_cache:

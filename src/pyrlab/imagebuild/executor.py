@@ -25,8 +25,17 @@ from pyrlab import __version__
 from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
 from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
-from pyrlab.dockerfile.context import write_context
-from pyrlab.dockerfile.render import Delta, PinMode, is_loopback_url, render_context, with_pins
+from pyrlab.credentials import Redactor, proxy_urls
+from pyrlab.dockerfile.context import secret_folder, write_context
+from pyrlab.dockerfile.render import (
+    Delta,
+    PinMode,
+    build_secrets,
+    is_loopback_url,
+    render_context,
+    secret_id,
+    with_pins,
+)
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
@@ -131,19 +140,6 @@ class Built:
     lock: LockUpdate
 
 
-def proxy_build_args(proxy: ProxyConfig) -> dict[str, str]:
-    """HTTP(S)_PROXY / NO_PROXY for the build, in both spellings tools look for. Docker and
-    Podman pass these predefined build args to RUN steps without an ARG line and keep them
-    out of the image and its cache key."""
-    args = {}
-    for key, value in (("HTTP_PROXY", proxy.http_proxy), ("HTTPS_PROXY", proxy.https_proxy),
-                       ("NO_PROXY", proxy.no_proxy)):
-        if value:
-            args[key] = value
-            args[key.lower()] = value
-    return args
-
-
 def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
     """(host networking?, why). A proxy on 127.0.0.1 is only reachable from the host's
     network namespace, so such a config builds with host networking unless it says not to."""
@@ -151,9 +147,7 @@ def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
         return True, "--network-host"
     if proxy.network_host is not None:
         return proxy.network_host, "pyrlab.toml proxy.network_host"
-    urls = [proxy.apt, proxy.pip_index, *proxy.pip_extra_index, proxy.cran, proxy.http_proxy,
-            proxy.https_proxy]
-    local = [u for u in urls if u and is_loopback_url(u)]
+    local = [u for u in proxy_urls(proxy) if is_loopback_url(u)]
     if local:
         # netloc without any user:password: the reason is printed.
         return True, f"a proxy is on this host ({urlsplit(local[0]).netloc.rsplit('@', 1)[-1]})"
@@ -171,6 +165,9 @@ class Executor:
         self.build_dirs = project.root / ".pyrlab" / "build"
         self.project_key = project_key(project.root)
         self.base_id = ""  # known once the base image is there
+        # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
+        self.secrets = build_secrets(project)
+        self.redact = Redactor(project.config.proxy)
 
     # ------------------------------------------------------------ base image
     def ensure_base(self, status: BaseStatus) -> BaseOutcome:
@@ -282,12 +279,14 @@ class Executor:
             context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
                                                   self.settings.pins))
         try:
-            return self._build(item, decision, parent_id, write_context(context, folder), depth)
+            with secret_folder(self.secrets) as secrets:
+                return self._build(item, decision, parent_id, write_context(context, folder),
+                                   depth, secrets)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _build(self, item: Planned, decision: Decision, parent_id: str,
-               folder: Path, depth: int) -> Outcome:
+               folder: Path, depth: int, secrets: Path) -> Outcome:
         target = item.target
         started = time.monotonic()
         labels = {
@@ -302,6 +301,7 @@ class Executor:
             context=folder,
             labels=labels,
             build_args={**self.settings.build_args, BASE_ID_ARG: base_id_value(self.base_id)},
+            secrets={secret_id(name): secrets / name for name in self.secrets},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
         )
@@ -313,6 +313,7 @@ class Executor:
             log.write(f"# engine: {self.engine.describe()}")
 
             def on_line(line: str) -> None:
+                line = self.redact(line)  # a tool may echo a URL it was given
                 log.write(line)
                 title = parser.feed(line)
                 if title:
@@ -449,7 +450,7 @@ def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress,
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        build_args=proxy_build_args(project.config.proxy), gate=gate,
+                        gate=gate,
                         pins=pins, lock=before, before_build=before_build)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)

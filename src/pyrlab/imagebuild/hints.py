@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from pyrlab.config.schema import ProxyConfig
+from pyrlab.credentials import mask_url
 
 # What pip, uv, apt and R print when a server did not answer in time.
 _TIMEOUT_RE = re.compile(
@@ -13,15 +14,6 @@ _TIMEOUT_RE = re.compile(
     re.IGNORECASE)
 _URL_RE = re.compile(r"https?://[^\s'\"`)<>]+")
 DEFAULT_INDEX = "https://pypi.org/simple"
-
-
-def mask_credentials(url: str) -> str:
-    """url with any user:password replaced by ***, for messages and logs."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _server(url: str) -> str:
@@ -32,7 +24,7 @@ def _server(url: str) -> str:
         if marker in path:
             path = path[: path.index(marker) + len(marker)]
             break
-    return mask_credentials(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
+    return mask_url(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
 
 
 def timeout_hint(tail: list[str], proxy: ProxyConfig) -> str | None:
@@ -47,7 +39,7 @@ def timeout_hint(tail: list[str], proxy: ProxyConfig) -> str | None:
         where = _server(urls[0])
     else:
         # pip names only the path of the page it waited for; the index is the configured one.
-        where = mask_credentials(proxy.pip_index or DEFAULT_INDEX)
+        where = mask_url(proxy.pip_index or DEFAULT_INDEX)
     return (f"{where} did not answer within {proxy.timeout} s ({proxy.retries} retries); "
             "a cold caching proxy or a slow index can take longer: raise proxy.timeout in "
             f"pyrlab.toml (now {proxy.timeout}), or for one run set PYRLAB_PROXY__TIMEOUT=600")

@@ -11,11 +11,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pyrlab.config.project import Project
-from pyrlab.dockerfile.context import write_context
-from pyrlab.dockerfile.render import Pins, render_context, with_pins
+from pyrlab.dockerfile.context import secret_folder, write_context
+from pyrlab.dockerfile.render import Pins, build_secrets, render_context, with_pins
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
-from pyrlab.imagebuild.executor import proxy_build_args
 from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
 from pyrlab.inventory.model import Inventory
 from pyrlab.inventory.upgradable import ask_image
@@ -42,11 +41,11 @@ def debs_check(project: Project, engine: Engine, names: list[str],
             pins = tuple(f"{n}={v}" for n in sorted(wanted) for v in sorted(wanted[n]))
             context = with_pins(render_context(project, root, engine.render_options),
                                 Pins("exact", debs=pins))
-            with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp, \
+                    secret_folder(build_secrets(project)) as secrets:
                 folder = write_context(context, Path(tmp) / "context")
-                answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED,
-                                   proxy_build_args(project.config.proxy), network_host,
-                                   question="apt which locked Debian versions {ref} can have")
+                answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED, secrets,
+                                   network_host, question="apt which locked Debian versions {ref} can have")
             images = ", ".join(members)
             problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"
                          for problem in unavailable_debs(wanted, answer)]

@@ -1,7 +1,8 @@
 """What an upgrade would change in a built image, asked of the indexes from inside it.
 
 Each question runs in a throwaway container of the image, as root, with the build's
-network settings (the context's net/ files, proxy variables, host networking when a proxy
+network settings (the context's net/ files, the build secrets mounted read-only at
+/run/pyrlab/secret, never in its environment or command line, host networking when a proxy
 is on this host); the image's own CA files are trusted there already.
 
 - Python: the image's requirements resolved again by its own /opt/venv pip
@@ -21,26 +22,27 @@ Both answers are compared with the image's manifest (its inventory).
 from __future__ import annotations
 
 import json
-import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from secrets import token_hex
 
 from pyrlab.config.project import Project
-from pyrlab.dockerfile.context import write_context
-from pyrlab.dockerfile.render import render_context
+from pyrlab.dockerfile.context import secret_folder, write_context
+from pyrlab.dockerfile.render import SECRET_DIR, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
-from pyrlab.imagebuild.executor import proxy_build_args
 from pyrlab.inventory.model import Inventory, Outdated, normalize_python_name
 from pyrlab.inventory.versions import compare
 
-PIP_REPORT = ("/opt/venv/bin/python", "-m", "pip", "install", "--dry-run", "--quiet",
+# Commands run through net-env, which exports the proxy variables from the secrets.
+NET_ENV = "/run/pyrlab/bin/net-env"
+PIP_REPORT = (NET_ENV, "/opt/venv/bin/python", "-m", "pip", "install", "--dry-run", "--quiet",
               "--ignore-installed", "--disable-pip-version-check", "--no-cache-dir",
               "--report", "-", "-r", "/run/pyrlab/python/requirements.txt")
 APT_UPGRADABLE = ("/run/pyrlab/bin/apt-install", "--upgradable")
 # available.packages() only warns when the index cannot be read: that is an error here.
-R_AVAILABLE = ("Rscript", "-e", "a <- available.packages()",
+R_AVAILABLE = (NET_ENV, "Rscript", "-e", "a <- available.packages()",
                "-e", 'if (!nrow(a)) stop("cannot read the index of ", getOption("repos"))',
                "-e", 'writeLines(paste(a[, "Package"], a[, "Version"]))')
 
@@ -100,14 +102,16 @@ def outdated_rows(image: str, inventory: Inventory, python: Mapping[str, str],
 
 
 def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
-              command: tuple[str, ...], env: Mapping[str, str], network_host: bool, *,
+              command: tuple[str, ...], secrets: Path, network_host: bool, *,
+              env: Mapping[str, str] | None = None,
               question: str = "what {ref} could upgrade") -> str:
     """The output of `command`, run as root in a throwaway container of `ref` with the
-    context folders `mounts` (context path under pyrlab/ → path under /run/pyrlab)."""
+    context folders `mounts` (context path under pyrlab/ → path under /run/pyrlab) and the
+    folder of build secrets `secrets` at SECRET_DIR, read-only."""
     request = RunRequest(
-        image=ref, name=f"pyrlab-ask-{secrets.token_hex(4)}", user="0:0",
-        env=env, mounts=tuple(Mount(folder / "pyrlab" / src, f"/run/pyrlab/{dst}", True)
-                              for src, dst in mounts.items()),
+        image=ref, name=f"pyrlab-ask-{token_hex(4)}", user="0:0", env=env or {},
+        mounts=(*(Mount(folder / "pyrlab" / src, f"/run/pyrlab/{dst}", True)
+                  for src, dst in mounts.items()), Mount(secrets, SECRET_DIR, True)),
         network_host=network_host, command=command, detach=False, remove=True,
     )
     try:
@@ -120,22 +124,25 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
                *, network_host: bool) -> list[Outdated]:
     """What an upgrade would change in the built image `ref` of `name`."""
     context = render_context(project, name, engine.render_options)
-    env = proxy_build_args(project.config.proxy)
+    secrets = build_secrets(project)
+    pip_conf = f"{SECRET_DIR}/pip.conf" if "pip.conf" in secrets else "/run/pyrlab/net/pip.conf"
     python: dict[str, str] = {}
     debs: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="pyrlab-outdated-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pyrlab-outdated-") as tmp, \
+            secret_folder(secrets) as secret_files:
         folder = write_context(context, Path(tmp) / "context")
         if "pyrlab/python/requirements.txt" in context.files:
-            report = ask_image(engine, ref, folder, {"python": "python", "net/python": "net"},
-                          PIP_REPORT, {**env, "PIP_CONFIG_FILE": "/run/pyrlab/net/pip.conf"},
-                          network_host)
+            report = ask_image(engine, ref, folder,
+                               {"bin": "bin", "python": "python", "net/python": "net"},
+                               PIP_REPORT, secret_files, network_host,
+                               env={"PIP_CONFIG_FILE": pip_conf})
             python = python_report_versions(report)
         if "pyrlab/apt/system.txt" in context.files:
             simulated = ask_image(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
-                             APT_UPGRADABLE, env, network_host)
+                                  APT_UPGRADABLE, secret_files, network_host)
             debs = apt_simulation_versions(simulated)
         r: dict[str, str] = {}
         if any(package.source == "cran" for package in inventory.r):
-            r = r_available_versions(ask_image(engine, ref, folder, {}, R_AVAILABLE, env,
-                                          network_host))
+            r = r_available_versions(ask_image(engine, ref, folder, {"bin": "bin"},
+                                               R_AVAILABLE, secret_files, network_host))
     return outdated_rows(name, inventory, python, debs, r)

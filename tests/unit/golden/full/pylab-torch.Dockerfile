@@ -12,6 +12,8 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/tools,target=/run/pyrlab/apt \
+    --mount=type=secret,id=pyrlab-apt-proxy.conf,target=/run/pyrlab/secret/apt-proxy.conf \
+    --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
 FROM pylab:latest
@@ -26,6 +28,9 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
     --mount=type=bind,source=pyrlab/pins/python,target=/run/pyrlab/pins \
+    --mount=type=secret,id=pyrlab-uv.toml,target=/run/pyrlab/secret/uv.toml \
+    --mount=type=secret,id=pyrlab-pip.conf,target=/run/pyrlab/secret/pip.conf \
+    --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 

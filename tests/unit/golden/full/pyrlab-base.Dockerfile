@@ -32,6 +32,8 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     --mount=type=bind,source=pyrlab/pins/apt,target=/run/pyrlab/pins \
+    --mount=type=secret,id=pyrlab-apt-proxy.conf,target=/run/pyrlab/secret/apt-proxy.conf \
+    --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
 # The notebook user and the Python virtual environment.

@@ -14,6 +14,8 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/net/apt,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/apt,target=/run/pyrlab/apt \
     --mount=type=bind,source=pyrlab/pins/apt,target=/run/pyrlab/pins \
+    --mount=type=secret,id=pyrlab-apt-proxy.conf,target=/run/pyrlab/secret/apt-proxy.conf \
+    --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
 # R: the configured repository for every R session, then the R packages (Debian binaries
@@ -25,6 +27,9 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=bind,source=pyrlab/net/r,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/r,target=/run/pyrlab/r \
     --mount=type=bind,source=pyrlab/pins/r,target=/run/pyrlab/pins \
+    --mount=type=secret,id=pyrlab-apt-proxy.conf,target=/run/pyrlab/secret/apt-proxy.conf \
+    --mount=type=secret,id=pyrlab-repos.txt,target=/run/pyrlab/secret/repos.txt \
+    --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/r-install
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
