@@ -312,10 +312,13 @@ class Executor:
                       f"({short_id(parent_id)}): {decision.reason}")
             log.write(f"# engine: {self.engine.describe()}")
 
+            running = [""]  # the step that started last
+
             def on_line(line: str) -> None:
                 log.write(line)
                 title = parser.feed(line)
                 if title:
+                    running[0] = title
                     self.progress.step(target.name, title)
 
             code, image_id = self.engine.build(request, on_line)
@@ -330,6 +333,7 @@ class Executor:
                 if code == 0:
                     failure.error = failure.error or "the engine reported no image ID"
                 if code < 0:  # killed (OOM killer, a user's kill): its output stops short
+                    failure.step = failure.step or running[0]
                     failure.error = (f"the engine process ({self.engine.binary}) died with "
                                      f"signal {-code} ({proc.signal_name(-code)})")
                 error = failure.error or f"exit code {code}"
