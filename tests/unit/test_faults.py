@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pyrlab import proc
+from pyrlab.errors import BuildError
 from pyrlab.imagebuild.buildlock import build_lock, lock_path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -49,6 +50,7 @@ def _gone(pid: int) -> bool:
 SIGNALLED = """
     import threading
     from pyrlab import proc
+from pyrlab.errors import BuildError
 
     def build():  # as the executor's worker threads stream a build
         try:
@@ -92,11 +94,10 @@ def test_a_signal_to_pyrlab_alone_stops_its_streamed_child(signum: int) -> None:
 def test_uninterruptible_on_the_main_thread_raises_at_its_end() -> None:
     done = []
     with proc.handle_signals():
-        with pytest.raises(proc.Interrupted) as caught:
-            with proc.uninterruptible():
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.05)  # the handler runs here, and defers
-                done.append(proc.run(["true"]).ok)  # cleanup still runs
+        with pytest.raises(proc.Interrupted) as caught, proc.uninterruptible():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, and defers
+            done.append(proc.run(["true"]).ok)  # cleanup still runs
         assert caught.value.exit_code == 130
     assert done == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
@@ -124,8 +125,6 @@ def test_a_second_build_waits_for_the_first_and_names_its_pid(tmp_path: Path) ->
 
 def test_a_lock_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / ".pyrlab").write_text("a file where the folder should be")
-    from pyrlab.errors import BuildError
-
-    with pytest.raises(BuildError, match="cannot create the build lock"):
-        with build_lock(tmp_path, print):
-            pass
+    with pytest.raises(BuildError, match="cannot create the build lock"), \
+            build_lock(tmp_path, print):
+        pass
