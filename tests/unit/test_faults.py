@@ -50,7 +50,6 @@ def _gone(pid: int) -> bool:
 SIGNALLED = """
     import threading
     from pyrlab import proc
-from pyrlab.errors import BuildError
 
     def build():  # as the executor's worker threads stream a build
         try:
