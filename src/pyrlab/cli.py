@@ -8,10 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pyrlab import __version__
+from pyrlab import __version__, proc
 from pyrlab.commands import COMMANDS
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.errors import EXIT_USAGE, PyrlabError, UsageError
+from pyrlab.errors import EXIT_INTERRUPTED, EXIT_USAGE, PyrlabError, UsageError
 from pyrlab.output import emit, error
 
 
@@ -110,16 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, level, logging.WARNING),
                         format="pyrlab: %(message)s")
     args = parse_args(argv)
+    # SIGINT and SIGTERM end the command through proc.Interrupted: what it started is
+    # stopped and cleaned up on the way out, no tag moves (see proc.py), exit 130 / 143.
     try:
-        result = args.handler(args)
-        emit(result, as_json=args.json)
+        with proc.handle_signals():
+            result = args.handler(args)
+            emit(result, as_json=args.json)
         return int(getattr(result, "exit_code", 0))
     except PyrlabError as exc:
         error(exc.message, exc.hint)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         error("interrupted")
-        return 130
+        return exc.exit_code if isinstance(exc, proc.Interrupted) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

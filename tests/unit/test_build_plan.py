@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.selftest import ImageTest
 
 TOML = """\
 prefix = "t/"
@@ -657,3 +659,82 @@ def test_other_failures_get_no_timeout_hint() -> None:
     assert timeout_hint(["ERROR: No matching distribution found for nosuchpkg"], _proxy()) is None
     assert mask_url("http://127.0.0.1:3141/root/pypi/+simple/") == \
         "http://127.0.0.1:3141/root/pypi/+simple/"
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class DyingEngine(FakeEngine):
+    """Its build process is killed (SIGKILL, as the OOM killer does) half-way."""
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> tuple[int, str]:
+        on_line("#5 [1/2] RUN --mount=x /run/pyrlab/bin/uv-install")
+        on_line("#5 0.1 Resolved 3 packages")
+        return -9, ""
+
+
+def test_an_engine_process_killed_midway_is_named_and_no_tag_moves(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    dying = DyingEngine()
+    dying.images, dying.refs, dying.manifests = engine.images, engine.refs, engine.manifests
+    before = dict(engine.refs)
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    outcomes = build(lab, dying, ["pylab"])
+    assert engine.refs == before
+    error = failure_error(outcomes)
+    assert error is not None
+    assert error.message == ("building pylab failed at [1/2] RUN uv-install: the engine "
+                             "process (fake) died with signal 9 (SIGKILL); no tag was changed")
+    assert error.hint is not None and error.hint.startswith("full log: ")
+    assert "Resolved 3 packages" in Path(error.hint[10:]).read_text()
+
+
+def test_an_interrupt_during_the_self_test_moves_no_tag_and_removes_the_new_image(
+        lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    before, images = dict(engine.refs), set(engine.images)
+    (lab / "requirements.txt").write_text("six\nidna\n")
+
+    def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
+        proc.interrupt(signal.SIGTERM)  # the signal comes while the test's commands run
+        proc.check_interrupted()  # where the next one would start
+        raise AssertionError("not reached")
+
+    try:
+        with pytest.raises(proc.Interrupted) as caught:
+            build(lab, engine, ["pylab"], gate=gate)
+    finally:
+        proc.reset()
+    assert caught.value.exit_code == 143
+    assert engine.refs == before
+    assert set(engine.images) == images  # the untagged new image went
+    log = max((lab / ".pyrlab" / "logs").glob("pylab-*.log"), key=lambda p: p.stat().st_mtime)
+    assert "interrupted (SIGTERM); no tag was changed, the untagged" in log.read_text()
+
+
+class RecordingEngine(FakeEngine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tagged: list[str] = []
+
+    def tag(self, source: str, target: str) -> None:
+        self.tagged.append(target)
+        super().tag(source, target)
+
+
+def test_promote_moves_latest_last_and_not_after_an_interrupt() -> None:
+    engine = RecordingEngine()
+    for n in "12":
+        engine.images[n * 64] = {}
+    promote(engine, "1" * 64, ("x:latest", "x:trixie"), "x:previous")
+    assert engine.tagged == ["x:trixie", "x:latest"]
+    proc.interrupt(signal.SIGINT)
+    try:
+        with pytest.raises(proc.Interrupted):
+            promote(engine, "2" * 64, ("x:latest", "x:trixie"), "x:previous")
+    finally:
+        proc.reset()
+    assert engine.refs["x:latest"] == engine.refs["x:trixie"] == "1" * 64
+    assert "x:previous" not in engine.refs

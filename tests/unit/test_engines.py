@@ -241,8 +241,9 @@ def test_a_stopped_daemon_is_one_clear_error(tmp_path: Path,
                                            buildx=False))
     with pytest.raises(EngineError) as caught:
         select.find_docker()
-    assert "daemon is not reachable" in caught.value.message
-    assert "dockerd" in (caught.value.hint or "")
+    assert caught.value.message.startswith("cannot reach the Docker daemon: ")
+    assert "systemctl start docker" in (caught.value.hint or "")
+    assert "--engine podman" in (caught.value.hint or "")
 
 
 def test_missing_docker_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

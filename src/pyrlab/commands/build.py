@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
+from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.offered import debs_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock
@@ -144,15 +146,18 @@ def run(args: argparse.Namespace) -> BuildResult:
         if args.locked:
             stale, before_build = locked_check(project, engine, args.images or None,
                                                network_host=network_host)
-        plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
-                         pull=args.pull, stale=stale)
-        if args.dry_run:
-            return BuildResult(selection, network_host, plan, None)
-        built = build_plan(project, engine, plan, progress, network_host=network_host,
-                           no_cache=args.no_cache, jobs=args.jobs,
-                           gate=None if args.no_test else build_gate(project, engine),
-                           pins="exact" if args.locked else "prefer",
-                           before_build=before_build)
+        # One build of a project at a time; the plan is made once the lock is held, so a
+        # build that waited sees what the other one built.
+        with nullcontext() if args.dry_run else build_lock(project.root, progress.note):
+            plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
+                             pull=args.pull, stale=stale)
+            if args.dry_run:
+                return BuildResult(selection, network_host, plan, None)
+            built = build_plan(project, engine, plan, progress, network_host=network_host,
+                               no_cache=args.no_cache, jobs=args.jobs,
+                               gate=None if args.no_test else build_gate(project, engine),
+                               pins="exact" if args.locked else "prefer",
+                               before_build=before_build)
     finally:
         progress.close()
     return BuildResult(selection, network_host, plan, built)

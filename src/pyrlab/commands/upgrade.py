@@ -16,6 +16,7 @@ from pyrlab.commands import outdated
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
+from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import make_plan
 from pyrlab.imagebuild.progress import Progress
@@ -81,21 +82,22 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
         if network_host:
             progress.note(f"builds use host networking: {why}")
         fresh_base = not args.keep_base
-        plan = make_plan(project, engine, args.images or None, no_cache=True,
-                         pull=fresh_base and not config.base.bootstrap,
-                         rebootstrap=fresh_base)
-        # No layer cache (the download caches are kept) and no pins: everything resolves.
-        try:
-            built = build_plan(project, engine, plan, progress, network_host=network_host,
-                               no_cache=True, jobs=args.jobs, pins="fresh",
-                               gate=build_gate(project, engine))
-        except BuildError as exc:
-            if plan.base.action != "pull" or plan.base.image is None or \
-                    not exc.message.startswith(f"the base image {plan.base.ref} "):
-                raise
-            # A base that is here but has no registry to come from (e.g. built elsewhere).
-            raise BuildError(exc.message, hint="`pyrlab upgrade --keep-base` builds on it as "
-                             f"it is; {exc.hint}") from None
+        with build_lock(project.root, progress.note):  # one build of a project at a time
+            plan = make_plan(project, engine, args.images or None, no_cache=True,
+                             pull=fresh_base and not config.base.bootstrap,
+                             rebootstrap=fresh_base)
+            # No layer cache (the download caches are kept) and no pins: everything resolves.
+            try:
+                built = build_plan(project, engine, plan, progress, network_host=network_host,
+                                   no_cache=True, jobs=args.jobs, pins="fresh",
+                                   gate=build_gate(project, engine))
+            except BuildError as exc:
+                if plan.base.action != "pull" or plan.base.image is None or \
+                        not exc.message.startswith(f"the base image {plan.base.ref} "):
+                    raise
+                # A base that is here but has no registry to come from (e.g. built elsewhere).
+                raise BuildError(exc.message, hint="`pyrlab upgrade --keep-base` builds on it "
+                                 f"as it is; {exc.hint}") from None
     finally:
         progress.close()
     after = read_lock(lock.path, shown=lock.shown)

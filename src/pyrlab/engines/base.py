@@ -325,8 +325,10 @@ class Engine(ABC):
         self._check(["tag", source, target])
 
     def remove_image(self, ref: str) -> str | None:
-        """Remove an image (by name or ID); returns the engine's reason when it refused."""
-        result = self._run(["rmi", ref])
+        """Remove an image (by name or ID); returns the engine's reason when it refused.
+        Cleanup: runs after an interrupt too (see proc.uninterruptible)."""
+        with proc.uninterruptible():
+            result = self._run(["rmi", ref])
         if result.ok:
             return None
         detail = (result.stderr or result.stdout).strip().splitlines()
@@ -382,7 +384,7 @@ class Engine(ABC):
                     raise EngineError(f"cannot read {path} in {image}: not a file")
                 return copy.read_bytes()
         finally:
-            self._run(["rm", "--force", container])
+            self.remove_container(container)
 
     @abstractmethod
     def prune_build_cache(self) -> list[str]:
@@ -451,11 +453,14 @@ class Engine(ABC):
             argv.insert(1, "--all")
         return [n for n in self._check(argv).stdout.split() if n]
 
+    # Stopping and removing are cleanup: they run after an interrupt too.
     def stop(self, name: str, timeout: int = 10) -> None:
-        self._run(["stop", "--time", str(timeout), name])
+        with proc.uninterruptible():
+            self._run(["stop", "--time", str(timeout), name])
 
     def remove_container(self, name: str) -> None:
-        self._run(["rm", "--force", name])
+        with proc.uninterruptible():
+            self._run(["rm", "--force", name])
 
     def check_health(self, name: str) -> HealthCheckRun:
         """Run a running container's health check now, for an engine that may not run it on

@@ -63,8 +63,9 @@ def find_docker() -> Engine:
                           hint="install Docker (Debian: apt-get install docker.io) or use podman")
     ok, detail = _docker_daemon_ok(binaries[0])
     if not ok:
-        raise EngineError(f"the Docker daemon is not reachable: {detail}",
-                          hint="start it (systemctl start docker, or run dockerd) and try again")
+        raise EngineError(f"cannot reach the Docker daemon: {detail}",
+                          hint="start it with `systemctl start docker` (or run `dockerd`), "
+                          "or pick Podman with --engine podman")
     for binary in binaries:
         if has_buildx(binary):
             return DockerBuildx(binary)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pyrlab import __version__
+from pyrlab import __version__, proc
 from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
 from pyrlab.config.project import Project
 from pyrlab.config.schema import ProxyConfig
@@ -312,19 +312,31 @@ class Executor:
                       f"({short_id(parent_id)}): {decision.reason}")
             log.write(f"# engine: {self.engine.describe()}")
 
+            running = [""]  # the step that started last
+
             def on_line(line: str) -> None:
                 line = self.redact(line)  # a tool may echo a URL it was given
                 log.write(line)
                 title = parser.feed(line)
                 if title:
+                    running[0] = title
                     self.progress.step(target.name, title)
 
             code, image_id = self.engine.build(request, on_line)
             seconds = time.monotonic() - started
+            try:
+                proc.check_interrupted()
+            except proc.Interrupted:
+                self._interrupted(image_id, log)
+                raise
             if code != 0 or not image_id:
                 failure = parser.failure()
                 if code == 0:
                     failure.error = failure.error or "the engine reported no image ID"
+                if code < 0:  # killed (OOM killer, a user's kill): its output stops short
+                    failure.step = failure.step or running[0]
+                    failure.error = (f"the engine process ({self.engine.binary}) died with "
+                                     f"signal {-code} ({proc.signal_name(-code)})")
                 error = failure.error or f"exit code {code}"
                 hint = timeout_hint(failure.tail, self.project.config.proxy) or ""
                 if hint:
@@ -335,35 +347,56 @@ class Executor:
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
                                error=error, hint=hint)
-            section = self.settings.lock.get(target.name)
-            if self.settings.pins == "exact" and section is not None:
-                built = image_inventory(self.engine, ImageSpec(target.name, image_id))
-                mismatch = differs_from_lock(built, section)
-                log.write(f"# pyrlab: {LOCK_STEP}: "
-                          + (f"FAILED {mismatch}" if mismatch else "the image holds the lock"))
-                if mismatch:
-                    failure = BuildFailure(LOCK_STEP, [mismatch],
-                                           f"{target.name} does not hold what pyrlab.lock says")
-                    return self._keep_failed(
-                        item, decision, image_id, failure, log, log_path,
-                        time.monotonic() - started, error=mismatch,
-                        hint="`pyrlab build` (without --locked) takes what the sources "
-                        "offer now and updates pyrlab.lock")
-            test = None
-            if self.settings.gate is not None:
-                test = self._gate(item, decision, image_id, log)
-                if not test.ok:
-                    return self._failed_test(item, decision, image_id, test, log, log_path,
-                                             time.monotonic() - started)
             try:
-                promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
-            except PyrlabError as exc:
-                log.write(f"# pyrlab: tagging failed: {exc.message}")
+                return self._accept(item, decision, image_id, log, log_path, started)
+            except proc.Interrupted:
+                self._interrupted(image_id, log)
                 raise
-            log.write(f"# pyrlab: built {image_id}, tagged {', '.join(promotion.tags)}"
-                      + (f"; previous: {short_id(promotion.previous)}" if promotion.previous
-                         else ""))
-            seconds = time.monotonic() - started
+
+    def _interrupted(self, image_id: str, log: BuildLog) -> None:
+        """pyrlab was interrupted: no tag moves, and the new image (built, not yet tagged)
+        goes. One that got a tag in the meantime (NAME:failed, or promoted) stays."""
+        if image_id:
+            with proc.uninterruptible():
+                info = self.engine.image(image_id)
+                if info is not None and not info.tags:
+                    self.engine.remove_image(image_id)
+        log.write(f"# pyrlab: interrupted ({proc.signal_name(proc.interrupted() or 0)}); no tag was changed"
+                  + (f", the untagged {short_id(image_id)} was removed" if image_id else ""))
+
+    def _accept(self, item: Planned, decision: Decision, image_id: str, log: BuildLog,
+                log_path: Path, started: float) -> Outcome:
+        """The new image's checks (--locked's, the self-test), then its tags."""
+        target = item.target
+        section = self.settings.lock.get(target.name)
+        if self.settings.pins == "exact" and section is not None:
+            built = image_inventory(self.engine, ImageSpec(target.name, image_id))
+            mismatch = differs_from_lock(built, section)
+            log.write(f"# pyrlab: {LOCK_STEP}: "
+                      + (f"FAILED {mismatch}" if mismatch else "the image holds the lock"))
+            if mismatch:
+                failure = BuildFailure(LOCK_STEP, [mismatch],
+                                       f"{target.name} does not hold what pyrlab.lock says")
+                return self._keep_failed(
+                    item, decision, image_id, failure, log, log_path,
+                    time.monotonic() - started, error=mismatch,
+                    hint="`pyrlab build` (without --locked) takes what the sources "
+                    "offer now and updates pyrlab.lock")
+        test = None
+        if self.settings.gate is not None:
+            test = self._gate(item, decision, image_id, log)
+            if not test.ok:
+                return self._failed_test(item, decision, image_id, test, log, log_path,
+                                         time.monotonic() - started)
+        try:
+            promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
+        except PyrlabError as exc:
+            log.write(f"# pyrlab: tagging failed: {exc.message}")
+            raise
+        log.write(f"# pyrlab: built {image_id}, tagged {', '.join(promotion.tags)}"
+                  + (f"; previous: {short_id(promotion.previous)}" if promotion.previous
+                     else ""))
+        seconds = time.monotonic() - started
         tested = f", self-test {test.seconds:.1f}s" if test is not None else ""
         self.progress.done(target.name, f"built in {seconds:.0f}s{tested} "
                            f"({short_id(image_id)}) → {', '.join(target.refs)}")

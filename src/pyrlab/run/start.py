@@ -10,6 +10,7 @@ from pyrlab.config.project import Project
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, RunError
+from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import build_plan, network_mode
 from pyrlab.imagebuild.planner import Plan, make_plan, project_key
 from pyrlab.imagebuild.progress import Progress
@@ -43,20 +44,27 @@ def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
                  note: Note) -> None:
     """Make sure the image exists. With `build`, build it and its ancestors when missing or
     out of date, as `pyrlab build IMAGE` does (compose's `up`); without, only say so."""
+    if not build:
+        _check_built(project, engine, image, note)
+        return
+    with build_lock(project.root, note):  # the project's builds, one at a time
+        plan = make_plan(project, engine, [image])
+        if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
+            return
+        _build(project, engine, plan)
+
+
+def _check_built(project: Project, engine: Engine, image: str, note: Note) -> None:
+    """`up --no-build`: the image must be there; out of date is only a note."""
     plan = make_plan(project, engine, [image])
     planned = next(p for p in plan.images if p.target.name == image)
-    if not build:
-        if planned.current is None:
-            raise RunError(f"image {planned.target.ref} is not built",
-                           hint=f"build it with `pyrlab build {image}`, or run "
-                           f"`pyrlab up {image}` without --no-build")
-        if planned.decision.build:
-            note(f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
-                 f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
-        return
-    if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
-        return
-    _build(project, engine, plan)
+    if planned.current is None:
+        raise RunError(f"image {planned.target.ref} is not built",
+                       hint=f"build it with `pyrlab build {image}`, or run "
+                       f"`pyrlab up {image}` without --no-build")
+    if planned.decision.build:
+        note(f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
+             f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
 
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
@@ -187,14 +195,18 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     for text in prepare_folders(plan.folders, config.run.uid, config.run.gid):
         note(f"note: {text}")
     try:
-        engine.run(plan.request)
-    except EngineError as exc:
-        text = exc.message
-        if "already allocated" in text or "address already in use" in text:
-            raise RunError(f"a port of {image} is already in use: {text}",
-                           hint=f"choose another: `pyrlab up {image} --port N`") from None
-        raise RunError(f"cannot start {image}: {text}") from None
-    _wait(engine, config, name, image, lab_port, token, timeout, note)
+        try:
+            engine.run(plan.request)
+        except EngineError as exc:
+            text = exc.message
+            if "already allocated" in text or "address already in use" in text:
+                raise RunError(f"a port of {image} is already in use: {text}",
+                               hint=f"choose another: `pyrlab up {image} --port N`") from None
+            raise RunError(f"cannot start {image}: {text}") from None
+        _wait(engine, config, name, image, lab_port, token, timeout, note)
+    except KeyboardInterrupt:
+        engine.remove_container(name)  # an interrupted `up` leaves no half-started lab
+        raise
     return Started(image=image, name=name, port=lab_port,
                    url=lab_url(config.run.bind, lab_port, token),
                    token_file="" if not token else str(token_path(config, name)),
