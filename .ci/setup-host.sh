@@ -38,6 +38,7 @@ TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
   shellcheck apt-cacher-ng r-base-core chromium
   python3-venv
+  docker-compose
 )
 
 TESTS=0

@@ -1,0 +1,109 @@
+"""`pyrlab export KIND [options] [-o FILE]`: a file for another tool, made from the config.
+
+One module per kind in pyrlab.exports (KINDS below); each has its own options
+(`pyrlab export compose --help`). The text goes to -o FILE or to standard output; notes
+(files pyrlab wrote beside it, where to put it) go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pyrlab.errors import ConfigError, Problem
+from pyrlab.exports import Exported, ci, compose
+from pyrlab.output import info
+from pyrlab.run.session import config_from
+
+NAME = "export"
+HELP = "write a file for another tool: a compose file, a CI workflow"
+
+# KIND → module with HELP, add_arguments(parser) and export(config, args) → Exported.
+KINDS: dict[str, ModuleType] = {
+    "compose": compose,
+    "ci": ci,
+}
+
+
+# The global options given after KIND (`pyrlab export compose -C DIR`) land in dests of their
+# own: a kind's parser would otherwise reset those given before it to their defaults.
+AFTER_KIND = "after_kind_"
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-C", "--project", metavar="DIR", default=None,
+                        dest=AFTER_KIND + "project",
+                        help="the lab project folder (default: the current folder)")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=None,
+                        dest=AFTER_KIND + "sets", help="override a pyrlab.toml value")
+    parser.add_argument("--json", action="store_true", default=None, dest=AFTER_KIND + "json",
+                        help="print the result as JSON")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="export_kind", parser_class=type(parser))
+    kinds.required = True
+    for kind, module in KINDS.items():
+        sub = kinds.add_parser(kind, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.add_argument("-o", "--output", metavar="FILE", default=None,
+                         help="write to FILE (default: standard output)")
+        _add_global_options(sub)
+
+
+def _merge_global_options(args: argparse.Namespace) -> None:
+    """Given after KIND wins over given before it; `--set`s add up, in order."""
+    for dest in ("project", "sets", "json"):
+        after = getattr(args, AFTER_KIND + dest)
+        delattr(args, AFTER_KIND + dest)
+        if after is None:
+            continue
+        setattr(args, dest, [*args.sets, *after] if dest == "sets" else after)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    kind: str
+    exported: Exported
+    output: Path | None  # where it was written; None: the text is the output
+
+    def to_data(self) -> Any:
+        data: dict[str, Any] = {"kind": self.kind, "summary": self.exported.summary,
+                                "path": str(self.output) if self.output else None,
+                                "notes": list(self.exported.notes), **self.exported.data}
+        if self.output is None:
+            data["text"] = self.exported.text
+        return data
+
+    def to_text(self) -> str:
+        if self.output is None:
+            return self.exported.text
+        return f"wrote {self.output}: {self.exported.summary}"
+
+
+def write_output(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}")
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise ConfigError(Problem(str(path), f"cannot write: {exc.strerror}"),
+                          hint="choose another -o FILE") from None
+
+
+def run(args: argparse.Namespace) -> ExportResult:
+    _merge_global_options(args)
+    config = config_from(args)
+    exported = KINDS[args.export_kind].export(config, args)
+    assert isinstance(exported, Exported)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        write_output(output, exported.text)
+    for note in exported.notes:
+        info(f"note: {note}")
+    return ExportResult(args.export_kind, exported, output)
