@@ -4,6 +4,7 @@ exception, and they must hold nothing but certificates."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -257,3 +258,13 @@ def test_a_ca_fifo_is_not_opened(lab: Path, tmp_path: Path) -> None:
     assert without_opening(tmp_path / "ca.fifo", lambda: problems(lab, sets)) == [
         (f"pyrlab.toml: base.ca_certificates[0]: cannot read '{tmp_path / 'ca.fifo'}': it is "
         "not a regular file")]
+
+
+def test_check_lists_what_up_would_need_allow_unsafe_for(
+        lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-C", str(lab), "--set", "run.docker_args=['--privileged']"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == ("needs `pyrlab up --allow-unsafe`: run.docker_args: "
+                                    "'--privileged' widens what the lab may do on the host")
+    assert main(["check", "-C", str(lab), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["needs_allow_unsafe"] == []

@@ -8,6 +8,10 @@ from typing import Any
 
 from pyrlab.commands._common import project_from
 from pyrlab.config.project import Project
+from pyrlab.config.schema import Config
+from pyrlab.errors import RunError
+from pyrlab.run.plan import plan_lab
+from pyrlab.run.safety import refusals
 
 NAME = "check"
 HELP = "validate pyrlab.toml, the package lists and the image graph (no engine needed)"
@@ -20,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class CheckResult:
     project: Project
+    # What `up` would refuse without --allow-unsafe (run/safety.py): valid, but worth knowing
+    # before starting a project that came from someone else.
+    unsafe: tuple[str, ...] = ()
 
     def to_data(self) -> Any:
         config = self.project.config
@@ -38,6 +45,7 @@ class CheckResult:
             },
             "order": self.project.order(),
             "overrides": dict(config.overrides),
+            "needs_allow_unsafe": list(self.unsafe),
         }
 
     def to_text(self) -> str:
@@ -50,9 +58,28 @@ class CheckResult:
                      f"{len(lists.r_packages)} R"]
             lines.append(f"  {name:<16} from {image.parent or config.base.image}: "
                          + ", ".join(parts))
+        lines += [f"needs `pyrlab up --allow-unsafe`: {line}" for line in self.unsafe]
         return "\n".join(lines)
+
+
+def unsafe_settings(config: Config) -> tuple[str, ...]:
+    """What starting each lab of the project would need --allow-unsafe for, once each."""
+    found: list[str] = []
+    for name, image in config.images.items():
+        if image.lab_port is None:
+            continue
+        try:
+            plan = plan_lab(config, name, token="-")
+        except RunError:  # a mount path `up` refuses anyway, with its own message
+            continue
+        for refusal in refusals(config, plan):
+            line = f"{refusal.key}: {refusal.what!r} {refusal.why}"
+            if line not in found:
+                found.append(line)
+    return tuple(found)
 
 
 def run(args: argparse.Namespace) -> CheckResult:
     # Problems raise one ConfigError listing all of them; the CLI prints it and exits 3.
-    return CheckResult(project_from(args))
+    project = project_from(args)
+    return CheckResult(project, unsafe_settings(project.config))
