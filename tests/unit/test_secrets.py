@@ -149,5 +149,10 @@ def test_engine_output_is_redacted(tmp_path: Path) -> None:
             "via http://puser:proxy-S3CRET@proxy.internal:3128 with wheel-T0KEN")
     assert redact(line) == ("trying URL 'https://ruser:***@cran.internal/cran/src/contrib/"
                             "PACKAGES' via http://puser:***@proxy.internal:3128 with ***")
-    plain = Redactor(project(tmp_path, "[proxy]\n", "plain").config.proxy)
-    assert plain("nothing to hide") == "nothing to hide"
+    # Any URL's password, even one not from pyrlab.toml; a short secret only inside URLs.
+    short = Redactor(project(tmp_path, '[proxy]\npip_index = "https://u:pw@h/s/"\n', "short")
+                     .config.proxy)
+    assert short("pip wants https://u:pw@h/s/ and git://me:tok3n@git.example/x") == \
+        "pip wants https://u:***@h/s/ and git://me:***@git.example/x"
+    assert short("pwd is not masked, nor is http://host:8080/path") == \
+        "pwd is not masked, nor is http://host:8080/path"
