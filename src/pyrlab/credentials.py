@@ -7,9 +7,11 @@ engine command line, messages) sees them masked: `http://user:***@proxy:3128`, o
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pyrlab.config.schema import ProxyConfig
+if TYPE_CHECKING:  # the schema masks the URLs its messages show
+    from pyrlab.config.schema import ProxyConfig
 
 MASK = "***"
 

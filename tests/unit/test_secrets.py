@@ -24,7 +24,7 @@ from pyrlab.dockerfile.render import (
 from pyrlab.engines.base import BuildRequest, request_args
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
 from pyrlab.engines.podman import Podman
-from pyrlab.errors import EngineError
+from pyrlab.errors import ConfigError, EngineError
 
 PROXY = """\
 [proxy]
@@ -156,3 +156,13 @@ def test_engine_output_is_redacted(tmp_path: Path) -> None:
         "pip wants https://u:***@h/s/ and git://me:***@git.example/x"
     assert short("pwd is not masked, nor is http://host:8080/path") == \
         "pwd is not masked, nor is http://host:8080/path"
+
+
+def test_a_bad_url_is_reported_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        project(tmp_path, '[proxy]\npip_index = "ftp://u:hunter2-S3CRET@h/s/"\n'
+                'http_proxy = "http://u:bad$S3CRET@proxy:3128"\n')
+    message = str(raised.value)
+    assert "S3CRET" not in message
+    assert "proxy.pip_index" in message and "'ftp://u:***@h/s/'" in message
+    assert "not allowed (in its credentials, shown as ***): 'http://u:***@proxy:3128'" in message
