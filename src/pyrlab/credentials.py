@@ -7,9 +7,11 @@ engine command line, messages) sees them masked: `http://user:***@proxy:3128`, o
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pyrlab.config.schema import ProxyConfig
+if TYPE_CHECKING:  # the schema masks the URLs its messages show
+    from pyrlab.config.schema import ProxyConfig
 
 MASK = "***"
 
@@ -50,13 +52,21 @@ def secret_words(proxy: ProxyConfig) -> list[str]:
     return sorted(words, key=lambda w: (-len(w), w))
 
 
+# A URL's password in any output: scheme://user:PASSWORD@ (user and host kept).
+_URL_PASSWORD = re.compile(r"(//[^/\s:@]*:)[^/\s@]+@")
+# Shorter secrets are masked only inside URLs: as bare words they would mask ordinary text.
+MIN_BARE_SECRET = 6
+
+
 class Redactor:
-    """Replaces the credentials of a project's [proxy] in lines of engine output (a build
-    log, the failure shown) with ***."""
+    """Masks credentials in lines of engine output (a build log, the failure shown): the
+    password of any URL, and the secrets of a project's [proxy] wherever they appear (a
+    tool may print a URL it was given, decoded, or a token alone)."""
 
     def __init__(self, proxy: ProxyConfig) -> None:
-        words = secret_words(proxy)
-        self._pattern = re.compile("|".join(map(re.escape, words))) if words else None
+        words = [w for w in secret_words(proxy) if len(w) >= MIN_BARE_SECRET]
+        self._words = re.compile("|".join(map(re.escape, words))) if words else None
 
     def __call__(self, line: str) -> str:
-        return self._pattern.sub(MASK, line) if self._pattern is not None else line
+        line = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", line)
+        return self._words.sub(MASK, line) if self._words is not None else line

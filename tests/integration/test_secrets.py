@@ -1,4 +1,5 @@
-"""Credentials in [proxy] URLs are used at build time only, for real (Docker): a package
+"""Credentials in [proxy] URLs are used at build time only, for real (Docker and Podman,
+each building the lab once for the module's tests): a package
 index on 127.0.0.1 that answers 401 without HTTP basic auth, and an HTTP proxy that answers
 407 without its own, both given with credentials in pyrlab.toml. The build succeeds (the
 credentials reached the installer), and neither password is anywhere a user or a registry
@@ -26,7 +27,6 @@ from labtools import EngineCli, Lab, make_wheel, run_pyrlab
 
 pytestmark = pytest.mark.integration
 
-ENGINE = "docker"
 PROJECT = "pyrlab-secret-probe"
 MODULE = "pyrlab_secret_probe"
 
@@ -62,7 +62,8 @@ def basic(user: str, password: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthIndex]:
+def index(tmp_path_factory: pytest.TempPathFactory, engine: EngineCli) -> Iterator[AuthIndex]:
+    """A fresh index (new passwords, nothing seen yet) for each engine's lab."""
     folder = tmp_path_factory.mktemp("auth-index")
     wheel = make_wheel(folder, MODULE, "1.0", {f"{MODULE}.py": "ANSWER = 42\n"})
     state = AuthIndex(folder, wheel)
@@ -140,9 +141,9 @@ def run(lab: Lab, tmp: Path, outputs: list[str], command: str, *args: str) -> st
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def engine(get_engine: Callable[[str], EngineCli]) -> EngineCli:
-    return get_engine(ENGINE)
+@pytest.fixture(scope="module", params=["docker", "podman"])
+def engine(request: pytest.FixtureRequest, get_engine: Callable[[str], EngineCli]) -> EngineCli:
+    return get_engine(str(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,8 @@ def built(make_module_lab: Callable[..., Lab], engine: EngineCli, index: AuthInd
     """The lab built in two steps: the base without the HTTP proxy (apt would go through
     it), then pylab with it, so uv reaches the index through the proxy with both passwords;
     then `outdated`, which asks pip in a throwaway container of pylab, and `render`."""
-    lab = make_module_lab("secrets", ENGINE, INDEX=index.url)
+    lab = make_module_lab("secrets", engine.name, name=f"secrets-{engine.name}",
+                          INDEX=index.url)
     tmp = tmp_path_factory.mktemp("tmpdir")
     outputs: list[str] = []
     run(lab, tmp, outputs, "build", "--json", "pyrlab-base")
@@ -221,12 +223,12 @@ def test_no_password_is_anywhere_a_user_can_see(built: Built, engine: EngineCli,
         ref = lab.ref(image)
         saved = tmp_path / f"{image}.tar"
         engine("save", "--output", str(saved), ref)
-        found += _search(saved.read_bytes(), words, f"docker save {ref}")
+        found += _search(saved.read_bytes(), words, f"{engine.name} save {ref}")
         saved.unlink()
         history = engine("history", "--no-trunc", ref).stdout.encode()
-        found += _search(history, words, f"docker history {ref}")
+        found += _search(history, words, f"{engine.name} history {ref}")
         found += _search(engine("image", "inspect", ref).stdout.encode(), words,
-                         f"docker inspect {ref}")
+                         f"{engine.name} inspect {ref}")
     # pyrlab.lock, .pyrlab/ (logs, build folders) and whatever else pyrlab wrote.
     run(lab, built.tmp, built.outputs, "render", "-o", str(tmp_path / "rendered"))
     for root in (lab.root, tmp_path / "rendered"):

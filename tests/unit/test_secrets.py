@@ -24,7 +24,7 @@ from pyrlab.dockerfile.render import (
 from pyrlab.engines.base import BuildRequest, request_args
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
 from pyrlab.engines.podman import Podman
-from pyrlab.errors import EngineError
+from pyrlab.errors import BuildError, ConfigError, EngineError
 
 PROXY = """\
 [proxy]
@@ -149,5 +149,52 @@ def test_engine_output_is_redacted(tmp_path: Path) -> None:
             "via http://puser:proxy-S3CRET@proxy.internal:3128 with wheel-T0KEN")
     assert redact(line) == ("trying URL 'https://ruser:***@cran.internal/cran/src/contrib/"
                             "PACKAGES' via http://puser:***@proxy.internal:3128 with ***")
-    plain = Redactor(project(tmp_path, "[proxy]\n", "plain").config.proxy)
-    assert plain("nothing to hide") == "nothing to hide"
+    # Any URL's password, even one not from pyrlab.toml; a short secret only inside URLs.
+    short = Redactor(project(tmp_path, '[proxy]\npip_index = "https://u:pw@h/s/"\n', "short")
+                     .config.proxy)
+    assert short("pip wants https://u:pw@h/s/ and git://me:tok3n@git.example/x") == \
+        "pip wants https://u:***@h/s/ and git://me:***@git.example/x"
+    assert short("pwd is not masked, nor is http://host:8080/path") == \
+        "pwd is not masked, nor is http://host:8080/path"
+
+
+def test_a_bad_url_is_reported_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        project(tmp_path, '[proxy]\npip_index = "ftp://u:hunter2-S3CRET@h/s/"\n'
+                'http_proxy = "http://u:bad$S3CRET@proxy:3128"\n')
+    message = str(raised.value)
+    assert "S3CRET" not in message
+    assert "proxy.pip_index" in message and "'ftp://u:***@h/s/'" in message
+    assert "not allowed (in its credentials, shown as ***): 'http://u:***@proxy:3128'" in message
+
+
+def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path: Path) -> None:
+    """`pyrlab outdated`: pip in a container of the image reads the real pip.conf from a
+    read-only mount; neither its environment nor its command line has a credential, and
+    a failure's message is masked."""
+    from test_build_plan import FakeEngine
+
+    from pyrlab.engines.base import RunRequest
+    from pyrlab.inventory.model import Inventory, Meta
+    from pyrlab.inventory.upgradable import upgradable
+
+    lab = project(tmp_path)
+    engine = FakeEngine()
+    seen: dict[str, object] = {}
+
+    def run(request: RunRequest) -> str:
+        argv = " ".join(engine.run_argv(request))
+        secret = next(m for m in request.mounts if m.target == SECRET_DIR)
+        seen.update(argv=argv, env=dict(request.env), read_only=secret.read_only,
+                    folder=secret.source, pip_conf=(secret.source / "pip.conf").read_bytes())
+        raise EngineError("pip failed: cannot reach https://__token__:pypi-T0KEN@pypi.internal")
+
+    engine.run = run  # type: ignore[method-assign]
+    inventory = Inventory(Meta("pylab", "h", "0", "b", "Debian", "debian", "13", "3.13.5", ""))
+    with pytest.raises(BuildError) as raised:
+        upgradable(lab, engine, "pylab", "t/pylab:latest", inventory, network_host=False)
+    assert "pypi-T0KEN" not in raised.value.message and "__token__:***@" in raised.value.message
+    assert b"pypi-T0KEN" in seen["pip_conf"] and seen["read_only"] is True
+    assert seen["env"] == {"PIP_CONFIG_FILE": f"{SECRET_DIR}/pip.conf"}
+    assert not any(word in str(seen["argv"]) for word in PASSWORDS)
+    assert not Path(str(seen["folder"])).exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.credentials import mask_url
 from pyrlab.errors import ConfigError, Problem
 
 CONFIG_NAME = "pyrlab.toml"
@@ -317,9 +318,14 @@ def _is_url(*schemes: str) -> Callable[[Any], str | None]:
             return f"expected a URL string, got {toml_kind(v)}"
         parts = urlsplit(v)
         if parts.scheme not in schemes or not parts.netloc:
-            return f"expected a {'/'.join(schemes)} URL, got {v!r}"
-        if any(c.isspace() or c in "\"'\\`$<>{}|^" or ord(c) < 32 for c in v):
-            return f"URL contains a character that is not allowed: {v!r}"
+            return f"expected a {'/'.join(schemes)} URL, got {mask_url(v)!r}"
+        def bad(text: str) -> bool:
+            return any(c.isspace() or c in "\"'\\`$<>{}|^" or ord(c) < 32 for c in text)
+
+        if bad(v):
+            # Credentials are shown masked (see pyrlab.credentials), so say where it is.
+            where = "" if bad(mask_url(v)) else " (in its credentials, shown as ***)"
+            return f"URL contains a character that is not allowed{where}: {mask_url(v)!r}"
         return None
 
     return check

@@ -26,8 +26,9 @@ holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/l
 sbom) without starting it.
 
 Every RUN line is constant text; what differs between images is only which files sit in
-these folders, and which build secrets (credentials, see `build_secrets`) the build passes. Each step mounts only the folders it reads, so editing requirements.txt
-does not invalidate the apt step's cache.
+these folders, and which build secrets (credentials, see `build_secrets`) a build passes.
+Each step mounts only the folders it reads, so editing requirements.txt does not
+invalidate the apt step's cache.
 """
 
 from __future__ import annotations

@@ -483,8 +483,7 @@ def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress,
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        gate=gate,
-                        pins=pins, lock=before, before_build=before_build)
+                        gate=gate, pins=pins, lock=before, before_build=before_build)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pyrlab.config.project import Project
+from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import Pins, build_secrets, render_context, with_pins
 from pyrlab.engines.base import Engine
@@ -45,7 +46,8 @@ def debs_check(project: Project, engine: Engine, names: list[str],
                     secret_folder(build_secrets(project)) as secrets:
                 folder = write_context(context, Path(tmp) / "context")
                 answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED, secrets,
-                                   network_host, question="apt which locked Debian versions {ref} can have")
+                                   network_host, redact=Redactor(project.config.proxy),
+                                   question="apt which locked Debian versions {ref} can have")
             images = ", ".join(members)
             problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"
                          for problem in unavailable_debs(wanted, answer)]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from secrets import token_hex
 
 from pyrlab.config.project import Project
+from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import SECRET_DIR, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
@@ -42,8 +43,13 @@ PIP_REPORT = (NET_ENV, "/opt/venv/bin/python", "-m", "pip", "install", "--dry-ru
               "--report", "-", "-r", "/run/pyrlab/python/requirements.txt")
 APT_UPGRADABLE = ("/run/pyrlab/bin/apt-install", "--upgradable")
 # available.packages() only warns when the index cannot be read: that is an error here.
-R_AVAILABLE = (NET_ENV, "Rscript", "-e", "a <- available.packages()",
-               "-e", 'if (!nrow(a)) stop("cannot read the index of ", getOption("repos"))',
+# A repository with credentials is not in the image's Rprofile.site: it is a build secret.
+R_AVAILABLE = (NET_ENV, "Rscript",
+               "-e", f'f <- "{SECRET_DIR}/repos.txt"',
+               "-e", "if (file.exists(f)) options(repos = c(CRAN = readLines(f)[[1L]]))",
+               "-e", "a <- available.packages()",
+               "-e", ('if (!nrow(a)) stop("cannot read the index of ", '
+                      'sub("//[^/@]*@", "//***@", getOption("repos")))'),
                "-e", 'writeLines(paste(a[, "Package"], a[, "Version"]))')
 
 
@@ -103,11 +109,12 @@ def outdated_rows(image: str, inventory: Inventory, python: Mapping[str, str],
 
 def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
               command: tuple[str, ...], secrets: Path, network_host: bool, *,
-              env: Mapping[str, str] | None = None,
+              redact: Callable[[str], str], env: Mapping[str, str] | None = None,
               question: str = "what {ref} could upgrade") -> str:
     """The output of `command`, run as root in a throwaway container of `ref` with the
     context folders `mounts` (context path under pyrlab/ → path under /run/pyrlab) and the
-    folder of build secrets `secrets` at SECRET_DIR, read-only."""
+    folder of build secrets `secrets` at SECRET_DIR, read-only. A failure's message is
+    `redact`ed (R, for one, names the repository URL it could not read)."""
     request = RunRequest(
         image=ref, name=f"pyrlab-ask-{token_hex(4)}", user="0:0", env=env or {},
         mounts=(*(Mount(folder / "pyrlab" / src, f"/run/pyrlab/{dst}", True)
@@ -117,7 +124,8 @@ def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
     try:
         return engine.run(request)
     except EngineError as exc:
-        raise BuildError(f"cannot ask {question.format(ref=ref)}: {exc.message}") from None
+        raise BuildError(f"cannot ask {question.format(ref=ref)}: {redact(exc.message)}") \
+            from None
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
@@ -125,6 +133,7 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
     """What an upgrade would change in the built image `ref` of `name`."""
     context = render_context(project, name, engine.render_options)
     secrets = build_secrets(project)
+    redact = Redactor(project.config.proxy)
     pip_conf = f"{SECRET_DIR}/pip.conf" if "pip.conf" in secrets else "/run/pyrlab/net/pip.conf"
     python: dict[str, str] = {}
     debs: dict[str, str] = {}
@@ -134,15 +143,16 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
         if "pyrlab/python/requirements.txt" in context.files:
             report = ask_image(engine, ref, folder,
                                {"bin": "bin", "python": "python", "net/python": "net"},
-                               PIP_REPORT, secret_files, network_host,
+                               PIP_REPORT, secret_files, network_host, redact=redact,
                                env={"PIP_CONFIG_FILE": pip_conf})
             python = python_report_versions(report)
         if "pyrlab/apt/system.txt" in context.files:
             simulated = ask_image(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
-                                  APT_UPGRADABLE, secret_files, network_host)
+                                  APT_UPGRADABLE, secret_files, network_host, redact=redact)
             debs = apt_simulation_versions(simulated)
         r: dict[str, str] = {}
         if any(package.source == "cran" for package in inventory.r):
             r = r_available_versions(ask_image(engine, ref, folder, {"bin": "bin"},
-                                               R_AVAILABLE, secret_files, network_host))
+                                               R_AVAILABLE, secret_files, network_host,
+                                               redact=redact))
     return outdated_rows(name, inventory, python, debs, r)
