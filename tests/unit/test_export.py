@@ -97,6 +97,7 @@ def test_quote_is_one_line() -> None:
 
 
 def test_compose_starts_labs_as_up_does(lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (lab / ".env").write_text("GREETING=hello\n")  # run.envfile: mounted read-only
     text = export(lab, "compose", *sets(lab, "run.bind=0.0.0.0"), capsys=capsys)
     document = load(text)
     validate(document, COMPOSE_SCHEMA)
@@ -112,6 +113,8 @@ def test_compose_starts_labs_as_up_does(lab: Path, capsys: pytest.CaptureFixture
          "read_only": False},
         {"type": "bind", "source": str(lab / "nb"), "target": "/home/notebook/work",
          "read_only": False},
+        {"type": "bind", "source": str(lab / ".env"), "target": "/etc/pyrlab/env",
+         "read_only": True},
     ]
     assert pylab["security_opt"] == ["no-new-privileges"]
     assert pylab["cap_drop"] == ["ALL"]

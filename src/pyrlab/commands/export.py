@@ -19,14 +19,14 @@ from pyrlab.exports import Exported, ci, compose
 from pyrlab.output import info
 from pyrlab.run.session import config_from
 
-NAME = "export"
-HELP = "write a file for another tool: a compose file, a CI workflow"
-
 # KIND → module with HELP, add_arguments(parser) and export(config, args) → Exported.
 KINDS: dict[str, ModuleType] = {
     "compose": compose,
     "ci": ci,
 }
+
+NAME = "export"
+HELP = f"write a file for another tool ({', '.join(KINDS)})"
 
 
 # The global options given after KIND (`pyrlab export compose -C DIR`) land in dests of their

@@ -288,7 +288,8 @@ def _write_env_file(path: Path, token: str, owner: tuple[int, int] | None) -> No
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temp.unlink(missing_ok=True)  # a crashed export's: made anew, so 0600 for sure
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(f"{TOKEN_VARIABLE}={token}\n")
         if owner is not None and os.geteuid() == 0:
