@@ -16,6 +16,7 @@ EXIT_BUILD = 5  # an image build failed
 EXIT_RUN = 6  # a lab could not be started, reached or stopped
 EXIT_TEST = 7  # an image failed its self-test
 EXIT_NOT_BUILT = 8  # an image the command reads is not built
+EXIT_REGISTRY = 9  # a registry refused a push (unknown host, credentials, plain HTTP)
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,7 @@ class SelfTestError(PyrlabError):
 
 class NotBuiltError(PyrlabError):
     exit_code = EXIT_NOT_BUILT
+
+
+class RegistryError(PyrlabError):
+    exit_code = EXIT_REGISTRY

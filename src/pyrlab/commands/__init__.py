@@ -17,6 +17,7 @@ from pyrlab.commands import (
     logs,
     outdated,
     ps,
+    push,
     render,
     restart,
     rollback,
@@ -30,5 +31,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, outdated, upgrade, rollback,
+    inspect, lock, diff, sbom, outdated, upgrade, rollback, push,
 ]

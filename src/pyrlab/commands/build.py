@@ -9,8 +9,10 @@ from typing import Any
 
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
+from pyrlab.config.schema import cache_source_problem
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
+from pyrlab.errors import UsageError
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.offered import debs_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock
@@ -41,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="install exactly what pyrlab.lock names (Python, Debian and R "
                         "versions); a list entry the lock cannot satisfy, or a locked "
                         "version the sources no longer offer, is an error")
+    parser.add_argument("--cache-from", action="append", default=[], metavar="REF",
+                        help="reuse the layers of a registry image a teammate or CI pushed "
+                        "(`pyrlab push`): REGISTRY/NAMESPACE/IMAGE:TAG, or a prefix ending "
+                        "in '/' for every image of the graph; repeatable; adds to "
+                        "[build] cache_from in pyrlab.toml")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
     add_build_options(parser)
@@ -144,6 +151,8 @@ def run(args: argparse.Namespace) -> BuildResult:
         if args.locked:
             stale, before_build = locked_check(project, engine, args.images or None,
                                                network_host=network_host)
+        for problem in filter(None, map(cache_source_problem, args.cache_from)):
+            raise UsageError(f"--cache-from: {problem}")
         plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
                          pull=args.pull, stale=stale)
         if args.dry_run:
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> BuildResult:
                            no_cache=args.no_cache, jobs=args.jobs,
                            gate=None if args.no_test else build_gate(project, engine),
                            pins="exact" if args.locked else "prefer",
-                           before_build=before_build)
+                           before_build=before_build, cache_from=args.cache_from)
     finally:
         progress.close()
     return BuildResult(selection, network_host, plan, built)
