@@ -157,9 +157,13 @@ def lab(make_module_lab: Callable[..., Lab], docker: EngineCli) -> Iterator[Lab]
         remove_records(docker, RECORDS)
 
 
-def local_refs(docker: EngineCli) -> list[str]:
+def local_refs(docker: EngineCli, lab: Lab, *hosts: str) -> list[str]:
+    """The local tags a push of this lab could touch: the lab's own, its base's, and any
+    under the registries' hosts (other engineers' images come and go meanwhile)."""
     done = docker("images", "--format", "{{.Repository}}:{{.Tag}}")
-    return sorted(done.stdout.split())
+    base = tomllib.loads((lab.root / "pyrlab.toml").read_text())["base"]["image"]
+    mine = (lab.prefix, base, *(f"{host}/" for host in hosts))
+    return sorted(ref for ref in done.stdout.split() if ref.startswith(mine))
 
 
 def push(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
@@ -185,7 +189,8 @@ def test_push_records_digests_a_pull_gets_back_and_cache_from_reuses_the_install
         lab: Lab, docker: EngineCli, registries: tuple[Registry, Registry]) -> None:
     registry = registries[0]
     target = f"{registry.host}/team-{secrets.token_hex(3)}"
-    refs_before = local_refs(docker)
+    refs_before = local_refs(docker, lab, registry.host)
+    assert refs_before
 
     started = time.monotonic()
     done = push(lab, "--registry", f"http://{target}", "--json")
@@ -198,7 +203,7 @@ def test_push_records_digests_a_pull_gets_back_and_cache_from_reuses_the_install
     assert pylab["tags"] == [f"{target}/pylab:latest", f"{target}/pylab:trixie"]
     assert re.fullmatch(rf"{re.escape(target)}/pylab@sha256:[0-9a-f]{{64}}", pylab["ref"])
     # Pushing to another registry than the prefix left no tag behind.
-    assert local_refs(docker) == refs_before
+    assert local_refs(docker, lab, registry.host) == refs_before
     record = tomllib.loads((lab.root / "pyrlab.pushed.toml").read_text())
     assert record["images"]["pylab"]["ref"] == pylab["ref"]
     assert record["base"]["ref"] == by_name["base"]["ref"]
@@ -239,7 +244,9 @@ def test_push_records_digests_a_pull_gets_back_and_cache_from_reuses_the_install
 
 def test_refused_pushes_are_clear_errors_and_leave_the_tags_as_they_were(
         lab: Lab, docker: EngineCli, registries: tuple[Registry, Registry]) -> None:
-    refs_before = local_refs(docker)
+    hosts = ("nonexistent.invalid:5000", "192.0.2.10:5000", registries[1].host)
+    refs_before = local_refs(docker, lab, *hosts)
+    assert refs_before
     record = lab.root / "pyrlab.pushed.toml"
     record_before = record.read_text() if record.exists() else None
 
@@ -259,5 +266,5 @@ def test_refused_pushes_are_clear_errors_and_leave_the_tags_as_they_were(
     assert "refused the credentials" in locked.stderr, locked.stderr
     assert f"docker login {registries[1].host}" in locked.stderr
 
-    assert local_refs(docker) == refs_before
+    assert local_refs(docker, lab, *hosts) == refs_before
     assert (record.read_text() if record.exists() else None) == record_before
