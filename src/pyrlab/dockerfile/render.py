@@ -203,11 +203,7 @@ def _mounts(options: RenderOptions) -> dict[str, str]:
                              bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]),
         "inventory": bind("inventory"),
         "tools": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("tools", "apt")]),
-        # Only /usr (all uv-install runs from it): the bind's content is part of the
-        # step's cache key, and / also holds the stage's apt and dpkg logs, which differ
-        # from one machine's build to another's, so a registry's cache would never hit.
-        "tools_bind": f"--mount=type=bind,from={TOOLS_STAGE},source=/usr,"
-                      "target=/run/pyrlab/tools/usr",
+        "tools_bind": f"--mount=type=bind,from={TOOLS_STAGE},source=/,target=/run/pyrlab/tools",
     }
 
 

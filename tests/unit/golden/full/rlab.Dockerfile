@@ -26,7 +26,7 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
     --mount=type=bind,source=pyrlab/pins/python,target=/run/pyrlab/pins \
-    --mount=type=bind,from=pyrlab-tools,source=/usr,target=/run/pyrlab/tools/usr \
+    --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 
 # R: the configured repository for every R session, then the R packages (Debian binaries
