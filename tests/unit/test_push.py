@@ -295,3 +295,25 @@ def test_pushing_an_image_that_is_not_built_names_the_fix(tmp_path: Path) -> Non
         uploads(config, engine, ["pylab"], parse_registry("reg.example.org/team"))
     assert "pylab:latest" in caught.value.message and "pyrlab build pylab" in (
         caught.value.hint or "")
+
+
+def test_pushing_to_the_config_prefix_pushes_the_local_tags_themselves(tmp_path: Path) -> None:
+    from pyrlab.commands.push import push_all, registry_for, uploads
+
+    init_lab(tmp_path)
+    text = (tmp_path / "pyrlab.toml").read_text()
+    (tmp_path / "pyrlab.toml").write_text('prefix = "reg.example.org/team/"\n' + text)
+    config = load_config(tmp_path)
+    local = {"pyrlab-debian:trixie": "base",
+             **{f"reg.example.org/team/{name}:{tag}": name
+                for name in ("pyrlab-base", "pylab") for tag in ("latest", "trixie")}}
+    engine = FakeEngine(local)
+    target = registry_for(config, None)
+    base, images = uploads(config, engine, ["pylab"], target)
+    assert base is not None and [u.name for u in images] == ["pyrlab-base", "pylab"]
+    made: list[str] = []
+    engine.tag = lambda source, ref: made.append(ref)  # type: ignore[method-assign]
+    with BuildLog(tmp_path / "push.log") as log:
+        push_all(engine, target, [base, *images], log, Progress())
+    assert made == ["reg.example.org/team/pyrlab-debian:trixie"]  # only the base's name
+    assert "reg.example.org/team/pylab:trixie" in engine.pushed
