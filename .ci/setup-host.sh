@@ -7,7 +7,9 @@
 #   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
 #                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
 #                                            R (r-base-core, for `R CMD build`), chromium,
-#                                            python3-venv
+#                                            python3-venv, a Distribution registry
+#                                            (docker-registry) and htpasswd (apache2-utils)
+#                                            for the push tests
 #   bash .ci/setup-host.sh --print-packages [--tests]   the Debian packages it would make
 #                                            sure of, one a line; installs nothing
 #
@@ -39,6 +41,9 @@ TEST_PACKAGES=(
   shellcheck apt-cacher-ng r-base-core chromium
   python3-venv
   docker-compose
+  # tests/integration/test_push.py starts its own registries on 127.0.0.1 (the package's
+  # service, where it starts, does not matter to it).
+  docker-registry apache2-utils
 )
 
 TESTS=0

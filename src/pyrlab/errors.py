@@ -16,6 +16,7 @@ EXIT_BUILD = 5  # an image build failed
 EXIT_RUN = 6  # a lab could not be started, reached or stopped
 EXIT_TEST = 7  # an image failed its self-test
 EXIT_NOT_BUILT = 8  # an image the command reads is not built
+EXIT_REGISTRY = 9  # a registry refused a push (unknown host, credentials, plain HTTP)
 EXIT_INTERRUPTED = 130  # SIGINT (128 + 2); SIGTERM ends with 143 (see proc.Interrupted)
 
 
@@ -75,3 +76,7 @@ class SelfTestError(PyrlabError):
 
 class NotBuiltError(PyrlabError):
     exit_code = EXIT_NOT_BUILT
+
+
+class RegistryError(PyrlabError):
+    exit_code = EXIT_REGISTRY

@@ -18,6 +18,7 @@ from pyrlab.commands import (
     logs,
     outdated,
     ps,
+    push,
     render,
     restart,
     rollback,
@@ -31,5 +32,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, outdated, upgrade, rollback, export,
+    inspect, lock, diff, sbom, outdated, upgrade, rollback, export, push,
 ]

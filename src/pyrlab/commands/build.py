@@ -10,8 +10,10 @@ from typing import Any
 
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
+from pyrlab.config.schema import cache_source_problem
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
+from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.offered import debs_check
@@ -43,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="install exactly what pyrlab.lock names (Python, Debian and R "
                         "versions); a list entry the lock cannot satisfy, or a locked "
                         "version the sources no longer offer, is an error")
+    parser.add_argument("--cache-from", action="append", default=[], metavar="REF",
+                        help="reuse the layers of a registry image a teammate or CI pushed "
+                        "(`pyrlab push`): REGISTRY/NAMESPACE/IMAGE:TAG, or a prefix ending "
+                        "in '/' for every image of the graph; repeatable; adds to "
+                        "[build] cache_from in pyrlab.toml")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be built and why, build nothing")
     add_build_options(parser)
@@ -146,6 +153,8 @@ def run(args: argparse.Namespace) -> BuildResult:
         if args.locked:
             stale, before_build = locked_check(project, engine, args.images or None,
                                                network_host=network_host)
+        for problem in filter(None, map(cache_source_problem, args.cache_from)):
+            raise UsageError(f"--cache-from: {problem}")
         # One build of a project at a time; the plan is made once the lock is held, so a
         # build that waited sees what the other one built.
         with nullcontext() if args.dry_run else build_lock(project.root, progress.note):
@@ -157,7 +166,7 @@ def run(args: argparse.Namespace) -> BuildResult:
                                no_cache=args.no_cache, jobs=args.jobs,
                                gate=None if args.no_test else build_gate(project, engine),
                                pins="exact" if args.locked else "prefer",
-                               before_build=before_build)
+                               before_build=before_build, cache_from=args.cache_from)
     finally:
         progress.close()
     return BuildResult(selection, network_host, plan, built)

@@ -125,6 +125,13 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class BuildConfig:
+    # Registry images (REF) or image prefixes (REGISTRY/NAMESPACE/, one ref per image of the
+    # graph) whose layer cache builds may reuse: a teammate's or CI's `pyrlab push`.
+    cache_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path  # the lab project folder
     file: Path | None  # pyrlab.toml, or None when running on pure defaults
@@ -135,6 +142,7 @@ class Config:
     images: Mapping[str, ImageConfig]  # in file order
     run: RunConfig
     overrides: tuple[tuple[str, str], ...] = field(default=())  # (key, source) applied
+    build: BuildConfig = field(default_factory=BuildConfig)
 
     def image_ref(self, name: str, tag: str = "latest") -> str:
         return f"{self.prefix}{name}:{tag}"
@@ -374,7 +382,8 @@ PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
-TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run"}
+BUILD_KEYS = {"cache_from"}
+TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run", "build"}
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
@@ -490,6 +499,28 @@ def _read_run(r: _Reader, raw: Any) -> RunConfig:
     )
 
 
+def cache_source_problem(value: Any) -> str | None:
+    """Why `value` is not a cache source (an image ref, or a prefix ending in '/')."""
+    if not isinstance(value, str):
+        return f"expected an image reference, got {toml_kind(value)}"
+    if value.endswith("/") and PREFIX_RE.match(value):
+        return None
+    if IMAGE_REF_RE.match(value):
+        return None
+    return (f"expected a registry image such as 'registry.example.org/team/pylab:latest' "
+            f"or a prefix ending in '/' such as 'registry.example.org/team/', got {value!r}")
+
+
+def _read_build(r: _Reader, raw: Any) -> BuildConfig:
+    d = r.table(raw, "build", BUILD_KEYS)
+    sources = r.get(d, "cache_from", "build.", [], _is_str_list)
+    for i, item in enumerate(sources):
+        error = cache_source_problem(item)
+        if error:
+            r.problem(f"build.cache_from[{i}]", error)
+    return BuildConfig(cache_from=tuple(sources))
+
+
 def _check_graph(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
     roots = [i for i in images.values() if i.parent is None]
     if images and not roots:
@@ -587,6 +618,7 @@ def read_config(
             images[name] = _read_image(r, name, image_raw)
     _check_graph(r, images)
     run = _read_run(r, top.get("run"))
+    build = _read_build(r, top.get("build"))
     for image_name, _ in run.rc:
         if image_name not in images:
             r.problem(f"run.rc.{image_name}", f"unknown image '{image_name}'")
@@ -600,6 +632,7 @@ def read_config(
         images=images,
         run=run,
         overrides=tuple(sorted(sources.items())),
+        build=build,
     )
     return config, problems
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyrlab import proc
 from pyrlab.dockerfile.render import RenderOptions
-from pyrlab.errors import EngineError
+from pyrlab.errors import EngineError, RegistryError
 
 # Every pyrlab cache mount id starts with this (see dockerfile/render.py `_mounts`).
 CACHE_ID_PREFIX = "pyrlab-"
@@ -37,6 +37,8 @@ class BuildRequest:
     network_host: bool = False
     no_cache: bool = False
     pull: bool = False
+    # Registry images whose layer cache the build may reuse (a teammate's or CI's push).
+    cache_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,44 @@ def inspect_many(engine: Engine, refs: Sequence[str]) -> dict[str, ImageInfo | N
     return found
 
 
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def printed_digest(lines: Sequence[str]) -> str:
+    """The digest `docker push` prints last: "latest: digest: sha256:… size: 1234"."""
+    for line in reversed(lines):
+        match = re.search(r"digest: (sha256:[0-9a-f]{64})", line)
+        if match:
+            return match.group(1)
+    return ""
+
+
+def push_refusal(ref: str, lines: Sequence[str]) -> tuple[str, str]:
+    """(message, hint) for a push the registry or the network refused, from the engine's
+    last lines: the reasons a user can fix get a hint of their own."""
+    detail = [line.strip() for line in lines if line.strip() and not line.startswith("+ ")]
+    last = detail[-1] if detail else "push failed"
+    text = " ".join(detail).lower()
+    host = ref.split("/", 1)[0]
+    if any(word in text for word in ("no such host", "name or service not known",
+                                     "server misbehaving", "temporary failure in name")):
+        return (f"cannot push {ref}: the registry host {host} is unknown: {last}",
+                "check the name in --registry (or `prefix` in pyrlab.toml)")
+    if any(word in text for word in ("unauthorized", "authentication required",
+                                     "no basic auth credentials", "denied", "401")):
+        return (f"cannot push {ref}: {host} refused the credentials: {last}",
+                f"log in first: `docker login {host}` (or `podman login {host}`)")
+    if "server gave http response to https client" in text or "http: server gave" in text:
+        return (f"cannot push {ref}: {host} speaks plain HTTP: {last}",
+                ("give --registry http://HOST:PORT/NAMESPACE for a registry on this host; "
+                 "one on another host needs TLS (or the engine's insecure-registries list)"))
+    if any(word in text for word in ("connection refused", "i/o timeout", "no route to host",
+                                     "connect: network is unreachable")):
+        return (f"cannot push {ref}: {host} cannot be reached: {last}",
+                "is the registry running, and is its port right?")
+    return f"cannot push {ref}: {last}", "see the push log for the registry's answer"
+
+
 class Engine(ABC):
     """One container engine, reached through its command line client."""
 
@@ -352,6 +392,37 @@ class Engine(ABC):
         if self._stream(argv, keep) != 0:
             detail = [line for line in lines if line.strip()]
             raise EngineError(f"cannot pull {ref}: {detail[-1] if detail else 'pull failed'}")
+
+    def push_argv(self, ref: str, digestfile: Path, *, plain_http: bool) -> list[str]:
+        """`push REF`; `plain_http`: the registry speaks HTTP (a loopback one, checked by
+        the caller). Docker's daemon decides that itself (it treats 127.0.0.0/8 as an
+        insecure registry), so only Podman has a flag for it."""
+        return [self.binary, "push", ref]
+
+    def push(self, ref: str, on_line: Callable[[str], None], *,
+             plain_http: bool = False) -> str:
+        """Push one tag; returns the manifest digest the registry stored ("sha256:…").
+        A registry that refuses is a RegistryError saying why (unknown host, login…)."""
+        with tempfile.TemporaryDirectory(prefix="pyrlab-push-") as folder:
+            digestfile = Path(folder) / "digest"
+            argv = self.push_argv(ref, digestfile, plain_http=plain_http)
+            on_line(f"+ {proc.describe(argv)}")
+            lines: list[str] = []
+
+            def keep(line: str) -> None:
+                lines.append(line)
+                on_line(line)
+
+            code = self._stream(argv, keep)
+            if code != 0:
+                message, hint = push_refusal(ref, lines)
+                raise RegistryError(message, hint=hint)
+            written = digestfile.read_text().strip() if digestfile.exists() else ""
+        digest = written or printed_digest(lines)
+        if not DIGEST_RE.fullmatch(digest):
+            raise RegistryError(f"{self.name} pushed {ref} but printed no digest",
+                                hint="see the push log")
+        return digest
 
     def import_tarball(self, tarball: Path, ref: str, changes: Sequence[str] = ()) -> str:
         """Import a root file system tarball as image `ref`; returns the image ID."""

@@ -16,9 +16,17 @@ from pyrlab import proc
 from pyrlab.engines.base import BuildRequest, Engine, request_args
 from pyrlab.engines.buildcache import prune
 
+# Every image carries BuildKit's inline cache (its layers' cache keys, in the image config),
+# so that any image pyrlab pushed can be a teammate's `--cache-from`. The docker driver
+# exports no other cache (registry and local caches need a docker-container builder).
+INLINE_CACHE_ARG = "BUILDKIT_INLINE_CACHE=1"
+
 
 def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
-    argv = ["--progress=plain", "--iidfile", str(iidfile), *request_args(request)]
+    argv = ["--progress=plain", "--iidfile", str(iidfile), *request_args(request),
+            "--build-arg", INLINE_CACHE_ARG]
+    for ref in request.cache_from:
+        argv += ["--cache-from", ref]
     if request.pull:
         argv.append("--pull")
     return argv + [str(request.context)]

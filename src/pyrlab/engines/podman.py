@@ -28,6 +28,14 @@ def buildah_cache_dirs() -> list[Path]:
     return [root / name for name in names if (root / name).is_dir()]
 
 
+def cache_repository(ref: str) -> str:
+    """REPO of REPO:TAG or REPO@DIGEST (a port's colon is not a tag's)."""
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    name = last.split(":", 1)[0]
+    return f"{head}/{name}" if head else name
+
+
 class PodmanOutput(BuildOutput):
     """buildah's output: `STEP 3/7: RUN …`, the step's output, `Error: building at STEP …`."""
 
@@ -79,7 +87,17 @@ class Podman(Engine):
         argv = [self.binary, "build", "--format", "docker", "--iidfile", str(iidfile),
                 *request_args(request)]
         argv.append("--pull=always" if request.pull else "--pull=never")
+        # buildah takes a repository (no tag) whose layers a `podman build --cache-to` of
+        # that repository pushed; podman 4.3 uses one, the last given.
+        for ref in request.cache_from:
+            argv += ["--cache-from", cache_repository(ref)]
         return argv + [str(request.context)]
+
+    def push_argv(self, ref: str, digestfile: Path, *, plain_http: bool) -> list[str]:
+        argv = [self.binary, "push", "--digestfile", str(digestfile)]
+        if plain_http:
+            argv.append("--tls-verify=false")
+        return argv + [ref]
 
     def gpu_args(self) -> list[str]:
         return ["--device", "nvidia.com/gpu=all"]

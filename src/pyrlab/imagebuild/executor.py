@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pyrlab import __version__, proc
 from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
 from pyrlab.config.project import Project
-from pyrlab.config.schema import ProxyConfig
+from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.credentials import Redactor, proxy_urls
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
@@ -95,6 +95,7 @@ class Settings:
     # Called with the base image's ID once it is there, before any image builds (the
     # checks of `build --locked` that need the base); raises to stop the build.
     before_build: Callable[[str], None] | None = None
+    cache_from: tuple[str, ...] = ()  # registry images whose layer cache builds may reuse
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,7 @@ class Executor:
             secrets={secret_id(name): secrets / name for name in self.secrets},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
+            cache_from=self.settings.cache_from,
         )
         log_path = new_log_path(self.logs, target.name)
         parser = self.engine.build_output()
@@ -471,19 +473,38 @@ def failure_error(outcomes: list[Outcome]) -> BuildError | None:
                       "no tag was changed", hint=hint or None)
 
 
+def cache_sources(config: Config, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The registry images a build may take layers from: `[build] cache_from`, then the
+    command line's. A prefix ("registry/team/") stands for every image of the graph under
+    it, so one entry covers the images and the parents their cache keys start from."""
+    refs: list[str] = []
+    for source in (*config.build.cache_from, *extra):
+        if source.endswith("/"):
+            refs += [f"{source}{name}:latest" for name in config.images]
+        else:
+            refs.append(source)
+    return tuple(dict.fromkeys(refs))
+
+
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
                network_host: bool, no_cache: bool = False, jobs: int = 2,
                gate: Gate | None = None, pins: PinMode | None = "prefer",
-               before_build: Callable[[str], None] | None = None) -> Built:
+               before_build: Callable[[str], None] | None = None,
+               cache_from: Sequence[str] = ()) -> Built:
     """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
     BuildError on failure, when the lock is left as it was. With `gate`, each image built
     is tested before its tags move (a failure is a build failure). `pins`: how the install
     steps use the lock's versions, `before_build` what runs once the base is there (see
-    Settings)."""
+    Settings); `cache_from`: registry images to reuse layers of, besides the config's
+    (none with `no_cache`)."""
     lock = lock_file(project.config)
     before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
+    sources = () if no_cache else cache_sources(project.config, cache_from)
+    if sources:
+        progress.note(f"layer cache also from: {', '.join(sources)}")
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        gate=gate, pins=pins, lock=before, before_build=before_build)
+                        gate=gate, pins=pins, lock=before, before_build=before_build,
+                        cache_from=sources)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:
