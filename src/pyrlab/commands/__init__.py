@@ -11,6 +11,7 @@ from pyrlab.commands import (
     clean,
     diff,
     down,
+    export,
     init,
     inspect,
     lock,
@@ -30,5 +31,5 @@ from pyrlab.commands import (
 
 COMMANDS: list[ModuleType] = [
     init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, outdated, upgrade, rollback,
+    inspect, lock, diff, sbom, export, outdated, upgrade, rollback,
 ]
