@@ -71,6 +71,7 @@ class LoopbackDockerSpawner(DockerSpawner):
 
 c.JupyterHub.spawner_class = LoopbackDockerSpawner
 c.DockerSpawner.network_name = "host"
+c.DockerSpawner.use_internal_ip = True  # no port bindings: host networking has none
 c.DockerSpawner.ip = "127.0.0.1"
 c.DockerSpawner.port = settings["server_port"]
 c.DockerSpawner.name_template = settings["container_prefix"] + "{{username}}"
