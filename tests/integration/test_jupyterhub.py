@@ -27,6 +27,7 @@ from labclient import LabClient, LabError
 from labtools import EngineCli, Lab, checked_engine, engine_unavailable, free_port
 
 from pyrlab.config.schema import default_uid_gid
+from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 
 pytestmark = pytest.mark.integration
 
@@ -214,18 +215,20 @@ def test_a_hub_spawns_pylab_runs_code_and_keeps_the_users_files(hub: Hub, hub_la
         server = hub.server(user)
         with server.kernel() as kernel:
             run = kernel.execute(
-                "import os, json, pathlib, sys\n"
+                "import os, json, pathlib, jupyterhub\n"
                 "pathlib.Path('hello-from-the-hub.txt').write_text('kept')\n"
                 "print(json.dumps({'cwd': os.getcwd(), 'uid': os.getuid(),"
-                " 'python': sys.executable,"
+                " 'jupyterhub': [jupyterhub.__file__.startswith('/opt/venv/'),"
+                " jupyterhub.__version__.rsplit('.', 1)[0]],"
                 " 'env': os.environ.get('HUB_ENV_FILE'), 'rc': os.environ.get('HUB_RC_SCRIPT'),"
                 " 'home': os.environ.get('HOME')}))\n")
-        assert run.ok(), run.describe()
+        assert run.ok, run.describe()
         seen = json.loads(run.stdout.strip().splitlines()[-1])
         # The exported config's notebooks folder in the user's home volume, the notebook
-        # UID, the image's environment, and start.sh's env file and rc script.
+        # UID, the image's JupyterHub of the series the export targets, and start.sh's env
+        # file and rc script.
         assert seen == {"cwd": "/home/notebook/work", "uid": default_uid_gid()[0],
-                        "python": "/opt/venv/bin/python",
+                        "jupyterhub": [True, JUPYTERHUB_SERIES],
                         "env": "from-the-env-file", "rc": "ran", "home": "/home/notebook"}, seen
         # The server is jupyterhub-singleuser of the series the export targets, under tini.
         ids = _containers(engine, hub.container_prefix)
@@ -233,6 +236,10 @@ def test_a_hub_spawns_pylab_runs_code_and_keeps_the_users_files(hub: Hub, hub_la
         assert top.split("\0")[0].endswith("tini"), top
         procs = engine("top", ids[0], "-eo", "args", check=False).stdout
         assert "jupyterhub-singleuser" in procs, procs
+        # The image's health check finds the server at the hub's port and prefix.
+        health = engine("exec", ids[0], "/opt/venv/bin/python", "/opt/pyrlab/healthcheck.py",
+                        check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
 
         hub.stop(user)
         deadline = time.monotonic() + 30  # auto-removed by the engine once it has stopped
