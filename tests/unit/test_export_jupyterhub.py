@@ -162,8 +162,13 @@ def test_registry_and_pushed_digests_name_the_images(default_root: Path) -> None
     assert refs == {"pylab": "reg.example:5000/team/pylab:latest",
                     "rlab": "reg.example:5000/team/rlab:latest"}
     digest = "sha256:" + "a" * 64
-    write(default_root, "pyrlab.pushed.json", json.dumps({"images": {
-        "pylab": {"ref": "reg.example:5000/team/pylab:3.13-trixie", "digest": digest}}}))
+    write(default_root, "pyrlab.pushed.toml", f"""\
+        [images.pylab]
+        ref = "reg.example:5000/team/pylab@{digest}"
+        digest = "{digest}"
+        image-id = "sha256:{'b' * 64}"
+        tags = ["reg.example:5000/team/pylab:latest"]
+        """)
     pushed = read_pushed(default_root)
     assert pushed == {"pylab": f"reg.example:5000/team/pylab@{digest}"}
     refs = {i.name: i.ref for i in hub_images(config, registry="reg.example:5000/team",

@@ -22,6 +22,7 @@ import argparse
 import json
 import pprint
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,10 @@ from pyrlab.exports import Export
 from pyrlab.run.plan import ETC, HOME, WORK
 
 KINDS = ("docker", "kubernetes")
-# What `pyrlab push` records beside pyrlab.lock: {"images": {NAME: {"ref": REF,
-# "digest": "sha256:…"}}}; a pushed image is offered by its digest.
-PUSHED_FILE = "pyrlab.pushed.json"
+# What `pyrlab push` records beside pyrlab.lock (branch h-push, pyrlab/inventory/pushed.py):
+# [images.NAME] ref = "REPOSITORY@sha256:…", digest = "sha256:…"; an image is offered by
+# that exact ref. Read here with the same rules until the two are merged into one reader.
+PUSHED_FILE = "pyrlab.pushed.toml"
 # One Docker volume per hub user, mounted as the notebook user's home (its work/ folder is
 # JupyterLab's root): it outlives the container, which is removed when the server stops.
 HOME_VOLUME = "pyrlab-home-{username}"
@@ -70,27 +72,26 @@ def registry_prefix(registry: str) -> str:
 
 
 def read_pushed(root: Path) -> dict[str, str]:
-    """{image name: reference} from what `pyrlab push` recorded ({} without a record); a
-    digest makes the reference exact (repository@sha256:…)."""
-    path = root / PUSHED_FILE
+    """{image name: REPOSITORY@DIGEST} from what `pyrlab push` recorded ({} without a
+    record)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads((root / PUSHED_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(Problem(PUSHED_FILE, f"cannot be read: {exc}"),
-                          hint="push again (pyrlab push) or remove the file") from None
-    images = data.get("images") if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(Problem(PUSHED_FILE, f"cannot read: {exc}"),
+                          hint=f"delete {PUSHED_FILE}; the next `pyrlab push` writes it again"
+                          ) from None
+    images = data.get("images")
     out: dict[str, str] = {}
     for name, record in (images.items() if isinstance(images, dict) else ()):
-        if not isinstance(record, dict) or not isinstance(record.get("ref"), str):
+        ref = record.get("ref") if isinstance(record, dict) else None
+        digest = record.get("digest") if isinstance(record, dict) else None
+        if not isinstance(ref, str) or not isinstance(digest, str):
             continue
-        ref = record["ref"]
-        digest = record.get("digest")
-        if isinstance(digest, str) and re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
-            ref = f"{_repository(ref)}@{digest}"
-        if IMAGE_REF_RE.match(ref):
-            out[str(name)] = ref
+        if not re.fullmatch(r"sha256:[a-f0-9]{64}", digest) or not IMAGE_REF_RE.match(ref):
+            continue
+        out[str(name)] = f"{_repository(ref)}@{digest}"
     return out
 
 
