@@ -234,7 +234,8 @@ def test_a_hub_spawns_pylab_runs_code_and_keeps_the_users_files(hub: Hub, hub_la
         ids = _containers(engine, hub.container_prefix)
         top = engine("exec", ids[0], "cat", "/proc/1/cmdline", check=False).stdout
         assert top.split("\0")[0].endswith("tini"), top
-        procs = engine("top", ids[0], "-eo", "args", check=False).stdout
+        procs = engine("exec", ids[0], "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '",
+                       check=False).stdout
         assert "jupyterhub-singleuser" in procs, procs
         # The image's health check finds the server at the hub's port and prefix.
         health = engine("exec", ids[0], "/opt/venv/bin/python", "/opt/pyrlab/healthcheck.py",
