@@ -1,6 +1,6 @@
-"""`pyrlab export KIND [-o FILE]`: a configuration that runs the project's images
-elsewhere. A thin dispatcher: each KIND is a module in pyrlab/exports/ with
-add_arguments(parser) and run(args, config) → Export."""
+"""`pyrlab export KIND [-o FILE]`: a file for another tool, made from the config. A thin
+dispatcher: each KIND is a module in pyrlab.exports with HELP, add_arguments(parser) and
+export(config, args) → Exported."""
 
 from __future__ import annotations
 
@@ -11,52 +11,55 @@ from types import ModuleType
 from typing import Any
 
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.exports import Export
-from pyrlab.exports import jupyterhub as jupyterhub_export
+from pyrlab.exports import Exported, jupyterhub
+from pyrlab.output import info
 from pyrlab.run.session import config_from
 
+KINDS: dict[str, ModuleType] = {"jupyterhub": jupyterhub}
+
 NAME = "export"
-HELP = "write a configuration that runs the images elsewhere (jupyterhub)"
-EXPORTS: dict[str, ModuleType] = {"jupyterhub": jupyterhub_export}
+HELP = f"write a file for another tool ({', '.join(KINDS)})"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", metavar="KIND", choices=sorted(EXPORTS),
-                        help=f"what to write: {', '.join(sorted(EXPORTS))}")
+    parser.add_argument("export_kind", metavar="KIND", choices=list(KINDS),
+                        help="; ".join(f"{kind}: {module.HELP}" for kind, module in KINDS.items()))
     parser.add_argument("-o", "--output", metavar="FILE", default=None,
-                        help="write it to FILE (default: standard output)")
-    for module in EXPORTS.values():
+                        help="write to FILE (default: standard output)")
+    for module in KINDS.values():
         module.add_arguments(parser)
 
 
 @dataclass(frozen=True)
 class ExportResult:
     kind: str
-    export: Export
-    output: Path | None  # where it was written; None: it is the output
+    exported: Exported
+    output: Path | None  # where it was written; None: the text is the output
 
     def to_data(self) -> Any:
-        data: dict[str, Any] = {"kind": self.kind, "what": self.export.what,
-                                "images": list(self.export.images)}
+        data: dict[str, Any] = {"kind": self.kind, "summary": self.exported.summary,
+                                "path": str(self.output) if self.output else None,
+                                "notes": list(self.exported.notes), **self.exported.data}
         if self.output is None:
-            data["text"] = self.export.text
-        else:
-            data["path"] = str(self.output)
+            data["text"] = self.exported.text
         return data
 
     def to_text(self) -> str:
         if self.output is None:
-            return self.export.text
-        return f"wrote {self.output}: {self.export.what}"
+            return self.exported.text
+        return f"wrote {self.output}: {self.exported.summary}"
 
 
 def run(args: argparse.Namespace) -> ExportResult:
     config = config_from(args)
-    export: Export = EXPORTS[args.what].run(args, config)
+    exported: Exported = KINDS[args.export_kind].export(config, args)
     output = Path(args.output) if args.output else None
     if output is not None:
         try:
-            output.write_text(export.text, encoding="utf-8")
+            output.write_text(exported.text, encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(Problem(str(output), f"cannot write: {exc.strerror}")) from None
-    return ExportResult(args.what, export, output)
+            raise ConfigError(Problem(str(output), f"cannot write: {exc.strerror}"),
+                              hint="choose another -o FILE") from None
+    for note in exported.notes:
+        info(f"note: {note}")
+    return ExportResult(args.export_kind, exported, output)

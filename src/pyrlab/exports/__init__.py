@@ -1,15 +1,22 @@
-"""What `pyrlab export KIND` writes: one module per kind, each a pure renderer of text from
-the configuration, plus a small `run(args)` entry that `commands/export.py` dispatches to."""
+"""What `pyrlab export KIND` writes: one module per kind, each turning the configuration into
+the text of a file for another tool (a JupyterHub configuration, Helm values).
+
+Every kind module has HELP, add_arguments(parser) and export(config, args) → Exported (the
+contract h-compose's exports share); the text itself comes from pure functions of that
+module, so that tests can read it without an engine. commands/export.py writes it to
+-o FILE or stdout.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
-class Export:
-    """One exported file's text, and what it is (for the message that names it)."""
-
-    text: str
-    what: str  # "jupyterhub_config.py for JupyterHub + DockerSpawner (pylab, rlab)"
-    images: tuple[str, ...] = ()  # the images it offers, as the references it names
+class Exported:
+    text: str  # the file's content
+    summary: str  # one line for the user: what the file holds
+    notes: tuple[str, ...] = ()  # what the user should know
+    data: Mapping[str, Any] = field(default_factory=dict)  # for --json, besides path and kind

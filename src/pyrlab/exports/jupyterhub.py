@@ -32,7 +32,7 @@ from pyrlab import __version__
 from pyrlab.config.schema import IMAGE_REF_RE, PREFIX_RE, Config
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError
-from pyrlab.exports import Export
+from pyrlab.exports import Exported
 from pyrlab.run.plan import ETC, HOME, WORK
 
 KINDS = ("docker", "kubernetes")
@@ -334,18 +334,23 @@ def _yaml_inline(value: Any) -> str:
     return _yaml_scalar(value)
 
 
-def export(config: Config, kind: str, *, registry: str | None = None) -> Export:
+HELP = ("a jupyterhub_config.py for DockerSpawner (--kind docker) or Zero to "
+        "JupyterHub Helm values (--kind kubernetes)")
+
+
+def render(config: Config, kind: str, *, registry: str | None = None) -> Exported:
     """The exported file of `kind` (docker, kubernetes) for the project."""
     if kind not in KINDS:
         raise UsageError(f"--kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     images = hub_images(config, registry=registry, pushed=read_pushed(config.root))
     names = ", ".join(image.name for image in images)
-    refs = tuple(image.ref for image in images)
+    data = {"images": [image.ref for image in images], "hub_kind": kind}
     if kind == "docker":
-        return Export(docker_config(config, images),
-                      f"jupyterhub_config.py for JupyterHub + DockerSpawner ({names})", refs)
-    return Export(kubernetes_values(config, images),
-                  f"Zero to JupyterHub Helm values ({names})", refs)
+        return Exported(docker_config(config, images),
+                        f"jupyterhub_config.py for JupyterHub + DockerSpawner ({names})",
+                        data=data)
+    return Exported(kubernetes_values(config, images),
+                    f"Zero to JupyterHub Helm values ({names})", data=data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -357,5 +362,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "recorded, else the project's own names)")
 
 
-def run(args: argparse.Namespace, config: Config) -> Export:
-    return export(config, args.kind, registry=args.registry)
+def export(config: Config, args: argparse.Namespace) -> Exported:
+    return render(config, args.kind, registry=args.registry)
