@@ -7,12 +7,17 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
+import threading
 import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labfiles import FULL_FILES, REPO, init_lab, make_project, write
+from labfiles import CONTAINER, FULL_FILES, REPO, init_lab, make_project, write
 
 from pyrlab.cli import main
 from pyrlab.config.project import load_project
@@ -100,6 +105,40 @@ def test_start_script_execs_the_single_user_server_under_a_hub() -> None:
     assert script.index(". \"$envfile\"") < hub and script.index('. "$rc"') < hub
     assert script.index('cd "${PYRLAB_NOTEBOOKS') < hub
     assert 'exec jupyterhub-singleuser "$@"' in script[hub:]
+
+
+class _HubServer(BaseHTTPRequestHandler):
+    """A single-user server under a hub: its API at the user's prefix, the hub's token."""
+
+    def do_GET(self) -> None:
+        ok = (self.headers.get("Authorization") == "token hub-token"
+              and self.path == "/user/alice/api/status")
+        self.send_response(200 if ok else 403)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hub_server_port() -> Iterator[int]:
+    server = HTTPServer(("127.0.0.1", 0), _HubServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def test_health_check_asks_the_server_where_the_hub_put_it(hub_server_port: int) -> None:
+    def check(prefix: str) -> subprocess.CompletedProcess[str]:
+        env = {"PYRLAB_LAB_PORT": "1", "JUPYTERHUB_API_TOKEN": "hub-token",
+               "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{hub_server_port}{prefix}",
+               "JUPYTERHUB_SERVICE_PREFIX": prefix}
+        return subprocess.run([sys.executable, str(CONTAINER / "healthcheck.py")], env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    assert check("/user/alice/").returncode == 0
+    assert check("/user/bob/").returncode == 1
 
 
 # --------------------------------------------------------------------------- docker
