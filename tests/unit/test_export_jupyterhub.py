@@ -155,6 +155,7 @@ def test_docker_config_offers_every_runnable_image_with_a_volume_per_user(
     assert spawner["volumes"] == {"pyrlab-home-{username}": "/home/notebook"}
     assert spawner["notebook_dir"] == "/home/notebook/work"
     assert spawner["remove"] is True
+    assert spawner["cmd"] == ["/opt/pyrlab/start.sh"]  # not a hub's jupyterhub-singleuser
     uid, gid = config.run.uid, config.run.gid
     assert spawner["extra_create_kwargs"] == {"user": f"{uid}:{gid}"}
     assert spawner["extra_host_config"] == {"security_opt": ["no-new-privileges"],

@@ -49,6 +49,7 @@ RESOURCES: dict[str, Any] = {"cpu_guarantee": 0.5, "cpu_limit": 2.0,
 GPU_RESOURCES: dict[str, Any] = {"cpu_guarantee": 1.0, "cpu_limit": 4.0,
                                  "mem_guarantee": "4G", "mem_limit": "16G"}
 GPU_LIMIT = "nvidia.com/gpu"
+START_SCRIPT = "/opt/pyrlab/start.sh"  # the image's CMD (see Dockerfile.j2)
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ def docker_config(config: Config, images: Sequence[HubImage]) -> str:
     lines = [
         f"# JupyterHub + DockerSpawner for the pyrlab project {config.root}: its runnable",
         f"# images, written by `pyrlab export jupyterhub --kind docker` (pyrlab {__version__}).",
-        (f"# For JupyterHub {JUPYTERHUB_SERIES}.x (the images hold jupyterhub-singleuser "
-        f"{JUPYTERHUB_SERIES}.*) and DockerSpawner 13 or later."),
+        f"# For JupyterHub {JUPYTERHUB_SERIES}.x and DockerSpawner 13 or later (the images hold",
+        f"# jupyterhub-singleuser {JUPYTERHUB_SERIES}.*).",
         "#",
         "# Use it as the hub's configuration file, or load it from your own with",
         '#     load_subconfig("jupyterhub_config.pyrlab.py")',
@@ -193,9 +194,11 @@ def docker_config(config: Config, images: Sequence[HubImage]) -> str:
         '# (REST API: POST /users/NAME/server with {"image": NAME}).',
         f"c.DockerSpawner.allowed_images = {_literal(offered)}",
         f"c.DockerSpawner.image = {_literal(images[0].ref)}",
-        "# The image's own command: tini, then /opt/pyrlab/start.sh, which execs",
-        "# jupyterhub-singleuser under a hub (env file, rc script, notebooks folder as with",
-        "# `pyrlab up`). The container goes when the server stops; the user's volume stays.",
+        "# The image's own start script (tini stays PID 1), which execs jupyterhub-singleuser",
+        "# under a hub, after the env file, the rc script and the notebooks folder as with",
+        "# `pyrlab up`; Spawner.args reach the server. The container goes when the server",
+        "# stops; the user's volume stays.",
+        f"c.DockerSpawner.cmd = {_literal([START_SCRIPT])}",
         "c.DockerSpawner.remove = True",
         "c.DockerSpawner.format_volume_name = escaped_format_volume_name",
         f"c.DockerSpawner.volumes = {_literal({HOME_VOLUME: HOME})}",
@@ -269,7 +272,7 @@ def kubernetes_values(config: Config, images: Sequence[HubImage]) -> str:
         "singleuser": {
             # The image's own command (tini, start.sh → jupyterhub-singleuser), not the
             # chart's default `jupyterhub-singleuser`, which would skip the env file and rc.
-            "cmd": ["/opt/pyrlab/start.sh"],
+            "cmd": [START_SCRIPT],
             "uid": run.uid,
             "fsGid": run.gid,
             "image": _image_fields(images[0].ref),
