@@ -9,7 +9,9 @@
 #                                            R (r-base-core, for `R CMD build`), chromium,
 #                                            python3-venv, a Distribution registry
 #                                            (docker-registry) and htpasswd (apache2-utils)
-#                                            for the push tests
+#                                            for the push tests, docker-compose, Node.js +
+#                                            npm and configurable-http-proxy (JupyterHub's
+#                                            proxy)
 #   bash .ci/setup-host.sh --print-packages [--tests]   the Debian packages it would make
 #                                            sure of, one a line; installs nothing
 #
@@ -20,7 +22,9 @@
 #    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
 #    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
 #  - with --tests: gives Podman default ulimits (without them `podman run` fails setting
-#    rlimits) and starts apt-cacher-ng
+#    rlimits), starts apt-cacher-ng, and installs configurable-http-proxy from the npm
+#    registry into /var/cache/pyrlab-ci/npm (Node.js and npm from Debian where the host
+#    has no npm; a host's own Node.js, e.g. NodeSource's, is kept)
 #
 # Environment:
 #   PYRLAB_CI_SKIP_BUILDX=1     do not try to install buildx
@@ -69,6 +73,10 @@ TRIXIE_IMAGE="${PYRLAB_CI_TRIXIE_IMAGE:-pyrlab-probe/debian:trixie}"
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/dockerd.log
 CONTAINERS_CONF=/etc/containers/containers.conf
+# JupyterHub's proxy for tests/integration/test_jupyterhub.py; 4.6 runs on Debian 12's
+# Node.js 18 (5.x needs 20).
+CHP_VERSION=4.6.3
+NPM_PREFIX="$CACHE_DIR/npm"
 
 log() { printf 'setup-host: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -276,6 +284,25 @@ start_apt_cacher() {
   fi
 }
 
+# --- configurable-http-proxy -----------------------------------------------------------
+
+install_chp() {
+  local bin="$NPM_PREFIX/node_modules/.bin/configurable-http-proxy"
+  if [[ -x $bin ]] && [[ "$(timeout 20 "$bin" --version 2>/dev/null)" == "$CHP_VERSION" ]]; then
+    log "configurable-http-proxy: $CHP_VERSION present in $NPM_PREFIX"
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    wait_for_apt
+    as_root apt-get -q -y -o DPkg::Lock::Timeout=600 --no-install-recommends \
+      install nodejs npm </dev/null
+  fi
+  as_root mkdir -p "$NPM_PREFIX"
+  log "configurable-http-proxy: npm install $CHP_VERSION into $NPM_PREFIX"
+  as_root npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
+    "configurable-http-proxy@$CHP_VERSION" </dev/null
+}
+
 # --------------------------------------------------------------------------------------
 
 install_packages
@@ -283,6 +310,7 @@ start_dockerd
 if ((TESTS)); then
   configure_podman
   start_apt_cacher
+  install_chp || log "configurable-http-proxy: not installed (test_jupyterhub.py will say so)"
 fi
 if [[ ${PYRLAB_CI_SKIP_BUILDX:-0} == 1 ]]; then
   log "buildx: skipped (PYRLAB_CI_SKIP_BUILDX=1)"

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.exports import Exported, ci, compose
+from pyrlab.exports import Exported, ci, compose, jupyterhub
 from pyrlab.output import info
 from pyrlab.run.session import config_from
 
@@ -23,6 +23,7 @@ from pyrlab.run.session import config_from
 KINDS: dict[str, ModuleType] = {
     "compose": compose,
     "ci": ci,
+    "jupyterhub": jupyterhub,
 }
 
 NAME = "export"

@@ -58,6 +58,9 @@ class BaseConfig:
     # Leave out of Python environments what kernels never load: the test suites packages
     # ship and the debug symbols of their shared libraries.
     slim: bool = True
+    # `jupyterhub-singleuser` in every runnable image (the `jupyterhub` package, see
+    # pyrlab.dockerfile.render.JUPYTERHUB_SERIES), so that a JupyterHub can start it.
+    jupyterhub: bool = True
 
     @property
     def tag(self) -> str:
@@ -376,7 +379,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
-             "ca_certificates", "locale", "slim"}
+             "ca_certificates", "locale", "slim", "jupyterhub"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
               "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
@@ -405,6 +408,7 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
                      and re.match(r"^[A-Za-z]{1,3}(?:_[A-Z]{2})?\.(?:UTF-8|utf8)$", v)
                      else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
         slim=r.get(d, "slim", p, True, _is_bool),
+        jupyterhub=r.get(d, "jupyterhub", p, True, _is_bool),
     )
 
 

@@ -4,11 +4,19 @@ import http.client
 import os
 import sys
 import urllib.request
+from urllib.parse import urlsplit
 
 port = os.environ.get("PYRLAB_LAB_PORT", "8888")
 token = os.environ.get("JUPYTER_TOKEN", "")
+prefix = "/"
+# Started by a JupyterHub (see start.sh): its port and base URL, its token for the server.
+hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL", "")
+if os.environ.get("JUPYTERHUB_API_TOKEN") and hub_url:
+    port = str(urlsplit(hub_url).port or 80)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
+    token = os.environ["JUPYTERHUB_API_TOKEN"]
 request = urllib.request.Request(
-    f"http://127.0.0.1:{port}/api/status",
+    f"http://127.0.0.1:{port}{prefix.rstrip('/')}/api/status",
     headers={"Authorization": f"token {token}"} if token else {},
 )
 try:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Lab start script, run by tini as PID 1. Sources the env file, runs the image's rc script,
-# then execs JupyterLab in the notebooks folder, or the user's replacement script instead.
+# then execs JupyterLab in the notebooks folder, or the user's replacement script instead;
+# started by a JupyterHub, its single-user server.
 # Everything else (user, ports, token, mounts) is decided on the host by `pyrlab up`;
 # the files below are mounted read-only by it when the project has them.
 set -eo pipefail
@@ -43,6 +44,13 @@ cd "${PYRLAB_NOTEBOOKS:-/home/notebook/work}"
 userlab=/etc/pyrlab/userlab.sh
 if [[ -f $userlab && -x $userlab ]]; then
   exec "$userlab" "$@"
+fi
+
+# A JupyterHub's spawner sets the hub's environment (JUPYTERHUB_API_TOKEN, _SERVICE_URL,
+# _SERVICE_PREFIX…): jupyterhub-singleuser takes its port, base URL and login from it
+# (and from a --port= the spawner may pass), the hub's token rules instead of pyrlab's.
+if [[ -n ${JUPYTERHUB_API_TOKEN:-} ]]; then
+  exec jupyterhub-singleuser "$@"
 fi
 
 # Extensions come as prebuilt packages: no `jupyter lab build` here.

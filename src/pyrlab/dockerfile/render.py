@@ -5,8 +5,9 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
     pyrlab/base/     locale (what localedef makes, empty for C.UTF-8), sudoers (run.sudo)
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
-    pyrlab/python/   requirements.txt, lab-overrides.json (JupyterLab setting defaults);
-                     `slim` when [base] slim (see uv-install)
+    pyrlab/python/   requirements.txt, system.txt (pyrlab's own: jupyterhub, see
+                     `system_requirements`), lab-overrides.json (JupyterLab setting
+                     defaults); `slim` when [base] slim (see uv-install)
     pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
     pyrlab/r/        cran.txt, apt.txt, repos.txt (the build's), site-repos.txt (the lab's)
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only;
@@ -87,6 +88,10 @@ RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user
                  "tensorboard.py", "dtale.ini")
 RUNTIME_EXECUTABLES = ("start.sh", "tensorboard.py")
 UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
+# The JupyterHub series of `jupyterhub-singleuser` in runnable images ([base] jupyterhub)
+# and of the hub `pyrlab export jupyterhub` writes a configuration for (Zero to JupyterHub
+# 4.x runs JupyterHub 5): single-user server and hub of one major.minor.
+JUPYTERHUB_SERIES = "5.4"
 EXECUTABLE = 0o755
 REGULAR = 0o644
 
@@ -254,6 +259,22 @@ def _system_debs(project: Project, name: str) -> list[str]:
     if image.r is not None:
         debs += ["r-base-core", "r-base-dev"]
     return debs
+
+
+def system_requirements(project: Project, name: str) -> list[str]:
+    """Python packages pyrlab itself needs in this image (beside the user's lists): the
+    single-user server a JupyterHub starts ([base] jupyterhub), in the first image of the
+    chain that has a lab port. Its descendants inherit /opt/venv, so one install serves
+    them all; pinned to the series the exported hub configuration targets."""
+    config = project.config
+    if not config.base.jupyterhub or config.images[name].lab_port is None:
+        return []
+    parent = config.images[name].parent
+    while parent is not None:
+        if config.images[parent].lab_port is not None:
+            return []
+        parent = config.images[parent].parent
+    return [f"jupyterhub=={JUPYTERHUB_SERIES}.*"]
 
 
 def _locale_line(locale: str) -> str:
@@ -522,8 +543,12 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         add(f"{PINS_FOLDER}/apt/debs.txt", b"")  # none; `build --locked` puts the lock's in
         for fname, content in _r_apt_sources(project, name).items():
             add(f"pyrlab/apt/sources/{fname}", content)
-    if lists.requirements:
+    system_python = system_requirements(project, name)
+    has_python = bool(lists.requirements or system_python)
+    if has_python:
         add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        if system_python:
+            add("pyrlab/python/system.txt", _lines(system_python))
         add("pyrlab/python/lab-overrides.json",
             (json.dumps(LAB_OVERRIDES, indent=2, sort_keys=True) + "\n").encode())
         add(f"{PINS_FOLDER}/python/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
@@ -532,7 +557,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
         if config.base.slim:
             add("pyrlab/python/slim", b"no test suites of packages; shared libraries stripped\n")
-    slim_tools = (config.base.slim and options.tools_stage and bool(lists.requirements)
+    slim_tools = (config.base.slim and options.tools_stage and has_python
                   and (delta is None or "python" in delta.steps))
     if slim_tools:
         add("pyrlab/tools/system.txt", _lines(list(TOOLS_DEBS)))
@@ -578,7 +603,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "cuda": config.base.cuda,
         "ca_files": bool(project.ca_files),
         "has_apt": has_apt,
-        "has_requirements": bool(lists.requirements),
+        "has_requirements": has_python,
         "has_r": has_r,
         "slim_tools": slim_tools,
         "tools_stage": TOOLS_STAGE,

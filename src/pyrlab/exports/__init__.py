@@ -1,5 +1,5 @@
 """What `pyrlab export KIND` writes: one module per kind, each turning the configuration into
-the text of a file for another tool (a compose file, a CI workflow, Helm values).
+the text of a file for another tool (a compose file, a CI workflow, a JupyterHub configuration, Helm values).
 
 Every kind module has HELP, add_arguments(parser) and export(config, args) → Exported; the
 text itself comes from pure functions of that module, so that tests can read it without an

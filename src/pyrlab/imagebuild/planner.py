@@ -44,7 +44,7 @@ MAX_DELTA_DEPTH = 5
 # context; every other file of the step's part must be unchanged for a delta.
 DELTA_LISTS = {
     "apt": ("pyrlab/apt/system.txt", "pyrlab/apt/debs.txt"),
-    "python": ("pyrlab/python/requirements.txt",),
+    "python": ("pyrlab/python/requirements.txt", "pyrlab/python/system.txt"),
     "r": ("pyrlab/r/apt.txt", "pyrlab/r/cran.txt"),
 }
 
