@@ -156,7 +156,7 @@ def test_compose_translates_allowed_run_args(lab: Path,
                               "--ulimit", "nofile=1024:2048", "--init"])
     text = export(lab, "compose", "pylab",
                   *sets(lab, f"run.docker_args={docker_args}",
-                        'images.pylab.run_args=["--env", "EXTRA", "--ulimit", "nproc=512"]'),
+                        'images.pylab.run_args=["--env", "EXTRA=1", "--ulimit", "nproc=512"]'),
                   capsys=capsys)
     document = load(text)
     validate(document, COMPOSE_SCHEMA)
@@ -169,29 +169,51 @@ def test_compose_translates_allowed_run_args(lab: Path,
     assert pylab["init"] is True
     # `$` doubled: compose must not read `$5` as a variable.
     assert pylab["environment"]["GREETING"] == "costs $$5"
-    assert pylab["environment"]["EXTRA"] is None  # from compose's environment, as `-e EXTRA`
+    assert pylab["environment"]["EXTRA"] == "1"
     assert pylab["labels"]["team"] == "ds"
     assert pylab["labels"]["org.pyrlab.lab"] == "pylab"
 
 
-@pytest.mark.parametrize(("setting", "where", "named"), [
+@pytest.mark.parametrize(("setting", "where", "named", "unsafe"), [
     ('images.pylab.run_args=["--shm-size", "1g", "--cap-add", "SYS_ADMIN"]',
-     "images.pylab.run_args[2]", "--cap-add"),
-    ('run.docker_args=["--privileged"]', "run.docker_args[0]", "--privileged"),
-    ('run.docker_args=["-v", "/:/host"]', "run.docker_args[0]", "-v"),
-    ('run.docker_args=["--memory", "lots"]', "run.docker_args[0]", "--memory lots"),
-    ('run.docker_args=["-e", "JUPYTER_TOKEN=x"]', "run.docker_args[0]", "-e JUPYTER_TOKEN=x"),
+     "images.pylab.run_args[2]", "--cap-add", "'--cap-add SYS_ADMIN'"),
+    ('run.docker_args=["--privileged"]', "run.docker_args[0]", "--privileged", "'--privileged'"),
+    ('run.docker_args=["-v", "/:/host"]', "run.docker_args[0]", "-v", "'-v /:/host'"),
+    ('run.docker_args=["--memory", "lots"]', "run.docker_args[0]", "--memory lots", None),
+    ('run.docker_args=["-e", "JUPYTER_TOKEN=x"]', "run.docker_args[0]", "-e JUPYTER_TOKEN=x",
+     "'-e JUPYTER_TOKEN=x'"),
 ])
 def test_compose_refuses_what_it_cannot_translate(
         lab: Path, capsys: pytest.CaptureFixture[str], setting: str, where: str,
-        named: str) -> None:
+        named: str, unsafe: str | None) -> None:
+    """What widens the lab's power is refused as `up` refuses it, unless --allow-unsafe;
+    what has no compose key is refused even then, by name."""
     out = lab / "compose.yml"
-    code = main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out)])
+    if unsafe is not None:
+        code = main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out)])
+        err = capsys.readouterr().err
+        assert code == 3
+        assert unsafe in err and "pyrlab export compose --allow-unsafe allows it" in err
+        assert "Traceback" not in err
+        assert not out.exists()
+    code = main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out),
+                 *(["--allow-unsafe"] if unsafe is not None else [])])
     err = capsys.readouterr().err
     assert code == 3
     assert f"pyrlab.toml: {where}: `{named}" in err
     assert "Traceback" not in err and "hint:" in err
     assert not out.exists()
+
+
+def test_compose_allow_unsafe_grants_what_compose_can_express(
+        lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    setting = 'run.docker_args=["--network", "host"]'
+    out = lab / "compose.yml"
+    assert main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out)]) == 3
+    assert "'--network host'" in capsys.readouterr().err
+    assert not out.exists()
+    text = export(lab, "compose", "pylab", "--allow-unsafe", *sets(lab, setting), capsys=capsys)
+    assert load(text)["services"]["pylab"]["network_mode"] == "host"
 
 
 def test_compose_names_unknown_and_base_images(lab: Path,

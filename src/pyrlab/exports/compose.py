@@ -28,6 +28,7 @@ from pyrlab.errors import ConfigError, Problem, RunError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Value, dump, quote
 from pyrlab.run.plan import LabPlan, lab_image, plan_lab
+from pyrlab.run.safety import check_plan
 from pyrlab.run.state import ensure_token, invoking_user, prepare_folders, token_path
 
 HELP = "a compose file that starts the labs as `pyrlab up` does (token in an env file)"
@@ -323,8 +324,10 @@ def compose_labs(config: Config, images: Sequence[str], *, gpus: bool,
         assert port is not None
         draft = plan_lab(config, image, token="" if config.run.allow_no_token else "-",
                          gpus=gpus)
-        # The run-argument safety check (h-confine) goes here, on the plan `up` would use:
-        # check_run_plan(draft, allow_unsafe=allow_unsafe). Until then the flag is accepted.
+        # The same refusals as `up`, on the plan `up` would use: the compose file starts
+        # the lab with exactly what the plan holds.
+        notes += [f"{image}: {text}" for text in check_plan(
+            config, draft, allow_unsafe=allow_unsafe, command="pyrlab export compose")]
         try:
             extra = translate_run_args(draft.request.extra_args)
         except UntranslatableArgument as exc:
