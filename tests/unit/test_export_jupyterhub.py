@@ -314,3 +314,18 @@ def test_export_errors_are_one_clear_message(
     assert main(["export", "jupyterhub", "-C", str(default_root), "--set",
                  "images.pylab.ports={}", "--set", "images.rlab.ports={}"]) == 3
     assert "no image has a lab port" in capsys.readouterr().err
+
+
+def test_root_servers_need_allow_unsafe(default_root: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = default_root / "hub.py"
+    args = ["export", "jupyterhub", "-C", str(default_root), "--set", "run.uid=0",
+            "-o", str(out)]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "run.uid: '0' runs the lab as root" in err
+    assert "pyrlab export jupyterhub --allow-unsafe allows it" in err
+    assert not out.exists()
+    assert main([*args, "--allow-unsafe"]) == 0
+    assert "allowed by --allow-unsafe" in capsys.readouterr().err
+    assert "{'user': '0:1000'}" in out.read_text()

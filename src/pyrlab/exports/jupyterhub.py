@@ -23,7 +23,7 @@ import json
 import pprint
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyrlab import __version__
@@ -32,7 +32,8 @@ from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.exports import Exported
 from pyrlab.inventory.pushed import pushed_refs
-from pyrlab.run.plan import ETC, HOME, WORK
+from pyrlab.run.plan import ETC, HOME, WORK, plan_lab
+from pyrlab.run.safety import check_plan
 
 KINDS = ("docker", "kubernetes")
 # One Docker volume per hub user, mounted as the notebook user's home (its work/ folder is
@@ -334,7 +335,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="HOST[:PORT]/NAMESPACE", default=None,
                         help="where the images were pushed (default: what `pyrlab push` "
                              "recorded, else the project's own names)")
+    parser.add_argument("--allow-unsafe", action="store_true",
+                        help="allow run.uid = 0 (the servers would run as root), as "
+                             "`pyrlab up --allow-unsafe` does")
+
+
+def safety_notes(config: Config, *, allow_unsafe: bool) -> list[str]:
+    """`up`'s refusals for what the hub config carries over: the notebook user's UID
+    (run.uid = 0 needs --allow-unsafe). The run arguments are not carried over (the file
+    says so) and each user gets a volume, not the host's folders, so neither is checked."""
+    notes: list[str] = []
+    for image in runnable_images(config):
+        draft = plan_lab(config, image, token="-")
+        notes += check_plan(config, replace(draft, user_args=(), user_folders=()),
+                            allow_unsafe=allow_unsafe, command="pyrlab export jupyterhub")
+    return list(dict.fromkeys(notes))
 
 
 def export(config: Config, args: argparse.Namespace) -> Exported:
-    return render(config, args.kind, registry=args.registry)
+    exported = render(config, args.kind, registry=args.registry)
+    notes = safety_notes(config, allow_unsafe=args.allow_unsafe)
+    return replace(exported, notes=(*exported.notes, *notes))
