@@ -487,8 +487,9 @@ class Engine(ABC):
 
     def exec(self, container: str, command: Sequence[str], *,
              timeout: float | None = None) -> proc.Completed:
-        """Run `command` in a running container and capture its output (self-tests)."""
-        return proc.run(self.exec_argv(container, command), timeout=timeout)
+        """Run `command` in a running container and capture its output (self-tests); an
+        interrupt stops it."""
+        return proc.run(self.exec_argv(container, command), timeout=timeout, stoppable=True)
 
     # ------------------------------------------------------------ availability
     def check_available(self) -> None:
