@@ -304,8 +304,9 @@ def _mounts_under(folder: Path) -> list[str]:
 def _remove_tree(folder: Path, out: Callable[[str], None]) -> None:
     # A debootstrap that died can leave /proc or /sys mounted inside the target: unmount
     # them first, and never delete through a mount point.
-    for point in _mounts_under(folder):
-        proc.run(["umount", "--lazy", point])
+    with proc.uninterruptible():  # cleanup: after an interrupt too
+        for point in _mounts_under(folder):
+            proc.run(["umount", "--lazy", point])
     remaining = _mounts_under(folder)
     if remaining:
         out(f"pyrlab: left {folder} in place: still mounted: {', '.join(remaining)}")

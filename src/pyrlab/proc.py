@@ -191,12 +191,18 @@ def run(
     stdin: IO[bytes] | None = None,
     timeout: float | None = None,
     cwd: Path | None = None,
+    stoppable: bool = False,
 ) -> Completed:
     """Run to completion and capture output. A missing binary raises FileNotFoundError;
-    after an interrupt, Interrupted (outside `uninterruptible()`)."""
+    after an interrupt, Interrupted (outside `uninterruptible()`). `stoppable`: a command
+    that may take long (a self-test's check) is stopped by an interrupt as `stream`'s are,
+    and then raises Interrupted instead of returning what it printed."""
     check_interrupted()
     log.debug("run: %s", describe(argv))
     text_input = input.decode() if isinstance(input, bytes) else input
+    if stoppable:
+        return _run_stoppable(argv, env=env, text_input=text_input, stdin=stdin,
+                              timeout=timeout, cwd=cwd)
     result = subprocess.run(
         list(argv),
         env=_env(env),
@@ -211,6 +217,39 @@ def run(
         start_new_session=True,
     )
     return Completed(tuple(argv), result.returncode, result.stdout, result.stderr)
+
+
+@contextmanager
+def _stopped_by_interrupts(process: subprocess.Popen[str]) -> Iterator[None]:
+    """While the block runs, an interrupt signals the process's group (see `interrupt`)."""
+    with _state_lock:
+        _streamed.add(process)
+    try:
+        if _received is not None:  # the signal came while it was starting
+            _signal_group(process, signal.SIGINT)
+        yield
+    finally:
+        with _state_lock:
+            _streamed.discard(process)
+
+
+def _run_stoppable(argv: Sequence[str], *, env: Mapping[str, str] | None,
+                   text_input: str | None, stdin: IO[bytes] | None, timeout: float | None,
+                   cwd: Path | None) -> Completed:
+    process = subprocess.Popen(
+        list(argv), env=_env(env), cwd=cwd,
+        stdin=subprocess.PIPE if text_input is not None and stdin is None else stdin,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+        start_new_session=True)
+    with _stopped_by_interrupts(process), process:
+        try:
+            stdout, stderr = process.communicate(text_input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    check_interrupted()
+    return Completed(tuple(argv), process.returncode, stdout, stderr)
 
 
 def _reap_orphans(process: subprocess.Popen[str]) -> None:
@@ -244,22 +283,14 @@ def stream(
         bufsize=1,
         start_new_session=True,
     )
-    with _state_lock:
-        _streamed.add(process)
-    try:
-        with process:
-            if _received is not None:  # the signal came while it was starting
-                _signal_group(process, signal.SIGINT)
-            threading.Thread(target=_reap_orphans, args=(process,), daemon=True,
-                             name="pyrlab-reap").start()
-            assert process.stdout is not None
-            for line in process.stdout:
-                on_line(line.rstrip("\n"))
-            return process.wait()
-    finally:
-        # Only once it is gone: until then a second signal or KILL_AFTER may need it.
-        with _state_lock:
-            _streamed.discard(process)
+    # Left only once it is gone: until then a second signal or KILL_AFTER may need it.
+    with _stopped_by_interrupts(process), process:
+        threading.Thread(target=_reap_orphans, args=(process,), daemon=True,
+                         name="pyrlab-reap").start()
+        assert process.stdout is not None
+        for line in process.stdout:
+            on_line(line.rstrip("\n"))
+        return process.wait()
 
 
 def interactive(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:

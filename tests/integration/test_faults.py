@@ -1,9 +1,9 @@
 """Faults lose nothing, for real (Docker): SIGINT or SIGTERM sent to pyrlab alone while an
-install step runs, or while `up` waits for its lab, leaves every tag where it was, no
-container of the project and no new untagged image, and the next build works; two builds
-of one project run one after the other; an engine process killed mid-build is reported
-with its signal and `latest` stays; a Docker daemon that cannot be reached is one clear
-error with a hint.
+install step or the self-test runs, or while `up` waits for its lab, leaves every tag
+where it was, no container of the project and no new untagged image, and the next build
+works; two builds of one project run one after the other; an engine process killed
+mid-build is reported with its signal and `latest` stays; a Docker daemon that cannot be
+reached is one clear error with a hint.
 
 One small lab is built once; each test then grows its Python list by one package, so there
 is an install step to interrupt. The package index is a local one whose project pages wait
@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from labtools import _CLEAN_ENV, EngineCli, Lab, free_port, project_key, run_pyrlab
+from labtools import (
+    _CLEAN_ENV,
+    EngineCli,
+    Lab,
+    free_port,
+    make_wheel,
+    project_key,
+    run_pyrlab,
+    serve_folder,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -280,6 +289,31 @@ def test_two_builds_at_once_run_one_after_the_other(lab: Lab, engine: EngineCli,
     assert latest not in (None, before.tags[lab.ref("pylab")])
     assert engine.image_id(lab.ref("pylab", "trixie")) == latest
     assert engine.image_id(lab.ref("pylab", "previous")) == before.tags[lab.ref("pylab")]
+
+
+def test_a_signal_during_the_self_test_removes_its_container_and_the_new_image(
+        lab: Lab, engine: EngineCli, tmp_path: Path) -> None:
+    """The new package takes a minute to import: SIGTERM comes while the self-test's
+    container imports it, after the image was built and before any tag moved."""
+    before = state(engine, lab)
+    listed = (lab.root / "requirements.txt").read_text()
+    wheel = make_wheel(tmp_path, "slowmod", "1.0",
+                       {"slowmod.py": "import time\ntime.sleep(60)\n"})
+    label = f"label=org.pyrlab.project={project_key(lab.root)}"
+    with serve_folder(tmp_path) as url:
+        (lab.root / "requirements.txt").write_text(listed + f"slowmod @ {url}/{wheel}\n")
+        run = build(lab)
+        try:
+            run.until("self-test container", lambda: "pyrlab-test-pylab-" in engine(
+                "ps", "--filter", label, "--format", "{{.Names}}").stdout)
+            time.sleep(1)  # its imports run now
+            os.kill(run.pid, signal.SIGTERM)
+            assert_interrupted(run, signal.SIGTERM)
+        finally:
+            if run.process.poll() is None:
+                run.process.kill()
+            (lab.root / "requirements.txt").write_text(listed)
+    assert_nothing_changed(before, state(engine, lab))
 
 
 def test_up_interrupted_while_it_waits_removes_its_lab(lab: Lab, engine: EngineCli) -> None:

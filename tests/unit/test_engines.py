@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import sys
@@ -435,9 +436,11 @@ def test_a_file_is_copied_out_of_a_container_that_never_starts(tmp_path: Path) -
     data = DockerBuildx(str(fake)).read_file("lab/pylab:latest", "/opt/pyrlab/manifest.json")
     assert data == b'{"format": 1}\n\xff'  # the bytes as they are
     create, cp, rm = calls.read_text().splitlines()
-    assert create == "create --pull never lab/pylab:latest"  # never a pull, never a start
-    assert cp.startswith("cp 0123abcd:/opt/pyrlab/manifest.json /")
-    assert rm == "rm --force 0123abcd"
+    name = re.fullmatch(r"create --pull never --name (pyrlab-read-[0-9a-f]{12}) "
+                        r"lab/pylab:latest", create)  # never a pull, never a start
+    assert name is not None, create
+    assert cp.startswith(f"cp {name.group(1)}:/opt/pyrlab/manifest.json /")
+    assert rm == f"rm --force {name.group(1)}"
 
 
 def test_a_missing_file_is_an_engine_error_and_the_container_is_removed(tmp_path: Path) -> None:
@@ -446,7 +449,7 @@ def test_a_missing_file_is_an_engine_error_and_the_container_is_removed(tmp_path
         Podman(str(fake)).read_file("lab/pylab:latest", "/opt/pyrlab/manifest.json")
     assert caught.value.message == ("cannot read /opt/pyrlab/manifest.json in lab/pylab:latest: "
                                     "Error response from daemon: Could not find the file")
-    assert calls.read_text().splitlines()[-1] == "rm --force 0123abcd"
+    assert re.fullmatch(r"rm --force pyrlab-read-[0-9a-f]{12}", calls.read_text().splitlines()[-1])
 
 
 def test_the_inventory_step_has_a_short_title() -> None:

@@ -49,6 +49,7 @@ def _gone(pid: int) -> bool:
 
 SIGNALLED = """
     import threading
+    import time
     from pyrlab import proc
 
     def build():  # as the executor's worker threads stream a build
@@ -58,13 +59,15 @@ SIGNALLED = """
         except proc.Interrupted:
             pass
 
+    worker = threading.Thread(target=build)
     try:
         with proc.handle_signals():
-            worker = threading.Thread(target=build)
             worker.start()
-            worker.join()
+            while worker.is_alive():  # not join(): an exception cuts a join short
+                time.sleep(0.01)
             proc.check_interrupted()
     except proc.Interrupted as exc:
+        worker.join()
         print("interrupted", exc.exit_code, flush=True)
         try:
             proc.run(["true"])
@@ -88,6 +91,41 @@ def test_a_signal_to_pyrlab_alone_stops_its_streamed_child(signum: int) -> None:
     assert time.monotonic() - started < 5  # SIGINT ends `sleep`, no SIGKILL needed
     assert output.split("\n")[:3] == [f"interrupted {128 + signum}", "refused", "cleanup True"]
     assert _gone(child)
+
+
+def test_a_stoppable_command_is_stopped_and_raises_instead_of_returning(
+        tmp_path: Path) -> None:
+    started_file = tmp_path / "started"
+    process = _python(f"""
+        import threading
+        import time
+        from pyrlab import proc
+
+        def check():  # as a self-test's `exec` runs in a worker thread
+            try:
+                proc.run(["sh", "-c", "touch {started_file}; exec sleep 60"], stoppable=True)
+                print("returned", flush=True)
+            except proc.Interrupted:
+                print("stopped", flush=True)
+
+        worker = threading.Thread(target=check)
+        try:
+            with proc.handle_signals():
+                worker.start()
+                while worker.is_alive():  # not join(): an exception cuts a join short
+                    time.sleep(0.01)
+        except proc.Interrupted:
+            worker.join()
+    """)
+    deadline = time.monotonic() + 30
+    while not started_file.exists():  # the check runs (its output is captured)
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert output.strip() == "stopped", (process.returncode, output)
 
 
 def test_uninterruptible_on_the_main_thread_raises_at_its_end() -> None:

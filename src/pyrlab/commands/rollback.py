@@ -6,13 +6,16 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab import proc
 from pyrlab.config.project import descendants
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import NotBuiltError
+from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.planner import RESERVED_TAGS, make_plan
 from pyrlab.inventory.images import ImageSpec, image_inventory, image_spec, lock_file
 from pyrlab.inventory.lockfile import read_lock, update_lock
+from pyrlab.output import info
 from pyrlab.run.session import engine_from, project_from
 
 NAME = "rollback"
@@ -60,26 +63,29 @@ def run(args: argparse.Namespace) -> RollbackResult:
     latest_ref = config.image_ref(name)
     previous_ref = config.image_ref(name, "previous")
     kept_ref = config.image_ref(name, ROLLED_BACK)
-    previous = engine.image(previous_ref)
-    if previous is None:
-        raise NotBuiltError(f"{previous_ref} does not exist: there is nothing to roll back to",
-                            hint="a build keeps the image it replaces as NAME:previous; "
-                            "this image has not been rebuilt since, or was rolled back already")
-    current = engine.image(latest_ref)
-    # Read the restored image's inventory first: a broken one stops before any tag moves.
-    inventory = image_inventory(engine, ImageSpec(name, previous.id))
-    lock = lock_file(config)
-    read_lock(lock.path, shown=lock.shown)  # a broken lock, too
-    refs = [latest_ref]
-    if config.base.tag not in RESERVED_TAGS:
-        refs.append(config.image_ref(name, config.base.tag))
-    if current is not None and current.id != previous.id:
-        engine.tag(current.id, kept_ref)
-    for ref in refs:
-        engine.tag(previous.id, ref)
-    # NAME:previous now names latest: untag it, so that a second rollback says so.
-    engine.remove_image(previous_ref)
-    update_lock(lock.path, {name: inventory}, shown=lock.shown)
+    with build_lock(project.root, info):  # never while a build of the project runs
+        previous = engine.image(previous_ref)
+        if previous is None:
+            raise NotBuiltError(f"{previous_ref} does not exist: there is nothing to roll back to",
+                                hint="a build keeps the image it replaces as NAME:previous; "
+                                "this image has not been rebuilt since, or was rolled back already")
+        current = engine.image(latest_ref)
+        # Read the restored image's inventory first: a broken one stops before any tag moves.
+        inventory = image_inventory(engine, ImageSpec(name, previous.id))
+        lock = lock_file(config)
+        read_lock(lock.path, shown=lock.shown)  # a broken lock, too
+        refs = [latest_ref]
+        if config.base.tag not in RESERVED_TAGS:
+            refs.append(config.image_ref(name, config.base.tag))
+        proc.check_interrupted()
+        with proc.uninterruptible():  # every tag and the lock move, or none (see tagging.py)
+            if current is not None and current.id != previous.id:
+                engine.tag(current.id, kept_ref)
+            for ref in refs:
+                engine.tag(previous.id, ref)
+            # NAME:previous now names latest: untag it, so that a second rollback says so.
+            engine.remove_image(previous_ref)
+            update_lock(lock.path, {name: inventory}, shown=lock.shown)
     # What the next build does, as its planner sees it: children built on the rolled-back
     # image (their parent-id label) and, when the lists still ask for it, the image itself.
     plan = make_plan(project, engine, [name, *descendants(config, name)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -438,12 +439,11 @@ class Engine(ABC):
 
         Copied out of a container that is created and never started: nothing in the image
         runs (its entrypoint, user, shell and network do not matter), the bytes arrive
-        exactly as they are, and Docker and Podman spell `create`, `cp` and `rm` alike."""
-        created = self._check(["create", "--pull", "never", image]).stdout.split()
-        if not created:
-            raise EngineError(f"{self.name} create {image} printed no container ID")
-        container = created[-1]
+        exactly as they are, and Docker and Podman spell `create`, `cp` and `rm` alike.
+        Named before it exists, so that an interrupt during `create` removes it too."""
+        container = f"pyrlab-read-{secrets.token_hex(6)}"
         try:
+            self._check(["create", "--pull", "never", "--name", container, image])
             with tempfile.TemporaryDirectory(prefix="pyrlab-read-") as folder:
                 copy = Path(folder) / "file"
                 result = self._run(["cp", f"{container}:{path}", str(copy)])
@@ -567,8 +567,9 @@ class Engine(ABC):
 
     def exec(self, container: str, command: Sequence[str], *,
              timeout: float | None = None) -> proc.Completed:
-        """Run `command` in a running container and capture its output (self-tests)."""
-        return proc.run(self.exec_argv(container, command), timeout=timeout)
+        """Run `command` in a running container and capture its output (self-tests); an
+        interrupt stops it."""
+        return proc.run(self.exec_argv(container, command), timeout=timeout, stoppable=True)
 
     # ------------------------------------------------------------ availability
     def check_available(self) -> None:

@@ -358,13 +358,16 @@ class Executor:
     def _interrupted(self, image_id: str, log: BuildLog) -> None:
         """pyrlab was interrupted: no tag moves, and the new image (built, not yet tagged)
         goes. One that got a tag in the meantime (NAME:failed, or promoted) stays."""
+        removed = False
         if image_id:
             with proc.uninterruptible():
                 info = self.engine.image(image_id)
                 if info is not None and not info.tags:
-                    self.engine.remove_image(image_id)
-        log.write(f"# pyrlab: interrupted ({proc.signal_name(proc.interrupted() or 0)}); no tag was changed"
-                  + (f", the untagged {short_id(image_id)} was removed" if image_id else ""))
+                    removed = self.engine.remove_image(image_id) is None
+        signum = proc.interrupted()
+        log.write(f"# pyrlab: interrupted ({proc.signal_name(signum) if signum else '?'}); "
+                  "no tag was changed"
+                  + (f", the untagged {short_id(image_id)} was removed" if removed else ""))
 
     def _accept(self, item: Planned, decision: Decision, image_id: str, log: BuildLog,
                 log_path: Path, started: float) -> Outcome:

@@ -126,6 +126,9 @@ def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
     except EngineError as exc:
         raise BuildError(f"cannot ask {question.format(ref=ref)}: {redact(exc.message)}") \
             from None
+    except KeyboardInterrupt:  # its client was stopped, the container may still run
+        engine.remove_container(request.name)
+        raise
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
