@@ -78,6 +78,11 @@ _INDEX_OPTIONS = frozenset(
 _DEB_SEPARATOR_RE = re.compile(r"[=/]")
 _R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
 _R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
+# Far beyond any real entry, and far below what one command-line argument may hold (the
+# lists also travel in an image label, an argument of the engine's build command).
+MAX_LINE = 4096
+# Far beyond any real list tree, and far below Python's recursion limit.
+MAX_INCLUDE_DEPTH = 50
 
 
 def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedList:
@@ -140,6 +145,10 @@ class _Parser:
         self._read(path, data)
 
     def _include(self, path: Path, written: str, where: str) -> None:
+        if len(self._stack) >= MAX_INCLUDE_DEPTH:
+            self.problems.append(Problem(where, f"includes nested more than "
+                                         f"{MAX_INCLUDE_DEPTH} deep at '{written}'"))
+            return
         key = path.resolve()
         if key in self._stack:
             chain = [*self._stack[self._stack.index(key):], key]
@@ -183,6 +192,10 @@ class _Parser:
     def _line(self, path: Path, line: str, where: str) -> None:
         line = _COMMENT_RE.sub("", line).strip(" \t\r")
         if not line:
+            return
+        if len(line) > MAX_LINE:
+            self.problems.append(Problem(where, f"line too long ({len(line)} characters, "
+                                         f"at most {MAX_LINE})"))
             return
         result: Entry | str | None
         if self.kind is ListKind.DEB:
@@ -322,6 +335,8 @@ def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
             return f"control character U+{ord(char):04X} is not allowed"
         if category == "Cf":
             return f"invisible character U+{ord(char):04X} is not allowed"
+        if category in ("Zl", "Zp"):  # a line break to pip (str.splitlines) and others
+            return f"line break U+{ord(char):04X} is not allowed"
         if char in _SHELL_CHARS and not (char == ";" and semicolon_ok):
             return f"character '{char}' is not allowed"
         if line.startswith(_SHELL_PAIRS, i):
