@@ -181,11 +181,13 @@ def default_uid_gid() -> tuple[int, int]:
 
 
 def parse_override_value(text: str) -> Any:
-    """`8898` → 8898, `true` → True, `["a"]` → list; anything not TOML → the string."""
+    """`8898` → 8898, `true` → True, `["a"]` → list; anything that is not one TOML value
+    → the string. (`5\n[base]…` parses as `v = 5` and more: the string, not 5.)"""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        document = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    return document["v"] if document.keys() == {"v"} else text
 
 
 def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> str | None:
