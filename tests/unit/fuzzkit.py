@@ -2,7 +2,8 @@
 
 Profiles: "ci" (the default) is small and derandomised, so every run tries the same inputs
 and the whole fuzz suite stays around 20 seconds; `HYPOTHESIS_PROFILE=deep` is the long
-local hunt (20,000 examples a property, random, failures kept in .hypothesis/), e.g.
+local hunt (20,000 examples a property unless HYPOTHESIS_MAX_EXAMPLES says otherwise,
+random, failures kept in .hypothesis/), e.g.
 
     HYPOTHESIS_PROFILE=deep .venv/bin/python -m pytest tests/unit/test_fuzz_*.py
 
@@ -36,7 +37,8 @@ _SHARED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
            HealthCheck.data_too_large]
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
                           database=None, suppress_health_check=_SHARED, print_blob=True)
-settings.register_profile("deep", max_examples=20_000, deadline=None,
+settings.register_profile("deep", deadline=None,
+                          max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "20000")),
                           suppress_health_check=_SHARED, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

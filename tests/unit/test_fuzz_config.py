@@ -187,3 +187,10 @@ def test_keys_are_shown_as_toml_writes_them_on_one_line(tmp_path: Path) -> None:
         ('pyrlab.toml: images."x\\ny": image names are lower-case letters, digits and . _ - '
         "(e.g. 'pylab-torch')"),
         "pyrlab.toml: run.rc.\"p q\": unknown image 'p q'"]
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Windows editors start UTF-8 files with a BOM; it was "not valid TOML" at line 1.
+    (tmp_path / CONFIG_NAME).write_bytes(b'\xef\xbb\xbf[run]\nbind = "0.0.0.0"\n')
+    config, problems = read_config(tmp_path, environ={})
+    assert problems == [] and config.run.bind == "0.0.0.0"

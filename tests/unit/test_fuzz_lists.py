@@ -298,3 +298,10 @@ def test_pyrlab_check_on_any_lists_exits_cleanly(
         assert re.match(rf"\s*(?:{listed}):[0-9]+: ", message), f"unlocated: {line!r}"
     if code == EXIT_OK:
         assert out.getvalue().startswith("ok: ")
+
+
+def test_a_utf16_list_is_one_problem(tmp_path: Path) -> None:
+    # Was "not valid UTF-8" on line 1 and "control character U+0000" on every other line.
+    parsed = parse_bytes(tmp_path, PY, "numpy\npandas\nscipy\n".encode("utf-16"))
+    assert [str(p) for p in parsed.problems] == ["list.txt:1: UTF-16 text: save the file as UTF-8"]
+    assert parsed.entries == ()

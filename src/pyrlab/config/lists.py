@@ -177,6 +177,10 @@ class _Parser:
         bad_encoding = False
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # else a problem on every line
+            self.problems.append(Problem(f"{shown}:1", "UTF-16 text: save the file as UTF-8"))
+            self._stack.pop()
+            return
         for number, raw in enumerate(data.split(b"\n"), start=1):
             where = f"{shown}:{number}"
             try:

@@ -569,7 +569,8 @@ def read_config(
     raw: dict[str, Any] = {}
     if file.exists():
         try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            # utf-8-sig: a BOM (Windows editors write one) is not part of the TOML.
+            raw = tomllib.loads(file.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise ConfigError(Problem(shown, "not valid UTF-8")) from None
         except tomllib.TOMLDecodeError as exc:
