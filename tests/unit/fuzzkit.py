@@ -92,6 +92,19 @@ def problems_are_located(problems: list[Problem] | tuple[Problem, ...], files: s
             f"not FILE:LINE or FILE: key: {text!r}")
 
 
+def path_forms(root: Path, texts: list[str]) -> set[str]:
+    """Every name a problem may give a file named by one of `texts` in the config: as
+    written, `~` expanded, relative to the project, lexically normalised."""
+    names = set()
+    for text in texts:
+        if "\0" in text:
+            continue
+        for form in (text, os.path.expanduser(text), str(root / text),
+                     str(root / os.path.expanduser(text))):
+            names |= {form, os.path.normpath(form)}
+    return names
+
+
 def render_all(project: Project) -> dict[str, BuildContext]:
     return {name: render_context(project, name) for name in project.order()}
 

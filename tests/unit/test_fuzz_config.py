@@ -10,7 +10,6 @@ control character in any Dockerfile line and no free text (URLs, paths, argument
 from __future__ import annotations
 
 import math
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from fuzzkit import (
     assert_config_text_stays_out,
     config_documents,
     odd_text,
+    path_forms,
     problems_are_located,
     render_all,
     reset_folder,
@@ -58,19 +58,6 @@ def config_problems(lab: Path) -> list[Problem]:
         return read_config(lab, environ={})[1]
     except ConfigError as exc:
         return exc.problems
-
-
-def file_names(lab: Path, doc: Any) -> set[str]:
-    """Every name a problem may give a file by: pyrlab.toml, the lists, any string of the
-    document read as a path (relative to the project, `~` expanded, as written)."""
-    names = {CONFIG_NAME, *LIST_NAMES}
-    for _key, text in strings_in(doc):
-        if "\0" in text:
-            continue
-        for form in (text, os.path.expanduser(text), str(lab / text),
-                     str(lab / os.path.expanduser(text))):
-            names |= {form, os.path.normpath(form)}
-    return names
 
 
 toml_texts = st.one_of(
@@ -122,7 +109,7 @@ def test_any_config_document_is_accepted_or_refused_by_key(
     try:
         project = load_project(lab, environ={})
     except ConfigError as exc:
-        problems_are_located(exc.problems, file_names(lab, doc), keyed=True)
+        problems_are_located(exc.problems, {CONFIG_NAME, *LIST_NAMES} | path_forms(lab, [t for _k, t in strings_in(doc)]), keyed=True)
         return
     assert_config_text_stays_out(render_all(project), list(strings_in(doc)))
 
@@ -177,6 +164,13 @@ def test_a_url_with_a_control_character_is_refused(tmp_path: Path) -> None:
           'cran = "https://cran.example/\\u0085"\n')
     assert [p.where for p in config_problems(tmp_path)] == [
         "pyrlab.toml: proxy.pip_index", "pyrlab.toml: proxy.cran"]
+
+
+def test_a_url_that_does_not_parse_is_a_problem(tmp_path: Path) -> None:
+    # Was a ValueError traceback from urlsplit ("Invalid IPv6 URL").
+    write(tmp_path, CONFIG_NAME, '[proxy]\napt = "http://[::1"\n')
+    assert [str(p) for p in config_problems(tmp_path)] == [
+        "pyrlab.toml: proxy.apt: not a valid URL: 'http://[::1'"]
 
 
 def test_keys_are_shown_as_toml_writes_them_on_one_line(tmp_path: Path) -> None:

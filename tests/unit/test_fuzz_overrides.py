@@ -21,6 +21,7 @@ from fuzzkit import (
     MARK,
     assert_config_text_stays_out,
     odd_text,
+    path_forms,
     problems_are_located,
     render_all,
     reset_folder,
@@ -123,8 +124,8 @@ def test_any_override_is_applied_or_refused_naming_its_source(
     try:
         project = load_project(lab, environ=environ, sets=given_sets)
     except ConfigError as exc:  # a list file an override named
-        names = {CONFIG_NAME, *(text for _k, text in override_strings(environ, given_sets))}
-        problems_are_located(exc.problems, names | {str(lab / n) for n in names}, keyed=True)
+        texts = [text for _k, text in override_strings(environ, given_sets)]
+        problems_are_located(exc.problems, {CONFIG_NAME} | path_forms(lab, texts), keyed=True)
         return
     assert_config_text_stays_out(render_all(project), override_strings(environ, given_sets))
 

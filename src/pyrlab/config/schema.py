@@ -341,7 +341,10 @@ def _is_url(*schemes: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, str):
             return f"expected a URL string, got {toml_kind(v)}"
-        parts = urlsplit(v)
+        try:
+            parts = urlsplit(v)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return f"not a valid URL: {v!r}"
         if parts.scheme not in schemes or not parts.netloc:
             return f"expected a {'/'.join(schemes)} URL, got {v!r}"
         if any(c.isspace() or c in "\"'\\`$<>{}|^" or not c.isprintable() for c in v):
