@@ -35,6 +35,7 @@ from labfiles import PEM, init_lab, write
 from pyrlab.config.project import load_project
 from pyrlab.config.schema import CONFIG_NAME, read_config
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.inventory.lockfile import LockError, parse_lock
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ toml_texts = st.one_of(
     st.lists(st.sampled_from(["[base]", "[images.pylab]", "[[images]]", "image = ", "= 1",
                               '"x"', "'''", "[run]", "uid = 1", "a.b.c = 1", "inf", "nan",
                               "{", "}", "[", "]", "\n", "\r\n", "\x00", "\ufeff", "#", MARK,
-                              "1979-05-27T07:32:00Z", "0x10", "1_000", '"\\u0000"']),
+                              "1979-05-27T07:32:00Z", "0x10", "1_000", '"\\u0000"',
+                              "x = " + "[" * 600, "x = " + "{a=" * 600]),
              max_size=12).map("".join))
 
 
@@ -188,3 +190,17 @@ def test_a_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     (tmp_path / CONFIG_NAME).write_bytes(b'\xef\xbb\xbf[run]\nbind = "0.0.0.0"\n')
     config, problems = read_config(tmp_path, environ={})
     assert problems == [] and config.run.bind == "0.0.0.0"
+
+
+def test_arrays_nested_past_tomllib_s_recursion_are_not_valid_toml(tmp_path: Path) -> None:
+    # tomllib recurses once a level: a RecursionError traceback, in the file and in --set.
+    deep = "[" * 2000 + "]" * 2000
+    write(tmp_path, CONFIG_NAME, f"[run]\ndocker_args = {deep}\n")
+    assert [str(p) for p in config_problems(tmp_path)] == [
+        "pyrlab.toml: not valid TOML: arrays or tables nested too deeply"]
+    write(tmp_path, CONFIG_NAME, "")
+    _config, problems = read_config(tmp_path, environ={}, sets=[f"run.docker_args={deep}"])
+    assert [p.where for p in problems] == ["pyrlab.toml: run.docker_args"]
+    # pyrlab.lock, which may come with someone else's project, is read the same way.
+    with pytest.raises(LockError, match="^pyrlab.lock: not valid TOML: arrays or tables nested"):
+        parse_lock(f"x = {deep}\n")

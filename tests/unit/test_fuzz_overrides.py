@@ -57,7 +57,7 @@ override_texts = st.one_of(
     text_of("8898", "true", "0x1F", "1e400", "nan", '"python:3.14-trixie"', "python:3.14",
             '["base_debs.txt"]', "{ lab = 8890 }", "1979-05-27", "127.0.0.1", "''", '"',
             f"https://{MARK}.example/simple/", f"{MARK}.txt", f'"{MARK}"', "[", "{",
-            "5\n[base]\nimage = 'evil'", "true\nx = 1", '"a" # note', "1 2"),
+            "5\n[base]\nimage = 'evil'", "true\nx = 1", '"a" # note', "1 2", "[" * 600),
     odd_text,
     st.builds(toml_value, st.recursive(
         st.one_of(st.integers(), st.booleans(), odd_text, st.floats()),
@@ -138,7 +138,7 @@ def test_an_override_is_one_value_or_the_text_itself(text: str) -> None:
     if value == text and isinstance(value, str):
         return
     # Read as TOML only when the text is exactly one TOML value, nothing after it.
-    assert tomllib.loads(f"v = {text}") == {"v": value}
+    assert repr(tomllib.loads(f"v = {text}")) == repr({"v": value})  # repr: nan is nan
 
 
 def test_a_newline_in_a_set_value_does_not_smuggle_in_another_key(tmp_path: Path) -> None:

@@ -180,11 +180,20 @@ def default_uid_gid() -> tuple[int, int]:
 # --------------------------------------------------------------------------- overrides
 
 
+def toml_loads(text: str) -> dict[str, Any]:
+    """tomllib.loads, where arrays or tables nested too deeply for tomllib's recursion
+    (a few hundred levels) are a TOMLDecodeError too, not a RecursionError."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
+
+
 def parse_override_value(text: str) -> Any:
     """`8898` → 8898, `true` → True, `["a"]` → list; anything that is not one TOML value
     → the string. (`5\n[base]…` parses as `v = 5` and more: the string, not 5.)"""
     try:
-        document = tomllib.loads(f"v = {text}")
+        document = toml_loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
     return document["v"] if document.keys() == {"v"} else text
@@ -573,7 +582,7 @@ def read_config(
     if file.exists():
         try:
             # utf-8-sig: a BOM (Windows editors write one) is not part of the TOML.
-            raw = tomllib.loads(file.read_text(encoding="utf-8-sig"))
+            raw = toml_loads(file.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise ConfigError(Problem(shown, "not valid UTF-8")) from None
         except tomllib.TOMLDecodeError as exc:
