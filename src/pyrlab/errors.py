@@ -28,7 +28,15 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        return f"{_one_line(self.where)}: {_one_line(self.message)}"
+
+
+def _one_line(text: str) -> str:
+    """`text` with what would break or hide part of a one-line message (line breaks, control
+    and invisible characters, from a key or file name the user wrote) shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class PyrlabError(Exception):

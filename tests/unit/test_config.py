@@ -396,7 +396,7 @@ def test_bad_proxy_urls(tmp_path: Path) -> None:
 
 def test_bad_image_name(tmp_path: Path) -> None:
     found = problems(tmp_path, '[images."PyLab Torch"]\n')
-    assert found == [("pyrlab.toml: images.PyLab Torch: image names are lower-case letters, "
+    assert found == [("pyrlab.toml: images.\"PyLab Torch\": image names are lower-case letters, "
                      "digits and . _ - (e.g. 'pylab-torch')")]
 
 

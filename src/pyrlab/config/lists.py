@@ -81,6 +81,11 @@ _INDEX_OPTIONS = frozenset(
 _DEB_SEPARATOR_RE = re.compile(r"[=/]")
 _R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
 _R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
+# Far beyond any real entry, and far below what one command-line argument may hold (the
+# lists also travel in an image label, an argument of the engine's build command).
+MAX_LINE = 4096
+# Far beyond any real list tree, and far below Python's recursion limit.
+MAX_INCLUDE_DEPTH = 50
 
 
 def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedList:
@@ -164,6 +169,10 @@ class _Parser:
         self._read(path, data)
 
     def _include(self, path: Path, written: str, where: str) -> None:
+        if len(self._stack) >= MAX_INCLUDE_DEPTH:
+            self.problems.append(Problem(where, f"includes nested more than "
+                                         f"{MAX_INCLUDE_DEPTH} deep at '{written}'"))
+            return
         why = outside(path, self.root)
         if why is not None:  # checked before anything is opened
             self.problems.append(Problem(where, f"cannot include '{written}': it {why}; "
@@ -197,6 +206,10 @@ class _Parser:
         bad_encoding = False
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # else a problem on every line
+            self.problems.append(Problem(f"{shown}:1", "UTF-16 text: save the file as UTF-8"))
+            self._stack.pop()
+            return
         for number, raw in enumerate(data.split(b"\n"), start=1):
             where = f"{shown}:{number}"
             try:
@@ -212,6 +225,10 @@ class _Parser:
     def _line(self, path: Path, line: str, where: str) -> None:
         line = _COMMENT_RE.sub("", line).strip(" \t\r")
         if not line:
+            return
+        if len(line) > MAX_LINE:
+            self.problems.append(Problem(where, f"line too long ({len(line)} characters, "
+                                         f"at most {MAX_LINE})"))
             return
         result: Entry | str | None
         if self.kind is ListKind.DEB:
@@ -351,6 +368,8 @@ def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
             return f"control character U+{ord(char):04X} is not allowed"
         if category == "Cf":
             return f"invisible character U+{ord(char):04X} is not allowed"
+        if category in ("Zl", "Zp"):  # a line break to pip (str.splitlines) and others
+            return f"line break U+{ord(char):04X} is not allowed"
         if char in _SHELL_CHARS and not (char == ";" and semicolon_ok):
             return f"character '{char}' is not allowed"
         if line.startswith(_SHELL_PAIRS, i):

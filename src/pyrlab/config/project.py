@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyrlab.config.confine import outside, pem_certificates, regular_file
 from pyrlab.config.lists import Entry, ListKind, parse_lists
-from pyrlab.config.schema import Config, read_config
+from pyrlab.config.schema import Config, read_config, toml_key
 from pyrlab.errors import ConfigError, Problem
 
 
@@ -120,7 +120,7 @@ def load_project(
                     problems.append(problem)
             warnings.extend(w for w in p.warnings if w not in warnings)
         if image.r_packages and not _has_r(config, name):
-            problems.append(Problem(f"{_shown(config)}: images.{name}.r_packages",
+            problems.append(Problem(f"{_shown(config)}: images.{toml_key(name)}.r_packages",
                                     "this image has no R: set r = \"debian\" on it or an ancestor"))
         lists[name] = ImageLists(
             debs=parsed[0].entries,

@@ -10,6 +10,7 @@ paths) only ever reaches the build through files in the build context.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import tomllib
@@ -30,17 +31,19 @@ ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_D
 # which a user may export for the README's first command and still have set for pyrlab.
 ENV_NOT_CONFIG_PREFIX = "PYRLAB_CI_"
 
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+# Grammars of values that stand in Dockerfile lines and command lines; they end in \Z, since
+# `$` also matches before a final newline ("pylab\n" would pass and break the Dockerfile).
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REF_RE = re.compile(
     r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?"
     rf"{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@sha256:[a-f0-9]{64})?$"
+    r"(?:@sha256:[a-f0-9]{64})?\Z"
 )
-PREFIX_RE = re.compile(r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?(?:" + _COMPONENT + r"/)*$")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+PREFIX_RE = re.compile(r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?(?:" + _COMPONENT + r"/)*\Z")
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
+PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 ENGINES = ("auto", "docker", "podman")
 
 
@@ -152,7 +155,9 @@ class Config:
 
     def path(self, value: str) -> Path:
         """A path from the config: `~` expanded, relative to the project folder."""
-        p = Path(value).expanduser()
+        # os.path's expanduser leaves `~nosuchuser/x` as it is (pathlib's raises): it is
+        # then a relative path that is not found, which the caller reports.
+        p = Path(os.path.expanduser(value))
         return p if p.is_absolute() else self.root / p
 
 
@@ -187,12 +192,23 @@ def default_uid_gid() -> tuple[int, int]:
 # --------------------------------------------------------------------------- overrides
 
 
-def parse_override_value(text: str) -> Any:
-    """`8898` → 8898, `true` → True, `["a"]` → list; anything not TOML → the string."""
+def toml_loads(text: str) -> dict[str, Any]:
+    """tomllib.loads, where arrays or tables nested too deeply for tomllib's recursion
+    (a few hundred levels) are a TOMLDecodeError too, not a RecursionError."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
+
+
+def parse_override_value(text: str) -> Any:
+    """`8898` → 8898, `true` → True, `["a"]` → list; anything that is not one TOML value
+    → the string. (`5\n[base]…` parses as `v = 5` and more: the string, not 5.)"""
+    try:
+        document = toml_loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    return document["v"] if document.keys() == {"v"} else text
 
 
 def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> str | None:
@@ -249,7 +265,7 @@ class _Reader:
             return {}
         for k in data:
             if k not in known:
-                where = f"{key}.{k}" if key else k
+                where = f"{key}.{toml_key(k)}" if key else toml_key(k)
                 self.problem(where, f"unknown key (known: {', '.join(sorted(known))})")
         return data
 
@@ -269,6 +285,11 @@ class _Reader:
             self.problem(f"{prefix}{key}", error)
             return default
         return value
+
+
+def toml_key(part: str) -> str:
+    """One part of a dotted key as TOML writes it: bare, or quoted (`images."a.b"`)."""
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part, ensure_ascii=False)
 
 
 def toml_kind(value: Any) -> str:
@@ -291,8 +312,11 @@ def _is_bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"expected true or false, got {toml_kind(v)}"
 
 
-def _is_opt_str(v: Any) -> str | None:
-    return None if isinstance(v, str) else f"expected a string, got {toml_kind(v)}"
+def _is_run_path(v: Any) -> str | None:
+    """A host path of [run]; "" means "not used"."""
+    if not isinstance(v, str):
+        return _is_str(v)
+    return _is_path(v) if v.strip() else None
 
 
 def _is_str_list(v: Any) -> str | None:
@@ -308,8 +332,19 @@ def _is_path_list(v: Any) -> str | None:
     if error:
         return error
     for item in v:
-        if not item.strip():
-            return "empty file name"
+        error = _is_path(item)
+        if error:
+            return error
+    return None
+
+
+def _is_path(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return f"expected a string, got {toml_kind(v)}"
+    if not v.strip():
+        return "empty file name"
+    if "\0" in v:  # no system has such a file; Python refuses to try
+        return f"a file name cannot hold a NUL character: {v!r}"
     return None
 
 
@@ -327,11 +362,14 @@ def _is_url(*schemes: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, str):
             return f"expected a URL string, got {toml_kind(v)}"
-        parts = urlsplit(v)
+        try:
+            parts = urlsplit(v)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return f"not a valid URL: {v!r}"
         if parts.scheme not in schemes or not parts.netloc:
             return f"expected a {'/'.join(schemes)} URL, got {mask_url(v)!r}"
         def bad(text: str) -> bool:
-            return any(c.isspace() or c in "\"'\\`$<>{}|^" or ord(c) < 32 for c in text)
+            return any(c.isspace() or c in "\"'\\`$<>{}|^" or not c.isprintable() for c in text)
 
         if bad(v):
             # Credentials are shown masked (see pyrlab.credentials), so say where it is.
@@ -369,7 +407,7 @@ def _is_port(v: Any) -> str | None:
 
 
 def _is_bind(v: Any) -> str | None:
-    if not isinstance(v, str) or not re.match(r"^(?:[0-9.]+|\[?[0-9a-fA-F:]+\]?|localhost)$", v):
+    if not isinstance(v, str) or not re.match(r"^(?:[0-9.]+|\[?[0-9a-fA-F:]+\]?|localhost)\Z", v):
         return f"expected an IP address to publish ports on, got {v!r}"
     return None
 
@@ -405,7 +443,7 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
         cuda_toolkit=r.get(d, "cuda_toolkit", p, False, _is_bool),
         ca_certificates=_as_tuple(r.get(d, "ca_certificates", p, [], _is_path_list)),
         locale=r.get(d, "locale", p, "C.UTF-8", lambda v: None if isinstance(v, str)
-                     and re.match(r"^[A-Za-z]{1,3}(?:_[A-Z]{2})?\.(?:UTF-8|utf8)$", v)
+                     and re.match(r"^[A-Za-z]{1,3}(?:_[A-Z]{2})?\.(?:UTF-8|utf8)\Z", v)
                      else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
         slim=r.get(d, "slim", p, True, _is_bool),
         jupyterhub=r.get(d, "jupyterhub", p, True, _is_bool),
@@ -422,7 +460,7 @@ def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
         if error:
             r.problem(f"proxy.pip_extra_index[{i}]", error)
     no_proxy = r.get(d, "no_proxy", p, None, lambda v: _is_str(v) or (
-        None if re.match(r"^[A-Za-z0-9.,:*/\[\]_-]*$", v) else f"not a host list: {v!r}"))
+        None if re.match(r"^[A-Za-z0-9.,:*/\[\]_-]*\Z", v) else f"not a host list: {v!r}"))
     return ProxyConfig(
         apt=r.get(d, "apt", p, None, url),
         apt_https=r.get(d, "apt_https", p, False, _is_bool),
@@ -445,7 +483,7 @@ def _read_ports(r: _Reader, raw: Any, key: str) -> tuple[tuple[str, int], ...]:
     ports = []
     for name, value in raw.items():
         if not PORT_NAME_RE.match(name):
-            r.problem(f"{key}.{name}", "port names are lower-case words")
+            r.problem(f"{key}.{toml_key(name)}", "port names are lower-case words")
             continue
         error = _is_port(value)
         if error:
@@ -461,7 +499,7 @@ def _read_ports(r: _Reader, raw: Any, key: str) -> tuple[tuple[str, int], ...]:
 
 
 def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
-    key = f"images.{name}"
+    key = f"images.{toml_key(name)}"
     if not IMAGE_NAME_RE.match(name):
         r.problem(key, "image names are lower-case letters, digits and . _ - (e.g. 'pylab-torch')")
     d = r.table(raw, key, IMAGE_KEYS)
@@ -487,13 +525,14 @@ def _read_run(r: _Reader, raw: Any) -> RunConfig:
     p = "run."
     uid, gid = default_uid_gid()
     rc_raw = r.get(d, "rc", p, {}, lambda v: None if isinstance(v, dict) and all(
-        isinstance(x, str) for x in v.values()) else "expected a table of image = \"script\"")
+        _is_run_path(x) is None for x in v.values())
+        else "expected a table of image = \"script\"")
     return RunConfig(
-        notebooks=r.get(d, "notebooks", p, "~/notebooks", _is_str),
-        home=r.get(d, "home", p, "~/docker", _is_str),
+        notebooks=r.get(d, "notebooks", p, "~/notebooks", _is_run_path),
+        home=r.get(d, "home", p, "~/docker", _is_run_path),
         rc=tuple(sorted(rc_raw.items())),
-        userlab=r.get(d, "userlab", p, "userlab.sh", _is_opt_str) or None,
-        envfile=r.get(d, "envfile", p, ".env", _is_str),
+        userlab=r.get(d, "userlab", p, "userlab.sh", _is_run_path) or None,
+        envfile=r.get(d, "envfile", p, ".env", _is_run_path),
         bind=r.get(d, "bind", p, "127.0.0.1", _is_bind),
         uid=r.get(d, "uid", p, uid, _is_uid),
         gid=r.get(d, "gid", p, gid, _is_uid),
@@ -531,7 +570,7 @@ def _check_graph(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
         r.problem("images", "no image starts from [base] (every image has a 'from')")
     for image in images.values():
         if image.parent is not None and image.parent not in images:
-            r.problem(f"images.{image.name}.from", f"unknown image '{image.parent}' "
+            r.problem(f"images.{toml_key(image.name)}.from", f"unknown image '{image.parent}' "
                       f"(known: {', '.join(images)})")
     # Cycles: walk parents from each image.
     reported: set[str] = set()
@@ -542,7 +581,7 @@ def _check_graph(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
             if node in path:
                 cycle = path[path.index(node):] + [node]
                 if not reported & set(cycle):
-                    r.problem(f"images.{node}.from", "cycle: " + " -> ".join(cycle))
+                    r.problem(f"images.{toml_key(node)}.from", "cycle: " + " -> ".join(cycle))
                     reported.update(cycle)
                 break
             path.append(node)
@@ -583,7 +622,8 @@ def read_config(
     raw: dict[str, Any] = {}
     if file.exists():
         try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            # utf-8-sig: a BOM (Windows editors write one) is not part of the TOML.
+            raw = toml_loads(file.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise ConfigError(Problem(shown, "not valid UTF-8")) from None
         except tomllib.TOMLDecodeError as exc:
@@ -625,7 +665,7 @@ def read_config(
     build = _read_build(r, top.get("build"))
     for image_name, _ in run.rc:
         if image_name not in images:
-            r.problem(f"run.rc.{image_name}", f"unknown image '{image_name}'")
+            r.problem(f"run.rc.{toml_key(image_name)}", f"unknown image {image_name!r}")
     config = Config(
         root=root,
         file=file if file.exists() else None,
@@ -655,7 +695,7 @@ def _canonical_key(raw: dict[str, Any], key: str) -> str:
         if isinstance(node, dict):
             match = next((k for k in node if k.replace("-", "_") == part.replace("-", "_")), part)
             node = node.get(match)
-        out.append(match)
+        out.append(toml_key(match))
     return ".".join(out)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind
+from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind, toml_loads
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.inventory.model import (
     ECOSYSTEMS,
@@ -91,7 +91,7 @@ def read_lock(path: Path, *, shown: str | None = None) -> dict[str, Inventory]:
 def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
     """The inventories in lock file text; `shown` names the file in messages."""
     try:
-        data = tomllib.loads(text.removeprefix("\ufeff"))
+        data = toml_loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         at = _TOML_ERROR_AT_RE.search(message)
