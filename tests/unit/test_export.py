@@ -285,6 +285,17 @@ def test_workflow_builds_with_cache_and_pushes_on_default_branch(
     assert [k for k in env if k.startswith("PYRLAB_")] == ["PYRLAB_ENGINE"]
 
 
+def test_workflow_installs_the_pyrlab_it_is_told(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pyrlab that is not on PyPI: the workflow installs what --pyrlab names, through the
+    job's env, never inside the run line."""
+    lab = init_lab(tmp_path / "lab")
+    spec = "git+https://git.example.org/tools/pyrlab.git@v0.1.0"
+    document = workflow_of(lab, capsys, "--registry", "ghcr.io/org", "--pyrlab", spec)
+    assert document["jobs"]["images"]["env"]["LAB_PYRLAB"] == spec
+    assert steps_by_name(document)["Install pyrlab"]["run"].strip() == 'pipx install "$LAB_PYRLAB"'
+
+
 def test_workflow_ghcr_uses_the_repository_token_and_the_prefix(
         lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     document = workflow_of(lab, capsys, "--set", 'prefix="ghcr.io/acme/"',

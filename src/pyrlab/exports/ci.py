@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "registry of the config's prefix)")
     parser.add_argument("--cache-from", metavar="REF", default=None,
                         help="the build cache to start from (default: the registry)")
+    parser.add_argument("--pyrlab", metavar="SPEC", default=None,
+                        help="what the workflow installs as pyrlab, as pipx takes it "
+                        "(default: pyrlab==THIS VERSION; e.g. a git+https URL at a tag, "
+                        "or a wheel in the repository)")
 
 
 def _user_text(value: str, what: str) -> str:
@@ -92,7 +96,7 @@ def _login(registry: str) -> dict[str, Any]:
 
 
 def workflow(*, project_name: str, project_dir: str, registry: str, cache_from: str,
-             version: str, bootstrap: bool) -> dict[str, Any]:
+             pyrlab: str, bootstrap: bool) -> dict[str, Any]:
     """The workflow as data (pure: tests read it without writing a file)."""
     steps: list[dict[str, Any]] = [
         {"uses": CHECKOUT},
@@ -122,7 +126,7 @@ def workflow(*, project_name: str, project_dir: str, registry: str, cache_from: 
             "runs-on": "ubuntu-latest",
             "timeout-minutes": 120,
             "env": {
-                "LAB_PYRLAB": f"pyrlab=={version}",
+                "LAB_PYRLAB": pyrlab,
                 "LAB_PROJECT": project_dir,
                 "LAB_REGISTRY": registry,
                 "LAB_CACHE_FROM": cache_from,
@@ -162,8 +166,10 @@ def export(config: Config, args: argparse.Namespace) -> Exported:
     data = workflow(project_name=_user_text(root.name, "the project folder"),
                     project_dir=_user_text(project_dir, "the project folder"),
                     registry=registry, cache_from=cache_from,
-                    version=__version__, bootstrap=config.base.bootstrap is not None)
+                    pyrlab=_user_text(args.pyrlab or f"pyrlab=={__version__}", "--pyrlab"),
+                    bootstrap=config.base.bootstrap is not None)
     return Exported(text=render(data), summary=f"GitHub Actions workflow for {root.name}",
                     notes=tuple(notes),
                     data={"registry": registry, "cache_from": cache_from,
-                          "pyrlab": __version__, "project_dir": project_dir})
+                          "pyrlab": args.pyrlab or f"pyrlab=={__version__}",
+                          "project_dir": project_dir})
