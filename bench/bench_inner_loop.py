@@ -145,6 +145,11 @@ class Lab:
         pyrlab("init", str(root), "--base", "debian")
         config = root / "pyrlab.toml"
         text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
+        # Same lists as the original way: no jupyterhub-singleuser (pyrlab's own addition
+        # for hubs, which the original way does not install).
+        hub = "# jupyterhub = true"
+        assert hub in text, "the init template changed: update the benchmark"
+        text = text.replace(hub, "jupyterhub = false  #", 1)
         config.write_text(f'prefix = "{PREFIX}"\n' + text)
         (root / "base_debs.txt").write_text("\n".join(debs) + "\n")
         # pylab's own Debian list (PYLAB_DEBS).
