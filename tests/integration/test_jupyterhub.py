@@ -24,7 +24,14 @@ from pathlib import Path
 
 import pytest
 from labclient import LabClient, LabError
-from labtools import EngineCli, Lab, checked_engine, engine_unavailable, free_port
+from labtools import (
+    EngineCli,
+    Lab,
+    checked_engine,
+    engine_unavailable,
+    free_port,
+    stop_process,
+)
 
 from pyrlab.config.schema import default_uid_gid
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
@@ -185,12 +192,7 @@ def hub(hub_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]
             time.sleep(0.5)
         yield hub
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         _remove_containers(engine, hub.container_prefix)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labtools import free_port, stop_process
 
 from pyrlab.bootstrap import DEFAULT_MIRROR, host_mirror
 
@@ -59,12 +60,6 @@ def wait_for(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not come up within {seconds:.0f}s")
         time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -165,12 +160,7 @@ def devpi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devpi]:
         wait_for(answers, "devpi-server", 120)
         yield Devpi(f"http://127.0.0.1:{port}/root/pypi/+simple/", log, serverdir)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def proxy_block(**values: str) -> str:

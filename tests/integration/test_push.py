@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labtools import EngineCli, Lab, engine_unavailable, free_port
+from labtools import EngineCli, Lab, engine_unavailable, free_port, stop_process
 
 from pyrlab.engines.buildcache import docker_records, marked_records
 
@@ -86,12 +86,7 @@ def start_registry(folder: Path, htpasswd: Path | None = None) -> Registry:
 
 
 def stop(registry: Registry) -> None:
-    registry.process.terminate()
-    try:
-        registry.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        registry.process.kill()
-        registry.process.wait(timeout=10)
+    stop_process(registry.process, grace=10)
 
 
 @pytest.fixture(scope="module")
