@@ -276,18 +276,27 @@ def make_bad_wheel(folder: Path) -> str:
 
 
 @contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """folder's files over HTTP on 127.0.0.1 (builds reach it with host networking) while
-    the block runs; yields the base URL (no trailing slash)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """An HTTP server of `handler` on 127.0.0.1 (builds reach it with host networking), in a
+    thread, while the block runs; yields its port."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """folder's files over HTTP on 127.0.0.1 while the block runs; yields the base URL (no
+    trailing slash)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:

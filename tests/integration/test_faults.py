@@ -36,6 +36,7 @@ from labtools import (
     project_key,
     run_pyrlab,
     serve_folder,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -95,17 +96,12 @@ def held_index() -> Iterator[HeldIndex]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as port:
+        state.url = f"http://127.0.0.1:{port}/simple/"
+        try:
+            yield state
+        finally:
+            state.release()  # a held request answers, so the server can shut down
 
 
 class Running:

@@ -16,14 +16,13 @@ import io
 import json
 import secrets
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from labtools import EngineCli, Lab, make_wheel, run_pyrlab
+from labtools import EngineCli, Lab, make_wheel, run_pyrlab, serving
 
 pytestmark = pytest.mark.integration
 
@@ -112,15 +111,8 @@ def index(tmp_path_factory: pytest.TempPathFactory, engine: EngineCli) -> Iterat
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as state.port:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
