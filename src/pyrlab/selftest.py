@@ -26,7 +26,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -183,8 +183,26 @@ class SelfTester:
 
     # ------------------------------------------------------------ one image
     def test(self, name: str, image_id: str, scope: Scope = Scope(),
-             inventory: Inventory | None = None) -> ImageTest:
-        started = time.monotonic()
+             inventory: Inventory | None = None, container: str | None = None,
+             started: float | None = None) -> ImageTest:
+        """`container`: a quiet container of the image already started (start_quiet), which
+        the test then owns and removes; `started`: when the test began, if before this."""
+        if container is not None:
+            try:
+                return self._test(name, image_id, scope, inventory, container, started)
+            finally:
+                self.engine.remove_container(container)
+        return self._test(name, image_id, scope, inventory, None, started)
+
+    def needs_container(self, name: str) -> bool:
+        """Whether testing the image may need a container: anything listed, or a lab port
+        (known from the project alone, before its manifest is read)."""
+        return bool(python_wanted(self.project, name, None) or r_wanted(self.project, name)
+                    or self.config.images[name].lab_port is not None)
+
+    def _test(self, name: str, image_id: str, scope: Scope, inventory: Inventory | None,
+              container: str | None, started: float | None) -> ImageTest:
+        started = time.monotonic() if started is None else started
         config = self.config
         if inventory is None:
             try:
@@ -201,7 +219,9 @@ class SelfTester:
         checks: list[Check] = []
         if not (python or r or has_lab):
             return ImageTest(name, image_id, (), time.monotonic() - started)
-        container = self._start_quiet(name, image_id)
+        own = container is None
+        if container is None:
+            container = self.start_quiet(name, image_id)
         try:
             with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pyrlab-test") as pool:
                 jobs = []
@@ -221,7 +241,8 @@ class SelfTester:
                 for job in jobs:
                     checks += job.result()
         finally:
-            self.engine.remove_container(container)
+            if own:
+                self.engine.remove_container(container)
         return ImageTest(name, image_id, tuple(checks), time.monotonic() - started)
 
     # ------------------------------------------------------------ containers
@@ -238,7 +259,7 @@ class SelfTester:
             command=("sleep", "infinity"),
         )
 
-    def _start_quiet(self, name: str, image_id: str) -> str:
+    def start_quiet(self, name: str, image_id: str) -> str:
         """A container with no network that only sleeps: checks `exec` into it."""
         request = self._request(name, image_id)
         try:
@@ -362,16 +383,16 @@ class SelfTester:
 
 
 
-def newly_listed(engine: Engine, old_id: str, wanted: Iterable[str]) -> frozenset[str]:
-    """Distributions listed now that the image `old_id` was not built from (its lists
-    label): an added line naming something already installed as a dependency changes no
-    version, and is tested all the same."""
+def newly_listed_lines(engine: Engine, old_id: str) -> frozenset[str] | None:
+    """The Python distributions the image `old_id` was built from (its lists label): an
+    added line naming something already installed as a dependency changes no version, and
+    is tested all the same. None when the label cannot be read."""
     info = engine.image(old_id)
     try:
         lines = json.loads(info.labels.get(LABEL_LISTS, "{}")) if info else {}
         before = lines.get("python", {}).get("lines", [])
     except (ValueError, AttributeError):
-        return frozenset()
+        return None
     listed = set()
     for line in before:
         text = str(line).split(":", 1)[-1]
@@ -379,7 +400,7 @@ def newly_listed(engine: Engine, old_id: str, wanted: Iterable[str]) -> frozense
             listed.add(normalize_python_name(Requirement(text).name))
         except InvalidRequirement:
             listed.add(text)  # a bare URL: its own name, as in the lists
-    return frozenset(name for name in wanted if name not in listed)
+    return frozenset(listed)
 
 
 def build_gate(project: Project, engine: Engine,
@@ -390,19 +411,41 @@ def build_gate(project: Project, engine: Engine,
     not a full test. An unreadable manifest makes it a full test."""
     tester = SelfTester(project, engine)
 
+    def inventory(name: str, image_id: str) -> Inventory | None:
+        try:
+            return image_inventory(engine, ImageSpec(name, image_id))
+        except (EngineError, NotBuiltError, ManifestError):
+            return None
+
     def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
-        try:
-            new = image_inventory(engine, ImageSpec(name, image_id))
-        except (EngineError, NotBuiltError, ManifestError):
-            return tester.test(name, image_id)
-        if delta_on is None:
-            return tester.test(name, image_id, inventory=new)
-        try:
-            old = image_inventory(engine, ImageSpec(name, delta_on))
-        except (EngineError, NotBuiltError, ManifestError):
-            return tester.test(name, image_id, inventory=new)
+        # The test container starts while the manifests are read: the two take engine
+        # round trips that do not depend on each other.
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pyrlab-gate") as pool:
+            quiet = (pool.submit(tester.start_quiet, name, image_id)
+                     if tester.needs_container(name) else None)
+            new_read = pool.submit(inventory, name, image_id)
+            old_read = pool.submit(inventory, name, delta_on) if delta_on else None
+            listed = pool.submit(newly_listed_lines, engine, delta_on) if delta_on else None
+            container = quiet.result() if quiet is not None else None
+            try:
+                new = new_read.result()
+                old = old_read.result() if old_read is not None else None
+                before = listed.result() if listed is not None else None
+            except BaseException:
+                if container is not None:
+                    engine.remove_container(container)
+                raise
+        if new is None:
+            return tester.test(name, image_id, container=container, started=started)
+        if delta_on is None or old is None:
+            return tester.test(name, image_id, inventory=new, container=container,
+                               started=started)
         python, r = changed_packages(old, new)
-        python |= newly_listed(engine, delta_on, python_wanted(project, name, new))
-        return tester.test(name, image_id, Scope(python, r, full_lab=False), inventory=new)
+        if before is not None:
+            python |= frozenset(n for n in python_wanted(project, name, new)
+                                if n not in before)
+        return tester.test(name, image_id, Scope(python, r, full_lab=False), inventory=new,
+                           container=container, started=started)
 
     return gate

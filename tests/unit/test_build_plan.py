@@ -55,7 +55,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-from pyrlab.selftest import ImageTest
+from pyrlab.selftest import ImageTest, build_gate
 
 TOML = """\
 prefix = "t/"
@@ -96,6 +96,8 @@ class FakeEngine(Engine):
 
     def __init__(self) -> None:
         self.deltas: list[str] = []  # images built as a layer on their previous version
+        self.added: list[str] = []  # a delta's pyrlab/python/added.txt, per delta build
+        self.reads: list[str] = []  # image IDs whose manifest was read
         super().__init__("fake")
         self.images: dict[str, dict[str, str]] = {BASE_ID: {}}  # id → labels
         self.parents: dict[str, str] = {}  # id → parent id
@@ -177,6 +179,9 @@ class FakeEngine(Engine):
             assert parent_id is not None
             if "# A delta build" in dockerfile:  # on its own previous version
                 self.deltas.append(name.group(1))
+                added = request.context / "pyrlab" / "python" / "added.txt"
+                if added.is_file():
+                    self.added.append(added.read_text())
                 assert self.images[parent_id][LABEL_PARENT_ID] == request.labels[LABEL_PARENT_ID]
             else:
                 assert parent_id == request.labels[LABEL_PARENT_ID], "built on the wrong parent"
@@ -230,6 +235,7 @@ class FakeEngine(Engine):
         assert image_id is not None, image
         if path != MANIFEST_PATH or image_id not in self.manifests:
             raise EngineError(f"cannot read {path} in {image}: no such file")
+        self.reads.append(image_id)
         return self.manifests[image_id]
 
     def prune_build_cache(self) -> list[str]:
@@ -363,6 +369,33 @@ def test_only_added_list_lines_build_a_delta(lab: Path) -> None:
     assert pylab_decision().delta == ()
     requirements.write_text("six\nidna\n")
     assert make_plan(load(lab), engine, ["pylab"], no_cache=True).images[-1].decision.delta == ()
+
+
+def test_a_delta_hands_uv_install_just_the_added_lines(lab: Path) -> None:
+    engine = FakeEngine()
+    build(lab, engine)
+    requirements = lab / "requirements.txt"
+    before = requirements.read_text()
+    requirements.write_text(before + "idna>=3\nrequests[socks]\n")
+    build(lab, engine, ["pylab"])
+    assert engine.deltas == ["pylab"]
+    assert engine.added == ["idna>=3\nrequests[socks]\n"]
+    requirements.write_text(before + "idna>=3\nrequests[socks]\nattrs\n")
+    build(lab, engine, ["pylab"])
+    assert engine.added[-1] == "attrs\n"  # only what the previous delta did not have
+
+
+def test_a_build_reads_each_new_manifest_once(lab: Path) -> None:
+    """The gate reads the new image's manifest and pyrlab.lock records it: one read."""
+    engine = FakeEngine()
+    project = load(lab)
+    plan = make_plan(project, engine, ["pylab"])
+    progress = Progress(io.StringIO(), tty=False)
+    built = executor_module.build_plan(project, engine, plan, progress, network_host=False,
+                                       gate=build_gate(project, engine))
+    progress.close()
+    ids = [o.image_id for o in built.outcomes if o.action == "built"]
+    assert len(ids) == 2 and sorted(engine.reads) == sorted(ids)
 
 
 def test_delta_layers_are_compacted_by_a_full_build(lab: Path) -> None:

@@ -118,6 +118,9 @@ class Delta:
     steps: tuple[str, ...]
     depth: int  # delta layers the new image carries on its last full build
     input_hash: str  # the full context's: what the new image counts as up to date for
+    # The Python lines added since the previous version: uv-install resolves just these
+    # first, so that the whole list is then already satisfied (no resolution, no index).
+    python_added: tuple[str, ...] = ()
 
 
 PinMode = Literal["prefer", "exact", "fresh"]
@@ -555,6 +558,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         if delta is not None and "python" in delta.steps:
             # uv-install then compiles only the files that have no bytecode yet.
             add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
+            add("pyrlab/python/added.txt", _lines(list(delta.python_added)))
         if config.base.slim:
             add("pyrlab/python/slim", b"no test suites of packages; shared libraries stripped\n")
     slim_tools = (config.base.slim and options.tools_stage and has_python

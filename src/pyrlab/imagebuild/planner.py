@@ -197,6 +197,18 @@ def delta_steps(target: Target, current: ImageInfo) -> tuple[tuple[str, ...], st
     return tuple(sorted(changed)), f"{added} added"
 
 
+def added_lines(target: Target, current: ImageInfo, step: str) -> tuple[str, ...]:
+    """The lines of `step`'s lists (as in the lists: no file name) that `target` has and
+    `current` was not built with; () when its lists label cannot be read."""
+    try:
+        before = json.loads(current.labels.get(LABEL_LISTS, "{}")).get(step, {})
+        old = set(before.get("lines") or ())
+    except (ValueError, AttributeError):
+        return ()
+    new = list_state(target.context).get(step, {}).get("lines", [])
+    return tuple(line.split(":", 1)[1] for line in new if line not in old)
+
+
 @dataclass(frozen=True)
 class Decision:
     build: bool

@@ -7,13 +7,16 @@ dockerfile/render.py); it is read here through the engine, without starting the 
 from __future__ import annotations
 
 import json
+import re
+import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.schema import Config
 from pyrlab.dockerfile.render import MANIFEST_PATH
-from pyrlab.engines.base import Engine
+from pyrlab.engines.base import Engine, normalize_id
 from pyrlab.errors import ConfigError, EngineError, NotBuiltError, Problem
 from pyrlab.inventory.lockfile import LOCK_NAME
 from pyrlab.inventory.model import Inventory, ManifestError, from_manifest
@@ -68,8 +71,20 @@ def manifest_inventory(raw: bytes, source: str) -> Inventory:
     return from_manifest(data, source, pinned_r=pinned)
 
 
+# Manifests read in this process, by engine and image ID: an ID names content that never
+# changes, so a build reads each new image's manifest once (its self-test, then the lock).
+_FULL_ID = re.compile(r"(sha256:)?[0-9a-f]{64}")
+_read: weakref.WeakKeyDictionary[Engine, dict[str, Inventory]] = weakref.WeakKeyDictionary()
+_read_lock = threading.Lock()
+
+
 def image_inventory(engine: Engine, image: ImageSpec) -> Inventory:
     """What the image holds, from its manifest; NotBuiltError naming the fix when missing."""
+    if _FULL_ID.fullmatch(image.ref):
+        with _read_lock:
+            known = _read.get(engine, {}).get(normalize_id(image.ref))
+        if known is not None and known.meta.image == image.name:
+            return known
     info = engine.image(image.ref)
     if info is None:
         raise NotBuiltError(f"image {image.ref} is not built",
@@ -86,6 +101,8 @@ def image_inventory(engine: Engine, image: ImageSpec) -> Inventory:
         raise ManifestError(f"{image.ref} holds the image '{inventory.meta.image}', "
                             f"not '{image.name}'",
                             hint=f"rebuild it with `pyrlab build {image.name}`")
+    with _read_lock:
+        _read.setdefault(engine, {})[normalize_id(info.id)] = inventory
     return inventory
 
 
