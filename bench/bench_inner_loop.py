@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import statistics
@@ -48,6 +49,8 @@ BASE = f"{PREFIX}debian:trixie"
 ORIGINAL = f"{PREFIX}original-pylab:latest"
 ORIGINAL_MARK = "pyrlab-bench-original"  # in every RUN line of the original way
 PYRLAB_MARK = buildcache.PYRLAB_STEP_MARK
+# uv-install's report of its bytecode step ("pyrlab: bytecode … in 12s").
+BYTECODE_LINE = re.compile(r"pyrlab: bytecode[^\n]* in (\d+(?:\.\d+)?)s")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 RESULTS = Path(__file__).parent / "results"
 
@@ -140,6 +143,7 @@ class Lab:
                  debs: list[str]) -> None:
         self.root = root
         self.test_seconds: list[float] = []
+        self.bytecode_seconds: list[float] = []
         self.run_sets = ["--set", f"run.notebooks={root.parent / 'notebooks'}",
                          "--set", f"run.home={root.parent / 'home'}"]
         pyrlab("init", str(root), "--base", "debian")
@@ -173,13 +177,21 @@ class Lab:
 
     def build(self, *images: str) -> float:
         """Wall time of a default `pyrlab build` (self-test gate included); the gate's share
-        is added to self.test_seconds."""
+        is added to self.test_seconds, the bytecode compiler's (from the build logs) to
+        self.bytecode_seconds."""
         started = time.perf_counter()
         done = pyrlab("build", "-C", str(self.root), "--engine", "docker", "--json",
                       *(images or ("pylab",)))
         wall = time.perf_counter() - started
-        self.test_seconds.append(float(json.loads(done.stdout).get("seconds", {})
-                                       .get("self_test", 0.0)))
+        result = json.loads(done.stdout)
+        self.test_seconds.append(float(result.get("seconds", {}).get("self_test", 0.0)))
+        compiled = 0.0
+        for image in result.get("images", []):
+            log = image.get("log")
+            if image.get("action") == "built" and log and Path(log).is_file():
+                for seconds in BYTECODE_LINE.findall(Path(log).read_text()):
+                    compiled += float(seconds)
+        self.bytecode_seconds.append(compiled)
         return wall
 
 
@@ -230,12 +242,16 @@ class Table:
         self.rows: list[dict[str, object]] = []
 
     def add(self, scenario: str, original: float | None, ours: float, unit: str = "s",
-            self_test: float | None = None) -> None:
+            self_test: float | None = None, bytecode: float | None = None) -> None:
         ratio = ours / original if original else None
         self.rows.append({"scenario": scenario, "original": original, "pyrlab": ours,
-                          "unit": unit, "ratio": ratio, "pyrlab_self_test": self_test})
+                          "unit": unit, "ratio": ratio, "pyrlab_self_test": self_test,
+                          "pyrlab_bytecode": bytecode})
         shown = "-" if original is None else f"{original:9.2f}"
-        gate = "" if self_test is None else f"  (of which self-test {self_test:.1f} s)"
+        shares = [f"self-test {self_test:.1f} s"] if self_test is not None else []
+        if bytecode:
+            shares.append(f"bytecode {bytecode:.1f} s")
+        gate = f"  (of which {', '.join(shares)})" if shares else ""
         print(f"{scenario:<52} {shown:>9} {ours:9.2f} {unit:<3} "
               f"{'' if ratio is None else f'{ratio:5.2f}'}{gate}", flush=True)
 
@@ -279,19 +295,22 @@ def main() -> None:
             prune(ORIGINAL_MARK)
             prune(PYRLAB_MARK)
         table.add("cold build of pylab" + ("" if not args.skip_cold else " (warm cache)"),
-                  original.build(), lab.build(), self_test=lab.test_seconds[-1])
+                  original.build(), lab.build(), self_test=lab.test_seconds[-1],
+                  bytecode=lab.bytecode_seconds[-1])
 
-        adds: list[tuple[float, float, float]] = []
+        adds: list[tuple[float, float, float, float]] = []
         for _ in range(args.adds):
             package = addable.pop()
             requirements.append(package)
             original.write(requirements)
             lab.write(requirements)
-            adds.append((original.build(), lab.build(), lab.test_seconds[-1]))
+            adds.append((original.build(), lab.build(), lab.test_seconds[-1],
+                         lab.bytecode_seconds[-1]))
         table.add(f"add one package, rebuild (median of {args.adds})",
-                  statistics.median(a for a, _, _ in adds),
-                  statistics.median(b for _, b, _ in adds),
-                  self_test=statistics.median(t for _, _, t in adds))
+                  statistics.median(a[0] for a in adds),
+                  statistics.median(a[1] for a in adds),
+                  self_test=statistics.median(a[2] for a in adds),
+                  bytecode=statistics.median(a[3] for a in adds))
 
         table.add("no-op rebuild", statistics.median(original.build() for _ in range(3)),
                   statistics.median(lab.build() for _ in range(3)))
@@ -307,7 +326,7 @@ def main() -> None:
         original.write(requirements)
         lab.write(requirements)
         table.add(f"remove one package ({removed}), rebuild", original.build(), lab.build(),
-                  self_test=lab.test_seconds[-1])
+                  self_test=lab.test_seconds[-1], bytecode=lab.bytecode_seconds[-1])
         table.add("image size after the removal", size(ORIGINAL) / 1e9,
                   size(f"{PREFIX}pylab:latest") / 1e9, "GB")
 
@@ -318,7 +337,7 @@ def main() -> None:
         base_debs = lab.root / "base_debs.txt"
         base_debs.write_text(base_debs.read_text() + "file\n")
         table.add("base_debs.txt: add one package (file), rebuild", None, lab.build(),
-                  self_test=lab.test_seconds[-1])
+                  self_test=lab.test_seconds[-1], bytecode=lab.bytecode_seconds[-1])
         print("  what pylab's rebuild on the new pyrlab-base reused:")
         for line in lab.log_lines("pylab"):
             if any(k in line for k in ("Prepared ", "Installed ", "pyrlab: ")):
