@@ -83,6 +83,9 @@ def test_adding_a_package_builds_a_small_layer_that_equals_a_full_build(
                                                    "text": True}
     labels = engine.labels(lab.ref("pylab"))
     assert labels["org.pyrlab.delta-depth"] == "1"
+    # The delta's last step rewrote the manifest: pyrlab.lock, read from it, has the two.
+    lock = (lab.root / "pyrlab.lock").read_text()
+    assert 'idna = "' in lock and 'simplejson = "' in lock
     assert labels["org.pyrlab.parent-id"] == base_id
     # The new image is the old one plus its own layers: nothing below was redone.
     after = layers(engine, lab.ref("pylab"))

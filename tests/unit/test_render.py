@@ -588,3 +588,23 @@ def test_each_lab_image_names_its_own_run_time_install_places(default_project: P
         assert f"PYRLAB_IMAGE={name} " in dockerfile
         assert f"R_LIBS_USER=~/.local/share/pyrlab/{name}/R/%v" in dockerfile
     assert "PYRLAB_IMAGE" not in render_context(default_project, "pyrlab-base").dockerfile
+
+
+def test_a_delta_records_its_inventory_at_the_end_of_its_last_step(tmp_path: Path) -> None:
+    """One RUN less on the way to a one-package layer, and the manifest still written."""
+    from pyrlab.dockerfile.render import INVENTORY_COMMAND, Delta
+
+    project = load_project(make_project(tmp_path / "lab", FULL_FILES))
+    full = render_context(project, "pylab").files["Dockerfile"][0].decode()
+    assert full.count("inventory.py") == 1
+    for steps, last in ((("python",), "uv-install"), (("apt", "python"), "uv-install")):
+        delta = render_context(project, "pylab", delta=Delta(steps, 1, "h", ("six",)))
+        dockerfile = delta.files["Dockerfile"][0].decode()
+        runs = [r for r in re.split(r"\n(?=RUN )", dockerfile) if r.startswith("RUN ")]
+        assert runs[-1].split("\n\n")[0].endswith(f"/run/pyrlab/bin/{last} && \\\n    "
+                                                  f"{INVENTORY_COMMAND}"), steps
+        assert dockerfile.count("inventory.py") == 1
+        final = dockerfile[dockerfile.rindex("\nFROM "):]  # after the tools stage
+        assert final.index('ARG PYRLAB_BASE_ID=""') < final.index("\nRUN ")
+    added = render_context(project, "pylab", delta=Delta(("python",), 1, "h", ("six",)))
+    assert added.files["pyrlab/python/added.txt"][0] == b"six\n"
