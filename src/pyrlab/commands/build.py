@@ -24,9 +24,6 @@ from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
 from pyrlab.inventory.lockfile import read_lock
 from pyrlab.selftest import build_gate
 
-NAME = "build"
-HELP = "build the images (and their ancestors) whose inputs changed, in dependency order"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",

@@ -19,9 +19,6 @@ from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS, project_key
 from pyrlab.output import info
 
-NAME = "clean"
-HELP = "remove this project's images (with --cache also pyrlab's build cache)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", action="store_true",

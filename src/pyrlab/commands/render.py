@@ -12,9 +12,6 @@ from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.engines.podman import Podman
 
-NAME = "render"
-HELP = "write the build context (Dockerfile + files) of each image to a folder"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="images (default: all)")
