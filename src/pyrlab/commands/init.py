@@ -12,7 +12,6 @@ from typing import Any
 from pyrlab.config.schema import SUITE_RE
 from pyrlab.errors import ConfigError, Problem, UsageError
 
-
 # (file in the package, name in the project)
 FILES = (
     ("pyrlab.toml", "pyrlab.toml"),

@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pyrlab.config.project import Project
@@ -64,10 +63,6 @@ PART_NAMES = {
     "Dockerfile": "the Dockerfile",
 }
 
-
-def project_key(root: Path) -> str:
-    """A short stable id for a lab project folder, put on every image it builds."""
-    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 def input_parts(context: BuildContext) -> dict[str, str]:

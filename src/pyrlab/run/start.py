@@ -5,21 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyrlab.config.project import Project
+from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, RunError
-from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import build_plan, network_mode
-from pyrlab.imagebuild.planner import Plan, make_plan, project_key
-from pyrlab.imagebuild.progress import Progress
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready
 from pyrlab.run.safety import check_plan
 from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
-from pyrlab.selftest import build_gate
+
+if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
+    # built: `down` never parses a list nor renders a context
+    from pyrlab.config.project import Project
+    from pyrlab.imagebuild.planner import Plan
 
 Note = Callable[[str], None]
 LOG_LINES = 20  # how much of the lab's log a failure shows
@@ -44,6 +45,9 @@ def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
                  note: Note) -> None:
     """Make sure the image exists. With `build`, build it and its ancestors when missing or
     out of date, as `pyrlab build IMAGE` does (compose's `up`); without, only say so."""
+    from pyrlab.imagebuild.buildlock import build_lock
+    from pyrlab.imagebuild.planner import make_plan
+
     if not build:
         _check_built(project, engine, image, note)
         return
@@ -56,6 +60,8 @@ def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
 
 def _check_built(project: Project, engine: Engine, image: str, note: Note) -> None:
     """`up --no-build`: the image must be there; out of date is only a note."""
+    from pyrlab.imagebuild.planner import make_plan
+
     plan = make_plan(project, engine, [image])
     planned = next(p for p in plan.images if p.target.name == image)
     if planned.current is None:
@@ -69,6 +75,10 @@ def _check_built(project: Project, engine: Engine, image: str, note: Note) -> No
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
     """What `pyrlab build` does with a plan (its progress display, its errors)."""
+    from pyrlab.imagebuild.executor import build_plan, network_mode
+    from pyrlab.imagebuild.progress import Progress
+    from pyrlab.selftest import build_gate
+
     network_host, why = network_mode(project.config.proxy, False)
     progress = Progress()
     try:
