@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
-from pyrlab.errors import EngineError, RunError
+from pyrlab.errors import EngineError, PyrlabError, RunError
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready
@@ -41,16 +42,12 @@ class Started:
 # --------------------------------------------------------------------------- the image
 
 
-def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
-                 note: Note) -> None:
-    """Make sure the image exists. With `build`, build it and its ancestors when missing or
-    out of date, as `pyrlab build IMAGE` does (compose's `up`); without, only say so."""
+def ensure_image(project: Project, engine: Engine, image: str, *, note: Note) -> None:
+    """Build the image and its ancestors when missing or out of date, as `pyrlab build
+    IMAGE` does (compose's `up`)."""
     from pyrlab.imagebuild.buildlock import build_lock
     from pyrlab.imagebuild.planner import make_plan
 
-    if not build:
-        _check_built(project, engine, image, note)
-        return
     with build_lock(project.root, note):  # the project's builds, one at a time
         plan = make_plan(project, engine, [image])
         if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
@@ -58,8 +55,9 @@ def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
         _build(project, engine, plan)
 
 
-def _check_built(project: Project, engine: Engine, image: str, note: Note) -> None:
-    """`up --no-build`: the image must be there; out of date is only a note."""
+def check_built(project: Project, engine: Engine, image: str) -> str | None:
+    """`up --no-build`: the image must be there (RunError); out of date is only a note,
+    returned."""
     from pyrlab.imagebuild.planner import make_plan
 
     plan = make_plan(project, engine, [image])
@@ -69,8 +67,9 @@ def _check_built(project: Project, engine: Engine, image: str, note: Note) -> No
                        hint=f"build it with `pyrlab build {image}`, or run "
                        f"`pyrlab up {image}` without --no-build")
     if planned.decision.build:
-        note(f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
-             f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+        return (f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
+                f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+    return None
 
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
@@ -177,7 +176,19 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
                              allow_unsafe=allow_unsafe):
         note(f"pyrlab: warning: {text}")
 
-    existing = engine.inspect_container(name)
+    # Whether a lab runs on this port and (--no-build) whether the image is built do not
+    # depend on each other: the engine answers about the container while the image's
+    # context renders. What the image check finds is told where it always was, below.
+    built_note: str | None = None
+    not_built: PyrlabError | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyrlab-inspect") as pool:
+        found = pool.submit(engine.inspect_container, name)
+        if not build:
+            try:
+                built_note = check_built(project, engine, image)
+            except PyrlabError as exc:
+                not_built = exc
+        existing = found.result()
     if existing is not None:
         lab = lab_from_inspect(existing)
         if lab.project != project_key(config.root):
@@ -193,7 +204,12 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     no_token = config.run.allow_no_token
     draft = plan_lab(config, image, port=lab_port, token="" if no_token else "-", gpus=gpus)
     busy = _check_ports(engine, config, draft)
-    ensure_image(project, engine, image, build=build, note=note)
+    if build:
+        ensure_image(project, engine, image, note=note)
+    elif not_built is not None:
+        raise not_built
+    elif built_note is not None:
+        note(built_note)
     token = "" if no_token else ensure_token(token_path(config, name), owner=invoking_user())
     plan = plan_lab(config, image, port=lab_port, token=token, gpus=gpus, unpublished=busy)
     for text in plan.notes:
