@@ -62,8 +62,6 @@ def pem_certificates(content: bytes) -> bytes | str:
         return "has a PEM block without its END line"
     if not blocks:
         return "holds no PEM certificate"
-    import ssl  # here: `down` and `ps` read the config but never a certificate
-
     out = []
     for number, block in enumerate(blocks, start=1):
         label = block.group(1).decode("ascii", "replace")
@@ -75,8 +73,17 @@ def pem_certificates(content: bytes) -> bytes | str:
             return f"PEM block {number} is not valid base64"
         if not _is_der_sequence(der):
             return f"PEM block {number} does not decode as a certificate"
-        out.append(ssl.DER_cert_to_PEM_cert(der).encode("ascii"))
+        out.append(der_to_pem(der))
     return b"".join(out)
+
+
+def der_to_pem(der: bytes) -> bytes:
+    """One certificate in PEM, byte for byte as ssl.DER_cert_to_PEM_cert writes it (64
+    base64 characters a line), without importing ssl for it."""
+    text = base64.standard_b64encode(der).decode("ascii")
+    lines = [text[at:at + 64] for at in range(0, len(text), 64)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----", *lines,
+                      "-----END CERTIFICATE-----\n"]).encode("ascii")
 
 
 def _is_der_sequence(der: bytes) -> bool:
