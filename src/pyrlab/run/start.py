@@ -21,7 +21,7 @@ from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_f
 if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
     # built: `down` never parses a list nor renders a context
     from pyrlab.config.project import Project
-    from pyrlab.imagebuild.planner import Plan
+    from pyrlab.imagebuild.planner import Plan, Target
 
 Note = Callable[[str], None]
 LOG_LINES = 20  # how much of the lab's log a failure shows
@@ -42,17 +42,27 @@ class Started:
 # --------------------------------------------------------------------------- the image
 
 
-def ensure_image(project: Project, engine: Engine, image: str, *, note: Note) -> None:
+def ensure_image(project: Project, engine: Engine, image: str, *, note: Note,
+                 rendered: list[Target] | None = None) -> None:
     """Build the image and its ancestors when missing or out of date, as `pyrlab build
-    IMAGE` does (compose's `up`)."""
+    IMAGE` does (compose's `up`). `rendered`: the image's and its ancestors' contexts, when
+    rendered already (see render_targets)."""
     from pyrlab.imagebuild.buildlock import build_lock
     from pyrlab.imagebuild.planner import make_plan
 
     with build_lock(project.root, note):  # the project's builds, one at a time
-        plan = make_plan(project, engine, [image])
+        plan = make_plan(project, engine, [image], rendered=rendered)
         if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
             return
         _build(project, engine, plan)
+
+
+def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
+    """The contexts `ensure_image` plans with: they do not depend on what is built, so they
+    may be rendered before the build lock is held."""
+    from pyrlab.imagebuild.planner import targets
+
+    return targets(project, [image], engine.render_options)
 
 
 def check_built(project: Project, engine: Engine, image: str) -> str | None:
@@ -176,18 +186,22 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
                              allow_unsafe=allow_unsafe):
         note(f"pyrlab: warning: {text}")
 
-    # Whether a lab runs on this port and (--no-build) whether the image is built do not
-    # depend on each other: the engine answers about the container while the image's
-    # context renders. What the image check finds is told where it always was, below.
+    # Whether a lab runs on this port does not depend on the image's contexts, nor (with
+    # --no-build) on whether the image is built: the engine answers about the container
+    # while they render. What the image side finds (a note, an error) is told where it
+    # always was, after the container's and the ports' verdicts.
+    rendered: list[Target] | None = None
     built_note: str | None = None
-    not_built: PyrlabError | None = None
+    image_error: PyrlabError | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyrlab-inspect") as pool:
         found = pool.submit(engine.inspect_container, name)
-        if not build:
-            try:
+        try:
+            if build:
+                rendered = render_targets(project, engine, image)
+            else:
                 built_note = check_built(project, engine, image)
-            except PyrlabError as exc:
-                not_built = exc
+        except PyrlabError as exc:
+            image_error = exc
         existing = found.result()
     if existing is not None:
         lab = lab_from_inspect(existing)
@@ -204,10 +218,10 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     no_token = config.run.allow_no_token
     draft = plan_lab(config, image, port=lab_port, token="" if no_token else "-", gpus=gpus)
     busy = _check_ports(engine, config, draft)
+    if image_error is not None:
+        raise image_error
     if build:
-        ensure_image(project, engine, image, note=note)
-    elif not_built is not None:
-        raise not_built
+        ensure_image(project, engine, image, note=note, rendered=rendered)
     elif built_note is not None:
         note(built_note)
     token = "" if no_token else ensure_token(token_path(config, name), owner=invoking_user())
