@@ -70,3 +70,10 @@ def test_the_export_help_names_every_kind() -> None:
     from pyrlab.commands.export import KINDS
 
     assert COMMANDS["export"] == f"write a file for another tool ({', '.join(KINDS)})"
+
+
+def test_the_engines_do_not_import_rendering() -> None:
+    # `down`, `ps`, `logs` with either engine never render a context.
+    loaded = modules_after("from pyrlab.engines.select import select_engine\n"
+                           "import pyrlab.engines.docker, pyrlab.engines.podman, pyrlab.run.labs")
+    assert not loaded & set(HEAVY)
