@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from pyrlab import __version__, proc
-from pyrlab.commands import COMMANDS
+from pyrlab.commands import COMMANDS, load
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_INTERRUPTED, EXIT_USAGE, PyrlabError, UsageError
 from pyrlab.output import emit, error
@@ -20,6 +20,35 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         error(message)
         raise SystemExit(EXIT_USAGE)
+
+
+class _VerbParser(_Parser):
+    """A verb's parser, whose options its module adds only when this verb is the one on the
+    command line (or its help or usage is shown): `pyrlab up …` imports pyrlab.commands.up
+    and none of the other verbs' modules."""
+
+    verb: str | None = None  # the verb whose module is still to add its options
+
+    def _add_verb_arguments(self) -> None:
+        if self.verb is None:
+            return
+        module, self.verb = load(self.verb), None
+        module.add_arguments(self)
+        self.set_defaults(handler=module.run)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        self._add_verb_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_verb_arguments()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_verb_arguments()
+        return super().format_help()
 
 
 # Global options: each works before the verb (`pyrlab -C DIR down pylab`) exactly as after it
@@ -43,7 +72,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, before_verb: bool) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+    common = _VerbParser(add_help=False)  # the options every verb shares (no verb of its own)
     _add_global_options(common, before_verb=False)
     parser = _Parser(prog="pyrlab", description="Build, run and upgrade JupyterLab images "
                      "for Python and R from plain package lists.",
@@ -51,13 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pyrlab {__version__}")
     _add_global_options(parser, before_verb=True)
     # "verb", not "command": `shell` has a positional of that name (the command to run).
-    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND",
+                                       parser_class=_VerbParser)
     subparsers.required = True
-    for module in COMMANDS:
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP,
-                                    parents=[common])
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+    for verb, text in COMMANDS.items():
+        sub = subparsers.add_parser(verb, help=text, description=text, parents=[common])
+        sub.verb = verb
     return parser
 
 

@@ -312,6 +312,6 @@ def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
 
 def project_key(root: Path) -> str:
     """The org.pyrlab.project label value of images built from root."""
-    from pyrlab.imagebuild.planner import project_key as key
+    from pyrlab.config.key import project_key as key
 
     return key(root)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from labtools import EngineCli, Lab
 
-from pyrlab.imagebuild.planner import project_key
+from pyrlab.config.key import project_key
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ import rrepo
 from labclient import LabClient
 from labtools import EngineCli, free_port, new_prefix
 
-from pyrlab.imagebuild.planner import project_key
+from pyrlab.config.key import project_key
 from pyrlab.inventory.lockfile import read_lock
 
 pytestmark = pytest.mark.integration

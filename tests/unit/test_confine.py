@@ -16,6 +16,7 @@ import pytest
 from labfiles import PEM, init_lab, write
 
 from pyrlab.cli import main
+from pyrlab.config.confine import der_to_pem, pem_certificates
 from pyrlab.config.lists import ListKind, parse_lists
 from pyrlab.config.project import load_project
 from pyrlab.errors import ConfigError
@@ -268,3 +269,21 @@ def test_check_lists_what_up_would_need_allow_unsafe_for(
                                     "'--privileged' widens what the lab may do on the host")
     assert main(["check", "-C", str(lab), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["needs_allow_unsafe"] == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 47, 48, 49, 96, 1000])
+def test_certificates_are_written_as_ssl_writes_them(size: int) -> None:
+    # The certificates' bytes go into the build context and its input hash: pyrlab's own
+    # PEM writer (no ssl import) must give exactly what ssl.DER_cert_to_PEM_cert gives.
+    import ssl
+
+    der = bytes(range(256)) * 4
+    assert der_to_pem(der[:size]) == ssl.DER_cert_to_PEM_cert(der[:size]).encode("ascii")
+
+
+def test_a_certificate_file_comes_out_as_ssl_writes_it() -> None:
+    import ssl
+
+    der = ssl.PEM_cert_to_DER_cert(PEM.decode())
+    assert pem_certificates(b"# a comment\n" + PEM) == \
+        ssl.DER_cert_to_PEM_cert(der).encode("ascii")

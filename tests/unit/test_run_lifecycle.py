@@ -294,6 +294,21 @@ def test_a_lab_of_another_project_on_the_same_port(
         "no labs (start one with `pyrlab up pylab`)\n"
 
 
+def test_up_no_build_tells_the_port_problem_before_the_image_check(
+        lab: Path, engine: FakeEngine, built: list[list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The image is checked while the engine is asked about the port's container; what the
+    # check found comes after the container's verdict, as it did when one followed the other.
+    assert run(capsys, "up", "pylab")[0] == 0
+    other = init_lab(tmp_path / "other")
+    (other / "requirements.txt").write_text("numpy\n")  # its pylab differs: out of date
+    code, _, err = run(capsys, "up", "pylab", "--no-build", "-C", str(other))
+    assert code == 6
+    assert f"a lab of the project {lab}" in err
+    assert "out of date" not in err and "is not built" not in err
+    assert len(engine.run_requests) == 1
+
+
 def test_a_lab_that_exits_fails_with_its_log(lab: Path, engine: FakeEngine,
                                               built: list[list[str]],
                                               capsys: pytest.CaptureFixture[str],

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from labfiles import init_lab, write
 
+from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config, load_config
 from pyrlab.engines.docker import DockerClassic
 from pyrlab.errors import RunError
-from pyrlab.imagebuild.planner import project_key
 from pyrlab.run.plan import (
     LABEL_LAB,
     LABEL_PORT,

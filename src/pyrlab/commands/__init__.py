@@ -1,36 +1,54 @@
-"""One module per verb. Each has NAME, HELP, add_arguments(parser) and run(args) → Result."""
+"""One module per verb, imported only when that verb runs (or its --help is shown).
+
+Each module has add_arguments(parser) and run(args) → Result. COMMANDS holds the verbs in
+the order `pyrlab --help` lists them, with their one-line help, so that listing them and
+parsing one verb's command line import no other verb's module (nor what it needs: jinja2,
+the engines, urllib…).
+"""
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-from pyrlab.commands import (
-    bootstrap,
-    build,
-    check,
-    clean,
-    diff,
-    down,
-    export,
-    init,
-    inspect,
-    lock,
-    logs,
-    outdated,
-    ps,
-    push,
-    render,
-    restart,
-    rollback,
-    sbom,
-    shell,
-    test,
-    up,
-    upgrade,
-    url,
-)
+COMMANDS: dict[str, str] = {
+    "init": "write a new lab project (pyrlab.toml, package lists, Makefile)",
+    "check": "validate pyrlab.toml, the package lists and the image graph (no engine needed)",
+    "render": "write the build context (Dockerfile + files) of each image to a folder",
+    "bootstrap": "make a Debian base image from a Debian mirror with debootstrap "
+                 "(no registry needed)",
+    "build": "build the images (and their ancestors) whose inputs changed, in dependency order",
+    "test": "import every listed Python module, load every listed R package and run code in "
+            "every kernel of the built images (no network, no home mounted)",
+    "clean": "remove this project's images (with --cache also pyrlab's build cache)",
+    "up": "start an image's JupyterLab (building it first when needed) and print its URL",
+    "down": "stop and remove an image's lab (or --all of this project's labs)",
+    "restart": "stop an image's lab and start it again (current config and image, same token)",
+    "ps": "list this project's labs: image, ports, URL, uptime, health",
+    "logs": "show an image's lab log (-f: follow it)",
+    "shell": "open a shell in an image's running lab as the notebook user (or run a command)",
+    "url": "print the URLs of an image's running lab: JupyterLab (with its token) and each "
+           "named port",
+    "inspect": "show what an image holds (Debian, Python and R packages) without starting it",
+    "lock": "rewrite pyrlab.lock from what the project's images hold now",
+    "diff": "show what changed between pyrlab.lock and the images, two images or two lock "
+            "files",
+    "sbom": "write a CycloneDX (JSON) SBOM of what an image holds",
+    "outdated": "show which packages of the built images have newer versions "
+                "(builds nothing)",
+    "upgrade": "rebuild the images (and their ancestors) from a fresh base with the newest "
+               "packages, update pyrlab.lock and show what changed",
+    "rollback": "move an image's latest tag back to the image the last build replaced "
+                "(NAME:previous)",
+    # The kinds are pyrlab.commands.export.KINDS (a unit test keeps the two in step).
+    "export": "write a file for another tool (compose, ci, jupyterhub)",
+    "push": "push the built images (latest and the base tag) to a registry and record their "
+            "digests",
+}
 
-COMMANDS: list[ModuleType] = [
-    init, check, render, bootstrap, build, test, clean, up, down, restart, ps, logs, shell, url,
-    inspect, lock, diff, sbom, outdated, upgrade, rollback, export, push,
-]
+
+def load(verb: str) -> ModuleType:
+    """The module of one verb of COMMANDS."""
+    if verb not in COMMANDS:
+        raise KeyError(verb)
+    return importlib.import_module(f"pyrlab.commands.{verb}")

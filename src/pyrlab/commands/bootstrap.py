@@ -23,8 +23,6 @@ from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.logs import logs_dir, new_log_path, state_logs_dir
 from pyrlab.imagebuild.progress import Progress
 
-NAME = "bootstrap"
-HELP = "make a Debian base image from a Debian mirror with debootstrap (no registry needed)"
 DEFAULT_SUITE = "trixie"
 
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
@@ -15,17 +15,16 @@ from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import Built, build_plan, network_mode
+from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode
 from pyrlab.imagebuild.offered import debs_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
 from pyrlab.inventory.lockfile import read_lock
-from pyrlab.selftest import build_gate
 
-NAME = "build"
-HELP = "build the images (and their ancestors) whose inputs changed, in dependency order"
+if TYPE_CHECKING:
+    from pyrlab.selftest import ImageTest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,12 +163,27 @@ def run(args: argparse.Namespace) -> BuildResult:
                 return BuildResult(selection, network_host, plan, None)
             built = build_plan(project, engine, plan, progress, network_host=network_host,
                                no_cache=args.no_cache, jobs=args.jobs,
-                               gate=None if args.no_test else build_gate(project, engine),
+                               gate=None if args.no_test else self_test_gate(project, engine),
                                pins="exact" if args.locked else "prefer",
                                before_build=before_build, cache_from=args.cache_from)
     finally:
         progress.close()
     return BuildResult(selection, network_host, plan, built)
+
+
+def self_test_gate(project: Project, engine: Engine) -> Gate:
+    """selftest.build_gate, made (and its module imported: urllib, ssl…) when the first
+    image built is tested: a no-op build tests nothing."""
+    made: list[Gate] = []
+
+    def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
+        if not made:
+            from pyrlab.selftest import build_gate
+
+            made.append(build_gate(project, engine))
+        return made[0](name, image_id, delta_on)
+
+    return gate
 
 
 def locked_check(project: Project, engine: Engine, names: list[str] | None, *,

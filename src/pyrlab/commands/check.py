@@ -13,9 +13,6 @@ from pyrlab.errors import RunError
 from pyrlab.run.plan import plan_lab
 from pyrlab.run.safety import refusals
 
-NAME = "check"
-HELP = "validate pyrlab.toml, the package lists and the image graph (no engine needed)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     del parser

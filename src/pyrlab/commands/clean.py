@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._common import project_from
+from pyrlab.config.key import project_key
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
-from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS, project_key
+from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS
 from pyrlab.output import info
-
-NAME = "clean"
-HELP = "remove this project's images (with --cache also pyrlab's build cache)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

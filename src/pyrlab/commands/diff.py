@@ -35,9 +35,6 @@ from pyrlab.inventory.model import Inventory
 from pyrlab.inventory.tables import diff_table
 from pyrlab.run.session import config_from, engine_from
 
-NAME = "diff"
-HELP = "show what changed between pyrlab.lock and the images, two images or two lock files"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sides", nargs="*", metavar="A [B]",

@@ -12,9 +12,6 @@ from pyrlab.run.labs import find_labs
 from pyrlab.run.session import add_image, config_from, engine_from
 from pyrlab.run.start import stop_lab
 
-NAME = "down"
-HELP = "stop and remove an image's lab (or --all of this project's labs)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser, optional=True)

@@ -26,9 +26,6 @@ KINDS: dict[str, ModuleType] = {
     "jupyterhub": jupyterhub,
 }
 
-NAME = "export"
-HELP = f"write a file for another tool ({', '.join(KINDS)})"
-
 
 # The global options given after KIND (`pyrlab export compose -C DIR`) land in dests of their
 # own: a kind's parser would otherwise reset those given before it to their defaults.

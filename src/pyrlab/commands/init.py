@@ -12,9 +12,6 @@ from typing import Any
 from pyrlab.config.schema import SUITE_RE
 from pyrlab.errors import ConfigError, Problem, UsageError
 
-NAME = "init"
-HELP = "write a new lab project (pyrlab.toml, package lists, Makefile)"
-
 # (file in the package, name in the project)
 FILES = (
     ("pyrlab.toml", "pyrlab.toml"),

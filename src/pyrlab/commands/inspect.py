@@ -19,9 +19,6 @@ from pyrlab.inventory.model import ECOSYSTEMS, Inventory
 from pyrlab.inventory.tables import inspect_table
 from pyrlab.run.session import config_from, engine_from
 
-NAME = "inspect"
-HELP = "show what an image holds (Debian, Python and R packages) without starting it"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE",

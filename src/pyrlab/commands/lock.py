@@ -16,9 +16,6 @@ from pyrlab.inventory.images import current_inventories, lock_file
 from pyrlab.inventory.lockfile import LockError, read_lock, write_lock
 from pyrlab.run.session import config_from, engine_from
 
-NAME = "lock"
-HELP = "rewrite pyrlab.lock from what the project's images hold now"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_argument(parser)

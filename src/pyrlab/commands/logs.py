@@ -11,9 +11,6 @@ from pyrlab.engines.select import add_engine_argument
 from pyrlab.run.labs import one_lab
 from pyrlab.run.session import add_image, config_from, engine_from
 
-NAME = "logs"
-HELP = "show an image's lab log (-f: follow it)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser)

@@ -19,9 +19,6 @@ from pyrlab.inventory.tables import outdated_table
 from pyrlab.inventory.upgradable import upgradable
 from pyrlab.run.session import engine_from, project_from
 
-NAME = "outdated"
-HELP = "show which packages of the built images have newer versions (builds nothing)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",

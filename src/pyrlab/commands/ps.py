@@ -12,9 +12,6 @@ from pyrlab.engines.select import add_engine_argument
 from pyrlab.run.labs import Lab, find_labs, format_duration
 from pyrlab.run.session import config_from, engine_from
 
-NAME = "ps"
-HELP = "list this project's labs: image, ports, URL, uptime, health"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_argument(parser)

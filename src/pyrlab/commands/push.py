@@ -32,9 +32,6 @@ from pyrlab.imagebuild.progress import Progress
 from pyrlab.inventory.images import shown_path
 from pyrlab.inventory.pushed import Pushed, record_pushes
 
-NAME = "push"
-HELP = "push the built images (latest and the base tag) to a registry and record their digests"
-
 INSECURE_HINT = (
     "plain HTTP is refused for a registry on another host: serve it with TLS and give "
     "--registry HOST[:PORT]/NAMESPACE (no scheme); a registry you trust without TLS must be "

@@ -10,10 +10,7 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
-from pyrlab.engines.podman import Podman
-
-NAME = "render"
-HELP = "write the build context (Dockerfile + files) of each image to a folder"
+from pyrlab.engines.podman import podman_render_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +39,7 @@ def run(args: argparse.Namespace) -> RenderResult:
     names = [n for n in project.order(args.images or None) if not args.images or n in args.images]
     out = Path(args.output) if args.output else project.root / ".pyrlab" / "contexts"
     # The same options the Podman engine builds with, so the files match what it builds.
-    options = Podman.PODMAN_RENDER if args.podman else RenderOptions()
+    options = podman_render_options() if args.podman else RenderOptions()
     written = []
     for name in names:
         context = render_context(project, name, options)

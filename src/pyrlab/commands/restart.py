@@ -13,9 +13,6 @@ from pyrlab.run.plan import lab_image
 from pyrlab.run.session import add_image, engine_from, project_from
 from pyrlab.run.start import DEFAULT_TIMEOUT, check_safety, start_lab, stop_lab
 
-NAME = "restart"
-HELP = "stop an image's lab and start it again (current config and image, same token)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser)

@@ -18,8 +18,6 @@ from pyrlab.inventory.lockfile import read_lock, update_lock
 from pyrlab.output import info
 from pyrlab.run.session import engine_from, project_from
 
-NAME = "rollback"
-HELP = "move an image's latest tag back to the image the last build replaced (NAME:previous)"
 ROLLED_BACK = "rolled-back"  # the tag the replaced image keeps (one of RESERVED_TAGS)
 
 

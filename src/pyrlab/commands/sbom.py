@@ -15,9 +15,6 @@ from pyrlab.run.session import config_from, engine_from
 
 SPEC_VERSION = "1.6"  # the CycloneDX version inventory/sbom.py writes
 
-NAME = "sbom"
-HELP = "write a CycloneDX (JSON) SBOM of what an image holds"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE",

@@ -14,9 +14,6 @@ from pyrlab.run.labs import one_lab
 from pyrlab.run.plan import WORK
 from pyrlab.run.session import add_image, config_from, engine_from
 
-NAME = "shell"
-HELP = "open a shell in an image's running lab as the notebook user (or run a command)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser)

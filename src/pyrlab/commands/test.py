@@ -13,10 +13,6 @@ from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
 from pyrlab.run.session import engine_from, project_from
 from pyrlab.selftest import ImageTest, SelfTester
 
-NAME = "test"
-HELP = ("import every listed Python module, load every listed R package and run code in "
-        "every kernel of the built images (no network, no home mounted)")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",

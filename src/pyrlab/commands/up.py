@@ -13,9 +13,6 @@ from pyrlab.run.plan import lab_image
 from pyrlab.run.session import add_image, engine_from, project_from
 from pyrlab.run.start import DEFAULT_TIMEOUT, Started, start_lab
 
-NAME = "up"
-HELP = "start an image's JupyterLab (building it first when needed) and print its URL"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser, port_help="publish JupyterLab on this port instead of the configured one")

@@ -26,10 +26,6 @@ from pyrlab.inventory.lockfile import read_lock
 from pyrlab.inventory.tables import diff_table
 from pyrlab.selftest import build_gate
 
-NAME = "upgrade"
-HELP = ("rebuild the images (and their ancestors) from a fresh base with the newest "
-        "packages, update pyrlab.lock and show what changed")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",

@@ -13,9 +13,6 @@ from pyrlab.run.plan import lab_url
 from pyrlab.run.session import add_image, config_from, engine_from
 from pyrlab.run.state import read_token, token_path
 
-NAME = "url"
-HELP = "print the URLs of an image's running lab: JupyterLab (with its token) and each named port"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image(parser)

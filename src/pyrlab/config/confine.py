@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import ssl
 import stat
 from pathlib import Path
 
@@ -74,8 +73,17 @@ def pem_certificates(content: bytes) -> bytes | str:
             return f"PEM block {number} is not valid base64"
         if not _is_der_sequence(der):
             return f"PEM block {number} does not decode as a certificate"
-        out.append(ssl.DER_cert_to_PEM_cert(der).encode("ascii"))
+        out.append(der_to_pem(der))
     return b"".join(out)
+
+
+def der_to_pem(der: bytes) -> bytes:
+    """One certificate in PEM, byte for byte as ssl.DER_cert_to_PEM_cert writes it (64
+    base64 characters a line), without importing ssl for it."""
+    text = base64.standard_b64encode(der).decode("ascii")
+    lines = [text[at:at + 64] for at in range(0, len(text), 64)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----", *lines,
+                      "-----END CERTIFICATE-----\n"]).encode("ascii")
 
 
 def _is_der_sequence(der: bytes) -> bool:

@@ -16,11 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrlab import proc
-from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.errors import EngineError, RegistryError
+
+if TYPE_CHECKING:  # rendering (jinja2) is imported by what renders, not by `down` or `ps`
+    from pyrlab.dockerfile.render import RenderOptions
 
 # Every pyrlab cache mount id starts with this (see dockerfile/render.py `_mounts`).
 CACHE_ID_PREFIX = "pyrlab-"
@@ -316,6 +318,8 @@ class Engine(ABC):
     # ------------------------------------------------------------ description
     @property
     def render_options(self) -> RenderOptions:
+        from pyrlab.dockerfile.render import RenderOptions
+
         return RenderOptions()
 
     def describe(self) -> str:

@@ -6,8 +6,8 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines.base import (
     CACHE_ID_PREFIX,
     BuildFailure,
@@ -19,6 +19,18 @@ from pyrlab.engines.base import (
     request_args,
     step_title,
 )
+
+if TYPE_CHECKING:  # rendering (jinja2) is imported by what renders, not by `down` or `ps`
+    from pyrlab.dockerfile.render import RenderOptions
+
+
+def podman_render_options() -> RenderOptions:
+    """How contexts are rendered for Podman: buildah 1.28 hangs on a second
+    RUN --mount=type=cache,sharing=locked, and its layer cache ignores what RUN steps
+    bind-mount, so RUN lines carry their inputs' digest (see RenderOptions)."""
+    from pyrlab.dockerfile.render import RenderOptions
+
+    return RenderOptions(cache_sharing_locked=False, run_input_keys=True)
 
 
 def buildah_cache_dirs() -> list[Path]:
@@ -67,15 +79,11 @@ class PodmanOutput(BuildOutput):
 
 
 class Podman(Engine):
-    # buildah 1.28: no second locked cache mount; RUN lines carry their inputs' digest.
-    PODMAN_RENDER = RenderOptions(cache_sharing_locked=False, run_input_keys=True)
     name = "podman"
 
     @property
     def render_options(self) -> RenderOptions:
-        # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked, and its
-        # layer cache ignores what RUN steps bind-mount (see RenderOptions).
-        return self.PODMAN_RENDER
+        return podman_render_options()
 
     def describe(self) -> str:
         return f"podman ({self.binary} build)"

@@ -11,18 +11,13 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyrlab import proc
-from pyrlab.engines.base import Engine
-from pyrlab.engines.docker import (
-    DockerBuildx,
-    DockerClassic,
-    client_version,
-    daemon_answers_ping,
-    has_buildx,
-)
-from pyrlab.engines.podman import Podman
 from pyrlab.errors import EngineError
+
+if TYPE_CHECKING:  # the engines are imported when one is chosen: the CLI imports this module
+    from pyrlab.engines.base import Engine
 
 # Debian's docker.io (20.10) client still has the built-in BuildKit builder; a Docker 23+
 # client first on PATH may not. Both talk to the same daemon.
@@ -39,6 +34,8 @@ class Selection:
 
 
 def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
+    from pyrlab.engines.docker import daemon_answers_ping
+
     if daemon_answers_ping():
         return True, ""
     try:
@@ -53,6 +50,8 @@ def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
 
 def find_docker() -> Engine:
     """A Docker client that can build with BuildKit, or EngineError naming the fix."""
+    from pyrlab.engines.docker import DockerBuildx, DockerClassic, client_version, has_buildx
+
     binaries: list[str] = []
     for candidate in DOCKER_CANDIDATES:
         path = shutil.which(candidate)
@@ -82,6 +81,8 @@ def find_docker() -> Engine:
 
 
 def find_podman() -> Engine:
+    from pyrlab.engines.podman import Podman
+
     path = shutil.which("podman")
     if not path:
         raise EngineError("podman is not installed", hint="apt-get install podman, or use docker")

@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pyrlab.config.project import Project
@@ -64,10 +63,6 @@ PART_NAMES = {
     "Dockerfile": "the Dockerfile",
 }
 
-
-def project_key(root: Path) -> str:
-    """A short stable id for a lab project folder, put on every image it builds."""
-    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 def input_parts(context: BuildContext) -> dict[str, str]:
@@ -314,11 +309,15 @@ class Plan:
 
 def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
               no_cache: bool = False, pull: bool = False, rebootstrap: bool = False,
-              stale: Callable[[Target, ImageInfo], str | None] | None = None) -> Plan:
+              stale: Callable[[Target, ImageInfo], str | None] | None = None,
+              rendered: list[Target] | None = None) -> Plan:
     """What `build` would do now, assuming every build changes the image it makes.
     `rebootstrap`: a bootstrapped base is made again (`upgrade`); `stale(target, current)`:
-    a reason to rebuild an image whose inputs did not change (see `decide`)."""
-    rendered = targets(project, names, engine.render_options)
+    a reason to rebuild an image whose inputs did not change (see `decide`). `rendered`:
+    what `targets(project, names, engine.render_options)` returned, when the caller
+    rendered it already (it depends on the project only, not on the engine's images)."""
+    if rendered is None:
+        rendered = targets(project, names, engine.render_options)
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
     base = base_status(project, known[project.config.base.image], pull=pull,

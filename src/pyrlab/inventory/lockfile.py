@@ -9,6 +9,7 @@ reported as `pyrlab.lock:LINE: what is wrong`, all of them at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -104,7 +105,7 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
         raise LockError(Problem(where, f"not valid TOML: {message[:1].lower()}{message[1:]}"),
                         hint=f"fix the line, or delete {LOCK_NAME} and run `pyrlab lock`"
                         ) from None
-    reader = _LockReader(shown, key_lines(text))
+    reader = _LockReader(shown, text)
     inventories = reader.lock(data)
     if reader.problems:
         raise LockError(reader.problems)
@@ -115,10 +116,15 @@ _V = TypeVar("_V", Deb, PyDist, RPkg)
 
 
 class _LockReader:
-    def __init__(self, shown: str, lines: Mapping[tuple[str, ...], int]) -> None:
+    def __init__(self, shown: str, text: str) -> None:
         self.shown = shown
-        self.lines = lines
+        self.text = text
         self.problems: list[Problem] = []
+
+    @functools.cached_property
+    def lines(self) -> Mapping[tuple[str, ...], int]:
+        """Where each key is defined: only a problem needs it (every build reads the lock)."""
+        return key_lines(self.text)
 
     def problem(self, path: tuple[str, ...], message: str) -> None:
         """A problem at the line that defines `path`, or its nearest enclosing table."""

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
-from pyrlab.imagebuild.planner import project_key
 from pyrlab.run.plan import (
     LABEL_LAB,
     LABEL_PORT,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.confine import outside
+from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
-from pyrlab.imagebuild.planner import project_key
 
 HOME = "/home/notebook"  # the notebook user's home in every image
 WORK = "/home/notebook/work"  # the notebooks folder: JupyterLab's root and the working dir

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyrlab.config.project import Project, load_project
 from pyrlab.config.schema import Config, load_config
-from pyrlab.engines.base import Engine
 from pyrlab.engines.select import select_engine
 from pyrlab.output import info
+
+if TYPE_CHECKING:
+    from pyrlab.config.project import Project
+    from pyrlab.engines.base import Engine
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -19,6 +22,8 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def project_from(args: argparse.Namespace) -> Project:
     """Configuration and lists: `up` may build, which needs both."""
+    from pyrlab.config.project import load_project  # parsing lists: not for `down` or `ps`
+
     project = load_project(Path(args.project), sets=tuple(args.sets))
     for warning in project.warnings:
         info(f"pyrlab: warning: {warning}")

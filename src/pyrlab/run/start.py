@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyrlab.config.project import Project
+from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
-from pyrlab.errors import EngineError, RunError
-from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import build_plan, network_mode
-from pyrlab.imagebuild.planner import Plan, make_plan, project_key
-from pyrlab.imagebuild.progress import Progress
+from pyrlab.errors import EngineError, PyrlabError, RunError
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
 from pyrlab.run.ready import NotReady, Spinner, wait_ready
 from pyrlab.run.safety import check_plan
 from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
-from pyrlab.selftest import build_gate
+
+if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
+    # built: `down` never parses a list nor renders a context
+    from pyrlab.config.project import Project
+    from pyrlab.imagebuild.planner import Plan, Target
 
 Note = Callable[[str], None]
 LOG_LINES = 20  # how much of the lab's log a failure shows
@@ -40,22 +42,34 @@ class Started:
 # --------------------------------------------------------------------------- the image
 
 
-def ensure_image(project: Project, engine: Engine, image: str, *, build: bool,
-                 note: Note) -> None:
-    """Make sure the image exists. With `build`, build it and its ancestors when missing or
-    out of date, as `pyrlab build IMAGE` does (compose's `up`); without, only say so."""
-    if not build:
-        _check_built(project, engine, image, note)
-        return
+def ensure_image(project: Project, engine: Engine, image: str, *, note: Note,
+                 rendered: list[Target] | None = None) -> None:
+    """Build the image and its ancestors when missing or out of date, as `pyrlab build
+    IMAGE` does (compose's `up`). `rendered`: the image's and its ancestors' contexts, when
+    rendered already (see render_targets)."""
+    from pyrlab.imagebuild.buildlock import build_lock
+    from pyrlab.imagebuild.planner import make_plan
+
     with build_lock(project.root, note):  # the project's builds, one at a time
-        plan = make_plan(project, engine, [image])
+        plan = make_plan(project, engine, [image], rendered=rendered)
         if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
             return
         _build(project, engine, plan)
 
 
-def _check_built(project: Project, engine: Engine, image: str, note: Note) -> None:
-    """`up --no-build`: the image must be there; out of date is only a note."""
+def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
+    """The contexts `ensure_image` plans with: they do not depend on what is built, so they
+    may be rendered before the build lock is held."""
+    from pyrlab.imagebuild.planner import targets
+
+    return targets(project, [image], engine.render_options)
+
+
+def check_built(project: Project, engine: Engine, image: str) -> str | None:
+    """`up --no-build`: the image must be there (RunError); out of date is only a note,
+    returned."""
+    from pyrlab.imagebuild.planner import make_plan
+
     plan = make_plan(project, engine, [image])
     planned = next(p for p in plan.images if p.target.name == image)
     if planned.current is None:
@@ -63,12 +77,17 @@ def _check_built(project: Project, engine: Engine, image: str, note: Note) -> No
                        hint=f"build it with `pyrlab build {image}`, or run "
                        f"`pyrlab up {image}` without --no-build")
     if planned.decision.build:
-        note(f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
-             f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+        return (f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
+                f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+    return None
 
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
     """What `pyrlab build` does with a plan (its progress display, its errors)."""
+    from pyrlab.imagebuild.executor import build_plan, network_mode
+    from pyrlab.imagebuild.progress import Progress
+    from pyrlab.selftest import build_gate
+
     network_host, why = network_mode(project.config.proxy, False)
     progress = Progress()
     try:
@@ -167,7 +186,23 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
                              allow_unsafe=allow_unsafe):
         note(f"pyrlab: warning: {text}")
 
-    existing = engine.inspect_container(name)
+    # Whether a lab runs on this port does not depend on the image's contexts, nor (with
+    # --no-build) on whether the image is built: the engine answers about the container
+    # while they render. What the image side finds (a note, an error) is told where it
+    # always was, after the container's and the ports' verdicts.
+    rendered: list[Target] | None = None
+    built_note: str | None = None
+    image_error: PyrlabError | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyrlab-inspect") as pool:
+        found = pool.submit(engine.inspect_container, name)
+        try:
+            if build:
+                rendered = render_targets(project, engine, image)
+            else:
+                built_note = check_built(project, engine, image)
+        except PyrlabError as exc:
+            image_error = exc
+        existing = found.result()
     if existing is not None:
         lab = lab_from_inspect(existing)
         if lab.project != project_key(config.root):
@@ -183,7 +218,12 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     no_token = config.run.allow_no_token
     draft = plan_lab(config, image, port=lab_port, token="" if no_token else "-", gpus=gpus)
     busy = _check_ports(engine, config, draft)
-    ensure_image(project, engine, image, build=build, note=note)
+    if image_error is not None:
+        raise image_error
+    if build:
+        ensure_image(project, engine, image, note=note, rendered=rendered)
+    elif built_note is not None:
+        note(built_note)
     token = "" if no_token else ensure_token(token_path(config, name), owner=invoking_user())
     plan = plan_lab(config, image, port=lab_port, token=token, gpus=gpus, unpublished=busy)
     for text in plan.notes:
