@@ -3,13 +3,15 @@
     python -I pyc_cache.py CACHE SITE            every .py file under SITE (a full build)
     python -I pyc_cache.py CACHE SITE LISTFILE   the .py files LISTFILE names (a delta)
 
-A .pyc is keyed by what makes it differ: the interpreter's magic number and cache tag,
-the optimization level, the source's path (the code records co_filename) and its bytes.
-The pycs are checked-hash ones (valid whatever the files' mtimes, which uv does not keep
-across builds), so a cached one is copied into __pycache__ as it is; a miss is compiled on
-every core and stored. Test suites (…/tests/, …/test/) are skipped, and a file that does
-not compile never fails the build. Writes go to a temporary name renamed into place (two
-builds may share the cache), and entries unused for PRUNE_DAYS are removed once a day.
+A .pyc is keyed by what makes its code differ: the interpreter's magic number and cache
+tag, the optimization level, the source's path (the code records co_filename) and its
+bytes. A hit is the cached code under a header that names the installed file's own mtime
+and size (uv does not keep mtimes across builds): a plain timestamp pyc, as compileall
+writes, so imports cost what they did and a file replaced later (uv leaves old pycs behind)
+is seen as changed. A miss is compiled on every core and stored. Test suites (…/tests/,
+…/test/) are skipped, and a file that does not compile never fails the build. Writes go to
+a temporary name renamed into place (two builds may share the cache), and entries unused
+for PRUNE_DAYS are removed once a day.
 """
 
 from __future__ import annotations
@@ -20,32 +22,31 @@ import multiprocessing
 import os
 import py_compile
 import re
-import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 
 SKIP = re.compile(r"/tests?/")
-MODE = py_compile.PycInvalidationMode.CHECKED_HASH
+MODE = py_compile.PycInvalidationMode.TIMESTAMP  # not SOURCE_DATE_EPOCH's checked-hash
+MASK = 0xFFFFFFFF
 PRUNE_DAYS = 30
 CHUNK = 64
 
 
-def store(source: str, target: str) -> None:
-    """Copy `source` to `target` through a temporary file in target's folder."""
-    with open(source, "rb") as src:
-        folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(src, out)
-            os.chmod(tmp, 0o644)  # the image's users read it; mkstemp makes 0600
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+def write(target: str, data: bytes) -> None:
+    """`data` into `target` through a temporary file in its folder, renamed into place."""
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)  # the image's users read it; mkstemp makes 0600
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def one(cache: str, path: str) -> str:
@@ -53,19 +54,29 @@ def one(cache: str, path: str) -> str:
     try:
         with open(path, "rb") as f:
             data = f.read()
+            st = os.fstat(f.fileno())
     except OSError:
         return "failed"
-    key = hashlib.sha256(b"%d\0%s\0%s" % (sys.flags.optimize, MODE.name.encode(),
-                                          os.fsencode(path))).hexdigest()
-    key = hashlib.sha256(key.encode() + data).hexdigest()
-    entry = os.path.join(cache, key[:2], key + ".pyc")
+    key = hashlib.sha256(b"%d\0%s\0" % (sys.flags.optimize, os.fsencode(path)))
+    key.update(data)
+    name = key.hexdigest()
+    entry = os.path.join(cache, name[:2], name + ".pyc")
     pyc = importlib.util.cache_from_source(path)
     try:
-        store(entry, pyc)
-        os.utime(entry)  # recently used: kept by the pruning
-        return "reused"
+        with open(entry, "rb") as f:
+            code = f.read()
     except OSError:
-        pass
+        code = b""
+    if code[:4] == importlib.util.MAGIC_NUMBER:
+        # The installed file's own mtime and size: what the import checks.
+        header = b"%s\0\0\0\0%s%s" % (code[:4], (int(st.st_mtime) & MASK).to_bytes(4, "little"),
+                                          (st.st_size & MASK).to_bytes(4, "little"))
+        try:
+            write(pyc, header + code[16:])
+            os.utime(entry)  # recently used: kept by the pruning
+            return "reused"
+        except OSError:
+            pass
     bad = entry[:-4] + ".bad"  # known not to compile (Python 2 in some package's examples)
     if os.path.exists(bad):
         return "failed"
@@ -79,7 +90,8 @@ def one(cache: str, path: str) -> str:
             pass
         return "failed"
     try:
-        store(pyc, entry)
+        with open(pyc, "rb") as f:
+            write(entry, f.read())
     except OSError:
         pass  # a cache that cannot be written is no cache: the image has its bytecode
     return "compiled"

@@ -140,9 +140,11 @@ class Pins:
     def step_files(self) -> dict[str, dict[str, bytes]]:
         """The files of each step's pins folder."""
         debs = _lines(self.debs)
+        # `upgrade`: apt-install updates its lists even when they are recent.
+        fresh = {"fresh": b""} if self.mode == "fresh" else {}
         return {"python": {f"{self.mode}.txt": _lines(self.lines)},
-                "apt": {"debs.txt": debs},
-                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran)}}
+                "apt": {"debs.txt": debs, **fresh},
+                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran), **fresh}}
 
 
 @dataclass(frozen=True)
