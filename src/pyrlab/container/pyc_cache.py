@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import marshal
 import multiprocessing
 import os
-import py_compile
 import re
 import sys
 import tempfile
@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator
 
 SKIP = re.compile(r"/tests?/")
-MODE = py_compile.PycInvalidationMode.TIMESTAMP  # not SOURCE_DATE_EPOCH's checked-hash
 MASK = 0xFFFFFFFF
 PRUNE_DAYS = 30
 CHUNK = 64
@@ -64,15 +63,16 @@ def one(cache: str, path: str) -> str:
     pyc = importlib.util.cache_from_source(path)
     try:
         with open(entry, "rb") as f:
-            code = f.read()
+            cached = f.read()
     except OSError:
-        code = b""
-    if code[:4] == importlib.util.MAGIC_NUMBER:
-        # The installed file's own mtime and size: what the import checks.
-        header = b"%s\0\0\0\0%s%s" % (code[:4], (int(st.st_mtime) & MASK).to_bytes(4, "little"),
-                                          (st.st_size & MASK).to_bytes(4, "little"))
+        cached = b""
+    # The installed file's own mtime and size: what the import checks.
+    header = b"%s\0\0\0\0%s%s" % (importlib.util.MAGIC_NUMBER,
+                                      (int(st.st_mtime) & MASK).to_bytes(4, "little"),
+                                      (st.st_size & MASK).to_bytes(4, "little"))
+    if cached[:4] == importlib.util.MAGIC_NUMBER:
         try:
-            write(pyc, header + code[16:])
+            write(pyc, header + cached[16:])
             os.utime(entry)  # recently used: kept by the pruning
             return "reused"
         except OSError:
@@ -81,8 +81,9 @@ def one(cache: str, path: str) -> str:
     if os.path.exists(bad):
         return "failed"
     try:
-        py_compile.compile(path, cfile=pyc, doraise=True, invalidation_mode=MODE)
-    except (py_compile.PyCompileError, OSError, ValueError, SyntaxError):
+        # What the import system itself does (importlib's source_to_code).
+        body = marshal.dumps(compile(data, path, "exec", dont_inherit=True))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         try:
             os.makedirs(os.path.dirname(bad), exist_ok=True)
             open(bad, "ab").close()
@@ -90,8 +91,11 @@ def one(cache: str, path: str) -> str:
             pass
         return "failed"
     try:
-        with open(pyc, "rb") as f:
-            write(entry, f.read())
+        write(pyc, header + body)
+    except OSError:
+        return "failed"
+    try:
+        write(entry, header + body)
     except OSError:
         pass  # a cache that cannot be written is no cache: the image has its bytecode
     return "compiled"
