@@ -23,8 +23,8 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 
 SKIP = re.compile(r"/tests?/")
@@ -34,14 +34,16 @@ CHUNK = 64
 
 
 def write(target: str, data: bytes) -> None:
-    """`data` into `target` through a temporary file in its folder, renamed into place."""
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    """`data` into `target` through a temporary file beside it, renamed into place."""
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # umask 022: 0644
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.chmod(tmp, 0o644)  # the image's users read it; mkstemp makes 0600
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
@@ -103,6 +105,7 @@ def one(cache: str, path: str) -> str:
 
 def work(args: tuple[str, list[str]]) -> dict[str, int]:
     cache, paths = args
+    warnings.simplefilter("ignore")  # SyntaxWarnings of packages' code: not the build's news
     counts = {"reused": 0, "compiled": 0, "failed": 0}
     for path in paths:
         counts[one(cache, path)] += 1
