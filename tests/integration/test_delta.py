@@ -2,11 +2,13 @@
 previous version (only the new packages installed and compiled), the result holds what a
 full build holds, and removing a line goes back to a full build. Both kinds of build are
 slim ([base] slim, the default): a package's test suite is left out and its shared
-libraries are stripped (simplejson's wheel has both: tests/ and a .so with symbols)."""
+libraries are stripped (simplejson's wheel has both: tests/ and a .so with symbols). A full
+rebuild after a removal compiles no bytecode: every pyc comes from the bytecode cache."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -37,6 +39,40 @@ names = [data[strings + header(i)[0]:data.index(b"\0", strings + header(i)[0])].
 print(json.dumps({"tests": (folder / "tests").exists(), "symtab": ".symtab" in names,
                   "text": ".text" in names}))
 """
+
+
+# Every module of the venv (test suites aside) has a pyc whose header matches its installed
+# source (mtime and size, though the pycs came from the cache): valid for any UID.
+PYC_CHECK = r"""
+import importlib.util, json, pathlib, re, sysconfig
+site = pathlib.Path(sysconfig.get_path("purelib"))
+facts = {"files": 0, "missing": 0, "invalid": 0}
+for source in site.rglob("*.py"):
+    if re.search(r"/tests?/", str(source)):
+        continue
+    facts["files"] += 1
+    pyc = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    if not pyc.is_file():
+        facts["missing"] += 1
+        continue
+    head, st = pyc.read_bytes()[:16], source.stat()
+    if head != b"".join((importlib.util.MAGIC_NUMBER, bytes(4),
+                         (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little"),
+                         (st.st_size & 0xFFFFFFFF).to_bytes(4, "little"))):
+        facts["invalid"] += 1
+print(json.dumps(facts))
+"""
+BYTECODE_LINE = re.compile(r"pyrlab: bytecode for (\d+) files: (\d+) compiled, (\d+) reused "
+                           r"from the cache, (\d+) not compilable")
+
+
+def bytecode_counts(lab: Lab) -> tuple[int, int, int, int]:
+    """(files, compiled, reused, not compilable) from the last pylab build's log."""
+    log = max((lab.root / ".pyrlab" / "logs").glob("pylab-*.log"))
+    found = BYTECODE_LINE.findall(log.read_text(encoding="utf-8"))
+    assert found, f"no bytecode line in {log}"
+    files, compiled, reused, bad = (int(n) for n in found[-1])
+    return files, compiled, reused, bad
 
 
 def slim_facts(engine: EngineCli, ref: str) -> dict[str, bool]:
@@ -124,3 +160,11 @@ def test_removing_a_package_builds_in_full(make_module_lab: Callable[..., Lab],
     assert engine.labels(lab.ref("pylab"))["org.pyrlab.delta-depth"] == "0"
     names = [name for name, _ in distributions(engine, lab.ref("pylab"))]
     assert "idna" not in names and "six" in names
+    # Every file of it was compiled by the first build: none is compiled anew, and the
+    # pycs from the cache are valid for the installed files, for another UID too.
+    files, compiled, reused, bad = bytecode_counts(lab)
+    assert (compiled, reused + bad) == (0, files) and reused > 100, (files, compiled, reused)
+    facts = json.loads(engine("run", "--rm", "--user", "4242:4242", lab.ref("pylab"),
+                              "python", "-c", PYC_CHECK).stdout)
+    assert facts["invalid"] == 0 and facts["missing"] <= bad, facts
+    assert facts["files"] >= reused

@@ -64,6 +64,15 @@ def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
     assert pinned_base.input_hash == base.input_hash
 
 
+def test_upgrade_tells_the_apt_step_to_update_its_lists(lab: Path) -> None:
+    # apt-install skips `apt-get update` on lists updated minutes ago, except for `upgrade`.
+    base = render_context(load_project(lab, environ={}), "pyrlab-base")
+    fresh = with_pins(base, Pins("fresh"))
+    assert fresh.files["pyrlab/pins/apt/fresh"][0] == b""
+    for mode in ("prefer", "exact"):
+        assert "pyrlab/pins/apt/fresh" not in with_pins(base, Pins(mode)).files  # type: ignore[arg-type]
+
+
 def test_with_run_input_keys_the_python_step_s_key_sees_the_pins(lab: Path) -> None:
     project = load_project(lab, environ={})
     context = render_context(project, "pylab", RenderOptions(run_input_keys=True))

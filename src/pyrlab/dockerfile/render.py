@@ -69,8 +69,8 @@ PINS_FOLDER = "pyrlab/pins"
 _PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
 TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
-BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "r-install",
-                 "r-install.R", "net-env")
+BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "pyc_cache.py",
+                 "r-install", "r-install.R", "net-env")
 # Build secrets: the files of net/ (and r/repos.txt) whose URLs carry credentials, as they
 # really are, plus proxy.env (HTTP(S)_PROXY, NO_PROXY). Each is mounted, when the build has
 # it, at SECRET_DIR/NAME in the steps that read it; the context holds them masked (see
@@ -149,9 +149,11 @@ class Pins:
     def step_files(self) -> dict[str, dict[str, bytes]]:
         """The files of each step's pins folder."""
         debs = _lines(self.debs)
+        # `upgrade`: apt-install updates its lists even when they are recent.
+        fresh = {"fresh": b""} if self.mode == "fresh" else {}
         return {"python": {f"{self.mode}.txt": _lines(self.lines)},
-                "apt": {"debs.txt": debs},
-                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran)}}
+                "apt": {"debs.txt": debs, **fresh},
+                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran), **fresh}}
 
 
 @dataclass(frozen=True)
