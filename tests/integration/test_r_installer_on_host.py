@@ -1,6 +1,7 @@
 """The R installer (src/pyrlab/container/r-install.R) run by the host's R against a tiny
 CRAN-like repository on 127.0.0.1: no container engine needed, so the install logic (pins,
-the Archive, skipping, the build cache, failure messages) is checked in seconds. The same
+the Archive, skipping, the build cache, failure messages) is checked without images. It runs
+the host's R for ~20 s, which is why it lives here rather than in tests/unit. The same
 script runs inside the images in tests/integration/test_rlab.py."""
 
 from __future__ import annotations
@@ -8,19 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labfiles import CONTAINER
+import rrepo
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-import rrepo  # a helper module of the integration tests
-
-INSTALLER = CONTAINER / "r-install.R"
+INSTALLER = Path(__file__).resolve().parents[2] / "src" / "pyrlab" / "container" / "r-install.R"
 
 
 @dataclass
