@@ -383,7 +383,7 @@ class SelfTester:
 
 
 
-def newly_listed_lines(engine: Engine, old_id: str) -> frozenset[str] | None:
+def listed_before(engine: Engine, old_id: str) -> frozenset[str] | None:
     """The Python distributions the image `old_id` was built from (its lists label): an
     added line naming something already installed as a dependency changes no version, and
     is tested all the same. None when the label cannot be read."""
@@ -426,7 +426,7 @@ def build_gate(project: Project, engine: Engine,
                      if tester.needs_container(name) else None)
             new_read = pool.submit(inventory, name, image_id)
             old_read = pool.submit(inventory, name, delta_on) if delta_on else None
-            listed = pool.submit(newly_listed_lines, engine, delta_on) if delta_on else None
+            listed = pool.submit(listed_before, engine, delta_on) if delta_on else None
             container = quiet.result() if quiet is not None else None
             try:
                 new = new_read.result()

@@ -53,7 +53,6 @@ from pyrlab.imagebuild.planner import (
     Decision,
     Plan,
     Planned,
-    added_lines,
     decide,
     encode_lists,
     encode_parts,
@@ -277,11 +276,9 @@ class Executor:
         if decision.delta:
             assert item.current is not None
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
-            added = (added_lines(target, item.current, "python")
-                     if "python" in decision.delta else ())
             context = render_context(self.project, target.name, self.engine.render_options,
                                      Delta(decision.delta, depth, target.context.input_hash,
-                                           added))
+                                           decision.python_added))
         if self.settings.pins is not None:
             context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
                                                   self.settings.pins))

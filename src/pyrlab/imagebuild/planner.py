@@ -162,46 +162,40 @@ def encode_lists(context: BuildContext) -> str:
     return json.dumps(list_state(context), sort_keys=True, separators=(",", ":"))
 
 
-def delta_steps(target: Target, current: ImageInfo) -> tuple[tuple[str, ...], str]:
+def delta_steps(target: Target, current: ImageInfo,
+                ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
     """The installer steps to run again on top of `current` when the only change is lines
-    added to lists (nothing removed, nothing else changed), and the added count; ((), why
-    not) otherwise. The caller has checked that `current` was built on today's parent."""
+    added to lists (nothing removed, nothing else changed), the added count, and the added
+    Python lines (as in the lists: no file name); ((), why not, ()) otherwise. The caller
+    has checked that `current` was built on today's parent."""
     changed = changed_parts(target, current)
     if not changed or not changed <= set(DELTA_LISTS):
-        return (), "not only package lists changed"
+        return (), "not only package lists changed", ()
     if LABEL_LISTS not in current.labels:
-        return (), ""  # built before pyrlab recorded its lists
+        return (), "", ()  # built before pyrlab recorded its lists
     try:
         before = json.loads(current.labels[LABEL_LISTS])
         depth = int(current.labels.get(LABEL_DELTA_DEPTH, "0"))
     except ValueError:
-        return (), "unreadable labels"
+        return (), "unreadable labels", ()
     if depth >= MAX_DELTA_DEPTH:
-        return (), f"{depth} delta layers: compacted by a full build"
+        return (), f"{depth} delta layers: compacted by a full build", ()
     now = list_state(target.context)
     added = 0
+    python: tuple[str, ...] = ()
     for step in sorted(changed):
         old, new = before.get(step), now.get(step)
         if not isinstance(old, dict) or new is None or old.get("rest") != new["rest"]:
-            return (), "not only package lists changed"
+            return (), "not only package lists changed", ()
         old_lines = set(old.get("lines") or ())
         new_lines = set(new["lines"])
         if not old_lines <= new_lines:
-            return (), "entries were removed or changed"
+            return (), "entries were removed or changed", ()
         added += len(new_lines - old_lines)
-    return tuple(sorted(changed)), f"{added} added"
-
-
-def added_lines(target: Target, current: ImageInfo, step: str) -> tuple[str, ...]:
-    """The lines of `step`'s lists (as in the lists: no file name) that `target` has and
-    `current` was not built with; () when its lists label cannot be read."""
-    try:
-        before = json.loads(current.labels.get(LABEL_LISTS, "{}")).get(step, {})
-        old = set(before.get("lines") or ())
-    except (ValueError, AttributeError):
-        return ()
-    new = list_state(target.context).get(step, {}).get("lines", [])
-    return tuple(line.split(":", 1)[1] for line in new if line not in old)
+        if step == "python":
+            python = tuple(line.split(":", 1)[1] for line in new["lines"]
+                           if line not in old_lines)
+    return tuple(sorted(changed)), f"{added} added", python
 
 
 @dataclass(frozen=True)
@@ -210,6 +204,7 @@ class Decision:
     reason: str
     # Installer steps to run again on the current image (a delta build); () = a full build.
     delta: tuple[str, ...] = ()
+    python_added: tuple[str, ...] = ()  # a delta's added Python lines
 
 
 def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
@@ -234,9 +229,10 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
         reason = changed_inputs(target, current)
         if not same_parent:
             return Decision(True, reason)
-        steps, why = delta_steps(target, current)
+        steps, why, python_added = delta_steps(target, current)
         if steps:
-            return Decision(True, f"{reason} ({why}: a layer on {short_id(current.id)})", steps)
+            return Decision(True, f"{reason} ({why}: a layer on {short_id(current.id)})", steps,
+                            python_added)
         return Decision(True, f"{reason} ({why})" if why else reason)
     if not same_parent:
         return Decision(True, f"{on} changed (now {short_id(parent_id)})")
