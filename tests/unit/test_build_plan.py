@@ -118,6 +118,7 @@ class FakeEngine(Engine):
         self.unbroken: set[str] = set()  # image IDs where nothing in broken_imports fails
         self.modules: dict[str, list[str]] = {}  # distribution → its top-level modules
         self.requires: dict[str, list[str]] = {}  # distribution → its Requires-Dist
+        self.dependencies: dict[str, str] = {}  # unlisted distributions in every image
         self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
         # What apt answers in a container of the base image (apt-install --offered): the
         # packages installed there, and the versions the sources offer.
@@ -210,6 +211,7 @@ class FakeEngine(Engine):
         meta = json.loads((request.context / META_FILE).read_text())
         parent = self.manifests.get(parent_id)
         dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
+        dists.update({name: [name, version, ""] for name, version in self.dependencies.items()})
         requirements = request.context / "pyrlab" / "python" / "requirements.txt"
         pins: dict[str, str] = {}
         for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*/*.txt")):
