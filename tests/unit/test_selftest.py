@@ -453,7 +453,7 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
 
 
 def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively() -> None:
-    from pyrlab.selftest import ListedLine, dependencies, retest_after_delta
+    from pyrlab.selftest import DependencyGraph, ListedLine, retest_after_delta
 
     requires = {
         "chartpy": ["plotly>=5", "pandas"],
@@ -464,20 +464,17 @@ def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively()
         "music21": ["numpy"],
         "six": [],
     }
-    environment = {"python_version": "3.13", "sys_platform": "linux"}
-    assert dependencies("chartpy", (), requires, environment) == {
+    graph = DependencyGraph(requires, {"python_version": "3.13", "sys_platform": "linux"})
+    assert graph.dependencies("chartpy") == {
         "plotly", "pandas", "narwhals", "numpy"}  # no kaleido (an extra), no pytz (marker)
-    assert dependencies("dvc", ("s3",), requires, environment) == {"dvc-s3", "boto3", "funcy"}
+    assert graph.dependencies("dvc", ("s3",)) == {"dvc-s3", "boto3", "funcy"}
+    assert graph.dependencies("dvc") == {"funcy"}
     lines = {"chartpy": ListedLine("r:1"), "dvc": ListedLine("r:2", extras=frozenset({"s3"})),
              "music21": ListedLine("r:3"), "six": ListedLine("r:4")}
-    assert retest_after_delta(lines, frozenset({"narwhals"}), requires, environment) == {
-        "chartpy"}
-    assert retest_after_delta(lines, frozenset({"numpy"}), requires, environment) == {
-        "chartpy", "music21"}
-    assert retest_after_delta(lines, frozenset({"boto3", "six"}), requires, environment) == {
-        "dvc", "six"}
-    assert retest_after_delta(lines, frozenset({"pytz", "kaleido"}), requires,
-                              environment) == frozenset()
+    assert retest_after_delta(lines, frozenset({"narwhals"}), graph) == {"chartpy"}
+    assert retest_after_delta(lines, frozenset({"numpy"}), graph) == {"chartpy", "music21"}
+    assert retest_after_delta(lines, frozenset({"boto3", "six"}), graph) == {"dvc", "six"}
+    assert retest_after_delta(lines, frozenset({"pytz", "kaleido"}), graph) == frozenset()
 
 
 def test_a_delta_that_moves_a_dependency_tests_the_package_that_needs_it(
