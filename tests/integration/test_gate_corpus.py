@@ -12,8 +12,10 @@ Builds: (1) unmarked: trapc and trapd block, and the error says which pyrlab.tom
 accept them; (2) those lines added: the image is promoted with two named known failures
 and trapb_lint's warning; (3) a delta adding `trapdep<2` moves trapd's dependency, so trapd
 is tested again (and trapc is not): it imports, and the gate says its mark is no longer
-needed; (4) the mark and the line go and `pyrlab upgrade` moves trapdep to 2.0 again:
-trapd worked in the image it replaces, so its failure blocks and is named a regression.
+needed; (4) the line and trapd's mark go: a plain build keeps the lock's trapdep 1.0 and
+trapd imports; (5) a delta adding trape, which needs trapdep>=2, moves trapdep to 2.0:
+trapd worked in the image it replaces, so its failure blocks and is named a regression;
+(6) so does `pyrlab upgrade`, which takes trapdep 2.0 too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ CORPUS = (
     Dist("trapdep", "1.0", modules={"trapdep/__init__.py": "def old_api():\n    return 1\n"}),
     Dist("trapdep", "2.0", uploaded="2024-06-01T00:00:00Z",
          modules={"trapdep/__init__.py": "def new_api():\n    return 2\n"}),
+    Dist("trape", "1.0", requires=("trapdep>=2",), modules={"trape/__init__.py": ""}),
 )
 LIST = "trapa\ntrapb\ntrapc\ntrapd\n"
 
@@ -65,6 +68,11 @@ def lab(make_module_lab: Callable[..., Lab], index: LocalIndex,
     config.write_text(config.read_text() + f"\n[proxy]\npip_index = {json.dumps(index.url)}\n")
     (made.root / "requirements.txt").write_text(LIST)
     return made
+
+
+@pytest.fixture(scope="module")
+def engine_cli(get_engine: Callable[[str], EngineCli]) -> EngineCli:
+    return get_engine(ENGINE)
 
 
 def checks(done: Any) -> dict[str, dict[str, Any]]:
@@ -128,19 +136,30 @@ def test_the_corpus_is_judged_as_issue_19_asks(lab: Lab, engine_cli: EngineCli) 
     assert found["trapd"]["verdict"] == "fixed" and not found["trapd"]["error"]
     assert "marks it as known to fail" in found["trapd"]["note"]
 
-    # (4) Mark and line gone, `upgrade` takes trapdep 2.0 again: a regression, blocked.
+    # (4) The line and trapd's mark go: a plain build keeps the lock's trapdep 1.0.
     config.write_text(plain + "\n[test.known_failures.python]\n" + marks[0] + "\n")
     (lab.root / "requirements.txt").write_text(LIST)
-    before = engine_cli.image_id(lab.ref("pylab"))
-    fourth = lab.pyrlab("upgrade", "pylab", "--keep-base")
-    assert fourth.returncode == 5, fourth.stderr
-    assert re.search(r"REGRESSION import trapd \(trapd\) \[requirements.txt:4\]: ImportError: "
-                     r"cannot import name 'old_api' .*worked in the image it replaces",
-                     fourth.stderr), fourth.stderr
-    assert "(a regression)" in fourth.stderr.split("pyrlab: error:")[1]
-    assert engine_cli.image_id(lab.ref("pylab")) == before
+    fourth = lab.pyrlab("build", "pylab", "--json")
+    assert fourth.returncode == 0, fourth.stderr
+    assert checks(fourth)["trapd"]["verdict"] == "ok"
+    good = engine_cli.image_id(lab.ref("pylab"))
 
+    # (5) A delta whose new line needs trapdep>=2: trapd, which worked, is a regression.
+    (lab.root / "requirements.txt").write_text(LIST + "trape\n")
+    fifth = lab.pyrlab("build", "pylab")
+    assert fifth.returncode == 5, fifth.stderr
+    assert "1 added: a layer on" in fifth.stderr
+    regression = (r"REGRESSION import trapd \(trapd\) \[requirements.txt:4\]: ImportError: "
+                  r"cannot import name 'old_api' .*worked in the image it replaces \("
+                  + (good or "")[:12] + r"\): a regression")
+    assert re.search(regression, fifth.stderr), fifth.stderr
+    assert "(a regression)" in fifth.stderr.split("pyrlab: error:")[1]
+    assert "trapc" not in fifth.stderr.split("pyrlab: error:")[1]  # known, not re-tested
+    assert engine_cli.image_id(lab.ref("pylab")) == good
 
-@pytest.fixture(scope="module")
-def engine_cli(get_engine: Callable[[str], EngineCli]) -> EngineCli:
-    return get_engine(ENGINE)
+    # (6) `upgrade` takes trapdep 2.0 as well: the same regression, blocked.
+    (lab.root / "requirements.txt").write_text(LIST)
+    sixth = lab.pyrlab("upgrade", "pylab", "--keep-base")
+    assert sixth.returncode == 5, sixth.stderr
+    assert re.search(regression, sixth.stderr), sixth.stderr
+    assert engine_cli.image_id(lab.ref("pylab")) == good
