@@ -45,8 +45,10 @@ KEEP_BASE = os.environ.get("PYRLAB_TEST_KEEP_BASE") == "1"
 BASE_REF = ("pyrlab-test-debian:trixie" if KEEP_BASE
             else f"pyrlab-test-{secrets.token_hex(3)}/debian:trixie")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
-# PYRLAB_* from the developer's shell would be read as config overrides.
-_CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+# PYRLAB_* from the developer's shell would be read as config overrides, and their user
+# file as this machine's settings: no user file unless a test gives one.
+_CLEAN_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")},
+              "PYRLAB_USER_CONFIG": ""}
 # Every distribution the lab's venv sees, first one per name in sys.path order.
 _VENV_DISTS = """
 import importlib.metadata, json

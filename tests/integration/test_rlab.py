@@ -72,7 +72,8 @@ class RLab:
 
     def pyrlab(self, command: str, *args: str,
                timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYRLAB_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PYRLAB_") or k == "PYRLAB_USER_CONFIG"}
         return subprocess.run([sys.executable, "-m", "pyrlab", command, "-C", str(self.root),
                                *args], capture_output=True, text=True, timeout=timeout,
                               check=False, env=env)

@@ -305,7 +305,7 @@ def test_up_again_finds_the_running_lab(pylab: RunningLab) -> None:
                            f"PYRLAB={sys.executable} -m pyrlab"], capture_output=True,
                           text=True, timeout=300, check=False,
                           env={k: v for k, v in os.environ.items()
-                               if not k.startswith("PYRLAB_")})
+                               if not k.startswith("PYRLAB_") or k == "PYRLAB_USER_CONFIG"})
     assert make.returncode == 0, make.stderr
     assert make.stdout == f"pylab was already running: {pylab.url}\n"
 

@@ -11,12 +11,23 @@ from labfiles import FULL_FILES, make_project
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The developer's own PYRLAB_* or sudo variables must not leak into any test."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The developer's own PYRLAB_* or sudo variables must not leak into any test, nor
+    their user file (~/.config/pyrlab/config.toml): each test has its own, not there
+    until it writes it (the `user_config` fixture)."""
     for name in list(os.environ):
         if name.startswith("PYRLAB_") or name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PYRLAB_USER_CONFIG", str(tmp_path / "user-config" / "config.toml"))
     yield
+
+
+@pytest.fixture
+def user_config() -> Path:
+    """This test's user file (where PYRLAB_USER_CONFIG points), its folder made."""
+    path = Path(os.environ["PYRLAB_USER_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture

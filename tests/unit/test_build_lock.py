@@ -34,7 +34,7 @@ def use_fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     """A FakeEngine for every command (also used by test_inventory_commands)."""
     fake = FakeEngine()
 
-    def select(flag: str | None, config: str) -> Selection:
+    def select(flag: str | None, config: str, **_: str) -> Selection:
         return Selection(fake, "test")
 
     monkeypatch.setattr(build_command, "select_engine", select)

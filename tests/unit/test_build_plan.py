@@ -635,7 +635,7 @@ def test_old_logs_are_pruned(tmp_path: Path) -> None:
 def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     engine = FakeEngine()
     monkeypatch.setattr(build_command, "select_engine",
-                        lambda flag, config: Selection(engine, "test"))
+                        lambda flag, config, **_: Selection(engine, "test"))
     return engine
 
 

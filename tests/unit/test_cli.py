@@ -27,7 +27,8 @@ def pyrlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
     assert PYRLAB.is_file(), f"{PYRLAB} is missing: install the project (pip install -e .)"
     return subprocess.run([str(PYRLAB), *args], capture_output=True, text=True, check=False,
                           cwd=cwd, env={k: v for k, v in os.environ.items()
-                                        if not k.startswith("PYRLAB_")})
+                                        if not k.startswith("PYRLAB_")
+                                        or k == "PYRLAB_USER_CONFIG"})
 
 
 def test_round_trip_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -236,6 +236,7 @@ def test_environment_reaches_keys_with_underscores(tmp_path: Path) -> None:
 def test_environment_variables_that_are_not_config_are_ignored(tmp_path: Path) -> None:
     config = load(tmp_path, environ={"PYRLAB_LOG_LEVEL": "debug", "PYRLAB_STATE_DIR": "/x",
                                      "PYRLAB_CONFIG": "other.toml", "HOME": "/root",
+                                     "PYRLAB_USER_CONFIG": "",  # no user file
                                      # .ci/setup-host.sh's, exported for the README command
                                      "PYRLAB_CI_SKIP_BUILDX": "1",
                                      "PYRLAB_CI_MIRROR": "http://deb.example/debian"})

@@ -266,7 +266,8 @@ def test_check_lists_what_up_would_need_allow_unsafe_for(
     assert main(["check", "-C", str(lab), "--set", "run.docker_args=['--privileged']"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == ("needs `pyrlab up --allow-unsafe`: run.docker_args: "
-                                    "'--privileged' widens what the lab may do on the host")
+                                    "'--privileged' widens what the lab may do on the host "
+                                    "(from --set run.docker_args)")
     assert main(["check", "-C", str(lab), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["needs_allow_unsafe"] == []
 

@@ -105,7 +105,7 @@ FakeEngine.__abstractmethods__ = frozenset()
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
     monkeypatch.setattr("pyrlab.run.session.select_engine",
-                        lambda flag, value: Selection(fake, "a test"))
+                        lambda flag, value, **_: Selection(fake, "a test"))
     # The lab "answers" at once; how waiting works is tested separately below.
     monkeypatch.setattr(start_module, "wait_ready", lambda *a, **k: 0.5)
     return fake
@@ -114,8 +114,11 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 @pytest.fixture
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = init_lab(tmp_path / "lab")
-    monkeypatch.setenv("PYRLAB_RUN__NOTEBOOKS", str(tmp_path / "nb"))
-    monkeypatch.setenv("PYRLAB_RUN__HOME", str(tmp_path / "home"))
+    # Folders outside the project: this machine's settings, from the user's own file.
+    user_file = Path(os.environ["PYRLAB_USER_CONFIG"])
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text(f"[run]\nnotebooks = {json.dumps(str(tmp_path / 'nb'))}\n"
+                         f"home = {json.dumps(str(tmp_path / 'home'))}\n")
     monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(free_port(), 0, 0))
     monkeypatch.chdir(root)
     yield root
@@ -491,7 +494,7 @@ class PodmanLike(FakeEngine):
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> None:
     monkeypatch.setattr("pyrlab.run.session.select_engine",
-                        lambda flag, value: Selection(engine, "a test"))
+                        lambda flag, value, **_: Selection(engine, "a test"))
 
 
 def test_up_and_ps_run_a_health_check_the_engine_would_not(

@@ -27,8 +27,8 @@ def config(root: Path, *sets: str, environ: dict[str, str] | None = None) -> Con
         "run.gid=2345", *sets))
 
 
-def refused(cfg: Config, *, command: str = "pyrlab up") -> list[str]:
-    plan = plan_lab(cfg, "pylab", token=TOKEN)
+def refused(cfg: Config, *, command: str = "pyrlab up", token: str = TOKEN) -> list[str]:
+    plan = plan_lab(cfg, "pylab", token=token)
     with pytest.raises(ConfigError) as caught:
         check_plan(cfg, plan, allow_unsafe=False, command=command)
     return [str(p) for p in caught.value.problems]
@@ -189,7 +189,50 @@ def test_a_symlink_to_a_system_folder_is_refused(project: Path, tmp_path: Path) 
 def test_folders_in_the_home_and_elsewhere_are_the_users_choice(
         project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    # pyrlab's defaults, outside the project folder, are no project's choice.
     cfg = config(project, "run.notebooks=~/notebooks", "run.home=~/docker")
     assert check_plan(cfg, plan_lab(cfg, "pylab", token=TOKEN), allow_unsafe=False) == []
-    cfg = config(project, f"run.notebooks={tmp_path / 'data'}", "run.home=''")
+    # Any other folder outside the project is the user's, from the user's own file.
+    user_file = tmp_path / "user.toml"
+    user_file.write_text(f'[run]\nnotebooks = "{tmp_path / "data"}"\nhome = "~/.ssh"\n')
+    cfg = load_config(project, environ={"PYRLAB_USER_CONFIG": str(user_file)})
     assert check_plan(cfg, plan_lab(cfg, "pylab", token=TOKEN), allow_unsafe=False) == []
+    # The same from --set, or from the environment, is refused: a project's Makefile or
+    # scripts can set those.
+    found = refused(config(project, f"run.notebooks={tmp_path / 'data'}", "run.home=''"))
+    assert found == [
+        f"pyrlab.toml: run.notebooks: '{tmp_path / 'data'}' lies outside the project folder "
+        f"{project}: a project may mount its own folders and pyrlab's default ones; mounting "
+        f"another widens what the lab may do on the host (from --set run.notebooks); "
+        f"pyrlab up --allow-unsafe allows it, or setting it in your own "
+        f"{tmp_path / 'user-config' / 'config.toml'}"]
+    cfg = load_config(project, environ={"PYRLAB_RUN__HOME": "~/.ssh",
+                                        "PYRLAB_USER_CONFIG": str(user_file)})
+    (found,) = refused(cfg)
+    assert found.startswith(f"pyrlab.toml: run.home: '{tmp_path / 'me' / '.ssh'}' lies outside")
+    assert "(from environment PYRLAB_RUN__HOME)" in found
+    # Inside the project folder, anything goes.
+    cfg = config(project, "run.notebooks=work", f"run.home={project / 'home'}")
+    assert check_plan(cfg, plan_lab(cfg, "pylab", token=TOKEN), allow_unsafe=False) == []
+
+
+def test_a_lab_without_a_token_is_the_users_choice(project: Path, tmp_path: Path) -> None:
+    cfg = config(project, "run.allow_no_token=true")
+    assert refused(cfg, token="") == [
+        "pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any program "
+        "on this machine, and any web page open in its browser that reaches the port, could "
+        "run code as you (from --set run.allow_no_token); pyrlab up --allow-unsafe allows "
+        f"it, or setting it in your own {tmp_path / 'user-config' / 'config.toml'}"]
+    assert check_plan(cfg, plan_lab(cfg, "pylab", token=""), allow_unsafe=True) == [
+        "run.allow_no_token: 'true' starts the lab without a token: any program on this "
+        "machine, and any web page open in its browser that reaches the port, could run code "
+        "as you; allowed by --allow-unsafe"]
+    (project / "pyrlab.toml").write_text((project / "pyrlab.toml").read_text().replace(
+        "\n[run]\n", "\n[run]\nallow_no_token = true\n"))
+    (found,) = refused(load_config(project, environ={}), token="")
+    assert found.startswith("pyrlab.toml: run.allow_no_token: 'true' starts the lab without")
+    assert "(from" not in found
+    user_file = tmp_path / "user.toml"
+    user_file.write_text("[run]\nallow_no_token = true\n")
+    cfg = load_config(project, environ={"PYRLAB_USER_CONFIG": str(user_file)})
+    assert check_plan(cfg, plan_lab(cfg, "pylab", token=""), allow_unsafe=False) == []

@@ -30,7 +30,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = use_fake_engine(monkeypatch)
     monkeypatch.setattr("pyrlab.commands.upgrade.select_engine",
-                        lambda flag, config: type("S", (), {"engine": fake})())
+                        lambda flag, config, **_: type("S", (), {"engine": fake})())
     return fake
 
 

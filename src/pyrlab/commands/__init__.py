@@ -14,6 +14,8 @@ from types import ModuleType
 COMMANDS: dict[str, str] = {
     "init": "write a new lab project (pyrlab.toml, package lists, Makefile)",
     "check": "validate pyrlab.toml, the package lists and the image graph (no engine needed)",
+    "config": "print every effective setting and where it came from (default, pyrlab.toml, "
+              "the user file, the environment, --set)",
     "render": "write the build context (Dockerfile + files) of each image to a folder",
     "bootstrap": "make a Debian base image from a Debian mirror with debootstrap "
                  "(no registry needed)",

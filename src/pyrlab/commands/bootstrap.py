@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> BootstrapCommandResult:
         mirror_source = "the host's apt sources" if found else "Debian's default mirror"
     check_arguments(suite, mirror, ref)  # before anything runs
     choose_tool()
-    selection = select_engine(args.engine, config.engine if config else "auto")
+    selection = select_engine(args.engine, config.engine if config else "auto",
+                              config_source=config.source_of("engine") if config else "")
     log = new_log_path(logs_dir(root) if config else state_logs_dir(), f"bootstrap-{suite}")
     progress = Progress()
     try:

@@ -144,7 +144,8 @@ class BuildResult:
 def run(args: argparse.Namespace) -> BuildResult:
     project = project_from(args)
     config = project.config
-    selection = select_engine(args.engine, config.engine)
+    selection = select_engine(args.engine, config.engine,
+                              config_source=config.source_of("engine"))
     engine = selection.engine
     progress = Progress()
     try:

@@ -11,7 +11,7 @@ from pyrlab.config.project import Project
 from pyrlab.config.schema import Config
 from pyrlab.errors import RunError
 from pyrlab.run.plan import plan_lab
-from pyrlab.run.safety import refusals
+from pyrlab.run.safety import describe, refusals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +66,11 @@ def unsafe_settings(config: Config) -> tuple[str, ...]:
         if image.lab_port is None:
             continue
         try:
-            plan = plan_lab(config, name, token="-")
-        except RunError:  # a mount path `up` refuses anyway, with its own message
+            plan = plan_lab(config, name, token="" if config.run.allow_no_token else "-")
+        except RunError:  # a mount path, a token-less lab on another address: `up` says
             continue
         for refusal in refusals(config, plan):
-            line = f"{refusal.key}: {refusal.what!r} {refusal.why}"
+            line = describe(config, refusal)
             if line not in found:
                 found.append(line)
     return tuple(found)

@@ -53,7 +53,8 @@ class CleanResult:
 def run(args: argparse.Namespace) -> CleanResult:
     project = project_from(args)
     config = project.config
-    selection = select_engine(args.engine, config.engine)
+    selection = select_engine(args.engine, config.engine,
+                              config_source=config.source_of("engine"))
     engine = selection.engine
     info(selection.describe())
     key = project_key(project.root)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pyrlab.config.schema import SUITE_RE
+from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem, UsageError
 
 # (file in the package, name in the project)
@@ -25,7 +28,8 @@ FILES = (
 )
 
 # Where Debian keeps locally added CAs. A host behind a TLS-intercepting proxy trusts them;
-# listing them by default makes the new lab's builds work behind the same proxy.
+# recording them (in the user's file: they are this machine's, not the project's) makes the
+# new lab's builds work behind the same proxy.
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 BASE_IMAGE = '''image = "python:3.14-trixie"   # any Debian-based image with python3
@@ -41,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'image': start from python:3.14-trixie (needs a registry); "
                         "'debian' or 'debian:SUITE': bootstrap Debian from its mirror")
     parser.add_argument("--ca", metavar="FILE", action="append", default=None,
-                        help="extra CA certificate to trust in builds and labs (repeatable); "
-                        f"default: the host's own extra CAs ({HOST_CA_DIR}/*.crt)")
+                        help="extra CA certificate to trust in builds and labs (repeatable), "
+                        "recorded in your user file (~/.config/pyrlab/config.toml), not in "
+                        f"the project; default: the host's own extra CAs ({HOST_CA_DIR}/*.crt)")
     parser.add_argument("--no-host-ca", action="store_true",
                         help=f"do not list the host's {HOST_CA_DIR}/*.crt")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
@@ -52,13 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class InitResult:
     root: Path
     written: tuple[str, ...]
+    # This machine's CA files, and what became of them in the user's file.
+    ca_files: tuple[str, ...] = ()
+    user_file: Path | None = None
+    user_file_note: str = ""
 
     def to_data(self) -> Any:
-        return {"project": str(self.root), "written": list(self.written)}
+        return {"project": str(self.root), "written": list(self.written),
+                "ca_certificates": list(self.ca_files),
+                "user_file": str(self.user_file) if self.user_file else None,
+                "user_file_note": self.user_file_note}
 
     def to_text(self) -> str:
         lines = [f"created lab project in {self.root}:"]
         lines += [f"  {name}" for name in self.written]
+        if self.user_file_note:
+            lines.append(self.user_file_note)
         lines.append(f"next: cd {self.root} && pyrlab build && pyrlab up pylab")
         return "\n".join(lines)
 
@@ -85,11 +99,46 @@ def ca_files(args: argparse.Namespace) -> list[str]:
     return [str(f) for f in sorted(HOST_CA_DIR.rglob("*.crt"))]
 
 
+def record_ca_files(files: list[str]) -> tuple[Path | None, str]:
+    """Put this machine's CA files in the user's file: create it, or add a [base] table to
+    one that has none. A file that already names CA files, or has a [base] table of its
+    own, is left as the user wrote it; the note says what to add. (user file, note)"""
+    path = user_config_path(os.environ)
+    listed = "[" + ", ".join(json.dumps(f) for f in files) + "]"  # TOML basic strings
+    block = f"[base]\nca_certificates = {listed}\n"
+    if not files:
+        return path, ""
+    if path is None:
+        return None, (f"note: no user file (PYRLAB_USER_CONFIG is empty), so this machine's "
+                      f"CA files are not recorded; builds behind its TLS proxy need {block!r}")
+    shown = shown_path(path)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("# pyrlab's settings for this machine (CA files, proxies, engine, "
+                            "where notebooks\n# and home folders live): they win over "
+                            "each project's pyrlab.toml.\n" + block, encoding="utf-8")
+            return path, f"recorded this machine's CA files in {shown}"
+        text = path.read_text(encoding="utf-8-sig")
+        try:
+            base = tomllib.loads(text).get("base")
+        except tomllib.TOMLDecodeError:
+            base = {}  # `pyrlab check` reports it; nothing is added to it here
+        if isinstance(base, dict) and "ca_certificates" in base:
+            return path, f"kept the CA files your {shown} lists"
+        if base is None:
+            path.write_text(text + ("" if text.endswith("\n") or not text else "\n")
+                            + "\n" + block, encoding="utf-8")
+            return path, f"recorded this machine's CA files in {shown}"
+    except OSError as exc:
+        raise ConfigError(Problem(shown, f"cannot write: {exc.strerror}")) from None
+    return path, f"note: add this machine's CA files to {shown} yourself: {block!r}"
+
+
 def run(args: argparse.Namespace) -> InitResult:
     root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
     block = base_block(args.base)
-    # json.dumps gives valid TOML basic strings for paths.
-    cas = "[" + ", ".join(json.dumps(f) for f in ca_files(args)) + "]"
+    cas = ca_files(args)
     existing = [dst for _, dst in FILES if (root / dst).exists()]
     if existing and not args.force:
         raise ConfigError(
@@ -102,8 +151,10 @@ def run(args: argparse.Namespace) -> InitResult:
         for src, dst in FILES:
             text = package.joinpath(src).read_text(encoding="utf-8")
             if src == "pyrlab.toml":
-                text = text.replace("@BASE@", block).replace("@CA@", cas)
+                text = text.replace("@BASE@", block)
             (root / dst).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None
-    return InitResult(root=root, written=tuple(dst for _, dst in FILES))
+    user_file, note = record_ca_files(cas)
+    return InitResult(root=root, written=tuple(dst for _, dst in FILES), ca_files=tuple(cas),
+                      user_file=user_file, user_file_note=note)

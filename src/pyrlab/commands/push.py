@@ -240,7 +240,8 @@ def run(args: argparse.Namespace) -> PushResult:
     project = project_from(args)
     config = project.config
     registry = registry_for(config, args.registry)  # refusals before the engine is asked
-    selection = select_engine(args.engine, config.engine)
+    selection = select_engine(args.engine, config.engine,
+                              config_source=config.source_of("engine"))
     engine = selection.engine
     progress = Progress()
     try:

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
         return outdated.find_outdated(args)
     project = project_from(args)
     config = project.config
-    engine = select_engine(args.engine, config.engine).engine
+    engine = select_engine(args.engine, config.engine,
+                           config_source=config.source_of("engine")).engine
     lock = lock_file(config)
     before = read_lock(lock.path, shown=lock.shown)
     progress = Progress()

@@ -1,7 +1,8 @@
 """pyrlab.toml → typed, frozen configuration.
 
-Loading is: read TOML → fill in the default image graph → apply overrides (environment
-`PYRLAB_*`, then `--set KEY=VALUE`) → validate everything, collecting every problem with
+Loading is: read TOML → fill in the default image graph → apply the machine settings of
+the user's own file (config/user.py) → apply overrides (environment `PYRLAB_*`, then
+`--set KEY=VALUE`) → validate everything, collecting every problem with
 the file and key it belongs to. Values that end up in a Dockerfile line (image names,
 image references, ports) are checked against strict grammars here; free text (URLs,
 paths) only ever reaches the build through files in the build context.
@@ -20,13 +21,21 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.config.user import (
+    USER_CONFIG_ENV,
+    USER_SOURCE,
+    read_user_file,
+    user_config_path,
+    user_source,
+)
 from pyrlab.credentials import mask_url
 from pyrlab.errors import ConfigError, Problem
 
 CONFIG_NAME = "pyrlab.toml"
 ENV_PREFIX = "PYRLAB_"
 # Environment variables that belong to pyrlab but are not config paths.
-ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR"})
+ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR",
+                            USER_CONFIG_ENV})
 # The host setup script's own (.ci/setup-host.sh: PYRLAB_CI_MIRROR, PYRLAB_CI_SKIP_BUILDX…),
 # which a user may export for the README's first command and still have set for pyrlab.
 ENV_NOT_CONFIG_PREFIX = "PYRLAB_CI_"
@@ -48,6 +57,10 @@ PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 # do not load the list parser).
 R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 ENGINES = ("auto", "docker", "podman")
+# Where a lab's notebooks and home folders are by default. A project may name these
+# (`pyrlab init` writes them) although they lie outside its folder (run/safety.py).
+DEFAULT_NOTEBOOKS = "~/notebooks"
+DEFAULT_HOME = "~/docker"
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,27 @@ class Config:
     overrides: tuple[tuple[str, str], ...] = field(default=())  # (key, source) applied
     build: BuildConfig = field(default_factory=BuildConfig)
     test: SelfTestConfig = field(default_factory=SelfTestConfig)
+    # Every dotted key (and table) the project file itself sets, and the user's own file
+    # that was read, if any: where each value came from (`pyrlab config`, the refusals).
+    file_keys: frozenset[str] = frozenset()
+    user_file: Path | None = None
+
+    def source_of(self, key: str) -> str:
+        """Where the value of dotted `key` came from: an override ("environment
+        PYRLAB_RUN__BIND", "--set run.bind", "user file ~/…"), the project file or
+        "default". An element (`base.debs[0]`) is its list's."""
+        key = key.split("[", 1)[0]
+        found = dict(self.overrides).get(key)
+        if found:
+            return found
+        if key in self.file_keys:
+            return self.file.name if self.file else CONFIG_NAME
+        return "default"
+
+    def from_user_file(self, key: str) -> bool:
+        """Whether `key` was set by the user's own file (and no environment or --set
+        replaced it): the user's grant, which a project cannot give itself."""
+        return self.source_of(key).startswith(USER_SOURCE + " ")
 
     def image_ref(self, name: str, tag: str = "latest") -> str:
         return f"{self.prefix}{name}:{tag}"
@@ -543,8 +577,8 @@ def _read_run(r: _Reader, raw: Any) -> RunConfig:
         _is_run_path(x) is None for x in v.values())
         else "expected a table of image = \"script\"")
     return RunConfig(
-        notebooks=r.get(d, "notebooks", p, "~/notebooks", _is_run_path),
-        home=r.get(d, "home", p, "~/docker", _is_run_path),
+        notebooks=r.get(d, "notebooks", p, DEFAULT_NOTEBOOKS, _is_run_path),
+        home=r.get(d, "home", p, DEFAULT_HOME, _is_run_path),
         rc=tuple(sorted(rc_raw.items())),
         userlab=r.get(d, "userlab", p, "userlab.sh", _is_run_path) or None,
         envfile=r.get(d, "envfile", p, ".env", _is_run_path),
@@ -682,10 +716,24 @@ def read_config(
             raise ConfigError(Problem(shown, f"cannot read: {exc.strerror}")) from None
     elif config_file is not None:
         raise ConfigError(Problem(shown, "file not found"), hint="create one with `pyrlab init`")
+    file_keys = frozenset(_dotted_keys(raw))
     if "images" not in raw:
         raw["images"] = copy.deepcopy(DEFAULT_IMAGES)  # overrides must not edit the defaults
 
     sources: dict[str, str] = {}
+    # This machine's settings from the user's own file win over the project's.
+    user_file = user_config_path(environ)
+    if user_file is not None:
+        settings, user_problems = read_user_file(user_file)
+        problems += user_problems
+        for key, value in settings:
+            error = _set_path(raw, key.split("."), copy.deepcopy(value))
+            if error:
+                problems.append(Problem(user_source(user_file), error))
+                continue
+            sources[_canonical_key(raw, key)] = user_source(user_file)
+        if not user_file.is_file():
+            user_file = None
     pending = env_overrides(environ) + [(*_split_set(s), "--set " + s.split("=", 1)[0]) for s in sets]
     for key, text, source in pending:
         if not key or any(not part for part in key.split(".")):
@@ -729,8 +777,21 @@ def read_config(
         overrides=tuple(sorted(sources.items())),
         build=build,
         test=test,
+        file_keys=file_keys,
+        user_file=user_file,
     )
     return config, problems
+
+
+def _dotted_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of `table` and of the tables in it, dotted as TOML writes them."""
+    out = []
+    for name, value in table.items():
+        key = prefix + toml_key(name)
+        out.append(key)
+        if isinstance(value, dict):
+            out += _dotted_keys(value, key + ".")
+    return out
 
 
 def _split_set(text: str) -> tuple[str, str]:

@@ -12,8 +12,8 @@ c.ServerApp.ip = "0.0.0.0"
 c.ServerApp.port = int(os.environ.get("PYRLAB_LAB_PORT", "8888"))
 c.ServerApp.open_browser = False
 c.ServerApp.root_dir = os.environ.get("PYRLAB_NOTEBOOKS", "/home/notebook/work")
-# The port is published on 127.0.0.1 by default and the token is always required; the
-# Host header check would only refuse legitimate requests that arrive through Docker's NAT.
+# A lab with a token (or a hub's login) needs no Host check: the token is what guards it,
+# and requests through a published port may name this machine by any of its names.
 c.ServerApp.allow_remote_access = True
 # A lab without a token is refused unless the host side explicitly allowed it (pyrlab
 # allows that only on a loopback address); JupyterHub's single-user servers authenticate
@@ -25,6 +25,11 @@ if not hub and not os.environ.get("JUPYTER_TOKEN"):
                          "refusing to start a lab without a token")
     # An empty JUPYTER_TOKEN would otherwise make Jupyter Server generate a random one.
     c.IdentityProvider.token = ""
+    # Nothing but the Host header tells a browser's own request from a web page's that
+    # reached the port through DNS rebinding (rebind.example resolving to 127.0.0.1): only
+    # a loopback address or `localhost` may be asked for (403 otherwise).
+    c.ServerApp.allow_remote_access = False
+    c.ServerApp.local_hostnames = ["localhost"]
 
 # Terminals run bash as an ordinary interactive shell. Outside a TTY Jupyter would start a
 # login shell, and Debian's /etc/profile replaces PATH: no /opt/venv, no run-time layer.

@@ -27,7 +27,7 @@ DOCKER_CANDIDATES = ("docker", "/usr/bin/docker")
 @dataclass(frozen=True)
 class Selection:
     engine: Engine
-    source: str  # "--engine", "PYRLAB_ENGINE", "pyrlab.toml" or "auto-detection"
+    source: str  # "--engine", "PYRLAB_ENGINE", "pyrlab.toml", "user file …", "auto-detection"
 
     def describe(self) -> str:
         return f"engine: {self.engine.describe()}, from {self.source}"
@@ -92,14 +92,17 @@ def find_podman() -> Engine:
 
 
 def select_engine(flag: str | None, config_value: str,
-                  environ: Mapping[str, str] | None = None) -> Selection:
+                  environ: Mapping[str, str] | None = None, *,
+                  config_source: str = "pyrlab.toml") -> Selection:
+    """The engine: --engine, else PYRLAB_ENGINE, else the config's `engine` (from
+    `config_source`: pyrlab.toml or the user's file), else the first that works."""
     environ = os.environ if environ is None else environ
     if flag and flag != "auto":
         choice, source = flag, "--engine"
     elif environ.get("PYRLAB_ENGINE", "auto") != "auto":
         choice, source = environ["PYRLAB_ENGINE"], "PYRLAB_ENGINE"
     elif config_value != "auto":
-        choice, source = config_value, "pyrlab.toml"
+        choice, source = config_value, config_source
     else:
         choice, source = "auto", "auto-detection"
     if choice == "docker":

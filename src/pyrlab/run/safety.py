@@ -4,6 +4,10 @@ A project folder may come from someone else, so its configuration may not widen 
 lab can do on the host: run arguments outside an allowlist of harmless ones, running as
 root, mounting `/`, the user's whole home or a system folder. Each needs `--allow-unsafe`
 on the command line; a config value, an environment variable or `--set` never grants it.
+Two more the user's own file (config/user.py) may grant, as the user's choice for this
+machine: a notebooks or home folder outside the project folder (other than pyrlab's
+defaults), and a lab without a token. The project file describes the lab; what the lab
+may reach on this machine is the user's to grant.
 `check_plan` is the one place that decides, for every command that starts a lab or writes
 how to start one (`up`, `restart`, the exports).
 
@@ -17,11 +21,14 @@ checked here.
 from __future__ import annotations
 
 import re
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyrlab.config.schema import Config
+from pyrlab.config.confine import outside
+from pyrlab.config.schema import DEFAULT_HOME, DEFAULT_NOTEBOOKS, Config
+from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.run.plan import LabPlan, is_loopback
 
@@ -84,6 +91,8 @@ class Refusal:
     key: str  # the config key the setting came from: run.docker_args, run.uid…
     what: str  # the argument or value, quoted as the user wrote it
     why: str
+    # Whether setting it in the user's own file would allow it too (not only the flag).
+    user_may_grant: bool = False
 
 
 def _split(args: tuple[str, ...], plan: LabPlan) -> list[tuple[tuple[str, ...], str | None]]:
@@ -160,11 +169,26 @@ def refusals(config: Config, plan: LabPlan) -> list[Refusal]:
                 for elements, why in _split(args, plan) if why]
     if config.run.uid == 0:
         out.append(Refusal("run.uid", "0", "runs the lab as root"))
+    defaults = {"run.notebooks": DEFAULT_NOTEBOOKS, "run.home": DEFAULT_HOME}
     for key, path in plan.user_folders:
+        shown = str(path) if path.resolve() == path else f"{path} (that is {path.resolve()})"
         why = _folder(path.resolve())
         if why:
-            shown = str(path) if path.resolve() == path else f"{path} (that is {path.resolve()})"
             out.append(Refusal(key, shown, f"{why}: mounting it {WIDENS}"))
+            continue
+        if config.from_user_file(key) or (key in defaults and path == config.path(defaults[key])):
+            continue
+        outside_why = outside(path, config.root)
+        if outside_why is not None:
+            out.append(Refusal(key, shown, f"{outside_why}: a project may mount its own "
+                               "folders and pyrlab's default ones; mounting another "
+                               f"{WIDENS}", user_may_grant=True))
+    if plan.request.env.get("PYRLAB_ALLOW_NO_TOKEN") == "1" \
+            and not config.from_user_file("run.allow_no_token"):
+        out.append(Refusal("run.allow_no_token", "true", "starts the lab without a token: "
+                           "any program on this machine, and any web page open in its "
+                           "browser that reaches the port, could run code as you",
+                           user_may_grant=True))
     return out
 
 
@@ -187,8 +211,20 @@ def _where(config: Config, key: str) -> str:
 
 
 def _source(config: Config, key: str) -> str:
+    """Where an override came from; nothing for the project file, which the line names."""
     source = dict(config.overrides).get(key)
     return f" (from {source})" if source else ""
+
+
+def _user_file_hint(config: Config) -> str:
+    """How to allow a refusal from the user's own file, for the refusal's line."""
+    path = config.user_file or user_config_path(os.environ)
+    return f", or setting it in your own {shown_path(path)}" if path else ""
+
+
+def describe(config: Config, refusal: Refusal) -> str:
+    """A refusal as `check` lists it: key, value, why, and where the value came from."""
+    return f"{refusal.key}: {refusal.what!r} {refusal.why}{_source(config, refusal.key)}"
 
 
 def check_plan(config: Config, plan: LabPlan, *, allow_unsafe: bool,
@@ -201,7 +237,8 @@ def check_plan(config: Config, plan: LabPlan, *, allow_unsafe: bool,
     if found and not allow_unsafe:
         raise ConfigError([
             Problem(_where(config, r.key), f"{r.what!r} {r.why}{_source(config, r.key)}; "
-                    f"{command} --allow-unsafe allows it")
+                    f"{command} --allow-unsafe allows it"
+                    + (_user_file_hint(config) if r.user_may_grant else ""))
             for r in found
         ])
     granted = [f"{r.key}: {r.what!r} {r.why}; allowed by --allow-unsafe" for r in found]

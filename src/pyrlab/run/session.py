@@ -31,7 +31,8 @@ def project_from(args: argparse.Namespace) -> Project:
 
 
 def engine_from(args: argparse.Namespace, config: Config, *, announce: bool = False) -> Engine:
-    selection = select_engine(getattr(args, "engine", None), config.engine)
+    selection = select_engine(getattr(args, "engine", None), config.engine,
+                              config_source=config.source_of("engine"))
     if announce:
         info(selection.describe())
     return selection.engine
