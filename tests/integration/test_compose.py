@@ -76,10 +76,12 @@ def composed(make_module_lab: Callable[..., Lab], tmp_path_factory: pytest.TempP
              get_engine: Callable[[str], EngineCli]) -> Iterator[ComposedLab]:
     engine = get_engine("docker")
     compose = compose_command()
-    work = tmp_path_factory.mktemp("compose-work")
     port = free_port()
-    lab = make_module_lab("compose", "docker", PORT=str(port), WORK=str(work), UID=str(UID),
+    # The notebooks and home folders lie in the project folder: one outside it would need
+    # --allow-unsafe or the user's own file (docs/security.md).
+    lab = make_module_lab("compose", "docker", PORT=str(port), WORK="work", UID=str(UID),
                           GID=str(GID))
+    work = lab.root / "work"
     started = time.monotonic()
     built = lab.pyrlab("build", "pylab", timeout=1200)
     assert built.returncode == 0, built.stdout + built.stderr

@@ -39,11 +39,10 @@ class DefaultsLab:
 
 
 @pytest.fixture(scope="module")
-def lab(make_module_lab: Callable[..., Lab],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefaultsLab]:
-    work = tmp_path_factory.mktemp("lab-defaults-work")
+def lab(make_module_lab: Callable[..., Lab]) -> Iterator[DefaultsLab]:
     port = free_port()
-    made = make_module_lab("lab-defaults", "docker", LAB_PORT=str(port), WORK=str(work),
+    # Notebooks and home in the project folder (outside it: --allow-unsafe or a user file).
+    made = make_module_lab("lab-defaults", "docker", LAB_PORT=str(port), WORK="work",
                            UID=str(UID), GID=str(GID))
     running = DefaultsLab(made, port, "")
     engine = checked_engine("docker")

@@ -89,14 +89,15 @@ def remove_containers(lab: Lab, engine: EngineCli) -> None:
 
 
 @pytest.fixture(scope="module")
-def running(get_engine: Callable[[str], EngineCli], make_module_lab: Callable[..., Lab],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanLab]:
+def running(get_engine: Callable[[str], EngineCli],
+            make_module_lab: Callable[..., Lab]) -> Iterator[PodmanLab]:
     """The lab, built and started by one `pyrlab up` (its images go with the module)."""
     engine = get_engine(ENGINE)
-    work = tmp_path_factory.mktemp("podman-run-work")
     port = free_port()
-    lab = make_module_lab("podman-run", ENGINE, PORT=str(port), WORK=str(work),
+    # Notebooks and home in the project folder (outside it: --allow-unsafe or a user file).
+    lab = make_module_lab("podman-run", ENGINE, PORT=str(port), WORK="work",
                           UID=str(UID), GID=str(GID))
+    work = lab.root / "work"
     try:
         up = lab.pyrlab("up", "pylab", "--json")
         assert up.returncode == 0, up.stdout + up.stderr

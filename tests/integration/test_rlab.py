@@ -107,14 +107,16 @@ def rlab(get_engine: Callable[[str], EngineCli], bootstrapped_bases: Callable[[s
          host_ca_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RLab]:
     engine = get_engine(ENGINE)  # fails in CI (skips elsewhere) without an engine
     base = bootstrapped_bases(ENGINE)
-    work = tmp_path_factory.mktemp("rlab")
-    root = work / "lab"
+    tmp = tmp_path_factory.mktemp("rlab")
+    root = tmp / "lab"
     shutil.copytree(CASE, root)
-    for folder in (work / "notebooks", work / "home"):
+    # Notebooks and home in the project folder (outside it: --allow-unsafe or a user file).
+    work = root / "work"
+    for folder in (work, work / "notebooks", work / "home"):
         folder.mkdir()
         os.chown(folder, UID, GID)
     # pyrlabextra is new in every session: the test of adding it must really install it.
-    repo = rrepo.make_repo(work / "cran", REPO, imports=IMPORTS, fresh=["pyrlabextra"])
+    repo = rrepo.make_repo(tmp / "cran", REPO, imports=IMPORTS, fresh=["pyrlabextra"])
     with rrepo.serve(repo) as (url, requests):
         config = root / "pyrlab.toml"
         config.write_text(fill(config.read_text(), {

@@ -11,6 +11,7 @@ free ports.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -27,7 +28,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from labclient import LabClient
-from labtools import CASES, EngineCli, Lab, engine_unavailable, new_prefix, project_key
+from labtools import (
+    CASES,
+    EngineCli,
+    Lab,
+    engine_unavailable,
+    new_prefix,
+    project_key,
+    run_pyrlab,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +106,7 @@ def pylab_case(tmp: Path, base: str, ca_files: list[Path]) -> tuple[Lab, dict[st
     ports = dict(zip(("lab", "dtale", "tensorboard"), free_ports(3), strict=True))
     root = copy_case(CASE, tmp / "lab", {
         "PREFIX": prefix, "BASE_IMAGE": base, "CA_FILES": json.dumps([str(p) for p in ca_files]),
-        "WORK": str(tmp), "UID": str(UID), "GID": str(GID),
+        "WORK": str(tmp / "lab" / "work"), "UID": str(UID), "GID": str(GID),
         **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}})
     return Lab(root=root, prefix=prefix, engine_name="docker"), ports
 
@@ -139,7 +148,7 @@ def pylab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
         port, token = url_parts(data["url"])
         assert port == ports["lab"]
         print(f"\npylab built and started by `pyrlab up` in {seconds:.1f} s")
-        yield RunningLab(lab, engine, tmp, ports, data["url"], token, seconds)
+        yield RunningLab(lab, engine, lab.root / "work", ports, data["url"], token, seconds)
     finally:
         down = cleanup(lab, engine)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -187,6 +196,116 @@ def test_the_token_is_required(pylab: RunningLab) -> None:
     assert wrong.request("GET", "/api/contents")[0] == 403
     assert client.request("GET", "/api/contents")[0] == 200
     assert client.request("GET", f"/lab?token={pylab.token}", token=False)[0] == 200
+
+
+def host_get(port: int, host: str, path: str = "/api/kernels",
+             token: str | None = None) -> tuple[int, bytes]:
+    """What a lab answers a GET with the Host header `host` (what a page reached through
+    DNS rebinding sends: the attacker's own name)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"Host": host}
+        if token:
+            headers["Authorization"] = f"token {token}"
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def host_status(port: int, host: str, path: str = "/api/kernels",
+                token: str | None = None) -> int:
+    return host_get(port, host, path, token)[0]
+
+
+def test_a_lab_with_a_token_refuses_any_host_without_it(pylab: RunningLab) -> None:
+    for host in (f"127.0.0.1:{pylab.port}", "rebind.attacker.example"):
+        assert host_status(pylab.port, host) == 403, host
+    # The token guards it, whatever name the machine is reached by.
+    assert host_status(pylab.port, "rebind.attacker.example", token=pylab.token) == 200
+
+
+def test_a_shared_project_cannot_mount_secrets_or_drop_the_token(
+        pylab: RunningLab, tmp_path: Path) -> None:
+    """run.notebooks = "~/.ssh" and run.allow_no_token = true from the project file are
+    refused, naming key, path and file; --allow-unsafe or the user's own file allows them.
+    A lab without a token then still refuses a foreign Host (DNS rebinding)."""
+    home = tmp_path / "home"  # a fake home: never the real ~/.ssh
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True)
+    ssh.chmod(0o755)
+    (ssh / "id_test").write_text("not a key\n")
+    user_file = tmp_path / "user" / "config.toml"
+    env = {"HOME": str(home), "PYRLAB_USER_CONFIG": str(user_file)}
+    config = pylab.lab.root / "pyrlab.toml"
+    original = config.read_text()
+    port = free_ports(1)[0]
+    root = pylab.lab.root.resolve()
+
+    def up(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_pyrlab("up", "pylab", "-C", str(pylab.lab.root), "--no-build", "--json",
+                          "--port", str(port), *args, env=env, timeout=600)
+
+    def down() -> None:
+        done = run_pyrlab("down", "pylab", "-C", str(pylab.lab.root), "--port", str(port),
+                          env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    def check_no_token_lab(done: subprocess.CompletedProcess[str]) -> None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        url = json.loads(done.stdout)["url"]
+        assert "token=" not in url
+        # Mounted: the notebooks folder is the (fake) ~/.ssh.
+        status, body = host_get(port, f"127.0.0.1:{port}", "/api/contents")
+        assert status == 200, body
+        assert [item["name"] for item in json.loads(body)["content"]] == ["id_test"]
+        assert host_status(port, f"127.0.0.1:{port}") == 200
+        assert host_status(port, f"localhost:{port}") == 200
+        assert host_status(port, "rebind.attacker.example") == 403
+        assert host_status(port, f"rebind.attacker.example:{port}") == 403
+
+    try:
+        config.write_text(original.replace(
+            '\n[run]\n', '\n[run]\nallow_no_token = true\n').replace(
+            f'notebooks = "{pylab.work}/notebooks"', 'notebooks = "~/.ssh"'))
+        refused = up()
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        hint = f"; pyrlab up --allow-unsafe allows it, or setting it in your own {user_file}"
+        lines = refused.stderr.splitlines()
+        assert lines[lines.index("pyrlab: error: 2 problems:") + 1:] == [
+            f"  pyrlab.toml: run.notebooks: '{ssh}' lies outside the project folder {root}: a "
+            "project may mount its own folders and pyrlab's default ones; mounting another "
+            f"widens what the lab may do on the host{hint}",
+            "  pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any "
+            "program on this machine, and any web page open in its browser that reaches the "
+            f"port, could run code as you{hint}"]
+        assert pylab.inspect(f"pyrlab-pylab-{port}") is None  # nothing started
+
+        check = run_pyrlab("check", "-C", str(pylab.lab.root), env=env)
+        assert check.returncode == 0, check.stderr
+        assert sum(line.startswith("needs `pyrlab up --allow-unsafe`: run.")
+                   for line in check.stdout.splitlines()) == 2, check.stdout
+
+        granted = up("--allow-unsafe")
+        try:
+            check_no_token_lab(granted)
+            assert "allowed by --allow-unsafe" in granted.stderr
+        finally:
+            down()
+
+        # The same settings from the user's own file need no flag.
+        config.write_text(original.replace(f'notebooks = "{pylab.work}/notebooks"\n', ""))
+        user_file.parent.mkdir()
+        user_file.write_text('[run]\nnotebooks = "~/.ssh"\nallow_no_token = true\n')
+        mine = up()
+        try:
+            check_no_token_lab(mine)
+            assert "allowed by --allow-unsafe" not in mine.stderr
+        finally:
+            down()
+    finally:
+        config.write_text(original)
 
 
 def test_files_from_the_lab_belong_to_the_host_user(pylab: RunningLab) -> None:

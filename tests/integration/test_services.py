@@ -59,12 +59,12 @@ def remove_containers(lab: Lab, engine: EngineCli) -> None:
 
 
 @pytest.fixture(scope="module")
-def running(get_engine: Callable[[str], EngineCli], make_module_lab: Callable[..., Lab],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesLab]:
+def running(get_engine: Callable[[str], EngineCli],
+            make_module_lab: Callable[..., Lab]) -> Iterator[ServicesLab]:
     engine = get_engine(ENGINE)
-    work = tmp_path_factory.mktemp("services-work")
     ports = {"lab": free_port(), "tensorboard": free_port(), "dtale": free_port()}
-    lab = make_module_lab("services", ENGINE, WORK=str(work),
+    # Notebooks and home in the project folder (outside it: --allow-unsafe or a user file).
+    lab = make_module_lab("services", ENGINE, WORK="work",
                           **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
     try:
         up = lab.pyrlab("up", "pylab", "--json")

@@ -123,9 +123,12 @@ def labs(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
     binary = shutil.which("docker")
     assert binary is not None
     engine = EngineCli("docker", binary)
-    work = tmp_path_factory.mktemp("user-installs")
+    tmp = tmp_path_factory.mktemp("user-installs")
+    root = tmp / "lab"
+    # Notebooks and home in the project folder (outside it: --allow-unsafe or a user file).
+    work = root / "work"
     for folder in ("notebooks", "home"):
-        (work / folder).mkdir()
+        (work / folder).mkdir(parents=True)
         os.chown(work / folder, UID, GID)
     wheels = work / "home" / "wheels"
     wheels.mkdir()
@@ -137,11 +140,10 @@ def labs(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
     # A "downgrade" of a package the server imports at start, which cannot be imported.
     make_wheel(wheels, "send2trash", "0.1", {
         "send2trash/__init__.py": "raise ImportError('the user\\'s send2trash 0.1')\n"})
-    repo = rrepo.make_repo(work / "cran", {"pyrlabextra": ["0.3"]})
+    repo = rrepo.make_repo(tmp / "cran", {"pyrlabextra": ["0.3"]})
     ports = {"pylab": free_port(), "rlab": free_port()}
     prefix = new_prefix()
-    root = work / "lab"
-    shutil.copytree(CASES / "user-installs", root)
+    shutil.copytree(CASES / "user-installs", root, dirs_exist_ok=True)
     with rrepo.serve(repo) as (url, _):
         config = root / "pyrlab.toml"
         text = config.read_text()

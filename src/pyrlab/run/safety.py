@@ -224,7 +224,8 @@ def _user_file_hint(config: Config) -> str:
 
 def describe(config: Config, refusal: Refusal) -> str:
     """A refusal as `check` lists it: key, value, why, and where the value came from."""
-    return f"{refusal.key}: {refusal.what!r} {refusal.why}{_source(config, refusal.key)}"
+    source = config.source_of(refusal.key)
+    return f"{refusal.key}: {refusal.what!r} {refusal.why} (from {source})"
 
 
 def check_plan(config: Config, plan: LabPlan, *, allow_unsafe: bool,
