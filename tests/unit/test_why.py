@@ -5,6 +5,7 @@ environment, which must be what `packaging` would compute in the image itself.""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -14,15 +15,18 @@ from packaging.markers import default_environment
 
 from pyrlab.commands.why import ImageWhy, close_names
 from pyrlab.inventory.dependencies import (
-    DependencyGraph,
     DumpError,
     Installed,
     InstalledDist,
     ListLine,
+    PythonGraph,
+    RGraph,
+    RPackage,
     Why,
     parse_dump,
-    why,
+    parse_r_dump,
 )
+from pyrlab.inventory.dependencies import why as why_in
 
 LINUX_311: dict[str, str] = {
     "implementation_name": "cpython", "implementation_version": "3.11.7", "os_name": "posix",
@@ -35,6 +39,10 @@ LINUX_311: dict[str, str] = {
 def image(*dists: tuple[str, str, list[str]], url: dict[str, str] | None = None) -> Installed:
     return Installed.of(LINUX_311, [InstalledDist(n, v, tuple(r), (url or {}).get(n, ""))
                                     for n, v, r in dists])
+
+
+def why(installed: Installed, package: str, listed: list[ListLine]) -> Why:
+    return why_in(PythonGraph(installed), package, listed)
 
 
 def lines(*texts: str, file: str = "requirements.txt") -> list[ListLine]:
@@ -126,7 +134,7 @@ def test_a_cycle_ends() -> None:
     installed = image(("a", "1", ["b"]), ("b", "1", ["c", "a"]), ("c", "1", ["a>=1"]))
     found = why(installed, "c", lines("a"))
     assert chains(found) == {"requirements.txt:1": ["a 1", "b 1", "c 1"]}
-    assert DependencyGraph(installed).chain("a", frozenset(), "d") is None
+    assert PythonGraph(installed).chain("a", frozenset(), "d") is None
     circular = why(image(("a", "1", ["b"]), ("b", "1", ["a"])), "a", [])
     assert circular.pulls == ()  # both are required by the other: no root to show
 
@@ -189,8 +197,9 @@ def test_the_text_names_lines_chains_and_bounds() -> None:
 def test_a_package_not_installed_is_a_key_error_and_close_names_are_offered() -> None:
     with pytest.raises(KeyError):
         why(MLFLOW, "sqlalchemy2", [])
-    assert close_names("sqlalchmy", [MLFLOW]) == ["SQLAlchemy"]
-    assert close_names("typing", [MLFLOW]) == ["typing_extensions"]
+    names = [d.name for d in MLFLOW.dists.values()]
+    assert close_names("sqlalchmy", names) == ["SQLAlchemy"]
+    assert close_names("typing", names) == ["typing_extensions"]
 
 
 def test_the_container_script_reports_the_environment_packaging_computes() -> None:
@@ -199,6 +208,7 @@ def test_the_container_script_reports_the_environment_packaging_computes() -> No
                           check=True)
     installed = parse_dump(done.stdout)
     assert dict(installed.environment) == default_environment()
+    assert installed.has_r == bool(shutil.which("Rscript"))
     assert installed.dists["packaging"].requires == ()
     jinja = installed.dists["jinja2"]
     assert jinja.name == "Jinja2" and any(r.startswith("MarkupSafe") for r in jinja.requires)
@@ -209,3 +219,52 @@ def test_the_container_script_reports_the_environment_packaging_computes() -> No
 def test_unreadable_script_output_is_a_dump_error(output: str) -> None:
     with pytest.raises(DumpError):
         parse_dump(output)
+
+
+# What R_PACKAGES prints: NAME, VERSION, Depends, Imports, LinkingTo (a row R's messages
+# would not look like; "R" itself is no package).
+R_ROWS = [
+    ("IRkernel\t1.3.2\tR (>= 3.2.0)\trepr (>= 0.4.99), methods, evaluate (>= 0.10), "
+     "IRdisplay (>= 0.3.0.9999), pbdZMQ (>= 0.2-1), crayon, jsonlite (>= 0.9.6), uuid, "
+     "digest\t"),
+    "jsonlite\t1.8.9\t\tmethods\t",
+    "repr\t1.1.7\tR (>= 3.0.1)\tutils, grDevices, htmltools, jsonlite, pillar (>= 1.4.0)\t",
+    "pbdZMQ\t0.3-13\tR (>= 3.5.0)\t\t",
+    "cpp11user\t0.2\t\t\tcpp11 (>= 0.4.0)",
+    "cpp11\t0.5.2\t\t\t",
+    "methods\t4.5.0\t\t\t",
+    "Loading required package: nothing",
+]
+R_DUMP = "\n".join(R_ROWS)
+
+
+def test_r_packages_follow_depends_imports_and_linking_to() -> None:
+    graph = RGraph(parse_r_dump(R_DUMP))
+    assert "R" not in graph.nodes and "Loading" not in graph.nodes
+    found = why_in(graph, "jsonlite", lines("IRkernel", "jsonlite", file="r_packages.txt"))
+    assert found.ecosystem == "r"
+    assert chains(found) == {"r_packages.txt:1": ["IRkernel 1.3.2", "jsonlite 1.8.9"],
+                             "r_packages.txt:2": ["jsonlite 1.8.9"]}
+    assert [(b.by, b.verb, b.requirement) for b in found.bounds] == [
+        ("r_packages.txt:2", "", "jsonlite"),
+        ("IRkernel 1.3.2", "imports", "jsonlite (>= 0.9.6)"),
+        ("repr 1.1.7", "imports", "jsonlite")]
+    linked = why_in(graph, "cpp11", lines("cpp11user", file="r_packages.txt"))
+    assert [(b.verb, b.specifier) for b in linked.bounds] == [("links to", ">= 0.4.0")]
+
+
+def test_r_versions_are_compared_as_r_orders_them() -> None:
+    graph = RGraph(parse_r_dump(R_DUMP))
+    # pbdZMQ 0.3-13 is 0.3.13 to R: it meets ">= 0.2-1" (and "0.3-9" is older).
+    assert why_in(graph, "pbdZMQ", lines("IRkernel")).bounds[0].satisfied
+    assert graph.satisfies(">= 0.3-9", "0.3-13") and not graph.satisfies("< 0.3-9", "0.3-13")
+    pinned = why_in(graph, "jsonlite", lines("jsonlite==1.8.8", file="r_packages.txt"))
+    assert [(b.specifier, b.satisfied) for b in pinned.bounds if b.kind == "list"] == [
+        ("== 1.8.8", False)]
+    assert graph.key("JSONLITE") == "jsonlite"  # R names: exact first, else one casefold
+
+
+def test_an_r_dump_without_packages_is_a_dump_error() -> None:
+    with pytest.raises(DumpError):
+        parse_r_dump("Error in installed.packages(): something")
+    assert parse_r_dump("x1\t1.0\t\t\t")["x1"] == RPackage("x1", "1.0")

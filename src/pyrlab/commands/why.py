@@ -1,41 +1,48 @@
-"""`pyrlab why PACKAGE [--image IMAGE]`: why a Python distribution is in a built image.
+"""`pyrlab why PACKAGE [--image IMAGE]`: why a Python distribution (or, where no Python one
+has that name, an R package) is in a built image.
 
 For each image that holds it: its version, every list line (of the image and its
-ancestors) that pulls it in, with the chain of distributions from the line to it, and
-every constraint on its version: a list line that names it, each installed distribution's
-Requires-Dist line that names it (`mlflow 3.17.2 requires sqlalchemy<3,>=1.4.0`), and
-pyrlab.lock's version. Offline: the image's metadata is read in a throwaway container with
-no network (inventory/dependencies.py); the lists are the project's as they are now.
+ancestors) that pulls it in, with the chain of packages from the line to it, and every
+constraint on its version: a list line that names it, each installed package's dependency
+on it (`mlflow 3.17.2 requires sqlalchemy<3,>=1.4.0`, `IRkernel 1.3.2 imports jsonlite
+(>= 0.9.6)`), and pyrlab.lock's version. Offline: the image's metadata is read in a
+throwaway container with no network (inventory/dependencies.py); the lists are the
+project's as they are now.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from pyrlab.config.project import Project
-from pyrlab.engines.base import short_id
+from pyrlab.engines.base import Engine, short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, NotBuiltError, Problem
 from pyrlab.inventory.dependencies import (
     Bound,
-    Installed,
+    DependencyGraph,
     ListLine,
+    PythonGraph,
+    RGraph,
+    Throwaway,
     Why,
-    read_installed,
     why,
 )
 from pyrlab.inventory.images import ImageSpec, image_spec, lock_file
 from pyrlab.inventory.lockfile import LOCK_NAME, LockError, read_lock
+from pyrlab.inventory.model import Ecosystem, normalize_python_name
 from pyrlab.run.session import engine_from, project_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("package", metavar="PACKAGE", help="a Python distribution, e.g. urllib3")
+    parser.add_argument("package", metavar="PACKAGE",
+                        help="a Python distribution, e.g. urllib3, or else an R package")
     parser.add_argument("--image", metavar="IMAGE", default=None,
                         help="the image to look in, e.g. pylab (pylab:previous: another tag; "
                              "default: every built image of the project that holds it)")
@@ -56,7 +63,9 @@ class ImageWhy:
 
     def lines(self) -> list[str]:
         w = self.why
-        out = [f"{w.name} {w.version} in {self.image} ({self.ref}, {short_id(self.image_id)})"]
+        kind = "R package " if w.ecosystem == "r" else ""
+        head = f"{kind}{w.name} {w.version} in {self.image}"
+        out = [f"{head} ({self.ref}, {short_id(self.image_id)})"]
         if w.from_lists:
             out.append("  pulled in by:")
             width = max(len(p.where) for p in w.pulls)
@@ -76,7 +85,7 @@ class ImageWhy:
             out.append("  version bounds:")
             width = max(len(self._by(b)) for b in bounds)
             for bound in bounds:
-                verb = "requires " if bound.kind == "requires" else ""
+                verb = f"{bound.verb} " if bound.verb else ""
                 note = "" if bound.satisfied else f"  (NOT met by {w.version})"
                 out.append(f"    {self._by(bound):<{width}}  {verb}{bound.requirement}{note}")
         else:
@@ -114,32 +123,51 @@ class WhyResult:
         return "\n".join(lines)
 
 
-def list_lines(project: Project, name: str) -> list[ListLine]:
-    """The Python lines of the image's lists and its ancestors', ancestors first."""
+def list_lines(project: Project, name: str, ecosystem: str) -> list[ListLine]:
+    """The lines of the image's lists and its ancestors' for `ecosystem`, ancestors first."""
     return [ListLine(entry.where, entry.text) for image in project.order([name])
-            for entry in project.lists[image].requirements]
+            for entry in (project.lists[image].requirements if ecosystem == "python"
+                          else project.lists[image].r_packages)]
 
 
-def lock_bound(project: Project, image: str, package: str, version: str) -> Bound | None:
+def lock_bound(project: Project, image: str, found: Why) -> Bound | None:
     lock = lock_file(project.config)
     try:
         section = read_lock(lock.path, shown=lock.shown).get(image)
     except LockError:
         return None  # a lock that cannot be read says nothing here (`build` names why)
-    pinned = next((d for d in section.python if d.name == package), None) if section else None
+    ecosystem: Ecosystem = "python" if found.ecosystem == "python" else "r"
+    name = normalize_python_name(found.name) if ecosystem == "python" else found.name
+    pinned = next((p for p in section.packages(ecosystem) if p.name == name), None) \
+        if section else None
     if pinned is None:
         return None
     return Bound("lock", f"{LOCK_NAME} [{image}]", f"{pinned.name}=={pinned.version}",
-                 f"=={pinned.version}", satisfied=pinned.version == version)
+                 f"=={pinned.version}", satisfied=pinned.version == found.version)
 
 
-def close_names(package: str, installed: list[Installed]) -> list[str]:
-    names = sorted({d.name for i in installed for d in i.dists.values()})
-    by_key: dict[str, str] = {canonicalize_name(n): n for n in names}
+def close_names(package: str, names: Iterable[str]) -> list[str]:
+    """Installed names like `package`: spelled alike, or containing it."""
+    by_key: dict[str, str] = {canonicalize_name(n): n for n in sorted(set(names))}
     key = canonicalize_name(package)
     close = difflib.get_close_matches(key, list(by_key), n=5, cutoff=0.7)
     close += [k for k in by_key if key in k and k not in close]
     return [by_key[k] for k in close[:5]]
+
+
+def find(engine: Engine, image_id: str, user: str, package: str,
+         ) -> tuple[DependencyGraph | None, list[str]]:
+    """The graph of the ecosystem that holds `package` in the image (Python first, then
+    R where the image has it), or None and every name the image holds."""
+    with Throwaway(engine, image_id, user) as container:
+        installed = container.python()
+        graphs: list[DependencyGraph] = [PythonGraph(installed)]
+        if graphs[0].key(package) not in graphs[0].nodes and installed.has_r:
+            graphs.append(RGraph(container.r()))
+    for graph in graphs:
+        if graph.key(package) in graph.nodes:
+            return graph, []
+    return None, [node.name for graph in graphs for node in graph.nodes.values()]
 
 
 def run(args: argparse.Namespace) -> WhyResult:
@@ -156,25 +184,24 @@ def run(args: argparse.Namespace) -> WhyResult:
     if len(not_built) == len(specs):
         raise NotBuiltError("no image of the project is built",
                             hint="build them with `pyrlab build`")
-    package = canonicalize_name(args.package)
     user = f"{config.run.uid}:{config.run.gid}"
     answers: list[ImageWhy] = []
-    read: list[Installed] = []
+    names: list[str] = []
     not_in: list[str] = []
     for spec in specs:
         info = known[spec.ref]
         if info is None:
             continue
-        installed = read_installed(engine, info.id, user)
-        read.append(installed)
-        if package not in installed.dists:
+        graph, held = find(engine, info.id, user, args.package)
+        if graph is None:
             not_in.append(spec.name)
+            names += held
             continue
-        found = why(installed, package, list_lines(project, spec.name))
+        found = why(graph, args.package, list_lines(project, spec.name, graph.ecosystem))
         answers.append(ImageWhy(spec.name, spec.ref, info.id, found,
-                                lock_bound(project, spec.name, package, found.version)))
+                                lock_bound(project, spec.name, found)))
     if not answers:
-        suggestions = close_names(args.package, read)
+        suggestions = close_names(args.package, names)
         where = specs[0].ref if args.image else ", ".join(not_in)
         raise ConfigError(
             Problem("command line", f"{args.package} is not installed in {where}"),

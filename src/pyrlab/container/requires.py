@@ -1,9 +1,10 @@
 """What `pyrlab why` reads in a throwaway container of the image (by /opt/venv/bin/python -I).
 
-Prints one JSON object: the marker environment (PEP 508 names) and, for every distribution
-the lab's Python sees (the first of each name in sys.path order), its name, version,
-Requires-Dist lines and direct URL. Stdlib only, no interpretation: markers are evaluated
-and the graph is built on the host (pyrlab/inventory/dependencies.py).
+Prints one JSON object: the marker environment (PEP 508 names), where Rscript is ("": no
+R), and, for every distribution the lab's Python sees (the first of each name in sys.path
+order), its name, version, Requires-Dist lines and direct URL. Stdlib only, no
+interpretation: markers are evaluated and the graph is built on the host
+(pyrlab/inventory/dependencies.py).
 """
 
 import importlib.metadata
@@ -11,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 from typing import Any
 
@@ -42,6 +44,6 @@ for dist in importlib.metadata.distributions():
         direct = json.loads(dist.read_text("direct_url.json") or "{}")
         dists[key] = {"name": name, "version": dist.version, "requires": dist.requires or [],
                       "url": direct.get("url", "")}
-sys.stdout.write("\n" + json.dumps({"environment": environment,
-                                    "dists": sorted(dists.values(), key=lambda d: d["name"])})
-                 + "\n")
+report = {"environment": environment, "rscript": shutil.which("Rscript") or "",
+          "dists": sorted(dists.values(), key=lambda d: d["name"])}
+sys.stdout.write("\n" + json.dumps(report) + "\n")

@@ -1,7 +1,7 @@
-"""Why a Python distribution is in an image: which list lines pull it in, and what bounds
-its version. The facts come out of the image (container/requires.py prints every
-distribution's Requires-Dist lines and the marker environment); everything else happens
-here, with `packaging`.
+"""Why a package is in an image: which list lines pull it in, and what bounds its version.
+The facts come out of the image (container/requires.py prints every Python distribution's
+Requires-Dist lines and the marker environment; Rscript prints every R package's Depends,
+Imports and LinkingTo); everything else happens here, Python's with `packaging`.
 
 An edge `A → B` is a Requires-Dist line of A that names B and whose marker holds in the
 image's environment, for the extras of A that are asked for. Which extras those are
@@ -16,13 +16,15 @@ once, with every extra any of its dependants wanted).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -30,10 +32,20 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pyrlab.config.lists import R_NAME_RE
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError
+from pyrlab.inventory.versions import compare_r
 
 PYTHON = "/opt/venv/bin/python"  # the lab's Python: what the lists were installed into
+RSCRIPT = "Rscript"
+# One line per package R would load (the first of each name in .libPaths() order): NAME,
+# VERSION, Depends, Imports, LinkingTo, tab-separated, a field's line breaks as spaces.
+R_PACKAGES = (
+    'ip <- installed.packages(noCache = TRUE); ip <- ip[!duplicated(ip[, "Package"]), , '
+    'drop = FALSE]; f <- function(x) gsub("[[:space:]]+", " ", ifelse(is.na(x), "", x)); '
+    'cat(paste(ip[, "Package"], ip[, "Version"], f(ip[, "Depends"]), f(ip[, "Imports"]), '
+    'f(ip[, "LinkingTo"]), sep = "\\t"), sep = "\\n")')
 READ_TIMEOUT = 120.0  # seconds for the script: it reads metadata files, nothing more
 
 
@@ -55,47 +67,82 @@ class Installed:
 
     environment: Mapping[str, str]  # PEP 508 marker variables, without `extra`
     dists: Mapping[str, InstalledDist]  # by canonical name
+    has_r: bool = False  # whether the image has Rscript
 
     @classmethod
-    def of(cls, environment: Mapping[str, str], dists: Iterable[InstalledDist]) -> Installed:
+    def of(cls, environment: Mapping[str, str], dists: Iterable[InstalledDist],
+           has_r: bool = False) -> Installed:
         by_key: dict[str, InstalledDist] = {}
         for dist in dists:
             by_key.setdefault(dist.key, dist)
-        return cls(dict(environment), by_key)
+        return cls(dict(environment), by_key, has_r)
+
+
+@dataclass(frozen=True)
+class RPackage:
+    name: str  # R package names are case-sensitive: the key as well
+    version: str
+    depends: str = ""  # the DESCRIPTION fields as they are: "R (>= 4.1), methods"
+    imports: str = ""
+    linking_to: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name
 
 
 class DumpError(ValueError):
-    """The output of container/requires.py is not what it prints."""
+    """What the image reported is not what the script prints."""
 
 
-def read_installed(engine: Engine, image_id: str, user: str) -> Installed:
-    """What container/requires.py reports, run in a throwaway container of the image: no
-    network, as `user` (UID:GID), no capabilities; it only sleeps while the script runs
-    in it, and is removed by its ID."""
-    script = resources.files("pyrlab.container").joinpath("requires.py").read_text()
-    request = RunRequest(image=image_id, name=f"pyrlab-why-{secrets.token_hex(4)}", user=user,
-                         env={"HOME": "/tmp"}, network_none=True, cap_drop=("ALL",),
-                         command=("sleep", "infinity"))
-    try:
-        container = engine.run(request).split()[-1]
-    except EngineError as exc:
-        raise EngineError(f"cannot start a container of {short_id(image_id)}: {exc.message}",
-                          hint=exc.hint) from None
-    try:
-        done = engine.exec(container, [PYTHON, "-I", "-c", script], timeout=READ_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise EngineError(f"{short_id(image_id)}: reading its distributions took more than "
-                          f"{READ_TIMEOUT:g} s") from None
-    finally:
-        engine.remove_container(container)
-    if not done.ok:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise EngineError(f"cannot read the Python distributions of {short_id(image_id)}: "
-                          f"{detail[-1] if detail else f'exit code {done.returncode}'}")
-    try:
-        return parse_dump(done.stdout)
-    except DumpError as exc:
-        raise EngineError(f"{short_id(image_id)}: what {PYTHON} reported is {exc}") from None
+class Throwaway:
+    """A container of the image that only sleeps while scripts run in it: no network, as
+    `user` (UID:GID), no capabilities; removed by its ID when the `with` ends."""
+
+    def __init__(self, engine: Engine, image_id: str, user: str) -> None:
+        self.engine, self.image_id, self.user = engine, image_id, user
+        self.container = ""
+
+    def __enter__(self) -> Self:
+        request = RunRequest(image=self.image_id, name=f"pyrlab-why-{secrets.token_hex(4)}",
+                             user=self.user, env={"HOME": "/tmp"}, network_none=True,
+                             cap_drop=("ALL",), command=("sleep", "infinity"))
+        try:
+            self.container = self.engine.run(request).split()[-1]
+        except EngineError as exc:
+            raise EngineError(f"cannot start a container of {short_id(self.image_id)}: "
+                              f"{exc.message}", hint=exc.hint) from None
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.engine.remove_container(self.container)
+
+    def output(self, command: list[str], what: str) -> str:
+        try:
+            done = self.engine.exec(self.container, command, timeout=READ_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise EngineError(f"{short_id(self.image_id)}: reading its {what} took more "
+                              f"than {READ_TIMEOUT:g} s") from None
+        if not done.ok:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise EngineError(f"cannot read the {what} of {short_id(self.image_id)}: "
+                              f"{detail[-1] if detail else f'exit code {done.returncode}'}")
+        return done.stdout
+
+    def python(self) -> Installed:
+        """What container/requires.py reports."""
+        script = resources.files("pyrlab.container").joinpath("requires.py").read_text()
+        out = self.output([PYTHON, "-I", "-c", script], "Python distributions")
+        try:
+            return parse_dump(out)
+        except DumpError as exc:
+            raise EngineError(f"{short_id(self.image_id)}: what {PYTHON} reported is "
+                              f"{exc}") from None
+
+    def r(self) -> dict[str, RPackage]:
+        """Every R package R would load (the first of each name in .libPaths() order)."""
+        return parse_r_dump(self.output([RSCRIPT, "--vanilla", "-e", R_PACKAGES],
+                                        "R packages"))
 
 
 def parse_dump(text: str) -> Installed:
@@ -108,32 +155,37 @@ def parse_dump(text: str) -> Installed:
         dists = [InstalledDist(str(d["name"]), str(d["version"]),
                                tuple(str(r) for r in d["requires"]), str(d.get("url", "")))
                  for d in data["dists"]]
+        has_r = bool(data.get("rscript"))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DumpError(f"unreadable ({type(exc).__name__}: {exc}): {text[-200:]!r}") from None
-    return Installed.of(environment, dists)
+    return Installed.of(environment, dists, has_r)
+
+
+def parse_r_dump(text: str) -> dict[str, RPackage]:
+    """R_PACKAGES' lines: NAME, VERSION, Depends, Imports, LinkingTo, tab-separated."""
+    packages: dict[str, RPackage] = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 5 or not R_NAME_RE.fullmatch(fields[0]):
+            continue  # a message R printed, not a row
+        name, version, depends, imports, linking_to = (f.strip() for f in fields)
+        packages.setdefault(name, RPackage(name, version, depends, imports, linking_to))
+    if not packages:
+        raise DumpError(f"no R package in what R reported: {text[-200:]!r}")
+    return packages
 
 
 @dataclass(frozen=True)
 class Edge:
-    """One Requires-Dist line of `source` that holds in the image."""
+    """One dependency of `source` on `target` that holds in the image."""
 
-    source: str  # canonical name of the distribution that requires
-    target: str  # canonical name of the one it requires
-    requirement: Requirement
-    extra: str  # the extra of `source` that switches it on; "" when it always holds
-
-    @property
-    def target_extras(self) -> frozenset[str]:
-        return frozenset(canonicalize_name(e) for e in self.requirement.extras)
-
-    @property
-    def text(self) -> str:
-        """The requirement without its marker: `sqlalchemy<3,>=1.4.0`."""
-        extras = f"[{','.join(sorted(self.requirement.extras))}]" if self.requirement.extras \
-            else ""
-        tail = f" @ {self.requirement.url}" if self.requirement.url else \
-            str(self.requirement.specifier)
-        return f"{self.requirement.name}{extras}{tail}"
+    source: str  # key of the package that depends
+    target: str  # key of the one it depends on
+    text: str  # as `source` states it, without a marker: "sqlalchemy<3,>=1.4.0"
+    specifier: str  # "<3,>=1.4.0"; "" when any version does
+    verb: str = "requires"  # R: "depends on", "imports", "links to"
+    extra: str = ""  # Python: the extra of `source` that switches it on
+    target_extras: frozenset[str] = frozenset()  # Python: the extras it asks of `target`
 
 
 def marker_holds(marker: Marker | None, environment: Mapping[str, str], extra: str) -> bool:
@@ -154,7 +206,7 @@ def _requirement(text: str) -> Requirement | None:
 
 @dataclass(frozen=True)
 class Step:
-    """One distribution along a chain, with the extras asked of it on the way."""
+    """One package along a chain, with the extras asked of it on the way."""
 
     name: str
     version: str
@@ -165,40 +217,70 @@ class Step:
         return f"{self.name}{extras} {self.version}"
 
 
-@dataclass
-class DependencyGraph:
-    installed: Installed
-    _edges: dict[tuple[str, frozenset[str]], tuple[Edge, ...]] = field(default_factory=dict)
+@dataclass(frozen=True)
+class ListLine:
+    """A line of the image's lists (or its ancestors')."""
+
+    where: str  # FILE:LINE
+    text: str  # the entry as the list gives it: a requirement, a bare URL, `name>=1.0`
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a list line asks for."""
+
+    key: str
+    extras: frozenset[str]
+    requirement: str  # the line without a marker
+    specifier: str  # "" when any version does
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    version: str
+
+
+class DependencyGraph(ABC):
+    """The installed packages of one ecosystem and the dependencies between them that hold
+    in the image. Keys are what list lines and dependencies resolve to (Python: canonical
+    names; R: names)."""
+
+    ecosystem: str
+
+    def __init__(self, nodes: Mapping[str, Node]) -> None:
+        self.nodes = nodes
+        self._edges: dict[tuple[str, frozenset[str]], tuple[Edge, ...]] = {}
+
+    @abstractmethod
+    def key(self, name: str) -> str:
+        """The key of a package name as a user or a list writes it."""
+
+    @abstractmethod
+    def start(self, line: ListLine) -> Start | None:
+        """What `line` asks for; None when it does not apply here (a marker that does not
+        hold, a URL that installed nothing)."""
+
+    @abstractmethod
+    def satisfies(self, specifier: str, version: str) -> bool: ...
+
+    @abstractmethod
+    def _dependencies(self, source: str, extras: frozenset[str]) -> list[Edge]: ...
 
     def edges(self, source: str, extras: frozenset[str] = frozenset()) -> tuple[Edge, ...]:
-        """The Requires-Dist lines of `source` that hold in the image when `extras` of it are
-        asked for, towards installed distributions only (one whose marker holds but which
-        is not installed is no edge: nothing of the image's can be bounded by it)."""
+        """The dependencies of `source` that hold in the image when `extras` of it are
+        asked for, on installed packages only (one that is not installed bounds nothing)."""
         known = self._edges.get((source, extras))
-        if known is not None:
-            return known
-        dist = self.installed.dists.get(source)
-        found: list[Edge] = []
-        for line in dist.requires if dist else ():
-            requirement = _requirement(line)
-            if requirement is None:
-                continue
-            target = canonicalize_name(requirement.name)
-            if target not in self.installed.dists:
-                continue
-            extra = next((e for e in ("", *sorted(extras))
-                          if marker_holds(requirement.marker, self.installed.environment, e)),
-                         None)
-            if extra is not None:
-                found.append(Edge(source, target, requirement, extra))
-        self._edges[(source, extras)] = edges = tuple(found)
-        return edges
+        if known is None:
+            known = tuple(e for e in self._dependencies(source, extras) if e.target in self.nodes)
+            self._edges[(source, extras)] = known
+        return known
 
     def extras_in_use(self, asked: Iterable[tuple[str, frozenset[str]]] = ()
                       ) -> dict[str, frozenset[str]]:
-        """Every installed distribution's extras that something asks for: the `asked`
-        (list lines), and then every edge of what that switches on, to a fixed point."""
-        extras: dict[str, set[str]] = {key: set() for key in self.installed.dists}
+        """Every installed package's extras that something asks for: the `asked` (list
+        lines), and then every edge of what that switches on, to a fixed point."""
+        extras: dict[str, set[str]] = {key: set() for key in self.nodes}
         for key, wanted in asked:
             if key in extras:
                 extras[key] |= wanted
@@ -212,10 +294,10 @@ class DependencyGraph:
         return {key: frozenset(value) for key, value in extras.items()}
 
     def chain(self, start: str, extras: frozenset[str], target: str) -> tuple[Step, ...] | None:
-        """The shortest chain of installed distributions from `start` (asked with `extras`)
-        to `target`, each step with the extras the step before asked of it; None when
-        `target` cannot be reached from `start`. Cycles end where a state repeats."""
-        if start not in self.installed.dists:
+        """The shortest chain of installed packages from `start` (asked with `extras`) to
+        `target`, each step with the extras the step before asked of it; None when `target`
+        cannot be reached from `start`. Cycles end where a state repeats."""
+        if start not in self.nodes:
             return None
         first = (start, extras)
         before: dict[tuple[str, frozenset[str]], tuple[str, frozenset[str]] | None] = {
@@ -224,7 +306,13 @@ class DependencyGraph:
         while todo:
             state = todo.popleft()
             if state[0] == target:
-                return self._steps(state, before)
+                steps: list[Step] = []
+                at: tuple[str, frozenset[str]] | None = state
+                while at is not None:
+                    node = self.nodes[at[0]]
+                    steps.append(Step(node.name, node.version, tuple(sorted(at[1]))))
+                    at = before[at]
+                return tuple(reversed(steps))
             for edge in self.edges(*state):
                 following = (edge.target, edge.target_extras)
                 if following not in before:
@@ -232,37 +320,124 @@ class DependencyGraph:
                     todo.append(following)
         return None
 
-    def _steps(self, last: tuple[str, frozenset[str]],
-               before: Mapping[tuple[str, frozenset[str]], tuple[str, frozenset[str]] | None],
-               ) -> tuple[Step, ...]:
-        steps: list[Step] = []
-        state: tuple[str, frozenset[str]] | None = last
-        while state is not None:
-            dist = self.installed.dists[state[0]]
-            steps.append(Step(dist.name, dist.version, tuple(sorted(state[1]))))
-            state = before[state]
-        return tuple(reversed(steps))
-
     def required(self, extras: Mapping[str, frozenset[str]]) -> frozenset[str]:
-        """The installed distributions that another one requires, with `extras` in use."""
-        return frozenset(edge.target for key in self.installed.dists
+        """The installed packages that another one requires, with `extras` in use."""
+        return frozenset(edge.target for key in self.nodes
                          for edge in self.edges(key, extras.get(key, frozenset())))
 
 
-@dataclass(frozen=True)
-class ListLine:
-    """A Python line of the image's lists (or its ancestors')."""
+class PythonGraph(DependencyGraph):
+    """Edges: Requires-Dist lines whose markers hold in the image's environment."""
 
-    where: str  # FILE:LINE
-    text: str  # the requirement as the list gives it, or a bare URL
+    ecosystem = "python"
+
+    def __init__(self, installed: Installed) -> None:
+        super().__init__({k: Node(d.name, d.version) for k, d in installed.dists.items()})
+        self.installed = installed
+
+    def key(self, name: str) -> str:
+        return canonicalize_name(name)
+
+    def start(self, line: ListLine) -> Start | None:
+        """A bare URL is the distribution installed from it."""
+        requirement = _requirement(line.text)
+        if requirement is None:
+            by_url = {d.url: d.key for d in self.installed.dists.values() if d.url}
+            key = by_url.get(line.text) if "://" in line.text else None
+            return Start(key, frozenset(), line.text, "") if key else None
+        if not marker_holds(requirement.marker, self.installed.environment, ""):
+            return None
+        return Start(canonicalize_name(requirement.name),
+                     frozenset(canonicalize_name(e) for e in requirement.extras),
+                     line.text.split(";")[0].strip(), str(requirement.specifier))
+
+    def satisfies(self, specifier: str, version: str) -> bool:
+        try:
+            return SpecifierSet(specifier).contains(Version(version), prereleases=True)
+        except (InvalidSpecifier, InvalidVersion):
+            return True  # a legacy version no specifier can judge: not shown as a conflict
+
+    def _dependencies(self, source: str, extras: frozenset[str]) -> list[Edge]:
+        found: list[Edge] = []
+        dist = self.installed.dists.get(source)
+        for line in dist.requires if dist else ():
+            requirement = _requirement(line)
+            if requirement is None:
+                continue
+            extra = next((e for e in ("", *sorted(extras))
+                          if marker_holds(requirement.marker, self.installed.environment, e)),
+                         None)
+            if extra is None:
+                continue
+            asked = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+            specifier = str(requirement.specifier)
+            tail = f" @ {requirement.url}" if requirement.url else specifier
+            found.append(Edge(source, canonicalize_name(requirement.name),
+                              f"{requirement.name}{asked}{tail}", specifier, extra=extra,
+                              target_extras=frozenset(canonicalize_name(e)
+                                                      for e in requirement.extras)))
+        return found
+
+
+_R_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9.]*)\s*(?:\(\s*([<>=!]+)\s*([^)\s]+)\s*\))?\s*")
+_R_LINE = re.compile(r"([A-Za-z][A-Za-z0-9.]*)\s*(?:(==|>=)\s*(\S+))?")
+_R_FIELDS = (("depends", "depends on"), ("imports", "imports"), ("linking_to", "links to"))
+
+
+class RGraph(DependencyGraph):
+    """Edges: the Depends, Imports and LinkingTo fields of each package's DESCRIPTION (what
+    install.packages installs with a package); R itself is no package."""
+
+    ecosystem = "r"
+
+    def __init__(self, packages: Mapping[str, RPackage]) -> None:
+        super().__init__({k: Node(p.name, p.version) for k, p in packages.items()})
+        self.packages = packages
+
+    def key(self, name: str) -> str:
+        if name in self.nodes:
+            return name
+        folded = [k for k in self.nodes if k.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else name
+
+    def start(self, line: ListLine) -> Start | None:
+        match = _R_LINE.fullmatch(line.text.strip())
+        if match is None:
+            return None
+        name, operator, version = match.groups()
+        return Start(name, frozenset(), line.text, f"{operator} {version}" if operator else "")
+
+    def satisfies(self, specifier: str, version: str) -> bool:
+        operator, _, wanted = specifier.partition(" ")
+        order = compare_r(version, wanted)
+        return {">=": order >= 0, ">": order > 0, "<=": order <= 0, "<": order < 0,
+                "==": order == 0, "!=": order != 0}.get(operator, True)
+
+    def _dependencies(self, source: str, extras: frozenset[str]) -> list[Edge]:
+        package = self.packages.get(source)
+        found: list[Edge] = []
+        for field_name, verb in _R_FIELDS if package else ():
+            for item in str(getattr(package, field_name)).split(","):
+                match = _R_ITEM.fullmatch(item)
+                if match is None or match.group(1) == "R":
+                    continue
+                name, operator, version = match.groups()
+                specifier = f"{operator} {version}" if operator else ""
+                found.append(Edge(source, name, f"{name} ({specifier})" if specifier else name,
+                                  specifier, verb=verb))
+        return found
+
+
+# A list line that names the package, another's dependency on it, pyrlab.lock.
+BoundKind = Literal["list", "requires", "lock"]
 
 
 @dataclass(frozen=True)
 class Pull:
-    """A way the distribution gets into the image: a list line and the chain from the
-    distribution it names (one step: the line names it itself)."""
+    """A way the package gets into the image: a list line and the chain from the package it
+    names (one step: the line names it itself)."""
 
-    where: str  # FILE:LINE, or "" for a distribution no list names (pyrlab's own, pip…)
+    where: str  # FILE:LINE, or "" for a package no list names (pyrlab's own, pip…)
     line: str
     chain: tuple[Step, ...]
 
@@ -271,13 +446,9 @@ class Pull:
         return len(self.chain) == 1
 
 
-# A list line that names the distribution, another's Requires-Dist line, pyrlab.lock.
-BoundKind = Literal["list", "requires", "lock"]
-
-
 @dataclass(frozen=True)
 class Bound:
-    """Something that limits which versions of the distribution the image may hold."""
+    """Something that limits which versions of the package the image may hold."""
 
     kind: BoundKind
     by: str  # "requirements.txt:3", "mlflow 3.17.2", "pyrlab.lock [pylab]"
@@ -285,6 +456,7 @@ class Bound:
     specifier: str  # "<3,>=1.4.0"; "" when any version does
     extra: str = ""  # the extra of `by` that brings the requirement in
     satisfied: bool = True  # whether the installed version meets it
+    verb: str = ""  # "requires", "imports"…: how `by` states it
 
     @property
     def bounds(self) -> bool:
@@ -293,71 +465,51 @@ class Bound:
 
 @dataclass(frozen=True)
 class Why:
+    ecosystem: str
     name: str
     version: str
     pulls: tuple[Pull, ...]  # by list lines, in list order; else from unrequired ones
     from_lists: bool  # whether `pulls` are list lines
-    bounds: tuple[Bound, ...]  # list lines naming it first, then Requires-Dist edges
+    bounds: tuple[Bound, ...]  # list lines naming it first, then dependencies
 
 
-def list_target(line: ListLine, installed: Installed) -> tuple[str, frozenset[str]] | None:
-    """The distribution a list line names, with its extras; None when its marker does not
-    hold in the image (or the line cannot be read). A bare URL is the distribution
-    installed from it."""
-    if "://" in line.text and not _requirement(line.text):
-        by_url = {d.url: d.key for d in installed.dists.values() if d.url}
-        key = by_url.get(line.text)
-        return (key, frozenset()) if key else None
-    requirement = _requirement(line.text)
-    if requirement is None or not marker_holds(requirement.marker, installed.environment, ""):
-        return None
-    return (canonicalize_name(requirement.name),
-            frozenset(canonicalize_name(e) for e in requirement.extras))
-
-
-def _contains(specifier: str, version: str) -> bool:
-    try:
-        return SpecifierSet(specifier).contains(Version(version), prereleases=True)
-    except (InvalidSpecifier, InvalidVersion):
-        return True  # a legacy version no specifier can judge: not shown as a conflict
-
-
-def why(installed: Installed, package: str, lines: Iterable[ListLine]) -> Why:
+def why(graph: DependencyGraph, package: str, lines: Iterable[ListLine]) -> Why:
     """Which `lines` pull `package` into the image and what bounds its version. KeyError
     when it is not installed."""
-    target = canonicalize_name(package)
-    dist = installed.dists[target]
-    graph = DependencyGraph(installed)
-    listed = [(line, list_target(line, installed)) for line in lines]
-    extras = graph.extras_in_use(start for _, start in listed if start is not None)
+    target = graph.key(package)
+    node = graph.nodes[target]
+    listed = [(line, graph.start(line)) for line in lines]
+    extras = graph.extras_in_use((s.key, s.extras) for _, s in listed if s is not None)
     pulls: list[Pull] = []
     bounds: list[Bound] = []
     for line, start in listed:
         if start is None:
             continue
-        chain = graph.chain(start[0], start[1], target)
+        chain = graph.chain(start.key, start.extras, target)
         if chain is not None:
             pulls.append(Pull(line.where, line.text, chain))
-        if start[0] == target:
-            requirement = _requirement(line.text)
-            specifier = str(requirement.specifier) if requirement else ""
-            bounds.append(Bound("list", line.where, line.text.split(";")[0].strip(), specifier,
-                                satisfied=_contains(specifier, dist.version)))
+        if start.key == target:
+            bounds.append(Bound("list", line.where, start.requirement, start.specifier,
+                                satisfied=not start.specifier
+                                or graph.satisfies(start.specifier, node.version)))
     from_lists = bool(pulls)
     if not from_lists:
-        # No list line reaches it: what does? Installed distributions nothing requires
+        # No list line reaches it: what does? Installed packages nothing requires
         # (pyrlab's own, pip…), each with its chain.
         required = graph.required(extras)
-        for key in sorted(installed.dists):
+        for key in sorted(graph.nodes):
             if key != target and key not in required:
                 chain = graph.chain(key, extras[key], target)
                 if chain is not None:
-                    pulls.append(Pull("", installed.dists[key].name, chain))
-    for key in sorted(installed.dists):
+                    pulls.append(Pull("", graph.nodes[key].name, chain))
+    for key in sorted(graph.nodes):
         for edge in graph.edges(key, extras[key]):
             if edge.target == target:
-                source = installed.dists[key]
-                specifier = str(edge.requirement.specifier)
+                source = graph.nodes[key]
                 bounds.append(Bound("requires", f"{source.name} {source.version}", edge.text,
-                                    specifier, edge.extra, _contains(specifier, dist.version)))
-    return Why(dist.name, dist.version, tuple(pulls), from_lists, tuple(bounds))
+                                    edge.specifier, edge.extra,
+                                    not edge.specifier
+                                    or graph.satisfies(edge.specifier, node.version),
+                                    edge.verb))
+    return Why(graph.ecosystem, node.name, node.version, tuple(pulls), from_lists,
+               tuple(bounds))
