@@ -15,6 +15,7 @@ from packaging.markers import default_environment
 
 from pyrlab.commands.why import ImageWhy, close_names
 from pyrlab.inventory.dependencies import (
+    Bound,
     DumpError,
     Installed,
     InstalledDist,
@@ -268,3 +269,16 @@ def test_an_r_dump_without_packages_is_a_dump_error() -> None:
     with pytest.raises(DumpError):
         parse_r_dump("Error in installed.packages(): something")
     assert parse_r_dump("x1\t1.0\t\t\t")["x1"] == RPackage("x1", "1.0")
+
+
+def test_the_lock_line_says_what_a_plain_build_does_with_it_per_ecosystem() -> None:
+    lock = Bound("lock", "pyrlab.lock [pylab]", "idna==3.10", "==3.10", satisfied=False)
+    python = why(image(("idna", "3.11", [])), "idna", [])
+    text = ImageWhy("pylab", "x/pylab:latest", "a" * 64, python, lock).lines()
+    assert text[-1] == ("  pyrlab.lock [pylab]: idna==3.10 (a plain build keeps it while the "
+                        "lists allow it, `build --locked` requires it; the image holds 3.11)")
+    r = why_in(RGraph(parse_r_dump(R_DUMP)), "jsonlite", [])
+    lock = Bound("lock", "pyrlab.lock [rlab]", "jsonlite==1.8.9", "==1.8.9")
+    text = ImageWhy("rlab", "x/rlab:latest", "a" * 64, r, lock).lines()
+    assert text[0].startswith("R package jsonlite 1.8.9 in rlab")
+    assert text[-1] == "  pyrlab.lock [rlab]: jsonlite==1.8.9 (`build --locked` requires it)"

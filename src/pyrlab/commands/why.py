@@ -39,6 +39,8 @@ from pyrlab.inventory.lockfile import LOCK_NAME, LockError, read_lock
 from pyrlab.inventory.model import Ecosystem, normalize_python_name
 from pyrlab.run.session import engine_from, project_from
 
+NOBODY = 65534
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", metavar="PACKAGE",
@@ -73,8 +75,8 @@ class ImageWhy:
                     + (f"{p.line} (listed)" if p.direct else " → ".join(map(str, p.chain)))
                     for p in w.pulls]
         elif w.pulls:
-            out.append("  no list line pulls it in; it comes with (installed by pyrlab, "
-                       "not from a list):")
+            out.append("  no list line pulls it in; it comes with these, which no list "
+                       "names (pyrlab's own packages, or left over):")
             out += [f"    {' → '.join(map(str, p.chain))}" for p in w.pulls]
         else:
             out.append("  no list line pulls it in and nothing installed requires it "
@@ -93,9 +95,12 @@ class ImageWhy:
         if loose:
             out.append("  required without a bound by: " + ", ".join(map(self._by, loose)))
         if self.lock:
+            # Only Python versions are a plain build's preferences (dockerfile/render.py Pins).
+            kept = "a plain build keeps it while the lists allow it, " \
+                if w.ecosystem == "python" else ""
             held = "" if self.lock.satisfied else f"; the image holds {w.version}"
-            out.append(f"  {self.lock.by}: {self.lock.requirement} (a plain build keeps it "
-                       f"while the lists allow it, `build --locked` requires it{held})")
+            out.append(f"  {self.lock.by}: {self.lock.requirement} ({kept}"
+                       f"`build --locked` requires it{held})")
         return out
 
     @staticmethod
@@ -115,7 +120,8 @@ class WhyResult:
                 "not_in": list(self.not_in), "not_built": list(self.not_built)}
 
     def to_text(self) -> str:
-        lines = [line for answer in self.images for line in answer.lines()]
+        lines = [line for n, answer in enumerate(self.images)
+                 for line in ([""] if n else []) + answer.lines()]
         if self.not_in:
             lines.append(f"not in: {', '.join(self.not_in)}")
         if self.not_built:
@@ -184,7 +190,8 @@ def run(args: argparse.Namespace) -> WhyResult:
     if len(not_built) == len(specs):
         raise NotBuiltError("no image of the project is built",
                             hint="build them with `pyrlab build`")
-    user = f"{config.run.uid}:{config.run.gid}"
+    # The lab's user; never root, even where pyrlab runs as root (nobody reads as well).
+    user = f"{config.run.uid}:{config.run.gid}" if config.run.uid else f"{NOBODY}:{NOBODY}"
     answers: list[ImageWhy] = []
     names: list[str] = []
     not_in: list[str] = []
