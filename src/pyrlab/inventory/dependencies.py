@@ -131,8 +131,7 @@ class Throwaway:
 
     def python(self) -> Installed:
         """What container/requires.py reports."""
-        script = resources.files("pyrlab.container").joinpath("requires.py").read_text()
-        out = self.output([PYTHON, "-I", "-c", script], "Python distributions")
+        out = self.output(list(requires_command()), "Python distributions")
         try:
             return parse_dump(out)
         except DumpError as exc:
@@ -143,6 +142,12 @@ class Throwaway:
         """Every R package R would load (the first of each name in .libPaths() order)."""
         return parse_r_dump(self.output([RSCRIPT, "--vanilla", "-e", R_PACKAGES],
                                         "R packages"))
+
+
+def requires_command() -> tuple[str, ...]:
+    """The command that runs container/requires.py in a container of the image."""
+    script = resources.files("pyrlab.container").joinpath("requires.py").read_text()
+    return (PYTHON, "-I", "-c", script)
 
 
 def parse_dump(text: str) -> Installed:
@@ -319,6 +324,25 @@ class DependencyGraph(ABC):
                     before[following] = state
                     todo.append(following)
         return None
+
+    def reachable(self, start: str, extras: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Every package `start` (asked with `extras`) needs, directly or not, each with the
+        extras asked of it along the way; a required package that is not installed is in
+        it too (a delta that removed it moved it), but leads nowhere."""
+        seen = {(start, extras)}
+        todo = deque(seen)
+        found: set[str] = set()
+        while todo:
+            source, asked = todo.popleft()
+            if source not in self.nodes:
+                continue
+            for edge in self._dependencies(source, asked):
+                found.add(edge.target)
+                following = (edge.target, edge.target_extras)
+                if following not in seen:
+                    seen.add(following)
+                    todo.append(following)
+        return frozenset(found - {start})
 
     def required(self, extras: Mapping[str, frozenset[str]]) -> frozenset[str]:
         """The installed packages that another one requires, with `extras` in use."""
