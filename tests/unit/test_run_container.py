@@ -83,8 +83,15 @@ def test_server_config_without_a_token_only_when_allowed(monkeypatch: pytest.Mon
     c = load_server_config(monkeypatch, {"PYRLAB_ALLOW_NO_TOKEN": "1"})
     # Explicitly empty: otherwise Jupyter Server would make up a random token.
     assert c.IdentityProvider.values["token"] == ""
+    # Without a token, Jupyter Server's Host check stays on: only loopback names (DNS
+    # rebinding); with a token (or a hub's login) the token guards the lab.
+    assert c.ServerApp.values["allow_remote_access"] is False
+    assert c.ServerApp.values["local_hostnames"] == ["localhost"]
     hub = load_server_config(monkeypatch, {"JUPYTERHUB_API_TOKEN": "x"})
     assert "token" not in hub.IdentityProvider.values
+    assert hub.ServerApp.values["allow_remote_access"] is True
+    with_token = load_server_config(monkeypatch, {"JUPYTER_TOKEN": "abc"})
+    assert with_token.ServerApp.values["allow_remote_access"] is True
 
 
 class _Status(BaseHTTPRequestHandler):
