@@ -307,6 +307,22 @@ def test_the_same_distribution_with_other_extras_merges(tmp_path: Path) -> None:
     ]
 
 
+def test_lines_keep_every_python_line_in_order_with_includes_in_place(tmp_path: Path) -> None:
+    # What the installer reads: a resolver's pick may depend on the order and shape of its
+    # input (uv's does), so nothing is merged, dropped or moved; each line is normalised.
+    write(tmp_path, "requirements.txt",
+          "dill\ndvc[s3,gdrive]\n-r more.txt\nnumpy\ndill[graph]\nnumpy\n")
+    write(tmp_path, "more.txt", "Pandas>=2 # comment\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == []
+    assert [(e.text, e.where) for e in parsed.lines] == [
+        ("dill", "requirements.txt:1"), ("dvc[gdrive,s3]", "requirements.txt:2"),
+        ("Pandas>=2", "more.txt:1"), ("numpy", "requirements.txt:4"),
+        ("dill[graph]", "requirements.txt:5"), ("numpy", "requirements.txt:6")]
+    assert [e.text for e in parsed.entries] == ["dill[graph]", "dvc[gdrive,s3]", "Pandas>=2",
+                                                "numpy"]
+
+
 def test_compatible_constraints_merge_and_a_pin_is_kept(tmp_path: Path) -> None:
     write(tmp_path, "a.txt", "# a\nNumpy>=1.26\nruamel.yaml\n")
     write(tmp_path, "b.txt", "numpy==2.1.0\nRuamel_YAML\n")

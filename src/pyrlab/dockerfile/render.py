@@ -557,7 +557,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     system_python = system_requirements(project, name)
     has_python = bool(lists.requirements or system_python)
     if has_python:
-        add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        add("pyrlab/python/requirements.txt",
+            _lines([e.text for e in lists.requirement_lines]))
         if system_python:
             add("pyrlab/python/system.txt", _lines(system_python))
         add("pyrlab/python/lab-overrides.json",
