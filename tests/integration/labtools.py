@@ -245,13 +245,17 @@ def installed_debs(engine: EngineCli, ref: str) -> dict[str, str]:
             for name, version, status in rows if status == "installed"}
 
 
-def make_wheel(folder: Path, name: str, version: str, modules: dict[str, str]) -> str:
+def make_wheel(folder: Path, name: str, version: str, modules: dict[str, str],
+               metadata: tuple[str, ...] = ()) -> str:
     """A pure-Python wheel in folder: distribution `name` at `version` holding `modules`
-    (path in the wheel → source). Returns the wheel's file name."""
+    (path in the wheel → source), with `metadata`'s extra METADATA lines (e.g.
+    "Requires-Dist: six<2"). Returns the wheel's file name."""
     info = f"{name}-{version}.dist-info"
+    fields = "".join(f"{line}\n" for line in metadata)
     files = {
         **modules,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                             f"{fields}"),
         f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: pyrlab-tests\n"
                           "Root-Is-Purelib: true\nTag: py3-none-any\n"),
     }
