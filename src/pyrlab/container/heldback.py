@@ -17,8 +17,9 @@ For each held-back package (at most MAX_PROBES) the lists are resolved again, dr
 lowers no other listed package is a better resolution, which the fresh one then takes
 (`--install`: installed again with those floors).
 
-Output: one `pyrlab-held-back: {json}` line per package (the build reads them from its
-output), a readable line after it, and with --report the whole result as JSON.
+Output: with --install, one `pyrlab-held-back: {json}` line per package (the build reads
+them from its output) and a readable line after it; without, the resolution and the
+findings as one JSON object on stdout (`pyrlab outdated`, through uv-resolve).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ from typing import Any
 try:
     from packaging.version import InvalidVersion, Version
 except ImportError:  # in the image: pip's copy
-    from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[no-redef]
+    from pip._vendor.packaging.version import (  # type: ignore[assignment]
+        InvalidVersion,
+        Version,
+    )
 
 MARKER = "pyrlab-held-back: "
 MAX_PROBES = 8
@@ -152,7 +156,7 @@ def upload_times(project: Mapping[str, Any], name: str) -> dict[str, datetime.da
         version = _file_version(filename, prefix)
         if version is None:
             continue
-        when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        when = datetime.datetime.fromisoformat(stamp)
         key = str(version)
         if key not in times or when < times[key]:
             times[key] = when
@@ -179,7 +183,8 @@ def holder(error: str, name: str) -> str:
     found = []
     for match in _DEPENDS_RE.finditer(text):
         if canonical(match.group(2)) == canonical(name):
-            clause = f"{match.group(1)} depends on {match.group(2)}{match.group(4) or ''}"
+            bound = (match.group(4) or "").rstrip(".")  # a sentence's full stop
+            clause = f"{match.group(1)} depends on {match.group(2)}{bound}"
             clause = re.sub(r"^all versions of (\S+) depends", r"all versions of \1 depend",
                             clause)
             if clause not in found:
@@ -194,8 +199,8 @@ def holder(error: str, name: str) -> str:
 
 # ------------------------------------------------------------------ talking to uv and the index
 class Resolver:
-    def __init__(self, uv: str, python: str, lists: Sequence[str], refresh: bool) -> None:
-        self.uv, self.python, self.lists, self.refresh = uv, python, list(lists), refresh
+    def __init__(self, uv: str, python: str, lists: Sequence[str]) -> None:
+        self.uv, self.python, self.lists = uv, python, list(lists)
         self.probes = 0
 
     def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -212,8 +217,6 @@ class Resolver:
                     self.python, *self.lists]
             if constraints:
                 args += ["-c", extra.name]
-            if self.refresh:
-                args.append("--refresh")
             done = self._run(args)
         if done.returncode != 0:
             return None, done.stderr
@@ -247,8 +250,8 @@ def index_urls(uv_toml: str | None) -> list[str]:
         return [DEFAULT_INDEX]
     with open(uv_toml, encoding="utf-8") as file:
         text = file.read()
-    first = re.search(r'^index-url\s*=\s*(".*")\s*$', text, re.M)
-    extra = re.search(r"^extra-index-url\s*=\s*(\[.*\])\s*$", text, re.M)
+    first = re.search(r'^index-url\s*=\s*(".*")\s*$', text, re.MULTILINE)
+    extra = re.search(r"^extra-index-url\s*=\s*(\[.*\])\s*$", text, re.MULTILINE)
     urls = [json.loads(first.group(1))] if first else [DEFAULT_INDEX]
     return urls + (json.loads(extra.group(1)) if extra else [])
 
@@ -347,15 +350,10 @@ def describe(row: Mapping[str, Any], raised: bool) -> str:
             f"({row['why']}): {row['holder']}")
 
 
-def installed_versions(python: str) -> dict[str, str]:
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        return {canonical(d.metadata["Name"]): d.version
-                for d in importlib.metadata.distributions() if d.metadata["Name"]}
-    done = subprocess.run([python, "-I", "-c", "import importlib.metadata as m, json; print("
-                           "json.dumps({d.metadata['Name']: d.version for d in "
-                           "m.distributions() if d.metadata['Name']}))"],
-                          capture_output=True, text=True, check=True)
-    return {canonical(k): v for k, v in json.loads(done.stdout).items()}
+def installed_versions() -> dict[str, str]:
+    """{name: version} of this interpreter's environment (the one just installed into)."""
+    return {canonical(d.metadata["Name"]): d.version
+            for d in importlib.metadata.distributions() if d.metadata["Name"]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,15 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true",
                         help="the environment holds the fresh resolution: check it, and "
                         "install again with the floors found")
-    parser.add_argument("--refresh", action="store_true")
-    parser.add_argument("--report")
     parser.add_argument("lists", nargs="+")
     args = parser.parse_args(argv)
     with open(args.listed, encoding="utf-8") as file:
         listed = listed_names(file)
-    resolver = Resolver(args.uv, args.python, args.lists, args.refresh)
+    resolver = Resolver(args.uv, args.python, args.lists)
     if args.install:
-        resolved = installed_versions(args.python)
+        resolved = installed_versions()
     else:
         compiled, error = resolver.compile()
         if compiled is None:
@@ -396,7 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             compiled, _ = resolver.compile(result["floors"])
             resolved = compiled or resolved
-    result["resolution"] = dict(resolved) if not args.install else {}
+    if not args.install:  # `pyrlab outdated`: the answer, for the host to read
+        result["resolution"] = dict(resolved)
+        print(json.dumps(result, sort_keys=True))
+        return 0
     for kind in ("raised", "held"):
         for row in result[kind]:
             print(MARKER + json.dumps({"kind": kind, **row}, sort_keys=True))
@@ -404,9 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in result["notes"]:
         print(MARKER + json.dumps({"kind": "note", "text": note}))
         print(f"pyrlab: held-back check: {note}")
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as file:
-            json.dump(result, file, sort_keys=True)
     return 0
 
 
