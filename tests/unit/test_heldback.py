@@ -97,7 +97,9 @@ class Answers(heldback.Resolver):  # type: ignore[misc]
     def newest(self, names: Sequence[str]) -> tuple[dict[str, str], str]:
         return {n: self.table[n] for n in names if n in self.table}, ""
 
-    def compile(self, constraints: Sequence[str] = ()) -> tuple[dict[str, str] | None, str]:
+    def compile(self, constraints: Sequence[str] = (), timeout: float | None = None,
+                ) -> tuple[dict[str, str] | None, str]:
+        assert timeout is not None and timeout > 0  # every probe is bounded
         self.asked.append(tuple(constraints))
         answer = self.answers[tuple(constraints)]
         return (None, answer) if isinstance(answer, str) else (answer, "")
@@ -128,7 +130,11 @@ def test_probes_are_capped_and_the_cap_is_said() -> None:
     assert len(answers.asked) == 2
     assert [r["holder"] for r in result["held"]][2:] == [
         "not probed (at most 2 probes per resolution)"] * 2
-    assert result["notes"] == ["2 held-back packages not probed (at most 2 probes)"]
+    assert result["notes"] == ["2 held-back packages not probed (at most 2 probes, 300 s in all)"]
+    # And a time budget for them all: a probe of a long list may build old sdists.
+    spent = heldback.check(Answers(dict.fromkeys(names, "2.0"), {}), names,
+                           dict.fromkeys(names, "1.0"), [], probe_seconds=0)
+    assert {r["holder"] for r in spent["held"]} == {"not probed (the probes' 0 s are spent)"}
 
 
 def test_a_package_whose_own_line_excludes_the_newest_is_the_user_s_choice() -> None:

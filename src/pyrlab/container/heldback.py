@@ -12,7 +12,7 @@ uploaded more than 12 months after it (upload times from the index's PEP 691 JSO
 it gives them; without them only the major rule applies). A package whose own list line
 excludes the newest is the user's choice and not reported.
 
-For each held-back package (at most MAX_PROBES) the lists are resolved again, dry, with
+For each held-back package (at most MAX_PROBES, within PROBE_SECONDS) the lists are resolved again, dry, with
 `NAME>=NEWEST` as a constraint: uv's failure names what holds it back; a success that
 lowers no other listed package is a better resolution, which the fresh one then takes
 (`--install`: installed again with those floors).
@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,11 @@ except ImportError:  # in the image: pip's copy
 
 MARKER = "pyrlab-held-back: "
 MAX_PROBES = 8
+# All probes of one resolution together: a probe of a long list may build old sdists for
+# their metadata, and the check must not double a build's time.
+PROBE_SECONDS = 300.0
+TIMED_OUT = -9
+TIMED_OUT_TEXT = "timed out"
 YEAR = datetime.timedelta(days=365)
 DEFAULT_INDEX = "https://pypi.org/simple/"
 _NAME_RE = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*(.*)$")
@@ -203,13 +209,18 @@ class Resolver:
         self.uv, self.python, self.lists = uv, python, list(lists)
         self.probes = 0
 
-    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.uv, "pip", *args], capture_output=True, text=True,
-                              check=False)
+    def _run(self, args: Sequence[str], timeout: float | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run([self.uv, "pip", *args], capture_output=True, text=True,
+                                  check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, TIMED_OUT, "", "")
 
-    def compile(self, constraints: Sequence[str] = ()) -> tuple[dict[str, str] | None, str]:
+    def compile(self, constraints: Sequence[str] = (), timeout: float | None = None,
+                ) -> tuple[dict[str, str] | None, str]:
         """The lists' resolution ({name: version}) with extra constraints, or None and
-        uv's explanation."""
+        uv's explanation (TIMED_OUT_TEXT when it took longer than `timeout` seconds)."""
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as extra:
             extra.write("".join(f"{c}\n" for c in constraints))
             extra.flush()
@@ -217,7 +228,9 @@ class Resolver:
                     self.python, *self.lists]
             if constraints:
                 args += ["-c", extra.name]
-            done = self._run(args)
+            done = self._run(args, timeout)
+        if done.returncode == TIMED_OUT:
+            return None, TIMED_OUT_TEXT
         if done.returncode != 0:
             return None, done.stderr
         return pinned(done.stdout), ""
@@ -282,7 +295,8 @@ def fetch_project(indexes: Sequence[str], name: str) -> dict[str, Any] | None:
 
 # ------------------------------------------------------------------ the check
 def check(resolver: Resolver, listed: Mapping[str, str], resolved: Mapping[str, str],
-          indexes: Sequence[str], *, max_probes: int = MAX_PROBES) -> dict[str, Any]:
+          indexes: Sequence[str], *, max_probes: int = MAX_PROBES,
+          probe_seconds: float = PROBE_SECONDS) -> dict[str, Any]:
     """The held-back report for `listed` packages resolved to `resolved`."""
     names = [n for n in listed if n in resolved]
     result: dict[str, Any] = {"held": [], "raised": [], "floors": [], "notes": []}
@@ -311,16 +325,21 @@ def check(resolver: Resolver, listed: Mapping[str, str], resolved: Mapping[str, 
         result["notes"].append("no upload times from the index (PEP 691 JSON) for "
                                + ", ".join(undated) + ": only the major-version rule applied")
     floors: list[str] = []
+    deadline = time.monotonic() + probe_seconds
     for name, have, best, why in candidates:
         row = {"name": name, "resolved": have, "newest": best, "why": why}
-        if resolver.probes >= max_probes:
-            row["holder"] = f"not probed (at most {max_probes} probes per resolution)"
+        left = deadline - time.monotonic()
+        if resolver.probes >= max_probes or left <= 0:
+            row["holder"] = (f"not probed (at most {max_probes} probes per resolution)"
+                             if left > 0 else
+                             f"not probed (the probes' {probe_seconds:.0f} s are spent)")
             result["held"].append(row)
             continue
         resolver.probes += 1
-        probe, error = resolver.compile([*floors, f"{name}>={best}"])
+        probe, error = resolver.compile([*floors, f"{name}>={best}"], timeout=left)
         if probe is None:
-            row["holder"] = holder(error, name)
+            row["holder"] = (holder(error, name) if error != TIMED_OUT_TEXT else
+                             f"not found (the probes' {probe_seconds:.0f} s are spent)")
             result["held"].append(row)
             continue
         lowered = [f"{other} {resolved[other]} -> {probe[other]}" for other in names
@@ -336,9 +355,10 @@ def check(resolver: Resolver, listed: Mapping[str, str], resolved: Mapping[str, 
         row["to"] = probe.get(name, best)
         result["raised"].append(row)
     result["floors"] = floors
-    if max_probes <= resolver.probes < len(candidates):
-        result["notes"].append(f"{len(candidates) - max_probes} held-back packages not "
-                               f"probed (at most {max_probes} probes)")
+    skipped = sum(row["holder"].startswith("not probed") for row in result["held"])
+    if skipped:
+        result["notes"].append(f"{skipped} held-back packages not probed (at most "
+                               f"{max_probes} probes, {probe_seconds:.0f} s in all)")
     return result
 
 
