@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import http.server
 import json
 import os
 import re
@@ -27,7 +28,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-import http.server
 
 from labtools import make_wheel, serving
 

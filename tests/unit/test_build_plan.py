@@ -55,6 +55,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.inventory.dependencies import requires_command
 from pyrlab.selftest import ImageTest, build_gate
 
 TOML = """\
@@ -114,7 +115,11 @@ class FakeEngine(Engine):
         self.runs: list[RunRequest] = []  # every container started
         self.execs: list[tuple[str, tuple[str, ...]]] = []  # (container, command)
         self.containers: dict[str, str] = {}  # running: name → image ID
-        self.broken_imports: dict[str, str] = {}  # distribution → the error it raises
+        self.broken_imports: dict[str, str] = {}  # distribution or module → its error
+        self.unbroken: set[str] = set()  # image IDs where nothing in broken_imports fails
+        self.modules: dict[str, list[str]] = {}  # distribution → its top-level modules
+        self.requires: dict[str, list[str]] = {}  # distribution → its Requires-Dist
+        self.dependencies: dict[str, str] = {}  # unlisted distributions in every image
         self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
         # What apt answers in a container of the base image (apt-install --offered): the
         # packages installed there, and the versions the sources offer.
@@ -207,6 +212,7 @@ class FakeEngine(Engine):
         meta = json.loads((request.context / META_FILE).read_text())
         parent = self.manifests.get(parent_id)
         dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
+        dists.update({name: [name, version, ""] for name, version in self.dependencies.items()})
         requirements = request.context / "pyrlab" / "python" / "requirements.txt"
         pins: dict[str, str] = {}
         for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*/*.txt")):
@@ -267,10 +273,23 @@ class FakeEngine(Engine):
              timeout: float | None = None) -> proc.Completed:
         with self._lock:
             self.execs.append((container, tuple(command)))
+        if tuple(command) == requires_command():  # pyrlab why's script: the graph
+            dump = {"environment": {"python_version": "3.13", "sys_platform": "linux"},
+                    "rscript": "", "dists": [
+                        {"name": dist, "version": "1.0", "requires": requires, "url": ""}
+                        for dist, requires in self.requires.items()]}
+            return proc.Completed(tuple(command), 0, "\n" + json.dumps(dump) + "\n", "")
         mode, data = command[-2], json.loads(command[-1])
+        rows: list[Any]
         if mode == "imports":
-            rows = [[dist, dist.replace("-", "_"), 0.01,
-                     self.broken_imports.get(dist, "")] for dist, _ in data]
+            broken = {} if self.containers.get(container) in self.unbroken else \
+                self.broken_imports
+            rows = []
+            for dist, only in data:
+                for module in only or self.modules.get(dist, [dist.replace("-", "_")]):
+                    error = broken.get(module, broken.get(dist, ""))
+                    types = [error.split(":")[0]] if error else []
+                    rows.append([dist, module, 0.01, error, types])
         else:
             rows = [[kernel, "6*7", 0.5, ""] for kernel in data]
         return proc.Completed(tuple(command), 0, "\n" + json.dumps(rows) + "\n", "")

@@ -286,7 +286,7 @@ def test_unknown_keys_are_errors_naming_file_and_key(tmp_path: Path) -> None:
         port = 8888
         """)
     assert found == [
-        "pyrlab.toml: colour: unknown key (known: base, build, engine, images, prefix, proxy, run)",
+        "pyrlab.toml: colour: unknown key (known: base, build, engine, images, prefix, proxy, run, test)",
         ("pyrlab.toml: base.imagee: unknown key (known: bootstrap, ca_certificates, cuda, "
         "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)"),
         ("pyrlab.toml: images.pylab.requirement: unknown key (known: debs, from, ports, r, "

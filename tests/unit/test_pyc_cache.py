@@ -19,9 +19,13 @@ LINE = re.compile(r"pyrlab: bytecode for (\d+) files: (\d+) compiled, (\d+) reus
                   r"cache, (\d+) not compilable")
 
 
-def run(cache: Path, site: Path, listfile: Path | None = None) -> tuple[int, int, int, int]:
-    """(files, compiled, reused, not compilable) from the step's log line."""
-    argv = [sys.executable, "-I", str(SCRIPT), str(cache), str(site)]
+def run(cache: Path, site: Path, listfile: Path | None = None,
+        skip: tuple[str, ...] = ("pkg/tests", "pkg/test")) -> tuple[int, int, int, int]:
+    """(files, compiled, reused, not compilable) from the step's log line; the folders
+    `skip` names (relative to site) are what test_folders.py would list: left out."""
+    skipfile = site.parent / "skip.txt"
+    skipfile.write_text("".join(f"{site / folder}\n" for folder in skip), encoding="utf-8")
+    argv = [sys.executable, "-I", str(SCRIPT), "--skip", str(skipfile), str(cache), str(site)]
     if listfile is not None:
         argv.append(str(listfile))
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
@@ -67,7 +71,8 @@ def header_matches(source: Path) -> bool:
 
 def test_second_build_reuses_every_pyc_with_the_installed_files_mtimes(tmp_path: Path) -> None:
     site, cache = make_site(tmp_path), tmp_path / "cache"
-    # Test suites are left out, the Python 2 file counted but never fails the step.
+    # The skipped test suites are left out, the Python 2 file counted but never fails the
+    # step.
     assert run(cache, site) == (4, 3, 0, 1)
     first = {p: p.read_bytes() for p in site.rglob("*.pyc")}
     assert {p.relative_to(site).as_posix() for p in first} == {
@@ -131,6 +136,22 @@ def test_delta_compiles_only_the_listed_files(tmp_path: Path) -> None:
     assert [p.name for p in site.rglob("*.pyc")] == [pyc_of(site / "top.py").name]
     drop_bytecode(site)
     assert run(cache, site) == (4, 2, 1, 1)
+
+
+def test_a_test_suite_that_is_not_skipped_gets_bytecode(tmp_path: Path) -> None:
+    # pkg/tests is imported by its package (test_folders.py keeps it): compiled like the
+    # rest, in a full build and in a delta; the suite still listed is not.
+    site, cache = make_site(tmp_path), tmp_path / "cache"
+    assert run(cache, site, skip=("pkg/test",)) == (5, 4, 0, 1)
+    assert pyc_of(site / "pkg" / "tests" / "test_mod.py").is_file()
+    assert not pyc_of(site / "pkg" / "test" / "helper.py").exists()
+    drop_bytecode(site)
+    listfile = tmp_path / "new.txt"
+    listfile.write_text(f"{site / 'pkg' / 'tests' / 'test_mod.py'}\n"
+                        f"{site / 'pkg' / 'test' / 'helper.py'}\n", encoding="utf-8")
+    assert run(cache, site, listfile, skip=("pkg/test",)) == (1, 0, 1, 0)
+    assert [p.name for p in site.rglob("*.pyc")] == [
+        pyc_of(site / "pkg" / "tests" / "test_mod.py").name]
 
 
 def test_entries_unused_for_a_month_are_pruned_once_a_day(tmp_path: Path) -> None:

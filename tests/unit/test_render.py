@@ -97,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 17
+    assert len(copied) == 18
     executables = ("pyrlab/runtime/start.sh", "pyrlab/runtime/tensorboard.py")
     for path in copied:
         content, mode = files[path]

@@ -312,3 +312,280 @@ def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
     kernels = [json.loads(command[-1]) for _, command in engine.execs
                if command[-2:-1] == ("kernels",)]
     assert kernels == [[kernel]]
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def rows_of(*rows: tuple[str, str, str] | tuple[str, str, str, list[str]]) -> list[list[Any]]:
+    """Container rows [dist, module, seconds, error, types] from (dist, module, error[, types])."""
+    return [[r[0], r[1], 0.1, r[2], list(r[3]) if len(r) > 3 else  # type: ignore[misc]
+             ([r[2].split(":")[0]] if r[2] else [])] for r in rows]
+
+
+def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> None:
+    from pyrlab.selftest import ListedLine, judge_imports, primary_modules
+
+    assert primary_modules("mlflow", ["mlflow", "pylint_plugins"]) == {"mlflow"}
+    assert primary_modules("duckdb", ["adbc_driver_duckdb", "duckdb"]) == {"duckdb"}
+    assert primary_modules("jupyterlab-widgets", ["jupyterlab_widgets"]) == {
+        "jupyterlab_widgets"}
+    assert primary_modules("PyYAML", ["yaml"]) == {"yaml"}  # no module named as it is: all
+    assert primary_modules("lamini", ["lamini", "llama"]) == {"lamini"}
+    assert primary_modules("zope.interface", ["zope"]) == {"zope"}
+    lines = {"mlflow": ListedLine("requirements.txt:1"), "pyyaml": ListedLine("r.txt:2")}
+    checks = judge_imports(rows_of(
+        ("mlflow", "mlflow", ""),
+        ("mlflow", "pylint_plugins", "ModuleNotFoundError: No module named 'astroid'"),
+        ("pyyaml", "yaml", "ImportError: libyaml.so.0: cannot open shared object file"),
+    ), lines, {})
+    verdicts = {c.what: (c.verdict, c.ok) for c in checks}
+    assert verdicts == {"mlflow": ("ok", True), "pylint_plugins": ("warning", True),
+                        "yaml": ("failed", False)}
+    warning = next(c for c in checks if c.what == "pylint_plugins")
+    assert warning.line() == (
+        "WARN import pylint_plugins (mlflow) [requirements.txt:1]: ModuleNotFoundError: "
+        "No module named 'astroid' (not mlflow's own module: a warning, not a failure)")
+
+
+def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
+    from pyrlab.selftest import ImageTest, ListedLine, judge_imports
+
+    lines = {d: ListedLine(f"requirements.txt:{i}") for i, d in
+             enumerate(["chartpy", "lamini", "tables", "dill", "six"], 1)}
+    marks = {"chartpy": "No module named 'plotly.figure_factory._ohlc'",  # a text
+             "lamini": "ImportError",  # a type: ModuleNotFoundError is one
+             "tables": "ModuleNotFoundError",  # fails otherwise
+             "dill": "RuntimeError"}  # imports now
+    checks = judge_imports(rows_of(
+        ("chartpy", "chartpy",
+         "ModuleNotFoundError: No module named 'plotly.figure_factory._ohlc'"),
+        ("lamini", "lamini", "ModuleNotFoundError: No module named 'pkg_resources'",
+         ["ModuleNotFoundError", "ImportError", "Exception"]),
+        ("tables", "tables", "OSError: libhdf5.so.310: cannot open shared object file",
+         ["OSError", "Exception"]),
+        ("dill", "dill", ""),
+        ("six", "six", "SyntaxError: bad six"),
+    ), lines, marks)
+    by = {c.name: c for c in checks}
+    assert {n: c.verdict for n, c in by.items()} == {
+        "chartpy": "known", "lamini": "known", "tables": "failed", "dill": "fixed",
+        "six": "failed"}
+    assert by["chartpy"].note == "a known failure (pyrlab.toml: test.known_failures.python.chartpy)"
+    assert "fails otherwise than pyrlab.toml: test.known_failures.python.tables expects" \
+        in by["tables"].note
+    assert "imports now, though pyrlab.toml: test.known_failures.python.dill marks it" \
+        in by["dill"].note
+    test = ImageTest("pylab", "a" * 64, tuple(checks), 1.0)
+    assert [c.name for c in test.failures] == ["tables", "six"]
+    assert not test.ok and [c.name for c in test.having("known")] == ["chartpy", "lamini"]
+
+
+def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: Path) -> None:
+    from pyrlab.config.schema import load_config
+    from pyrlab.selftest import Check, ImageTest, ListedLine, judge_imports, judge_libraries
+
+    error = "ImportError: cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"
+    failures = (Check("python", "trapd", "trapd", 0.1, error, "requirements.txt:4"),
+                Check("python", "ghost", "", 0.0, "not installed", "requirements.txt:5"),
+                Check("r", "sf", "library(sf)", 0.2, "unable to load shared object "
+                      "'sf.so': libgdal.so.36: cannot open shared object file", "r.txt:1"))
+    hint = ImageTest("pylab", "a" * 64, failures, 1.0).accept_hint()
+    assert "known failure in pyrlab.toml" in hint
+    toml = "\n".join(line.strip() for line in hint.splitlines()[1:])
+    assert "ghost" not in toml  # not installed is no upstream breakage to accept
+    (tmp_path / "pyrlab.toml").write_text(toml)
+    config = load_config(tmp_path, environ={})
+    python, r = (dict(config.test.known_failures_python), dict(config.test.known_failures_r))
+    assert python == {"trapd": "cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"}
+    judged = judge_imports(rows_of(("trapd", "trapd", error)),
+                           {"trapd": ListedLine("requirements.txt:4")}, python)
+    assert judged[0].verdict == "known"
+    assert judge_libraries([failures[2]], r)[0].verdict == "known"
+
+
+def test_r_marks_accept_a_text_of_librarys_error() -> None:
+    from pyrlab.selftest import Check, judge_libraries
+
+    checks = [Check("r", "sf", "library(sf)", 0.1, "libgdal.so.36: cannot open", "r.txt:1"),
+              Check("r", "terra", "library(terra)", 0.1, "there is no package", "r.txt:2"),
+              Check("r", "dplyr", "library(dplyr)", 0.1, "", "r.txt:3"),
+              Check("r", "ggplot2", "library(ggplot2)", 0.1, "no ggplot2", "r.txt:4")]
+    judged = judge_libraries(checks, {"sf": "libgdal", "terra": "libgdal", "dplyr": "x"})
+    assert [(c.name, c.verdict) for c in judged] == [
+        ("sf", "known"), ("terra", "failed"), ("dplyr", "fixed"), ("ggplot2", "failed")]
+
+
+def test_a_line_whose_marker_leaves_it_out_is_skipped_not_failed() -> None:
+    from pyrlab.selftest import ListedLine, judge_imports
+
+    lines = {"pywinpty": ListedLine("requirements.txt:1", 'os_name == "nt"'),
+             "absent": ListedLine("requirements.txt:2")}
+    checks = judge_imports([["pywinpty", "", 0.0, "not installed", []],
+                            ["absent", "", 0.0, "not installed", []]], lines, {})
+    assert [(c.name, c.verdict) for c in checks] == [("pywinpty", "skipped"),
+                                                     ("absent", "failed")]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[test.known_failures.python]\n"a.b" = "X"\n',
+     'test.known_failures.python."a.b": expected a top-level module name'),
+    ('[test.known_failures.python]\nchartpy = 3\n',
+     "test.known_failures.python.chartpy: expected the error it fails with"),
+    ('[test.known_failures.python]\nchartpy = " "\n',
+     "test.known_failures.python.chartpy: expected the error it fails with"),
+    ('[test.known_failures.r]\n"9sf" = "libgdal"\n',
+     'test.known_failures.r.9sf: expected an R package name'),
+    ('[test.known_failures]\njulia = {}\n', "test.known_failures.julia: unknown key"),
+    ('[test]\nknown_failures = 1\n', "test.known_failures: expected a table"),
+    ('[test.known_failures]\npython = []\n', "test.known_failures.python: expected a table"),
+])
+def test_known_failure_marks_are_checked_naming_file_and_key(
+        tmp_path: Path, text: str, problem: str) -> None:
+    from pyrlab.config.schema import read_config
+
+    (tmp_path / "pyrlab.toml").write_text(text)
+    _, problems = read_config(tmp_path, environ={})
+    assert any(str(p).startswith(f"pyrlab.toml: {problem}") for p in problems), problems
+
+
+# --------------------------------------------------------------------------- delta scope
+
+
+def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively() -> None:
+    from pyrlab.inventory.dependencies import Installed, InstalledDist, PythonGraph
+    from pyrlab.selftest import ListedLine, retest_after_delta
+
+    requires = {
+        "chartpy": ["plotly>=5", "pandas"],
+        "plotly": ["narwhals>=1", "kaleido; extra == 'export'"],
+        "pandas": ["numpy>=1.26", "pytz; python_version < '3.0'"],
+        "dvc": ["dvc-s3; extra == 's3'", "funcy"],
+        "dvc-s3": ["boto3"],
+        "music21": ["numpy"],
+        "six": [],
+    }
+    installed = [InstalledDist(name, "1.0", tuple(lines)) for name, lines in requires.items()]
+    # narwhals, numpy, funcy… are installed too; kaleido, boto3 and pytz are not.
+    installed += [InstalledDist(name, "1.0", ()) for name in ("narwhals", "numpy", "funcy")]
+    graph = PythonGraph(Installed.of({"python_version": "3.13", "sys_platform": "linux"},
+                                     installed))
+    assert graph.reachable("chartpy") == {
+        "plotly", "pandas", "narwhals", "numpy"}  # no kaleido (an extra), no pytz (marker)
+    assert graph.reachable("dvc", frozenset({"s3"})) == {"dvc-s3", "boto3", "funcy"}
+    assert graph.reachable("dvc") == {"funcy"}
+    lines = {"chartpy": ListedLine("r:1"), "dvc": ListedLine("r:2", extras=frozenset({"s3"})),
+             "music21": ListedLine("r:3"), "six": ListedLine("r:4")}
+    assert retest_after_delta(lines, frozenset({"narwhals"}), graph) == {"chartpy"}
+    assert retest_after_delta(lines, frozenset({"numpy"}), graph) == {"chartpy", "music21"}
+    assert retest_after_delta(lines, frozenset({"boto3", "six"}), graph) == {"dvc", "six"}
+    assert retest_after_delta(lines, frozenset({"pytz", "kaleido"}), graph) == frozenset()
+
+
+def test_a_delta_that_moves_a_dependency_tests_the_package_that_needs_it(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.dependencies = {"idna": "1.0"}  # six's dependency, not listed
+    engine.requires = {"six": ["idna>=1"]}
+    build_json(capsys, lab, "pylab")
+    engine.execs.clear()
+    engine.dependencies = {"idna": "2.0"}  # the delta's resolution moves it
+    (lab / "requirements.txt").write_text("six\npackaging\n")
+    build_json(capsys, lab, "pylab")
+    assert engine.deltas == ["pylab"]
+    assert imported(engine) == [["packaging", "six"]]  # six: its idna moved
+
+
+def test_a_failure_that_worked_in_the_replaced_image_is_a_regression_unless_marked(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.dependencies = {"idna": "1.0"}
+    engine.requires = {"six": ["idna"]}
+    build_json(capsys, lab, "pylab")
+    good = engine.image("t/pylab:latest")
+    assert good is not None
+    engine.unbroken = {good.id}
+    engine.dependencies = {"idna": "2.0"}
+    engine.broken_imports = {"six": "ImportError: cannot import name 'x' from 'idna'"}
+    (lab / "requirements.txt").write_text("six\npackaging\n")
+    code, _out, err = pyrlab(capsys, "build", "-C", str(lab), "pylab")
+    assert code == EXIT_BUILD
+    assert engine.deltas == ["pylab"]
+    assert ("REGRESSION import six (six) [requirements.txt:1]: ImportError: cannot import "
+            f"name 'x' from 'idna' (worked in the image it replaces ({good.id[:12]}): "
+            "a regression)") in err
+    assert "cannot import name 'x' from 'idna' (a regression); t/pylab:latest was not " \
+        "changed" in err
+    assert "[test.known_failures.python]\n    six = \"cannot import name 'x' from 'idna'\"" \
+        in err
+    assert engine.image("t/pylab:latest") == good
+    # The mark is the user's decision: the same failure, accepted.
+    with (lab / "pyrlab.toml").open("a") as toml:
+        toml.write("\n[test.known_failures.python]\nsix = \"cannot import name 'x'\"\n")
+    data = build_json(capsys, lab, "pylab")
+    pylab = next(i for i in data["images"] if i["name"] == "pylab")
+    assert pylab["action"] == "built"
+    assert [(c["what"], c["verdict"]) for c in pylab["test"]["checks"]] == [
+        ("packaging", "ok"), ("six", "known")]
+
+
+def test_a_known_failure_is_reported_by_build_and_test_and_the_image_promoted(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.broken_imports = {"six": "ModuleNotFoundError: No module named 'pkg_resources'"}
+    code, _out, err = pyrlab(capsys, "build", "-C", str(lab), "pylab")
+    assert code == EXIT_BUILD
+    assert "FAIL import six (six) [requirements.txt:1]: ModuleNotFoundError" in err
+    assert ("pyrlab: hint: look inside with `fake run --rm -it t/pylab:failed bash`; if this "
+            "is broken upstream and you want the image all the same, accept it as a known "
+            "failure in pyrlab.toml:\n    [test.known_failures.python]\n"
+            "    six = \"No module named 'pkg_resources'\"\n"
+            "(or `--no-test` builds without the self-test)") in err
+    with (lab / "pyrlab.toml").open("a") as toml:
+        toml.write("\n[test.known_failures.python]\nsix = \"ModuleNotFoundError\"\n")
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "pylab")
+    assert code == 0, err
+    assert ("    KNOWN import six (six) [requirements.txt:1]: ModuleNotFoundError: No module "
+            "named 'pkg_resources' (a known failure (pyrlab.toml: "
+            "test.known_failures.python.six))") in out
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "pylab")
+    assert code == 0
+    assert out.splitlines()[0].split("): ")[1].startswith("ok, 1 known failure; 1 imports")
+    assert "  KNOWN import six (six) [requirements.txt:1]" in out
+    engine.broken_imports = {}
+    code, out, _ = pyrlab(capsys, "test", "-C", str(lab), "pylab")
+    assert code == 0
+    assert ("  NOTE import six (six) [requirements.txt:1] (imports now, though pyrlab.toml: "
+            "test.known_failures.python.six marks it as known to fail)") in out
+
+
+def test_each_module_is_imported_alone_so_no_failure_hides_or_causes_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one process, `spoiler` (failing halfway through) would make `victim` fail, `hider`
+    would make the broken `hidden` import, and `crasher` would take every result with it."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    sources = {
+        "shared.py": "state = 'fresh'\n",
+        "spoiler.py": "import shared\nshared.state = 'spoilt'\nraise RuntimeError('spoiler')\n",
+        "victim.py": "import shared\nassert shared.state == 'fresh', shared.state\n",
+        "hider.py": "import sys, types\nsys.modules['hidden'] = types.ModuleType('hidden')\n",
+        "hidden.py": "raise ImportError('hidden is broken')\n",
+        # As the kernel's OOM killer would (a SIGSEGV would do, but pytest's faulthandler,
+        # which the child inherits, would print this process's stack).
+        "crasher.py": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+        "sleeper.py": "import time\ntime.sleep(60)\n",
+        "chatty.py": "print('not JSON')\n",
+    }
+    for name, text in sources.items():
+        (folder / name).write_text(text)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setattr(container_selftest, "MODULE_TIMEOUT", 2)
+    modules = ["spoiler", "victim", "hider", "hidden", "crasher", "sleeper", "chatty"]
+    results = container_selftest.import_each(modules)
+    errors = {m: r[1] for m, r in zip(modules, results, strict=True)}
+    assert errors == {
+        "spoiler": "RuntimeError: spoiler", "victim": "", "hider": "",
+        "hidden": "ImportError: hidden is broken",
+        "crasher": "the import killed its process (SIGKILL)",
+        "sleeper": "no answer within 2 s", "chatty": ""}
+    assert results[3][2] == ["ImportError", "Exception"]
+    for name in ("shared", "spoiler", "victim", "hider", "hidden"):
+        assert name not in sys.modules  # this process imported none of them

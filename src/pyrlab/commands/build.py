@@ -128,6 +128,11 @@ class BuildResult:
                           if o.test is not None else " (not tested)")
                 detail += f"; {o.seconds:.0f}s{tested} → {', '.join(o.tags)}"
             lines.append(f"{o.name:<{width}}  {o.action:<9} {detail}")
+            if o.action == "built" and o.test is not None:
+                # What the gate let through but the user should know: known failures,
+                # warnings, marks no longer needed.
+                lines += [f"{'':<{width}}    {c.line()}" for c in o.test.checks
+                          if c.verdict != "ok"]
             lines += [f"{'':<{width}}  {h.describe()}" for h in o.held_back]
         if any(o.action == "built" for o in built.outcomes):
             lines.append(f"build {self.build_seconds:.0f}s, of which self-tests "

@@ -1,5 +1,6 @@
 """`pyrlab test [IMAGE…]`: import every listed Python distribution, attach every listed R
-package and run code in every kernel, in throwaway containers of the built images."""
+package and run code in every kernel, in throwaway containers of the built images; judged
+as the build's gate judges (known failures, warnings; see pyrlab/selftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
 from pyrlab.run.session import engine_from, project_from
-from pyrlab.selftest import ImageTest, SelfTester
+from pyrlab.selftest import Check, ImageTest, SelfTester
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,13 +29,17 @@ def render_test(test: ImageTest) -> list[str]:
                         (("imports", count["python"]), ("R packages", count["r"]),
                          ("kernels", count["kernel"])) if n)
     verdict = "ok" if test.ok else f"FAILED ({len(test.failures)} of {len(test.checks)})"
-    head = (f"{test.image} ({short_id(test.image_id)}): {verdict}; "
+    counted = [f"{n} {label}{'s' if n > 1 else ''}" for n, label in (
+        (len(test.having("known")), "known failure"), (len(test.having("warning")), "warning"))
+        if n]
+    head = (f"{test.image} ({short_id(test.image_id)}): {verdict}"
+            f"{''.join(f', {c}' for c in counted)}; "
             f"{checked or 'nothing to check'} in {test.seconds:.1f}s")
     lines = [head]
-    lines += [f"  FAIL {c.describe()}: {c.error}" for c in test.failures]
+    lines += [f"  {c.line()}" for c in reported(test)]
     for kind, label in (("python", "imported"), ("r", "attached"), ("kernel", "ran 6*7 in"),
                         ("lab", "lab")):
-        passed = [c for c in test.checks if c.kind == kind and c.ok]
+        passed = [c for c in test.checks if c.kind == kind and c.verdict == "ok"]
         if passed:
             shown = ", ".join(f"{c.what} {c.seconds:.1f}s" if kind == "lab"
                               else c.name if kind in ("r", "kernel") else c.what or c.name
@@ -46,6 +51,14 @@ def render_test(test: ImageTest) -> list[str]:
             f"{c.name if c.kind == 'kernel' else c.what or c.name} {c.seconds:.1f}s"
             for c in slow))
     return lines
+
+
+def reported(test: ImageTest) -> list[Check]:
+    """The checks a report shows one by one: what blocks first, then known failures,
+    warnings and notes (a mark that is no longer needed, a line its marker leaves out)."""
+    order = ("regression", "failed", "known", "warning", "fixed", "skipped")
+    return sorted((c for c in test.checks if c.verdict != "ok"),
+                  key=lambda c: order.index(c.verdict or "failed"))
 
 
 @dataclass(frozen=True)

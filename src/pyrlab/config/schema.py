@@ -44,6 +44,9 @@ IMAGE_REF_RE = re.compile(
 PREFIX_RE = re.compile(r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?(?:" + _COMPONENT + r"/)*\Z")
 SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
 PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
+# An R package name, as lists.R_NAME_RE (not imported: commands that only read the config
+# do not load the list parser).
+R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 ENGINES = ("auto", "docker", "podman")
 
 
@@ -138,6 +141,15 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class SelfTestConfig:
+    # Failures the project accepts ([test.known_failures.python] / .r): top-level module
+    # or R package → the expected error (an exception type, or a text the error contains).
+    # The self-test reports them as known failures and lets the image through.
+    known_failures_python: tuple[tuple[str, str], ...] = ()
+    known_failures_r: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path  # the lab project folder
     file: Path | None  # pyrlab.toml, or None when running on pure defaults
@@ -149,6 +161,7 @@ class Config:
     run: RunConfig
     overrides: tuple[tuple[str, str], ...] = field(default=())  # (key, source) applied
     build: BuildConfig = field(default_factory=BuildConfig)
+    test: SelfTestConfig = field(default_factory=SelfTestConfig)
 
     def image_ref(self, name: str, tag: str = "latest") -> str:
         return f"{self.prefix}{name}:{tag}"
@@ -424,7 +437,9 @@ IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "po
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
 BUILD_KEYS = {"cache_from"}
-TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run", "build"}
+TEST_KEYS = {"known_failures"}
+KNOWN_FAILURES_KEYS = {"python", "r"}
+TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
@@ -564,6 +579,41 @@ def _read_build(r: _Reader, raw: Any) -> BuildConfig:
     return BuildConfig(cache_from=tuple(sources))
 
 
+def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],
+                what: str) -> tuple[tuple[str, str], ...]:
+    """NAME = "expected error" lines of one [test.known_failures.*] table."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        r.problem(key, f"expected a table of NAME = \"expected error\", got {toml_kind(raw)}")
+        return ()
+    marks = []
+    for name, expected in raw.items():
+        where = f"{key}.{toml_key(name)}"
+        if not name_ok(name):
+            r.problem(where, f"expected {what}")
+        elif not isinstance(expected, str) or not expected.strip():
+            r.problem(where, "expected the error it fails with: an exception type such as "
+                      "\"ModuleNotFoundError\" or a text the error contains, as a string, "
+                      f"got {toml_kind(expected) if not isinstance(expected, str) else 'an empty one'}")
+        else:
+            marks.append((name, expected))
+    return tuple(marks)
+
+
+def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
+    d = r.table(raw, "test", TEST_KEYS)
+    known = r.table(d.get("known_failures"), "test.known_failures", KNOWN_FAILURES_KEYS)
+    return SelfTestConfig(
+        known_failures_python=_read_marks(
+            r, known.get("python"), "test.known_failures.python", str.isidentifier,
+            "a top-level module name such as chartpy (what `import` takes)"),
+        known_failures_r=_read_marks(
+            r, known.get("r"), "test.known_failures.r", lambda n: bool(R_PACKAGE_RE.match(n)),
+            "an R package name such as sf"),
+    )
+
+
 def _check_graph(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
     roots = [i for i in images.values() if i.parent is None]
     if images and not roots:
@@ -663,6 +713,7 @@ def read_config(
     _check_graph(r, images)
     run = _read_run(r, top.get("run"))
     build = _read_build(r, top.get("build"))
+    test = _read_test(r, top.get("test"))
     for image_name, _ in run.rc:
         if image_name not in images:
             r.problem(f"run.rc.{toml_key(image_name)}", f"unknown image {image_name!r}")
@@ -677,6 +728,7 @@ def read_config(
         run=run,
         overrides=tuple(sorted(sources.items())),
         build=build,
+        test=test,
     )
     return config, problems
 

@@ -1,17 +1,18 @@
 """Bytecode for an environment, each file compiled once ever (uv-install runs it).
 
-    python -I pyc_cache.py CACHE SITE            every .py file under SITE (a full build)
-    python -I pyc_cache.py CACHE SITE LISTFILE   the .py files LISTFILE names (a delta)
+    python -I pyc_cache.py [--skip SKIPFILE] CACHE SITE            every .py file under SITE
+    python -I pyc_cache.py [--skip SKIPFILE] CACHE SITE LISTFILE   the .py files LISTFILE
+                                                                   names (a delta)
 
 A .pyc is keyed by what makes its code differ: the interpreter's magic number and cache
 tag, the optimization level, the source's path (the code records co_filename) and its
 bytes. A hit is the cached code under a header that names the installed file's own mtime
 and size (uv does not keep mtimes across builds): a plain timestamp pyc, as compileall
 writes, so imports cost what they did and a file replaced later (uv leaves old pycs behind)
-is seen as changed. A miss is compiled on every core and stored. Test suites (…/tests/,
-…/test/) are skipped, and a file that does not compile never fails the build. Writes go to
-a temporary name renamed into place (two builds may share the cache), and entries unused
-for PRUNE_DAYS are removed once a day.
+is seen as changed. A miss is compiled on every core and stored. The folders SKIPFILE names
+(the test suites nothing imports, test_folders.py's list) are skipped, and a file that does
+not compile never fails the build. Writes go to a temporary name renamed into place (two
+builds may share the cache), and entries unused for PRUNE_DAYS are removed once a day.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import importlib.util
 import marshal
 import multiprocessing
 import os
-import re
 import sys
 import time
 import warnings
 from collections.abc import Iterator
 
-SKIP = re.compile(r"/tests?/")
 MASK = 0xFFFFFFFF
 PRUNE_DAYS = 30
 CHUNK = 64
@@ -148,14 +147,20 @@ def prune(root: str) -> int:
     return removed
 
 
+def lines(listfile: str) -> list[str]:
+    with open(listfile, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
 def main(argv: list[str]) -> None:
-    root, site = argv[1], argv[2]
-    if len(argv) > 3:
-        with open(argv[3]) as f:
-            paths = [line.rstrip("\n") for line in f if line.strip()]
-    else:
-        paths = list(sources(site))
-    paths = [p for p in paths if p.endswith(".py") and not SKIP.search(p)]
+    args = argv[1:]
+    skipped: tuple[str, ...] = ()
+    if args[:1] == ["--skip"]:
+        skipped = tuple(folder.rstrip("/") + "/" for folder in lines(args[1]))
+        args = args[2:]
+    root, site = args[0], args[1]
+    paths = lines(args[2]) if len(args) > 2 else list(sources(site))
+    paths = [p for p in paths if p.endswith(".py") and not p.startswith(skipped)]
     tag = f"{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}"
     cache = os.path.join(root, tag)
     started = time.monotonic()

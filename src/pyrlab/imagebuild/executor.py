@@ -436,8 +436,7 @@ class Executor:
             log.write(f"# pyrlab: {GATE_STEP} could not run: {exc.message}")
             raise
         for check in test.checks:
-            log.write(f"# {GATE_STEP}: {check.describe()} {check.seconds:.2f}s: "
-                      + (f"FAIL {check.error}" if check.error else "ok"))
+            log.write(f"# {GATE_STEP}: {check.seconds:.2f}s {check.line()}")
         log.write(f"# pyrlab: {GATE_STEP} {'passed' if test.ok else 'FAILED'} "
                   f"in {test.seconds:.1f}s")
         return test
@@ -445,12 +444,13 @@ class Executor:
     def _failed_test(self, item: Planned, decision: Decision, image_id: str, test: ImageTest,
                      log: BuildLog, log_path: Path, seconds: float) -> Outcome:
         """Keep the image for debugging as NAME:failed; `latest` stays where it was."""
-        failure = BuildFailure(GATE_STEP, [f"FAIL {c.describe()}: {c.error}"
-                                           for c in test.failures],
+        failure = BuildFailure(GATE_STEP, [c.line() for c in test.failures],
                                f"{len(test.failures)} of {len(test.checks)} checks failed")
+        accept = test.accept_hint()
+        no_test = "`--no-test` builds without the self-test"
         return self._keep_failed(item, decision, image_id, failure, log, log_path, seconds,
                                  error=test.summary(), test=test,
-                                 hint="`--no-test` builds without the self-test")
+                                 hint=f"{accept}\n(or {no_test})" if accept else no_test)
 
     def _keep_failed(self, item: Planned, decision: Decision, image_id: str,
                      failure: BuildFailure, log: BuildLog, log_path: Path, seconds: float, *,
