@@ -130,7 +130,7 @@ def test_probes_are_capped_and_the_cap_is_said() -> None:
     assert len(answers.asked) == 2
     assert [r["holder"] for r in result["held"]][2:] == [
         "not probed (at most 2 probes per resolution)"] * 2
-    assert result["notes"] == ["2 held-back packages not probed (at most 2 probes, 300 s in all)"]
+    assert result["notes"] == ["2 held-back packages not probed (at most 2 probes, 120 s in all)"]
     # And a time budget for them all: a probe of a long list may build old sdists.
     spent = heldback.check(Answers(dict.fromkeys(names, "2.0"), {}), names,
                            dict.fromkeys(names, "1.0"), [], probe_seconds=0)

@@ -292,7 +292,7 @@ def test_an_exact_duplicate_is_a_warning_and_counts_once(tmp_path: Path) -> None
     parsed = parse(tmp_path, PY, "requirements.txt")
     assert messages(parsed) == []
     assert warnings(parsed) == [
-        "requirements.txt:3: duplicate entry 'numpy' (also at requirements.txt:1); ignored"]
+        "requirements.txt:3: duplicate entry 'numpy' (also at requirements.txt:1); it asks for nothing more"]
     assert [e.text for e in parsed.entries] == ["numpy", "scipy"]
 
 
@@ -329,7 +329,7 @@ def test_compatible_constraints_merge_and_a_pin_is_kept(tmp_path: Path) -> None:
     parsed = parse(tmp_path, PY, "a.txt", "b.txt")
     assert messages(parsed) == []
     assert warnings(parsed) == [
-        "b.txt:2: duplicate entry 'ruamel-yaml' (also at a.txt:3); ignored"]
+        "b.txt:2: duplicate entry 'ruamel-yaml' (also at a.txt:3); it asks for nothing more"]
     assert brief(parsed)[0] == ("numpy", "Numpy==2.1.0,>=1.26", "2.1.0", None, "a.txt:2")
 
 
@@ -354,7 +354,7 @@ def test_duplicates_through_an_include_and_across_files(tmp_path: Path) -> None:
     write(tmp_path, "base.txt", "numpy\n")
     parsed = parse(tmp_path, PY, "requirements.txt")
     assert warnings(parsed) == [
-        "requirements.txt:2: duplicate entry 'numpy' (also at base.txt:1); ignored"]
+        "requirements.txt:2: duplicate entry 'numpy' (also at base.txt:1); it asks for nothing more"]
 
 
 def test_same_python_package_under_different_markers_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -372,7 +372,7 @@ def test_debian_duplicates_warn_a_version_merges_and_two_versions_contradict(
     write(tmp_path, "a.txt", "curl\njq\n")
     write(tmp_path, "b.txt", "curl=8.0-1\njq\ncurl/trixie-backports\n")
     parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
-    assert warnings(parsed) == ["b.txt:2: duplicate entry 'jq' (also at a.txt:2); ignored"]
+    assert warnings(parsed) == ["b.txt:2: duplicate entry 'jq' (also at a.txt:2); it asks for nothing more"]
     assert messages(parsed) == [
         ("b.txt:3: 'curl/trixie-backports' contradicts 'curl=8.0-1' at a.txt:1: "
         "two different versions or releases")]

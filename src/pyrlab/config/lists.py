@@ -299,7 +299,7 @@ class _Parser:
                                                  f"'{first.text}' at {first.where}: {merged}"))
                 elif merged == first:
                     self.warnings.append(Problem(entry.where, f"duplicate entry '{entry.name}' "
-                                                 f"(also at {first.where}); ignored"))
+                                                 f"(also at {first.where}); it asks for nothing more"))
                 else:
                     self.entries[index] = merged
                 return

@@ -52,7 +52,7 @@ MARKER = "pyrlab-held-back: "
 MAX_PROBES = 8
 # All probes of one resolution together: a probe of a long list may build old sdists for
 # their metadata, and the check must not double a build's time.
-PROBE_SECONDS = 300.0
+PROBE_SECONDS = 120.0
 TIMED_OUT = -9
 TIMED_OUT_TEXT = "timed out"
 YEAR = datetime.timedelta(days=365)
