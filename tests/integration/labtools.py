@@ -221,6 +221,10 @@ def copy_case(case: str, root: Path, *, prefix: str, engine_name: str,
         text = text.replace(f"@{key}@", value)
     left = re.findall(r"@[A-Z_]+@", text)
     assert not left, f"unfilled placeholders in {config}: {left}"
+    if not re.search(r"(?m)^name\s*=", text):
+        # The project is named for the prefix, so that its images are PREFIX/IMAGE (what
+        # Lab.ref names) and go with the prefix's.
+        text = f"name = {json.dumps(prefix.rstrip('/'))}\n" + text
     config.write_text(text)
     return Lab(root=root, prefix=prefix, engine_name=engine_name)
 
@@ -315,7 +319,8 @@ def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
 
 
 def project_key(root: Path) -> str:
-    """The org.pyrlab.project label value of images built from root."""
-    from pyrlab.config.key import project_key as key
+    """The org.pyrlab.project label value of images built from root: the project's name
+    (a hash of the folder with bare names)."""
+    from pyrlab.config.schema import load_config
 
-    return key(root)
+    return load_config(root, environ={}).project_id

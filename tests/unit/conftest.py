@@ -11,11 +11,17 @@ from labfiles import FULL_FILES, make_project
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch,
+                       request: pytest.FixtureRequest) -> Iterator[None]:
     """The developer's own PYRLAB_* or sudo variables must not leak into any test."""
     for name in list(os.environ):
         if name.startswith("PYRLAB_") or name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"):
             monkeypatch.delenv(name)
+    if request.node.get_closest_marker("project_names") is None:
+        # Most tests were written for the bare names (pylab:latest, pyrlab-pylab-8888) and
+        # test something else: they run with `name = ""` (bare names, an explicit choice
+        # pyrlab keeps). Tests of the default project names say @pytest.mark.project_names.
+        monkeypatch.setenv("PYRLAB_NAME", "")
     yield
 
 

@@ -129,7 +129,8 @@ def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     }
     assert data["images"]["pyrlab-base"]["from"] == "pyrlab-debian:trixie"
     assert data["images"]["rlab"]["r_packages"] == 4
-    assert data["overrides"] == {"images.pylab.ports.lab": "--set images.pylab.ports.lab"}
+    assert data["overrides"] == {"images.pylab.ports.lab": "--set images.pylab.ports.lab",
+                                 "name": "environment PYRLAB_NAME"}  # see conftest.py
 
 
 def test_check_accepts_what_pip_accepts_and_warns_about_an_exact_duplicate(

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pyrlab.config.schema import SUITE_RE
+from pyrlab.config.schema import SUITE_RE, name_from_folder
 from pyrlab.errors import ConfigError, Problem, UsageError
 
 # (file in the package, name in the project)
@@ -86,6 +86,7 @@ def ca_files(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> InitResult:
+    """Write the project's files; its `name` is the folder's (see name_from_folder)."""
     root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
     block = base_block(args.base)
     # json.dumps gives valid TOML basic strings for paths.
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> InitResult:
         for src, dst in FILES:
             text = package.joinpath(src).read_text(encoding="utf-8")
             if src == "pyrlab.toml":
-                text = text.replace("@BASE@", block).replace("@CA@", cas)
+                text = (text.replace("@BASE@", block).replace("@CA@", cas)
+                        .replace("@NAME@", json.dumps(name_from_folder(root))))
             (root / dst).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None

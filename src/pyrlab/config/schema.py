@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.config.key import project_key
 from pyrlab.credentials import mask_url
 from pyrlab.errors import ConfigError, Problem
 
@@ -154,7 +155,7 @@ class Config:
     root: Path  # the lab project folder
     file: Path | None  # pyrlab.toml, or None when running on pure defaults
     engine: str
-    prefix: str  # prepended to every image name ("registry/namespace/")
+    prefix: str  # prepended to every image name in a registry ("registry/namespace/")
     base: BaseConfig
     proxy: ProxyConfig
     images: Mapping[str, ImageConfig]  # in file order
@@ -162,9 +163,31 @@ class Config:
     overrides: tuple[tuple[str, str], ...] = field(default=())  # (key, source) applied
     build: BuildConfig = field(default_factory=BuildConfig)
     test: SelfTestConfig = field(default_factory=SelfTestConfig)
+    # The project's name (top-level `name`): its images are NAME/IMAGE on this machine, its
+    # labs NAME__IMAGE-PORT. "" asks for the bare names of before (PREFIXIMAGE, shared home).
+    name: str = ""
+    name_from_folder: bool = False  # pyrlab.toml has no `name`: it is the folder's
 
     def image_ref(self, name: str, tag: str = "latest") -> str:
-        return f"{self.prefix}{name}:{tag}"
+        """The image's local reference: PROJECT/IMAGE:TAG (PREFIXIMAGE:TAG with bare names)."""
+        return f"{self.name}/{name}:{tag}" if self.name else f"{self.prefix}{name}:{tag}"
+
+    def registry_ref(self, name: str, tag: str = "latest") -> str:
+        """The image's name in a registry: PREFIXIMAGE:TAG, whatever the project is called;
+        without a prefix, the local reference (what a hub on this host would start)."""
+        return f"{self.prefix}{name}:{tag}" if self.prefix else self.image_ref(name, tag)
+
+    def layer_key(self, name: str) -> str:
+        """Where the image's run-time installs go under the lab's home
+        (~/.local/share/pyrlab/KEY/): PROJECT/IMAGE, or IMAGE with bare names."""
+        return f"{self.name}/{name}" if self.name else name
+
+    @property
+    def project_id(self) -> str:
+        """What the org.pyrlab.project label of its images and labs holds: the name, so
+        that a clone in another folder has the same images; with bare names, a hash of the
+        folder, as before projects had names."""
+        return self.name or project_key(self.root)
 
     def path(self, value: str) -> Path:
         """A path from the config: `~` expanded, relative to the project folder."""
@@ -191,6 +214,19 @@ DEFAULT_IMAGES: dict[str, dict[str, Any]] = {
         "ports": {"lab": 9999},
     },
 }
+
+
+def name_from_folder(root: Path) -> str:
+    """A project name from a folder's name: lower case, runs of other characters as one
+    '-' ("My Lab 2" → "my-lab-2"); "lab" when nothing is left."""
+    words = re.findall(r"[a-z0-9]+", root.name.lower())
+    return "-".join(words) or "lab"
+
+
+def default_home(name: str) -> str:
+    """run.home's default: one folder per project under ~/docker (all share ~/docker with
+    bare names)."""
+    return f"~/docker/{name}" if name else "~/docker"
 
 
 def default_uid_gid() -> tuple[int, int]:
@@ -399,6 +435,13 @@ def _is_uid(v: Any) -> str | None:
     return None
 
 
+def _is_project_name(v: Any) -> str | None:
+    if not isinstance(v, str) or not (v == "" or IMAGE_NAME_RE.match(v)):
+        return ("expected a project name: lower-case letters, digits and . _ - such as "
+                f"'my-lab' (or \"\" for bare image names), got {v!r}")
+    return None
+
+
 def _is_image_ref(v: Any) -> str | None:
     if not isinstance(v, str) or not IMAGE_REF_RE.match(v):
         return f"not a valid image reference: {v!r}"
@@ -439,7 +482,7 @@ RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid
 BUILD_KEYS = {"cache_from"}
 TEST_KEYS = {"known_failures"}
 KNOWN_FAILURES_KEYS = {"python", "r"}
-TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
+TOP_KEYS = {"name", "engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
@@ -535,7 +578,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     )
 
 
-def _read_run(r: _Reader, raw: Any) -> RunConfig:
+def _read_run(r: _Reader, raw: Any, project: str) -> RunConfig:
     d = r.table(raw, "run", RUN_KEYS)
     p = "run."
     uid, gid = default_uid_gid()
@@ -544,7 +587,7 @@ def _read_run(r: _Reader, raw: Any) -> RunConfig:
         else "expected a table of image = \"script\"")
     return RunConfig(
         notebooks=r.get(d, "notebooks", p, "~/notebooks", _is_run_path),
-        home=r.get(d, "home", p, "~/docker", _is_run_path),
+        home=r.get(d, "home", p, default_home(project), _is_run_path),
         rc=tuple(sorted(rc_raw.items())),
         userlab=r.get(d, "userlab", p, "userlab.sh", _is_run_path) or None,
         envfile=r.get(d, "envfile", p, ".env", _is_run_path),
@@ -698,6 +741,10 @@ def read_config(
 
     r = _Reader(shown, problems, sources)
     top = r.table(raw, "", TOP_KEYS)
+    name_given = "name" in top
+    project_name = r.get(top, "name", "", None, _is_project_name)
+    if project_name is None:
+        project_name = name_from_folder(root)
     engine = r.get(top, "engine", "", "auto", _one_of(*ENGINES))
     prefix = r.get(top, "prefix", "", "", lambda v: None if isinstance(v, str) and PREFIX_RE.match(v)
                    else f"expected a registry/namespace prefix ending in '/', got {v!r}")
@@ -711,7 +758,7 @@ def read_config(
         for name, image_raw in images_raw.items():
             images[name] = _read_image(r, name, image_raw)
     _check_graph(r, images)
-    run = _read_run(r, top.get("run"))
+    run = _read_run(r, top.get("run"), project_name)
     build = _read_build(r, top.get("build"))
     test = _read_test(r, top.get("test"))
     for image_name, _ in run.rc:
@@ -729,6 +776,8 @@ def read_config(
         overrides=tuple(sorted(sources.items())),
         build=build,
         test=test,
+        name=project_name,
+        name_from_folder=not name_given,
     )
     return config, problems
 

@@ -610,6 +610,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     values = {
         "version": __version__,
         "name": name,
+        "layer": config.layer_key(name),
         "parent": image.parent or "",
         "from_ref": (config.image_ref(name) if delta is not None
                      else config.image_ref(image.parent) if image.parent else config.base.image),

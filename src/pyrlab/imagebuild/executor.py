@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
 from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
-from pyrlab.config.key import project_key
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.credentials import Redactor, proxy_urls
@@ -166,7 +165,7 @@ class Executor:
         self.progress = progress
         self.logs = logs_dir(project.root)
         self.build_dirs = project.root / ".pyrlab" / "build"
-        self.project_key = project_key(project.root)
+        self.project_key = project.config.project_id
         self.base_id = ""  # known once the base image is there
         # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
         self.secrets = build_secrets(project)
