@@ -121,6 +121,7 @@ def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True
     assert data["project"] == str(lab)
+    assert data["name"] == ""  # PYRLAB_NAME="" (see conftest.py): bare names
     assert sorted(data["images"]) == sorted(IMAGES)
     assert data["order"] == IMAGES
     assert data["images"]["pylab"] == {
