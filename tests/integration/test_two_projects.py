@@ -21,6 +21,8 @@ import pytest
 from labclient import LabClient
 from labtools import EngineCli, Lab, copy_case, free_port, new_prefix, run_pyrlab
 
+from pyrlab.config.key import project_key as folder_key
+
 pytestmark = pytest.mark.integration
 
 CASE = "two-projects"
@@ -30,6 +32,7 @@ CASE = "two-projects"
 class Project:
     key: str  # "a" or "b"
     name: str  # its pyrlab.toml `name`
+    prefix: str  # its `prefix` (the same for both): names in a registry, or bare names
     lab: Lab
     port: int
     home: Path  # the HOME pyrlab runs with: labs get HOME/docker/NAME by default
@@ -75,7 +78,7 @@ def projects(tmp_path: Path, engine: EngineCli, base_image: str,
                         LAB_PORT=str(port), WORK=str(tmp_path / key))
         with (lab.root / "requirements.txt").open("a") as out:
             out.write(extra)
-        made[key] = Project(key, name, lab, port, home)
+        made[key] = Project(key, name, prefix, lab, port, home)
     yield made
     for project in made.values():
         project.pyrlab("down", "--all", timeout=300)
@@ -84,6 +87,7 @@ def projects(tmp_path: Path, engine: EngineCli, base_image: str,
             engine("rm", "--force", container, check=False)
         engine.remove_by_prefix(f"{project.name}/")
         engine.remove_by_label(f"org.pyrlab.project={project.name}")
+    engine.remove_by_prefix(prefix)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -154,10 +158,20 @@ def test_two_projects_with_the_same_image_names_never_touch_each_other(
         done = project.ok("diff")
         assert "tabulate" not in done.stdout + done.stderr, done.stdout
 
-    # clean in a removes a's images only: b's tags are as they were.
+    # clean in a removes a's images only: b's tags are as they were. An image under the
+    # bare name of before projects had names (PREFIXpylab) is left alone and named.
+    # (Such an image carries the folder's hash as its project label, not the name.)
+    old = f"{a.prefix}pylab:latest"
+    engine("build", "--quiet", "--tag", old, "--label",
+           f"org.pyrlab.project={folder_key(a.lab.root)}", "-", input=f"FROM {a.ref()}\n")
+    old_id = engine.image_id(old)
     before = b.tags(engine)
     assert before
-    a.ok("clean")
+    done = a.ok("clean")
+    assert f"left alone, under bare names from before projects had names: {old}; remove " \
+           f"them with `docker rmi {old}`" in done.stdout, done.stdout
+    assert engine.image_id(old) == old_id
+    engine("rmi", old)
     assert a.tags(engine) == {}
     assert b.tags(engine) == before
     b.ok("clean")

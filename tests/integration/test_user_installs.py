@@ -34,6 +34,7 @@ from labtools import (
     CASES,
     EngineCli,
     Lab,
+    container_name,
     free_port,
     make_wheel,
     named,
@@ -106,7 +107,7 @@ class Labs:
         return client
 
     def container(self, image: str) -> str:
-        return f"pyrlab-{image}-{self.ports[image]}"
+        return container_name(self.lab.prefix, image, self.ports[image])
 
     def venv_digest(self, *, container: str | None = None) -> str:
         """/opt/venv's digest in a running lab, or in a fresh container of pylab's image."""

@@ -37,9 +37,9 @@ class CleanResult:
     base: str
     cache: tuple[str, ...] | None  # the cache records/folders removed; None without --cache
     # Images of this project's graph under bare names (PREFIXIMAGE:TAG, as built before
-    # projects had names), left alone; and the engine's binary, for the hint.
+    # projects had names), left alone; and the engine's command name, for the hint.
     bare: tuple[str, ...] = ()
-    binary: str = "docker"
+    engine_name: str = "docker"
 
     def to_data(self) -> Any:
         return {"engine": self.selection.engine.describe(), "removed": list(self.removed),
@@ -53,7 +53,7 @@ class CleanResult:
         lines.append(f"kept the base image {self.base} (remove it with your engine's rmi)")
         if self.bare:
             lines.append(f"left alone, under bare names from before projects had names: "
-                         f"{', '.join(self.bare)}; remove them with `{self.binary} rmi "
+                         f"{', '.join(self.bare)}; remove them with `{self.engine_name} rmi "
                          f"{' '.join(self.bare)}` (or `pyrlab clean --set name=` for those "
                          f"this folder built)")
         if self.cache is not None:
