@@ -163,7 +163,10 @@ def user() -> Iterator[User]:
         user = User(name, entry.pw_uid, entry.pw_gid, home,
                     {"HOME": str(home), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
         stop_processes(entry.pw_uid)  # a build or lab a failed test left holds the storage
-        user.podman("system", "reset", "--force")
+        try:
+            user.podman("system", "reset", "--force")
+        except subprocess.TimeoutExpired:
+            pass  # what is left goes with the folder below
         stop_processes(entry.pw_uid)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
         shutil.rmtree(parent, ignore_errors=True)

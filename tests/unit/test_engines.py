@@ -29,7 +29,7 @@ from pyrlab.engines.base import (
     step_title,
 )
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
-from pyrlab.engines.podman import Podman, PodmanOutput
+from pyrlab.engines.podman import VFS_NOTE, Podman, PodmanOutput
 from pyrlab.errors import ConfigError, EngineError
 
 REQUEST = BuildRequest(
@@ -595,3 +595,26 @@ def test_rootless_podman_maps_the_user_to_the_labs_uid(
         RunRequest(image="p/pylab:latest", name="t", user="4242:4343"))
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert "--userns" not in Podman("podman").run_argv(lab)
+
+
+def test_rootless_podman_on_vfs_says_so_in_its_engine_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "podman"
+    driver = tmp_path / "driver"
+    # `info --format {{json .}}` answers that it works; the store's driver comes from a file.
+    fake.write_text(f"""#!/bin/sh
+case "$3" in
+  *GraphDriverName*) cat {driver};;
+  *) echo '{{}}';;
+esac
+""")
+    fake.chmod(0o755)
+    rootless(monkeypatch, tmp_path)
+    driver.write_text("vfs\n")
+    podman = Podman(str(fake))
+    podman.check_available()
+    assert podman.describe() == f"podman ({fake} build; {VFS_NOTE})"
+    driver.write_text("overlay\n")
+    podman = Podman(str(fake))
+    podman.check_available()
+    assert podman.describe() == f"podman ({fake} build)"

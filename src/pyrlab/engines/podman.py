@@ -96,15 +96,32 @@ class PodmanOutput(BuildOutput):
         return BuildFailure(self.title, list(self.lines), self.error)
 
 
+VFS_NOTE = ("stores images with vfs, a full copy of the image at every build step: set "
+            'driver = "overlay" (docs/building.md, rootless Podman)')
+
+
 class Podman(Engine):
     name = "podman"
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(binary)
+        self.storage_note = ""
 
     @property
     def render_options(self) -> RenderOptions:
         return podman_render_options()
 
     def describe(self) -> str:
-        return f"podman ({self.binary} build)"
+        note = f"; {self.storage_note}" if self.storage_note else ""
+        return f"podman ({self.binary} build{note})"
+
+    def check_available(self) -> None:
+        super().check_available()
+        if os.geteuid() != 0:
+            # Debian's podman without containers-storage's storage.conf leaves a user on vfs.
+            driver = self._run(["info", "--format", "{{.Store.GraphDriverName}}"])
+            if driver.ok and driver.stdout.strip() == "vfs":
+                self.storage_note = VFS_NOTE
 
     def build_output(self) -> BuildOutput:
         return PodmanOutput()
