@@ -136,7 +136,7 @@ def user() -> Iterator[User]:
     if shutil.which("podman") is None or shutil.which("useradd") is None:
         engine_unavailable("rootless Podman needs podman and useradd")
     tun = Path("/dev/net/tun")
-    if tun.exists() and not os.stat(tun).st_mode & 0o006 == 0o006:
+    if tun.exists() and tun.stat().st_mode & 0o006 != 0o006:
         pytest.fail("/dev/net/tun is not open to users (as on stock Debian): rootless "
                     "Podman's network cannot start; run `bash .ci/setup-host.sh --tests`")
     name = f"pyrlab-rl-{secrets.token_hex(3)}"
@@ -189,6 +189,9 @@ def test_rootless_podman_runs_a_lab_from_build_to_clean(
         user: User, get_engine: Callable[[str], EngineCli],
         bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path]) -> None:
     started = time.monotonic()
+    # Root's Podman builds leave Buildah 1.28's shared cache folder, root's: where a rootless
+    # build put its cache mounts there, apt could not lock its lists.
+    Path("/var/tmp/buildah-cache").mkdir(mode=0o755, exist_ok=True)
     # The session's base, from Docker into this user's own Podman storage.
     base = bootstrapped_bases("docker")
     archive = user.home / "base.tar"
@@ -215,10 +218,14 @@ def test_rootless_podman_runs_a_lab_from_build_to_clean(
     # The lab ran as 4242:4343 inside; on the host, what it wrote is the user's.
     container = f"pyrlab-pylab-{port}"
     assert user.podman("exec", container, "id", "-u").stdout.strip() == str(UID)
-    written = [p for p in (work / "home").rglob("*")]
+    written = list((work / "home").rglob("*"))
     assert written, "the lab wrote nothing into its home folder"
     assert {p.lstat().st_uid for p in written} == {user.uid}, \
         [(str(p), p.lstat().st_uid) for p in written if p.lstat().st_uid != user.uid]
+
+    # The build's cache mounts are the user's own (apt's lists, uv's cache).
+    caches = user.home / ".cache" / "pyrlab" / "buildah-tmp" / "buildah-cache"
+    assert {"pyrlab-apt-lists", "pyrlab-uv"} <= {p.name for p in caches.iterdir()}
 
     tested = user.pyrlab("test", *project, "pylab")
     assert tested.returncode == 0, tested.stdout + tested.stderr
