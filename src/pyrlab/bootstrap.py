@@ -54,7 +54,7 @@ def fetch_release_epoch(mirror: str, suite: str) -> int:
     state. Proxies: the environment's, as apt's."""
     url = release_url(mirror, suite)
     try:
-        with urllib.request.urlopen(url, timeout=RELEASE_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=RELEASE_TIMEOUT) as response:
             text = response.read().decode("utf-8", errors="replace")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

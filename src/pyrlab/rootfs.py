@@ -19,7 +19,7 @@ import platform
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -53,7 +53,8 @@ def _name(raw: str) -> str:
     name = raw
     while name.startswith("./"):
         name = name[2:]
-    return name.lstrip("/").rstrip("/")
+    name = name.lstrip("/").rstrip("/")
+    return "" if name == "." else name
 
 
 def _dropped(name: str, member: tarfile.TarInfo) -> bool:
@@ -153,7 +154,7 @@ def architecture() -> str:
 
 
 def timestamp(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 from pyrlab.bootstrap import (
     BootstrapFailed,
     BootstrapResult,
-    bootstrap,
     base_mirror,
+    bootstrap,
     check_arguments,
     choose_tool,
     phases,
