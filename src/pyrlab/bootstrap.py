@@ -250,15 +250,25 @@ def bootstrap(
                 # A dated state's Release files have long expired: apt must not check that.
                 snapshot = mirror.startswith(SNAPSHOT_ARCHIVE + "/")
                 options = ['--aptopt=Acquire::Check-Valid-Until "false"'] if snapshot else []
+                # apt's lists stay in the tarball until rootfs.normalize drops them: their
+                # Release date is the state the packages came from.
                 _run(out, [tool, f"--variant={VARIANT}", "--mode=auto", "--format=tar",
-                           *options, suite, str(tarball), mirror], "mmdebstrap", log_path,
-                     env)
+                           "--skip=cleanup/apt/lists", *options, suite, str(tarball), mirror],
+                     "mmdebstrap", log_path, env)
             else:
                 rootfs_dir = temp / "rootfs"
                 _run(out, [tool, f"--variant={VARIANT}", suite, str(rootfs_dir), mirror],
                      "debootstrap", log_path, env)
                 _run(out, ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs_dir), "-cf",
                            str(tarball), "."], "tar", log_path)
+            used = rootfs.lists_release_epoch(tarball, suite)
+            if used is not None and used != epoch:
+                # The mirror published a new state between the two reads (or its servers
+                # disagree): the image is stamped with the state its packages came from.
+                out(f"the mirror's Release date changed during the bootstrap: "
+                    f"{rootfs.timestamp(epoch)}, then {rootfs.timestamp(used)}; using the "
+                    "latter")
+                epoch = used
             image_id, replaced = import_base(engine, tarball, ref, suite, out, epoch=epoch,
                                              workdir=temp)
         finally:

@@ -49,6 +49,24 @@ def release_epoch(release: str) -> int:
     raise ValueError("the Release file has no Date field")
 
 
+def lists_release_epoch(tarball: Path, suite: str) -> int | None:
+    """The Date of the suite's Release file that apt used inside the bootstrap (its lists,
+    still in the tarball): the mirror state the packages came from. None without one."""
+    ends = (f"_dists_{suite}_InRelease", f"_dists_{suite}_Release")
+    with tarfile.open(tarball, "r:") as tar:
+        for member in tar:
+            name = _name(member.name)
+            if (member.isreg() and name.startswith("var/lib/apt/lists/")
+                    and name.endswith(ends)):
+                data = tar.extractfile(member)
+                if data is not None:
+                    try:
+                        return release_epoch(data.read().decode("utf-8", errors="replace"))
+                    except ValueError:
+                        return None
+    return None
+
+
 def _name(raw: str) -> str:
     name = raw
     while name.startswith("./"):

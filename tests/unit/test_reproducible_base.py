@@ -142,6 +142,15 @@ def test_the_image_id_is_the_digest_of_a_fixed_configuration(tmp_path: Path) -> 
     assert manifest[0]["RepoTags"] is None  # tagged by ID after `load`
 
 
+def test_the_epoch_is_that_of_the_release_file_apt_used(tmp_path: Path) -> None:
+    tarball = tmp_path / "rootfs.tar"
+    with tarfile.open(tarball, "w") as tar:
+        entry(tar, "./var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease",
+              data=b"Origin: Debian\nDate: Sat, 21 Nov 2026 09:15:44 UTC\n")
+    assert rootfs.lists_release_epoch(tarball, "bookworm") == EPOCH
+    assert rootfs.lists_release_epoch(tarball, "trixie") is None
+
+
 def test_the_release_date_is_the_epoch() -> None:
     release = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: Debian\n"
                "Codename: trixie\nDate: Sat, 21 Nov 2026 09:15:44 UTC\nValid-Until: x\n")
