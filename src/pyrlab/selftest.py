@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from pyrlab import proc
 from pyrlab.config.project import Project
@@ -53,6 +53,13 @@ from pyrlab.config.schema import toml_key
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.imagebuild.planner import LABEL_LISTS
+from pyrlab.inventory.dependencies import (
+    DumpError,
+    Installed,
+    PythonGraph,
+    parse_dump,
+    requires_command,
+)
 from pyrlab.inventory.images import ImageSpec, image_inventory
 from pyrlab.inventory.model import Inventory, ManifestError, normalize_python_name
 from pyrlab.run.plan import HOME, WORK, connect_host, plan_lab
@@ -330,62 +337,13 @@ def changed_packages(old: Inventory, new: Inventory) -> tuple[frozenset[str], fr
             frozenset(p.name for p in new.r if before_r.get(p.name) != p) | gone_r)
 
 
-class DependencyGraph:
-    """The installed distributions' Requires-Dist (by normalised name), read as the image's
-    installer would: markers evaluated in its `environment` (with `extra` set to each extra
-    asked for). Each requirement is parsed once and each marker judged once per extra:
-    a list of a hundred lines in an image of six hundred distributions stays well under a
-    second."""
-
-    def __init__(self, requires: Mapping[str, Sequence[str]],
-                 environment: Mapping[str, str]) -> None:
-        self.environment = dict(environment)
-        self.requires: dict[str, list[Requirement]] = {}
-        for dist, texts in requires.items():
-            parsed = []
-            for text in texts:
-                try:
-                    parsed.append(Requirement(text))
-                except InvalidRequirement:
-                    continue
-            self.requires[normalize_python_name(dist)] = parsed
-        self._judged: dict[tuple[str, str], bool] = {}
-
-    def holds(self, marker: Marker, extra: str) -> bool:
-        key = (str(marker), extra)
-        if key not in self._judged:
-            try:
-                self._judged[key] = marker.evaluate({**self.environment, "extra": extra})
-            except Exception:  # noqa: BLE001 - a marker packaging cannot judge: count it in
-                self._judged[key] = True
-        return self._judged[key]
-
-    def dependencies(self, root: str, extras: Iterable[str] = ()) -> frozenset[str]:
-        """Every distribution `root` (with `extras`) needs, transitively; the extras a
-        requirement asks for are followed too."""
-        seen: dict[str, set[str]] = {}  # distribution → the extras already followed
-        todo = [(normalize_python_name(root), {"", *extras})]
-        while todo:
-            dist, wanted = todo.pop()
-            new = wanted - seen.get(dist, set())
-            if not new:
-                continue
-            seen.setdefault(dist, set()).update(new)
-            for requirement in self.requires.get(dist, ()):
-                if requirement.marker is not None and not any(
-                        self.holds(requirement.marker, extra) for extra in new):
-                    continue
-                todo.append((normalize_python_name(requirement.name),
-                             {"", *requirement.extras}))
-        return frozenset(seen) - {normalize_python_name(root)}
-
-
 def retest_after_delta(lines: Mapping[str, ListedLine], moved: frozenset[str],
-                       graph: DependencyGraph) -> frozenset[str]:
+                       graph: PythonGraph) -> frozenset[str]:
     """The listed distributions a delta may have changed: `moved` themselves (new, of
     another version, or gone), or depending on one of them, directly or not."""
     return frozenset(dist for dist, line in lines.items()
-                     if dist in moved or graph.dependencies(dist, line.extras) & moved)
+                     if dist in moved or graph.reachable(dist, frozenset(
+                         canonicalize_name(e) for e in line.extras)) & moved)
 
 
 def has_jupyterlab(lab_port: int | None, inventory: Inventory | None) -> bool:
@@ -559,18 +517,14 @@ class SelfTester:
         return judge_imports(rows, lines, dict(self.config.test.known_failures_python),
                              self.marks_in)
 
-    def dependency_graph(self, container: str) -> DependencyGraph | None:
-        """The installed distributions' Requires-Dist and the image's marker environment,
-        as the container reports them; None when it cannot tell."""
-        answer = self._python(container, "requires", None)
-        if isinstance(answer, str):
-            return None
+    def dependency_graph(self, container: str) -> PythonGraph | None:
+        """The installed distributions' Requires-Dist in the image's marker environment, as
+        container/requires.py (`pyrlab why`'s script) reports them; None when it cannot
+        tell."""
+        result = self._exec(container, list(requires_command()))
         try:
-            environment, dists = answer
-            return DependencyGraph({str(name): [str(r) for r in requires]
-                                    for name, requires in dists},
-                                   {str(k): str(v) for k, v in dict(environment).items()})
-        except (TypeError, ValueError):
+            return PythonGraph(parse_dump(result.stdout)) if result.ok else None
+        except DumpError:
             return None
 
     def _kernels(self, container: str, names: list[str]) -> list[Check]:
@@ -725,7 +679,8 @@ def build_gate(project: Project, engine: Engine,
         moved, r = changed_packages(old, new)
         lines = python_lines(project, name, new)
         try:
-            graph = tester.dependency_graph(container) if lines else DependencyGraph({}, {})
+            graph = (tester.dependency_graph(container) if lines
+                     else PythonGraph(Installed.of({}, [])))
         except BaseException:
             engine.remove_container(container)
             raise

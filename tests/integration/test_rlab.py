@@ -211,6 +211,32 @@ def test_the_lock_lists_exactly_the_r_packages_r_reports(rlab: RLab) -> None:
     assert section.meta.r == r_version.stdout.strip()
 
 
+def test_why_follows_the_r_packages_dependencies_from_the_lists(rlab: RLab) -> None:
+    # r_packages.txt: IRkernel (line 2) imports jsonlite (line 3); pyrlabdemo (line 7),
+    # from the test's repository, imports pyrlabdep (line 6).
+    described = rlab.r('cat(packageDescription("IRkernel")$Imports)')
+    assert described.returncode == 0, described.stderr
+    item = next(i for i in described.stdout.split(",") if i.strip().startswith("jsonlite"))
+    bound = re.fullmatch(r"\s*jsonlite\s*\(\s*([<>=]+)\s*(\S+?)\s*\)\s*", item)
+    assert bound, item  # Debian's IRkernel asks for a minimum jsonlite
+    done = rlab.pyrlab("why", "jsonlite", "--image", "rlab", "--json", "--engine", ENGINE)
+    assert done.returncode == 0, done.stderr
+    [answer] = json.loads(done.stdout)["images"]
+    assert answer["ecosystem"] == "r"
+    pulls = {p["where"]: [step["name"] for step in p["chain"]] for p in answer["pulls"]}
+    assert pulls["r_packages.txt:3"] == ["jsonlite"]
+    assert pulls["r_packages.txt:2"] == ["IRkernel", "jsonlite"]
+    assert any(b["by"].startswith("IRkernel ") and b["verb"] == "imports"
+               and b["requirement"] == f"jsonlite ({bound[1]} {bound[2]})" and b["satisfied"]
+               for b in answer["bounds"]), answer["bounds"]
+    text = rlab.pyrlab("why", "pyrlabdep", "--image", "rlab", "--engine", ENGINE)
+    assert text.returncode == 0, text.stderr
+    assert "R package pyrlabdep 1.0 in rlab" in text.stdout
+    assert "r_packages.txt:6  pyrlabdep (listed)" in text.stdout
+    assert "r_packages.txt:7  pyrlabdemo 0.1.0 → pyrlabdep 1.0" in text.stdout
+    assert "required without a bound by: r_packages.txt:6, pyrlabdemo 0.1.0" in text.stdout
+
+
 def test_r_trusts_the_configured_ca_files(rlab: RLab, host_ca_files: list[Path]) -> None:
     # R downloads through libcurl, which reads the bundle CURL_CA_BUNDLE names.
     bundle = rlab.r('cat(readLines(Sys.getenv("CURL_CA_BUNDLE")), sep = "\n")')

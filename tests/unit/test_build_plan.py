@@ -55,6 +55,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.inventory.dependencies import requires_command
 from pyrlab.selftest import ImageTest, build_gate
 
 TOML = """\
@@ -272,6 +273,12 @@ class FakeEngine(Engine):
              timeout: float | None = None) -> proc.Completed:
         with self._lock:
             self.execs.append((container, tuple(command)))
+        if tuple(command) == requires_command():  # pyrlab why's script: the graph
+            dump = {"environment": {"python_version": "3.13", "sys_platform": "linux"},
+                    "rscript": "", "dists": [
+                        {"name": dist, "version": "1.0", "requires": requires, "url": ""}
+                        for dist, requires in self.requires.items()]}
+            return proc.Completed(tuple(command), 0, "\n" + json.dumps(dump) + "\n", "")
         mode, data = command[-2], json.loads(command[-1])
         rows: list[Any]
         if mode == "imports":
@@ -283,9 +290,6 @@ class FakeEngine(Engine):
                     error = broken.get(module, broken.get(dist, ""))
                     types = [error.split(":")[0]] if error else []
                     rows.append([dist, module, 0.01, error, types])
-        elif mode == "requires":
-            rows = [{"python_version": "3.13", "sys_platform": "linux"},
-                    [[dist, requires] for dist, requires in self.requires.items()]]
         else:
             rows = [[kernel, "6*7", 0.5, ""] for kernel in data]
         return proc.Completed(tuple(command), 0, "\n" + json.dumps(rows) + "\n", "")

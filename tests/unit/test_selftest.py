@@ -453,7 +453,8 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
 
 
 def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively() -> None:
-    from pyrlab.selftest import DependencyGraph, ListedLine, retest_after_delta
+    from pyrlab.inventory.dependencies import Installed, InstalledDist, PythonGraph
+    from pyrlab.selftest import ListedLine, retest_after_delta
 
     requires = {
         "chartpy": ["plotly>=5", "pandas"],
@@ -464,11 +465,15 @@ def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively()
         "music21": ["numpy"],
         "six": [],
     }
-    graph = DependencyGraph(requires, {"python_version": "3.13", "sys_platform": "linux"})
-    assert graph.dependencies("chartpy") == {
+    installed = [InstalledDist(name, "1.0", tuple(lines)) for name, lines in requires.items()]
+    # narwhals, numpy, funcy… are installed too; kaleido, boto3 and pytz are not.
+    installed += [InstalledDist(name, "1.0", ()) for name in ("narwhals", "numpy", "funcy")]
+    graph = PythonGraph(Installed.of({"python_version": "3.13", "sys_platform": "linux"},
+                                     installed))
+    assert graph.reachable("chartpy") == {
         "plotly", "pandas", "narwhals", "numpy"}  # no kaleido (an extra), no pytz (marker)
-    assert graph.dependencies("dvc", ("s3",)) == {"dvc-s3", "boto3", "funcy"}
-    assert graph.dependencies("dvc") == {"funcy"}
+    assert graph.reachable("dvc", frozenset({"s3"})) == {"dvc-s3", "boto3", "funcy"}
+    assert graph.reachable("dvc") == {"funcy"}
     lines = {"chartpy": ListedLine("r:1"), "dvc": ListedLine("r:2", extras=frozenset({"s3"})),
              "music21": ListedLine("r:3"), "six": ListedLine("r:4")}
     assert retest_after_delta(lines, frozenset({"narwhals"}), graph) == {"chartpy"}

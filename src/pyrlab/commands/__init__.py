@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "lock": "rewrite pyrlab.lock from what the project's images hold now",
     "diff": "show what changed between pyrlab.lock and the images, two images or two lock "
             "files",
+    "why": "show which list lines pull a package (Python or R) into a built image and what "
+           "bounds its version",
     "sbom": "write a CycloneDX (JSON) SBOM of what an image holds",
     "outdated": "show which packages of the built images have newer versions "
                 "(builds nothing)",

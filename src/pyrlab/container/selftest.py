@@ -1,15 +1,12 @@
 """pyrlab's self-test, run by `pyrlab test` inside a throwaway container of the image.
 
 argv: `imports JSON` (JSON: [[distribution, [modules] or null], …]; null: every public
-top-level module its metadata names), `requires JSON` (JSON ignored) or `kernels JSON`
-(JSON: [kernel name, …]). Prints one JSON value as its last line:
+top-level module its metadata names) or `kernels JSON` (JSON: [kernel name, …]). Prints one JSON value as its last line:
 - imports: [[distribution, module, seconds, error, exception types], …]; "" as error means
   it worked. Each module is imported in its own process, forked from this one before it
   imported anything of the image's, so that one module's failure (or crash, or what it
   changes in the interpreter) neither hides nor causes another's; as many at a time as the
   container has CPUs.
-- requires: [marker environment, [[distribution, [Requires-Dist, …]], …]] for every
-  installed distribution (the host works out the dependency graph).
 - kernels: [[kernel, "6*7", seconds, error], …].
 What to check and how to judge it is decided on the host (pyrlab/selftest.py).
 """
@@ -18,8 +15,6 @@ import importlib
 import importlib.metadata
 import json
 import os
-import platform
-import re
 import signal
 import sys
 import time
@@ -142,34 +137,6 @@ def imports(wanted: list[list[object]]) -> list[list[object]]:
     return rows
 
 
-def marker_environment() -> dict[str, str]:
-    """PEP 508's marker variables for this interpreter (what `packaging` would compute)."""
-    version = sys.implementation.version
-    return {
-        "implementation_name": sys.implementation.name,
-        "implementation_version": f"{version.major}.{version.minor}.{version.micro}",
-        "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_python_implementation": platform.python_implementation(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "python_version": ".".join(platform.python_version_tuple()[:2]),
-        "sys_platform": sys.platform,
-    }
-
-
-def requires() -> list[object]:
-    found: dict[str, list[object]] = {}
-    for dist in importlib.metadata.distributions():  # sys.path order: the first one wins
-        name = dist.metadata["Name"]
-        key = re.sub(r"[-_.]+", "-", name or "").lower()
-        if name and key not in found:
-            found[key] = [name, dist.requires or []]
-    return [marker_environment(), sorted(found.values())]
-
-
 def run_line(name: str) -> str:
     """Start kernel `name`, run 6*7 in it, shut it down; the error, or ""."""
     from jupyter_client.manager import start_new_kernel  # type: ignore[import-not-found]
@@ -209,6 +176,5 @@ def kernels(names: list[str]) -> list[list[object]]:
 
 if __name__ == "__main__":
     mode, data = sys.argv[1], json.loads(sys.argv[2])
-    result = (imports(data) if mode == "imports" else requires() if mode == "requires"
-              else kernels(data))
+    result = imports(data) if mode == "imports" else kernels(data)
     sys.stdout.write("\n" + json.dumps(result) + "\n")
