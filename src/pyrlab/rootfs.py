@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-# Left out wholly: the folder's contents (the folder itself stays).
+# Left out: the files in these folders (the folders stay).
 EMPTIED = ("var/log/", "var/lib/apt/lists/", "var/cache/apt/", "tmp/", "var/tmp/", "run/",
            "dev/")
 # Left out: these files.
@@ -31,8 +31,6 @@ DROPPED = frozenset({
     "etc/machine-id", "var/lib/dbus/machine-id", "etc/hostname", "etc/resolv.conf",
     "var/cache/ldconfig/aux-cache", "etc/apt/apt.conf.d/99mmdebstrap",
 })
-KEPT_IN_EMPTIED = frozenset({"var/lib/apt/lists/partial", "var/cache/apt/archives",
-                             "var/cache/apt/archives/partial"})
 # `dpkg` and debconf keep the previous version of their databases: the bootstrap's steps.
 OLD_SUFFIX = "-old"
 SHADOW = frozenset({"etc/shadow", "etc/shadow-"})
@@ -76,12 +74,11 @@ def _name(raw: str) -> str:
 
 
 def _dropped(name: str, member: tarfile.TarInfo) -> bool:
-    if name in DROPPED or name in KEPT_IN_EMPTIED:
-        return name in DROPPED
-    if member.isdir() and (name + "/") in EMPTIED:
-        return False
+    if name in DROPPED:
+        return True
     if any(name.startswith(folder) for folder in EMPTIED):
-        return not (name.startswith("dev/") and (member.isdir() or member.issym()))
+        # Folders stay (/run/lock, /var/log/apt, apt's partial/), and /dev's links.
+        return not (member.isdir() or (name.startswith("dev/") and member.issym()))
     parent, _, base = name.rpartition("/")
     if base.endswith(OLD_SUFFIX) and parent in ("var/lib/dpkg", "var/cache/debconf"):
         return True
