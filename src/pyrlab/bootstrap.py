@@ -295,7 +295,11 @@ def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
         image_id = rootfs.write_archive(layer, digest, config, epoch, archive)
         layer.unlink()
         out(f"+ {engine.binary} load --input {archive}")
-        engine.load(archive)
+        loaded = engine.load(archive)
+    if engine.image(image_id) is None and loaded:
+        # An engine whose ID is not the configuration's digest (Docker's containerd image
+        # store names an image by its manifest's): the ID it printed.
+        image_id = loaded[-1]
     engine.tag(image_id, ref)
     out(f"loaded {ref} ({image_id[:12]})")
     if before is None or before.id == image_id:

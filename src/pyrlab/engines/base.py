@@ -440,9 +440,11 @@ class Engine(ABC):
         lines = result.stdout.strip().splitlines()
         return normalize_id(lines[-1]) if lines else ""
 
-    def load(self, archive: Path) -> None:
-        """Load the images of an archive `save` would write (manifest.json)."""
-        self._check(["load", "--input", str(archive)])
+    def load(self, archive: Path) -> list[str]:
+        """Load the images of an archive `save` would write (manifest.json); returns the
+        image IDs the engine says it loaded ("Loaded image ID: sha256:…")."""
+        result = self._check(["load", "--input", str(archive)])
+        return [normalize_id(m) for m in re.findall(r"sha256:[0-9a-f]{64}", result.stdout)]
 
     def read_file(self, image: str, path: str) -> bytes:
         """The bytes of the file at `path` in a local image.
