@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyrlab.commands._common import add_build_options, project_from
@@ -87,7 +87,8 @@ class BuildResult:
                 {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
                  "id": o.image_id or None, "tags": list(o.tags),
                  "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None,
-                 "test": o.test.to_data() if o.test is not None else None}
+                 "test": o.test.to_data() if o.test is not None else None,
+                 "held_back": [asdict(h) for h in o.held_back]}
                 for o in self.built.outcomes
             ]
             data["seconds"] = {"build": round(self.build_seconds, 1),
@@ -132,6 +133,7 @@ class BuildResult:
                 # warnings, marks no longer needed.
                 lines += [f"{'':<{width}}    {c.line()}" for c in o.test.checks
                           if c.verdict != "ok"]
+            lines += [f"{'':<{width}}  {h.describe()}" for h in o.held_back]
         if any(o.action == "built" for o in built.outcomes):
             lines.append(f"build {self.build_seconds:.0f}s, of which self-tests "
                          f"{self.test_seconds:.1f}s")

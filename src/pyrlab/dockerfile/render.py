@@ -70,7 +70,8 @@ _PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-insta
 TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "pyc_cache.py",
-                 "test_folders.py", "r-install", "r-install.R", "net-env")
+                 "test_folders.py", "heldback.py", "uv-resolve", "r-install", "r-install.R",
+                 "net-env")
 # Build secrets: the files of net/ (and r/repos.txt) whose URLs carry credentials, as they
 # really are, plus proxy.env (HTTP(S)_PROXY, NO_PROXY). Each is mounted, when the build has
 # it, at SECRET_DIR/NAME in the steps that read it; the context holds them masked (see
@@ -584,7 +585,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     system_python = system_requirements(project, name)
     has_python = bool(lists.requirements or system_python)
     if has_python:
-        add("pyrlab/python/requirements.txt", _lines([e.text for e in lists.requirements]))
+        add("pyrlab/python/requirements.txt",
+            _lines([e.text for e in lists.requirement_lines]))
         if system_python:
             add("pyrlab/python/system.txt", _lines(system_python))
         add("pyrlab/python/lab-overrides.json",

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -59,6 +59,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.inventory.heldback import HeldBack, parse_line
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
 from pyrlab.inventory.lockfile import read_lock, update_lock
 from pyrlab.inventory.model import Inventory
@@ -114,6 +115,8 @@ class Outcome:
     error: str = ""
     hint: str = ""  # what the user can change, when the failure says (see hints.py)
     test: ImageTest | None = None  # the self-test gate's result, when it ran
+    # A fresh resolution's listed packages left behind (or raised), from the build output.
+    held_back: tuple[HeldBack, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -384,10 +387,14 @@ class Executor:
             log.write(f"# engine: {self.engine.describe()}")
 
             running = [""]  # the step that started last
+            held: list[HeldBack] = []
 
             def on_line(line: str) -> None:
                 line = self.redact(line)  # a tool may echo a URL it was given
                 log.write(line)
+                finding = parse_line(line)
+                if finding is not None and finding not in held:
+                    held.append(finding)
                 title = parser.feed(line)
                 if title:
                     running[0] = title
@@ -418,8 +425,11 @@ class Executor:
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
                                error=error, hint=hint)
+            for finding in held:  # on screen, not only in the log
+                self.progress.note(f"{target.name}: {finding.describe()}")
             try:
-                return self._accept(item, decision, image_id, log, log_path, started)
+                outcome = self._accept(item, decision, image_id, log, log_path, started)
+                return replace(outcome, held_back=tuple(held))
             except proc.Interrupted:
                 self._interrupted(image_id, log)
                 raise
