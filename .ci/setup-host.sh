@@ -3,7 +3,8 @@
 # safe to rerun.
 #
 #   bash .ci/setup-host.sh                   what pyrlab's main job needs (the README's first
-#                                            command): Docker (docker.io), debootstrap, pipx
+#                                            command): Docker (docker.io), mmdebstrap (the
+#                                            bootstrapped base, root or not), debootstrap, pipx
 #   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
 #                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
 #                                            R (r-base-core, for `R CMD build`), chromium,
@@ -38,7 +39,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # pipx installs pyrlab for the user: PEP 668 forbids `pip install` into Debian's Python.
-MAIN_PACKAGES=(docker.io debootstrap pipx ca-certificates)
+MAIN_PACKAGES=(docker.io mmdebstrap debootstrap pipx ca-certificates)
 # Installed where the release has them: from Debian 13 on, docker.io only recommends its
 # client (docker-cli), and a client >= 23 builds with BuildKit only through docker-buildx.
 MAIN_WHERE_AVAILABLE=(docker-cli docker-buildx)

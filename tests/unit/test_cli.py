@@ -167,7 +167,7 @@ def test_check_reports_three_problems_at_once(tmp_path: Path) -> None:
     lines = done.stderr.splitlines()
     assert lines[0] == "pyrlab: error: 3 problems:"
     assert lines[1] == ("  pyrlab.toml: base.gpu: unknown key (known: bootstrap, ca_certificates, "
-                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)")
+                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)")
     assert lines[2] == ("  pyrlab.toml: images.rlab.ports.lab: expected a port number 1-65535, "
                         "got 'abc'")
     assert lines[3].startswith(f"  requirements.txt:{line}: ")
