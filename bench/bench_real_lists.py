@@ -2,9 +2,11 @@
 by import (issue 19: every import that works the original way must work in pyrlab's image).
 
     .venv/bin/python bench/bench_real_lists.py                    # requirements_common.txt
-    .venv/bin/python bench/bench_real_lists.py --requirements pylab/requirements_mini.txt
+    .venv/bin/python bench/bench_real_lists.py [--requirements pylab/requirements_common.txt]
         [--debs base/base_debs.txt] [--original DIR] [--no-test] [--jobs 2]
-        [--keep | --remove-base]
+        [--keep | --remove-base] [--skip NAME...]
+    .venv/bin/python bench/bench_real_lists.py --compare ORIGINAL_IMAGE PYRLAB_IMAGE
+                                                  # compare two built images, build nothing
 
 Lists come from the original project's folder (--original; default ../shared/data/
 original-project beside the repository, or one level up from a worktree). Paths given to
@@ -20,7 +22,10 @@ original-project beside the repository, or one level up from a worktree). Paths 
 Both use one base bootstrapped from the Debian mirror. The original lists were written for
 Debian bullseye: names that trixie lacks are left out of both ways (TRIXIE_LACKS), and the
 original Base Dockerfile's extra repositories (nodesource nodejs, Google Chrome, CUDA) and
-requirements_repos.txt (GitHub) are not reachable from here.
+requirements_repos.txt (GitHub) are not reachable from here. Listed packages that neither
+way can install here (UNINSTALLABLE, --skip) are left out of both. requirements_mini.txt
+alone does not build either way: its numpy<2 has no wheel for trixie's Python 3.13, and
+the images have no Python.h to build one.
 
 Then, in each image, as UID 4242, with --network none, one Python process per module:
 import every public top-level module (top_level.txt, else RECORD) of every listed
@@ -62,6 +67,12 @@ TRIXIE_LACKS = {
     "software-properties-common": "removed from Debian in trixie",
     "ttf-mscorefonts-installer": "in contrib; its installer downloads the fonts from "
                                  "SourceForge, which this machine cannot reach",
+}
+# Listed, but neither way can install them here: left out of both (the line becomes a
+# comment, so the other lines keep their numbers). --skip adds more.
+UNINSTALLABLE = {
+    "iisignature": "sdist only, and its setup.py imports numpy without declaring it: pip and "
+                   "uv both build it in an isolated environment without numpy, and fail",
 }
 USER = "4242:4242"
 BUILT_LINE = re.compile(r"^(\S+): built in (\d+(?:\.\d+)?)s", re.MULTILINE)
@@ -117,6 +128,20 @@ def read_lines(folder: Path, files: list[str]) -> list[str]:
         lines.append(f"# --- {name}")
         lines.extend(path.read_text().splitlines())
     return lines
+
+
+def leave_out(lines: list[str], skip: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(the lines with the skipped distributions' lines commented out, what was left out)."""
+    kept, dropped = [], []
+    for raw in lines:
+        text = raw.split("#", 1)[0].strip()
+        name = normalise(Requirement(text).name) if text and not text.startswith("-") else ""
+        if name in skip:
+            kept.append(f"# left out by the bench: {raw}")
+            dropped.append(f"{raw.strip()}: {skip[name]}")
+        else:
+            kept.append(raw)
+    return kept, dropped
 
 
 def listed_names(lines: list[str]) -> list[str]:
@@ -323,6 +348,8 @@ def main() -> None:
                         "original-project)")
     parser.add_argument("--requirements", nargs="+", default=["pylab/requirements_common.txt"])
     parser.add_argument("--debs", nargs="+", default=["base/base_debs.txt"])
+    parser.add_argument("--skip", nargs="+", default=[], metavar="NAME",
+                        help="also leave these listed distributions out of both ways")
     parser.add_argument("--no-test", action="store_true",
                         help="build pyrlab's image without the self-test gate")
     parser.add_argument("--jobs", type=int, default=2, help="imports at a time per image")
@@ -331,11 +358,15 @@ def main() -> None:
                         help="keep the images (and the work folder) afterwards")
     parser.add_argument("--remove-base", action="store_true",
                         help=f"also remove the bootstrapped base {BASE}")
+    parser.add_argument("--compare", nargs=2, metavar=("ORIGINAL", "PYRLAB"),
+                        help="build nothing: compare these two images (kept afterwards)")
     args = parser.parse_args()
     folder = args.original or next((c for c in ORIGINAL_CANDIDATES if c.is_dir()), None)
     if folder is None or not folder.is_dir():
         sys.exit("the original project's lists are not found: give --original DIR")
-    requirements = read_lines(folder, args.requirements)
+    skip = {**{normalise(n): r for n, r in UNINSTALLABLE.items()},
+            **{normalise(n): "--skip" for n in args.skip}}
+    requirements, left_out = leave_out(read_lines(folder, args.requirements), skip)
     listed = listed_names(requirements)
     debs, dropped = debian_list(folder, args.debs)
     label = "+".join(Path(r).stem for r in args.requirements)
@@ -343,23 +374,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pyrlab-bench-lists-"))
     print(f"{label}: {len(listed)} listed distributions, {len(debs)} Debian packages "
           f"(left out: {'; '.join(dropped) or 'none'}); work folder {work}", flush=True)
+    for line in left_out:
+        print(f"left out of both ways: {line}")
+    if args.compare:
+        args.keep = True
     try:
-        if not image_id(BASE):
-            pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
-        lab = Lab(work / "lab", requirements, False, debs, prefix=PREFIX, base=BASE,
-                  pylab_debs=[])
-        original = Original(work / "original", requirements, debs, tag=ORIGINAL_TAG,
-                            base=BASE)
-        built = build_pyrlab(lab, args.no_test)
-        print(f"pyrlab build: {built['wall_seconds']:.0f} s, gate {built['gate']} "
-              f"(images {built['seconds_per_image']}, self-test "
-              f"{built['self_test_seconds']} s)", flush=True)
-        if built["report"]:
-            print(built["report"])
-        original_seconds = original.build()
-        print(f"original way build: {original_seconds:.0f} s", flush=True)
-
-        images = {"original": ORIGINAL_TAG, "pyrlab": built["ref"]}
+        built: dict[str, Any] = {"ref": args.compare[1]} if args.compare else {}
+        original_seconds = None
+        if not args.compare:
+            built, original_seconds = build_both(work, requirements, debs, args.no_test)
+        images = {"original": args.compare[0] if args.compare else ORIGINAL_TAG,
+                  "pyrlab": built["ref"]}
         rows, inventories = compare(images, listed, args.jobs, args.timeout)
         summary = summarise(rows, listed)
         print_report(rows, summary)
@@ -368,9 +393,9 @@ def main() -> None:
         out = RESULTS / f"{dt.date.today().isoformat()}-real-lists-{label}.json"
         out.write_text(json.dumps({
             "lists": {"requirements": args.requirements, "debs": args.debs,
-                      "debs_left_out": dropped},
-            "listed": len(listed), "machine": machine(),
-            "pyrlab": built, "original": {"wall_seconds": round(original_seconds, 1)},
+                      "debs_left_out": dropped, "requirements_left_out": left_out},
+            "listed": len(listed), "machine": machine(), "images": images,
+            "pyrlab": built, "original": {"wall_seconds": original_seconds},
             "sizes": {way: int(sh("docker", "image", "inspect", "--format", "{{.Size}}",
                                   ref).stdout) for way, ref in images.items()},
             "summary": summary, "rows": rows, "inventories": inventories}, indent=1) + "\n")
@@ -378,11 +403,33 @@ def main() -> None:
         if summary["of_those_failing_in_pyrlab"]:
             sys.exit(1)
     finally:
-        if args.keep:
+        if args.compare:
+            shutil.rmtree(work, ignore_errors=True)
+        elif args.keep:
             print(f"kept: images {PREFIX}*, work folder {work}")
         else:
             remove_images(keep_base=not args.remove_base)
             shutil.rmtree(work, ignore_errors=True)
+
+
+def build_both(work: Path, requirements: list[str], debs: list[str],
+               no_test: bool) -> tuple[dict[str, Any], float]:
+    """pyrlab's build (its facts) and the original way's (its seconds)."""
+    if not image_id(BASE):
+        pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
+    lab = Lab(work / "lab", requirements, False, debs, prefix=PREFIX, base=BASE,
+              pylab_debs=[])
+    original = Original(work / "original", requirements, debs, tag=ORIGINAL_TAG,
+                        base=BASE)
+    built = build_pyrlab(lab, no_test)
+    print(f"pyrlab build: {built['wall_seconds']:.0f} s, gate {built['gate']} "
+          f"(images {built['seconds_per_image']}, self-test "
+          f"{built['self_test_seconds']} s)", flush=True)
+    if built["report"]:
+        print(built["report"])
+    original_seconds = original.build()
+    print(f"original way build: {original_seconds:.0f} s", flush=True)
+    return built, round(original_seconds, 1)
 
 
 if __name__ == "__main__":
