@@ -1,7 +1,8 @@
 """A lab's whole cycle with rootless Podman, as an ordinary user: the test makes a user of
 its own (with subordinate IDs, as Debian's useradd gives them), hands it a copy of pyrlab
-and of a small lab (cases/podman-run), loads the session's base into that user's Podman,
-and runs, as that user, `pyrlab up` (which builds), `pyrlab test`, `pyrlab down` and
+and of a small lab (cases/podman-run), and runs, as that user, `pyrlab bootstrap` (the
+base, the same image as root's Docker bootstrap from the same mirror state), `pyrlab up`
+(which builds), `pyrlab test`, `pyrlab down` and
 `pyrlab clean`. The lab runs as UID 4242 / GID 4343, and what it writes into its mounted
 home folder belongs to the user on the host. At the end the user's Podman storage and the
 user go.
@@ -192,14 +193,16 @@ def test_rootless_podman_runs_a_lab_from_build_to_clean(
     # Root's Podman builds leave Buildah 1.28's shared cache folder, root's: where a rootless
     # build put its cache mounts there, apt could not lock its lists.
     Path("/var/tmp/buildah-cache").mkdir(mode=0o755, exist_ok=True)
-    # The session's base, from Docker into this user's own Podman storage.
+    # The user bootstraps the base into its own Podman storage (mmdebstrap in unshare
+    # mode); from the same mirror state it is the image root's Docker got.
     base = bootstrapped_bases("docker")
-    archive = user.home / "base.tar"
-    get_engine("docker")("save", "--output", str(archive), base)
-    os.chown(archive, user.uid, user.gid)
-    loaded = user.podman("load", "--input", str(archive))
-    assert loaded.returncode == 0, loaded.stderr
-    archive.unlink()
+    made = user.pyrlab("bootstrap", "--engine", "podman", "--suite", "trixie", "--tag", base)
+    assert made.returncode == 0, made.stdout + made.stderr
+    docker_base = get_engine("docker").image(base) or {}
+    podman_base = json.loads(user.podman("image", "inspect", base).stdout or "[{}]")[0]
+    if docker_base.get("Created") == podman_base.get("Created"):  # the same mirror state
+        assert podman_base.get("Id", "").removeprefix("sha256:") == \
+            str(docker_base.get("Id", "")).removeprefix("sha256:")
 
     work, port, prefix = user.home / "work", free_port(), new_prefix()
     lab = copy_case("podman-run", user.home / "lab", prefix=prefix, engine_name="podman",
