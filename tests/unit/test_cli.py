@@ -145,7 +145,7 @@ def test_check_accepts_what_pip_accepts_and_warns_about_an_exact_duplicate(
     assert json.loads(captured.out)["images"]["pylab"]["requirements"] == 8
     lines = len(requirements.read_text().splitlines())
     assert captured.err == (f"pyrlab: warning: requirements.txt:{lines}: duplicate entry "
-                            f"'tqdm' (also at requirements.txt:{lines - 1}); ignored\n")
+                            f"'tqdm' (also at requirements.txt:{lines - 1}); it asks for nothing more\n")
     requirements.write_text(requirements.read_text() + "numpy==1.26.4\nnumpy==2.1.0\n")
     assert main(["check", "-C", str(lab)]) == 3
     assert ("'numpy==2.1.0' contradicts 'numpy==1.26.4' at requirements.txt:"
@@ -169,7 +169,7 @@ def test_check_reports_three_problems_at_once(tmp_path: Path) -> None:
     lines = done.stderr.splitlines()
     assert lines[0] == "pyrlab: error: 3 problems:"
     assert lines[1] == ("  pyrlab.toml: base.gpu: unknown key (known: bootstrap, ca_certificates, "
-                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)")
+                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)")
     assert lines[2] == ("  pyrlab.toml: images.rlab.ports.lab: expected a port number 1-65535, "
                         "got 'abc'")
     assert lines[3].startswith(f"  requirements.txt:{line}: ")

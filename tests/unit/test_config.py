@@ -289,7 +289,7 @@ def test_unknown_keys_are_errors_naming_file_and_key(tmp_path: Path) -> None:
     assert found == [
         "pyrlab.toml: colour: unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)",
         ("pyrlab.toml: base.imagee: unknown key (known: bootstrap, ca_certificates, cuda, "
-        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)"),
+        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
         ("pyrlab.toml: images.pylab.requirement: unknown key (known: debs, from, ports, r, "
         "r_packages, r_source, requirements, run_args)"),
         ("pyrlab.toml: run.port: unknown key (known: allow_no_token, bind, docker_args, envfile, "
@@ -429,7 +429,7 @@ def test_load_project_reports_config_and_list_problems_together(tmp_path: Path) 
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
         ("pyrlab.toml: base.colour: unknown key (known: bootstrap, ca_certificates, cuda, "
-        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)"),
+        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
         "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
         "base_debs.txt:2: one package per line, without spaces",
         "requirements.txt:2: character '$' is not allowed",

@@ -69,7 +69,8 @@ def hadolint(paths: list[Path]) -> list[str]:
 
 def test_shell_scripts_are_found() -> None:
     assert [p.name for p in SHELL_SCRIPTS] == [
-        "apt-install", "net-env", "r-install", "setup-base", "start.sh", "uv-install"]
+        "apt-install", "net-env", "r-install", "setup-base", "start.sh", "uv-install",
+        "uv-resolve"]
 
 
 def test_hadolint_default_graph(tmp_path: Path) -> None:

@@ -292,7 +292,7 @@ def test_an_exact_duplicate_is_a_warning_and_counts_once(tmp_path: Path) -> None
     parsed = parse(tmp_path, PY, "requirements.txt")
     assert messages(parsed) == []
     assert warnings(parsed) == [
-        "requirements.txt:3: duplicate entry 'numpy' (also at requirements.txt:1); ignored"]
+        "requirements.txt:3: duplicate entry 'numpy' (also at requirements.txt:1); it asks for nothing more"]
     assert [e.text for e in parsed.entries] == ["numpy", "scipy"]
 
 
@@ -307,13 +307,29 @@ def test_the_same_distribution_with_other_extras_merges(tmp_path: Path) -> None:
     ]
 
 
+def test_lines_keep_every_python_line_in_order_with_includes_in_place(tmp_path: Path) -> None:
+    # What the installer reads: a resolver's pick may depend on the order and shape of its
+    # input (uv's does), so nothing is merged, dropped or moved; each line is normalised.
+    write(tmp_path, "requirements.txt",
+          "dill\ndvc[s3,gdrive]\n-r more.txt\nnumpy\ndill[graph]\nnumpy\n")
+    write(tmp_path, "more.txt", "Pandas>=2 # comment\n")
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == []
+    assert [(e.text, e.where) for e in parsed.lines] == [
+        ("dill", "requirements.txt:1"), ("dvc[gdrive,s3]", "requirements.txt:2"),
+        ("Pandas>=2", "more.txt:1"), ("numpy", "requirements.txt:4"),
+        ("dill[graph]", "requirements.txt:5"), ("numpy", "requirements.txt:6")]
+    assert [e.text for e in parsed.entries] == ["dill[graph]", "dvc[gdrive,s3]", "Pandas>=2",
+                                                "numpy"]
+
+
 def test_compatible_constraints_merge_and_a_pin_is_kept(tmp_path: Path) -> None:
     write(tmp_path, "a.txt", "# a\nNumpy>=1.26\nruamel.yaml\n")
     write(tmp_path, "b.txt", "numpy==2.1.0\nRuamel_YAML\n")
     parsed = parse(tmp_path, PY, "a.txt", "b.txt")
     assert messages(parsed) == []
     assert warnings(parsed) == [
-        "b.txt:2: duplicate entry 'ruamel-yaml' (also at a.txt:3); ignored"]
+        "b.txt:2: duplicate entry 'ruamel-yaml' (also at a.txt:3); it asks for nothing more"]
     assert brief(parsed)[0] == ("numpy", "Numpy==2.1.0,>=1.26", "2.1.0", None, "a.txt:2")
 
 
@@ -338,7 +354,7 @@ def test_duplicates_through_an_include_and_across_files(tmp_path: Path) -> None:
     write(tmp_path, "base.txt", "numpy\n")
     parsed = parse(tmp_path, PY, "requirements.txt")
     assert warnings(parsed) == [
-        "requirements.txt:2: duplicate entry 'numpy' (also at base.txt:1); ignored"]
+        "requirements.txt:2: duplicate entry 'numpy' (also at base.txt:1); it asks for nothing more"]
 
 
 def test_same_python_package_under_different_markers_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -356,7 +372,7 @@ def test_debian_duplicates_warn_a_version_merges_and_two_versions_contradict(
     write(tmp_path, "a.txt", "curl\njq\n")
     write(tmp_path, "b.txt", "curl=8.0-1\njq\ncurl/trixie-backports\n")
     parsed = parse(tmp_path, DEB, "a.txt", "b.txt")
-    assert warnings(parsed) == ["b.txt:2: duplicate entry 'jq' (also at a.txt:2); ignored"]
+    assert warnings(parsed) == ["b.txt:2: duplicate entry 'jq' (also at a.txt:2); it asks for nothing more"]
     assert messages(parsed) == [
         ("b.txt:3: 'curl/trixie-backports' contradicts 'curl=8.0-1' at a.txt:1: "
         "two different versions or releases")]

@@ -16,17 +16,20 @@ from pyrlab.engines.base import RunRequest
 from pyrlab.inventory.model import Inventory, Meta, Outdated, PyDist, RPkg
 from pyrlab.inventory.upgradable import (
     APT_UPGRADABLE,
-    PIP_REPORT,
+    UV_RESOLVE,
     apt_simulation_versions,
     outdated_rows,
-    python_report_versions,
+    python_resolution,
     r_available_versions,
 )
 
-PIP_REPORT_JSON = json.dumps({"version": "1", "install": [
-    {"metadata": {"name": "Six", "version": "2.0"}},
-    {"metadata": {"name": "idna", "version": "1.0"}},
-]})
+# heldback.py's answer in a throwaway container (through uv-resolve): uv's resolution of
+# the lists, and the listed packages it holds back.
+RESOLUTION_JSON = json.dumps({
+    "resolution": {"Six": "2.0", "idna": "1.0"}, "floors": [], "raised": [],
+    "held": [{"name": "idna", "resolved": "1.0", "newest": "3.0",
+              "why": "major version 3 is out", "holder": "six==2.0 depends on idna<2"}],
+    "notes": []})
 APT_OUTPUT = """\
 Reading package lists...
 Calculating upgrade...
@@ -50,7 +53,11 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 
 
 def test_the_indexes_answers_are_read() -> None:
-    assert python_report_versions(PIP_REPORT_JSON) == {"six": "2.0", "idna": "1.0"}
+    versions, held = python_resolution("pip's chatter\n" + RESOLUTION_JSON + "\n")
+    assert versions == {"six": "2.0", "idna": "1.0"}
+    assert [h.describe() for h in held] == [
+        ("held back: idna 1.0, newest 3.0 (major version 3 is out); held by six==2.0 "
+        "depends on idna<2")]
     # Only packages installed now: a new dependency is not "outdated".
     assert apt_simulation_versions(APT_OUTPUT) == {"libc6": "2.41-13"}
 
@@ -63,8 +70,8 @@ def test_outdated_compares_the_answers_with_each_image_s_manifest(
 
     def run(request: RunRequest) -> str:
         asked.append(request)
-        if request.command == PIP_REPORT:
-            return PIP_REPORT_JSON
+        if request.command == UV_RESOLVE:
+            return RESOLUTION_JSON
         assert request.command == APT_UPGRADABLE
         return APT_OUTPUT
 
@@ -78,15 +85,18 @@ def test_outdated_compares_the_answers_with_each_image_s_manifest(
     # Throwaway containers as root, removed after; the Python step's files mounted read-only,
     # and the build secrets (none here: an empty folder), run through net-env.
     assert all(r.remove and not r.detach and r.user == "0:0" for r in asked)
-    pip = next(r for r in asked if r.command == PIP_REPORT)
-    assert {m.target for m in pip.mounts} == {"/run/pyrlab/python", "/run/pyrlab/net",
-                                              "/run/pyrlab/bin", "/run/pyrlab/secret"}
-    assert all(m.read_only for m in pip.mounts)
-    assert pip.env["PIP_CONFIG_FILE"] == "/run/pyrlab/net/pip.conf"
+    uv = next(r for r in asked if r.command == UV_RESOLVE)
+    assert {m.target for m in uv.mounts} == {"/run/pyrlab/python", "/run/pyrlab/net",
+                                             "/run/pyrlab/bin", "/run/pyrlab/secret"}
+    assert all(m.read_only for m in uv.mounts)
+    held = json.loads(out)["held_back"]
+    assert [(h["image"], h["name"], h["holder"]) for h in held] == [
+        ("pylab", "idna", "six==2.0 depends on idna<2")]
     # pylab has no Debian step of its own, pyrlab-base no Python step: one question each.
     assert [r.image for r in asked] == ["t/pylab:latest", "t/pyrlab-base:latest"]
     code, out, _ = pyrlab(capsys, "outdated", "-C", str(lab), "pylab")
     assert code == 0 and "pylab: 1 outdated" in out and "six" in out
+    assert "pylab: held back: idna 1.0, newest 3.0" in out
 
 
 def test_r_packages_from_the_repository_are_compared_pinned_and_debian_ones_not() -> None:

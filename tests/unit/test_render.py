@@ -97,7 +97,7 @@ def test_golden_proxy_ca_cuda_flavour(full: Project) -> None:
 def test_scripts_are_copied_verbatim_with_their_modes(default_project: Project) -> None:
     files = render_context(default_project, "pyrlab-base").files
     copied = [p for p in files if COPIED.match(p)]
-    assert len(copied) == 16
+    assert len(copied) == 18
     executables = ("pyrlab/runtime/start.sh", "pyrlab/runtime/tensorboard.py")
     for path in copied:
         content, mode = files[path]
@@ -206,6 +206,15 @@ def test_an_image_installs_only_its_own_lists(tmp_path: Path) -> None:
     base = render_context(project, "pyrlab-base")
     assert "pyrlab/python/requirements.txt" not in base.files
     assert "/run/pyrlab/bin/uv-install" not in base.dockerfile
+
+
+def test_the_context_copy_of_a_python_list_keeps_its_lines_and_order(tmp_path: Path) -> None:
+    files = dict(DISTINCT)
+    files["requirements.txt"] = "dill\nrich\ndill[graph]\nrich\n"
+    project = load_project(make_project(tmp_path, files), environ={})
+    copy = render_context(project, "pylab").files["pyrlab/python/requirements.txt"][0]
+    assert copy == b"dill\nrich\ndill[graph]\nrich\n"
+    assert [e.text for e in project.lists["pylab"].requirements] == ["dill[graph]", "rich"]
 
 
 def test_r_source_decides_where_plain_r_entries_come_from(tmp_path: Path) -> None:

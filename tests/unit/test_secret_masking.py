@@ -169,9 +169,9 @@ def test_a_bad_url_is_reported_without_its_password(tmp_path: Path) -> None:
 
 
 def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path: Path) -> None:
-    """`pyrlab outdated`: pip in a container of the image reads the real pip.conf from a
-    read-only mount; neither its environment nor its command line has a credential, and
-    a failure's message is masked."""
+    """`pyrlab outdated`: uv-resolve in a container of the image reads the real pip.conf and
+    uv.toml from a read-only mount (through net-env's net_file); neither its environment
+    nor its command line has a credential, and a failure's message is masked."""
     from test_build_plan import FakeEngine
 
     from pyrlab.engines.base import RunRequest
@@ -186,7 +186,8 @@ def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path:
         argv = " ".join(engine.run_argv(request))
         secret = next(m for m in request.mounts if m.target == SECRET_DIR)
         seen.update(argv=argv, env=dict(request.env), read_only=secret.read_only,
-                    folder=secret.source, pip_conf=(secret.source / "pip.conf").read_bytes())
+                    folder=secret.source, pip_conf=(secret.source / "pip.conf").read_bytes(),
+                    uv_toml=(secret.source / "uv.toml").read_bytes())
         raise EngineError("pip failed: cannot reach https://__token__:pypi-T0KEN@pypi.internal")
 
     engine.run = run  # type: ignore[method-assign]
@@ -195,6 +196,7 @@ def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path:
         upgradable(lab, engine, "pylab", "t/pylab:latest", inventory, network_host=False)
     assert "pypi-T0KEN" not in raised.value.message and "__token__:***@" in raised.value.message
     assert b"pypi-T0KEN" in seen["pip_conf"] and seen["read_only"] is True
-    assert seen["env"] == {"PIP_CONFIG_FILE": f"{SECRET_DIR}/pip.conf"}
+    assert b"pypi-T0KEN" in seen["uv_toml"]
+    assert seen["env"] == {}
     assert not any(word in str(seen["argv"]) for word in PASSWORDS)
     assert not Path(str(seen["folder"])).exists()

@@ -11,13 +11,13 @@ import pytest
 from labfiles import make_project
 from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
 from test_build_plan import FILES, FakeEngine
-from test_outdated import APT_OUTPUT, PIP_REPORT_JSON
+from test_outdated import APT_OUTPUT, RESOLUTION_JSON
 
 from pyrlab.config.project import load_project
 from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD, EngineError
 from pyrlab.imagebuild.planner import make_plan
-from pyrlab.inventory.upgradable import PIP_REPORT
+from pyrlab.inventory.upgradable import UV_RESOLVE
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_upgrade_dry_run_is_outdated(lab: Path, engine: FakeEngine,
     built = list(engine.built)
 
     def run(request: RunRequest) -> str:
-        return PIP_REPORT_JSON if request.command == PIP_REPORT else APT_OUTPUT
+        return RESOLUTION_JSON if request.command == UV_RESOLVE else APT_OUTPUT
 
     monkeypatch.setattr(engine, "run", run)
     code, out, _ = pyrlab(capsys, "upgrade", "-C", str(lab), "--dry-run", "pylab")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyrlab.commands._common import add_build_options, project_from
@@ -15,9 +15,9 @@ from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode
+from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
 from pyrlab.imagebuild.offered import debs_check
-from pyrlab.imagebuild.pins import check_locked, differs_from_lock
+from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
@@ -87,7 +87,8 @@ class BuildResult:
                 {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
                  "id": o.image_id or None, "tags": list(o.tags),
                  "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None,
-                 "test": o.test.to_data() if o.test is not None else None}
+                 "test": o.test.to_data() if o.test is not None else None,
+                 "held_back": [asdict(h) for h in o.held_back]}
                 for o in self.built.outcomes
             ]
             data["seconds"] = {"build": round(self.build_seconds, 1),
@@ -132,6 +133,7 @@ class BuildResult:
                 # warnings, marks no longer needed.
                 lines += [f"{'':<{width}}    {c.line()}" for c in o.test.checks
                           if c.verdict != "ok"]
+            lines += [f"{'':<{width}}  {h.describe()}" for h in o.held_back]
         if any(o.action == "built" for o in built.outcomes):
             lines.append(f"build {self.build_seconds:.0f}s, of which self-tests "
                          f"{self.test_seconds:.1f}s")
@@ -162,6 +164,8 @@ def run(args: argparse.Namespace) -> BuildResult:
         # One build of a project at a time; the plan is made once the lock is held, so a
         # build that waited sees what the other one built.
         with nullcontext() if args.dry_run else build_lock(project.root, progress.note):
+            if args.locked and not args.dry_run:
+                locked_base(project, engine, progress)
             plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
                              pull=args.pull, stale=stale)
             if args.dry_run:
@@ -189,6 +193,19 @@ def self_test_gate(project: Project, engine: Engine) -> Gate:
         return made[0](name, image_id, delta_on)
 
     return gate
+
+
+def locked_base(project: Project, engine: Engine, progress: Progress) -> None:
+    """`build --locked` of a project whose base comes from a registry: start from the
+    image pyrlab.lock names by digest (see use_locked_base)."""
+    lock = lock_file(project.config)
+    digest_ref = locked_base_ref(project, read_lock(lock.path, shown=lock.shown))
+    if digest_ref is None:
+        return
+    image_id = use_locked_base(engine, project.config.base.image, digest_ref,
+                               lambda line: None)
+    progress.note(f"base: {project.config.base.image} is {digest_ref} ({short_id(image_id)}), "
+                  f"as {lock.shown} says")
 
 
 def locked_check(project: Project, engine: Engine, names: list[str] | None, *,

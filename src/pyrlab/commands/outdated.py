@@ -1,8 +1,9 @@
 """`pyrlab outdated [IMAGE…]`: what `pyrlab upgrade` would change, package by package.
 
 Read-only: nothing is built or tagged. Each built image is asked, in a throwaway container
-of itself, what its indexes offer now: pip, apt and R's repository (see
-inventory/upgradable.py)."""
+of itself, what its indexes offer now: uv (as builds resolve), apt and R's repository (see
+inventory/upgradable.py). Listed Python packages that the resolution holds back are named
+with the requirement that holds them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.imagebuild.executor import network_mode
+from pyrlab.inventory.heldback import HeldBack
 from pyrlab.inventory.images import image_inventory, image_spec
 from pyrlab.inventory.model import Outdated
 from pyrlab.inventory.tables import outdated_table
@@ -34,13 +36,16 @@ class OutdatedResult:
     rows: tuple[Outdated, ...]
     checked: tuple[str, ...]
     not_built: tuple[str, ...]
+    held_back: tuple[tuple[str, HeldBack], ...] = ()  # (image, finding)
 
     def to_data(self) -> Any:
         return {"checked": list(self.checked), "not_built": list(self.not_built),
-                "outdated": [asdict(row) for row in self.rows]}
+                "outdated": [asdict(row) for row in self.rows],
+                "held_back": [{"image": image, **asdict(h)} for image, h in self.held_back]}
 
     def to_text(self) -> str:
         lines = [outdated_table(self.rows, stream=sys.stdout).rstrip("\n")]
+        lines += [f"{image}: {h.describe()}" for image, h in self.held_back]
         lines += [f"{name}: not built, not checked (`pyrlab build {name}`)"
                   for name in self.not_built]
         return "\n".join(lines)
@@ -53,6 +58,7 @@ def find_outdated(args: argparse.Namespace) -> OutdatedResult:
     rows: list[Outdated] = []
     checked: list[str] = []
     not_built: list[str] = []
+    held_back: list[tuple[str, HeldBack]] = []
     for name in args.images or list(project.config.images):
         spec = image_spec(project.config, name)
         info = engine.image(spec.ref)
@@ -60,10 +66,12 @@ def find_outdated(args: argparse.Namespace) -> OutdatedResult:
             not_built.append(name)
             continue
         inventory = image_inventory(engine, spec)
-        rows += upgradable(project, engine, name, spec.ref, inventory,
-                           network_host=network_host)
+        found, held = upgradable(project, engine, name, spec.ref, inventory,
+                                 network_host=network_host)
+        rows += found
+        held_back += [(name, h) for h in held]
         checked.append(name)
-    return OutdatedResult(tuple(rows), tuple(checked), tuple(not_built))
+    return OutdatedResult(tuple(rows), tuple(checked), tuple(not_built), tuple(held_back))
 
 
 def run(args: argparse.Namespace) -> OutdatedResult:

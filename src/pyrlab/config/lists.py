@@ -3,8 +3,8 @@
 A list is one entry per line; `#` starts a comment (at the start of a line or after
 whitespace) and blank lines are ignored. Each kind has a strict grammar, and characters a
 shell would act on are refused outright: nothing from a list is pasted into a command (the
-normalised `Entry.text` lines are written into the build context and read by the
-installer), so this is a second wall, and it makes mistakes and injection attempts visible
+normalised `Entry.text` of every line is written into the build context, in the list's
+order, and read by the installer), so this is a second wall, and it makes mistakes and injection attempts visible
 at `pyrlab check` instead of halfway through a build.
 
 Python lists may include others with `-r FILE` (relative to the including file); no other
@@ -55,6 +55,11 @@ class ParsedList:
     problems: tuple[Problem, ...]
     files: tuple[Path, ...]  # every file read, includes too, in read order
     warnings: tuple[Problem, ...] = ()  # harmless: an exact duplicate, a merged entry
+    # Every valid line as written, in order, includes in place, each normalised on its own
+    # but none merged or dropped: what the installer reads (a resolver's result may depend
+    # on the order and shape of its input: uv's does), while `entries` serve everything
+    # that asks what a package is (the gate, the lock, --locked's checks).
+    lines: tuple[Entry, ...] = ()
 
 
 DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -98,6 +103,7 @@ def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedL
         problems=tuple(parser.problems),
         files=tuple(parser.files),
         warnings=tuple(parser.warnings),
+        lines=tuple(parser.lines),
     )
 
 
@@ -147,6 +153,7 @@ class _Parser:
     problems: list[Problem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    lines: list[Entry] = field(default_factory=list)
     _done: set[Path] = field(default_factory=set)  # resolved paths already read
     _stack: list[Path] = field(default_factory=list)  # resolved paths being read
     # name → (marker, index in entries) of its lines so far
@@ -250,6 +257,7 @@ class _Parser:
         if isinstance(result, str):
             self.problems.append(Problem(where, result))
         elif isinstance(result, Entry):
+            self.lines.append(result)
             self._add(result)
 
     def _python_option(self, path: Path, line: str, where: str) -> str | None:
@@ -291,7 +299,7 @@ class _Parser:
                                                  f"'{first.text}' at {first.where}: {merged}"))
                 elif merged == first:
                     self.warnings.append(Problem(entry.where, f"duplicate entry '{entry.name}' "
-                                                 f"(also at {first.where}); ignored"))
+                                                 f"(also at {first.where}); it asks for nothing more"))
                 else:
                     self.entries[index] = merged
                 return

@@ -21,6 +21,9 @@ class ImageLists:
     requirements: tuple[Entry, ...]
     r_packages: tuple[Entry, ...]
     files: tuple[Path, ...]  # every list file read (for change detection and messages)
+    # The Python lines as the lists give them (order kept, nothing merged or dropped): the
+    # installer's input, so that pyrlab's copy resolves as the lists do (see lists.py).
+    requirement_lines: tuple[Entry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ def load_project(
             requirements=parsed[1].entries,
             r_packages=parsed[2].entries,
             files=tuple(f for p in parsed for f in p.files),
+            requirement_lines=parsed[1].lines,
         )
     _check_run_files(config, problems)
     ca_files = _read_ca_files(config, problems)

@@ -16,6 +16,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -68,6 +69,9 @@ class BaseConfig:
     # `jupyterhub-singleuser` in every runnable image (the `jupyterhub` package, see
     # pyrlab.dockerfile.render.JUPYTERHUB_SERIES), so that a JupyterHub can start it.
     jupyterhub: bool = True
+    # snapshot.debian.org's state of Debian ("20250101T000000Z"): the mirror of the
+    # bootstrap and the Debian sources of every apt step; None = the mirror as it is now.
+    snapshot: str | None = None
 
     @property
     def tag(self) -> str:
@@ -473,7 +477,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
-             "ca_certificates", "locale", "slim", "jupyterhub"}
+             "ca_certificates", "locale", "slim", "jupyterhub", "snapshot"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
               "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
@@ -491,6 +495,9 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
     suite = r.get(d, "bootstrap", p, None, lambda v: None if isinstance(v, str) and SUITE_RE.match(v)
                   else f"expected a Debian suite name such as 'trixie', got {v!r}")
     default_image = f"pyrlab-debian:{suite}" if suite else "python:3.14-trixie"
+    if d.get("snapshot") is not None and d.get("mirror") is not None:
+        r.problem("base.snapshot", "set together with base.mirror: the snapshot is the mirror "
+                  "(snapshot.debian.org); remove one of them")
     return BaseConfig(
         image=r.get(d, "image", p, default_image, _is_image_ref),
         bootstrap=suite,
@@ -505,7 +512,19 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
                      else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
         slim=r.get(d, "slim", p, True, _is_bool),
         jupyterhub=r.get(d, "jupyterhub", p, True, _is_bool),
+        snapshot=r.get(d, "snapshot", p, None, _is_snapshot),
     )
+
+
+def _is_snapshot(v: Any) -> str | None:
+    """snapshot.debian.org's time stamps: YYYYMMDDTHHMMSSZ, a real UTC time."""
+    if isinstance(v, str) and re.match(r"^\d{8}T\d{6}Z\Z", v):
+        try:
+            datetime.strptime(v, "%Y%m%dT%H%M%SZ")
+            return None
+        except ValueError:
+            pass
+    return f"expected a snapshot.debian.org time stamp such as '20250601T000000Z', got {v!r}"
 
 
 def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:

@@ -5,12 +5,13 @@ network settings (the context's net/ files, the build secrets mounted read-only 
 /run/pyrlab/secret, never in its environment or command line, host networking when a proxy
 is on this host); the image's own CA files are trusted there already.
 
-- Python: the image's requirements resolved again by its own /opt/venv pip
-  (`pip install --dry-run --ignore-installed --report -`). uv is not in the image (it is
-  a build tool kept in the build's cache), and pip there resolves the whole list, with
-  dependencies, for the image's own interpreter and platform, reading the same index
-  settings (pip.conf) as the build. `pip index versions` would only see one package at a
-  time and ignore the list's constraints.
+- Python: the image's lists resolved again by the uv builds use (uv-resolve, which fetches
+  that uv with the image's pip through the configured index, since uv is a build tool kept
+  in the build's cache, not in the image), for the image's own interpreter and platform,
+  with an empty cache, as `pyrlab upgrade` resolves them; heldback.py then names the listed
+  packages that resolution holds back and what holds them, and takes a floor where a
+  resolution keeping one newer exists, as `upgrade` does. So what `outdated` offers is what
+  `upgrade` delivers.
 - Debian: `apt-get update` and a simulated `dist-upgrade` (apt-install --upgradable).
 - R packages from the CRAN-like repository: `available.packages()` in an R session of the
   image, whose Rprofile.site names the configured repository (r-cran-* packages are Debian
@@ -33,14 +34,13 @@ from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import SECRET_DIR, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
+from pyrlab.inventory.heldback import HeldBack
 from pyrlab.inventory.model import Inventory, Outdated, normalize_python_name
 from pyrlab.inventory.versions import compare
 
 # Commands run through net-env, which exports the proxy variables from the secrets.
 NET_ENV = "/run/pyrlab/bin/net-env"
-PIP_REPORT = (NET_ENV, "/opt/venv/bin/python", "-m", "pip", "install", "--dry-run", "--quiet",
-              "--ignore-installed", "--disable-pip-version-check", "--no-cache-dir",
-              "--report", "-", "-r", "/run/pyrlab/python/requirements.txt")
+UV_RESOLVE = ("/run/pyrlab/bin/uv-resolve",)
 APT_UPGRADABLE = ("/run/pyrlab/bin/apt-install", "--upgradable")
 # available.packages() only warns when the index cannot be read: that is an error here.
 # A repository with credentials is not in the image's Rprofile.site: it is a build secret.
@@ -53,15 +53,19 @@ R_AVAILABLE = (NET_ENV, "Rscript",
                "-e", 'writeLines(paste(a[, "Package"], a[, "Version"]))')
 
 
-def python_report_versions(report: str) -> dict[str, str]:
-    """{normalised name: version} of everything a pip installation report would install."""
+def python_resolution(answer: str) -> tuple[dict[str, str], list[HeldBack]]:
+    """{normalised name: version} of the resolution heldback.py printed, and its findings."""
     try:
-        data = json.loads(report)
-        return {normalize_python_name(item["metadata"]["name"]): item["metadata"]["version"]
-                for item in data["install"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BuildError(f"pip's installation report cannot be read ({exc!r}): "
-                         f"{report[:200]}") from None
+        data = json.loads(answer.strip().splitlines()[-1])
+        versions = {normalize_python_name(k): str(v) for k, v in data["resolution"].items()}
+        held = [HeldBack(kind=kind, **{k: str(v) for k, v in row.items()
+                                       if k in HeldBack.__dataclass_fields__})
+                for kind in ("held", "raised") for row in data[kind]]
+        held += [HeldBack(kind="note", text=str(note)) for note in data["notes"]]
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise BuildError(f"the resolution's answer cannot be read ({exc!r}): "
+                         f"{answer[-200:]}") from None
+    return versions, held
 
 
 def apt_simulation_versions(output: str) -> dict[str, str]:
@@ -132,23 +136,23 @@ def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
-               *, network_host: bool) -> list[Outdated]:
-    """What an upgrade would change in the built image `ref` of `name`."""
+               *, network_host: bool) -> tuple[list[Outdated], list[HeldBack]]:
+    """What an upgrade would change in the built image `ref` of `name`, and the listed
+    packages its resolution would hold back."""
     context = render_context(project, name, engine.render_options)
     secrets = build_secrets(project)
     redact = Redactor(project.config.proxy)
-    pip_conf = f"{SECRET_DIR}/pip.conf" if "pip.conf" in secrets else "/run/pyrlab/net/pip.conf"
     python: dict[str, str] = {}
+    held: list[HeldBack] = []
     debs: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="pyrlab-outdated-") as tmp, \
             secret_folder(secrets) as secret_files:
         folder = write_context(context, Path(tmp) / "context")
         if "pyrlab/python/requirements.txt" in context.files:
-            report = ask_image(engine, ref, folder,
+            answer = ask_image(engine, ref, folder,
                                {"bin": "bin", "python": "python", "net/python": "net"},
-                               PIP_REPORT, secret_files, network_host, redact=redact,
-                               env={"PIP_CONFIG_FILE": pip_conf})
-            python = python_report_versions(report)
+                               UV_RESOLVE, secret_files, network_host, redact=redact)
+            python, held = python_resolution(answer)
         if "pyrlab/apt/system.txt" in context.files:
             simulated = ask_image(engine, ref, folder, {"bin": "bin", "net/apt": "net"},
                                   APT_UPGRADABLE, secret_files, network_host, redact=redact)
@@ -158,4 +162,4 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
             r = r_available_versions(ask_image(engine, ref, folder, {"bin": "bin"},
                                                R_AVAILABLE, secret_files, network_host,
                                                redact=redact))
-    return outdated_rows(name, inventory, python, debs, r)
+    return outdated_rows(name, inventory, python, debs, r), held
