@@ -3,7 +3,8 @@
 # safe to rerun.
 #
 #   bash .ci/setup-host.sh                   what pyrlab's main job needs (the README's first
-#                                            command): Docker (docker.io), debootstrap, pipx
+#                                            command): Docker (docker.io), mmdebstrap (the
+#                                            bootstrapped base, root or not), debootstrap, pipx
 #   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
 #                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
 #                                            R (r-base-core, for `R CMD build`), chromium,
@@ -22,7 +23,9 @@
 #    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
 #    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
 #  - with --tests: gives Podman default ulimits (without them `podman run` fails setting
-#    rlimits), starts apt-cacher-ng, and installs configurable-http-proxy from the npm
+#    rlimits), opens /dev/net/tun to users as stock Debian does (rootless Podman's network;
+#    test_podman_rootless.py makes its own user, whose subordinate IDs useradd gives),
+#    starts apt-cacher-ng, and installs configurable-http-proxy from the npm
 #    registry into /var/cache/pyrlab-ci/npm (Node.js and npm from Debian where the host
 #    has no npm; a host's own Node.js, e.g. NodeSource's, is kept)
 #
@@ -36,12 +39,15 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # pipx installs pyrlab for the user: PEP 668 forbids `pip install` into Debian's Python.
-MAIN_PACKAGES=(docker.io debootstrap pipx ca-certificates)
+MAIN_PACKAGES=(docker.io mmdebstrap debootstrap pipx ca-certificates)
 # Installed where the release has them: from Debian 13 on, docker.io only recommends its
 # client (docker-cli), and a client >= 23 builds with BuildKit only through docker-buildx.
 MAIN_WHERE_AVAILABLE=(docker-cli docker-buildx)
 TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
+  # /usr/share/containers/storage.conf (driver = "overlay"): without it Debian 12's rootless
+  # Podman stores images with vfs, a full copy of the image per build step.
+  containers-storage
   shellcheck apt-cacher-ng r-base-core chromium
   python3-venv
   docker-compose
@@ -189,6 +195,21 @@ configure_podman() {
   log "podman: wrote default_ulimits to $CONTAINERS_CONF"
 }
 
+# Rootless Podman's network (slirp4netns) opens /dev/net/tun as the user: stock Debian's udev
+# makes it 0666, some hosts (containers, hardened images) leave it 0600.
+open_tun() {
+  local tun=/dev/net/tun mode
+  if [[ ! -c $tun ]]; then
+    log "podman: no $tun: rootless Podman cannot publish ports here"
+    return
+  fi
+  mode=$(stat -c %a "$tun")
+  if [[ $mode != 666 ]]; then
+    as_root chmod 0666 "$tun"
+    log "podman: $tun was $mode, made 0666 as on stock Debian (rootless networks)"
+  fi
+}
+
 # --- debian image from the mirror -----------------------------------------------------
 
 debian_mirror() {
@@ -309,6 +330,7 @@ install_packages
 start_dockerd
 if ((TESTS)); then
   configure_podman
+  open_tun
   start_apt_cacher
   install_chp || log "configurable-http-proxy: not installed (test_jupyterhub.py will say so)"
 fi

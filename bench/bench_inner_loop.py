@@ -84,21 +84,24 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def pyrlab(*args: str) -> subprocess.CompletedProcess[str]:
+def pyrlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     # As a user runs it: no PYRLAB_* overrides, and Python's bytecode cache on (this
     # workplace sets PYTHONDONTWRITEBYTECODE, which would recompile pyrlab at every start).
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYRLAB_") and k != "PYTHONDONTWRITEBYTECODE"}
     done = subprocess.run([sys.executable, "-m", "pyrlab", *args], capture_output=True,
                           text=True, check=False, env=env)
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         sys.exit(f"pyrlab {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return done
 
 
 # ----------------------------------------------------------------------- the original way
-ORIGINAL_DOCKERFILE = f"""\
-FROM {BASE}
+def original_dockerfile(base: str) -> str:
+    """The original way's Dockerfile on `base` (reads base_debs.txt and requirements.txt
+    from its context, and the host's CA files from ca/)."""
+    return f"""\
+FROM {base}
 COPY ca/ /usr/local/share/ca-certificates/bench/
 COPY base_debs.txt /tmp/
 RUN : {ORIGINAL_MARK} && apt-get update && \\
@@ -112,14 +115,19 @@ RUN : {ORIGINAL_MARK} && python3 -m venv /opt/venv && \\
 """
 
 
+ORIGINAL_DOCKERFILE = original_dockerfile(BASE)
+
+
 class Original:
-    def __init__(self, folder: Path, requirements: list[str], debs: list[str]) -> None:
+    def __init__(self, folder: Path, requirements: list[str], debs: list[str],
+                 tag: str = ORIGINAL, base: str = BASE) -> None:
         self.folder = folder
+        self.tag = tag
         folder.mkdir(parents=True)
         (folder / "ca").mkdir()
         for ca in sorted(HOST_CA_DIR.glob("*.crt")):
             shutil.copy(ca, folder / "ca" / ca.name)
-        (folder / "Dockerfile").write_text(ORIGINAL_DOCKERFILE)
+        (folder / "Dockerfile").write_text(original_dockerfile(base))
         (folder / "base_debs.txt").write_text("\n".join(debs) + "\n")
         self.write(requirements)
 
@@ -127,12 +135,12 @@ class Original:
         (self.folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
 
     def build(self) -> float:
-        before = sh("docker", "image", "inspect", "--format", "{{.Id}}", ORIGINAL,
+        before = sh("docker", "image", "inspect", "--format", "{{.Id}}", self.tag,
                     check=False).stdout.strip()
         seconds = timed(lambda: sh("docker", "buildx", "build", "--load", "--network", "host",
-                                   "-t", ORIGINAL, str(self.folder)))
+                                   "-t", self.tag, str(self.folder)))
         if before and before != sh("docker", "image", "inspect", "--format", "{{.Id}}",
-                                   ORIGINAL).stdout.strip():
+                                   self.tag).stdout.strip():
             sh("docker", "rmi", before, check=False)  # the replaced build, now untagged
         return seconds
 
@@ -140,7 +148,8 @@ class Original:
 # ----------------------------------------------------------------------- pyrlab
 class Lab:
     def __init__(self, root: Path, requirements: list[str], with_r: bool,
-                 debs: list[str]) -> None:
+                 debs: list[str], prefix: str = PREFIX, base: str = BASE,
+                 pylab_debs: list[str] = PYLAB_DEBS) -> None:
         self.root = root
         self.test_seconds: list[float] = []
         self.bytecode_seconds: list[float] = []
@@ -148,20 +157,20 @@ class Lab:
                          "--set", f"run.home={root.parent / 'home'}"]
         pyrlab("init", str(root), "--base", "debian")
         config = root / "pyrlab.toml"
-        text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{BASE}"')
+        text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{base}"')
         # Same lists as the original way: no jupyterhub-singleuser (pyrlab's own addition
         # for hubs, which the original way does not install).
         hub = "# jupyterhub = true"
         assert hub in text, "the init template changed: update the benchmark"
         text = text.replace(hub, "jupyterhub = false  #", 1)
-        config.write_text(f'prefix = "{PREFIX}"\n' + text)
+        config.write_text(f'prefix = "{prefix}"\n' + text)
         (root / "base_debs.txt").write_text("\n".join(debs) + "\n")
         # pylab's own Debian list (PYLAB_DEBS).
         text = config.read_text()
         marker = '[images.pylab]\nfrom = "pyrlab-base"\nrequirements = ["requirements.txt"]\n'
         assert marker in text, "the init template changed: update the benchmark"
         config.write_text(text.replace(marker, marker + 'debs = ["pylab_debs.txt"]\n'))
-        (root / "pylab_debs.txt").write_text("\n".join(PYLAB_DEBS) + "\n")
+        (root / "pylab_debs.txt").write_text("".join(f"{d}\n" for d in pylab_debs))
         (root / "r_packages.txt").write_text("apt:jsonlite\n" if with_r else "")
         self.write(requirements)
 

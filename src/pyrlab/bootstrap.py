@@ -1,9 +1,14 @@
 """A Debian base image from a Debian mirror, with no container registry involved.
 
 `mmdebstrap` (when installed) writes a root file system tarball directly and needs no
-root; otherwise `debootstrap` (root only) fills a temporary folder that `tar` packs. The
-tarball is imported with the engine's `import`. The mirror defaults to the one the host's
-own apt uses, so a machine that can install Debian packages can make a base image.
+root (`--mode=auto`: root as root, else an unprivileged user namespace); otherwise
+`debootstrap` (root only) fills a temporary folder that `tar` packs. Both run with
+SOURCE_DATE_EPOCH set to the Date of the suite's Release file, and pyrlab makes their
+tarball into an image archive of its own (rootfs.py: sorted, every time stamp that date, no
+logs, apt lists or host files) which the engine `load`s: bootstrapping the same suite from
+the same mirror state gives the same image, with the same ID, on any machine and any day.
+The mirror defaults to the one the host's own apt uses; `[base] snapshot` makes it a dated
+state of snapshot.debian.org.
 
 Bootstrapping again under a name that exists (`pyrlab upgrade`, `bootstrap --tag` of a
 present base) moves the name to the new image; the one it named before is removed when
@@ -17,13 +22,16 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pyrlab import proc
-from pyrlab.config.schema import IMAGE_REF_RE, SUITE_RE
+from pyrlab import proc, rootfs
+from pyrlab.config.schema import IMAGE_REF_RE, SUITE_RE, BaseConfig
+from pyrlab.dockerfile.render import SNAPSHOT_ARCHIVE, snapshot_mirror
 from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, short_id
 from pyrlab.errors import BuildError, ConfigError, Problem, UsageError
 
@@ -33,6 +41,30 @@ SOURCES_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 # The suffixes of suites that are not a distribution on their own.
 _SIDE_SUITE_RE = re.compile(r"[-/](security|updates|backports|proposed-updates)$")
 LABEL_SUITE = "org.pyrlab.bootstrap"
+RELEASE_TIMEOUT = 60
+
+
+def release_url(mirror: str, suite: str) -> str:
+    return f"{mirror.rstrip('/')}/dists/{suite}/InRelease"
+
+
+def fetch_release_epoch(mirror: str, suite: str) -> int:
+    """The Date of the suite's Release file on the mirror: the time stamp of every file of
+    the image (SOURCE_DATE_EPOCH), the same wherever and whenever the mirror holds that
+    state. Proxies: the environment's, as apt's."""
+    url = release_url(mirror, suite)
+    try:
+        with urllib.request.urlopen(url, timeout=RELEASE_TIMEOUT) as response:
+            text = response.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BuildError(f"cannot read {url}: {reason}",
+                         hint="check the suite, the mirror and the proxy settings "
+                         "(http_proxy in the environment)") from None
+    try:
+        return rootfs.release_epoch(text)
+    except ValueError as exc:
+        raise BuildError(f"{url}: {exc}", hint="is the mirror a Debian archive?") from None
 
 
 @dataclass(frozen=True)
@@ -60,6 +92,20 @@ class Replaced:
             return f"removed the image {ref} named before ({short_id(self.image_id)})"
         return (f"kept the image {ref} named before ({short_id(self.image_id)}): "
                 f"{self.kept_because}")
+
+
+def base_mirror(base: BaseConfig | None, flag: str | None = None) -> tuple[str, str]:
+    """The mirror a bootstrap uses and where it comes from: --mirror, [base] snapshot
+    (snapshot.debian.org then), [base] mirror, the host's apt sources, Debian's default."""
+    if flag:
+        return flag, "--mirror"
+    if base is not None and base.snapshot:
+        return snapshot_mirror(base.snapshot), "pyrlab.toml [base] snapshot"
+    if base is not None and base.mirror:
+        return base.mirror, "pyrlab.toml [base] mirror"
+    found = host_mirror()
+    return (found, "the host's apt sources") if found else (DEFAULT_MIRROR,
+                                                            "Debian's default mirror")
 
 
 def host_mirror(paths: Iterable[Path] = SOURCES_FILES) -> str | None:
@@ -182,11 +228,13 @@ def bootstrap(
     on_line: Callable[[str], None] = lambda line: None,
     workdir: Path | None = None,
 ) -> BootstrapResult:
-    """Make the root file system of Debian `suite` from `mirror` and import it as `ref`."""
+    """Make the root file system of Debian `suite` from `mirror` and load it as `ref`."""
     check_arguments(suite, mirror, ref)
     tool = choose_tool()
     started = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    epoch = fetch_release_epoch(mirror, suite)
+    env = {"SOURCE_DATE_EPOCH": str(epoch)}
     temp = Path(tempfile.mkdtemp(prefix="pyrlab-bootstrap-", dir=workdir or _temp_root()))
     tarball = temp / "rootfs.tar"
     with log_path.open("w", encoding="utf-8") as log:
@@ -196,18 +244,33 @@ def bootstrap(
             log.flush()
             on_line(line)
 
+        out(f"SOURCE_DATE_EPOCH={epoch} (the Date of {release_url(mirror, suite)})")
         try:
             if Path(tool).name == "mmdebstrap":
-                _run(out, [tool, f"--variant={VARIANT}", "--format=tar", suite, str(tarball),
-                           mirror], "mmdebstrap", log_path)
+                # A dated state's Release files have long expired: apt must not check that.
+                snapshot = mirror.startswith(SNAPSHOT_ARCHIVE + "/")
+                options = ['--aptopt=Acquire::Check-Valid-Until "false"'] if snapshot else []
+                # apt's lists stay in the tarball until rootfs.normalize drops them: their
+                # Release date is the state the packages came from.
+                _run(out, [tool, f"--variant={VARIANT}", "--mode=auto", "--format=tar",
+                           "--skip=cleanup/apt/lists", *options, suite, str(tarball), mirror],
+                     "mmdebstrap", log_path, env)
             else:
-                rootfs = temp / "rootfs"
-                _run(out, [tool, f"--variant={VARIANT}", suite, str(rootfs), mirror],
-                     "debootstrap", log_path)
-                _trim(rootfs)
-                _run(out, ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf",
+                rootfs_dir = temp / "rootfs"
+                _run(out, [tool, f"--variant={VARIANT}", suite, str(rootfs_dir), mirror],
+                     "debootstrap", log_path, env)
+                _run(out, ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs_dir), "-cf",
                            str(tarball), "."], "tar", log_path)
-            image_id, replaced = import_base(engine, tarball, ref, suite, out)
+            used = rootfs.lists_release_epoch(tarball, suite)
+            if used is not None and used != epoch:
+                # The mirror published a new state between the two reads (or its servers
+                # disagree): the image is stamped with the state its packages came from.
+                out(f"the mirror's Release date changed during the bootstrap: "
+                    f"{rootfs.timestamp(epoch)}, then {rootfs.timestamp(used)}; using the "
+                    "latter")
+                epoch = used
+            image_id, replaced = import_base(engine, tarball, ref, suite, out, epoch=epoch,
+                                             workdir=temp)
         finally:
             _remove_tree(temp, out)
     return BootstrapResult(ref=ref, image_id=image_id, suite=suite, mirror=mirror,
@@ -216,17 +279,29 @@ def bootstrap(
 
 
 def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
-                out: Callable[[str], None]) -> tuple[str, Replaced | None]:
-    """Import the root file system `tarball` as `ref` (labelled with its suite); the image
-    `ref` named before goes when nothing else uses it (see remove_replaced). Returns the
-    new image's ID and what became of the one it replaced."""
+                out: Callable[[str], None], *, epoch: int = 0,
+                workdir: Path | None = None) -> tuple[str, Replaced | None]:
+    """Load the root file system `tarball` as `ref` (labelled with its suite), made
+    deterministic (see rootfs.py: every time stamp `epoch`); the image `ref` named before
+    goes when nothing else uses it (see remove_replaced). Returns the new image's ID and
+    what became of the one it replaced."""
     before = engine.image(ref)
-    out(f"+ {engine.binary} import {tarball} {ref}")
-    image_id = engine.import_tarball(tarball, ref, changes=(
-        f"LABEL {LABEL_SUITE}={suite}",
-        'CMD ["/bin/bash"]',
-    ))
-    out(f"imported {ref} ({image_id[:12]})")
+    with tempfile.TemporaryDirectory(prefix="pyrlab-image-", dir=workdir or _temp_root()) as t:
+        layer, archive = Path(t) / "layer.tar", Path(t) / "image.tar"
+        out(f"normalizing {tarball.name}: sorted, time stamps {rootfs.timestamp(epoch)}, "
+            "no logs, apt lists or host files")
+        digest = rootfs.normalize(tarball, layer, epoch)
+        config = rootfs.ImageConfig(labels={LABEL_SUITE: suite})
+        image_id = rootfs.write_archive(layer, digest, config, epoch, archive)
+        layer.unlink()
+        out(f"+ {engine.binary} load --input {archive}")
+        loaded = engine.load(archive)
+    if engine.image(image_id) is None and loaded:
+        # An engine whose ID is not the configuration's digest (Docker's containerd image
+        # store names an image by its manifest's): the ID it printed.
+        image_id = loaded[-1]
+    engine.tag(image_id, ref)
+    out(f"loaded {ref} ({image_id[:12]})")
     if before is None or before.id == image_id:
         return image_id, None
     replaced = remove_replaced(engine, before.id)
@@ -266,7 +341,8 @@ class BootstrapFailed(BuildError):
         self.log = log
 
 
-def _run(out: Callable[[str], None], argv: list[str], what: str, log_path: Path) -> None:
+def _run(out: Callable[[str], None], argv: list[str], what: str, log_path: Path,
+         env: dict[str, str] | None = None) -> None:
     out(f"+ {proc.describe(argv)}")
     lines: list[str] = []
 
@@ -275,20 +351,11 @@ def _run(out: Callable[[str], None], argv: list[str], what: str, log_path: Path)
         del lines[:-BuildOutput.TAIL]
         out(line)
 
-    code = proc.stream(argv, on_line=keep)
+    code = proc.stream(argv, on_line=keep, env=env)
     if code != 0:
         errors = [line for line in lines if line.startswith("E: ")]
         reason = errors[-1] if errors else f"exit code {code}"
         raise BootstrapFailed(BuildFailure(what, lines, reason), log_path)
-
-
-def _trim(rootfs: Path) -> None:
-    """Drop what an image should not carry: downloaded .debs and apt's package lists."""
-    for folder in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
-        if folder.is_dir():
-            for item in folder.iterdir():
-                if item.is_file() and item.name != "lock":
-                    item.unlink()
 
 
 def _mounts_under(folder: Path) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXIT_OK = 0
+EXIT_DIFFERENT = 1  # `diff` found a difference (as diff(1) and `git diff --exit-code`)
 EXIT_USAGE = 2  # bad command line
 EXIT_CONFIG = 3  # bad config, list entry or missing file
 EXIT_ENGINE = 4  # container engine missing, not running or unusable

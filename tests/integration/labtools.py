@@ -180,6 +180,20 @@ class Lab:
         return f"{self.prefix}{image}:{tag}"
 
 
+def named(text: str, prefix: str) -> str:
+    """A pyrlab.toml's text with `name` set from a test prefix (`pyrlab-test-1a2b/` →
+    `pyrlab-test-1a2b`) unless it has one: its images are then PREFIXIMAGE (what Lab.ref
+    names), its labs PREFIX__IMAGE-PORT (container_name), and they go with the prefix's."""
+    if re.search(r"(?m)^name\s*=", text):
+        return text
+    return f"name = {json.dumps(prefix.rstrip('/'))}\n" + text
+
+
+def container_name(prefix: str, image: str, port: int) -> str:
+    """The container of a lab of the project `named` for prefix."""
+    return f"{prefix.rstrip('/')}__{image}-{port}"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -223,7 +237,7 @@ def copy_case(case: str, root: Path, *, prefix: str, engine_name: str,
         text = text.replace(f"@{key}@", value)
     left = re.findall(r"@[A-Z_]+@", text)
     assert not left, f"unfilled placeholders in {config}: {left}"
-    config.write_text(text)
+    config.write_text(named(text, prefix))
     return Lab(root=root, prefix=prefix, engine_name=engine_name)
 
 
@@ -317,7 +331,8 @@ def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
 
 
 def project_key(root: Path) -> str:
-    """The org.pyrlab.project label value of images built from root."""
-    from pyrlab.config.key import project_key as key
+    """The org.pyrlab.project label value of images built from root: the project's name
+    (a hash of the folder with bare names)."""
+    from pyrlab.config.schema import load_config
 
-    return key(root)
+    return load_config(root, environ={}).project_id

@@ -104,3 +104,21 @@ def test_the_replaced_base_is_kept_while_a_container_uses_it(
     finally:
         for container in containers:
             engine("rm", "--force", container, check=False)
+
+
+def test_docker_and_podman_load_one_root_file_system_as_one_image_id(
+        get_engine: Callable[[str], EngineCli], lab_prefix: str, tmp_path: Path) -> None:
+    """The archive pyrlab writes is the image: each engine's ID is the digest of its
+    configuration, so both engines (and every machine) name it alike."""
+    tarball = rootfs(tmp_path, f"the same everywhere {lab_prefix}")
+    ids = {}
+    for name in ("docker", "podman"):
+        cli = get_engine(name)
+        ref = f"{lab_prefix}debian:trixie"
+        try:
+            ids[name], _ = import_base(select_engine(name, "auto").engine, tarball, ref,
+                                       "trixie", lambda _: None, epoch=1795252544)
+            assert cli.image_id(ref).removeprefix("sha256:") == ids[name]
+        finally:
+            cli.remove_by_prefix(lab_prefix)
+    assert ids["docker"] == ids["podman"]

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labtools import EngineCli, Lab
-
-from pyrlab.config.key import project_key
+from labtools import EngineCli, Lab, project_key
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from labclient import LabClient
-from labtools import EngineCli, Lab, engine_unavailable, free_port
+from labtools import EngineCli, Lab, container_name, engine_unavailable, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ class ComposedLab:
 
     @property
     def container(self) -> str:
-        return f"pyrlab-pylab-{self.port}"
+        return container_name(self.lab.prefix, "pylab", self.port)
 
     def token(self) -> str:
         return (self.lab.root / ".pyrlab" / "tokens" / f"{self.container}.token").read_text().strip()

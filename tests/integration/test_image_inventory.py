@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from labtools import EngineCli, Lab, installed_debs, venv_dists
 
-from pyrlab.errors import EXIT_CONFIG
+from pyrlab.errors import EXIT_CONFIG, EXIT_DIFFERENT
 from pyrlab.inventory.lockfile import read_lock
 from pyrlab.inventory.model import Ecosystem
 
@@ -49,9 +49,10 @@ def lab(make_module_lab: Callable[..., Lab], engine: EngineCli, base: str) -> La
     return lab
 
 
-def pyrlab_ok(lab: Lab, *args: str) -> str:
+def pyrlab_ok(lab: Lab, *args: str, code: int = 0) -> str:
+    """stdout of `pyrlab ARGS`, which must end with `code` (diff: 1 when it finds a change)."""
     done = lab.pyrlab(*args, "--engine", ENGINE)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout
 
@@ -113,7 +114,7 @@ def test_adding_a_package_diffs_as_exactly_that_addition(lab: Lab, engine: Engin
     added = {name: version for name, version in after.items() if name not in before}
 
     data = json.loads(pyrlab_ok(lab, "diff", str(old_lock), str(lab.root / "pyrlab.lock"),
-                                "--json"))
+                                "--json", code=EXIT_DIFFERENT))
     diffs = {d["image"]: d for d in data["images"]}
     assert diffs["pyrlab-base"]["status"] == "unchanged"
     pylab = diffs["pylab"]
@@ -123,11 +124,13 @@ def test_adding_a_package_diffs_as_exactly_that_addition(lab: Lab, engine: Engin
             for c in pylab["python"]} == {name: ("added", None, version)
                                           for name, version in added.items()}
     # The same through the images, and the lock now matches the images.
-    by_images = json.loads(pyrlab_ok(lab, "diff", "pylab:previous", "pylab", "--json"))
+    by_images = json.loads(pyrlab_ok(lab, "diff", "pylab:previous", "pylab", "--json",
+                                     code=EXIT_DIFFERENT))
     assert by_images["images"][0]["python"] == pylab["python"]
     now = json.loads(pyrlab_ok(lab, "diff", "--json"))
     assert {d["status"] for d in now["images"]} == {"unchanged"} and now["not_built"] == []
-    text = pyrlab_ok(lab, "diff", str(old_lock), str(lab.root / "pyrlab.lock"))
+    text = pyrlab_ok(lab, "diff", str(old_lock), str(lab.root / "pyrlab.lock"),
+                     code=EXIT_DIFFERENT)
     assert re.search(rf"^pylab: {len(added)} added$", text, re.MULTILINE)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from labtools import BASE_REF, EngineCli, Lab, free_port, project_key
+from labtools import BASE_REF, EngineCli, Lab, container_name, free_port, project_key
 
 from pyrlab.run.labs import parse_time
 
@@ -46,7 +46,7 @@ class PodmanLab:
 
     @property
     def container(self) -> str:
-        return f"pyrlab-pylab-{self.port}"
+        return container_name(self.lab.prefix, "pylab", self.port)
 
     def pyrlab(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return self.lab.pyrlab(*args, timeout=timeout)

@@ -3,7 +3,8 @@ session's bootstrapped base: a stock minbase Debian, no Python, no pip), as root
 networking: the Debian mirror and PyPI are reached as the host reaches them.
 
 What differs from a fresh machine, and why:
-- the checkout is this one's files (tracked and untracked, not ignored), unpacked in /src;
+- the checkout is this one's files (tracked and untracked, not ignored), unpacked in /src,
+  less the project the first command leaves in it (`mylab/`), which a fresh clone lacks;
 - the host's Docker socket is mounted, so the Docker that `.ci/setup-host.sh` installs
   finds a daemon answering and does not start one (a container cannot run dockerd), and
   /usr/sbin/policy-rc.d forbids starting services at install time, as Debian container
@@ -40,15 +41,44 @@ def readme_first_command() -> str:
     return next(line for line in lines if line.strip() and not line.startswith("#"))
 
 
-def checkout_tarball(path: Path) -> Path:
-    """This checkout as a fresh clone plus the work in progress would have it."""
+def readme_project(line: str) -> str:
+    """The folder the README's first command writes its lab project into (`pyrlab init DIR`)."""
+    for step in line.split(" && "):
+        words = shlex.split(step)
+        if words[:2] == ["pyrlab", "init"]:
+            return words[2]
+    raise AssertionError(f"no `pyrlab init DIR` in the README's first command: {line}")
+
+
+def checkout_tarball(path: Path, root: Path = ROOT, leave_out: tuple[str, ...] = ()) -> Path:
+    """This checkout as a fresh clone plus the work in progress would have it: the files git
+    tracks or does not ignore, less the folders in leave_out. (Run in this checkout, the
+    README's first command leaves its project there, `mylab/`, which a fresh clone lacks
+    and `pyrlab init` would refuse to overwrite.)"""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
+                             "--exclude-standard"], cwd=root, capture_output=True, check=True)
     with tarfile.open(path, "w") as tar:
         for name in sorted(set(listed.stdout.decode().split("\0")) - {""}):
-            if (ROOT / name).exists():
-                tar.add(ROOT / name, arcname=name, recursive=False)
+            if name.split("/", 1)[0] not in leave_out and (root / name).exists():
+                tar.add(root / name, arcname=name, recursive=False)
     return path
+
+
+def test_the_checkout_leaves_out_a_project_the_readme_left(tmp_path: Path) -> None:
+    """The README's two commands in order: the first leaves mylab/ in the checkout, and the
+    second's run of the first (below) must not meet it."""
+    project = readme_project(readme_first_command())
+    assert project == "mylab"
+    repo = tmp_path / "checkout"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "tracked.py").write_text("")
+    (repo / "new.txt").write_text("")  # work in progress
+    (repo / project).mkdir()
+    (repo / project / "pyrlab.toml").write_text("")  # the first command's project
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "add", "src"], cwd=repo, check=True)
+    with tarfile.open(checkout_tarball(tmp_path / "c.tar", repo, (project,))) as tar:
+        assert sorted(tar.getnames()) == ["new.txt", "src/tracked.py"]
 
 
 def test_the_readme_first_command_on_a_fresh_debian(
@@ -59,7 +89,7 @@ def test_the_readme_first_command_on_a_fresh_debian(
     line = readme_first_command()
     *before, last = line.split(" && ")
     assert last == "pyrlab -C mylab up pylab", line
-    tarball = checkout_tarball(tmp_path / "checkout.tar")
+    tarball = checkout_tarball(tmp_path / "checkout.tar", leave_out=(readme_project(line),))
     name = f"pyrlab-test-readme-{tmp_path.name[-12:].strip('_')}"
     script = "\n".join([
         "set -e",

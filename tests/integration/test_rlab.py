@@ -32,9 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import rrepo
 from labclient import LabClient
-from labtools import EngineCli, free_port, new_prefix
+from labtools import EngineCli, free_port, named, new_prefix, project_key
 
-from pyrlab.config.key import project_key
 from pyrlab.inventory.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
@@ -119,9 +118,9 @@ def rlab(get_engine: Callable[[str], EngineCli], bootstrapped_bases: Callable[[s
     repo = rrepo.make_repo(tmp / "cran", REPO, imports=IMPORTS, fresh=["pyrlabextra"])
     with rrepo.serve(repo) as (url, requests):
         config = root / "pyrlab.toml"
-        config.write_text(fill(config.read_text(), {
+        config.write_text(named(fill(config.read_text(), {
             "PREFIX": PREFIX, "LAB_PORT": str(LAB_PORT), "BASE_IMAGE": base, "CA_FILES": json.dumps([str(p) for p in host_ca_files]),
-            "CRAN_URL": url, "WORK": str(work), "UID": str(UID), "GID": str(GID)}))
+            "CRAN_URL": url, "WORK": str(work), "UID": str(UID), "GID": str(GID)}), PREFIX))
         lab = RLab(root, engine, url, requests)
         try:
             started = time.monotonic()

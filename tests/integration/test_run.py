@@ -32,7 +32,9 @@ from labtools import (
     CASES,
     EngineCli,
     Lab,
+    container_name,
     engine_unavailable,
+    named,
     new_prefix,
     project_key,
     run_pyrlab,
@@ -61,7 +63,7 @@ class RunningLab:
 
     @property
     def container(self) -> str:
-        return f"pyrlab-pylab-{self.port}"
+        return container_name(self.lab.prefix, "pylab", self.port)
 
     @property
     def client(self) -> LabClient:
@@ -95,7 +97,7 @@ def copy_case(case: str, root: Path, fills: dict[str, str]) -> Path:
     for key, value in fills.items():
         text = text.replace(f"@{key}@", value)
     assert "@" not in text.replace("@jupyterlab", ""), text
-    config.write_text(text)
+    config.write_text(named(text, fills["PREFIX"]))
     return root
 
 
@@ -440,7 +442,7 @@ def test_clear_errors(pylab: RunningLab) -> None:
             in taken.stderr)
     assert "--port N" in taken.stderr
     missing = pylab.pyrlab("up", "pylab", "--no-build", "--port", str(free_ports(1)[0]),
-                           "--set", "prefix=pyrlab-test-nothing-here/")
+                           "--set", "name=pyrlab-test-nothing-here")
     assert missing.returncode == 6
     assert "pyrlab: error: image pyrlab-test-nothing-here/pylab:latest is not built" in \
         missing.stderr
@@ -467,8 +469,9 @@ def test_the_replacement_start_script_is_honoured(pylab: RunningLab) -> None:
             f"rc ran as {UID}:{GID} after from-the-env-file"], env.describe()
     finally:
         down = pylab.pyrlab("down", "pylab", "--port", str(port))
-    assert down.stdout == f"stopped and removed pyrlab-pylab-{port}\n"
-    assert pylab.inspect(f"pyrlab-pylab-{port}") is None
+    name = container_name(pylab.lab.prefix, "pylab", port)
+    assert down.stdout == f"stopped and removed {name}\n"
+    assert pylab.inspect(name) is None
     assert pylab.inspect() is not None  # the other lab of pylab is left alone
 
 
@@ -476,11 +479,11 @@ def test_a_widening_run_argument_needs_allow_unsafe(pylab: RunningLab) -> None:
     """Refused before anything is built or started; granted by the command-line flag only,
     and then it reaches the container."""
     port = free_ports(1)[0]
-    name = f"pyrlab-pylab-{port}"
+    name = container_name(pylab.lab.prefix, "pylab", port)
     asked = ("--port", str(port), "--set", 'run.docker_args=["--cap-add=SYS_PTRACE"]')
-    # Under a prefix with no images: refused before the image is even looked for.
+    # Under a name with no images: refused before the image is even looked for.
     refused = pylab.pyrlab("up", "pylab", "--no-build", *asked,
-                           "--set", "prefix=pyrlab-test-never-built/")
+                           "--set", "name=pyrlab-test-never-built")
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert refused.stderr.splitlines()[-1] == (
         "pyrlab: error: pyrlab.toml: run.docker_args: '--cap-add=SYS_PTRACE' widens what the "

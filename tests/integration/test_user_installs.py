@@ -30,7 +30,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import rrepo
 from labclient import LabClient
-from labtools import CASES, EngineCli, Lab, free_port, make_wheel, new_prefix, project_key
+from labtools import (
+    CASES,
+    EngineCli,
+    Lab,
+    container_name,
+    free_port,
+    make_wheel,
+    named,
+    new_prefix,
+    project_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +107,7 @@ class Labs:
         return client
 
     def container(self, image: str) -> str:
-        return f"pyrlab-{image}-{self.ports[image]}"
+        return container_name(self.lab.prefix, image, self.ports[image])
 
     def venv_digest(self, *, container: str | None = None) -> str:
         """/opt/venv's digest in a running lab, or in a fresh container of pylab's image."""
@@ -152,7 +162,7 @@ def labs(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
                            "PYLAB_PORT": str(ports["pylab"]), "RLAB_PORT": str(ports["rlab"]),
                            "WORK": str(work), "UID": str(UID), "GID": str(GID)}.items():
             text = text.replace(f"@{key}@", value)
-        config.write_text(text)
+        config.write_text(named(text, prefix))
         lab = Lab(root=root, prefix=prefix, engine_name="docker")
         try:
             started = time.monotonic()
@@ -192,7 +202,8 @@ def test_pip_installs_in_pylab_persist_in_the_home_and_leave_the_image_alone(lab
     try:
         spec = client.json("GET", "/api/kernelspecs")["kernelspecs"]["python3"]["spec"]
         layer = spec["argv"][0].removesuffix("/bin/python")
-        assert layer.startswith(f"{LAYERS}/pylab/python3."), spec
+        # Per project and image (the project is named for the prefix).
+        assert layer.startswith(f"{LAYERS}/{labs.lab.prefix}pylab/python3."), spec
         out = run_ok(client, f"%pip install {PIP} pyrlabtiny\n"
                              "import pyrlabtiny; print(pyrlabtiny.VALUE, pyrlabtiny.__file__)")
         assert out.splitlines()[-1] == \
@@ -259,7 +270,7 @@ def test_install_packages_in_rlab_goes_to_the_home_and_survives_a_restart(labs: 
                              'library(pyrlabextra)\ncat(find.package("pyrlabextra"), "\\n")',
                      kernel="ir")
         library = out.strip().splitlines()[-1].strip()
-        assert library.startswith(f"{LAYERS}/rlab/R/"), out
+        assert library.startswith(f"{LAYERS}/{labs.lab.prefix}rlab/R/"), out
         client = labs.restart("rlab")
         out = run_ok(client, 'library(pyrlabextra)\ncat(find.package("pyrlabextra"), "\\n")',
                      kernel="ir")

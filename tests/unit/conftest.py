@@ -11,7 +11,8 @@ from labfiles import FULL_FILES, make_project
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                       request: pytest.FixtureRequest) -> Iterator[None]:
     """The developer's own PYRLAB_* or sudo variables must not leak into any test, nor
     their user file (~/.config/pyrlab/config.toml): each test has its own, not there
     until it writes it (the `user_config` fixture)."""
@@ -19,6 +20,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         if name.startswith("PYRLAB_") or name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PYRLAB_USER_CONFIG", str(tmp_path / "user-config" / "config.toml"))
+    if request.node.get_closest_marker("project_names") is None:
+        # Most tests were written for the bare names (pylab:latest, pyrlab-pylab-8888) and
+        # test something else: they run with `name = ""` (bare names, an explicit choice
+        # pyrlab keeps). Tests of the default project names say @pytest.mark.project_names.
+        monkeypatch.setenv("PYRLAB_NAME", "")
     yield
 
 

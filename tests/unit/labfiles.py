@@ -18,6 +18,8 @@ CONTAINER = REPO / "src" / "pyrlab" / "container"
 # proxies (apt-cacher-ng HTTPS style, an http index → trusted-host), a CRAN mirror, an
 # extra CA file, CUDA and a flavour image on top of pylab.
 FULL_TOML = """\
+name = "full"
+
 [base]
 bootstrap = "trixie"
 debs = ["base_debs.txt"]

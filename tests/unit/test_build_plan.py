@@ -59,6 +59,7 @@ from pyrlab.inventory.dependencies import requires_command
 from pyrlab.selftest import ImageTest, build_gate
 
 TOML = """\
+name = "t"  # its images are t/IMAGE, as the prefix names them with bare names
 prefix = "t/"
 [base]
 image = "t/debian:trixie"
@@ -488,7 +489,7 @@ def test_missing_bases_are_bootstrapped_or_pulled(tmp_path: Path) -> None:
     plan = make_plan(load(registry), engine, None)
     assert (plan.base.ref, plan.base.action) == ("python:3.14-trixie", "pull")
     engine.images["c" * 64] = {LABEL_INPUT_HASH: plan.images[0].target.context.input_hash}
-    engine.refs["pyrlab-base:latest"] = "c" * 64
+    engine.refs["reg/pyrlab-base:latest"] = "c" * 64  # the project `reg`, named for its folder
     plan = make_plan(load(registry), engine, None, pull=True)
     assert plan.images[0].decision.reason == "python:3.14-trixie is pulled first"
 

@@ -122,6 +122,7 @@ def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True
     assert data["project"] == str(lab)
+    assert data["name"] == ""  # PYRLAB_NAME="" (see conftest.py): bare names
     assert sorted(data["images"]) == sorted(IMAGES)
     assert data["order"] == IMAGES
     assert data["images"]["pylab"] == {
@@ -130,7 +131,8 @@ def test_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     }
     assert data["images"]["pyrlab-base"]["from"] == "pyrlab-debian:trixie"
     assert data["images"]["rlab"]["r_packages"] == 4
-    assert data["overrides"] == {"images.pylab.ports.lab": "--set images.pylab.ports.lab"}
+    assert data["overrides"] == {"images.pylab.ports.lab": "--set images.pylab.ports.lab",
+                                 "name": "environment PYRLAB_NAME"}  # see conftest.py
 
 
 def test_check_accepts_what_pip_accepts_and_warns_about_an_exact_duplicate(
@@ -168,7 +170,7 @@ def test_check_reports_three_problems_at_once(tmp_path: Path) -> None:
     lines = done.stderr.splitlines()
     assert lines[0] == "pyrlab: error: 3 problems:"
     assert lines[1] == ("  pyrlab.toml: base.gpu: unknown key (known: bootstrap, ca_certificates, "
-                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)")
+                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)")
     assert lines[2] == ("  pyrlab.toml: images.rlab.ports.lab: expected a port number 1-65535, "
                         "got 'abc'")
     assert lines[3].startswith(f"  requirements.txt:{line}: ")

@@ -60,7 +60,7 @@ def test_defaults_of_the_other_sections(tmp_path: Path) -> None:
     assert config.proxy.apt is None and config.proxy.pip_index is None
     assert config.run.bind == "127.0.0.1"
     assert config.run.notebooks == "~/notebooks"
-    assert config.run.home == "~/docker"
+    assert config.run.home == f"~/docker/{config.name}"  # one home per project
     assert config.run.envfile == ".env"
     assert config.run.sudo is False and config.run.allow_no_token is False
 
@@ -159,7 +159,8 @@ def test_every_section_is_read(tmp_path: Path) -> None:
     config = load(tmp_path, EVERY_SECTION)
     assert config.file == tmp_path.resolve() / "pyrlab.toml"
     assert (config.engine, config.prefix) == ("podman", "ghcr.io/me/")
-    assert config.image_ref("py") == "ghcr.io/me/py:latest"
+    assert config.registry_ref("py") == "ghcr.io/me/py:latest"
+    assert config.image_ref("py") == f"{config.name}/py:latest"  # the prefix is the registry's
     base = config.base
     assert base.image == "registry.example.org:5000/debian/python:3.13-bookworm"
     assert base.tag == "3.13-bookworm"
@@ -287,9 +288,9 @@ def test_unknown_keys_are_errors_naming_file_and_key(tmp_path: Path) -> None:
         port = 8888
         """)
     assert found == [
-        "pyrlab.toml: colour: unknown key (known: base, build, engine, images, prefix, proxy, run, test)",
+        "pyrlab.toml: colour: unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)",
         ("pyrlab.toml: base.imagee: unknown key (known: bootstrap, ca_certificates, cuda, "
-        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)"),
+        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
         ("pyrlab.toml: images.pylab.requirement: unknown key (known: debs, from, ports, r, "
         "r_packages, r_source, requirements, run_args)"),
         ("pyrlab.toml: run.port: unknown key (known: allow_no_token, bind, docker_args, envfile, "
@@ -429,7 +430,7 @@ def test_load_project_reports_config_and_list_problems_together(tmp_path: Path) 
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
         ("pyrlab.toml: base.colour: unknown key (known: bootstrap, ca_certificates, cuda, "
-        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim)"),
+        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
         "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
         "base_debs.txt:2: one package per line, without spaces",
         "requirements.txt:2: character '$' is not allowed",

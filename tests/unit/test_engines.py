@@ -20,9 +20,16 @@ from pyrlab import proc
 from pyrlab.bootstrap import check_arguments, host_mirror, phases
 from pyrlab.engines import docker as docker_engine
 from pyrlab.engines import select
-from pyrlab.engines.base import BuildKitOutput, BuildRequest, normalize_id, step_title
+from pyrlab.engines.base import (
+    BuildKitOutput,
+    BuildRequest,
+    Mount,
+    RunRequest,
+    normalize_id,
+    step_title,
+)
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
-from pyrlab.engines.podman import Podman, PodmanOutput
+from pyrlab.engines.podman import VFS_NOTE, Podman, PodmanOutput
 from pyrlab.errors import ConfigError, EngineError
 
 REQUEST = BuildRequest(
@@ -545,3 +552,69 @@ def test_pruning_goes_round_until_children_let_their_parents_go() -> None:
 
     removed = prune(lambda: list(cache.values()), remove)
     assert sorted(removed) == ["a", "b"] and list(cache) == ["c"]
+
+
+# --------------------------------------------------------------------------- rootless Podman
+
+
+def rootless(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, uid: int = 1000) -> Path:
+    """As an ordinary user (uid) with no TMPDIR and XDG_CACHE_HOME=tmp_path/cache."""
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "pyrlab" / "buildah-tmp"
+
+
+def test_rootless_podman_builds_keep_cache_mounts_out_of_roots(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Buildah 1.28 keeps everyone's cache mounts in $TMPDIR/buildah-cache (/var/tmp): a
+    # user's build there fails in apt once root's builds made it.
+    own = rootless(monkeypatch, tmp_path)
+    assert Podman("podman").build_env() == {"TMPDIR": str(own)}
+    assert own.is_dir() and stat.S_IMODE(own.stat().st_mode) == 0o700
+    (own / "buildah-cache" / "pyrlab-uv").mkdir(parents=True)
+    assert Podman("podman").prune_build_cache() == [str(own / "buildah-cache" / "pyrlab-uv")]
+    # A TMPDIR the user set is theirs to choose; root's builds keep buildah's default.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert Podman("podman").build_env() == {}
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert Podman("podman").build_env() == {}
+
+
+def test_rootless_podman_maps_the_user_to_the_labs_uid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = RunRequest(image="p/pylab:latest", name="pyrlab-pylab-8888", user="4242:4343",
+                     mounts=(Mount(tmp_path, "/home/notebook/work"),))
+    rootless(monkeypatch, tmp_path)
+    argv = Podman("podman").run_argv(lab)
+    assert argv[:4] == ["podman", "run", "--userns", "keep-id:uid=4242,gid=4343"]
+    assert argv[argv.index("--user") + 1] == "4242:4343"
+    # Nothing mounted (a self-test), or root's Podman: no user namespace to map.
+    assert "--userns" not in Podman("podman").run_argv(
+        RunRequest(image="p/pylab:latest", name="t", user="4242:4343"))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert "--userns" not in Podman("podman").run_argv(lab)
+
+
+def test_rootless_podman_on_vfs_says_so_in_its_engine_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "podman"
+    driver = tmp_path / "driver"
+    # `info --format {{json .}}` answers that it works; the store's driver comes from a file.
+    fake.write_text(f"""#!/bin/sh
+case "$3" in
+  *GraphDriverName*) cat {driver};;
+  *) echo '{{}}';;
+esac
+""")
+    fake.chmod(0o755)
+    rootless(monkeypatch, tmp_path)
+    driver.write_text("vfs\n")
+    podman = Podman(str(fake))
+    podman.check_available()
+    assert podman.describe() == f"podman ({fake} build; {VFS_NOTE})"
+    driver.write_text("overlay\n")
+    podman = Podman(str(fake))
+    podman.check_available()
+    assert podman.describe() == f"podman ({fake} build)"

@@ -150,8 +150,9 @@ def test_docker_config_offers_every_runnable_image_with_a_volume_per_user(
     c = _docker_settings(docker_config(config, hub_images(config)))["c"]
     spawner = c["DockerSpawner"]
     assert c["JupyterHub"]["spawner_class"] == "dockerspawner.DockerSpawner"
-    assert spawner["allowed_images"] == {"pylab": "pylab:latest", "rlab": "rlab:latest"}
-    assert spawner["image"] == "pylab:latest"
+    # Without a prefix, the images as this host names them: PROJECT/IMAGE.
+    assert spawner["allowed_images"] == {"pylab": "lab/pylab:latest", "rlab": "lab/rlab:latest"}
+    assert spawner["image"] == "lab/pylab:latest"
     assert spawner["volumes"] == {"pyrlab-home-{username}": "/home/notebook"}
     assert spawner["notebook_dir"] == "/home/notebook/work"
     assert spawner["remove"] is True
@@ -171,16 +172,16 @@ def test_docker_config_of_a_cuda_flavour_project_with_scripts(full_root: Path) -
     config = _config(full_root)
     settings = _docker_settings(docker_config(config, hub_images(config)))
     spawner = settings["c"]["DockerSpawner"]
-    assert spawner["allowed_images"] == {"pylab": "pylab:latest",
-                                         "pylab-torch": "pylab-torch:latest",
-                                         "rlab": "rlab:latest"}
+    assert spawner["allowed_images"] == {"pylab": "full/pylab:latest",
+                                         "pylab-torch": "full/pylab-torch:latest",
+                                         "rlab": "full/rlab:latest"}
     assert spawner["extra_create_kwargs"] == {"user": "1234:100"}
     # run.sudo = true: no security options (sudo needs them off); CUDA: every GPU.
     assert spawner["extra_host_config"] == {
         "device_requests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}
     assert spawner["read_only_volumes"] == {str(full_root.resolve() / ".env"): "/etc/pyrlab/env"}
     assert settings["namespace"]["PYRLAB_RC"] == {
-        "pylab:latest": str(full_root.resolve() / "pylab.sh")}
+        "full/pylab:latest": str(full_root.resolve() / "pylab.sh")}
     assert settings["c"]["Spawner"]["pre_spawn_hook"] is settings["namespace"]["pyrlab_rc"]
 
 
@@ -251,7 +252,8 @@ def test_z2jh_profiles_without_cuda_have_no_gpu(default_root: Path) -> None:
     values = _values(_config(default_root))
     for profile in values["singleuser"]["profileList"]:
         assert "extra_resource_limits" not in profile["kubespawner_override"]
-        assert profile["kubespawner_override"]["image"] in ("pylab:latest", "rlab:latest")
+        assert profile["kubespawner_override"]["image"] in ("lab/pylab:latest",
+                                                            "lab/rlab:latest")
 
 
 def _without_top_level_required(schema: dict[str, Any]) -> dict[str, Any]:

@@ -178,8 +178,8 @@ def test_a_url_that_does_not_parse_is_a_problem(tmp_path: Path) -> None:
 def test_keys_are_shown_as_toml_writes_them_on_one_line(tmp_path: Path) -> None:
     write(tmp_path, CONFIG_NAME, '"" = 1\n"a.b" = 2\n[images."x\\ny"]\n[run.rc]\n"p q" = "s"\n')
     assert [str(p) for p in config_problems(tmp_path)] == [
-        'pyrlab.toml: "": unknown key (known: base, build, engine, images, prefix, proxy, run, test)',
-        'pyrlab.toml: "a.b": unknown key (known: base, build, engine, images, prefix, proxy, run, test)',
+        'pyrlab.toml: "": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
+        'pyrlab.toml: "a.b": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
         ('pyrlab.toml: images."x\\ny": image names are lower-case letters, digits and . _ - '
         "(e.g. 'pylab-torch')"),
         "pyrlab.toml: run.rc.\"p q\": unknown image 'p q'"]

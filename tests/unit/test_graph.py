@@ -69,16 +69,20 @@ def test_a_flavour_is_a_few_lines_of_toml(tmp_path: Path) -> None:
     assert project.order(["pylab-torch"]) == ["pyrlab-base", "pylab", "pylab-torch"]
     assert [e.name for e in project.lists["pylab-torch"].requirements] == ["torch", "torchvision"]
     dockerfile = render_context(project, "pylab-torch").dockerfile
-    assert "\nFROM pylab:latest\n" in dockerfile
+    assert "\nFROM lab/pylab:latest\n" in dockerfile  # the project's own pylab
     assert "EXPOSE 8890\n" in dockerfile
     assert "ENV PYRLAB_LAB_PORT=8890 \\\n" in dockerfile
     assert descendants(project.config, "pylab") == ["pylab-torch"]
 
 
-def test_a_flavour_starts_from_the_prefixed_parent(tmp_path: Path) -> None:
+def test_a_flavour_starts_from_the_parent_under_the_local_name(tmp_path: Path) -> None:
     lab = init_lab(tmp_path / "lab")
     add_torch(lab)
+    # The prefix names images in a registry; on this host they are PROJECT/IMAGE …
     project = load_project(lab, environ={}, sets=['prefix="ghcr.io/me/"'])
+    assert "\nFROM lab/pylab:latest\n" in render_context(project, "pylab-torch").dockerfile
+    # … unless the project asks for bare names: then PREFIXIMAGE, as before names.
+    project = load_project(lab, environ={}, sets=['prefix="ghcr.io/me/"', 'name=""'])
     assert "\nFROM ghcr.io/me/pylab:latest\n" in render_context(project, "pylab-torch").dockerfile
 
 

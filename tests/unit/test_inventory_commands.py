@@ -13,7 +13,7 @@ from labfiles import make_project
 from test_build_lock import ORDER, build_json, pyrlab, use_fake_engine
 from test_build_plan import BASE_ID, FILES, FakeEngine
 
-from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, EXIT_NOT_BUILT, EXIT_USAGE
+from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, EXIT_DIFFERENT, EXIT_NOT_BUILT, EXIT_USAGE
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_diff_without_arguments_compares_the_lock_with_the_images(
     assert image is not None
     engine.manifests[image.id] = engine.manifests[image.id].replace(b'"1.0"', b'"1.1"')
     code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "--json")
-    assert code == 0
+    assert code == EXIT_DIFFERENT  # as diff(1): 1 when something differs
     data = json.loads(out)
     pylab = next(d for d in data["images"] if d["image"] == "pylab")
     assert pylab["status"] == "changed"
@@ -221,17 +221,22 @@ def test_diff_of_two_lock_files_and_of_two_images(
     build_json(capsys, lab)
     code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "--json", "lab/old.lock",
                           "lab/pyrlab.lock")
-    assert code == 0
+    assert code == EXIT_DIFFERENT
     changes = {d["image"]: [(c["name"], c["kind"], c["new_version"]) for c in d["python"]]
                for d in json.loads(out)["images"]}
     assert changes == {"other": [], "pylab": [("idna", "added", "1.0")],
                        "pylab-torch": [("idna", "added", "1.0")], "pyrlab-base": []}
     code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "pylab:previous", "pylab")
-    assert code == 0
+    assert code == EXIT_DIFFERENT
     lines = out.splitlines()
     assert lines[0] == "t/pylab:previous → t/pylab:latest"
     assert lines[1] == "pylab: 1 added"
     assert lines[-1].split() == ["python", "idna", "added", "-", "1.0"]
+    # The same on both sides: nothing differs, exit code 0.
+    code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "lab/old.lock", "lab/old.lock")
+    assert code == 0 and "added" not in out
+    code, _, _ = pyrlab(capsys, "diff", "-C", str(lab), "pylab", "pylab:latest")
+    assert code == 0
 
 
 def test_diff_of_one_image_compares_its_lock_section(

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SETUP = ROOT / ".ci" / "setup-host.sh"
 
-# What the main job may install: an engine, debootstrap, and what installs pyrlab itself.
-MAIN_JOB = {"docker.io", "docker-cli", "docker-buildx", "podman", "debootstrap", "pipx",
-            "python3-venv", "ca-certificates"}
+# What the main job may install: an engine, mmdebstrap and debootstrap, and what installs
+# pyrlab itself.
+MAIN_JOB = {"docker.io", "docker-cli", "docker-buildx", "podman", "mmdebstrap", "debootstrap",
+            "pipx", "python3-venv", "ca-certificates"}
 TEST_TOOLS = {"chromium", "shellcheck", "r-base-core", "apt-cacher-ng"}
 
 

@@ -457,6 +457,7 @@ def test_podman_rendering_has_no_locked_cache_mounts(full: Project) -> None:
             docker[name].dockerfile.count("--mount=type=cache")
 
 
+@pytest.mark.project_names  # compared with a project loaded with no environment
 def test_render_command_writes_contexts_with_content_mtimes_and_fixed_modes(
         full_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
@@ -594,8 +595,9 @@ def test_pip_in_the_lab_uses_the_build_index_where_it_can(
 def test_each_lab_image_names_its_own_run_time_install_places(default_project: Project) -> None:
     for name in ("pylab", "rlab"):
         dockerfile = render_context(default_project, name).dockerfile
-        assert f"PYRLAB_IMAGE={name} " in dockerfile
-        assert f"R_LIBS_USER=~/.local/share/pyrlab/{name}/R/%v" in dockerfile
+        # Per project too (the project is `lab`): a shared home keeps them apart.
+        assert f"PYRLAB_IMAGE=lab/{name} " in dockerfile
+        assert f"R_LIBS_USER=~/.local/share/pyrlab/lab/{name}/R/%v" in dockerfile
     assert "PYRLAB_IMAGE" not in render_context(default_project, "pyrlab-base").dockerfile
 
 

@@ -51,10 +51,11 @@ def lab(tmp_path: Path) -> Path:
 def test_default_pylab(lab: Path) -> None:
     plan = plan_lab(config(lab), "pylab", token=TOKEN)
     args = argv(plan)
-    assert plan.name == container_name("pylab", 8888) == "pyrlab-pylab-8888"
+    # The project (`lab`, named for its folder by `init`) names its container and image.
+    assert plan.name == container_name(config(lab), "pylab", 8888) == "lab__pylab-8888"
     assert plan.url == "http://127.0.0.1:8888/lab"
     assert args[:4] == ["docker", "run", "--detach", "--name"]
-    assert args[-1] == "pylab:latest"
+    assert args[-1] == "lab/pylab:latest"
     # The host user's UID/GID, decided now, not baked into the image.
     assert pairs(args, "--user") == ["1234:2345"]
     # No capability, no way to gain privileges.
@@ -75,7 +76,7 @@ def test_default_pylab(lab: Path) -> None:
         f"type=bind,source={lab / 'nb'},target=/home/notebook/work",
     ]
     labels = dict(e.split("=", 1) for e in pairs(args, "--label"))
-    assert labels[LABEL_PROJECT] == project_key(lab)
+    assert labels[LABEL_PROJECT] == "lab"
     assert labels[LABEL_PROJECT_DIR] == str(lab)
     assert labels[LABEL_LAB] == "pylab" and labels[LABEL_PORT] == "8888"
     assert labels[LABEL_SERVICES] == "dtale=40000,tensorboard=6006"  # for `url` and `ps`
@@ -84,17 +85,24 @@ def test_default_pylab(lab: Path) -> None:
     assert plan.folders == (lab / "home", lab / "home" / "work", lab / "nb")
 
 
-def test_the_image_reference_uses_the_prefix(lab: Path) -> None:
+def test_the_image_reference_is_the_projects_local_name(lab: Path) -> None:
     plan = plan_lab(config(lab, "prefix=registry.example/team/"), "rlab", token=TOKEN)
+    assert plan.request.image == "lab/rlab:latest"  # the prefix is for the registry
+    assert plan.name == "lab__rlab-9999"
+    assert [p.host_port for p in plan.request.ports] == [9999]
+    # Bare names, asked for: PREFIXIMAGE and pyrlab-IMAGE-PORT, as before projects had names.
+    plan = plan_lab(config(lab, "prefix=registry.example/team/", 'name=""'), "rlab",
+                    token=TOKEN)
     assert plan.request.image == "registry.example/team/rlab:latest"
     assert plan.name == "pyrlab-rlab-9999"
-    assert [p.host_port for p in plan.request.ports] == [9999]
+    labels = dict(e.split("=", 1) for e in pairs(argv(plan), "--label"))
+    assert labels[LABEL_PROJECT] == project_key(lab)  # the folder tells bare projects apart
 
 
 def test_port_override_moves_only_the_lab(lab: Path) -> None:
     plan = plan_lab(config(lab), "pylab", port=8898, token=TOKEN)
     args = argv(plan)
-    assert plan.name == "pyrlab-pylab-8898"
+    assert plan.name == "lab__pylab-8898"
     assert plan.url == "http://127.0.0.1:8898/lab"
     assert pairs(args, "--publish")[0] == "127.0.0.1:8898:8898"
     assert "PYRLAB_LAB_PORT=8898" in pairs(args, "--env")
@@ -166,7 +174,7 @@ def test_extra_engine_arguments_come_last_before_the_image(lab: Path) -> None:
     cfg = config(lab, 'run.docker_args=["--shm-size", "2g"]',
                  'images.pylab.run_args=["--memory=8g"]')
     args = argv(plan_lab(cfg, "pylab", token=TOKEN))
-    assert args[-4:] == ["--shm-size", "2g", "--memory=8g", "pylab:latest"]
+    assert args[-4:] == ["--shm-size", "2g", "--memory=8g", "lab/pylab:latest"]
 
 
 def test_env_rc_and_userlab_are_mounted_read_only_when_present(lab: Path) -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 from pyrlab.config.project import Project, load_project
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.output import info
+from pyrlab.run.session import announce_name
 
 
 def project_from(args: argparse.Namespace) -> Project:
     project = load_project(Path(args.project), sets=tuple(args.sets))
+    announce_name(project.config)
     for warning in project.warnings:
         info(f"pyrlab: warning: {warning}")
     return project

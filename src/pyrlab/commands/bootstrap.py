@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.bootstrap import (
-    DEFAULT_MIRROR,
     BootstrapFailed,
     BootstrapResult,
+    base_mirror,
     bootstrap,
     check_arguments,
     choose_tool,
-    host_mirror,
     phases,
 )
 from pyrlab.config.schema import CONFIG_NAME, Config, load_config
@@ -80,14 +79,7 @@ def run(args: argparse.Namespace) -> BootstrapCommandResult:
         ref = base.image
     else:
         ref = f"pyrlab-debian:{suite}"
-    if args.mirror:
-        mirror, mirror_source = args.mirror, "--mirror"
-    elif base is not None and base.mirror:
-        mirror, mirror_source = base.mirror, "pyrlab.toml [base] mirror"
-    else:
-        found = host_mirror()
-        mirror = found or DEFAULT_MIRROR
-        mirror_source = "the host's apt sources" if found else "Debian's default mirror"
+    mirror, mirror_source = base_mirror(base, args.mirror)
     check_arguments(suite, mirror, ref)  # before anything runs
     choose_tool()
     selection = select_engine(args.engine, config.engine if config else "auto",

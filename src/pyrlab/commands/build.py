@@ -15,9 +15,9 @@ from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode
+from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
 from pyrlab.imagebuild.offered import debs_check
-from pyrlab.imagebuild.pins import check_locked, differs_from_lock
+from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> BuildResult:
         # One build of a project at a time; the plan is made once the lock is held, so a
         # build that waited sees what the other one built.
         with nullcontext() if args.dry_run else build_lock(project.root, progress.note):
+            if args.locked and not args.dry_run:
+                locked_base(project, engine, progress)
             plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
                              pull=args.pull, stale=stale)
             if args.dry_run:
@@ -192,6 +194,19 @@ def self_test_gate(project: Project, engine: Engine) -> Gate:
         return made[0](name, image_id, delta_on)
 
     return gate
+
+
+def locked_base(project: Project, engine: Engine, progress: Progress) -> None:
+    """`build --locked` of a project whose base comes from a registry: start from the
+    image pyrlab.lock names by digest (see use_locked_base)."""
+    lock = lock_file(project.config)
+    digest_ref = locked_base_ref(project, read_lock(lock.path, shown=lock.shown))
+    if digest_ref is None:
+        return
+    image_id = use_locked_base(engine, project.config.base.image, digest_ref,
+                               lambda line: None)
+    progress.note(f"base: {project.config.base.image} is {digest_ref} ({short_id(image_id)}), "
+                  f"as {lock.shown} says")
 
 
 def locked_check(project: Project, engine: Engine, names: list[str] | None, *,

@@ -30,6 +30,7 @@ class CheckResult:
         return {
             "ok": True,
             "project": str(config.root),
+            "name": config.name,  # "" with bare names
             "images": {
                 name: {
                     "from": image.parent or config.base.image,

@@ -4,7 +4,9 @@ Only images this project built are touched: the tags of its graph (latest, previ
 failed, rolled-back and the base tag) when the image carries this project's label, then
 any untagged image with that label. The base image is kept (it is shared, and may have
 been pulled or bootstrapped at some cost); an image a container still uses is kept and
-said so.
+said so. Images under the bare names of before projects had names (pylab:latest) are left
+alone and named, with how to remove them. The build cache is the engine's, shared by every
+project: `--cache` says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._common import project_from
-from pyrlab.config.key import project_key
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS
@@ -23,7 +24,8 @@ from pyrlab.output import info
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", action="store_true",
-                        help="also remove pyrlab's build cache (download caches and layers)")
+                        help="also remove pyrlab's build cache (download caches and layers), "
+                        "which every project on this engine shares")
     add_engine_argument(parser)
 
 
@@ -34,19 +36,29 @@ class CleanResult:
     kept: tuple[tuple[str, str], ...]  # (image, why)
     base: str
     cache: tuple[str, ...] | None  # the cache records/folders removed; None without --cache
+    # Images of this project's graph under bare names (PREFIXIMAGE:TAG, as built before
+    # projects had names), left alone; and the engine's command name, for the hint.
+    bare: tuple[str, ...] = ()
+    engine_name: str = "docker"
 
     def to_data(self) -> Any:
         return {"engine": self.selection.engine.describe(), "removed": list(self.removed),
                 "kept": [{"image": i, "reason": r} for i, r in self.kept],
                 "base_kept": self.base, "cache_pruned": self.cache is not None,
-                "cache_removed": list(self.cache or ())}
+                "cache_removed": list(self.cache or ()), "bare_names_kept": list(self.bare)}
 
     def to_text(self) -> str:
         lines = [f"removed {r}" for r in self.removed] or ["no images to remove"]
         lines += [f"kept {i}: {r}" for i, r in self.kept]
         lines.append(f"kept the base image {self.base} (remove it with your engine's rmi)")
+        if self.bare:
+            lines.append(f"left alone, under bare names from before projects had names: "
+                         f"{', '.join(self.bare)}; remove them with `{self.engine_name} rmi "
+                         f"{' '.join(self.bare)}` (or `pyrlab clean --set name=` for those "
+                         f"this folder built)")
         if self.cache is not None:
-            lines.append(f"build cache: removed {len(self.cache)} pyrlab cache entries")
+            lines.append(f"build cache: removed {len(self.cache)} pyrlab cache entries "
+                         f"(the engine's build cache is shared: this affects every project)")
         return "\n".join(lines)
 
 
@@ -57,7 +69,7 @@ def run(args: argparse.Namespace) -> CleanResult:
                               config_source=config.source_of("engine"))
     engine = selection.engine
     info(selection.describe())
-    key = project_key(project.root)
+    key = config.project_id
     removed: list[str] = []
     kept: list[tuple[str, str]] = []
     kept_ids: set[str] = set()
@@ -90,5 +102,15 @@ def run(args: argparse.Namespace) -> CleanResult:
     for image_id in leftovers:
         if engine.image(image_id) is not None:
             kept.append((short_id(image_id), "still used (a container, or a kept image)"))
+    bare: list[str] = []
+    if config.name:
+        refs = [f"{config.prefix}{name}:{tag}" for name in project.order()
+                for tag in (*RESERVED_TAGS, config.base.tag)]
+        found = engine.images_by_ref(list(dict.fromkeys(refs)))
+        # Podman also finds a short name's image under a longer one (pylab → a/pylab):
+        # only an image that carries the bare name itself is one.
+        bare = [ref for ref, image in found.items() if image is not None
+                and {ref, f"localhost/{ref}", f"docker.io/library/{ref}"} & set(image.tags)]
     cache = tuple(engine.prune_build_cache()) if args.cache else None
-    return CleanResult(selection, tuple(removed), tuple(kept), config.base.image, cache)
+    return CleanResult(selection, tuple(removed), tuple(kept), config.base.image, cache,
+                       tuple(bare), engine.name)

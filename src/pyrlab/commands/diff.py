@@ -8,8 +8,9 @@ two lock files, per ecosystem: added, removed, upgraded, downgraded.
     pyrlab diff old.lock pyrlab.lock    one lock file → another
 
 An argument that names an image of the project (NAME or NAME:TAG) is an image; anything
-else is a lock file (write ./pylab for a file that is called like an image). A difference
-is not an error: the exit code is 0 either way.
+else is a lock file (write ./pylab for a file that is called like an image). The exit code
+says what was found, as diff(1) and `git diff --exit-code` do: 0 nothing differs, 1 something
+does (a package, an image's OS, Python, R or base), and an error's own code otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from pyrlab.config.schema import Config
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.errors import ConfigError, Problem, UsageError
+from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
 from pyrlab.inventory.diff import InventoryDiff, diff, diff_locks
 from pyrlab.inventory.images import (
     current_inventories,
@@ -49,6 +50,12 @@ class DiffResult:
     new: str
     diffs: tuple[InventoryDiff, ...]
     not_built: tuple[str, ...] = ()  # images of the project left out: there is none to read
+
+    @property
+    def exit_code(self) -> int:
+        """1 when anything differs (an image not built here is left out, not a difference)."""
+        differs = any(d.status != "unchanged" for d in self.diffs)
+        return EXIT_DIFFERENT if differs else EXIT_OK
 
     def to_data(self) -> Any:
         return {"old": self.old, "new": self.new, "not_built": list(self.not_built),

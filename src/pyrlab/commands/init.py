@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pyrlab.config.schema import SUITE_RE
+from pyrlab.config.schema import SUITE_RE, name_from_folder
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem, UsageError
 
@@ -136,6 +136,7 @@ def record_ca_files(files: list[str]) -> tuple[Path | None, str]:
 
 
 def run(args: argparse.Namespace) -> InitResult:
+    """Write the project's files; its `name` is the folder's (see name_from_folder)."""
     root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
     block = base_block(args.base)
     cas = ca_files(args)
@@ -151,7 +152,8 @@ def run(args: argparse.Namespace) -> InitResult:
         for src, dst in FILES:
             text = package.joinpath(src).read_text(encoding="utf-8")
             if src == "pyrlab.toml":
-                text = text.replace("@BASE@", block)
+                text = (text.replace("@BASE@", block)
+                        .replace("@NAME@", json.dumps(name_from_folder(root))))
             (root / dst).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None

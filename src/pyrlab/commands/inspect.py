@@ -80,8 +80,9 @@ def home_result(config: Config, image: str) -> HomeResult:
         raise ConfigError(Problem(
             "pyrlab.toml: run.home", "empty: labs mount no home folder, so nothing a user "
             "installs at run time is kept"))
-    root = layer_root(config.path(config.run.home), name)
-    return HomeResult(name, str(root), user_packages(config.path(config.run.home), name))
+    home = config.path(config.run.home)
+    key = config.layer_key(name)
+    return HomeResult(name, str(layer_root(home, key)), user_packages(home, key))
 
 
 def run(args: argparse.Namespace) -> InspectResult | HomeResult:

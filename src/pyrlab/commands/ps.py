@@ -1,5 +1,6 @@
-"""`pyrlab ps`: this project's labs with their URLs (JupyterLab's and every other named
-port's), published ports, uptime and health."""
+"""`pyrlab ps [--all-projects]`: this project's labs (or every project's, each with its
+folder) with their URLs (JupyterLab's and every other named port's), published ports,
+uptime and health."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pyrlab.run.session import config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-projects", action="store_true",
+                        help="the running labs of every project on this engine, each with "
+                        "its project folder")
     add_engine_argument(parser)
 
 
@@ -21,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class PsResult:
     labs: tuple[Lab, ...]
     now: datetime
+    all_projects: bool = False
 
     def to_data(self) -> Any:
-        return [{"image": lab.image, "container": lab.name, "port": lab.port, "url": lab.url,
+        return [{"image": lab.image, "container": lab.name, "project_dir": lab.project_dir, "port": lab.port, "url": lab.url,
                  "state": lab.state, "health": lab.health, "status": lab.status,
                  "uptime_seconds": None if lab.uptime(self.now) is None
                  else round(lab.uptime(self.now) or 0.0),
@@ -35,21 +40,25 @@ class PsResult:
 
     def to_text(self) -> str:
         if not self.labs:
+            if self.all_projects:
+                return "no lab of any project is running"
             return "no labs (start one with `pyrlab up pylab`)"
-        header = ("IMAGE", "STATUS", "UPTIME", "URL", "PORTS")
-        rows = [header]
+        header: tuple[str, ...] = ("IMAGE", "STATUS", "UPTIME", "URL", "PORTS")
+        first: tuple[str, ...] = ("PROJECT",) if self.all_projects else ()
+        rows = [first + header]
         notes = []
         for lab in self.labs:
             own = [entry for entry in lab.published
                    if entry not in {s.published for s in lab.services}]
-            rows.append((lab.image, lab.status, format_duration(lab.uptime(self.now)),
+            where = (lab.project_dir or "-",) if self.all_projects else ()
+            rows.append((*where, lab.image, lab.status, format_duration(lab.uptime(self.now)),
                          lab.url if lab.running else "-", ", ".join(own) or "-"))
             # One row per other named port, under its lab: where the host reaches it.
-            rows += [(f"  {s.name}", "", "", s.url if lab.running else "-", s.published)
-                     for s in lab.services]
+            rows += [(*("",) * len(where), f"  {s.name}", "", "",
+                      s.url if lab.running else "-", s.published) for s in lab.services]
             if lab.health_note:
                 notes.append(f"note: {lab.name}: health unknown: {lab.health_note}")
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]])
                  for row in rows]
         return "\n".join(lines + notes)
@@ -58,14 +67,21 @@ class PsResult:
 def run(args: argparse.Namespace) -> PsResult:
     config = config_from(args)
     engine = engine_from(args, config)
-    labs = find_labs(engine, config)
+    every = bool(getattr(args, "all_projects", False))
+    scope = None if every else config
+
+    def find() -> list[Lab]:
+        found = find_labs(engine, scope)
+        return [lab for lab in found if lab.running] if every else found
+
+    labs = find()
     # An engine that runs health checks only from systemd timers (Podman) has none run
     # without systemd: its record would say "starting" for ever, or "healthy" long after the
     # server died. Such an engine checks now; one whose daemon checks on its own does not.
     runs = {lab.name: engine.check_health(lab.name) for lab in labs
             if lab.running and lab.health is not None}
     if any(run.ran for run in runs.values()):
-        labs = find_labs(engine, config)
+        labs = find()
     labs = [replace(lab, health_note=runs[lab.name].problem)
             if lab.name in runs and runs[lab.name].problem else lab for lab in labs]
-    return PsResult(tuple(labs), datetime.now(UTC))
+    return PsResult(tuple(labs), datetime.now(UTC), every)

@@ -17,10 +17,12 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.config.key import project_key
 from pyrlab.config.user import (
     USER_CONFIG_ENV,
     USER_SOURCE,
@@ -57,10 +59,9 @@ PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 # do not load the list parser).
 R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 ENGINES = ("auto", "docker", "podman")
-# Where a lab's notebooks and home folders are by default. A project may name these
-# (`pyrlab init` writes them) although they lie outside its folder (run/safety.py).
+# Where a lab's notebooks are by default (its home: default_home). A project may name these
+# defaults (`pyrlab init` writes them) although they lie outside its folder (run/safety.py).
 DEFAULT_NOTEBOOKS = "~/notebooks"
-DEFAULT_HOME = "~/docker"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class BaseConfig:
     # `jupyterhub-singleuser` in every runnable image (the `jupyterhub` package, see
     # pyrlab.dockerfile.render.JUPYTERHUB_SERIES), so that a JupyterHub can start it.
     jupyterhub: bool = True
+    # snapshot.debian.org's state of Debian ("20250101T000000Z"): the mirror of the
+    # bootstrap and the Debian sources of every apt step; None = the mirror as it is now.
+    snapshot: str | None = None
 
     @property
     def tag(self) -> str:
@@ -167,7 +171,7 @@ class Config:
     root: Path  # the lab project folder
     file: Path | None  # pyrlab.toml, or None when running on pure defaults
     engine: str
-    prefix: str  # prepended to every image name ("registry/namespace/")
+    prefix: str  # prepended to every image name in a registry ("registry/namespace/")
     base: BaseConfig
     proxy: ProxyConfig
     images: Mapping[str, ImageConfig]  # in file order
@@ -196,9 +200,31 @@ class Config:
         """Whether `key` was set by the user's own file (and no environment or --set
         replaced it): the user's grant, which a project cannot give itself."""
         return self.source_of(key).startswith(USER_SOURCE + " ")
+    # The project's name (top-level `name`): its images are NAME/IMAGE on this machine, its
+    # labs NAME__IMAGE-PORT. "" asks for the bare names of before (PREFIXIMAGE, shared home).
+    name: str = ""
+    name_from_folder: bool = False  # pyrlab.toml has no `name`: it is the folder's
 
     def image_ref(self, name: str, tag: str = "latest") -> str:
-        return f"{self.prefix}{name}:{tag}"
+        """The image's local reference: PROJECT/IMAGE:TAG (PREFIXIMAGE:TAG with bare names)."""
+        return f"{self.name}/{name}:{tag}" if self.name else f"{self.prefix}{name}:{tag}"
+
+    def registry_ref(self, name: str, tag: str = "latest") -> str:
+        """The image's name in a registry: PREFIXIMAGE:TAG, whatever the project is called;
+        without a prefix, the local reference (what a hub on this host would start)."""
+        return f"{self.prefix}{name}:{tag}" if self.prefix else self.image_ref(name, tag)
+
+    def layer_key(self, name: str) -> str:
+        """Where the image's run-time installs go under the lab's home
+        (~/.local/share/pyrlab/KEY/): PROJECT/IMAGE, or IMAGE with bare names."""
+        return f"{self.name}/{name}" if self.name else name
+
+    @property
+    def project_id(self) -> str:
+        """What the org.pyrlab.project label of its images and labs holds: the name, so
+        that a clone in another folder has the same images; with bare names, a hash of the
+        folder, as before projects had names."""
+        return self.name or project_key(self.root)
 
     def path(self, value: str) -> Path:
         """A path from the config: `~` expanded, relative to the project folder."""
@@ -225,6 +251,19 @@ DEFAULT_IMAGES: dict[str, dict[str, Any]] = {
         "ports": {"lab": 9999},
     },
 }
+
+
+def name_from_folder(root: Path) -> str:
+    """A project name from a folder's name: lower case, runs of other characters as one
+    '-' ("My Lab 2" → "my-lab-2"); "lab" when nothing is left."""
+    words = re.findall(r"[a-z0-9]+", root.name.lower())
+    return "-".join(words) or "lab"
+
+
+def default_home(name: str) -> str:
+    """run.home's default: one folder per project under ~/docker (all share ~/docker with
+    bare names)."""
+    return f"~/docker/{name}" if name else "~/docker"
 
 
 def default_uid_gid() -> tuple[int, int]:
@@ -433,6 +472,13 @@ def _is_uid(v: Any) -> str | None:
     return None
 
 
+def _is_project_name(v: Any) -> str | None:
+    if not isinstance(v, str) or not (v == "" or IMAGE_NAME_RE.match(v)):
+        return ("expected a project name: lower-case letters, digits and . _ - such as "
+                f"'my-lab' (or \"\" for bare image names), got {v!r}")
+    return None
+
+
 def _is_image_ref(v: Any) -> str | None:
     if not isinstance(v, str) or not IMAGE_REF_RE.match(v):
         return f"not a valid image reference: {v!r}"
@@ -464,7 +510,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 
 BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
-             "ca_certificates", "locale", "slim", "jupyterhub"}
+             "ca_certificates", "locale", "slim", "jupyterhub", "snapshot"}
 PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
               "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
 IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
@@ -473,7 +519,7 @@ RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid
 BUILD_KEYS = {"cache_from"}
 TEST_KEYS = {"known_failures"}
 KNOWN_FAILURES_KEYS = {"python", "r"}
-TOP_KEYS = {"engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
+TOP_KEYS = {"name", "engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
@@ -482,6 +528,9 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
     suite = r.get(d, "bootstrap", p, None, lambda v: None if isinstance(v, str) and SUITE_RE.match(v)
                   else f"expected a Debian suite name such as 'trixie', got {v!r}")
     default_image = f"pyrlab-debian:{suite}" if suite else "python:3.14-trixie"
+    if d.get("snapshot") is not None and d.get("mirror") is not None:
+        r.problem("base.snapshot", "set together with base.mirror: the snapshot is the mirror "
+                  "(snapshot.debian.org); remove one of them")
     return BaseConfig(
         image=r.get(d, "image", p, default_image, _is_image_ref),
         bootstrap=suite,
@@ -496,7 +545,19 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
                      else f"expected a UTF-8 locale such as 'en_US.UTF-8', got {v!r}"),
         slim=r.get(d, "slim", p, True, _is_bool),
         jupyterhub=r.get(d, "jupyterhub", p, True, _is_bool),
+        snapshot=r.get(d, "snapshot", p, None, _is_snapshot),
     )
+
+
+def _is_snapshot(v: Any) -> str | None:
+    """snapshot.debian.org's time stamps: YYYYMMDDTHHMMSSZ, a real UTC time."""
+    if isinstance(v, str) and re.match(r"^\d{8}T\d{6}Z\Z", v):
+        try:
+            datetime.strptime(v, "%Y%m%dT%H%M%SZ")
+            return None
+        except ValueError:
+            pass
+    return f"expected a snapshot.debian.org time stamp such as '20250601T000000Z', got {v!r}"
 
 
 def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
@@ -569,7 +630,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     )
 
 
-def _read_run(r: _Reader, raw: Any) -> RunConfig:
+def _read_run(r: _Reader, raw: Any, project: str) -> RunConfig:
     d = r.table(raw, "run", RUN_KEYS)
     p = "run."
     uid, gid = default_uid_gid()
@@ -578,7 +639,7 @@ def _read_run(r: _Reader, raw: Any) -> RunConfig:
         else "expected a table of image = \"script\"")
     return RunConfig(
         notebooks=r.get(d, "notebooks", p, DEFAULT_NOTEBOOKS, _is_run_path),
-        home=r.get(d, "home", p, DEFAULT_HOME, _is_run_path),
+        home=r.get(d, "home", p, default_home(project), _is_run_path),
         rc=tuple(sorted(rc_raw.items())),
         userlab=r.get(d, "userlab", p, "userlab.sh", _is_run_path) or None,
         envfile=r.get(d, "envfile", p, ".env", _is_run_path),
@@ -746,6 +807,10 @@ def read_config(
 
     r = _Reader(shown, problems, sources)
     top = r.table(raw, "", TOP_KEYS)
+    name_given = "name" in top
+    project_name = r.get(top, "name", "", None, _is_project_name)
+    if project_name is None:
+        project_name = name_from_folder(root)
     engine = r.get(top, "engine", "", "auto", _one_of(*ENGINES))
     prefix = r.get(top, "prefix", "", "", lambda v: None if isinstance(v, str) and PREFIX_RE.match(v)
                    else f"expected a registry/namespace prefix ending in '/', got {v!r}")
@@ -759,7 +824,7 @@ def read_config(
         for name, image_raw in images_raw.items():
             images[name] = _read_image(r, name, image_raw)
     _check_graph(r, images)
-    run = _read_run(r, top.get("run"))
+    run = _read_run(r, top.get("run"), project_name)
     build = _read_build(r, top.get("build"))
     test = _read_test(r, top.get("test"))
     for image_name, _ in run.rc:
@@ -779,6 +844,8 @@ def read_config(
         test=test,
         file_keys=file_keys,
         user_file=user_file,
+        name=project_name,
+        name_from_folder=not name_given,
     )
     return config, problems
 

@@ -1,9 +1,10 @@
-"""What the lab's user installs at run time, kept in the mounted home, per image (installed
-as /opt/pyrlab/user_env.py; run by jupyter_server_config.py when the server starts).
+"""What the lab's user installs at run time, kept in the mounted home, per project and image
+(installed as /opt/pyrlab/user_env.py; run by jupyter_server_config.py when the server
+starts). KEY is the image's PYRLAB_IMAGE: PROJECT/IMAGE (IMAGE with bare names).
 
-    ~/.local/share/pyrlab/IMAGE/pythonX.Y/   a venv layered on the image's /opt/venv
-    ~/.local/share/pyrlab/IMAGE/jupyter/     the python3 kernel spec, run in that venv
-    ~/.local/share/pyrlab/IMAGE/R/X.Y/       R's user library (R_LIBS_USER, image ENV)
+    ~/.local/share/pyrlab/KEY/pythonX.Y/   a venv layered on the image's /opt/venv
+    ~/.local/share/pyrlab/KEY/jupyter/     the python3 kernel spec, run in that venv
+    ~/.local/share/pyrlab/KEY/R/X.Y/       R's user library (R_LIBS_USER, image ENV)
 
 The layer is a venv whose site-packages come first and whose `_pyrlab_image.pth` then adds
 the image's site-packages: kernels see the user's versions before the image's, and pip,

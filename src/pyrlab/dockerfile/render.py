@@ -335,6 +335,8 @@ def _net_files(project: Project, *, reveal: bool = False) -> dict[str, bytes]:
         ).encode()
         if proxy.apt_https:
             apt["https-via-proxy"] = b"rewrite https:// sources as http://HTTPS/// for the proxy\n"
+    if project.config.base.snapshot:
+        apt["snapshot.sources"] = snapshot_sources(project.config.base.snapshot)
     python: dict[str, bytes] = dict(patience)
     uv = ["[pip]"]
     pip = ["[global]", f"timeout = {proxy.timeout}", f"retries = {proxy.retries}"]
@@ -355,6 +357,31 @@ def _net_files(project: Project, *, reveal: bool = False) -> dict[str, bytes]:
     files.update({f"python/{k}": v for k, v in python.items()})
     files.update({f"r/{k}": v for k, v in apt.items()})
     return files
+
+
+SNAPSHOT_ARCHIVE = "http://snapshot.debian.org/archive"
+
+
+def snapshot_mirror(snapshot: str, archive: str = "debian") -> str:
+    """snapshot.debian.org's URL of `archive` (debian, debian-security) as it was then."""
+    return f"{SNAPSHOT_ARCHIVE}/{archive}/{snapshot}"
+
+
+def snapshot_sources(snapshot: str) -> bytes:
+    """[base] snapshot's apt sources (deb822): Debian's main, updates and security suites
+    as snapshot.debian.org kept them then. apt-install puts them in place of the image's
+    Debian sources (@VERSION_CODENAME@ = the image's release). Their Release files have
+    long expired: apt must not check that."""
+    stanza = ("Types: deb\nURIs: {uri}\nSuites: {suites}\nComponents: main\n"
+              "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+              "Check-Valid-Until: no\n")
+    return (f"# pyrlab.toml [base] snapshot = \"{snapshot}\": Debian as snapshot.debian.org "
+            "kept it then.\n"
+            + stanza.format(uri=snapshot_mirror(snapshot),
+                            suites="@VERSION_CODENAME@ @VERSION_CODENAME@-updates")
+            + "\n"
+            + stanza.format(uri=snapshot_mirror(snapshot, "debian-security"),
+                            suites="@VERSION_CODENAME@-security")).encode()
 
 
 def _shown_proxy(project: Project, reveal: bool) -> ProxyConfig:
@@ -612,6 +639,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     values = {
         "version": __version__,
         "name": name,
+        "layer": config.layer_key(name),
         "parent": image.parent or "",
         "from_ref": (config.image_ref(name) if delta is not None
                      else config.image_ref(image.parent) if image.parent else config.base.image),

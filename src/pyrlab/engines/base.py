@@ -88,6 +88,7 @@ class ImageInfo:
     id: str  # hex digest without "sha256:"
     labels: Mapping[str, str]
     tags: tuple[str, ...]  # as the engine reports them
+    digests: tuple[str, ...] = ()  # REPOSITORY@sha256:… of the registries it came from
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,8 @@ def request_args(request: BuildRequest) -> list[str]:
 def _image_info(info: dict[str, Any]) -> ImageInfo:
     labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
     return ImageInfo(id=normalize_id(str(info.get("Id", ""))), labels=dict(labels),
-                     tags=tuple(info.get("RepoTags") or ()))
+                     tags=tuple(info.get("RepoTags") or ()),
+                     digests=tuple(info.get("RepoDigests") or ()))
 
 
 def _plain_ref(ref: str) -> str:
@@ -437,6 +439,12 @@ class Engine(ABC):
         result = self._check([*argv, str(tarball), ref])
         lines = result.stdout.strip().splitlines()
         return normalize_id(lines[-1]) if lines else ""
+
+    def load(self, archive: Path) -> list[str]:
+        """Load the images of an archive `save` would write (manifest.json); returns the
+        image IDs the engine says it loaded ("Loaded image ID: sha256:…")."""
+        result = self._check(["load", "--input", str(archive)])
+        return [normalize_id(m) for m in re.findall(r"sha256:[0-9a-f]{64}", result.stdout)]
 
     def read_file(self, image: str, path: str) -> bytes:
         """The bytes of the file at `path` in a local image.

@@ -15,6 +15,7 @@ from pyrlab.engines.base import (
     BuildRequest,
     Engine,
     HealthCheckRun,
+    RunRequest,
     reported,
     request_args,
     step_title,
@@ -33,9 +34,26 @@ def podman_render_options() -> RenderOptions:
     return RenderOptions(cache_sharing_locked=False, run_input_keys=True)
 
 
+def buildah_tmpdir() -> Path:
+    """The TMPDIR `podman build` runs with, under which buildah keeps cache mounts
+    (buildah-cache/ID in 1.28, buildah-cache-UID/ID in later versions): the user's own
+    $TMPDIR; else, rootless, a folder of the user's own; else /var/tmp.
+
+    Buildah 1.28 puts every user's cache mounts in /var/tmp/buildah-cache: once root's
+    builds made it, a rootless build cannot write there (apt: "Could not open lock file
+    /var/lib/apt/lists/lock"), and once a user made it, root's builds would use that user's
+    files. So a rootless build gets a TMPDIR of its own."""
+    if os.environ.get("TMPDIR"):
+        return Path(os.environ["TMPDIR"])
+    if os.geteuid() == 0:
+        return Path("/var/tmp")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "pyrlab" / "buildah-tmp"
+
+
 def buildah_cache_dirs() -> list[Path]:
-    """Where buildah (run by this process) keeps cache mounts: $TMPDIR, else /var/tmp."""
-    root = Path(os.environ.get("TMPDIR") or "/var/tmp")
+    """Where buildah (run by this process) keeps cache mounts (see buildah_tmpdir)."""
+    root = buildah_tmpdir()
     names = ("buildah-cache", f"buildah-cache-{os.getuid()}")
     return [root / name for name in names if (root / name).is_dir()]
 
@@ -78,18 +96,42 @@ class PodmanOutput(BuildOutput):
         return BuildFailure(self.title, list(self.lines), self.error)
 
 
+VFS_NOTE = ("stores images with vfs, a full copy of the image at every build step: set "
+            'driver = "overlay" (docs/building.md, rootless Podman)')
+
+
 class Podman(Engine):
     name = "podman"
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(binary)
+        self.storage_note = ""
 
     @property
     def render_options(self) -> RenderOptions:
         return podman_render_options()
 
     def describe(self) -> str:
-        return f"podman ({self.binary} build)"
+        note = f"; {self.storage_note}" if self.storage_note else ""
+        return f"podman ({self.binary} build{note})"
+
+    def check_available(self) -> None:
+        super().check_available()
+        if os.geteuid() != 0:
+            # Debian's podman without containers-storage's storage.conf leaves a user on vfs.
+            driver = self._run(["info", "--format", "{{.Store.GraphDriverName}}"])
+            if driver.ok and driver.stdout.strip() == "vfs":
+                self.storage_note = VFS_NOTE
 
     def build_output(self) -> BuildOutput:
         return PodmanOutput()
+
+    def build_env(self) -> dict[str, str]:
+        tmpdir = buildah_tmpdir()
+        if str(tmpdir) == os.environ.get("TMPDIR", "/var/tmp"):
+            return {}
+        tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return {"TMPDIR": str(tmpdir)}
 
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         argv = [self.binary, "build", "--format", "docker", "--iidfile", str(iidfile),
@@ -106,6 +148,17 @@ class Podman(Engine):
         if plain_http:
             argv.append("--tls-verify=false")
         return argv + [ref]
+
+    def run_argv(self, request: RunRequest) -> list[str]:
+        argv = super().run_argv(request)
+        if request.user and request.mounts and os.geteuid() != 0:
+            # Rootless, container UIDs other than 0 map to subordinate IDs, so the lab could
+            # not write into the host folders it mounts (they look root's inside) and what it
+            # wrote would belong to a sub-UID. keep-id maps this user to the lab's UID:GID.
+            uid, _, gid = request.user.partition(":")
+            spec = f"keep-id:uid={uid}" + (f",gid={gid}" if gid else "")
+            argv[2:2] = ["--userns", spec]
+        return argv
 
     def gpu_args(self) -> list[str]:
         return ["--device", "nvidia.com/gpu=all"]

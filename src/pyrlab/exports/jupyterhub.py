@@ -79,7 +79,8 @@ def hub_images(config: Config, *, registry: str | None = None,
                pushed: Mapping[str, str] | None = None) -> list[HubImage]:
     """The runnable images as the hub names them: what `pyrlab push` recorded (to this
     registry, when one is given), else REGISTRY/NAME:latest, else the project's own
-    reference (its `prefix`, for a hub on the host that built them)."""
+    name in a registry (PREFIXIMAGE, see Config.registry_ref; without a prefix, the local
+    PROJECT/IMAGE, for a hub on the host that built them)."""
     prefix = registry_prefix(registry) if registry is not None else None
     pushed = pushed or {}
     images = []
@@ -90,7 +91,7 @@ def hub_images(config: Config, *, registry: str | None = None,
         elif prefix is not None:
             ref = f"{prefix}{name}:latest"
         else:
-            ref = config.image_ref(name)
+            ref = config.registry_ref(name)
         images.append(HubImage(name, ref, config.base.cuda))
     if not images:
         raise ConfigError(Problem(_shown(config), "no image has a lab port, so a hub has "

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
-from pyrlab.bootstrap import DEFAULT_MIRROR, BootstrapFailed, bootstrap, host_mirror, phases
-from pyrlab.config.key import project_key
+from pyrlab.bootstrap import BootstrapFailed, base_mirror, bootstrap, phases
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.credentials import Redactor, proxy_urls
@@ -125,11 +124,67 @@ class BaseOutcome:
     action: Literal["used", "bootstrapped", "pulled"]
     image_id: str
     log: Path | None = None
+    digest_ref: str = ""  # a registry base's NAME@sha256:… (see registry_base_id)
+
+    @property
+    def recorded(self) -> str:
+        """What the inventory and pyrlab.lock record as the base (base-id)."""
+        return self.digest_ref or base_id_value(self.image_id)
 
 
 def base_id_value(image_id: str) -> str:
     """The base image's ID as the inventory records it."""
     return f"sha256:{normalize_id(image_id)}"
+
+
+def registry_base_id(ref: str, repo_digests: list[str]) -> str:
+    """A base image from a registry as pyrlab.lock records it: its name with the digest
+    the registry gave it (REPOSITORY@sha256:…), which `build --locked` pulls; "" when the
+    engine knows no digest of it from that repository (an image only built or loaded
+    here: its ID is recorded then)."""
+    wanted = _repository(ref)
+    for entry in repo_digests:
+        name, _, digest = entry.partition("@")
+        if digest and _repository(name) == wanted:
+            return f"{name}@{digest}"
+    return ""
+
+
+def use_locked_base(engine: Engine, ref: str, digest_ref: str,
+                    on_line: Callable[[str], None]) -> str:
+    """`build --locked` of a project whose base comes from a registry: the base is the
+    image pyrlab.lock names by digest (REPOSITORY@sha256:…), pulled when missing and named
+    `ref` here, so that the Dockerfiles' FROM `ref` starts from it whatever the tag points
+    to in the registry now. Returns its ID."""
+    info = engine.image(digest_ref)
+    if info is None:
+        try:
+            engine.pull(digest_ref, on_line)
+        except EngineError as exc:
+            raise BuildError(f"the base image pyrlab.lock names, {digest_ref}, cannot be "
+                             f"pulled: {exc.message}",
+                             hint="`pyrlab build` (without --locked) uses what [base] image "
+                             "names now and records its digest") from None
+        info = engine.image(digest_ref)
+        if info is None:
+            raise BuildError(f"the base image {digest_ref} is still missing after pulling it")
+    current = engine.image(ref)
+    if current is None or current.id != info.id:
+        engine.tag(digest_ref, ref)
+    return info.id
+
+
+def _repository(ref: str) -> str:
+    """A reference's repository, as Docker Hub's short names and Podman's long ones agree:
+    "python:3.14" and "docker.io/library/python" are both "docker.io/library/python"."""
+    name = ref.partition("@")[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.partition(":")[0]
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = "docker.io/" + (name if "/" in name else "library/" + name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -169,8 +224,9 @@ class Executor:
         self.progress = progress
         self.logs = logs_dir(project.root)
         self.build_dirs = project.root / ".pyrlab" / "build"
-        self.project_key = project_key(project.root)
+        self.project_key = project.config.project_id
         self.base_id = ""  # known once the base image is there
+        self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)
         # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
         self.secrets = build_secrets(project)
         self.redact = Redactor(project.config.proxy)
@@ -179,7 +235,8 @@ class Executor:
     def ensure_base(self, status: BaseStatus) -> BaseOutcome:
         if status.action == "use":
             assert status.image is not None
-            return BaseOutcome(status.ref, "used", status.image.id)
+            return BaseOutcome(status.ref, "used", status.image.id,
+                               digest_ref=self._digest_ref(status.ref))
         if status.action == "bootstrap":
             return self._bootstrap(status.ref)
         return self._pull(status)
@@ -187,7 +244,7 @@ class Executor:
     def _bootstrap(self, ref: str) -> BaseOutcome:
         base = self.project.config.base
         assert base.bootstrap is not None
-        mirror = base.mirror or host_mirror() or DEFAULT_MIRROR
+        mirror, _ = base_mirror(base)
         log = new_log_path(self.logs, f"bootstrap-{base.bootstrap}")
         self.progress.start("base", f"bootstrapping {ref} from Debian {base.bootstrap} ({mirror})")
         try:
@@ -217,12 +274,20 @@ class Executor:
             raise BuildError(f"the base image {status.ref} is still missing after pulling it",
                              hint=NO_REGISTRY_HINT)
         self.progress.done("base", f"pulled {status.ref} ({short_id(info.id)})")
-        return BaseOutcome(status.ref, "pulled", info.id, log_path)
+        return BaseOutcome(status.ref, "pulled", info.id, log_path,
+                           digest_ref=self._digest_ref(status.ref))
+
+    def _digest_ref(self, ref: str) -> str:
+        if self.project.config.base.bootstrap:
+            return ""  # bootstrapped: the same ID everywhere (see bootstrap.py)
+        info = self.engine.image(ref)
+        return registry_base_id(ref, list(info.digests)) if info is not None else ""
 
     # ------------------------------------------------------------ the graph
     def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
         base = self.ensure_base(plan.base)
         self.base_id = base.image_id
+        self.base_recorded = base.recorded
         if self.settings.before_build is not None and any(
                 item.decision.build for item in plan.images):
             self.settings.before_build(base.image_id)
@@ -307,7 +372,7 @@ class Executor:
         request = BuildRequest(
             context=folder,
             labels=labels,
-            build_args={**self.settings.build_args, BASE_ID_ARG: base_id_value(self.base_id)},
+            build_args={**self.settings.build_args, BASE_ID_ARG: self.base_recorded},
             secrets={secret_id(name): secrets / name for name in self.secrets},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
@@ -538,7 +603,7 @@ def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseO
     lock as it was)."""
     lock = lock_file(project.config)
     hashes = {item.target.name: item.target.context.input_hash for item in plan.images}
-    base_id = base_id_value(base.image_id)
+    base_id = base.recorded
     changed: dict[str, Inventory] = {}
     for outcome in outcomes:
         section = before.get(outcome.name)

@@ -24,6 +24,16 @@ APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
 MOUNTS = {"bin": "bin", "net/apt": "net", "apt": "apt", "pins/apt": "pins"}
 
 
+def gone_hint(shown: str) -> str:
+    """What to do when the mirror has moved on from the lock's Debian versions."""
+    return ("`pyrlab build` (without --locked) installs what the sources offer now and "
+            f"updates {shown}; `pyrlab upgrade` also re-makes the base. To build these "
+            "versions again, take Debian as it was when the lock was made: set [base] "
+            'snapshot = "YYYYMMDDTHHMMSSZ" in pyrlab.toml (a time of snapshot.debian.org '
+            f"when those versions were current, e.g. of the commit that last changed {shown}) "
+            "and run `pyrlab build --locked` again")
+
+
 def debs_check(project: Project, engine: Engine, names: list[str],
                lock: Mapping[str, Inventory], shown: str, *,
                network_host: bool) -> Callable[[str], None]:
@@ -52,9 +62,6 @@ def debs_check(project: Project, engine: Engine, names: list[str],
             problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"
                          for problem in unavailable_debs(wanted, answer)]
         if problems:
-            raise BuildError("\n".join(problems),
-                             hint="`pyrlab build` (without --locked) installs what the "
-                             f"sources offer now and updates {shown}; `pyrlab upgrade` "
-                             "also re-makes the base")
+            raise BuildError("\n".join(problems), hint=gone_hint(shown))
 
     return check

@@ -219,3 +219,16 @@ def unavailable_debs(wanted: Mapping[str, set[str]], answer: str) -> list[str]:
                 problems.append(f"{package} {version}: the sources offer "
                                 + (", ".join(others) if others else "no version of it"))
     return problems
+
+
+def locked_base_ref(project: Project, lock: Mapping[str, Inventory]) -> str | None:
+    """The registry base (REPOSITORY@sha256:…) pyrlab.lock's root images were built on, for
+    `build --locked` to use; None for a bootstrapped base (its ID is the same everywhere)
+    or when the lock names no digest. Root images on two digests: the first by name (a
+    --locked build of both starts from one base)."""
+    if project.config.base.bootstrap:
+        return None
+    found = sorted({lock[name].meta.base_id for name in project.config.images
+                    if project.config.images[name].parent is None and name in lock
+                    and "@sha256:" in lock[name].meta.base_id})
+    return found[0] if found else None

@@ -1,10 +1,11 @@
 """What the lab's user installed at run time on top of an image, read from the host side of
 the mounted home ([run] home), without starting anything.
 
-A lab keeps them per image (see container/user_env.py and R_LIBS_USER in the Dockerfile):
+A lab keeps them per project and image (see container/user_env.py and R_LIBS_USER in the
+Dockerfile); KEY is Config.layer_key: PROJECT/IMAGE, or IMAGE with bare names:
 
-    HOME/.local/share/pyrlab/IMAGE/pythonX.Y/lib/pythonX.Y/site-packages/  Python
-    HOME/.local/share/pyrlab/IMAGE/R/X.Y/                                   R
+    HOME/.local/share/pyrlab/KEY/pythonX.Y/lib/pythonX.Y/site-packages/  Python
+    HOME/.local/share/pyrlab/KEY/R/X.Y/                                   R
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
@@ -38,7 +37,7 @@ class Lab:
     image: str  # the image's name in the config
     ref: str  # the image reference it was started from
     image_id: str  # the image it runs (a rebuild moves the reference, not this)
-    project: str  # the project's key (see pyrlab.imagebuild.planner.project_key)
+    project: str  # the project's id (see pyrlab.config.schema.Config.project_id)
     project_dir: str
     port: int | None
     url: str  # without the token
@@ -141,19 +140,21 @@ def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
     )
 
 
-def find_labs(engine: Engine, config: Config, image: str | None = None) -> list[Lab]:
-    """This project's labs (running or not), optionally only those of one image."""
+def find_labs(engine: Engine, config: Config | None, image: str | None = None) -> list[Lab]:
+    """This project's labs (running or not), optionally only those of one image; with no
+    config, the labs of every project."""
     labs = []
-    key = project_key(config.root)
+    key = config.project_id if config is not None else None
     # Images carry the project label too: only containers with a lab label are labs.
-    for name in engine.list_containers(f"{LABEL_PROJECT}={key}"):
+    for name in engine.list_containers(f"{LABEL_PROJECT}={key}" if key else LABEL_LAB):
         data = engine.inspect_container(name)
         if data is None:  # removed in between
             continue
         lab = lab_from_inspect(data)
-        if lab.project == key and lab.image and (image is None or lab.image == image):
+        if (key is None or lab.project == key) and lab.image and (image is None
+                                                                  or lab.image == image):
             labs.append(lab)
-    return sorted(labs, key=lambda lab: (lab.image, lab.port or 0, lab.name))
+    return sorted(labs, key=lambda lab: (lab.project_dir, lab.image, lab.port or 0, lab.name))
 
 
 def one_lab(engine: Engine, config: Config, image: str, port: int | None = None,

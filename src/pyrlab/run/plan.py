@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
@@ -50,9 +49,11 @@ class LabPlan:
     user_folders: tuple[tuple[str, Path], ...] = ()
 
 
-def container_name(image: str, port: int) -> str:
-    """Stable per image and port: a second `up` finds the first lab by name."""
-    return f"pyrlab-{image}-{port}"
+def container_name(config: Config, image: str, port: int) -> str:
+    """Stable per project, image and port: a second `up` finds the first lab by name.
+    PROJECT__IMAGE-PORT: neither name holds "__", so two projects never share one; with
+    bare names, pyrlab-IMAGE-PORT as before."""
+    return f"{config.name}__{image}-{port}" if config.name else f"pyrlab-{image}-{port}"
 
 
 def is_loopback(bind: str) -> bool:
@@ -198,7 +199,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         mounts.append(Mount(path, f"{ETC}/{target}", read_only=True))
 
     url = lab_url(run.bind, lab_port)
-    name = container_name(image, lab_port)
+    name = container_name(config, image, lab_port)
     request = RunRequest(
         image=config.image_ref(image),
         name=name,
@@ -207,7 +208,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         ports=tuple(ports),
         mounts=tuple(mounts),
         labels={
-            LABEL_PROJECT: project_key(config.root),
+            LABEL_PROJECT: config.project_id,
             LABEL_PROJECT_DIR: str(config.root),
             LABEL_LAB: image,
             LABEL_PORT: str(lab_port),

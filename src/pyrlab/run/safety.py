@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.schema import DEFAULT_HOME, DEFAULT_NOTEBOOKS, Config
+from pyrlab.config.schema import DEFAULT_NOTEBOOKS, Config, default_home
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.run.plan import LabPlan, is_loopback
@@ -169,7 +169,8 @@ def refusals(config: Config, plan: LabPlan) -> list[Refusal]:
                 for elements, why in _split(args, plan) if why]
     if config.run.uid == 0:
         out.append(Refusal("run.uid", "0", "runs the lab as root"))
-    defaults = {"run.notebooks": DEFAULT_NOTEBOOKS, "run.home": DEFAULT_HOME}
+    # The project's own home under ~/docker is a default; another project's is not.
+    defaults = {"run.notebooks": DEFAULT_NOTEBOOKS, "run.home": default_home(config.name)}
     for key, path in plan.user_folders:
         shown = str(path) if path.resolve() == path else f"{path} (that is {path.resolve()})"
         why = _folder(path.resolve())

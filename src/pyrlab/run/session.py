@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pyrlab.config.schema import Config, load_config
 from pyrlab.engines.select import select_engine
 from pyrlab.output import info
+from pyrlab.run.state import name_note
 
 if TYPE_CHECKING:
     from pyrlab.config.project import Project
@@ -17,7 +18,16 @@ if TYPE_CHECKING:
 
 def config_from(args: argparse.Namespace) -> Config:
     """The configuration only: `down`, `ps`, `logs`… work even while a list has a mistake."""
-    return load_config(Path(args.project), sets=tuple(args.sets))
+    config = load_config(Path(args.project), sets=tuple(args.sets))
+    announce_name(config)
+    return config
+
+
+def announce_name(config: Config) -> None:
+    """Say once that an old project is named for its folder (see state.name_note)."""
+    note = name_note(config)
+    if note is not None:
+        info(f"pyrlab: note: {note}")
 
 
 def project_from(args: argparse.Namespace) -> Project:
@@ -25,6 +35,7 @@ def project_from(args: argparse.Namespace) -> Project:
     from pyrlab.config.project import load_project  # parsing lists: not for `down` or `ps`
 
     project = load_project(Path(args.project), sets=tuple(args.sets))
+    announce_name(project.config)
     for warning in project.warnings:
         info(f"pyrlab: warning: {warning}")
     return project

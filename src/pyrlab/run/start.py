@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, PyrlabError, RunError
@@ -181,7 +180,7 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     spec = lab_image(config, image)
     lab_port = port if port is not None else spec.lab_port
     assert lab_port is not None
-    name = container_name(image, lab_port)
+    name = container_name(config, image, lab_port)
     for text in check_safety(config, image, port=lab_port, gpus=gpus,
                              allow_unsafe=allow_unsafe):
         note(f"pyrlab: warning: {text}")
@@ -205,7 +204,7 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
         existing = found.result()
     if existing is not None:
         lab = lab_from_inspect(existing)
-        if lab.project != project_key(config.root):
+        if lab.project != config.project_id:
             where = lab.project_dir or "outside any pyrlab project"
             raise RunError(f"port {lab_port} is in use by {name}, a lab of the project {where}",
                            hint=f"stop it there (`pyrlab -C {where} down {image}`) or choose "

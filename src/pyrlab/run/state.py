@@ -24,6 +24,28 @@ def state_dir(config: Config) -> Path:
     return Path(override).expanduser() if override else config.root / ".pyrlab"
 
 
+def name_note(config: Config) -> str | None:
+    """Once per project folder (the first command after an upgrade): that a pyrlab.toml
+    without `name` is named for its folder, and how to fix that. None when said before."""
+    if not config.name_from_folder or config.file is None:
+        return None
+    marker = state_dir(config) / "name-from-folder"
+    try:
+        if marker.read_text(encoding="utf-8").strip() == config.name:
+            return None
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(config.name + "\n", encoding="utf-8")
+    except OSError:
+        pass  # a read-only project: said again next time
+    return (f"{config.file.name} has no `name`: this project is named for its folder, "
+            f"'{config.name}' (images {config.image_ref('IMAGE')}, home "
+            f"{config.run.home}); add `name = \"{config.name}\"` at its top so that a "
+            f"clone in another folder gets the same names (said once)")
+
+
 def token_path(config: Config, container: str) -> Path:
     return state_dir(config) / "tokens" / f"{container}.token"
 

@@ -16,7 +16,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
-FROM pylab:latest
+FROM full/pylab:latest
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root
@@ -34,11 +34,12 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 
-# What the lab's user installs at run time goes to the mounted home, per image: Python into
+# What the lab's user installs at run time goes to the mounted home, per project and image
+# (PROJECT/IMAGE, see Config.layer_key): Python into
 # a layer on /opt/venv (user_env.py), R packages into R's user library (%v: R's x.y).
 ENV PYRLAB_LAB_PORT=8890 \
-    PYRLAB_IMAGE=pylab-torch \
-    R_LIBS_USER=~/.local/share/pyrlab/pylab-torch/R/%v
+    PYRLAB_IMAGE=full/pylab-torch \
+    R_LIBS_USER=~/.local/share/pyrlab/full/pylab-torch/R/%v
 EXPOSE 8890
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,

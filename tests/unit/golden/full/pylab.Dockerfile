@@ -16,7 +16,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
-FROM pyrlab-base:latest
+FROM full/pyrlab-base:latest
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root
@@ -34,11 +34,12 @@ RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
     --mount=type=bind,from=pyrlab-tools,source=/,target=/run/pyrlab/tools \
     /run/pyrlab/bin/uv-install
 
-# What the lab's user installs at run time goes to the mounted home, per image: Python into
+# What the lab's user installs at run time goes to the mounted home, per project and image
+# (PROJECT/IMAGE, see Config.layer_key): Python into
 # a layer on /opt/venv (user_env.py), R packages into R's user library (%v: R's x.y).
 ENV PYRLAB_LAB_PORT=8888 \
-    PYRLAB_IMAGE=pylab \
-    R_LIBS_USER=~/.local/share/pyrlab/pylab/R/%v
+    PYRLAB_IMAGE=full/pylab \
+    R_LIBS_USER=~/.local/share/pyrlab/full/pylab/R/%v
 EXPOSE 6006 8888 40000
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,

@@ -2,7 +2,7 @@
 # pyrlab.toml or the package lists and run `pyrlab render` / `pyrlab build` again.
 # Package lists are not in this file: they are in pyrlab/ beside it, bind-mounted
 # into the steps that install them and read by the installer scripts.
-FROM pyrlab-base:latest
+FROM full/pyrlab-base:latest
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root

@@ -16,7 +16,7 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/apt-install
 
-FROM rlab-base:latest
+FROM full/rlab-base:latest
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 USER root
@@ -48,11 +48,12 @@ RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=lock
     --mount=type=secret,id=pyrlab-proxy.env,target=/run/pyrlab/secret/proxy.env \
     /run/pyrlab/bin/r-install
 
-# What the lab's user installs at run time goes to the mounted home, per image: Python into
+# What the lab's user installs at run time goes to the mounted home, per project and image
+# (PROJECT/IMAGE, see Config.layer_key): Python into
 # a layer on /opt/venv (user_env.py), R packages into R's user library (%v: R's x.y).
 ENV PYRLAB_LAB_PORT=9999 \
-    PYRLAB_IMAGE=rlab \
-    R_LIBS_USER=~/.local/share/pyrlab/rlab/R/%v
+    PYRLAB_IMAGE=full/rlab \
+    R_LIBS_USER=~/.local/share/pyrlab/full/rlab/R/%v
 EXPOSE 9999
 
 # What the image holds, recorded in /opt/pyrlab/manifest.json for `pyrlab inspect`, `lock`,
