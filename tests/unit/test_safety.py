@@ -189,9 +189,16 @@ def test_a_symlink_to_a_system_folder_is_refused(project: Path, tmp_path: Path) 
 def test_folders_in_the_home_and_elsewhere_are_the_users_choice(
         project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "me"))
-    # pyrlab's defaults, outside the project folder, are no project's choice.
-    cfg = config(project, "run.notebooks=~/notebooks", "run.home=~/docker")
+    # pyrlab's defaults, outside the project folder, are no project's choice: the project's
+    # own home under ~/docker (its name is its folder's here), or with bare names ~/docker.
+    cfg = config(project, "run.notebooks=~/notebooks", "run.home=~/docker/project")
     assert check_plan(cfg, plan_lab(cfg, "pylab", token=TOKEN), allow_unsafe=False) == []
+    cfg = config(project, "run.home=~/docker", "name=''")
+    assert check_plan(cfg, plan_lab(cfg, "pylab", token=TOKEN), allow_unsafe=False) == []
+    # Another project's home, or the shared one, is not this named project's default.
+    for home in ("~/docker/other", "~/docker"):
+        (found,) = refused(config(project, f"run.home={home}"))
+        assert found.startswith("pyrlab.toml: run.home: ") and "lies outside" in found
     # Any other folder outside the project is the user's, from the user's own file.
     user_file = tmp_path / "user.toml"
     user_file.write_text(f'[run]\nnotebooks = "{tmp_path / "data"}"\nhome = "~/.ssh"\n')
