@@ -282,7 +282,8 @@ def test_a_shared_project_cannot_mount_secrets_or_drop_the_token(
             "  pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any "
             "program on this machine, and any web page open in its browser that reaches the "
             f"port, could run code as you{hint}"]
-        assert pylab.inspect(container_name(pylab.lab.prefix, "pylab", port)) is None  # nothing started
+        # Nothing was started.
+        assert pylab.inspect(container_name(pylab.lab.prefix, "pylab", port)) is None
 
         check = run_pyrlab("check", "-C", str(pylab.lab.root), env=env)
         assert check.returncode == 0, check.stderr
