@@ -13,6 +13,7 @@ from pyrlab.config.schema import load_config
 from pyrlab.config.user import user_config_path
 from pyrlab.errors import ConfigError
 
+
 def write_project(root: Path, text: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyrlab.toml").write_text(text)

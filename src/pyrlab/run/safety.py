@@ -20,8 +20,8 @@ checked here.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
