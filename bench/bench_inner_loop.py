@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pyrlab.dockerfile.render import UV_VERSION
 from pyrlab.engines import buildcache
 
 PREFIX = "pyrlab-bench-inner/"
@@ -97,9 +98,18 @@ def pyrlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 # ----------------------------------------------------------------------- the original way
-def original_dockerfile(base: str) -> str:
+def original_dockerfile(base: str, installer: str = "pip") -> str:
     """The original way's Dockerfile on `base` (reads base_debs.txt and requirements.txt
-    from its context, and the host's CA files from ca/)."""
+    from its context, and the host's CA files from ca/). `installer` "uv" installs the list
+    with `uv pip install -r` (the uv that pyrlab's builds use, kept out of the image)
+    instead of pip's."""
+    install = ("pip install --no-cache-dir --no-compile -r /tmp/requirements.txt"
+               if installer == "pip" else
+               f"python3 -m venv /tmp/uv && /tmp/uv/bin/pip install --quiet --no-cache-dir \\\n"
+               f"      --no-compile uv=={UV_VERSION} && \\\n"
+               "    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt /tmp/uv/bin/uv pip install \\\n"
+               "      --no-cache --python /opt/venv/bin/python -r /tmp/requirements.txt && \\\n"
+               "    rm -rf /tmp/uv")
     return f"""\
 FROM {base}
 COPY ca/ /usr/local/share/ca-certificates/bench/
@@ -111,7 +121,7 @@ RUN : {ORIGINAL_MARK} && apt-get update && \\
 ENV PATH=/opt/venv/bin:$PATH PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 COPY requirements.txt /tmp/
 RUN : {ORIGINAL_MARK} && python3 -m venv /opt/venv && \\
-    pip install --no-cache-dir --no-compile -r /tmp/requirements.txt
+    {install}
 """
 
 
@@ -120,14 +130,14 @@ ORIGINAL_DOCKERFILE = original_dockerfile(BASE)
 
 class Original:
     def __init__(self, folder: Path, requirements: list[str], debs: list[str],
-                 tag: str = ORIGINAL, base: str = BASE) -> None:
+                 tag: str = ORIGINAL, base: str = BASE, installer: str = "pip") -> None:
         self.folder = folder
         self.tag = tag
         folder.mkdir(parents=True)
         (folder / "ca").mkdir()
         for ca in sorted(HOST_CA_DIR.glob("*.crt")):
             shutil.copy(ca, folder / "ca" / ca.name)
-        (folder / "Dockerfile").write_text(original_dockerfile(base))
+        (folder / "Dockerfile").write_text(original_dockerfile(base, installer))
         (folder / "base_debs.txt").write_text("\n".join(debs) + "\n")
         self.write(requirements)
 

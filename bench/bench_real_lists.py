@@ -4,7 +4,8 @@ by import (issue 19: every import that works the original way must work in pyrla
     .venv/bin/python bench/bench_real_lists.py                    # requirements_common.txt
     .venv/bin/python bench/bench_real_lists.py [--requirements pylab/requirements_common.txt]
         [--debs base/base_debs.txt] [--original DIR] [--no-test] [--jobs 2]
-        [--keep | --remove-base] [--skip NAME...]
+        [--keep | --remove-base] [--skip NAME...] [--original-installer {pip,uv}]
+        [--known-failure MODULE=TEXT...]
     .venv/bin/python bench/bench_real_lists.py --compare ORIGINAL_IMAGE PYRLAB_IMAGE
                                                   # compare two built images, build nothing
 
@@ -16,8 +17,16 @@ original-project beside the repository, or one level up from a worktree). Paths 
    Debian list and whose pylab installs the requirements, built with `pyrlab build pylab`
    and default settings (slim on, self-test gate on). A refused image is compared as
    pylab:failed. --no-test builds without the gate instead.
+   Its pyrlab.toml marks the imports broken upstream as known failures
+   ([test.known_failures.python], KNOWN_FAILURES; --known-failure adds more), as a user
+   accepts them: the gate then reports them as known and promotes the image.
 2. The original way (bench_inner_loop.Original): one apt layer, then one
    `pip install --no-cache-dir --no-compile -r requirements.txt` layer, same base image.
+   --original-installer uv makes that layer `uv pip install -r requirements.txt` instead,
+   the list exactly as written, with the uv version pyrlab's builds use (kept out of the
+   image). It exists because pip's resolver on requirements_common.txt was still
+   backtracking after 44 minutes on this machine, with no result; the issue's author also
+   compared with uv. pip stays the default: it is what the original project ran.
 
 Both use one base bootstrapped from the Debian mirror. The original lists were written for
 Debian bullseye: names that trixie lacks are left out of both ways (TRIXIE_LACKS), and the
@@ -32,7 +41,9 @@ import every public top-level module (top_level.txt, else RECORD) of every liste
 distribution. Printed: a table (module, distribution, version and result in each image),
 the failures with their errors, and the counts: imports OK the original way, how many of
 those fail in pyrlab's (must be 0: otherwise the exit status is 1), how many work only in
-pyrlab's, and listed packages whose major version differs. JSON goes to bench/results/<date>-real-lists-<lists>.json.
+pyrlab's, and listed packages whose major version differs. The JSON also holds every
+installed distribution's version in both images (to compare the two resolutions), the
+held-back packages pyrlab's build named and its gate's report. JSON goes to bench/results/<date>-real-lists-<lists>.json.
 Images (all named pyrlab-bench-lists/…) are removed by id at the end unless --keep; the
 bootstrapped base stays unless --remove-base (a new base would make every layer new). Build
 caches are left alone: a second run reuses the apt layers.
@@ -74,9 +85,15 @@ UNINSTALLABLE = {
     "iisignature": "sdist only, and its setup.py imports numpy without declaring it: pip and "
                    "uv both build it in an isolated environment without numpy, and fail",
 }
+# Imports broken upstream in every environment built from today's index, marked in pyrlab's
+# project as a user accepts them (module = a text its error contains). --known-failure adds.
+KNOWN_FAILURES = {
+    "chartpy": "No module named 'plotly.figure_factory._ohlc'",  # chartpy vs plotly >= 6
+}
 USER = "4242:4242"
 BUILT_LINE = re.compile(r"^(\S+): built in (\d+(?:\.\d+)?)s", re.MULTILINE)
 PYTHON = "/opt/venv/bin/python"
+GATE_LINE = re.compile(r"^# self-test: \S+ (\S.*)$", re.MULTILINE)
 
 # Container side, as short as it can be: the raw metadata of the distributions whose
 # normalised names come on stdin; the host decides what is a module.
@@ -84,14 +101,15 @@ INVENTORY = """\
 import json, re, sys
 from importlib import metadata
 wanted = set(json.load(sys.stdin))
-out = {}
+out, every = {}, {}
 for d in metadata.distributions():
     name = re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower()
+    every.setdefault(name, d.version)
     if name in wanted and name not in out:
         out[name] = {"version": d.version, "top_level": d.read_text("top_level.txt"),
                      "record": [r.split(",")[0] for r in
                                 (d.read_text("RECORD") or "").splitlines()]}
-print(json.dumps(out))
+print(json.dumps({"listed": out, "every": every}))
 """
 # One process per module (argv, never a shell), `jobs` at a time.
 IMPORTS = """\
@@ -217,11 +235,27 @@ def major(version: str | None) -> int | None:
         return None
 
 
+def mark_known_failures(lab: Lab, known: dict[str, str]) -> None:
+    """[test.known_failures.python] in the lab's pyrlab.toml (the template has no [test])."""
+    if known:
+        lines = "".join(f"{json.dumps(m)} = {json.dumps(t)}\n" for m, t in known.items())
+        config = lab.root / "pyrlab.toml"
+        config.write_text(config.read_text() + "\n[test.known_failures.python]\n" + lines)
+
+
+def gate_lines(lab: Lab) -> list[str]:
+    """The self-test's verdicts other than ok, from pylab's last build log."""
+    logs = sorted((lab.root / ".pyrlab" / "logs").glob("pylab-[0-9]*.log"))
+    text = logs[-1].read_text() if logs else ""
+    return [m.group(1) for m in GATE_LINE.finditer(text) if not m.group(1).startswith("ok ")]
+
+
 def build_pyrlab(lab: Lab, no_test: bool) -> dict[str, Any]:
     started = time.perf_counter()
     done = pyrlab("build", "-C", str(lab.root), "--engine", "docker", "--json", "pylab",
                   *(["--no-test"] if no_test else []), check=False)
     wall = time.perf_counter() - started
+    (lab.root.parent / "pyrlab-build.stderr").write_text(done.stderr)
     try:
         data = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -240,14 +274,21 @@ def build_pyrlab(lab: Lab, no_test: bool) -> dict[str, Any]:
     return {"ref": ref, "gate": gate, "wall_seconds": round(wall, 1), "exit": done.returncode,
             "seconds_per_image": seconds,
             "self_test_seconds": data.get("seconds", {}).get("self_test"),
-            "report": done.stderr[-6000:] if done.returncode else ""}
+            "held_back": {i["name"]: i.get("held_back", []) for i in data.get("images", [])},
+            "held_back_lines": [x.strip() for x in done.stderr.splitlines()
+                                if "held back" in x or "held-back" in x],
+            "gate_lines": gate_lines(lab),
+            "report": done.stderr[-6000:]}
 
 
 def compare(images: dict[str, str], listed: list[str], jobs: int,
-            limit: float) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Rows (one per distribution and module) and the inventories, keyed by way."""
-    inventories = {way: container(ref, INVENTORY, stdin=json.dumps(listed))
-                   for way, ref in images.items()}
+            limit: float) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]],
+                                   dict[str, dict[str, str]]]:
+    """Rows (one per distribution and module), the listed distributions' inventories and
+    every installed distribution's version, keyed by way."""
+    found = {way: container(ref, INVENTORY, stdin=json.dumps(listed))
+             for way, ref in images.items()}
+    inventories = {way: f["listed"] for way, f in found.items()}
     modules = {way: {d: top_level_modules(i) for d, i in inv.items()}
                for way, inv in inventories.items()}
     results: dict[str, dict[str, Any]] = {}
@@ -275,7 +316,8 @@ def compare(images: dict[str, str], listed: list[str], jobs: int,
             rows.append(row)
     slim = {way: {d: {"version": i["version"], "modules": modules[way][d]}
                   for d, i in inventories[way].items()} for way in images}
-    return rows, slim
+    every = {way: dict(sorted(f["every"].items())) for way, f in found.items()}
+    return rows, slim, every
 
 
 def shown(row: dict[str, Any], way: str) -> str:
@@ -350,6 +392,12 @@ def main() -> None:
     parser.add_argument("--debs", nargs="+", default=["base/base_debs.txt"])
     parser.add_argument("--skip", nargs="+", default=[], metavar="NAME",
                         help="also leave these listed distributions out of both ways")
+    parser.add_argument("--original-installer", choices=("pip", "uv"), default="pip",
+                        help="the original way's installer: pip (default, as the original "
+                        "project) or `uv pip install` (pip's resolver ran over 44 minutes "
+                        "on requirements_common.txt)")
+    parser.add_argument("--known-failure", nargs="+", default=[], metavar="MODULE=TEXT",
+                        help="also mark these imports known to fail in pyrlab's project")
     parser.add_argument("--no-test", action="store_true",
                         help="build pyrlab's image without the self-test gate")
     parser.add_argument("--jobs", type=int, default=2, help="imports at a time per image")
@@ -370,6 +418,12 @@ def main() -> None:
     listed = listed_names(requirements)
     debs, dropped = debian_list(folder, args.debs)
     label = "+".join(Path(r).stem for r in args.requirements)
+    known = dict(KNOWN_FAILURES)
+    for item in args.known_failure:
+        module, sep, text = item.partition("=")
+        if not sep or not module or not text:
+            sys.exit(f"--known-failure {item!r}: expected MODULE=TEXT")
+        known[module] = text
 
     work = Path(tempfile.mkdtemp(prefix="pyrlab-bench-lists-"))
     print(f"{label}: {len(listed)} listed distributions, {len(debs)} Debian packages "
@@ -382,23 +436,28 @@ def main() -> None:
         built: dict[str, Any] = {"ref": args.compare[1]} if args.compare else {}
         original_seconds = None
         if not args.compare:
-            built, original_seconds = build_both(work, requirements, debs, args.no_test)
+            built, original_seconds = build_both(work, requirements, debs, args.no_test,
+                                                 args.original_installer, known)
         images = {"original": args.compare[0] if args.compare else ORIGINAL_TAG,
                   "pyrlab": built["ref"]}
-        rows, inventories = compare(images, listed, args.jobs, args.timeout)
+        rows, inventories, every = compare(images, listed, args.jobs, args.timeout)
         summary = summarise(rows, listed)
         print_report(rows, summary)
 
         RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"{dt.date.today().isoformat()}-real-lists-{label}.json"
+        out = RESULTS / (f"{dt.date.today().isoformat()}-real-lists-{label}"
+                         f"-original-{args.original_installer}.json")
         out.write_text(json.dumps({
             "lists": {"requirements": args.requirements, "debs": args.debs,
                       "debs_left_out": dropped, "requirements_left_out": left_out},
             "listed": len(listed), "machine": machine(), "images": images,
-            "pyrlab": built, "original": {"wall_seconds": original_seconds},
+            "pyrlab": built, "original": {"wall_seconds": original_seconds,
+                                          "installer": args.original_installer},
+            "known_failures": known,
             "sizes": {way: int(sh("docker", "image", "inspect", "--format", "{{.Size}}",
                                   ref).stdout) for way, ref in images.items()},
-            "summary": summary, "rows": rows, "inventories": inventories}, indent=1) + "\n")
+            "summary": summary, "rows": rows, "inventories": inventories,
+            "installed": every}, indent=1) + "\n")
         print(f"results: {out}")
         if summary["of_those_failing_in_pyrlab"]:
             sys.exit(1)
@@ -412,23 +471,26 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def build_both(work: Path, requirements: list[str], debs: list[str],
-               no_test: bool) -> tuple[dict[str, Any], float]:
+def build_both(work: Path, requirements: list[str], debs: list[str], no_test: bool,
+               installer: str, known: dict[str, str]) -> tuple[dict[str, Any], float]:
     """pyrlab's build (its facts) and the original way's (its seconds)."""
     if not image_id(BASE):
         pyrlab("bootstrap", "--engine", "docker", "--tag", BASE)
     lab = Lab(work / "lab", requirements, False, debs, prefix=PREFIX, base=BASE,
               pylab_debs=[])
+    mark_known_failures(lab, known)
     original = Original(work / "original", requirements, debs, tag=ORIGINAL_TAG,
-                        base=BASE)
+                        base=BASE, installer=installer)
     built = build_pyrlab(lab, no_test)
     print(f"pyrlab build: {built['wall_seconds']:.0f} s, gate {built['gate']} "
           f"(images {built['seconds_per_image']}, self-test "
           f"{built['self_test_seconds']} s)", flush=True)
-    if built["report"]:
+    for line in built["held_back_lines"] + built["gate_lines"]:
+        print(f"  {line}")
+    if built["exit"]:
         print(built["report"])
     original_seconds = original.build()
-    print(f"original way build: {original_seconds:.0f} s", flush=True)
+    print(f"original way build ({installer}): {original_seconds:.0f} s", flush=True)
     return built, round(original_seconds, 1)
 
 
