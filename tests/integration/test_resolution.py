@@ -81,7 +81,7 @@ def test_the_image_holds_what_uv_picks_for_the_list_as_written(
 
 HELD_BY_BOUND = ("held back: heldx 1.0, newest 2.0 (major version 2 is out); held by "
                  "all versions of holdy depend on heldx<2")
-LOWERS = ("held back: orda 1.0, newest 2.0 (major version 2 is out); held by the "
+LOWERS = ("held back: orda 1.0, newest 2.0 (major version 2 is out); the "
           "resolution with it lowers other listed packages: ordb 2.0 -> 1.0")
 
 

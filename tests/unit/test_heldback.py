@@ -151,4 +151,10 @@ def test_the_build_reads_the_findings_from_any_engine_s_output_line() -> None:
     assert finding.describe() == ("held back: a 1.0, newest 2.0 (major version 2 is out); "
                                   "held by all versions of b depend on a<2")
     assert from_output([line, "#12 41.08 pyrlab: a held back", line]) == [finding]
+    # Where no requirement was found, the line says why instead of "held by".
+    unprobed = parse_line(line.replace("all versions of b depend on a<2",
+                                       "not probed (the probes' 120 s are spent)"))
+    assert unprobed is not None
+    assert unprobed.describe() == ("held back: a 1.0, newest 2.0 (major version 2 is out); "
+                                   "not probed (the probes' 120 s are spent)")
     assert parse_line("pyrlab-held-back: {broken") is None

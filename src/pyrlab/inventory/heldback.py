@@ -32,8 +32,11 @@ class HeldBack:
         if self.kind == "raised":
             return (f"{self.name} {self.resolved} -> {self.to}: uv's first resolution held it "
                     f"back ({self.why}); one that keeps it newer exists and was taken")
+        # A holder is a requirement uv named, or what the probe found instead (a newer one
+        # lowers other listed packages, or there was no time or probe left for it).
+        said = self.holder.startswith(("not ", "the resolution with it"))
         return (f"held back: {self.name} {self.resolved}, newest {self.newest} ({self.why}); "
-                f"held by {self.holder}")
+                f"{self.holder if said else f'held by {self.holder}'}")
 
 
 def parse_line(line: str) -> HeldBack | None:
