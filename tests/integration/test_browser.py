@@ -47,7 +47,7 @@ def lab(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
         up = lab.pyrlab("up", "pylab", "--no-build", "--port", str(port), "--json")
         assert up.returncode == 0, up.stdout + up.stderr
         url = json.loads(up.stdout)["url"]
-        yield RunningLab(lab, engine, tmp, ports, url, url_parts(url)[1], 0.0)
+        yield RunningLab(lab, engine, lab.root / "work", ports, url, url_parts(url)[1], 0.0)
     finally:
         down = cleanup(lab, engine)
         assert down.returncode == 0, down.stdout + down.stderr
