@@ -193,7 +193,8 @@ def test_rootless_podman_runs_a_lab_from_build_to_clean(
         assert podman_base.get("Id", "").removeprefix("sha256:") == \
             str(docker_base.get("Id", "")).removeprefix("sha256:")
 
-    work, port, prefix = user.home / "work", free_port(), new_prefix()
+    # The lab's folders inside its project: a folder outside would need --allow-unsafe.
+    work, port, prefix = user.home / "lab" / "work", free_port(), new_prefix()
     lab = copy_case("podman-run", user.home / "lab", prefix=prefix, engine_name="podman",
                     host_ca_files=host_ca_files, BASE_IMAGE=base, PORT=str(port),
                     WORK=str(work), UID=str(UID), GID=str(GID))
