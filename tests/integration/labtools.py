@@ -120,12 +120,22 @@ class EngineCli:
 
     def remove_by_prefix(self, prefix: str) -> None:
         """Remove every image named under prefix (a few rounds: an image whose child is
-        removed in the same round may only go in the next)."""
+        removed in the same round may only go in the next). A name under prefix for an
+        image that is named elsewhere too (the session's base, tagged into a lab; a
+        bootstrap is reproducible, so a lab's own base can be the same image) only goes
+        as a name: `rmi --force` would take the image from under the other names."""
         for _ in range(5):
             refs = self.refs(prefix)
             if not refs:
                 return
-            self("rmi", "--force", *refs, check=False)
+            shared = [ref for ref in refs if any(
+                not tag.removeprefix("localhost/").startswith(prefix)
+                for tag in (self.image(ref) or {}).get("RepoTags") or [])]
+            for ref in shared:
+                self("rmi", ref, check=False)
+            forced = [ref for ref in refs if ref not in shared]
+            if forced:
+                self("rmi", "--force", *forced, check=False)
 
     def remove_by_label(self, label: str) -> None:
         """Remove untagged images a test's builds left (by their org.pyrlab.project)."""
