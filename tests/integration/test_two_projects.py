@@ -75,7 +75,7 @@ def projects(tmp_path: Path, engine: EngineCli, base_image: str,
         port = free_port()
         lab = copy_case(CASE, tmp_path / key / "lab", prefix=prefix, engine_name="docker",
                         host_ca_files=host_ca_files, base=lambda _: base_image, NAME=name,
-                        LAB_PORT=str(port), WORK=str(tmp_path / key))
+                        LAB_PORT=str(port), WORK=str(tmp_path / key / "lab" / "work"))
         with (lab.root / "requirements.txt").open("a") as out:
             out.write(extra)
         made[key] = Project(key, name, prefix, lab, port, home)
