@@ -18,7 +18,7 @@ lowers no other listed package is a better resolution, which the fresh one then 
 (`--install`: installed again with those floors).
 
 Output: with --install, one `pyrlab-held-back: {json}` line per package (the build reads
-them from its output) and a readable line after it; without, the resolution and the
+them from its output and words them, pyrlab.inventory.heldback); without, the resolution and the
 findings as one JSON object on stdout (`pyrlab outdated`, through uv-resolve).
 """
 
@@ -362,14 +362,6 @@ def check(resolver: Resolver, listed: Mapping[str, str], resolved: Mapping[str, 
     return result
 
 
-def describe(row: Mapping[str, Any], raised: bool) -> str:
-    if raised:
-        return (f"{row['name']} raised from {row['resolved']} to {row['to']} ({row['why']}; "
-                "a resolution keeping it newer exists)")
-    return (f"{row['name']} held back at {row['resolved']}, newest {row['newest']} "
-            f"({row['why']}): {row['holder']}")
-
-
 def installed_versions() -> dict[str, str]:
     """{name: version} of this interpreter's environment (the one just installed into)."""
     return {canonical(d.metadata["Name"]): d.version
@@ -419,10 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for kind in ("raised", "held"):
         for row in result[kind]:
             print(MARKER + json.dumps({"kind": kind, **row}, sort_keys=True))
-            print(f"pyrlab: {describe(row, kind == 'raised')}")
     for note in result["notes"]:
         print(MARKER + json.dumps({"kind": "note", "text": note}))
-        print(f"pyrlab: held-back check: {note}")
     return 0
 
 
