@@ -171,18 +171,84 @@ def _deb822_sources(text: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-def phases(report: Callable[[str], None]) -> Callable[[str], None]:
-    """An `on_line` that reports debootstrap's phases ("I: Retrieving …", "I: Unpacking …")
-    once each, not its hundreds of per-package lines."""
-    last = [""]
+# Lines that stand for one package: debootstrap's (`I: Retrieving libc6 2.41-12`,
+# `I: Extracting libc6...`, `I: Unpacking libc6:amd64...`, `I: Configuring libc6...`), and
+# apt's and dpkg's, which mmdebstrap --verbose passes on (`Get:12 http://… libc6 amd64 …`,
+# `Unpacking libc6:amd64 (2.41-12) ...`, `Setting up libc6:amd64 (2.41-12) ...`). Each names
+# what the count says and, for debootstrap's, the phase they are in: it announces no phase
+# of its own before retrieving or extracting them.
+_PER_PACKAGE: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"^I: Retrieving \S+ \S+$"), "retrieved", "Retrieving packages"),
+    (re.compile(r"^I: Validating \S+ \S+$"), "", ""),  # its Retrieving line counted it
+    (re.compile(r"^I: Extracting \S+\.\.\.$"), "extracted", "Extracting packages"),
+    (re.compile(r"^I: Unpacking \S+\.\.\.$"), "unpacked", ""),
+    (re.compile(r"^I: Configuring \S+\.\.\.$"), "configured", ""),
+    (re.compile(r"^Get:\d+ "), "retrieved", ""),
+    (re.compile(r"^Unpacking \S+ "), "unpacked", ""),
+    (re.compile(r"^Setting up \S+ "), "set up", ""),
+)
+# apt's summary before it fetches and installs: the total the counts after it go up to.
+_APT_TOTAL = re.compile(r"^\d+ upgraded, (\d+) newly installed")
+
+
+class BootstrapOutput:
+    """Reads mmdebstrap's or debootstrap's output line by line for the display: their
+    phases (`I: downloading packages with apt...`, `I: Configuring required packages...`),
+    and how many packages the phase at hand has done. The hundreds of per-package lines
+    go to the log only."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self.counts: dict[str, int] = {}
+        self.total = 0  # packages apt said it installs; 0 when it has not said
+
+    def feed(self, line: str) -> tuple[str, bool] | None:
+        """(what to show, whether a new phase starts), or None for nothing new to show:
+        a new phase is worth a line of its own; a count only updates a status line."""
+        total = _APT_TOTAL.match(line)
+        if total:
+            self.total = int(total.group(1))
+            return None
+        for pattern, counted, phase in _PER_PACKAGE:
+            if not pattern.match(line):
+                continue
+            if not counted:
+                return None
+            started = bool(phase) and phase != self.phase
+            if started:
+                self._start(phase)
+            self.counts[counted] = self.counts.get(counted, 0) + 1
+            return (self.phase, True) if started else (self.status(), False)
+        if line.startswith("I: ") and line[3:].strip() != self.phase:
+            self._start(line[3:].strip())
+            return self.phase, True
+        return None
+
+    def _start(self, phase: str) -> None:
+        self.phase = phase
+        self.counts = {}
+
+    def status(self) -> str:
+        """The phase with its counts: `installing essential packages: 59/59 unpacked,
+        12/59 set up` (out of apt's total while it holds), `Extracting packages: 57
+        extracted`."""
+        counts = ", ".join(f"{n}/{self.total} {what}" if 0 < n <= self.total else f"{n} {what}"
+                           for what, n in self.counts.items())
+        phase = self.phase.removesuffix("...")
+        return f"{phase}: {counts}" if counts else phase
+
+
+def phases(on_phase: Callable[[str], None],
+           on_count: Callable[[str], None] = lambda text: None) -> Callable[[str], None]:
+    """An `on_line` for the bootstrap's output: `on_phase` once per phase, `on_count` (a
+    status line on a terminal) as the phase's package count grows."""
+    parser = BootstrapOutput()
 
     def on_line(line: str) -> None:
-        if not line.startswith("I: "):
-            return
-        phase = line[3:].split(" ", 1)[0]
-        if phase != last[0]:
-            last[0] = phase
-            report(line[3:])
+        shown = parser.feed(line)
+        if shown is not None:
+            text, new_phase = shown
+            (on_phase if new_phase else on_count)(text)
 
     return on_line
 
@@ -252,8 +318,10 @@ def bootstrap(
                 options = ['--aptopt=Acquire::Check-Valid-Until "false"'] if snapshot else []
                 # apt's lists stay in the tarball until rootfs.normalize drops them: their
                 # Release date is the state the packages came from.
-                _run(out, [tool, f"--variant={VARIANT}", "--mode=auto", "--format=tar",
-                           "--skip=cleanup/apt/lists", *options, suite, str(tarball), mirror],
+                # --verbose: apt's and dpkg's own lines, for the log and the package count.
+                _run(out, [tool, "--verbose", f"--variant={VARIANT}", "--mode=auto",
+                           "--format=tar", "--skip=cleanup/apt/lists", *options, suite,
+                           str(tarball), mirror],
                      "mmdebstrap", log_path, env)
             else:
                 rootfs_dir = temp / "rootfs"

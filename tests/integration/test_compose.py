@@ -85,7 +85,7 @@ def composed(make_module_lab: Callable[..., Lab], tmp_path_factory: pytest.TempP
     started = time.monotonic()
     built = lab.pyrlab("build", "pylab", timeout=1200)
     assert built.returncode == 0, built.stdout + built.stderr
-    out = tmp_path_factory.mktemp("compose-file") / "compose.yml"
+    out = tmp_path_factory.mktemp("compose-file") / "compose.yaml"
     exported = lab.pyrlab("export", "compose", "-o", str(out))
     assert exported.returncode == 0, exported.stdout + exported.stderr
     composed = ComposedLab(lab, engine, out, f"pyrlab-test-{secrets.token_hex(4)}", port, work,

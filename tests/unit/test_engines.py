@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyrlab import proc
-from pyrlab.bootstrap import check_arguments, host_mirror, phases
+from pyrlab.bootstrap import check_arguments, host_mirror
 from pyrlab.engines import docker as docker_engine
 from pyrlab.engines import select
 from pyrlab.engines.base import (
@@ -354,15 +354,6 @@ def test_bootstrap_arguments_are_validated_before_anything_runs() -> None:
         check_arguments("Trixie;rm", "ftp://x", "bad tag!")
     assert [p.where for p in caught.value.problems] == ["--suite", "--mirror", "--tag"]
     check_arguments("trixie", "http://deb.debian.org/debian", "pyrlab-debian:trixie")
-
-
-def test_bootstrap_progress_reports_each_debootstrap_phase_once() -> None:
-    seen: list[str] = []
-    feed = phases(seen.append)
-    for line in ["I: Retrieving InRelease", "I: Retrieving Packages", "junk",
-                 "I: Extracting libc6...", "I: Extracting bash...", "I: Base system installed"]:
-        feed(line)
-    assert seen == ["Retrieving InRelease", "Extracting libc6...", "Base system installed"]
 
 
 # --------------------------------------------------------------------------- cache pruning

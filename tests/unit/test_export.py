@@ -188,7 +188,7 @@ def test_compose_refuses_what_it_cannot_translate(
         named: str, unsafe: str | None) -> None:
     """What widens the lab's power is refused as `up` refuses it, unless --allow-unsafe;
     what has no compose key is refused even then, by name."""
-    out = lab / "compose.yml"
+    out = lab / "compose.yaml"
     if unsafe is not None:
         code = main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out)])
         err = capsys.readouterr().err
@@ -208,7 +208,7 @@ def test_compose_refuses_what_it_cannot_translate(
 def test_compose_allow_unsafe_grants_what_compose_can_express(
         lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     setting = 'run.docker_args=["--network", "host"]'
-    out = lab / "compose.yml"
+    out = lab / "compose.yaml"
     assert main(["export", "compose", "-C", str(lab), *sets(lab, setting), "-o", str(out)]) == 3
     assert "'--network host'" in capsys.readouterr().err
     assert not out.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +23,54 @@ MAIN_JOB = {"docker.io", "docker-cli", "docker-buildx", "podman", "mmdebstrap", 
 TEST_TOOLS = {"chromium", "shellcheck", "r-base-core", "apt-cacher-ng"}
 
 
-def readme_commands() -> list[str]:
-    """The command lines of the README's first shell block, in order (comments dropped)."""
-    block = re.search(r"^```sh\n(.*?)^```", README.read_text(), re.DOTALL | re.MULTILINE)
-    assert block is not None, "README.md has no ```sh block"
-    return [line for line in block.group(1).splitlines()
+def shell_blocks() -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```", README.read_text(), re.DOTALL | re.MULTILINE)
+
+
+def commands_of(block: str) -> list[str]:
+    """A shell block's command lines, in order (comments dropped)."""
+    return [line for line in block.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's first shell block, in order."""
+    blocks = shell_blocks()
+    assert blocks, "README.md has no ```sh block"
+    return commands_of(blocks[0])
+
+
+def test_the_readme_says_what_pyrlab_is_then_gives_exactly_two_commands() -> None:
+    text = README.read_text()
+    before = text[:text.index("```sh")]
+    intro = " ".join(line for line in before.splitlines()[1:] if line.strip())
+    assert before.startswith("# pyrlab\n")
+    assert intro.startswith("pyrlab ") and "JupyterLab" in intro
+    assert len(re.findall(r"[.!?](?:\s|$)", intro)) == 2, intro  # two sentences
+    assert len(readme_commands()) == 2, readme_commands()
+
+
+def test_the_second_block_opens_stops_and_removes_the_first_lab() -> None:
+    text = README.read_text()
+    second = shell_blocks()[1]
+    between = text[text.index("bash .ci/run"):text.index(second)]
+    assert "## " not in between  # right after the first block
+    argvs = [shlex.split(line, comments=True) for line in commands_of(second)]
+    verbs = [argv[3] for argv in argvs]
+    assert verbs == ["url", "down", "clean"], argvs
+    for argv in argvs:
+        assert argv[:3] == ["pyrlab", "-C", "mylab"], argv  # the lab the first block made
+        done = subprocess.run([sys.executable, "-m", "pyrlab", *argv[3:], "--help"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (argv, done.stderr)
+
+
+def test_every_relative_link_of_the_docs_names_a_file_that_exists() -> None:
+    pages = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name}: link to {target}"
 
 
 def steps(line: str) -> list[list[str]]:

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> BootstrapCommandResult:
         try:
             result = bootstrap(selection.engine, suite=suite, mirror=mirror, ref=ref,
                                log_path=log,
-                               on_line=phases(lambda text: progress.step("base", text)))
+                               on_line=phases(lambda text: progress.step("base", text),
+                                              lambda text: progress.status("base", text)))
         except BootstrapFailed as exc:
             progress.failed("base", exc.failure, exc.log)
             raise

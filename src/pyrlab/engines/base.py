@@ -137,6 +137,14 @@ def reported(instruction: str) -> bool:
     return instruction.split(" ", 1)[0].upper() in ("FROM", "RUN", "COPY", "ADD")
 
 
+def step_label(stage: str, n: str, total: str) -> str:
+    """`[2/4]` for a step of the image's own stage, `[pyrlab-tools 1/2]` for one of a named
+    build-only stage: each stage counts its own steps, and with the stage named the display
+    never shows two stages' numbers as one interleaved count ([1/2], [1/4], [2/2])."""
+    unnamed = not stage or re.fullmatch(r"stage-\d+", stage) is not None
+    return f"[{n}/{total}]" if unnamed else f"[{stage} {n}/{total}]"
+
+
 def step_title(instruction: str) -> str:
     """A short title for a Dockerfile step: `RUN --mount=… /run/pyrlab/bin/uv-install`
     becomes `RUN uv-install` (the collector in /run/pyrlab/inventory/ likewise); anything
@@ -152,7 +160,7 @@ class BuildKitOutput(BuildOutput):
     """BuildKit's `--progress=plain`: `#7 [2/4] RUN …`, `#7 1.234 output`, `#7 ERROR: …`."""
 
     _VERTEX = re.compile(r"^#(\d+) (.*)$")
-    _STEP = re.compile(r"^\[(?:[^\]]* )?(\d+)/(\d+)\] (.*)$")
+    _STEP = re.compile(r"^\[(?:([^\]]*) )?(\d+)/(\d+)\] (.*)$")
     _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
 
     def __init__(self) -> None:
@@ -175,8 +183,8 @@ class BuildKitOutput(BuildOutput):
         if vertex not in self.titles:
             step = self._STEP.match(rest)
             if step:
-                n, total, instruction = step.groups()
-                self.titles[vertex] = f"[{n}/{total}] {step_title(instruction)}"
+                stage, n, total, instruction = step.groups()
+                self.titles[vertex] = f"{step_label(stage, n, total)} {step_title(instruction)}"
                 return self.titles[vertex] if reported(instruction) else None
             self.titles[vertex] = ""  # [internal] load …, exporting, …
             return None

@@ -18,6 +18,7 @@ from pyrlab.engines.base import (
     RunRequest,
     reported,
     request_args,
+    step_label,
     step_title,
 )
 
@@ -67,20 +68,27 @@ def cache_repository(ref: str) -> str:
 
 
 class PodmanOutput(BuildOutput):
-    """buildah's output: `STEP 3/7: RUN …`, the step's output, `Error: building at STEP …`."""
+    """buildah's output: `STEP 3/7: RUN …` (`[2/2] STEP 3/7: …` when the Dockerfile has
+    several stages), the step's output, `Error: building at STEP …`."""
 
-    _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+    _STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (.*)$")
+    _NAMED = re.compile(r"^FROM \S+ AS (\S+)$", re.IGNORECASE)
 
     def __init__(self) -> None:
         self.title = ""
         self.lines: list[str] = []
         self.error = ""
+        self.stage_names: dict[str, str] = {}  # buildah's stage number → its `AS` name
 
     def feed(self, line: str) -> str | None:
         match = self._STEP.match(line)
         if match:
-            n, total, instruction = match.groups()
-            self.title = f"[{n}/{total}] {step_title(instruction)}"
+            stage, n, total, instruction = match.groups()
+            named = self._NAMED.match(instruction.strip())
+            if stage and named:
+                self.stage_names[stage] = named.group(1)
+            label = step_label(self.stage_names.get(stage or "", ""), n, total)
+            self.title = f"{label} {step_title(instruction)}"
             self.lines = []
             return self.title if reported(instruction) else None
         if line.startswith("Error:"):

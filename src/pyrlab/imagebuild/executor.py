@@ -250,7 +250,9 @@ class Executor:
         try:
             result = bootstrap(self.engine, suite=base.bootstrap, mirror=mirror, ref=ref,
                                log_path=log,
-                               on_line=phases(lambda text: self.progress.step("base", text)))
+                               on_line=phases(
+                                   lambda text: self.progress.step("base", text),
+                                   lambda text: self.progress.status("base", text)))
         except BootstrapFailed as exc:
             self.progress.failed("base", exc.failure, exc.log)
             raise

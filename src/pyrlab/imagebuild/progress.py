@@ -1,8 +1,8 @@
 """What the user sees while images build, always on stderr (stdout stays for data).
 
 On a terminal: one status line redrawn in place (each building image, its current step
-and elapsed time) with finished images printed above it. Elsewhere (CI logs, pipes):
-plain lines, one per event. Called from the build threads, hence the lock.
+or count and elapsed time) with finished images printed above it. Elsewhere (CI logs,
+pipes): plain lines, one per step, none for a count. Called from the build threads, hence the lock.
 """
 
 from __future__ import annotations
@@ -58,6 +58,16 @@ class Progress:
                 self._print(f"{name}: {title}")
             else:
                 self._draw()
+
+    def status(self, name: str, text: str) -> None:
+        """A passing state of a step (a count that grows): the status line on a terminal
+        shows it; elsewhere it is not worth a line."""
+        with self._lock:
+            if not self.tty:
+                return
+            started, _ = self._active.get(name, (time.monotonic(), ""))
+            self._active[name] = (started, text)
+            self._draw()
 
     def done(self, name: str, text: str) -> None:
         with self._lock:
