@@ -1,9 +1,11 @@
-"""Tab completion in a real interactive bash, set up as docs/command-line.md says.
+"""Tab completion in a real interactive bash (and zsh and fish, where installed), set up as
+docs/completion.md says.
 
 bash runs on a pseudo-terminal with `eval "$(pyrlab completion bash)"`, and the test types
 as a user does: a partial command line, TAB, a word END after it, then Ctrl-A and
-`echo RESULT: ` in front, and Enter, so that the line readline completed is printed back. `pyrlab` on the PATH is this
-checkout's, started as the installed command starts it (pyrlab.cli:main). No engine needed.
+`echo RESULT: ` in front, and Enter, so that the line readline completed is printed back.
+`pyrlab` on the PATH is this checkout's, started as the installed command starts it
+(pyrlab.cli:main). No engine needed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import select
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -42,18 +45,15 @@ set completion-query-items 1000
 set page-completions off
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
-
 class Terminal:
     """An interactive bash on a pseudo-terminal: what is typed, and all it prints."""
 
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the shell
             try:
                 os.chdir(cwd)
-                os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], env)
+                os.execvpe(argv[0], argv, env)
             finally:
                 os._exit(127)
         self.transcript = ""
@@ -106,7 +106,9 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
+def shell_env(tmp_path: Path) -> dict[str, str]:
+    """A project (demo/, with a notebooks/ folder), an empty folder beside it (elsewhere/),
+    and the environment of a shell whose `pyrlab` is this checkout's."""
     project = tmp_path / "demo"
     (project / "notebooks").mkdir(parents=True)
     (project / "pyrlab.toml").write_text(PROJECT)
@@ -118,16 +120,22 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
                        "from pyrlab.cli import main\nraise SystemExit(main())\n")
     command.chmod(0o755)
     (tmp_path / "inputrc").write_text(INPUTRC)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TERM": "dumb",
-           "PS1": "$ ", "INPUTRC": str(tmp_path / "inputrc"), "PYRLAB_USER_CONFIG": "",
-           "LANG": "C.UTF-8"}
-    shell = Terminal(project / "notebooks", env)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TERM": "dumb",
+            "PS1": "$ ", "INPUTRC": str(tmp_path / "inputrc"), "PYRLAB_USER_CONFIG": "",
+            "LANG": "C.UTF-8"}
+
+
+@pytest.fixture
+def terminal(shell_env: dict[str, str], tmp_path: Path) -> Iterator[Terminal]:
+    shell = Terminal(["bash", "--norc", "--noprofile", "-i"], tmp_path / "demo" / "notebooks",
+                     shell_env)
     shell.type('eval "$(pyrlab completion bash)" && echo "completion: $?"\n')
     shell.read_until(r"completion: 0")
     yield shell
     shell.close()
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_verbs_image_names_and_set_keys(terminal: Terminal) -> None:
     # Started in a subfolder of the project: its pyrlab.toml is found above.
     assert terminal.completed("pyrlab chec") == "pyrlab check "
@@ -147,6 +155,7 @@ def test_bash_completes_verbs_image_names_and_set_keys(terminal: Terminal) -> No
     assert "error" not in terminal.transcript
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_with_dash_c_and_prints_nothing_for_a_broken_project(
         terminal: Terminal, tmp_path: Path) -> None:
     terminal.type("cd ../../elsewhere && echo moved\n")
@@ -158,3 +167,38 @@ def test_bash_completes_with_dash_c_and_prints_nothing_for_a_broken_project(
     assert terminal.completed("pyrlab -C ../demo bui") == "pyrlab -C ../demo build "
     assert "Traceback" not in terminal.transcript
     assert "error" not in terminal.transcript
+
+
+# zsh and fish, where installed (CI's host has bash only): the same code, their own glue.
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
+def test_zsh_completes_a_verb_and_an_image_name(shell_env: dict[str, str],
+                                                tmp_path: Path) -> None:
+    shell = Terminal(["zsh", "-f", "-i"], tmp_path / "demo" / "notebooks", shell_env)
+    try:
+        shell.type('autoload -U compinit && compinit -u && eval "$(pyrlab completion zsh)" '
+                   '&& echo "completion: $?"\n')
+        shell.read_until(r"completion: 0")
+        assert shell.completed("pyrlab chec") == "pyrlab check "
+        assert shell.completed("pyrlab up ") == "pyrlab up sci-py "
+        assert shell.completed("pyrlab --set run.bi") == "pyrlab --set run.bind="
+        assert "Traceback" not in shell.transcript
+    finally:
+        shell.close()
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_fish_completes_a_verb_and_an_image_name(shell_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    script = ("pyrlab completion fish | source\n"
+              "for line in 'pyrlab chec' 'pyrlab up ' 'pyrlab build t' 'pyrlab --set engine=p'\n"
+              "    complete --do-complete $line; echo ===\n"
+              "end\n")
+    done = subprocess.run(["fish", "--no-config", "-c", script], env=shell_env,
+                          cwd=tmp_path / "demo" / "notebooks", capture_output=True, text=True,
+                          timeout=120, check=False)
+    answers = [[line.split("\t")[0] for line in block.strip("\n").splitlines()]
+               for block in done.stdout.split("===\n")[:-1]]
+    assert (done.returncode, done.stderr) == (0, "")
+    assert answers == [["check"], ["sci-py"], ["tools"], ["engine=podman"]]
