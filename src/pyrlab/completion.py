@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pyrlab.config.schema import Config
 
 SHELLS = ("bash", "zsh", "fish")
-# What each shell's user runs once to turn completion on (docs/command-line.md says where).
+# What each shell's user runs once to turn completion on (docs/completion.md: where).
 TURN_ON = {
     "bash": 'eval "$(pyrlab completion bash)"',
     "zsh": 'eval "$(pyrlab completion zsh)"',
