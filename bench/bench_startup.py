@@ -21,8 +21,9 @@ With --trace, one more `up --no-build` runs with every engine command and status
 timed (start offset and duration), printed to stderr.
 
 pyrlab runs as a user runs it: no PYRLAB_* overrides and Python's bytecode cache on.
-Labs run on a free port with their own notebook and home folders (under a temporary folder,
-owned by the lab's UID); the benchmark's image and labs are removed at the end.
+Labs run on a free port with their own notebook and home folders (in a temporary folder
+inside LAB, owned by the lab's UID); the benchmark's image, labs and folders are removed at
+the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -141,7 +143,8 @@ def main() -> None:
         print(f"note: {args.image} is not up to date: `up` without --no-build (it would "
               "build) is left out", file=sys.stderr)
 
-    work = Path(tempfile.mkdtemp(prefix="pyrlab-startup-bench-"))
+    # Inside the lab: a project may mount its own folders without --allow-unsafe.
+    work = Path(tempfile.mkdtemp(prefix=".pyrlab-startup-bench-", dir=args.lab.resolve()))
     folders = {"notebooks": work / "notebooks", "home": work / "home"}
     for folder in folders.values():
         folder.mkdir()
@@ -183,6 +186,7 @@ def main() -> None:
         subprocess.run(["docker", "rm", "--force", f"pyrlab-{args.image}-{port}"],
                        capture_output=True, check=False)
         subprocess.run(["docker", "rmi", TWO_STEP], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
     width = max(map(len, figures))
     print(f"median of {args.runs} (min–max), seconds")
     for name, values in figures.items():

@@ -133,6 +133,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # the shell asks for completions
+        from pyrlab.completion import complete
+        complete(build_parser())
     # PYRLAB_LOG_LEVEL=DEBUG shows every engine command pyrlab runs (see proc.py).
     level = os.environ.get("PYRLAB_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING),

@@ -48,6 +48,8 @@ COMMANDS: dict[str, str] = {
     "export": "write a file for another tool (compose, ci, jupyterhub)",
     "push": "push the built images (latest and the base tag) to a registry and record their "
             "digests",
+    "completion": "print the shell code that completes pyrlab's verbs, options, image names "
+                  "and --set keys (bash, zsh, fish)",
 }
 
 
