@@ -112,6 +112,9 @@ def test_render_renders_for_the_engine_a_build_would_use(
                           "docker", "pylab")
     assert code == 0 and err == "rendering for docker, from --engine\n"
     assert "sharing=locked" in (out / "pylab" / "Dockerfile").read_text()
+    code, data, _ = pyrlab(capsys, "render", "-C", str(lab), "-o", str(out), "--json", *how,
+                           "pylab")
+    assert json.loads(data)["engine"] == {"name": "podman", "source": source}
 
 
 def test_check_names_the_engine_a_build_would_use(

@@ -15,7 +15,7 @@ from pyrlab.commands._common import project_from
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.engines.podman import podman_render_options
-from pyrlab.engines.select import add_engine_argument, engine_choice
+from pyrlab.engines.select import EngineChoice, add_engine_argument, engine_choice
 from pyrlab.output import info
 from pyrlab.safewrite import claim_folder
 
@@ -34,10 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class RenderResult:
     written: tuple[tuple[str, Path, str], ...]  # image, folder, input hash
+    engine: EngineChoice  # the engine rendered for
 
     def to_data(self) -> Any:
         return {"contexts": [{"image": i, "path": str(p), "input_hash": h}
-                             for i, p, h in self.written]}
+                             for i, p, h in self.written],
+                "engine": {"name": self.engine.name, "source": self.engine.source}}
 
     def to_text(self) -> str:
         return "\n".join(f"{image:<16} {path}" for image, path, _ in self.written)
@@ -63,4 +65,4 @@ def run(args: argparse.Namespace) -> RenderResult:
         context = render_context(project, name, options)
         folder = write_context(context, out / name)
         written.append((name, folder, context.input_hash))
-    return RenderResult(tuple(written))
+    return RenderResult(tuple(written), choice)
