@@ -29,8 +29,9 @@ MARKER_TEXT = (
     "Delete this file to keep pyrlab from writing here again.\n"
 )
 SHOWN_ENTRIES = 3  # entries a refusal names before "and N more"
-HEADER_LINES = 20
-NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)  # how far into a file its header comment is looked for
+HEADER_LINES = 20  # how far into a file its header comment is looked for
+# What os.link raises on a file system without hard links (then: a plain rename).
+NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
 
 
 def claim_folder(folder: Path, *, by: str, writes: Iterable[str] = (),
@@ -40,7 +41,7 @@ def claim_folder(folder: Path, *, by: str, writes: Iterable[str] = (),
     .pyrlab/contexts); then leave MARKER, naming `by` (the command). `writes` are the
     entries the caller will replace, named first when the folder is refused."""
     try:
-        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        if folder.exists() and not folder.is_dir():  # a link to a folder is that folder
             raise ConfigError(Problem(str(folder), "is not a folder"),
                               hint="-o takes a folder: name a new or empty one")
         if folder.is_dir() and not owned and not (folder / MARKER).is_file():

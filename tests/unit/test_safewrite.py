@@ -372,3 +372,15 @@ def test_claim_folder_names_the_files_it_would_replace_first(tmp_path: Path) -> 
     (tmp_path / MARKER).write_text("")  # a folder the user hands to pyrlab
     claim_folder(tmp_path, by="x")
     assert (tmp_path / MARKER).read_text().startswith("pyrlab made this folder (x)")
+
+
+def test_claim_folder_follows_a_link_to_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    claim_folder(tmp_path / "link", by="x")
+    assert (tmp_path / "real" / MARKER).is_file()
+    write(tmp_path, "mine/notes.txt", "")
+    (tmp_path / "link2").symlink_to("mine")
+    with pytest.raises(ConfigError) as caught:
+        claim_folder(tmp_path / "link2", by="x")
+    assert "holds files pyrlab did not make (notes.txt)" in caught.value.message
