@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from labfiles import init_lab, make_project, write
+from labfiles import PEM, init_lab, make_project, write
 from test_build_lock import ORDER, build_json, pyrlab, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
@@ -160,6 +160,21 @@ def test_init_checks_ca_before_writing_anything(
     code, _, err = pyrlab(capsys, "init", str(tmp_path / "lab"), "--ca", str(tmp_path))
     assert code == EXIT_USAGE and f"--ca {tmp_path}: is a directory" in err
     assert not (tmp_path / "lab").exists()
+
+
+def test_init_lists_only_the_hosts_ca_files_that_hold_certificates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrlab.commands import init as init_command
+
+    host = tmp_path / "host-cas"
+    write(host, "corp.crt", PEM.decode())
+    write(host, "empty.crt", "")  # would fail every build (and `check`)
+    monkeypatch.setattr(init_command, "HOST_CA_DIR", host)
+    code, out, _ = pyrlab(capsys, "init", str(tmp_path / "lab"), "--json")
+    assert code == 0
+    assert json.loads(out)["ca_certificates"] == [str(host / "corp.crt")]
+    assert pyrlab(capsys, "check", "-C", str(tmp_path / "lab"))[0] == 0
 
 
 def test_init_checks_the_base_suite_before_writing_anything(
