@@ -107,11 +107,21 @@ def test_clean_cache_removes_pyrlabs_records_and_keeps_others(
     assert sorted(r.type for r in theirs) == ["exec.cachemount", "regular"], theirs
     their_ids = {r.id for r in theirs}
 
+    # A dry run lists what would go, theirs not among it, and removes nothing.
+    done = built.pyrlab("clean", "--cache", "--dry-run", "--json")
+    assert done.returncode == 0, done.stderr
+    dry = json.loads(done.stdout)
+    assert dry["dry_run"] is True and built.ref("pylab") in dry["removed"]
+    assert dry["cache_removed"] and not set(dry["cache_removed"]) & their_ids
+    assert set(dry["cache_removed"]) <= {r.id for r in cache_records(docker)}
+    assert docker.image(built.ref("pylab")) is not None
+
     done = built.pyrlab("clean", "--cache", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["cache_pruned"] is True
     assert built.ref("pylab") in data["removed"]  # the images go as with a plain clean
+    assert data["removed"] == dry["removed"]  # what the dry run listed
 
     after = {r.id: r for r in cache_records(docker)}
     assert their_ids <= set(after), "clean --cache removed a record that is not pyrlab's"

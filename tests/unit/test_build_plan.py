@@ -245,7 +245,7 @@ class FakeEngine(Engine):
         self.reads.append(image_id)
         return self.manifests[image_id]
 
-    def prune_build_cache(self) -> list[str]:
+    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
         return []
 
     # Containers, for the self-test: `run` starts nothing, `exec` answers as

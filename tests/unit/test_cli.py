@@ -41,11 +41,14 @@ def test_round_trip_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["check", "-C", str(lab)]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0] == f"ok: {lab}"
-    assert [line.split()[0] for line in captured.out.splitlines()[1:]] == IMAGES
+    assert [line.split()[0] for line in captured.out.splitlines()[1:-1]] == IMAGES
+    # The engine a build would use, as build chooses it; none is run.
+    assert captured.out.splitlines()[-1] == \
+        "engine: auto-detected by each build (docker, else podman)"
     assert captured.err == ""
 
     assert main(["render", "-C", str(lab), "-o", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(IMAGES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*IMAGES, ".pyrlab-output"])
     for name in IMAGES:
         dockerfile = (out / name / "Dockerfile").read_text(encoding="utf-8")
         assert f"org.pyrlab.image=\"{name}\"" in dockerfile
@@ -68,7 +71,8 @@ def test_round_trip_through_the_installed_script(tmp_path: Path) -> None:
     assert "FROM pyrlab-debian:trixie\n" in (lab / "out" / "pyrlab-base" / "Dockerfile").read_text()
     # Without -o the contexts go to .pyrlab/contexts, which init's .gitignore covers.
     assert pyrlab("render", "pylab", cwd=lab).returncode == 0
-    assert [p.name for p in (lab / ".pyrlab" / "contexts").iterdir()] == ["pylab"]
+    assert sorted(p.name for p in (lab / ".pyrlab" / "contexts").iterdir()) == [
+        ".pyrlab-output", "pylab"]
     assert ".pyrlab/" in (lab / ".gitignore").read_text().split()
 
 
@@ -189,7 +193,7 @@ def test_render_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert re.fullmatch(r"[0-9a-f]{64}", context["input_hash"])
         dockerfile = Path(context["path"]) / "Dockerfile"
         assert f'org.pyrlab.input-hash="{context["input_hash"]}"' in dockerfile.read_text()
-    assert sorted(p.name for p in out.iterdir()) == ["pylab", "rlab"]
+    assert sorted(p.name for p in out.iterdir()) == [".pyrlab-output", "pylab", "rlab"]
 
 
 def test_render_podman(tmp_path: Path) -> None:
@@ -335,10 +339,10 @@ def test_unknown_global_option(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"the options of `{verb}` go after it" in err
     # An engine for a command that uses none is refused, wherever it stands.
     with pytest.raises(SystemExit) as caught:
-        main(["--engine", "docker", "check"])
+        main(["--engine", "docker", "config"])
     assert caught.value.code == 2
-    assert "pyrlab: error: `pyrlab check` takes no --engine" in capsys.readouterr().err
+    assert "pyrlab: error: `pyrlab config` takes no --engine" in capsys.readouterr().err
     with pytest.raises(SystemExit) as caught:
-        main(["check", "--engine", "docker"])
+        main(["config", "--engine", "docker"])
     assert caught.value.code == 2
     assert "unrecognized arguments: --engine docker" in capsys.readouterr().err

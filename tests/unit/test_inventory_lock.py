@@ -13,6 +13,7 @@ from test_inventory import inventory, meta
 
 from pyrlab.errors import EXIT_CONFIG, ConfigError
 from pyrlab.inventory.lockfile import (
+    HEADER,
     LockError,
     key_lines,
     parse_lock,
@@ -132,7 +133,7 @@ def test_update_creates_the_lock(tmp_path: Path) -> None:
 
 def test_write_replaces_the_file_whole_and_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "pyrlab.lock"
-    path.write_text("old\n")
+    path.write_text(HEADER + "old\n")  # pyrlab's, as its header says
     os.chmod(path, 0o600)
     old_umask = os.umask(0o022)
     try:
@@ -155,7 +156,7 @@ def test_writing_what_is_there_leaves_the_file_alone(tmp_path: Path) -> None:
 
 
 def test_a_lock_that_cannot_be_written(tmp_path: Path) -> None:
-    with pytest.raises(LockError, match=r"pyrlab\.lock: cannot write: no such file"):
+    with pytest.raises(LockError, match=r"pyrlab\.lock: cannot write: No such file"):
         write_lock(tmp_path / "missing" / "pyrlab.lock", {}, shown="pyrlab.lock")
 
 

@@ -223,7 +223,7 @@ class FakeEngine(Engine):
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         raise NotImplementedError
 
-    def prune_build_cache(self) -> list[str]:
+    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
         return []
 
     def image(self, ref: str) -> ImageInfo | None:

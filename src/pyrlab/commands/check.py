@@ -1,4 +1,7 @@
-"""`pyrlab check`: validate the configuration, every list and the image graph (no engine)."""
+"""`pyrlab check`: validate the configuration, every list and the image graph (no engine).
+
+It names the engine a build would use, chosen as build chooses (--engine, PYRLAB_ENGINE,
+the config's `engine`), without running it: "auto" is left to the build to detect."""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config
+from pyrlab.engines.select import add_engine_argument, named_engine
 from pyrlab.errors import RunError
 from pyrlab.run.plan import plan_lab
 from pyrlab.run.safety import describe, refusals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    add_engine_argument(parser)
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class CheckResult:
     # What `up` would refuse without --allow-unsafe (run/safety.py): valid, but worth knowing
     # before starting a project that came from someone else.
     unsafe: tuple[str, ...] = ()
+    engine: tuple[str, str] = ("auto", "auto-detection")  # (name, where the choice came from)
 
     def to_data(self) -> Any:
         config = self.project.config
@@ -44,6 +49,7 @@ class CheckResult:
             "order": self.project.order(),
             "overrides": dict(config.overrides),
             "needs_allow_unsafe": list(self.unsafe),
+            "engine": {"name": self.engine[0], "source": self.engine[1]},
         }
 
     def to_text(self) -> str:
@@ -56,6 +62,9 @@ class CheckResult:
                      f"{len(lists.r_packages)} R"]
             lines.append(f"  {name:<16} from {image.parent or config.base.image}: "
                          + ", ".join(parts))
+        name, source = self.engine
+        lines.append("engine: auto-detected by each build (docker, else podman)"
+                     if name == "auto" else f"engine: {name}, from {source}")
         lines += [f"needs `pyrlab up --allow-unsafe`: {line}" for line in self.unsafe]
         return "\n".join(lines)
 
@@ -80,4 +89,6 @@ def unsafe_settings(config: Config) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> CheckResult:
     # Problems raise one ConfigError listing all of them; the CLI prints it and exits 3.
     project = project_from(args)
-    return CheckResult(project, unsafe_settings(project.config))
+    config = project.config
+    engine = named_engine(args.engine, config.engine, config_source=config.source_of("engine"))
+    return CheckResult(project, unsafe_settings(config), engine)

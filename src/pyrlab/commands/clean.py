@@ -1,4 +1,5 @@
-"""`pyrlab clean [--cache]`: remove this project's images (and pyrlab's build cache).
+"""`pyrlab clean [--cache] [--dry-run]`: remove this project's images (and pyrlab's build
+cache); --dry-run says what would go and removes nothing.
 
 Only images this project built are touched: the tags of its graph (latest, previous,
 failed, rolled-back and the base tag) when the image carries this project's label, then
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", action="store_true",
                         help="also remove pyrlab's build cache (download caches and layers), "
                         "which every project on this engine shares")
+    parser.add_argument("-n", "--dry-run", action="store_true",
+                        help="print what would be removed, and remove nothing")
     add_engine_argument(parser)
 
 
@@ -40,15 +43,18 @@ class CleanResult:
     # projects had names), left alone; and the engine's command name, for the hint.
     bare: tuple[str, ...] = ()
     engine_name: str = "docker"
+    dry_run: bool = False  # `removed` and `cache` are what would be removed
 
     def to_data(self) -> Any:
         return {"engine": self.selection.engine.describe(), "removed": list(self.removed),
                 "kept": [{"image": i, "reason": r} for i, r in self.kept],
                 "base_kept": self.base, "cache_pruned": self.cache is not None,
-                "cache_removed": list(self.cache or ()), "bare_names_kept": list(self.bare)}
+                "cache_removed": list(self.cache or ()), "bare_names_kept": list(self.bare),
+                "dry_run": self.dry_run}
 
     def to_text(self) -> str:
-        lines = [f"removed {r}" for r in self.removed] or ["no images to remove"]
+        removed = "would remove" if self.dry_run else "removed"
+        lines = [f"{removed} {r}" for r in self.removed] or ["no images to remove"]
         lines += [f"kept {i}: {r}" for i, r in self.kept]
         lines.append(f"kept the base image {self.base} (remove it with your engine's rmi)")
         if self.bare:
@@ -57,8 +63,10 @@ class CleanResult:
                          f"{' '.join(self.bare)}` (or `pyrlab clean --set name=` for those "
                          f"this folder built)")
         if self.cache is not None:
-            lines.append(f"build cache: removed {len(self.cache)} pyrlab cache entries "
+            lines.append(f"build cache: {removed} {len(self.cache)} pyrlab cache entries "
                          f"(the engine's build cache is shared: this affects every project)")
+        if self.dry_run:
+            lines.append("dry run: nothing was removed")
         return "\n".join(lines)
 
 
@@ -82,6 +90,10 @@ def run(args: argparse.Namespace) -> CleanResult:
             if image.labels.get(LABEL_PROJECT) != key:
                 kept.append((ref, "not built by this project (another folder's lab?)"))
                 continue
+            if args.dry_run:  # whether the engine would refuse shows only when it is asked
+                removed.append(ref)
+                kept_ids.add(image.id)
+                continue
             refused = engine.remove_image(ref)
             if refused:
                 kept.append((ref, refused))
@@ -90,6 +102,9 @@ def run(args: argparse.Namespace) -> CleanResult:
                 removed.append(ref)
     # Untagged images this project left (replaced builds a container or child still used).
     leftovers = [i for i in engine.image_ids(f"{LABEL_PROJECT}={key}") if i not in kept_ids]
+    if args.dry_run:
+        removed += [short_id(image_id) for image_id in leftovers]
+        leftovers = []
     for _ in range(len(leftovers)):  # a child must go before its parent: retry until stuck
         progress = False
         for image_id in list(leftovers):
@@ -111,6 +126,6 @@ def run(args: argparse.Namespace) -> CleanResult:
         # only an image that carries the bare name itself is one.
         bare = [ref for ref, image in found.items() if image is not None
                 and {ref, f"localhost/{ref}", f"docker.io/library/{ref}"} & set(image.tags)]
-    cache = tuple(engine.prune_build_cache()) if args.cache else None
+    cache = tuple(engine.prune_build_cache(dry_run=args.dry_run)) if args.cache else None
     return CleanResult(selection, tuple(removed), tuple(kept), config.base.image, cache,
-                       tuple(bare), engine.name)
+                       tuple(bare), engine.name, args.dry_run)

@@ -8,16 +8,15 @@ One module per kind in pyrlab.exports (KINDS below); each has its own options
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pyrlab.errors import ConfigError, Problem
 from pyrlab.exports import Exported, ci, compose, jupyterhub
 from pyrlab.output import info
 from pyrlab.run.session import config_from
+from pyrlab.safewrite import write_file
 
 # KIND → module with HELP, add_arguments(parser) and export(config, args) → Exported.
 KINDS: dict[str, ModuleType] = {
@@ -49,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = kinds.add_parser(kind, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.add_argument("-o", "--output", metavar="FILE", default=None,
-                         help="write to FILE (default: standard output)")
+                         help="write to FILE (default: standard output); a FILE pyrlab did "
+                         "not write is kept unless --force")
+        sub.add_argument("--force", action="store_true",
+                         help="replace FILE even when pyrlab did not write it")
         _add_global_options(sub)
 
 
@@ -83,17 +85,6 @@ class ExportResult:
         return f"wrote {self.output}: {self.exported.summary}"
 
 
-def write_output(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise ConfigError(Problem(str(path), f"cannot write: {exc.strerror}"),
-                          hint="choose another -o FILE") from None
-
-
 def run(args: argparse.Namespace) -> ExportResult:
     _merge_global_options(args)
     config = config_from(args)
@@ -101,7 +92,9 @@ def run(args: argparse.Namespace) -> ExportResult:
     assert isinstance(exported, Exported)
     output = Path(args.output) if args.output else None
     if output is not None:
-        write_output(output, exported.text)
+        # The file pyrlab wrote before is replaced; one it did not write only with --force.
+        write_file(output, exported.text, force=args.force, parents=True,
+                   hint="add --force to replace it, or choose another -o FILE")
     for note in exported.notes:
         info(f"note: {note}")
     return ExportResult(args.export_kind, exported, output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import tomllib
@@ -11,9 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pyrlab.config.schema import SUITE_RE, name_from_folder
+from pyrlab.config.confine import pem_certificates, regular_file
+from pyrlab.config.schema import name_from_folder
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem, UsageError
+from pyrlab.safewrite import check_new, write_file
 
 # (file in the package, name in the project)
 FILES = (
@@ -31,6 +34,11 @@ FILES = (
 # recording them (in the user's file: they are this machine's, not the project's) makes the
 # new lab's builds work behind the same proxy.
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+# The suites `--base debian:SUITE` takes: those Debian's mirrors carry (codenames and
+# their aliases). Another suite can still be written in pyrlab.toml's base.bootstrap.
+DEBIAN_SUITES = ("bookworm", "trixie", "forky", "duke", "sid",
+                 "oldstable", "stable", "testing", "unstable")
 
 BASE_IMAGE = '''image = "python:3.14-trixie"   # any Debian-based image with python3
 python = "image"               # "image": the image's Python; "debian": apt's python3'''
@@ -82,21 +90,47 @@ def base_block(base: str) -> str:
         return BASE_IMAGE
     kind, _, suite = base.partition(":")
     suite = suite or "trixie"
-    if kind != "debian" or not SUITE_RE.match(suite):
+    if kind != "debian":
         raise UsageError(f"--base: expected 'image', 'debian' or 'debian:SUITE', got {base!r}")
+    if suite not in DEBIAN_SUITES:
+        close = difflib.get_close_matches(suite, DEBIAN_SUITES, n=1)
+        guess = f"; did you mean debian:{close[0]}?" if close else ""
+        raise UsageError(f"--base: {suite!r} is not a Debian suite on its mirrors{guess}",
+                         hint=f"one of {', '.join(DEBIAN_SUITES)} (another suite: write it "
+                         "in pyrlab.toml's base.bootstrap after init)")
     return BASE_BOOTSTRAP.format(suite=suite)
+
+
+def not_a_ca_file(path: Path) -> str | None:
+    """Why `path` cannot be a CA file of a build (as `pyrlab check` would say), or None."""
+    why = regular_file(path)
+    if why is not None:
+        return why
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    certificates = pem_certificates(content)
+    return f"is not a PEM certificate file: {certificates}" if isinstance(certificates, str) \
+        else None
 
 
 def ca_files(args: argparse.Namespace) -> list[str]:
     if args.ca is not None:
         files = [Path(f).expanduser().resolve() for f in args.ca]
-        missing = [str(f) for f in files if not f.is_file()]
+        missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise UsageError(f"--ca: no such file: {', '.join(missing)}")
+        problems = [f"{f}: {why}" for f in files if (why := not_a_ca_file(f)) is not None]
+        if problems:
+            raise UsageError(f"--ca {'; '.join(problems)}",
+                             hint="--ca takes a CA certificate in PEM form (-----BEGIN "
+                             "CERTIFICATE-----)")
         return [str(f) for f in files]
     if args.no_host_ca or not HOST_CA_DIR.is_dir():
         return []
-    return [str(f) for f in sorted(HOST_CA_DIR.rglob("*.crt"))]
+    # The host's own files: one that holds no certificate would fail every build.
+    return [str(f) for f in sorted(HOST_CA_DIR.rglob("*.crt")) if not_a_ca_file(f) is None]
 
 
 def record_ca_files(files: list[str]) -> tuple[Path | None, str]:
@@ -114,10 +148,9 @@ def record_ca_files(files: list[str]) -> tuple[Path | None, str]:
     shown = shown_path(path)
     try:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("# pyrlab's settings for this machine (CA files, proxies, engine, "
-                            "where notebooks\n# and home folders live): they win over "
-                            "each project's pyrlab.toml.\n" + block, encoding="utf-8")
+            write_file(path, "# pyrlab's settings for this machine (CA files, proxies, "
+                       "engine, where notebooks\n# and home folders live): they win over "
+                       "each project's pyrlab.toml.\n" + block, parents=True, shown=shown)
             return path, f"recorded this machine's CA files in {shown}"
         text = path.read_text(encoding="utf-8-sig")
         try:
@@ -127,8 +160,9 @@ def record_ca_files(files: list[str]) -> tuple[Path | None, str]:
         if isinstance(base, dict) and "ca_certificates" in base:
             return path, f"kept the CA files your {shown} lists"
         if base is None:
-            path.write_text(text + ("" if text.endswith("\n") or not text else "\n")
-                            + "\n" + block, encoding="utf-8")
+            # Added to, never changed: what the user wrote stays as it was.
+            write_file(path, text + ("" if text.endswith("\n") or not text else "\n")
+                       + "\n" + block, force=True, shown=shown)
             return path, f"recorded this machine's CA files in {shown}"
     except OSError as exc:
         raise ConfigError(Problem(shown, f"cannot write: {exc.strerror}")) from None
@@ -140,23 +174,22 @@ def run(args: argparse.Namespace) -> InitResult:
     root = Path(args.dir if args.dir is not None else args.project).expanduser().resolve()
     block = base_block(args.base)
     cas = ca_files(args)
-    existing = [dst for _, dst in FILES if (root / dst).exists()]
-    if existing and not args.force:
-        raise ConfigError(
-            [Problem(str(root / dst), "already exists") for dst in existing],
-            hint="use --force to overwrite",
-        )
+    # A project folder may hold the user's work already (a git repository, notebooks):
+    # init adds its files beside them, and replaces one only when asked (--force).
+    check_new([root / dst for _, dst in FILES], force=args.force,
+              hint="use --force to overwrite")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        package = resources.files("pyrlab.init")
-        for src, dst in FILES:
-            text = package.joinpath(src).read_text(encoding="utf-8")
-            if src == "pyrlab.toml":
-                text = (text.replace("@BASE@", block)
-                        .replace("@NAME@", json.dumps(name_from_folder(root))))
-            (root / dst).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(str(exc.filename or root), f"cannot write: {exc.strerror}")) from None
+    package = resources.files("pyrlab.init")
+    for src, dst in FILES:
+        text = package.joinpath(src).read_text(encoding="utf-8")
+        if src == "pyrlab.toml":
+            text = (text.replace("@BASE@", block)
+                    .replace("@NAME@", json.dumps(name_from_folder(root))))
+        write_file(root / dst, text, force=args.force, ours=lambda _: False,
+                   hint="use --force to overwrite")
     user_file, note = record_ca_files(cas)
     return InitResult(root=root, written=tuple(dst for _, dst in FILES), ca_files=tuple(cas),
                       user_file=user_file, user_file_note=note)

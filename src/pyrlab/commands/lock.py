@@ -19,6 +19,8 @@ from pyrlab.run.session import config_from, engine_from
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_argument(parser)
+    parser.add_argument("--force", action="store_true",
+                        help="replace a pyrlab.lock that pyrlab did not write")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> LockResult:
         unreadable = False
     except LockError:
         before, unreadable = {}, True  # rewriting it is the fix its error names
-    write_lock(lock.path, inventories, shown=lock.shown)
+    write_lock(lock.path, inventories, shown=lock.shown, force=args.force)
     differ = {d.image for d in diff_locks(before, inventories) if d.status != "unchanged"}
     changed = tuple(name for name in inventories if name in differ)
     return LockResult(lock.shown, tuple(inventories), changed, unreadable)

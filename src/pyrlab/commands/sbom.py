@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.errors import ConfigError, Problem
 from pyrlab.inventory.images import image_inventory, image_spec
 from pyrlab.run.session import config_from, engine_from
+from pyrlab.safewrite import write_file
 
 SPEC_VERSION = "1.6"  # the CycloneDX version inventory/sbom.py writes
 
@@ -20,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE",
                         help="an image of the project, e.g. pylab (pylab:previous: another tag)")
     parser.add_argument("-o", "--output", metavar="FILE", default=None,
-                        help="write the SBOM to FILE (default: standard output)")
+                        help="write the SBOM to FILE (default: standard output); a FILE "
+                        "that is not pyrlab's SBOM is kept unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="replace FILE even when pyrlab did not write it")
     add_engine_argument(parser)
 
 
@@ -44,6 +47,17 @@ class SbomResult:
                 f"{self.ref} ({self.components} components)")
 
 
+def is_pyrlab_sbom(content: bytes) -> bool:
+    """Whether a file is an SBOM pyrlab wrote: CycloneDX JSON whose tools name pyrlab (JSON
+    has no comment to carry the header other files have)."""
+    try:
+        data = json.loads(content)
+        tools = data["metadata"]["tools"]["components"]
+        return data["bomFormat"] == "CycloneDX" and any(t["name"] == "pyrlab" for t in tools)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def run(args: argparse.Namespace) -> SbomResult:
     config = config_from(args)
     spec = image_spec(config, args.image)
@@ -55,8 +69,6 @@ def run(args: argparse.Namespace) -> SbomResult:
     components = len(json.loads(document).get("components", []))
     output = Path(args.output) if args.output else None
     if output is not None:
-        try:
-            output.write_text(document + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(Problem(str(output), f"cannot write: {exc.strerror}")) from None
+        write_file(output, document + "\n", force=args.force, ours=is_pyrlab_sbom,
+                   hint="add --force to replace it, or choose another -o FILE")
     return SbomResult(spec.ref, document, output, components)

@@ -26,7 +26,9 @@ def content_mtime(content: bytes) -> int:
 
 
 def write_context(context: BuildContext, folder: Path) -> Path:
-    """Replace `folder` with exactly the context's files (fixed modes, content mtimes)."""
+    """Replace `folder` with exactly the context's files (fixed modes, content mtimes).
+    `folder` is pyrlab's: a fresh build folder, or one in a folder render claimed
+    (safewrite.claim_folder), so what is in it may go."""
     try:
         if folder.exists():
             shutil.rmtree(folder)

@@ -478,9 +478,9 @@ class Engine(ABC):
             self.remove_container(container)
 
     @abstractmethod
-    def prune_build_cache(self) -> list[str]:
+    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
         """Remove pyrlab's build cache (download caches, layer cache) and nothing else;
-        returns what was removed."""
+        returns what was removed (`dry_run`: what would be, removing nothing)."""
 
     # ------------------------------------------------------------ containers
     def run_argv(self, request: RunRequest) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyrlab import proc
 from pyrlab.engines.base import BuildRequest, Engine, request_args
-from pyrlab.engines.buildcache import prune
+from pyrlab.engines.buildcache import marked_records, prune
 
 # Every image carries BuildKit's inline cache (its layers' cache keys, in the image config),
 # so that any image pyrlab pushed can be a teammate's `--cache-from`. The docker driver
@@ -43,9 +43,11 @@ class Docker(Engine):
         data = json.loads(result.stdout or "null") or []
         return [{k: str(v) for k, v in record.items()} for record in data]
 
-    def prune_build_cache(self) -> list[str]:
+    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
         """Remove the cache records pyrlab's steps made (download caches and layers) and
         nothing else (see buildcache.marked_records)."""
+        if dry_run:
+            return marked_records(self.build_cache_records())
         return prune(self.build_cache_records, lambda record_id: self._run(
             ["builder", "prune", "--force", "--all", "--filter", f"id={record_id}"]))
 

@@ -185,14 +185,15 @@ class Podman(Engine):
                               f"(exit code {result.returncode}): "
                               f"{detail[-1] if detail else 'no output'}")
 
-    def prune_build_cache(self) -> list[str]:
+    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
         """buildah keeps `RUN --mount=type=cache,id=ID` folders in <tmp>/buildah-cache[-UID]/
         ID; its layer cache is the intermediate images, which go with the project's."""
         removed = []
         for folder in buildah_cache_dirs():
             for entry in sorted(folder.iterdir()):
                 if entry.name.startswith(CACHE_ID_PREFIX) and entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
+                    if not dry_run:
+                        shutil.rmtree(entry, ignore_errors=True)
                     removed.append(str(entry))
         return removed
 

@@ -91,11 +91,11 @@ def find_podman() -> Engine:
     return engine
 
 
-def select_engine(flag: str | None, config_value: str,
-                  environ: Mapping[str, str] | None = None, *,
-                  config_source: str = "pyrlab.toml") -> Selection:
-    """The engine: --engine, else PYRLAB_ENGINE, else the config's `engine` (from
-    `config_source`: pyrlab.toml or the user's file), else the first that works."""
+def named_engine(flag: str | None, config_value: str,
+                 environ: Mapping[str, str] | None = None, *,
+                 config_source: str = "pyrlab.toml") -> tuple[str, str]:
+    """(engine, where the choice came from): --engine, else PYRLAB_ENGINE, else the config's
+    `engine`, else ("auto", "auto-detection"). An unknown name is refused."""
     environ = os.environ if environ is None else environ
     if flag and flag != "auto":
         choice, source = flag, "--engine"
@@ -105,12 +105,43 @@ def select_engine(flag: str | None, config_value: str,
         choice, source = config_value, config_source
     else:
         choice, source = "auto", "auto-detection"
+    if choice not in ("auto", "docker", "podman"):
+        raise EngineError(f"unknown engine {choice!r} (from {source}): use docker or podman")
+    return choice, source
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str  # "docker" or "podman"
+    source: str
+
+
+def engine_choice(flag: str | None, config_value: str,
+                  environ: Mapping[str, str] | None = None, *,
+                  config_source: str = "pyrlab.toml") -> EngineChoice:
+    """The engine a build would use, by name, for what only needs to know which (rendering):
+    a named engine need not be installed; "auto" looks for one as select_engine does and,
+    finding none, answers docker, saying so."""
+    choice, source = named_engine(flag, config_value, environ, config_source=config_source)
+    if choice != "auto":
+        return EngineChoice(choice, source)
+    try:
+        selection = select_engine(None, "auto", {})
+    except EngineError:
+        return EngineChoice("docker", "auto-detection, which found no usable engine")
+    return EngineChoice(selection.engine.name, selection.source)
+
+
+def select_engine(flag: str | None, config_value: str,
+                  environ: Mapping[str, str] | None = None, *,
+                  config_source: str = "pyrlab.toml") -> Selection:
+    """The engine: --engine, else PYRLAB_ENGINE, else the config's `engine` (from
+    `config_source`: pyrlab.toml or the user's file), else the first that works."""
+    choice, source = named_engine(flag, config_value, environ, config_source=config_source)
     if choice == "docker":
         return Selection(find_docker(), source)
     if choice == "podman":
         return Selection(find_podman(), source)
-    if choice != "auto":
-        raise EngineError(f"unknown engine {choice!r} (from {source}): use docker or podman")
     problems: list[str] = []
     for finder in (find_docker, find_podman):
         try:

@@ -10,9 +10,7 @@ reported as `pyrlab.lock:LINE: what is wrong`, all of them at once.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import secrets
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -33,6 +31,7 @@ from pyrlab.inventory.model import (
     duplicate_names,
     sort_key,
 )
+from pyrlab.safewrite import has_pyrlab_header, write_file
 
 LOCK_NAME = "pyrlab.lock"
 LOCK_VERSION = 1
@@ -385,10 +384,23 @@ def _toml_string(value: str) -> str:
     return "".join(out)
 
 
+def is_pyrlab_lock(content: bytes) -> bool:
+    """Whether a file is a lock pyrlab wrote: its header says so, or it reads as one (a lock
+    whose comment was edited away). A lock a merge broke keeps its header."""
+    if has_pyrlab_header(content):
+        return True
+    try:
+        parse_lock(content.decode("utf-8"))
+    except (UnicodeDecodeError, LockError):
+        return False
+    return True
+
+
 def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
-               shown: str | None = None) -> None:
+               shown: str | None = None, force: bool = False) -> None:
     """Write the lock file at `path` atomically: readers see the old file or the new one.
-    A file that already says the same is left untouched."""
+    A file that already says the same is left untouched; one that is no lock of pyrlab's
+    is replaced only with `force` (see safewrite)."""
     shown = shown or str(path)
     data = render_lock(inventories).encode("utf-8")
     try:
@@ -396,20 +408,12 @@ def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
             return
     except OSError:
         pass  # missing or unreadable: write it
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        # 0o666 less the umask, like any file a person creates: it is meant to be committed.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise LockError(Problem(shown, f"cannot write: {reason}")) from None
-    finally:
-        temporary.unlink(missing_ok=True)
+        # A new file is 0o666 less the umask, like any a person creates: it is committed.
+        write_file(path, data, force=force, ours=is_pyrlab_lock, shown=shown,
+                   hint="move it away, or replace it with `pyrlab lock --force`")
+    except ConfigError as exc:
+        raise LockError(exc.problems, hint=exc.hint) from None
 
 
 def update_lock(path: Path, changed: Mapping[str, Inventory], *,
