@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -141,7 +142,8 @@ def main() -> None:
         print(f"note: {args.image} is not up to date: `up` without --no-build (it would "
               "build) is left out", file=sys.stderr)
 
-    work = Path(tempfile.mkdtemp(prefix="pyrlab-startup-bench-"))
+    # Inside the project: a lab mounts its own folders without --allow-unsafe.
+    work = Path(tempfile.mkdtemp(prefix=".startup-bench-", dir=args.lab))
     folders = {"notebooks": work / "notebooks", "home": work / "home"}
     for folder in folders.values():
         folder.mkdir()
@@ -183,6 +185,7 @@ def main() -> None:
         subprocess.run(["docker", "rm", "--force", f"pyrlab-{args.image}-{port}"],
                        capture_output=True, check=False)
         subprocess.run(["docker", "rmi", TWO_STEP], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
     width = max(map(len, figures))
     print(f"median of {args.runs} (min–max), seconds")
     for name, values in figures.items():
