@@ -20,7 +20,6 @@ if (threading.current_thread() is threading.main_thread()
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 import argparse
-import difflib
 import logging
 import re
 import sys
@@ -62,6 +61,8 @@ QUIET_KEEPS_OUTPUT = frozenset({"help", "config", "ps", "logs", "url", "inspect"
 
 def _did_you_mean(word: str, known: Iterable[str]) -> str:
     """"; did you mean X?" for the nearest of `known`, or ""."""
+    import difflib  # only on a mistake: not part of every start
+
     by_name = {k.lstrip("-"): k for k in known}  # "--" alike in every option: not a match
     close = difflib.get_close_matches(word.lstrip("-"), list(by_name), n=1, cutoff=0.75)
     return f"; did you mean {by_name[close[0]]}?" if close else ""
@@ -104,6 +105,7 @@ class _VerbParser(_Parser):
         if self.verb is None:
             return
         module, self.verb = load(self.verb), None
+        _add_global_options(self, prefix="")  # here, not at start: for one verb, not all
         module.add_arguments(self)
         self.set_defaults(handler=module.run)
         if "--engine" not in self._option_string_actions:  # global: accepted everywhere
@@ -184,8 +186,6 @@ def _epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _VerbParser(add_help=False)  # the options every verb shares (no verb of its own)
-    _add_global_options(common, prefix="")
     parser = _Parser(prog="pyrlab", description="Build, run and upgrade JupyterLab images "
                      "for Python and R from plain package lists.",
                      epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,11 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND",
                                        parser_class=_VerbParser)
     for verb, text in COMMANDS.items():
-        sub = subparsers.add_parser(verb, help=text, description=text, parents=[common])
+        sub = subparsers.add_parser(verb, help=text, description=text)
         sub.verb = verb
     helper = subparsers.add_parser("help", help="show pyrlab's help, or a command's",
-                                   description="show pyrlab's help, or a command's",
-                                   parents=[common])
+                                   description="show pyrlab's help, or a command's")
+    _add_global_options(helper, prefix="")
     helper.add_argument("topic", nargs="*", metavar="COMMAND",
                         help="the command (and the export kind), e.g. up or export compose")
     helper.set_defaults(handler=_help_command)
