@@ -43,13 +43,11 @@ from pyrlab.output import emit, error, error_json, set_quiet
 # The environment variables that change what pyrlab does (`pyrlab --help` lists them; the
 # config keys' own variables are one line, PYRLAB_SECTION__KEY).
 ENVIRONMENT: dict[str, str] = {
-    "PYRLAB_KEY, PYRLAB_SECTION__KEY": "override a pyrlab.toml value, e.g. "
-                                       "PYRLAB_RUN__BIND=0.0.0.0 (see `pyrlab config`)",
-    "PYRLAB_ENGINE": "docker or podman (after --engine, before pyrlab.toml's engine)",
-    "PYRLAB_USER_CONFIG": "your own config file (default ~/.config/pyrlab/config.toml; "
-                          "empty: none)",
+    "PYRLAB_KEY, PYRLAB_SECTION__KEY": "override a pyrlab.toml value: PYRLAB_RUN__BIND=0.0.0.0",
+    "PYRLAB_ENGINE": "docker or podman (--engine wins over it, it over pyrlab.toml)",
+    "PYRLAB_USER_CONFIG": "your config file (default ~/.config/pyrlab/config.toml)",
     "PYRLAB_STATE_DIR": "where tokens and logs go (default: the project's .pyrlab/)",
-    "PYRLAB_LOG_LEVEL": "DEBUG shows every engine command (-v does the same)",
+    "PYRLAB_LOG_LEVEL": "DEBUG: every engine command pyrlab runs (as -v)",
     "NO_COLOR": "no colour in tables",
 }
 
