@@ -19,7 +19,26 @@ EXIT_TEST = 7  # an image failed its self-test
 EXIT_NOT_BUILT = 8  # an image the command reads is not built
 EXIT_REGISTRY = 9  # a registry refused a push (unknown host, credentials, plain HTTP)
 EXIT_INTERRUPTED = 130  # SIGINT (128 + 2); SIGTERM ends with 143 (see proc.Interrupted)
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
+EXIT_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE 13), as `git log | head` ends
 
+# The one table of what each exit code means: `pyrlab --help` and docs/command-line.md show
+# it (a unit test keeps the page in step).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_DIFFERENT: "`diff` found a difference",
+    EXIT_USAGE: "bad command line",
+    EXIT_CONFIG: "bad pyrlab.toml, package list or file; no project found",
+    EXIT_ENGINE: "container engine missing, not running or unusable",
+    EXIT_BUILD: "an image build failed",
+    EXIT_RUN: "a lab could not be started, reached or stopped",
+    EXIT_TEST: "an image failed its self-test",
+    EXIT_NOT_BUILT: "an image the command reads is not built",
+    EXIT_REGISTRY: "a registry refused a push",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT)",
+    EXIT_PIPE: "the reader of the output went away (`head -1` had its line): no message",
+    EXIT_TERMINATED: "terminated (SIGTERM)",
+}
 
 @dataclass(frozen=True)
 class Problem:

@@ -71,7 +71,7 @@ def python_versions(lab: Path, image: str, lock: str = "pyrlab.lock") -> dict[st
 def test_a_build_records_every_image_it_built_in_pyrlab_lock(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     data = build_json(capsys, lab)
-    assert data["lock"] == {"path": "lab/pyrlab.lock", "changed": True,
+    assert data["lock"] == {"path": "pyrlab.lock", "changed": True,
                             "recorded": ["pyrlab-base", "pylab", "pylab-torch", "other"]}
     lock = read_lock(lab / "pyrlab.lock")
     assert sorted(lock) == IMAGES
@@ -96,7 +96,7 @@ def test_a_rebuild_records_what_it_built_and_keeps_the_other_sections(
     assert read_lock(lab / "pyrlab.lock")["other"] == other_before
     text = main(["build", "-C", str(lab)])
     assert text == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "lab/pyrlab.lock: unchanged"
+    assert capsys.readouterr().out.splitlines()[-1] == "pyrlab.lock: unchanged"
 
 
 def test_a_build_with_nothing_to_do_leaves_the_lock_file_alone(
@@ -104,7 +104,7 @@ def test_a_build_with_nothing_to_do_leaves_the_lock_file_alone(
     build_json(capsys, lab)
     before = (lab / "pyrlab.lock").stat()
     data = build_json(capsys, lab)
-    assert data["lock"] == {"path": "lab/pyrlab.lock", "changed": False, "recorded": []}
+    assert data["lock"] == {"path": "pyrlab.lock", "changed": False, "recorded": []}
     assert (lab / "pyrlab.lock").stat().st_mtime_ns == before.st_mtime_ns
 
 
@@ -143,6 +143,6 @@ def test_a_broken_lock_stops_the_build_before_anything_is_built(
     (lab / "pyrlab.lock").write_text("version = 1\n\n[images.pylab\n")
     code, _, err = pyrlab(capsys, "build", "-C", str(lab))
     assert code == EXIT_CONFIG
-    assert "pyrlab: error: lab/pyrlab.lock:3: not valid TOML" in err
+    assert "pyrlab: error: pyrlab.lock:3: not valid TOML" in err
     assert "delete pyrlab.lock and run `pyrlab lock`" in err
     assert engine.built == []

@@ -125,7 +125,7 @@ def test_locked_rebuilds_an_image_that_differs_from_the_lock_and_installs_exactl
     data = build_json(capsys, lab, "--locked")
     reasons = {i["name"]: i["reason"] for i in data["images"]}
     assert actions(data)["pylab"] == "built"
-    assert reasons["pylab"] == ("differs from lab/pyrlab.lock: python: six 0.9 in the lock, "
+    assert reasons["pylab"] == ("differs from pyrlab.lock: python: six 0.9 in the lock, "
                                 "1.0 in the image")
     assert actions(data)["other"] == "skipped"
     assert ("pylab", "python/exact.txt", "six==0.9\n") in engine.pins
@@ -144,7 +144,7 @@ def test_locked_refuses_entries_the_lock_cannot_satisfy_naming_file_line_and_pac
     assert code == EXIT_CONFIG
     assert ("requirements.txt:1: six: locked at 1.0, which 'six>=2' does not allow"
             in err)
-    assert "requirements.txt:3: idna: not in lab/pyrlab.lock [images.pylab]" in err
+    assert "requirements.txt:3: idna: not in pyrlab.lock [images.pylab]" in err
     assert engine.built == built  # nothing was built
 
 
@@ -196,7 +196,7 @@ def test_locked_stops_before_building_when_the_sources_no_longer_offer_a_locked_
     set_locked_deb(lab, "pylab", "tini", "0.18.0-1")  # a point release replaced it
     code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--locked")
     assert code == EXIT_BUILD
-    assert ("lab/pyrlab.lock (pyrlab-base, pylab, pylab-torch, other): Debian package tini "
+    assert ("pyrlab.lock (pyrlab-base, pylab, pylab-torch, other): Debian package tini "
             "0.18.0-1: the sources offer 0.19.0-3; --locked cannot pin it") in err
     assert "libc6" not in err  # installed in the base at the locked version
     assert engine.built == built and engine.refs == refs  # nothing built or tagged

@@ -161,11 +161,11 @@ def test_lock_rewrites_what_build_wrote(lab: Path, engine: FakeEngine,
     (lab / "pyrlab.lock").unlink()
     code, out, _ = pyrlab(capsys, "lock", "-C", str(lab), "--json")
     assert code == 0
-    assert json.loads(out) == {"path": "lab/pyrlab.lock", "images": ORDER,
+    assert json.loads(out) == {"path": "pyrlab.lock", "images": ORDER,
                                "changed": ORDER, "replaced_unreadable": False}
     assert (lab / "pyrlab.lock").read_text() == written
     code, out, _ = pyrlab(capsys, "lock", "-C", str(lab))
-    assert out == "lab/pyrlab.lock: pyrlab-base, pylab, pylab-torch, other (unchanged)\n"
+    assert out == "pyrlab.lock: pyrlab-base, pylab, pylab-torch, other (unchanged)\n"
 
 
 def test_lock_replaces_a_broken_lock_and_drops_images_no_longer_in_the_project(
@@ -195,7 +195,7 @@ def test_diff_without_arguments_compares_the_lock_with_the_images(
     build_json(capsys, lab)
     code, out, _ = pyrlab(capsys, "diff", "-C", str(lab))
     assert code == 0
-    assert out.splitlines()[0] == "lab/pyrlab.lock → the images now"
+    assert out.splitlines()[0] == "pyrlab.lock → the images now"
     assert "pylab: unchanged" in out.splitlines()
     # An image rebuilt some other way (here: with a newer six) shows up, as an upgrade.
     engine.versions["six"] = "1.1"
@@ -219,8 +219,8 @@ def test_diff_of_two_lock_files_and_of_two_images(
     shutil.copy(lab / "pyrlab.lock", lab / "old.lock")
     (lab / "requirements.txt").write_text("six\nidna\n")
     build_json(capsys, lab)
-    code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "--json", "lab/old.lock",
-                          "lab/pyrlab.lock")
+    code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "--json", "old.lock",
+                          "pyrlab.lock")
     assert code == EXIT_DIFFERENT
     changes = {d["image"]: [(c["name"], c["kind"], c["new_version"]) for c in d["python"]]
                for d in json.loads(out)["images"]}
@@ -233,10 +233,32 @@ def test_diff_of_two_lock_files_and_of_two_images(
     assert lines[1] == "pylab: 1 added"
     assert lines[-1].split() == ["python", "idna", "added", "-", "1.0"]
     # The same on both sides: nothing differs, exit code 0.
-    code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "lab/old.lock", "lab/old.lock")
+    code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "old.lock", "old.lock")
     assert code == 0 and "added" not in out
     code, _, _ = pyrlab(capsys, "diff", "-C", str(lab), "pylab", "pylab:latest")
     assert code == 0
+
+
+def test_diff_of_two_lock_files_needs_no_project_and_no_engine(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build_json(capsys, lab)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(lab / "pyrlab.lock", elsewhere / "old.lock")
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    build_json(capsys, lab)
+    shutil.copy(lab / "pyrlab.lock", elsewhere / "new.lock")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(elsewhere))  # no project above: the search stops here
+
+    def no_engine(*args: object, **kwargs: object) -> None:
+        raise AssertionError("diff of two lock files chose an engine")
+
+    monkeypatch.setattr("pyrlab.run.session.select_engine", no_engine)
+    code, out, err = pyrlab(capsys, "diff", "--engine", "podman", "old.lock", "new.lock")
+    assert (code, err) == (EXIT_DIFFERENT, "")
+    assert out.splitlines()[0] == "old.lock → new.lock"
 
 
 def test_diff_of_one_image_compares_its_lock_section(
@@ -244,7 +266,7 @@ def test_diff_of_one_image_compares_its_lock_section(
     build_json(capsys, lab)
     code, out, _ = pyrlab(capsys, "diff", "-C", str(lab), "pylab")
     assert code == 0
-    assert out.splitlines() == ["lab/pyrlab.lock [pylab] → t/pylab:latest", "pylab: unchanged"]
+    assert out.splitlines() == ["pyrlab.lock [pylab] → t/pylab:latest", "pylab: unchanged"]
 
 
 def test_diff_leaves_out_images_that_are_not_built(
@@ -260,7 +282,7 @@ def test_diff_leaves_out_images_that_are_not_built(
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["a.lock", "b.lock", "c.lock"], EXIT_USAGE, "give at most two images or lock files"),
-    (["pylab", "lab/pyrlab.lock"], EXIT_USAGE, "cannot compare an image with a lock file"),
+    (["pylab", "pyrlab.lock"], EXIT_USAGE, "cannot compare an image with a lock file"),
     (["nosuch.lock"], EXIT_CONFIG, "nosuch.lock: no such lock file"),
 ])
 def test_diff_mistakes_are_one_message(lab: Path, engine: FakeEngine,
@@ -275,7 +297,7 @@ def test_diff_without_a_lock_names_the_command_that_writes_it(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = pyrlab(capsys, "diff", "-C", str(lab))
     assert code == EXIT_CONFIG
-    assert "lab/pyrlab.lock: no such lock file" in err and "`pyrlab lock`" in err
+    assert "pyrlab.lock: no such lock file" in err and "`pyrlab lock`" in err
 
 
 def test_a_corrupt_lock_is_file_and_line(lab: Path, engine: FakeEngine,
@@ -286,7 +308,7 @@ def test_a_corrupt_lock_is_file_and_line(lab: Path, engine: FakeEngine,
     line = text.splitlines().index("six = 1.0") + 1
     code, _, err = pyrlab(capsys, "diff", "-C", str(lab))
     assert code == EXIT_CONFIG
-    assert f"pyrlab: error: lab/pyrlab.lock:{line}: 'six' must be a string" in err
+    assert f"pyrlab: error: pyrlab.lock:{line}: 'six' must be a string" in err
 
 
 # --------------------------------------------------------------------------- sbom
@@ -307,14 +329,14 @@ def test_sbom_to_stdout_is_valid_cyclonedx(lab: Path, engine: FakeEngine,
     assert "pkg:deb/debian/tini@0.19.0-3?arch=amd64&distro=debian-13" in purls
 
 
-def test_sbom_to_a_file(lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
-                        tmp_path: Path) -> None:
+def test_sbom_to_a_file(lab: Path, engine: FakeEngine,
+                        capsys: pytest.CaptureFixture[str]) -> None:
     build_json(capsys, lab)
     code, out, _ = pyrlab(capsys, "sbom", "-C", str(lab), "pylab", "-o", "pylab.cdx.json")
     assert code == 0
     assert out == ("wrote pylab.cdx.json: CycloneDX 1.6 SBOM of t/pylab:latest "
                    "(4 components)\n")
-    document = json.loads((tmp_path / "pylab.cdx.json").read_text())
+    document = json.loads((lab / "pylab.cdx.json").read_text())  # -C: inside the lab
     assert document["bomFormat"] == "CycloneDX"
     code, _, err = pyrlab(capsys, "sbom", "-C", str(lab), "pylab", "-o", "no/such/dir/x.json")
     assert code == EXIT_CONFIG and "no/such/dir/x.json: cannot write" in err

@@ -251,16 +251,16 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_sbom_replaces_its_own_sbom_and_no_other_file_unless_forced(
         built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(built, "notes.json", '{"mine": true}\n')
-    code, _, err = pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "built/notes.json")
+    code, _, err = pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "notes.json")
     assert code == EXIT_CONFIG
     assert err.splitlines() == [
-        "pyrlab: error: built/notes.json: exists and pyrlab did not write it",
+        "pyrlab: error: notes.json: exists and pyrlab did not write it",
         "pyrlab: hint: add --force to replace it, or choose another -o FILE"]
     assert (built / "notes.json").read_text() == '{"mine": true}\n'
     for _ in range(2):
-        code, out, _ = pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "built/sbom.json")
-        assert code == 0 and out.startswith("wrote built/sbom.json: CycloneDX 1.6 SBOM")
-    assert pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "built/notes.json",
+        code, out, _ = pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "sbom.json")
+        assert code == 0 and out.startswith("wrote sbom.json: CycloneDX 1.6 SBOM")
+    assert pyrlab(capsys, "sbom", "-C", "built", "pylab", "-o", "notes.json",
                   "--force")[0] == 0
     assert json.loads((built / "notes.json").read_text())["bomFormat"] == "CycloneDX"
 
@@ -281,15 +281,15 @@ def test_lock_rewrites_its_own_lock_but_not_a_file_it_did_not_write(
     code, _, err = pyrlab(capsys, "lock", "-C", "built")
     assert code == EXIT_CONFIG
     assert err.splitlines() == [
-        "pyrlab: error: built/pyrlab.lock: exists and pyrlab did not write it",
+        "pyrlab: error: pyrlab.lock: exists and pyrlab did not write it",
         "pyrlab: hint: move it away, or replace it with `pyrlab lock --force`"]
     assert lock.read_text() == "my own notes\n"
     # build reads the lock before it writes it: it stops there, and writes nothing.
     code, _, err = pyrlab(capsys, "build", "-C", "built")
-    assert code == EXIT_CONFIG and "pyrlab: error: built/pyrlab.lock:1: not valid TOML" in err
+    assert code == EXIT_CONFIG and "pyrlab: error: pyrlab.lock:1: not valid TOML" in err
     assert lock.read_text() == "my own notes\n"
     code, out, _ = pyrlab(capsys, "lock", "-C", "built", "--force")
-    assert code == 0 and out == f"built/pyrlab.lock: {', '.join(ORDER)} (replaced the " \
+    assert code == 0 and out == f"pyrlab.lock: {', '.join(ORDER)} (replaced the " \
         "unreadable file)\n"
     assert lock.read_text() == written
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pyrlab.config.project import Project, load_project
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.output import info
-from pyrlab.run.session import announce_name
+from pyrlab.run.session import project_from
 
-
-def project_from(args: argparse.Namespace) -> Project:
-    project = load_project(Path(args.project), sets=tuple(args.sets))
-    announce_name(project.config)
-    for warning in project.warnings:
-        info(f"pyrlab: warning: {warning}")
-    return project
+# The project of a command line: found upwards from the current folder (or -C DIR) by
+# pyrlab.discovery, its warnings said once (see run.session.project_from).
+__all__ = ["add_build_options", "project_from"]
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:

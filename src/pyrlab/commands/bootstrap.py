@@ -17,6 +17,7 @@ from pyrlab.bootstrap import (
     phases,
 )
 from pyrlab.config.schema import CONFIG_NAME, Config, load_config
+from pyrlab.discovery import find_project
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.logs import logs_dir, new_log_path, state_logs_dir
@@ -69,7 +70,8 @@ def _project_config(root: Path, sets: list[str]) -> Config | None:
 
 
 def run(args: argparse.Namespace) -> BootstrapCommandResult:
-    root = Path(args.project).resolve()
+    # Inside a project, its [base] says what to make; anywhere else, the options do.
+    root = find_project(Path(args.project)) or Path(args.project).resolve()
     config = _project_config(root, args.sets)
     base = config.base if config else None
     suite = args.suite or (base.bootstrap if base else None) or DEFAULT_SUITE

@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> DiffResult:
     sides: list[str] = args.sides
     if len(sides) > 2:
         raise UsageError("diff compares two things: give at most two images or lock files")
+    if len(sides) == 2 and all(Path(side).is_file() for side in sides):
+        # Two lock files: no project and no engine needed (`pyrlab diff a.lock b.lock`).
+        old = _lock(Path(sides[0]), sides[0])
+        return DiffResult(sides[0], sides[1], diff_locks(old, _lock(Path(sides[1]), sides[1])))
     config = config_from(args)
     project_lock = lock_file(config)
     kinds = [_is_image(config, side) for side in sides]

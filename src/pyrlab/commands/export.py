@@ -26,22 +26,8 @@ KINDS: dict[str, ModuleType] = {
 }
 
 
-# The global options given after KIND (`pyrlab export compose -C DIR`) land in dests of their
-# own: a kind's parser would otherwise reset those given before it to their defaults.
-AFTER_KIND = "after_kind_"
-
-
-def _add_global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-C", "--project", metavar="DIR", default=None,
-                        dest=AFTER_KIND + "project",
-                        help="the lab project folder (default: the current folder)")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=None,
-                        dest=AFTER_KIND + "sets", help="override a pyrlab.toml value")
-    parser.add_argument("--json", action="store_true", default=None, dest=AFTER_KIND + "json",
-                        help="print the result as JSON")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The CLI's parsers give each KIND the global options too (`export compose -C DIR`).
     kinds = parser.add_subparsers(dest="export_kind", parser_class=type(parser))
     kinds.required = True
     for kind, module in KINDS.items():
@@ -52,17 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "not write is kept unless --force")
         sub.add_argument("--force", action="store_true",
                          help="replace FILE even when pyrlab did not write it")
-        _add_global_options(sub)
-
-
-def _merge_global_options(args: argparse.Namespace) -> None:
-    """Given after KIND wins over given before it; `--set`s add up, in order."""
-    for dest in ("project", "sets", "json"):
-        after = getattr(args, AFTER_KIND + dest)
-        delattr(args, AFTER_KIND + dest)
-        if after is None:
-            continue
-        setattr(args, dest, [*args.sets, *after] if dest == "sets" else after)
 
 
 @dataclass(frozen=True)
@@ -86,7 +61,6 @@ class ExportResult:
 
 
 def run(args: argparse.Namespace) -> ExportResult:
-    _merge_global_options(args)
     config = config_from(args)
     exported = KINDS[args.export_kind].export(config, args)
     assert isinstance(exported, Exported)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pyrlab.engines.base import BuildFailure
+from pyrlab.output import is_quiet
 
 
 def _elapsed(seconds: float) -> str:
@@ -28,6 +29,9 @@ class Progress:
 
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.quiet = is_quiet()  # -q: only a failure is shown
+        if self.quiet:
+            tty = False
         if tty is None:
             tty = self.stream.isatty() and os.environ.get("TERM") != "dumb"
         self.tty = tty
@@ -84,7 +88,7 @@ class Progress:
                 lines.append(f"  {failure.error}")
             if log is not None:
                 lines.append(f"  full log: {log}")
-            self._print("\n".join(lines))
+            self._print("\n".join(lines), failure=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -94,7 +98,9 @@ class Progress:
             self._clear()
 
     # ------------------------------------------------------------ drawing
-    def _print(self, text: str) -> None:
+    def _print(self, text: str, *, failure: bool = False) -> None:
+        if self.quiet and not failure:
+            return
         with self._lock:
             self._clear()
             self.stream.write(text + "\n")

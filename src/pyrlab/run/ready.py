@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from pyrlab.output import is_quiet
+
 # A refused connection costs well under a millisecond: polling often notices readiness soon.
 POLL_SECONDS = 0.05
 
@@ -20,7 +22,7 @@ class Spinner:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
+        self.enabled = self.stream.isatty() and not is_quiet()
         self.frame = 0
         self.width = 0
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyrlab.config.schema import Config, load_config
+from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
 from pyrlab.output import info
 from pyrlab.run.state import name_note
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def config_from(args: argparse.Namespace) -> Config:
     """The configuration only: `down`, `ps`, `logs`… work even while a list has a mistake."""
-    config = load_config(Path(args.project), sets=tuple(args.sets))
+    config = load_config(project_root(args), sets=tuple(args.sets))
     announce_name(config)
     return config
 
@@ -34,7 +34,7 @@ def project_from(args: argparse.Namespace) -> Project:
     """Configuration and lists: `up` may build, which needs both."""
     from pyrlab.config.project import load_project  # parsing lists: not for `down` or `ps`
 
-    project = load_project(Path(args.project), sets=tuple(args.sets))
+    project = load_project(project_root(args), sets=tuple(args.sets))
     announce_name(project.config)
     for warning in project.warnings:
         info(f"pyrlab: warning: {warning}")
