@@ -114,9 +114,12 @@ def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: 
     ]
 
 
-def test_a_user_file_that_is_no_toml_is_named(tmp_path: Path, user_config: Path) -> None:
-    user_config.write_text("[run\n")
+def test_a_user_file_that_is_no_toml_is_named(tmp_path: Path, user_config: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    user_config.write_text('engine = "docker"\n[run\n')
     assert main(["check", "-C", str(write_project(tmp_path / "lab", PROJECT))]) == 3
+    assert (f"pyrlab: error: {user_config}:2: not valid TOML: expected ']' at the end of a "
+            "table declaration (column 5)\n") in capsys.readouterr().err
 
 
 def test_config_prints_every_value_with_its_source(

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pyrlab.config.tomlread import toml_loads, toml_problem
 from pyrlab.errors import ConfigError, Problem
 
 USER_CONFIG_ENV = "PYRLAB_USER_CONFIG"
@@ -76,10 +77,9 @@ def read_user_file(path: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
     except OSError as exc:
         raise ConfigError(Problem(shown, f"cannot read: {exc.strerror}")) from None
     try:
-        raw = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        detail = exc if isinstance(exc, tomllib.TOMLDecodeError) else "nested too deeply"
-        raise ConfigError(Problem(shown, f"not valid TOML: {detail}")) from None
+        raw = toml_loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(toml_problem(exc, shown, text)) from None
     found: list[tuple[str, Any]] = []
     problems: list[Problem] = []
 
