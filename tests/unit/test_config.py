@@ -654,3 +654,11 @@ def test_config_keys_lists_every_key_once_with_the_project_images(tmp_path: Path
     # Every key is one a value can be given at.
     for key in ("base.slim", "images.solo.r_source", "proxy.retries"):
         assert key in mine
+
+
+def test_every_key_pyrlab_config_shows_is_one_of_config_keys(tmp_path: Path) -> None:
+    from pyrlab.commands.config import settings
+    config = load(tmp_path, environ={"PYRLAB_ENGIN": "docker"})  # a warning, not a setting
+    shown = {s.key for s in settings(config)}
+    assert shown <= set(config_keys(config))
+    assert {"engine", "run.bind", "images.pylab.ports", "run.rc"} <= shown

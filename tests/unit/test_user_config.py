@@ -98,7 +98,7 @@ def test_environment_and_set_still_win_over_the_user_file(
 def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: Path) -> None:
     root = write_project(tmp_path / "lab", PROJECT)
     user_config.write_text('prefix = "ghcr.io/me/"\n[images.pylab]\nports = { lab = 1 }\n'
-                           '[run]\ndocker_args = ["--privileged"]\nbind = 5\n')
+                           '[run]\ndocker_args = ["--privileged"]\nbind = 5\nbnd = 1\n')
     with pytest.raises(ConfigError) as caught:
         load_config(root)
     problems = [str(p) for p in caught.value.problems]
@@ -109,6 +109,10 @@ def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: 
         f"{user_config}: prefix: {expected_tail}",
         f"{user_config}: images: {expected_tail}",
         f"{user_config}: run.docker_args: {expected_tail}",
+        # A typo of a machine key is no project key: the guess, not "belongs in the project".
+        (f"{user_config}: run.bnd: unknown key; did you mean run.bind? (a user file holds "
+         "only engine, base.ca_certificates, proxy, run.notebooks, run.home, run.bind, "
+         "run.uid, run.gid, run.allow_no_token)"),
         f"pyrlab.toml: run.bind: expected an IP address to publish ports on, got 5 "
         f"(from user file {user_config})",
     ]

@@ -11,18 +11,18 @@ paths) only ever reaches the build through files in the build context.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.config.guess import did_you_mean
 from pyrlab.config.key import project_key
 from pyrlab.config.tomlread import toml_loads, toml_problem
 from pyrlab.config.user import (
@@ -338,13 +338,6 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[list[tuple[str, str, str]
         key = ".".join(part.lower() for part in rest.split("__"))
         found.append((key, environ[name], f"environment {name}"))
     return found, warnings
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """The choice closest to `word` when one is close enough to be a typo of it."""
-    by_folded = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(word.lower(), list(by_folded), n=1, cutoff=0.7)
-    return by_folded[close[0]] if close else None
 
 
 def config_keys(config: Config | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pyrlab.config.guess import did_you_mean
 from pyrlab.config.tomlread import toml_loads, toml_problem
 from pyrlab.errors import ConfigError, Problem
 
@@ -92,9 +93,11 @@ def read_user_file(path: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
             elif is_machine_key(key):
                 found.append((key, _anchored(path, key, value)))
             else:
-                problems.append(Problem(f"{shown}: {key}", "not a setting of this machine: "
-                                        "it belongs in the project's pyrlab.toml (a user "
-                                        f"file holds only {', '.join(MACHINE_KEYS)})"))
+                guess = did_you_mean(key, MACHINE_KEYS)
+                why = (f"unknown key; did you mean {guess}?" if guess else
+                       "not a setting of this machine: it belongs in the project's pyrlab.toml")
+                problems.append(Problem(f"{shown}: {key}", f"{why} (a user file holds only "
+                                        f"{', '.join(MACHINE_KEYS)})"))
 
     walk(raw, "")
     return found, problems
