@@ -662,3 +662,16 @@ def test_every_key_pyrlab_config_shows_is_one_of_config_keys(tmp_path: Path) -> 
     shown = {s.key for s in settings(config)}
     assert shown <= set(config_keys(config))
     assert {"engine", "run.bind", "images.pylab.ports", "run.rc"} <= shown
+
+
+def test_bootstrap_in_a_project_warns_of_a_stray_variable_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrlab.commands.bootstrap import _project_config
+    lab = init_lab(tmp_path / "lab")
+    capsys.readouterr()
+    monkeypatch.setenv("PYRLAB_LOGLEVEL", "debug")
+    assert _project_config(lab, []) is not None
+    assert capsys.readouterr().err == (
+        "pyrlab: warning: environment PYRLAB_LOGLEVEL: not a variable of pyrlab; ignored "
+        "(did you mean PYRLAB_LOG_LEVEL?)\n")
