@@ -103,25 +103,25 @@ def test_a_two_image_cycle(tmp_path: Path) -> None:
         from = "b"
         [images.b]
         from = "a"
-        """) == ["pyrlab.toml: images.a.from: cycle: a -> b -> a"]
+        """) == ["pyrlab.toml:3: images.a.from: cycle: a -> b -> a"]
 
 
 def test_a_graph_with_no_root(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.a]\nfrom = "b"\n[images.b]\nfrom = "a"\n') == [
         "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
-        "pyrlab.toml: images.a.from: cycle: a -> b -> a",
+        "pyrlab.toml:2: images.a.from: cycle: a -> b -> a",
     ]
 
 
 def test_an_image_that_is_its_own_parent(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.root]\n[images.a]\nfrom = "a"\n') == [
-        "pyrlab.toml: images.a.from: cycle: a -> a"
+        "pyrlab.toml:3: images.a.from: cycle: a -> a"
     ]
 
 
 def test_an_unknown_parent(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.root]\n[images.a]\nfrom = "pylab"\n') == [
-        "pyrlab.toml: images.a.from: unknown image 'pylab' (known: root, a)"
+        "pyrlab.toml:3: images.a.from: unknown image 'pylab' (known: root, a)"
     ]
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pyrlab.config.guess import did_you_mean
 from pyrlab.config.key import project_key
-from pyrlab.config.tomlread import toml_loads, toml_problem
+from pyrlab.config.tomlread import key_lines, line_of, toml_loads, toml_problem
 from pyrlab.config.user import (
     USER_CONFIG_ENV,
     USER_SOURCE,
@@ -188,6 +188,8 @@ class Config:
     # Harmless things the user should hear of (a stray PYRLAB_* variable), shown by the
     # commands as `pyrlab: warning: …`.
     warnings: tuple[Problem, ...] = ()
+    # The line the project file writes each key on (tomlread.key_lines): see where().
+    key_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     def source_of(self, key: str) -> str:
         """Where the value of dotted `key` came from: an override ("environment
@@ -200,6 +202,15 @@ class Config:
         if key in self.file_keys:
             return self.file.name if self.file else CONFIG_NAME
         return "default"
+
+    def where(self, key: str) -> str:
+        """How a problem names dotted `key`: `pyrlab.toml:LINE: key` when the project file
+        writes it (or the table it is in) and no override replaced it, else
+        `pyrlab.toml: key`."""
+        shown = self.file.name if self.file else CONFIG_NAME
+        overridden = dict(self.overrides).get(key.split("[", 1)[0]) is not None
+        line = None if overridden else line_of(self.key_lines, key)
+        return f"{shown}:{line}: {key}" if line else f"{shown}: {key}"
 
     def from_user_file(self, key: str) -> bool:
         """Whether `key` was set by the user's own file (and no environment or --set
@@ -368,15 +379,21 @@ def config_keys(config: Config | None = None) -> list[str]:
 class _Reader:
     """Walks one TOML table, converting values and collecting problems with their key."""
 
-    def __init__(self, shown: str, problems: list[Problem], sources: Mapping[str, str]) -> None:
+    def __init__(self, shown: str, problems: list[Problem], sources: Mapping[str, str],
+                 lines: Mapping[tuple[str, ...], int]) -> None:
         self.shown = shown
         self.problems = problems
         self.sources = sources
+        self.lines = lines  # where the file writes each key (tomlread.key_lines)
 
     def problem(self, key: str, message: str) -> None:
+        """A problem at `key`: `FILE:LINE: key` where the file writes it (or the table
+        it is in), `FILE: key` for a default, and naming the override that set it."""
         source = self.sources.get(key)
         suffix = f" (from {source})" if source else ""
-        self.problems.append(Problem(f"{self.shown}: {key}", message + suffix))
+        line = None if source else line_of(self.lines, key)
+        where = f"{self.shown}:{line}: {key}" if line else f"{self.shown}: {key}"
+        self.problems.append(Problem(where, message + suffix))
 
     def table(self, data: Any, key: str, known: set[str]) -> dict[str, Any]:
         if data is None:
@@ -822,12 +839,14 @@ def read_config(
     shown = _shown(file, root)
     problems: list[Problem] = []
     raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
     if file.exists():
         text = ""
         try:
             # utf-8-sig: a BOM (Windows editors write one) is not part of the TOML.
             text = file.read_text(encoding="utf-8-sig")
             raw = toml_loads(text)
+            lines = key_lines(text)
         except UnicodeDecodeError:
             raise ConfigError(Problem(shown, "not valid UTF-8")) from None
         except tomllib.TOMLDecodeError as exc:
@@ -869,7 +888,7 @@ def read_config(
             problems.append(Problem(source, error))
         sources[_canonical_key(raw, key)] = source
 
-    r = _Reader(shown, problems, sources)
+    r = _Reader(shown, problems, sources, lines)
     top = r.table(raw, "", TOP_KEYS)
     name_given = "name" in top
     project_name = r.get(top, "name", "", None, _is_project_name)
@@ -912,6 +931,7 @@ def read_config(
         name=project_name,
         name_from_folder=not name_given,
         warnings=tuple(warnings),
+        key_lines=lines,
     )
     return config, problems
 
