@@ -596,7 +596,7 @@ def test_load_project_with_a_broken_graph_still_checks_the_lists(tmp_path: Path)
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
+        "pyrlab.toml:3: images: no image starts from [base] (every image has a 'from')",
         "pyrlab.toml:4: images.a.from: cycle: a -> b -> a",
         "r_packages.txt:2: not a valid R package name: '1bad'",
     ]
@@ -697,8 +697,9 @@ def test_key_lines_follow_tables_strings_and_arrays_over_lines() -> None:
     assert tomllib.loads(text)  # the locator only reads what tomllib accepts
     lines = key_lines(text)
     assert lines == {("name",): 1, ("base",): 2, ("base", "debs"): 3, ("base", "notes"): 7,
-                     ("base", "image"): 11, ("images", "a.b"): 12,
-                     ("images", "a.b", "ports"): 13, ("images", "a.b", "run", "bind"): 14}
+                     ("base", "image"): 11, ("images",): 12, ("images", "a.b"): 12,
+                     ("images", "a.b", "ports"): 13, ("images", "a.b", "run"): 14,
+                     ("images", "a.b", "run", "bind"): 14}
     assert line_of(lines, "base.debs[1]") == 3  # an element: its array's line
     assert line_of(lines, 'images."a.b".ports.lab') == 13  # in an inline table
     assert line_of(lines, "base.slim") == 2  # not written: the table it would be in

@@ -108,7 +108,7 @@ def test_a_two_image_cycle(tmp_path: Path) -> None:
 
 def test_a_graph_with_no_root(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.a]\nfrom = "b"\n[images.b]\nfrom = "a"\n') == [
-        "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
+        "pyrlab.toml:1: images: no image starts from [base] (every image has a 'from')",
         "pyrlab.toml:2: images.a.from: cycle: a -> b -> a",
     ]
 

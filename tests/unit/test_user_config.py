@@ -106,11 +106,11 @@ def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: 
                      "(a user file holds only engine, base.ca_certificates, proxy, "
                      "run.notebooks, run.home, run.bind, run.uid, run.gid, run.allow_no_token)")
     assert problems == [
-        f"{user_config}: prefix: {expected_tail}",
-        f"{user_config}: images: {expected_tail}",
-        f"{user_config}: run.docker_args: {expected_tail}",
+        f"{user_config}:1: prefix: {expected_tail}",
+        f"{user_config}:2: images: {expected_tail}",
+        f"{user_config}:5: run.docker_args: {expected_tail}",
         # A typo of a machine key is no project key: the guess, not "belongs in the project".
-        (f"{user_config}: run.bnd: unknown key; did you mean run.bind? (a user file holds "
+        (f"{user_config}:7: run.bnd: unknown key; did you mean run.bind? (a user file holds "
          "only engine, base.ca_certificates, proxy, run.notebooks, run.home, run.bind, "
          "run.uid, run.gid, run.allow_no_token)"),
         f"pyrlab.toml: run.bind: expected an IP address to publish ports on, got 5 "

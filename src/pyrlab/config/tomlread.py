@@ -61,7 +61,7 @@ def key_parts(dotted: str) -> tuple[str, ...]:
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """The line each key and table of TOML `text` is written on (the first, when twice).
+    """The line each key and table of TOML `text` is first written on.
 
     A key in an inline table or an array is not listed: it is on its parent's line, or
     within the lines of its parent's value. Only meant for text tomllib has read."""
@@ -76,13 +76,20 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
             keyval = None if header else _KEYVAL_RE.match(line)
             if header:
                 table = key_parts(header.group(1))
-                lines.setdefault(table, number)
+                _written(lines, table, number)
                 continue
             if keyval:
-                lines.setdefault(table + key_parts(keyval.group(1)), number)
+                _written(lines, table + key_parts(keyval.group(1)), number)
                 start = keyval.end()
         depth, quote = _scan_value(line, start, depth, quote)
     return lines
+
+
+def _written(lines: dict[tuple[str, ...], int], key: tuple[str, ...], number: int) -> None:
+    """`key`, and each table above it that no line wrote before, are on line `number`
+    (`[images.pylab]` is where `images` first appears)."""
+    for end in range(1, len(key) + 1):
+        lines.setdefault(key[:end], number)
 
 
 def _scan_value(line: str, i: int, depth: int, quote: str) -> tuple[int, str]:
