@@ -1,7 +1,8 @@
 """Package lists → validated entries, every problem located by file and line.
 
-A list is one entry per line; `#` starts a comment (at the start of a line or after
-whitespace) and blank lines are ignored. Each kind has a strict grammar, and characters a
+A list is one entry per line (in a Python list, a line ending in `\\` goes on with the
+next, as in pip); `#` starts a comment (at the start of a line or after whitespace) and
+blank lines are ignored. Each kind has a strict grammar, and characters a
 shell would act on are refused outright: nothing from a list is pasted into a command (the
 normalised `Entry.text` of every line is written into the build context, in the list's
 order, and read by the installer), so this is a second wall, and it makes mistakes and injection attempts visible
