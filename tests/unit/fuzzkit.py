@@ -75,8 +75,9 @@ def joined(parts: st.SearchStrategy[list[str]]) -> st.SearchStrategy[str]:
 def problems_are_located(problems: list[Problem] | tuple[Problem, ...], files: set[str],
                          *, keyed: bool) -> None:
     """Every problem names one of `files`, with a line (`FILE:LINE`) or, when `keyed`, a
-    key (`FILE: key`), or is about the file as a whole; each prints as one line. (A file
-    outside the project is named by its path, which may be written with `..`.)"""
+    key (`FILE: key`, `FILE:LINE: key`), or is about the file as a whole; each prints as
+    one line. (A file outside the project is named by its path, which may be written
+    with `..`.)"""
     for problem in problems:
         text = str(problem)
         assert len(text.splitlines()) == 1, f"a problem spans lines: {text!r}"
@@ -88,7 +89,8 @@ def problems_are_located(problems: list[Problem] | tuple[Problem, ...], files: s
                  for f in files if form.startswith(f + ":")]
         assert rests, f"problem not located in {sorted(files)[:12]}: {text!r}"
         assert any(re.fullmatch(r"[1-9][0-9]*", rest)
-                   or (keyed and rest.startswith(" ") and rest.strip()) for rest in rests), (
+                   or (keyed and re.match(r"(?:[1-9][0-9]*:)? (?=.*\S)", rest, re.DOTALL))
+                   for rest in rests), (
             f"not FILE:LINE or FILE: key: {text!r}")
 
 

@@ -173,10 +173,14 @@ def test_check_reports_three_problems_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[0] == "pyrlab: error: 3 problems:"
-    assert lines[1] == ("  pyrlab.toml: base.gpu: unknown key (known: bootstrap, ca_certificates, "
-                        "cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)")
-    assert lines[2] == ("  pyrlab.toml: images.rlab.ports.lab: expected a port number 1-65535, "
-                        "got 'abc'")
+    gpu, port = (next(n for n, text in enumerate(toml.splitlines(), start=1)
+                      if text.startswith(start))
+                 for start in ("gpu = true", 'ports = { lab = "abc" }'))
+    assert lines[1] == (f"  pyrlab.toml:{gpu}: base.gpu: unknown key (known: bootstrap, "
+                        "ca_certificates, cuda, cuda_toolkit, debs, image, jupyterhub, locale, "
+                        "mirror, python, slim, snapshot)")
+    assert lines[2] == (f"  pyrlab.toml:{port}: images.rlab.ports.lab: expected a port number "
+                        "1-65535, got 'abc'")
     assert lines[3].startswith(f"  requirements.txt:{line}: ")
     assert len(lines) == 4
 

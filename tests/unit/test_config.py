@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
-from labfiles import PEM, make_project, write
+from labfiles import PEM, init_lab, make_project, write
 
+from pyrlab.cli import main
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.schema import Config, config_keys, load_config
+from pyrlab.config.tomlread import key_lines, line_of
 from pyrlab.errors import EXIT_CONFIG, ConfigError
 
 
@@ -236,12 +239,85 @@ def test_environment_reaches_keys_with_underscores(tmp_path: Path) -> None:
 
 def test_environment_variables_that_are_not_config_are_ignored(tmp_path: Path) -> None:
     config = load(tmp_path, environ={"PYRLAB_LOG_LEVEL": "debug", "PYRLAB_STATE_DIR": "/x",
-                                     "PYRLAB_CONFIG": "other.toml", "HOME": "/root",
+                                     "HOME": "/root",
                                      "PYRLAB_USER_CONFIG": "",  # no user file
                                      # .ci/setup-host.sh's, exported for the README command
                                      "PYRLAB_CI_SKIP_BUILDX": "1",
                                      "PYRLAB_CI_MIRROR": "http://deb.example/debian"})
     assert config.overrides == ()
+    assert config.warnings == ()
+
+
+def test_a_stray_one_word_variable_is_a_warning_with_a_guess_and_ignored(tmp_path: Path) -> None:
+    config = load(tmp_path, environ={"PYRLAB_LOGLEVEL": "1", "PYRLAB_ENGIN": "podman",
+                                     "PYRLAB_RUN_BIND": "0.0.0.0", "PYRLAB_CONFIG": "x.toml",
+                                     "PYRLAB_ZZZ": "1", "PYRLAB_": "1"})
+    assert [str(w) for w in config.warnings] == [
+        "environment PYRLAB_: not a variable of pyrlab; ignored",
+        # PYRLAB_CONFIG was reserved and never did anything; it is no variable of pyrlab.
+        ("environment PYRLAB_CONFIG: not a variable of pyrlab; ignored (did you mean "
+        "PYRLAB_USER_CONFIG?)"),
+        ("environment PYRLAB_ENGIN: not a variable of pyrlab; ignored (did you mean "
+        "PYRLAB_ENGINE?)"),
+        ("environment PYRLAB_LOGLEVEL: not a variable of pyrlab; ignored (did you mean "
+        "PYRLAB_LOG_LEVEL?)"),
+        ("environment PYRLAB_RUN_BIND: not a variable of pyrlab; ignored (did you mean "
+        "PYRLAB_RUN__BIND?)"),
+        "environment PYRLAB_ZZZ: not a variable of pyrlab; ignored",
+    ]
+    assert (config.engine, config.run.bind, config.overrides) == ("auto", "127.0.0.1", ())
+
+
+def test_a_stray_variable_is_shown_as_a_warning_and_the_command_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = init_lab(tmp_path / "lab")
+    capsys.readouterr()
+    monkeypatch.setenv("PYRLAB_ENGIN", "podman")
+    assert main(["check", "-C", str(lab)]) == 0
+    err = capsys.readouterr().err
+    assert ("pyrlab: warning: environment PYRLAB_ENGIN: not a variable of pyrlab; ignored "
+            "(did you mean PYRLAB_ENGINE?)\n") in err
+
+
+def test_a_one_word_top_level_key_and_a_bad_value_stay_what_they_were(tmp_path: Path) -> None:
+    assert load(tmp_path, environ={"PYRLAB_ENGINE": "podman"}).engine == "podman"
+    assert problems(tmp_path, environ={"PYRLAB_ENGINE": "podmn"}) == [
+        ("pyrlab.toml: engine: expected one of 'auto', 'docker', 'podman', got 'podmn' "
+        "(from environment PYRLAB_ENGINE)")]
+
+
+def test_an_unknown_key_of_an_override_gets_a_guess_in_its_own_spelling(tmp_path: Path) -> None:
+    run_keys = ("(known: allow_no_token, bind, docker_args, envfile, gid, home, notebooks, rc, "
+                "sudo, uid, userlab)")
+    assert problems(tmp_path, environ={"PYRLAB_RUN__BND": "x"}) == [
+        (f"pyrlab.toml: run.bnd: unknown key; did you mean PYRLAB_RUN__BIND? {run_keys} "
+        "(from environment PYRLAB_RUN__BND)")]
+    assert problems(tmp_path, sets=("run.bnd=x",)) == [
+        (f"pyrlab.toml: run.bnd: unknown key; did you mean run.bind? {run_keys} "
+        "(from --set run.bnd)")]
+    assert problems(tmp_path, sets=("run.zzz=x",)) == [
+        f"pyrlab.toml: run.zzz: unknown key {run_keys} (from --set run.zzz)"]
+
+
+def test_an_override_inside_an_image_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    known = "(known: pyrlab-base, pylab, rlab-base, rlab)"
+    assert problems(tmp_path, sets=("images.pylb.ports.lab=8898",)) == [
+        (f"--set images.pylb.ports.lab: unknown image 'pylb'; did you mean "
+        f"images.pylab.ports.lab? {known}")]
+    assert problems(tmp_path, environ={"PYRLAB_IMAGES__RLAB_BAS__R": "cran"}) == [
+        (f"environment PYRLAB_IMAGES__RLAB_BAS__R: unknown image 'rlab_bas'; did you mean "
+        f"PYRLAB_IMAGES__RLAB_BASE__R? {known}")]
+    # A whole image table adds an image, as asked.
+    config = load(tmp_path, sets=('images.extra={from="pylab"}',))
+    assert config.images["extra"].parent == "pylab"
+
+
+def test_toml_syntax_errors_name_the_line(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[run]\nbind = "x"\nuid = \n') == [
+        "pyrlab.toml:3: not valid TOML: invalid value (column 7)"]
+    assert problems(tmp_path, 'name = "a"\nx = [1,\n') == [
+        "pyrlab.toml:2: not valid TOML: invalid value (at the end of the file)"]
 
 
 def test_precedence_set_beats_environment_beats_file(tmp_path: Path) -> None:
@@ -288,12 +364,14 @@ def test_unknown_keys_are_errors_naming_file_and_key(tmp_path: Path) -> None:
         port = 8888
         """)
     assert found == [
-        "pyrlab.toml: colour: unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)",
-        ("pyrlab.toml: base.imagee: unknown key (known: bootstrap, ca_certificates, cuda, "
-        "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
-        ("pyrlab.toml: images.pylab.requirement: unknown key (known: debs, from, ports, r, "
-        "r_packages, r_source, requirements, run_args)"),
-        ("pyrlab.toml: run.port: unknown key (known: allow_no_token, bind, docker_args, envfile, "
+        "pyrlab.toml:1: colour: unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)",
+        ("pyrlab.toml:3: base.imagee: unknown key; did you mean base.image? (known: bootstrap, "
+        "ca_certificates, cuda, cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, "
+        "slim, snapshot)"),
+        ("pyrlab.toml:5: images.pylab.requirement: unknown key; did you mean "
+        "images.pylab.requirements? (known: debs, from, ports, r, r_packages, r_source, "
+        "requirements, run_args)"),
+        ("pyrlab.toml:7: run.port: unknown key (known: allow_no_token, bind, docker_args, envfile, "
         "gid, home, notebooks, rc, sudo, uid, userlab)"),
     ]
 
@@ -313,31 +391,60 @@ def test_wrong_types_and_values_are_all_reported_together(tmp_path: Path) -> Non
         sudo = "no"
         """)
     assert found == [
-        "pyrlab.toml: engine: expected one of 'auto', 'docker', 'podman', got 'dockr'",
-        "pyrlab.toml: base.python: expected one of 'image', 'debian', got an integer",
-        "pyrlab.toml: base.debs: expected an array of strings, got an array",
-        "pyrlab.toml: base.cuda: expected true or false, got a string",
-        "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
-        "pyrlab.toml: images.pylab.ports.dtale: expected a port number 1-65535, got 0",
-        "pyrlab.toml: images.pylab.ports.tensorboard: expected a port number 1-65535, got 65536",
-        "pyrlab.toml: images.pylab.ports.Web: port names are lower-case words",
-        "pyrlab.toml: images.pylab.r: expected one of 'debian', 'cran', got 'cranberry'",
-        "pyrlab.toml: run.uid: expected a numeric id, got -1",
-        "pyrlab.toml: run.sudo: expected true or false, got a string",
+        "pyrlab.toml:1: engine: expected one of 'auto', 'docker', 'podman', got 'dockr'",
+        "pyrlab.toml:4: base.python: expected one of 'image', 'debian', got an integer",
+        "pyrlab.toml:5: base.debs: expected an array of strings, got an array",
+        "pyrlab.toml:3: base.cuda: expected true or false, got a string",
+        "pyrlab.toml:7: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
+        "pyrlab.toml:7: images.pylab.ports.dtale: expected a port number 1-65535, got 0",
+        "pyrlab.toml:7: images.pylab.ports.tensorboard: expected a port number 1-65535, got 65536",
+        "pyrlab.toml:7: images.pylab.ports.Web: port names are lower-case words",
+        "pyrlab.toml:8: images.pylab.r: expected one of 'debian', 'cran', got 'cranberry'",
+        "pyrlab.toml:10: run.uid: expected a numeric id, got -1",
+        "pyrlab.toml:11: run.sudo: expected true or false, got a string",
     ]
+
+
+def test_two_labs_cannot_share_a_port(tmp_path: Path) -> None:
+    assert problems(tmp_path, sets=("images.rlab.ports.lab=8888",)) == [
+        ("pyrlab.toml: images.rlab.ports.lab: port 8888 is also the lab port of pylab: the two "
+        "labs could not run at the same time; give each lab its own ports "
+        "(from --set images.rlab.ports.lab)")]
+    assert problems(tmp_path, sets=("images.rlab.ports.lab=40000",)) == [
+        ("pyrlab.toml: images.rlab.ports.lab: port 40000 is also the 'dtale' port of pylab: the "
+        "two labs could not run at the same time; give each lab its own ports "
+        "(from --set images.rlab.ports.lab)")]
+    toml = ("[images.a]\nports = { lab = 8001 }\n[images.b]\nports = { lab = 8002, web = 8001 }\n")
+    assert problems(tmp_path, toml) == [
+        ("pyrlab.toml:4: images.b.ports.web: port 8001 is also the lab port of a: the two labs "
+        "could not run at the same time; give each lab its own ports")]
+
+
+def test_other_ports_may_be_shared_and_bases_have_no_ports(tmp_path: Path) -> None:
+    # `up` leaves a busy extra port unpublished and says so: not a clash.
+    config = load(tmp_path, sets=("images.rlab.ports.dtale=40000",))
+    assert dict(config.images["rlab"].ports) == {"lab": 9999, "dtale": 40000}
+
+
+def test_an_image_with_ports_but_no_lab_port_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[images.a]\nports = { web = 8000 }\n") == [
+        ("pyrlab.toml:2: images.a.ports: no 'lab' port: an image with ports is started as a lab, "
+        "which serves JupyterLab on its lab port; add one (lab = 8888), or remove the ports of "
+        "an image that is only a base for others")]
+    assert load(tmp_path, "[images.a]\nports = {}\n").images["a"].ports == ()
 
 
 def test_two_ports_of_one_image_cannot_share_a_number(tmp_path: Path) -> None:
     assert problems(tmp_path, "[images.a]\nports = { lab = 8888, dtale = 8888 }\n") == [
-        "pyrlab.toml: images.a.ports.dtale: port 8888 is also used by 'lab'"
+        "pyrlab.toml:2: images.a.ports.dtale: port 8888 is also used by 'lab'"
     ]
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     found = problems(tmp_path, '[base\nimage = "x"\n')
     assert len(found) == 1
-    assert found[0].startswith("pyrlab.toml: not valid TOML: ")
-    assert "line 1" in found[0]
+    assert found == [("pyrlab.toml:1: not valid TOML: expected ']' at the end of a table "
+                     "declaration (column 6)")]
 
 
 def test_a_config_that_is_not_utf8(tmp_path: Path) -> None:
@@ -362,7 +469,7 @@ def test_an_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
 ])
 def test_bad_image_reference(tmp_path: Path, reference: str) -> None:
     assert problems(tmp_path, f'[base]\nimage = "{reference}"\n') == [
-        f"pyrlab.toml: base.image: not a valid image reference: {reference!r}"
+        f"pyrlab.toml:2: base.image: not a valid image reference: {reference!r}"
     ]
 
 
@@ -387,24 +494,24 @@ def test_bad_proxy_urls(tmp_path: Path) -> None:
         http_proxy = "http://"
         """)
     assert found == [
-        "pyrlab.toml: proxy.pip_extra_index[1]: expected a http/https URL, got 'not a url'",
-        "pyrlab.toml: proxy.apt: expected a http/https URL, got 'ftp://cache:3142'",
-        ("pyrlab.toml: proxy.pip_index: URL contains a character that is not allowed: "
+        "pyrlab.toml:4: proxy.pip_extra_index[1]: expected a http/https URL, got 'not a url'",
+        "pyrlab.toml:2: proxy.apt: expected a http/https URL, got 'ftp://cache:3142'",
+        ("pyrlab.toml:3: proxy.pip_index: URL contains a character that is not allowed: "
         "'http://devpi/$(id)/+simple/'"),
-        "pyrlab.toml: proxy.cran: expected a http/https/file URL, got 'cloud.r-project.org'",
-        "pyrlab.toml: proxy.http_proxy: expected a http/https URL, got 'http://'",
+        "pyrlab.toml:5: proxy.cran: expected a http/https/file URL, got 'cloud.r-project.org'",
+        "pyrlab.toml:6: proxy.http_proxy: expected a http/https URL, got 'http://'",
     ]
 
 
 def test_bad_image_name(tmp_path: Path) -> None:
     found = problems(tmp_path, '[images."PyLab Torch"]\n')
-    assert found == [("pyrlab.toml: images.\"PyLab Torch\": image names are lower-case letters, "
+    assert found == [("pyrlab.toml:1: images.\"PyLab Torch\": image names are lower-case letters, "
                      "digits and . _ - (e.g. 'pylab-torch')")]
 
 
 def test_rc_for_an_unknown_image(tmp_path: Path) -> None:
     assert problems(tmp_path, '[run]\nrc = { pylb = "pylab.sh" }\n') == [
-        "pyrlab.toml: run.rc.pylb: unknown image 'pylb'"
+        "pyrlab.toml:2: run.rc.pylb: unknown image 'pylb'"
     ]
 
 
@@ -429,9 +536,9 @@ def test_load_project_reports_config_and_list_problems_together(tmp_path: Path) 
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        ("pyrlab.toml: base.colour: unknown key (known: bootstrap, ca_certificates, cuda, "
+        ("pyrlab.toml:3: base.colour: unknown key (known: bootstrap, ca_certificates, cuda, "
         "cuda_toolkit, debs, image, jupyterhub, locale, mirror, python, slim, snapshot)"),
-        "pyrlab.toml: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
+        "pyrlab.toml:8: images.pylab.ports.lab: expected a port number 1-65535, got 'abc'",
         "base_debs.txt:2: one package per line, without spaces",
         "requirements.txt:2: character '$' is not allowed",
     ]
@@ -465,7 +572,7 @@ def test_r_packages_need_r_in_the_image_or_an_ancestor(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        ('pyrlab.toml: images.b.r_packages: this image has no R: set r = "debian" on it or an '
+        ('pyrlab.toml:6: images.b.r_packages: this image has no R: set r = "debian" on it or an '
         "ancestor")
     ]
     write(tmp_path, "pyrlab.toml", '[base]\ndebs = []\n[images.a]\nr = "debian"\n'
@@ -489,8 +596,8 @@ def test_load_project_with_a_broken_graph_still_checks_the_lists(tmp_path: Path)
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
-        "pyrlab.toml: images.a.from: cycle: a -> b -> a",
+        "pyrlab.toml:3: images: no image starts from [base] (every image has a 'from')",
+        "pyrlab.toml:4: images.a.from: cycle: a -> b -> a",
         "r_packages.txt:2: not a valid R package name: '1bad'",
     ]
 
@@ -509,8 +616,8 @@ def test_ca_file_missing_or_not_pem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        "pyrlab.toml: base.ca_certificates[0]: cannot read 'missing.pem': No such file or directory",
-        ("pyrlab.toml: base.ca_certificates[1]: 'certs/notes.txt' is not a PEM certificate file: "
+        "pyrlab.toml:3: base.ca_certificates[0]: cannot read 'missing.pem': No such file or directory",
+        ("pyrlab.toml:3: base.ca_certificates[1]: 'certs/notes.txt' is not a PEM certificate file: "
         "holds no PEM certificate; none of it is used"),
     ]
 
@@ -532,3 +639,78 @@ def test_an_override_does_not_leak_into_the_next_load(tmp_path: Path) -> None:
     # The default graph is shared data: one project's --set must not change another's.
     assert load(tmp_path, sets=("images.pylab.ports.lab=8898",)).images["pylab"].lab_port == 8898
     assert load(tmp_path).images["pylab"].lab_port == 8888
+
+
+def test_config_keys_lists_every_key_once_with_the_project_images(tmp_path: Path) -> None:
+    keys = config_keys()
+    assert keys == sorted(set(keys))
+    assert {"engine", "name", "prefix", "base.image", "proxy.pip_index", "run.bind",
+            "build.cache_from", "test.known_failures.python", "images.pylab.ports.lab",
+            "images.pylab.ports.dtale", "images.rlab-base.r", "run.rc.rlab"} <= set(keys)
+    assert not {"base", "images", "run", "images.images"} & set(keys)
+    config = load(tmp_path, '[images.solo]\nports = { lab = 1, web = 2 }\n')
+    mine = config_keys(config)
+    assert {"images.solo.from", "images.solo.ports.lab", "images.solo.ports.web",
+            "run.rc.solo"} <= set(mine)
+    assert not [k for k in mine if k.startswith("images.pylab")]
+    # Every key is one a value can be given at.
+    for key in ("base.slim", "images.solo.r_source", "proxy.retries"):
+        assert key in mine
+
+
+def test_every_key_pyrlab_config_shows_is_one_of_config_keys(tmp_path: Path) -> None:
+    from pyrlab.commands.config import settings
+    config = load(tmp_path, environ={"PYRLAB_ENGIN": "docker"})  # a warning, not a setting
+    shown = {s.key for s in settings(config)}
+    assert shown <= set(config_keys(config))
+    assert {"engine", "run.bind", "images.pylab.ports", "run.rc"} <= shown
+
+
+def test_bootstrap_in_a_project_warns_of_a_stray_variable_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrlab.commands.bootstrap import _project_config
+    lab = init_lab(tmp_path / "lab")
+    capsys.readouterr()
+    monkeypatch.setenv("PYRLAB_LOGLEVEL", "debug")
+    assert _project_config(lab, []) is not None
+    assert capsys.readouterr().err == (
+        "pyrlab: warning: environment PYRLAB_LOGLEVEL: not a variable of pyrlab; ignored "
+        "(did you mean PYRLAB_LOG_LEVEL?)\n")
+
+
+def test_key_lines_follow_tables_strings_and_arrays_over_lines() -> None:
+    text = ('name = "x"  # [run]\n'          # 1
+            "[base]\n"                       # 2
+            "debs = [\n"                     # 3
+            '  "a.txt",  # ]\n'              # 4
+            "  'b = [',\n"                   # 5
+            "]\n"                            # 6
+            'notes = """\n'                  # 7: a multi-line string that looks like TOML
+            "[run]\n"                        # 8
+            'bind = \\"""\n'                 # 9
+            '"""\n'                          # 10
+            "image = 'x'\n"                  # 11
+            '[ images . "a.b" ]\n'           # 12
+            "ports = { lab = 1 }\n"          # 13
+            "run.bind = 3\n")                # 14: a dotted key
+    assert tomllib.loads(text)  # the locator only reads what tomllib accepts
+    lines = key_lines(text)
+    assert lines == {("name",): 1, ("base",): 2, ("base", "debs"): 3, ("base", "notes"): 7,
+                     ("base", "image"): 11, ("images",): 12, ("images", "a.b"): 12,
+                     ("images", "a.b", "ports"): 13, ("images", "a.b", "run"): 14,
+                     ("images", "a.b", "run", "bind"): 14}
+    assert line_of(lines, "base.debs[1]") == 3  # an element: its array's line
+    assert line_of(lines, 'images."a.b".ports.lab') == 13  # in an inline table
+    assert line_of(lines, "base.slim") == 2  # not written: the table it would be in
+    assert line_of(lines, "run.bind") is None
+    assert line_of(lines, 'images."\x7f"') is None  # no TOML key: no line, no error
+
+
+def test_a_problem_names_the_line_only_where_the_file_wrote_the_value(tmp_path: Path) -> None:
+    write(tmp_path, "pyrlab.toml", '[run]\nuid = -1\nbind = "x"\n')
+    assert problems(tmp_path, sets=("run.bind=nowhere",)) == [
+        # the value in the file was replaced: the --set is named, not the file's line
+        ("pyrlab.toml: run.bind: expected an IP address to publish ports on, got 'nowhere' "
+         "(from --set run.bind)"),
+        "pyrlab.toml:2: run.uid: expected a numeric id, got -1"]

@@ -166,12 +166,19 @@ def test_list_files_outside_name_their_key(lab: Path, secret: Path, opened: list
     assert under(opened, secret.parent) == []
 
 
+def written_on(lab: Path, start: str) -> int:
+    """The line of pyrlab.toml that starts with `start` (the first one)."""
+    lines = (lab / "pyrlab.toml").read_text().splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if line.startswith(start))
+
+
 def test_a_list_that_is_a_symlink_out_of_the_folder_is_refused(
         lab: Path, secret: Path, opened: list[str]) -> None:
     (lab / "requirements.txt").unlink()
     (lab / "requirements.txt").symlink_to(secret)
     (message,) = problems(lab)
-    assert message.startswith("pyrlab.toml: images.pylab.requirements[0]: 'requirements.txt' "
+    line = written_on(lab, "requirements = ")  # where `pyrlab init` writes it
+    assert message.startswith(f"pyrlab.toml:{line}: images.pylab.requirements[0]: 'requirements.txt' "
                               "lies outside the project folder")
     assert under(opened, secret.parent) == []
 
@@ -200,7 +207,8 @@ def test_files_given_to_the_lab_must_be_inside(lab: Path, secret: Path, key: str
 def test_a_lab_file_symlinked_out_is_refused(lab: Path, tmp_path: Path) -> None:
     (lab / ".env").symlink_to(tmp_path / "elsewhere.env")  # need not exist to be refused
     (message,) = problems(lab)
-    assert message.startswith("pyrlab.toml: run.envfile: '.env' lies outside the project "
+    line = written_on(lab, "envfile = ")
+    assert message.startswith(f"pyrlab.toml:{line}: run.envfile: '.env' lies outside the project "
                               f"folder {lab} (it resolves to {tmp_path / 'elsewhere.env'})")
 
 

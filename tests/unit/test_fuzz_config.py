@@ -134,7 +134,8 @@ def test_a_value_with_a_final_newline_never_reaches_a_dockerfile_line(
     # and ended up in LABEL and ENV lines, breaking the Dockerfile.
     write(tmp_path, CONFIG_NAME, toml + "\n")
     problems = config_problems(tmp_path)
-    assert [p.where for p in problems] == [f"{CONFIG_NAME}: {key}"]
+    line = toml.count("\n") + 1  # the key is on the last line
+    assert [p.where for p in problems] == [f"{CONFIG_NAME}:{line}: {key}"]
     assert len(str(problems[0]).splitlines()) == 1
 
 
@@ -143,8 +144,8 @@ def test_a_list_path_with_nul_is_refused_by_key(tmp_path: Path) -> None:
     write(tmp_path, CONFIG_NAME, '[base]\ndebs = ["base\\u0000.txt"]\n'
           'ca_certificates = ["ca\\u0000.pem"]\n')
     assert [str(p) for p in config_problems(tmp_path)] == [
-        "pyrlab.toml: base.debs: a file name cannot hold a NUL character: 'base\\x00.txt'",
-        ("pyrlab.toml: base.ca_certificates: a file name cannot hold a NUL character: "
+        "pyrlab.toml:2: base.debs: a file name cannot hold a NUL character: 'base\\x00.txt'",
+        ("pyrlab.toml:3: base.ca_certificates: a file name cannot hold a NUL character: "
         "'ca\\x00.pem'")]
 
 
@@ -156,7 +157,7 @@ def test_a_home_folder_of_no_user_is_a_file_not_found(tmp_path: Path) -> None:
         load_project(tmp_path, environ={})
     assert [str(p) for p in caught.value.problems] == [
         "~nosuchuser-pyrlab/debs.txt: cannot read: file not found",
-        ("pyrlab.toml: base.ca_certificates[0]: cannot read '~nosuchuser-pyrlab/ca.pem': "
+        ("pyrlab.toml:3: base.ca_certificates[0]: cannot read '~nosuchuser-pyrlab/ca.pem': "
         "No such file or directory")]
 
 
@@ -165,24 +166,24 @@ def test_a_url_with_a_control_character_is_refused(tmp_path: Path) -> None:
     write(tmp_path, CONFIG_NAME, '[proxy]\npip_index = "https://pypi.example/\\u007f"\n'
           'cran = "https://cran.example/\\u0085"\n')
     assert [p.where for p in config_problems(tmp_path)] == [
-        "pyrlab.toml: proxy.pip_index", "pyrlab.toml: proxy.cran"]
+        "pyrlab.toml:2: proxy.pip_index", "pyrlab.toml:3: proxy.cran"]
 
 
 def test_a_url_that_does_not_parse_is_a_problem(tmp_path: Path) -> None:
     # Was a ValueError traceback from urlsplit ("Invalid IPv6 URL").
     write(tmp_path, CONFIG_NAME, '[proxy]\napt = "http://[::1"\n')
     assert [str(p) for p in config_problems(tmp_path)] == [
-        "pyrlab.toml: proxy.apt: not a valid URL: 'http://[::1'"]
+        "pyrlab.toml:2: proxy.apt: not a valid URL: 'http://[::1'"]
 
 
 def test_keys_are_shown_as_toml_writes_them_on_one_line(tmp_path: Path) -> None:
     write(tmp_path, CONFIG_NAME, '"" = 1\n"a.b" = 2\n[images."x\\ny"]\n[run.rc]\n"p q" = "s"\n')
     assert [str(p) for p in config_problems(tmp_path)] == [
-        'pyrlab.toml: "": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
-        'pyrlab.toml: "a.b": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
-        ('pyrlab.toml: images."x\\ny": image names are lower-case letters, digits and . _ - '
+        'pyrlab.toml:1: "": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
+        'pyrlab.toml:2: "a.b": unknown key (known: base, build, engine, images, name, prefix, proxy, run, test)',
+        ('pyrlab.toml:3: images."x\\ny": image names are lower-case letters, digits and . _ - '
         "(e.g. 'pylab-torch')"),
-        "pyrlab.toml: run.rc.\"p q\": unknown image 'p q'"]
+        "pyrlab.toml:5: run.rc.\"p q\": unknown image 'p q'"]
 
 
 def test_a_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

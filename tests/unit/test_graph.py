@@ -103,25 +103,25 @@ def test_a_two_image_cycle(tmp_path: Path) -> None:
         from = "b"
         [images.b]
         from = "a"
-        """) == ["pyrlab.toml: images.a.from: cycle: a -> b -> a"]
+        """) == ["pyrlab.toml:3: images.a.from: cycle: a -> b -> a"]
 
 
 def test_a_graph_with_no_root(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.a]\nfrom = "b"\n[images.b]\nfrom = "a"\n') == [
-        "pyrlab.toml: images: no image starts from [base] (every image has a 'from')",
-        "pyrlab.toml: images.a.from: cycle: a -> b -> a",
+        "pyrlab.toml:1: images: no image starts from [base] (every image has a 'from')",
+        "pyrlab.toml:2: images.a.from: cycle: a -> b -> a",
     ]
 
 
 def test_an_image_that_is_its_own_parent(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.root]\n[images.a]\nfrom = "a"\n') == [
-        "pyrlab.toml: images.a.from: cycle: a -> a"
+        "pyrlab.toml:3: images.a.from: cycle: a -> a"
     ]
 
 
 def test_an_unknown_parent(tmp_path: Path) -> None:
     assert graph_problems(tmp_path, '[images.root]\n[images.a]\nfrom = "pylab"\n') == [
-        "pyrlab.toml: images.a.from: unknown image 'pylab' (known: root, a)"
+        "pyrlab.toml:3: images.a.from: unknown image 'pylab' (known: root, a)"
     ]
 
 
@@ -134,8 +134,8 @@ def test_a_duplicate_image_is_a_toml_error_naming_the_file(tmp_path: Path) -> No
     toml = '[images.pylab]\nfrom = "root"\n[images.root]\n[images.pylab]\nports = { lab = 1 }\n'
     found = graph_problems(tmp_path, toml)
     assert len(found) == 1
-    assert found[0].startswith("pyrlab.toml: not valid TOML: ")
-    assert "('images', 'pylab')" in found[0] and "line 4" in found[0]
+    assert found == [("pyrlab.toml:4: not valid TOML: cannot declare ('images', 'pylab') twice "
+                     "(column 14)")]
 
 
 def test_a_duplicate_image_through_the_cli(tmp_path: Path,
@@ -143,6 +143,6 @@ def test_a_duplicate_image_through_the_cli(tmp_path: Path,
     write(tmp_path, "pyrlab.toml", "[images.a]\n[images.a]\n")
     assert main(["check", "-C", str(tmp_path)]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("pyrlab: error: pyrlab.toml: not valid TOML: Cannot declare "
-                          "('images', 'a') twice")
+    assert err.startswith("pyrlab: error: pyrlab.toml:2: not valid TOML: cannot declare "
+                          "('images', 'a') twice (column 10)\n")
     assert "Traceback" not in err

@@ -12,6 +12,11 @@ from pyrlab.config.lists import Entry, ListKind, ParsedList, parse_lists
 DEB, PY, R = ListKind.DEB, ListKind.PYTHON, ListKind.R
 SCHEMES = "https, http, git+https, git+ssh, git+http"
 INDEX_HINT = "(set indexes in pyrlab.toml [proxy])"
+HASH_REFUSAL = ("option '--hash' is not supported: a hash-checking install needs a hash for "
+                "every dependency too; pin versions here and let pyrlab.lock record exactly "
+                "what was installed")
+ARCH_HINT = "list the package without one, for the image's own architecture"
+CURL_HINT = "write 'curl' for the current version or 'curl=VERSION' for an exact one"
 NOT_PEP508 = (  # packaging's reason, with its first letter lower-cased
     "not a valid Python requirement: expected semicolon (after name with no version specifier)"
     " or end"
@@ -56,7 +61,10 @@ BAD_LINES: list[tuple[ListKind, str, str]] = [
     (PY, "`id`", "character '`' is not allowed"),
     (PY, "foo && bar", "character '&' is not allowed"),
     (PY, "foo | sh", "character '|' is not allowed"),
-    (PY, "numpy\\", "character '\\' is not allowed"),
+    (PY, "num\\py", "character '\\' is not allowed"),
+    (PY, "numpy \\ ", "a '\\' continues a line only as its last character (remove what follows it)"),
+    (DEB, "curl\\", "character '\\' is not allowed"),  # continuations are pip's only
+    (R, "dplyr\\", "character '\\' is not allowed"),
     (PY, "cat <(id)", "'<(' is not allowed"),
     (PY, "numpy >(tee x)", "'>(' is not allowed"),
     (PY, "num\x07py", "control character U+0007 is not allowed"),
@@ -85,7 +93,8 @@ BAD_LINES: list[tuple[ListKind, str, str]] = [
      f"option '--trusted-host' is not allowed in a list {INDEX_HINT}"),
     (PY, "-c c.txt", "option '-c' is not allowed in a list (constraint files are not supported)"),
     (PY, "--pre", "option '--pre' is not allowed in a list"),
-    (PY, "numpy==2.0 --hash=sha256:abc", "option '--hash' is not allowed in a list"),
+    (PY, "numpy==2.0 --hash=sha256:abc", HASH_REFUSAL),
+    (PY, "--hash=sha256:abc", HASH_REFUSAL),
     (PY, "-r", "option '-r' needs a file name"),
     # Python: URLs and paths.
     (PY, "file:///etc/passwd", f"scheme 'file' is not allowed (use {SCHEMES})"),
@@ -112,7 +121,13 @@ BAD_LINES: list[tuple[ListKind, str, str]] = [
     (DEB, "foo/", "missing release after '/'"),
     (DEB, "foo/Bookworm", "not a valid Debian release: 'Bookworm'"),
     (DEB, "foo-", "not a valid Debian package name: 'foo-' (apt reads a trailing '-' as remove)"),
-    (DEB, "libc6:i386", "not a valid Debian package name: 'libc6:i386'"),
+    (DEB, "libc6:i386", "architecture qualifiers (`:i386`) are not supported: " + ARCH_HINT),
+    (DEB, "libfoo:amd64=1.0", "architecture qualifiers (`:amd64`) are not supported: " + ARCH_HINT),
+    (DEB, "curl>=8", "version operator '>=' is not supported in a Debian list: " + CURL_HINT),
+    (DEB, "curl (>= 8)", "version operator '>=' is not supported in a Debian list: " + CURL_HINT),
+    (DEB, "curl==8.1", "version operator '==' is not supported in a Debian list: " + CURL_HINT),
+    (DEB, "curl<<9", "version operator '<<' is not supported in a Debian list: " + CURL_HINT),
+    (DEB, "curl < 9", "version operator '<' is not supported in a Debian list: " + CURL_HINT),
     # R.
     (R, "1abc", "not a valid R package name: '1abc'"),
     (R, "ab_c", "not a valid R package name: 'ab_c'"),
@@ -445,6 +460,42 @@ def test_python_requirements(tmp_path: Path) -> None:
          "https://example.org/wheels/v-2.0-py3-none-any.whl", None, None, where[8]),
     ]
     assert all(e.kind is PY for e in parsed.entries)
+
+
+def test_pip_line_continuations_join_as_pip_joins_them(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt",
+          "numpy \\\n"              # 1: continued on 2
+          "    >=1.0\n"               # 2
+          "pandas \\\r\n"          # 3: CRLF, continued on 4 and 5
+          "  >=2 \\\n"              # 4
+          "  ; python_version >= '3.10'\n"  # 5
+          "scipy \\\n"              # 6: a comment line ends it, as in pip
+          "# the comment\n"           # 7
+          "# a comment \\\n"        # 8: a comment does not continue
+          "idna==\n"                 # 9: reported on its own line
+          "x==1 \\\n"               # 10: continued on 11
+          "  --hash=sha256:abc\n"     # 11
+          "six \\")                  # 12: on the last line
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert messages(parsed) == [
+        f"requirements.txt:9: {NOT_PEP508}",
+        f"requirements.txt:10: {HASH_REFUSAL}",
+    ]
+    assert [(e.text, e.where) for e in parsed.lines] == [
+        ("numpy>=1.0", "requirements.txt:1"),
+        ('pandas>=2; python_version >= "3.10"', "requirements.txt:3"),
+        ("scipy", "requirements.txt:6"),
+        ("six", "requirements.txt:12"),
+    ]
+
+
+def test_a_list_without_continuations_reads_as_before(tmp_path: Path) -> None:
+    """The joined line is exactly what one line with the same text gives."""
+    write(tmp_path, "one.txt", "jupyterlab[test] >=4.2,<5 ; sys_platform == 'linux'\n")
+    write(tmp_path, "two.txt", "jupyterlab[test] \\\n>=4.2,<5 \\\n; sys_platform == 'linux'\n")
+    one, two = parse(tmp_path, PY, "one.txt"), parse(tmp_path, PY, "two.txt")
+    assert [e.text for e in one.lines] == [e.text for e in two.lines] == [
+        'jupyterlab[test]<5,>=4.2; sys_platform == "linux"']
 
 
 def test_debian_packages(tmp_path: Path) -> None:

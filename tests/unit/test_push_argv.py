@@ -188,9 +188,10 @@ def test_a_bad_cache_from_names_its_key(tmp_path: Path) -> None:
     init_lab(tmp_path)
     with (tmp_path / "pyrlab.toml").open("a") as file:
         file.write('\n[build]\ncache_from = ["not a ref"]\n')
+    line = len((tmp_path / "pyrlab.toml").read_text().splitlines())  # the last one
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
-    assert "pyrlab.toml: build.cache_from[0]" in caught.value.message
+    assert f"pyrlab.toml:{line}: build.cache_from[0]" in caught.value.message
 
 
 def test_push_without_a_registry_or_with_plain_http_elsewhere(

@@ -129,11 +129,15 @@ def test_the_refusal_names_the_environment_variable(project: Path) -> None:
 
 
 def test_no_config_value_or_variable_grants_it(project: Path) -> None:
-    for environ, sets in (({"PYRLAB_ALLOW_UNSAFE": "true"}, ()),
-                          ({"PYRLAB_RUN__ALLOW_UNSAFE": "true"}, ()),
+    for environ, sets in (({"PYRLAB_RUN__ALLOW_UNSAFE": "true"}, ()),
                           ({}, ("allow_unsafe=true",)), ({}, ("run.allow_unsafe=true",))):
         with pytest.raises(ConfigError, match="unknown key"):
             load_config(project, environ=environ, sets=sets)
+    # A one-word stray variable is a warning, and it grants nothing either.
+    cfg = load_config(project, environ={"PYRLAB_ALLOW_UNSAFE": "true"})
+    assert [str(w) for w in cfg.warnings] == [
+        "environment PYRLAB_ALLOW_UNSAFE: not a variable of pyrlab; ignored"]
+    assert cfg.overrides == ()
 
 
 def test_the_project_file_cannot_grant_it_either(project: Path) -> None:

@@ -448,7 +448,8 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
 
     (tmp_path / "pyrlab.toml").write_text(text)
     _, problems = read_config(tmp_path, environ={})
-    assert any(str(p).startswith(f"pyrlab.toml: {problem}") for p in problems), problems
+    # Each case's key is on (or in the table of) the second line.
+    assert any(str(p).startswith(f"pyrlab.toml:2: {problem}") for p in problems), problems
 
 
 # --------------------------------------------------------------------------- delta scope

@@ -98,7 +98,7 @@ def test_environment_and_set_still_win_over_the_user_file(
 def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: Path) -> None:
     root = write_project(tmp_path / "lab", PROJECT)
     user_config.write_text('prefix = "ghcr.io/me/"\n[images.pylab]\nports = { lab = 1 }\n'
-                           '[run]\ndocker_args = ["--privileged"]\nbind = 5\n')
+                           '[run]\ndocker_args = ["--privileged"]\nbind = 5\nbnd = 1\n')
     with pytest.raises(ConfigError) as caught:
         load_config(root)
     problems = [str(p) for p in caught.value.problems]
@@ -106,17 +106,24 @@ def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: 
                      "(a user file holds only engine, base.ca_certificates, proxy, "
                      "run.notebooks, run.home, run.bind, run.uid, run.gid, run.allow_no_token)")
     assert problems == [
-        f"{user_config}: prefix: {expected_tail}",
-        f"{user_config}: images: {expected_tail}",
-        f"{user_config}: run.docker_args: {expected_tail}",
+        f"{user_config}:1: prefix: {expected_tail}",
+        f"{user_config}:2: images: {expected_tail}",
+        f"{user_config}:5: run.docker_args: {expected_tail}",
+        # A typo of a machine key is no project key: the guess, not "belongs in the project".
+        (f"{user_config}:7: run.bnd: unknown key; did you mean run.bind? (a user file holds "
+         "only engine, base.ca_certificates, proxy, run.notebooks, run.home, run.bind, "
+         "run.uid, run.gid, run.allow_no_token)"),
         f"pyrlab.toml: run.bind: expected an IP address to publish ports on, got 5 "
         f"(from user file {user_config})",
     ]
 
 
-def test_a_user_file_that_is_no_toml_is_named(tmp_path: Path, user_config: Path) -> None:
-    user_config.write_text("[run\n")
+def test_a_user_file_that_is_no_toml_is_named(tmp_path: Path, user_config: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    user_config.write_text('engine = "docker"\n[run\n')
     assert main(["check", "-C", str(write_project(tmp_path / "lab", PROJECT))]) == 3
+    assert (f"pyrlab: error: {user_config}:2: not valid TOML: expected ']' at the end of a "
+            "table declaration (column 5)\n") in capsys.readouterr().err
 
 
 def test_config_prints_every_value_with_its_source(

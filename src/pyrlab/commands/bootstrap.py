@@ -22,6 +22,7 @@ from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.logs import logs_dir, new_log_path, state_logs_dir
 from pyrlab.imagebuild.progress import Progress
+from pyrlab.output import info
 
 DEFAULT_SUITE = "trixie"
 
@@ -66,7 +67,10 @@ class BootstrapCommandResult:
 def _project_config(root: Path, sets: list[str]) -> Config | None:
     if not (root / CONFIG_NAME).exists():
         return None
-    return load_config(root, sets=sets)
+    config = load_config(root, sets=sets)
+    for warning in config.warnings:  # a stray PYRLAB_ variable
+        info(f"pyrlab: warning: {warning}")
+    return config
 
 
 def run(args: argparse.Namespace) -> BootstrapCommandResult:

@@ -22,7 +22,8 @@ from pyrlab.run.session import config_from
 
 # Config fields that are no setting of pyrlab.toml, or are walked as tables.
 _NOT_TOP_LEVEL = {"root", "file", "base", "proxy", "images", "run", "overrides", "build",
-                  "test", "file_keys", "user_file", "name_from_folder"}
+                  "test", "file_keys", "user_file", "name_from_folder", "warnings",
+                  "key_lines"}
 # ImageConfig fields by their key in pyrlab.toml.
 _IMAGE_KEYS = {"parent": "from"}
 

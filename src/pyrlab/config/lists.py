@@ -1,7 +1,8 @@
 """Package lists → validated entries, every problem located by file and line.
 
-A list is one entry per line; `#` starts a comment (at the start of a line or after
-whitespace) and blank lines are ignored. Each kind has a strict grammar, and characters a
+A list is one entry per line (in a Python list, a line ending in `\\` goes on with the
+next, as in pip); `#` starts a comment (at the start of a line or after whitespace) and
+blank lines are ignored. Each kind has a strict grammar, and characters a
 shell would act on are refused outright: nothing from a list is pasted into a command (the
 normalised `Entry.text` of every line is written into the build context, in the list's
 order, and read by the installer), so this is a second wall, and it makes mistakes and injection attempts visible
@@ -75,6 +76,7 @@ EGG_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _SHELL_CHARS = frozenset("`$|&\\;")
 _SHELL_PAIRS = ("<(", ">(")
 _COMMENT_RE = re.compile(r"(?:^|[ \t])#.*$")
+_COMMENT_LINE_RE = re.compile(r"^\s*#")  # pip: such a line never continues
 _URL_START_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _OPTION_RE = re.compile(r"^(--[^=\s]+|-[^=\s])(.*)$")
 _INLINE_OPTION_RE = re.compile(r"[ \t](--[A-Za-z][A-Za-z0-9-]*)")
@@ -84,6 +86,15 @@ _INDEX_OPTIONS = frozenset(
      "--trusted-host"}
 )
 _DEB_SEPARATOR_RE = re.compile(r"[=/]")
+# A version relation as Debian's control files and other tools write it (`curl>=8`,
+# `curl (>= 8)`, `curl==8`): apt-get takes none of them.
+_DEB_RELATION_RE = re.compile(r"^([a-z0-9][a-z0-9+.:-]*)[ \t]*\(?[ \t]*(>=|<=|>>|<<|==|!=|~=|>|<)")
+_DEB_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[^=/]*)")
+# Why `--hash` is refused: the lists are normalised entries, and a hash-checking install
+# needs a hash for every package, dependencies too, which pyrlab's lock does instead.
+_HASH_REFUSAL = ("option '--hash' is not supported: a hash-checking install needs a hash "
+                 "for every dependency too; pin versions here and let pyrlab.lock record "
+                 "exactly what was installed")
 _R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
 _R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
 # Far beyond any real entry, and far below what one command-line argument may hold (the
@@ -217,6 +228,12 @@ class _Parser:
             self.problems.append(Problem(f"{shown}:1", "UTF-16 text: save the file as UTF-8"))
             self._stack.pop()
             return
+        # pip's line continuation (Python lists only): a line ending in `\\` goes on with
+        # the next, joined as pip joins them (the `\\` dropped, nothing added); the joined
+        # line is located at its first physical line, as pip reports it, and the lines after
+        # it keep their own numbers.
+        pending: list[str] = []
+        pending_where = ""
         for number, raw in enumerate(data.split(b"\n"), start=1):
             where = f"{shown}:{number}"
             try:
@@ -226,7 +243,21 @@ class _Parser:
                     self.problems.append(Problem(where, "not valid UTF-8"))
                 bad_encoding = True
                 continue
+            if self.kind is ListKind.PYTHON:
+                bare = line.removesuffix("\r")
+                if bare.endswith("\\") and not _COMMENT_LINE_RE.match(bare):
+                    if not pending:
+                        pending_where = where
+                    pending.append(bare[:-1])
+                    continue
+                if pending:
+                    # A comment line ends the joined line (pip keeps it a comment).
+                    tail = " " + line if _COMMENT_LINE_RE.match(line) else line
+                    line, where = "".join(pending) + tail, pending_where
+                    pending = []
             self._line(path, line, where)
+        if pending:  # a `\\` on the last line: pip reads what it joined so far
+            self._line(path, "".join(pending), pending_where)
         self._stack.pop()
 
     def _line(self, path: Path, line: str, where: str) -> None:
@@ -249,6 +280,8 @@ class _Parser:
                 and not _URL_START_RE.match(line)
             )
             result = _forbidden(line, semicolon_ok=semicolon_ok)
+            if result is not None and line.endswith("\\"):  # spaces after it: not pip's either
+                result = "a '\\' continues a line only as its last character (remove what follows it)"
             if result is None:
                 if line.startswith("-"):
                     result = self._python_option(path, line, where)
@@ -271,6 +304,8 @@ class _Parser:
                 return f"option '{option}' needs a file name"
             self._include(path.parent / target, target, where)
             return None
+        if option == "--hash":
+            return _HASH_REFUSAL
         if option in ("-e", "--editable"):
             hint = " (editable installs are not supported)"
         elif option in _INDEX_OPTIONS:
@@ -388,6 +423,15 @@ def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
 def _parse_deb(line: str, where: str) -> Entry | str:
     if line.startswith("-"):
         return "options are not allowed in a Debian list"
+    relation = _DEB_RELATION_RE.match(line)
+    if relation:
+        name = relation.group(1).split(":", 1)[0]
+        return (f"version operator '{relation.group(2)}' is not supported in a Debian list: "
+                f"write '{name}' for the current version or '{name}=VERSION' for an exact one")
+    arch = _DEB_ARCH_RE.match(line)
+    if arch:
+        return (f"architecture qualifiers (`{arch.group(1)}`) are not supported: "
+                "list the package without one, for the image's own architecture")
     if any(c in line for c in " \t"):
         return "one package per line, without spaces"
     split = _DEB_SEPARATOR_RE.search(line)
@@ -467,6 +511,8 @@ def _parse_python(line: str, where: str) -> Entry | str:
         return _parse_bare_url(line, where)
     inline = _INLINE_OPTION_RE.search(line)
     if inline:
+        if inline.group(1) == "--hash":
+            return _HASH_REFUSAL
         return f"option '{inline.group(1)}' is not allowed in a list"
     try:
         requirement = Requirement(line)

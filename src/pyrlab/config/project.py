@@ -123,7 +123,7 @@ def load_project(
                     problems.append(problem)
             warnings.extend(w for w in p.warnings if w not in warnings)
         if image.r_packages and not _has_r(config, name):
-            problems.append(Problem(f"{_shown(config)}: images.{toml_key(name)}.r_packages",
+            problems.append(Problem(config.where(f"images.{toml_key(name)}.r_packages"),
                                     "this image has no R: set r = \"debian\" on it or an ancestor"))
         lists[name] = ImageLists(
             debs=parsed[0].entries,
@@ -172,7 +172,7 @@ def _confined_lists(config: Config, files: list[tuple[str, str]],
         if why is None:
             kept.append(path)
             continue
-        problem = Problem(f"{_shown(config)}: {key}",
+        problem = Problem(config.where(key),
                           f"{value!r} {why}; list files must be inside it{_source(config, key)}")
         if problem not in problems:  # base.debs is read for every root image
             problems.append(problem)
@@ -190,7 +190,7 @@ def _check_run_files(config: Config, problems: list[Problem]) -> None:
             continue
         why = outside(config.path(value), config.root)
         if why is not None:
-            problems.append(Problem(f"{_shown(config)}: {key}",
+            problems.append(Problem(config.where(key),
                                     f"{value!r} {why}; the lab may only be given files from "
                                     f"the project folder{_source(config, key)}"))
 
@@ -201,7 +201,7 @@ def _read_ca_files(config: Config, problems: list[Problem]) -> tuple[CaFile, ...
     and nothing else, and only the certificates, re-encoded, go into the image."""
     out = []
     for i, value in enumerate(config.base.ca_certificates):
-        where = f"{_shown(config)}: base.ca_certificates[{i}]"
+        where = config.where(f"base.ca_certificates[{i}]")
         path = config.path(value)
         not_regular = regular_file(path)
         if not_regular is not None:
@@ -221,7 +221,3 @@ def _read_ca_files(config: Config, problems: list[Problem]) -> tuple[CaFile, ...
         stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem)[:40] or "ca"
         out.append(CaFile(name=f"{i:02d}-{stem}.crt", source=path, content=content))
     return tuple(out)
-
-
-def _shown(config: Config) -> str:
-    return config.file.name if config.file else "pyrlab.toml"

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pyrlab.config.guess import did_you_mean
 from pyrlab.config.key import project_key
+from pyrlab.config.tomlread import key_lines, line_of, toml_loads, toml_problem
 from pyrlab.config.user import (
     USER_CONFIG_ENV,
     USER_SOURCE,
@@ -35,9 +37,9 @@ from pyrlab.errors import ConfigError, Problem
 
 CONFIG_NAME = "pyrlab.toml"
 ENV_PREFIX = "PYRLAB_"
-# Environment variables that belong to pyrlab but are not config paths.
-ENV_NOT_CONFIG = frozenset({"PYRLAB_CONFIG", "PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR",
-                            USER_CONFIG_ENV})
+# Environment variables that belong to pyrlab but are not config paths (docs/configuration.md
+# lists them); any other one-word PYRLAB_NAME that is no top-level key is a warning.
+ENV_NOT_CONFIG = frozenset({"PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR", USER_CONFIG_ENV})
 # The host setup script's own (.ci/setup-host.sh: PYRLAB_CI_MIRROR, PYRLAB_CI_SKIP_BUILDX…),
 # which a user may export for the README's first command and still have set for pyrlab.
 ENV_NOT_CONFIG_PREFIX = "PYRLAB_CI_"
@@ -183,6 +185,11 @@ class Config:
     # that was read, if any: where each value came from (`pyrlab config`, the refusals).
     file_keys: frozenset[str] = frozenset()
     user_file: Path | None = None
+    # Harmless things the user should hear of (a stray PYRLAB_* variable), shown by the
+    # commands as `pyrlab: warning: …`.
+    warnings: tuple[Problem, ...] = ()
+    # The line the project file writes each key on (tomlread.key_lines): see where().
+    key_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     def source_of(self, key: str) -> str:
         """Where the value of dotted `key` came from: an override ("environment
@@ -195,6 +202,15 @@ class Config:
         if key in self.file_keys:
             return self.file.name if self.file else CONFIG_NAME
         return "default"
+
+    def where(self, key: str) -> str:
+        """How a problem names dotted `key`: `pyrlab.toml:LINE: key` when the project file
+        writes it (or the table it is in) and no override replaced it, else
+        `pyrlab.toml: key`."""
+        shown = self.file.name if self.file else CONFIG_NAME
+        overridden = dict(self.overrides).get(key.split("[", 1)[0]) is not None
+        line = None if overridden else line_of(self.key_lines, key)
+        return f"{shown}:{line}: {key}" if line else f"{shown}: {key}"
 
     def from_user_file(self, key: str) -> bool:
         """Whether `key` was set by the user's own file (and no environment or --set
@@ -278,15 +294,6 @@ def default_uid_gid() -> tuple[int, int]:
 # --------------------------------------------------------------------------- overrides
 
 
-def toml_loads(text: str) -> dict[str, Any]:
-    """tomllib.loads, where arrays or tables nested too deeply for tomllib's recursion
-    (a few hundred levels) are a TOMLDecodeError too, not a RecursionError."""
-    try:
-        return tomllib.loads(text)
-    except RecursionError:
-        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
-
-
 def parse_override_value(text: str) -> Any:
     """`8898` → 8898, `true` → True, `["a"]` → list; anything that is not one TOML value
     → the string. (`5\n[base]…` parses as `v = 5` and more: the string, not 5.)"""
@@ -311,20 +318,59 @@ def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> str | None:
     return None
 
 
-def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(dotted key, raw value, source) for every PYRLAB_* config variable.
+def env_name(key: str) -> str:
+    """The environment variable that sets dotted `key` (run.bind → PYRLAB_RUN__BIND)."""
+    return ENV_PREFIX + "__".join(part.upper().replace("-", "_") for part in key.split("."))
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], list[Problem]]:
+    """(dotted key, raw value, source) for every PYRLAB_* config variable, and a warning
+    for each stray one.
 
     `PYRLAB_RUN__BIND` → run.bind; `__` separates levels, a single `_` inside a level
-    also matches `-` (so `PYRLAB_IMAGES__RLAB_BASE__R` → images.rlab-base.r).
+    also matches `-` (so `PYRLAB_IMAGES__RLAB_BASE__R` → images.rlab-base.r). A one-word
+    name that is neither a top-level key nor one of pyrlab's other variables
+    (`PYRLAB_LOGLEVEL`) is some other program's or a typo: a warning, and it is ignored,
+    since it would otherwise stop every command. A name with `__` is meant as a key and
+    stays one (an unknown key is then an error, as in the file).
     """
     found = []
+    warnings = []
     for name in sorted(environ):
         if (not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG
                 or name.startswith(ENV_NOT_CONFIG_PREFIX)):
             continue
-        key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        rest = name[len(ENV_PREFIX) :]
+        if "__" not in rest and rest.lower().replace("-", "_") not in TOP_KEYS:
+            guess = rest and did_you_mean(name, sorted(ENV_NOT_CONFIG | {env_name(k) for k in config_keys()}))
+            warnings.append(Problem(f"environment {name}", "not a variable of pyrlab; ignored"
+                                    + (f" (did you mean {guess}?)" if guess else "")))
+            continue
+        key = ".".join(part.lower() for part in rest.split("__"))
         found.append((key, environ[name], f"environment {name}"))
-    return found
+    return found, warnings
+
+
+def config_keys(config: Config | None = None) -> list[str]:
+    """Every dotted key a value can be given at (pyrlab.toml, `--set`, `PYRLAB_…`),
+    sorted: the fixed ones and, for each image of `config` (of the default graph without
+    one), its keys, its ports (`lab` always) and its `run.rc` entry. For completion and
+    did-you-mean; a table (`images.NAME.ports`, `run.rc`) is a key too."""
+    images: dict[str, tuple[str, ...]] = (
+        {name: tuple(dict.fromkeys(["lab", *(p for p, _ in image.ports)]))
+         for name, image in config.images.items()} if config is not None
+        else {name: tuple(dict.fromkeys(["lab", *spec.get("ports", {})]))
+              for name, spec in DEFAULT_IMAGES.items()})
+    keys = TOP_KEYS - _TABLES.keys() - {"images"}
+    for table, known in _TABLES.items():
+        keys |= {f"{table}.{k}" for k in known}
+    keys |= {f"test.known_failures.{k}" for k in KNOWN_FAILURES_KEYS}
+    for name, ports in images.items():
+        image = f"images.{toml_key(name)}"
+        keys |= {f"{image}.{k}" for k in IMAGE_KEYS}
+        keys |= {f"{image}.ports.{p}" for p in ports}
+        keys.add(f"run.rc.{toml_key(name)}")
+    return sorted(keys)
 
 
 # --------------------------------------------------------------------------- validation
@@ -333,15 +379,21 @@ def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
 class _Reader:
     """Walks one TOML table, converting values and collecting problems with their key."""
 
-    def __init__(self, shown: str, problems: list[Problem], sources: Mapping[str, str]) -> None:
+    def __init__(self, shown: str, problems: list[Problem], sources: Mapping[str, str],
+                 lines: Mapping[tuple[str, ...], int]) -> None:
         self.shown = shown
         self.problems = problems
         self.sources = sources
+        self.lines = lines  # where the file writes each key (tomlread.key_lines)
 
     def problem(self, key: str, message: str) -> None:
+        """A problem at `key`: `FILE:LINE: key` where the file writes it (or the table
+        it is in), `FILE: key` for a default, and naming the override that set it."""
         source = self.sources.get(key)
         suffix = f" (from {source})" if source else ""
-        self.problems.append(Problem(f"{self.shown}: {key}", message + suffix))
+        line = None if source else line_of(self.lines, key)
+        where = f"{self.shown}:{line}: {key}" if line else f"{self.shown}: {key}"
+        self.problems.append(Problem(where, message + suffix))
 
     def table(self, data: Any, key: str, known: set[str]) -> dict[str, Any]:
         if data is None:
@@ -352,8 +404,21 @@ class _Reader:
         for k in data:
             if k not in known:
                 where = f"{key}.{toml_key(k)}" if key else toml_key(k)
-                self.problem(where, f"unknown key (known: {', '.join(sorted(known))})")
+                self.problem(where, f"unknown key{self._guess(key, k, known)} "
+                             f"(known: {', '.join(sorted(known))})")
         return data
+
+    def _guess(self, table: str, word: str, known: set[str]) -> str:
+        """"; did you mean KEY?", KEY spelled as the unknown one was given: a dotted key,
+        or a variable name when it came from the environment; "" without a close one."""
+        guess = did_you_mean(word.replace("-", "_"), known)
+        if guess is None:
+            return ""
+        key = f"{table}.{toml_key(guess)}" if table else guess
+        where = f"{table}.{toml_key(word)}" if table else toml_key(word)
+        if self.sources.get(where, "").startswith("environment "):
+            return f"; did you mean {env_name(key)}?"
+        return f"; did you mean {key}?"
 
     def get(
         self,
@@ -520,6 +585,9 @@ BUILD_KEYS = {"cache_from"}
 TEST_KEYS = {"known_failures"}
 KNOWN_FAILURES_KEYS = {"python", "r"}
 TOP_KEYS = {"name", "engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
+# The tables of fixed keys (images.NAME's keys are IMAGE_KEYS).
+_TABLES = {"base": BASE_KEYS, "proxy": PROXY_KEYS, "run": RUN_KEYS, "build": BUILD_KEYS,
+           "test": TEST_KEYS}
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
@@ -617,6 +685,12 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     parent = r.get(d, "from", p, None, lambda v: None if isinstance(v, str) and IMAGE_NAME_RE.match(v)
                    else f"expected the name of another image, got {v!r}")
     ports = _read_ports(r, d["ports"], p + "ports") if "ports" in d else ()
+    ports_raw = d.get("ports")
+    if (isinstance(ports_raw, dict) and ports_raw and "lab" not in ports_raw
+            and all(PORT_NAME_RE.match(n) for n in ports_raw)):  # else a name is refused
+        r.problem(p + "ports", "no 'lab' port: an image with ports is started as a lab, which "
+                  "serves JupyterLab on its lab port; add one (lab = 8888), or remove the "
+                  "ports of an image that is only a base for others")
     return ImageConfig(
         name=name,
         parent=parent,
@@ -765,14 +839,18 @@ def read_config(
     shown = _shown(file, root)
     problems: list[Problem] = []
     raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
     if file.exists():
+        text = ""
         try:
             # utf-8-sig: a BOM (Windows editors write one) is not part of the TOML.
-            raw = toml_loads(file.read_text(encoding="utf-8-sig"))
+            text = file.read_text(encoding="utf-8-sig")
+            raw = toml_loads(text)
+            lines = key_lines(text)
         except UnicodeDecodeError:
             raise ConfigError(Problem(shown, "not valid UTF-8")) from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(Problem(shown, f"not valid TOML: {exc}")) from None
+            raise ConfigError(toml_problem(exc, shown, text)) from None
         except OSError as exc:
             raise ConfigError(Problem(shown, f"cannot read: {exc.strerror}")) from None
     elif config_file is not None:
@@ -795,17 +873,22 @@ def read_config(
             sources[_canonical_key(raw, key)] = user_source(user_file)
         if not user_file.is_file():
             user_file = None
-    pending = env_overrides(environ) + [(*_split_set(s), "--set " + s.split("=", 1)[0]) for s in sets]
+    from_env, warnings = env_overrides(environ)
+    pending = from_env + [(*_split_set(s), "--set " + s.split("=", 1)[0]) for s in sets]
     for key, text, source in pending:
         if not key or any(not part for part in key.split(".")):
             problems.append(Problem(source, "expected KEY=VALUE with a dotted key like run.bind"))
+            continue
+        unknown_image = _unknown_image(raw, key, source)
+        if unknown_image:
+            problems.append(Problem(source, unknown_image))
             continue
         error = _set_path(raw, key.split("."), parse_override_value(text))
         if error:
             problems.append(Problem(source, error))
         sources[_canonical_key(raw, key)] = source
 
-    r = _Reader(shown, problems, sources)
+    r = _Reader(shown, problems, sources, lines)
     top = r.table(raw, "", TOP_KEYS)
     name_given = "name" in top
     project_name = r.get(top, "name", "", None, _is_project_name)
@@ -824,6 +907,7 @@ def read_config(
         for name, image_raw in images_raw.items():
             images[name] = _read_image(r, name, image_raw)
     _check_graph(r, images)
+    _check_ports(r, images)
     run = _read_run(r, top.get("run"), project_name)
     build = _read_build(r, top.get("build"))
     test = _read_test(r, top.get("test"))
@@ -846,8 +930,47 @@ def read_config(
         user_file=user_file,
         name=project_name,
         name_from_folder=not name_given,
+        warnings=tuple(warnings),
+        key_lines=lines,
     )
     return config, problems
+
+
+def _unknown_image(raw: dict[str, Any], key: str, source: str) -> str | None:
+    """Why an override of a key inside an image (`images.pylb.ports.lab`) names no image
+    of the graph, or None: it would quietly add a new image. Setting a whole image table
+    (`images.extra={from="pylab"}`) still adds one, as asked."""
+    parts = key.split(".")
+    images = raw.get("images")
+    if len(parts) < 3 or parts[0] != "images" or not isinstance(images, dict):
+        return None
+    names = [str(n) for n in images]
+    if any(n.replace("-", "_") == parts[1].replace("-", "_") for n in names):
+        return None
+    guess = did_you_mean(parts[1].replace("_", "-"), names)
+    hint = ""
+    if guess is not None:
+        fixed = ".".join(["images", guess, *parts[2:]])
+        hint = f"; did you mean {env_name(fixed) if source.startswith('environment ') else fixed}?"
+    return f"unknown image '{parts[1]}'{hint} (known: {', '.join(names)})"
+
+
+def _check_ports(r: _Reader, images: Mapping[str, ImageConfig]) -> None:
+    """The labs of a project can run side by side: no lab port is another lab's port (the
+    other ports may be shared: `up` leaves a busy one unpublished and says so)."""
+    taken: dict[int, tuple[str, str]] = {}  # port → (image, port name) of the labs so far
+    for image in images.values():
+        if image.lab_port is None:  # a base for others (or no lab: _read_image said so)
+            continue
+        for port_name, number in image.ports:
+            other = taken.get(number)
+            if other is not None and "lab" in (port_name, other[1]):
+                what = "lab port" if other[1] == "lab" else f"'{other[1]}' port"
+                r.problem(f"images.{toml_key(image.name)}.ports.{toml_key(port_name)}",
+                          f"port {number} is also the {what} of {other[0]}: the two labs "
+                          "could not run at the same time; give each lab its own ports")
+        for port_name, number in image.ports:
+            taken.setdefault(number, (image.name, port_name))
 
 
 def _dotted_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:

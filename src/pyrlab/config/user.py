@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pyrlab.config.guess import did_you_mean
+from pyrlab.config.tomlread import key_lines, toml_loads, toml_problem
 from pyrlab.errors import ConfigError, Problem
 
 USER_CONFIG_ENV = "PYRLAB_USER_CONFIG"
@@ -76,27 +78,31 @@ def read_user_file(path: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
     except OSError as exc:
         raise ConfigError(Problem(shown, f"cannot read: {exc.strerror}")) from None
     try:
-        raw = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        detail = exc if isinstance(exc, tomllib.TOMLDecodeError) else "nested too deeply"
-        raise ConfigError(Problem(shown, f"not valid TOML: {detail}")) from None
+        raw = toml_loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(toml_problem(exc, shown, text)) from None
     found: list[tuple[str, Any]] = []
     problems: list[Problem] = []
+    lines = key_lines(text)
 
-    def walk(table: dict[str, Any], prefix: str) -> None:
+    def walk(table: dict[str, Any], prefix: tuple[str, ...]) -> None:
         for name, value in table.items():
-            key = prefix + name.replace("-", "_")
+            key = ".".join(prefix + (name,)).replace("-", "_")
             if isinstance(value, dict) and (key == "proxy" or any(
                     m.startswith(key + ".") for m in MACHINE_KEYS)):
-                walk(value, key + ".")
+                walk(value, prefix + (name,))
             elif is_machine_key(key):
                 found.append((key, _anchored(path, key, value)))
             else:
-                problems.append(Problem(f"{shown}: {key}", "not a setting of this machine: "
-                                        "it belongs in the project's pyrlab.toml (a user "
-                                        f"file holds only {', '.join(MACHINE_KEYS)})"))
+                guess = did_you_mean(key, MACHINE_KEYS)
+                why = (f"unknown key; did you mean {guess}?" if guess else
+                       "not a setting of this machine: it belongs in the project's pyrlab.toml")
+                line = lines.get(prefix + (name,)) or lines.get(prefix)
+                where = f"{shown}:{line}: {key}" if line else f"{shown}: {key}"
+                problems.append(Problem(where, f"{why} (a user file holds only "
+                                        f"{', '.join(MACHINE_KEYS)})"))
 
-    walk(raw, "")
+    walk(raw, ())
     return found, problems
 
 

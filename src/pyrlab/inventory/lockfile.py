@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind, toml_loads
+from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind
+from pyrlab.config.tomlread import toml_loads, toml_problem
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.inventory.model import (
     ECOSYSTEMS,
@@ -58,7 +59,6 @@ _VALUE_SHAPES: dict[Ecosystem, str] = {
     "r": f'"VERSION SOURCE" (SOURCE: {", ".join(R_SOURCES)})',
 }
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-_TOML_ERROR_AT_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
             "\r": "\\r"}
 
@@ -93,15 +93,7 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
     try:
         data = toml_loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        at = _TOML_ERROR_AT_RE.search(message)
-        where = shown
-        if at:
-            where = f"{shown}:{at.group(1)}"
-            message = f"{message[: at.start()]} (column {at.group(2)})"
-        elif "end of document" in message:
-            where = f"{shown}:{len(text.splitlines()) or 1}"
-        raise LockError(Problem(where, f"not valid TOML: {message[:1].lower()}{message[1:]}"),
+        raise LockError(toml_problem(exc, shown, text),
                         hint=f"fix the line, or delete {LOCK_NAME} and run `pyrlab lock`"
                         ) from None
     reader = _LockReader(shown, text)

@@ -24,7 +24,10 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def announce_name(config: Config) -> None:
-    """Say once that an old project is named for its folder (see state.name_note)."""
+    """Say once that an old project is named for its folder (see state.name_note), and
+    every time what the configuration warns of (a stray PYRLAB_* variable)."""
+    for warning in config.warnings:
+        info(f"pyrlab: warning: {warning}")
     note = name_note(config)
     if note is not None:
         info(f"pyrlab: note: {note}")
