@@ -18,7 +18,7 @@ import contextlib
 import io
 import os
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -164,20 +164,10 @@ def _attach_completers(parser: argparse.ArgumentParser) -> None:
 
 
 def find_project(start: Path) -> Path | None:
-    """The folder of the pyrlab.toml at `start` or above: the search stops at the home
-    folder and where the folders' owner changes (as git's safe-directory rule does)."""
-    from pyrlab.config.schema import CONFIG_NAME
+    """The folder of the pyrlab.toml at `start` or above, found as every command finds it."""
+    from pyrlab.discovery import find_project as found_from
 
-    folder = start.resolve()
-    home = Path.home().resolve()
-    owner = folder.stat().st_uid
-    while True:
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-        parent = folder.parent
-        if folder == home or parent == folder or parent.stat().st_uid != owner:
-            return None
-        folder = parent
+    return found_from(start)
 
 
 def _project_config(start: Path) -> Config | None:
@@ -207,31 +197,28 @@ def image_names(start: Path, *, runnable: bool = False) -> list[str]:
 
 
 def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
-    """Every key `--set` takes, dotted, → the values it can only take (() when free).
-
-    The sections' keys are schema.py's; the images' (and run.rc's) come from the project.
-    TODO(lead): switch to the config helper's config_keys() when that is merged."""
+    """Every key `--set` takes, dotted (schema.config_keys, leaves only: a table is set key
+    by key), → the values it can only take (() when free)."""
     from pyrlab.config import schema
 
-    keys: dict[str, tuple[str, ...]] = {
-        "name": (), "engine": schema.ENGINES, "prefix": ()}
-    sections: Mapping[str, tuple[Iterable[str], type]] = {
-        "base": (schema.BASE_KEYS, schema.BaseConfig),
-        "proxy": (schema.PROXY_KEYS, schema.ProxyConfig),
-        "run": (schema.RUN_KEYS - {"rc"}, schema.RunConfig),
-        "build": (schema.BUILD_KEYS, schema.BuildConfig),
-    }
-    for section, (names, model) in sections.items():
-        values = _choices(model)
-        keys.update({f"{section}.{name}": values.get(name, ()) for name in sorted(names)})
-    if config is not None:
-        image_values = _choices(schema.ImageConfig)
-        for name, image in config.images.items():
-            at = f"images.{schema.toml_key(name)}"
-            keys.update({f"{at}.{key}": image_values.get(key, ())
-                         for key in sorted(schema.IMAGE_KEYS - {"ports"})})
-            keys.update({f"{at}.ports.{port}": () for port, _ in image.ports})
-            keys[f"run.rc.{schema.toml_key(name)}"] = ()
+    values_of = {"base": _choices(schema.BaseConfig), "proxy": _choices(schema.ProxyConfig),
+                 "run": _choices(schema.RunConfig), "build": _choices(schema.BuildConfig),
+                 "images": _choices(schema.ImageConfig)}
+    known = schema.config_keys(config)
+    tables = {key.rsplit(".", 1)[0] for key in known if "." in key}
+    keys: dict[str, tuple[str, ...]] = {}
+    for key in known:
+        if key in tables:
+            continue
+        parts = key.split(".")
+        if key == "engine":
+            keys[key] = schema.ENGINES
+        elif parts[0] == "images" and len(parts) == 3:
+            keys[key] = values_of["images"].get(parts[2], ())
+        elif len(parts) == 2 and parts[0] in values_of:
+            keys[key] = values_of[parts[0]].get(parts[1], ())
+        else:
+            keys[key] = ()
     return keys
 
 

@@ -276,12 +276,12 @@ def test_a_shared_project_cannot_mount_secrets_or_drop_the_token(
         hint = f"; pyrlab up --allow-unsafe allows it, or setting it in your own {user_file}"
         lines = refused.stderr.splitlines()
         assert lines[lines.index("pyrlab: error: 2 problems:") + 1:] == [
-            f"  pyrlab.toml: run.notebooks: '{ssh}' lies outside the project folder {root}: a "
+            (f"  pyrlab.toml: run.notebooks: '{ssh}' lies outside the project folder {root}: a "
             "project may mount its own folders and pyrlab's default ones; mounting another "
-            f"widens what the lab may do on the host{hint}",
-            "  pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any "
+            f"widens what the lab may do on the host{hint}"),
+            ("  pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any "
             "program on this machine, and any web page open in its browser that reaches the "
-            f"port, could run code as you{hint}"]
+            f"port, could run code as you{hint}")]
         # Nothing was started.
         assert pylab.inspect(container_name(pylab.lab.prefix, "pylab", port)) is None
 

@@ -383,3 +383,15 @@ def test_main_gives_ctrl_c_back_to_python() -> None:
 
     assert main(["help"]) == 0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_every_variable_the_help_names_is_one_the_config_takes_as_pyrlabs() -> None:
+    # A variable `--help` documents must not be warned about as a stray PYRLAB_ one.
+    from pyrlab.cli import ENVIRONMENT
+    from pyrlab.config.schema import ENV_NOT_CONFIG, TOP_KEYS
+
+    named = [n for n in ENVIRONMENT if n.startswith("PYRLAB_") and "," not in n]
+    assert named
+    for name in named:
+        key = name.removeprefix("PYRLAB_").lower()
+        assert name in ENV_NOT_CONFIG or key in TOP_KEYS, name

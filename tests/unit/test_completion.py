@@ -175,7 +175,7 @@ def test_set_keys(request_env: pytest.MonkeyPatch, project: Path) -> None:
     assert candidates(request_env, "pyrlab up --set base.cuda", project) == [
         "base.cuda=", "base.cuda_toolkit="]
     assert candidates(request_env, "pyrlab --set images.sci-py.p", project) == [
-        "images.sci-py.ports.lab=", "images.sci-py.ports.board="]
+        "images.sci-py.ports.board=", "images.sci-py.ports.lab="]
     assert "run.rc.tools=" in candidates(request_env, "pyrlab --set run.rc.", project)
     everything = candidates(request_env, "pyrlab check --set ", project)
     assert {"name=", "engine=", "proxy.pip_index=", "build.cache_from=",

@@ -212,11 +212,11 @@ def test_folders_in_the_home_and_elsewhere_are_the_users_choice(
     # scripts can set those.
     found = refused(config(project, f"run.notebooks={tmp_path / 'data'}", "run.home=''"))
     assert found == [
-        f"pyrlab.toml: run.notebooks: '{tmp_path / 'data'}' lies outside the project folder "
+        (f"pyrlab.toml: run.notebooks: '{tmp_path / 'data'}' lies outside the project folder "
         f"{project}: a project may mount its own folders and pyrlab's default ones; mounting "
         f"another widens what the lab may do on the host (from --set run.notebooks); "
         f"pyrlab up --allow-unsafe allows it, or setting it in your own "
-        f"{tmp_path / 'user-config' / 'config.toml'}"]
+        f"{tmp_path / 'user-config' / 'config.toml'}")]
     cfg = load_config(project, environ={"PYRLAB_RUN__HOME": "~/.ssh",
                                         "PYRLAB_USER_CONFIG": str(user_file)})
     (found,) = refused(cfg)
@@ -230,14 +230,14 @@ def test_folders_in_the_home_and_elsewhere_are_the_users_choice(
 def test_a_lab_without_a_token_is_the_users_choice(project: Path, tmp_path: Path) -> None:
     cfg = config(project, "run.allow_no_token=true")
     assert refused(cfg, token="") == [
-        "pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any program "
+        ("pyrlab.toml: run.allow_no_token: 'true' starts the lab without a token: any program "
         "on this machine, and any web page open in its browser that reaches the port, could "
         "run code as you (from --set run.allow_no_token); pyrlab up --allow-unsafe allows "
-        f"it, or setting it in your own {tmp_path / 'user-config' / 'config.toml'}"]
+        f"it, or setting it in your own {tmp_path / 'user-config' / 'config.toml'}")]
     assert check_plan(cfg, plan_lab(cfg, "pylab", token=""), allow_unsafe=True) == [
-        "run.allow_no_token: 'true' starts the lab without a token: any program on this "
+        ("run.allow_no_token: 'true' starts the lab without a token: any program on this "
         "machine, and any web page open in its browser that reaches the port, could run code "
-        "as you; allowed by --allow-unsafe"]
+        "as you; allowed by --allow-unsafe")]
     (project / "pyrlab.toml").write_text((project / "pyrlab.toml").read_text().replace(
         "\n[run]\n", "\n[run]\nallow_no_token = true\n"))
     (found,) = refused(load_config(project, environ={}), token="")

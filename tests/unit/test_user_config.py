@@ -113,8 +113,8 @@ def test_the_user_file_holds_only_machine_settings(tmp_path: Path, user_config: 
         (f"{user_config}:7: run.bnd: unknown key; did you mean run.bind? (a user file holds "
          "only engine, base.ca_certificates, proxy, run.notebooks, run.home, run.bind, "
          "run.uid, run.gid, run.allow_no_token)"),
-        f"pyrlab.toml: run.bind: expected an IP address to publish ports on, got 5 "
-        f"(from user file {user_config})",
+        (f"pyrlab.toml: run.bind: expected an IP address to publish ports on, got 5 "
+        f"(from user file {user_config})"),
     ]
 
 
@@ -228,12 +228,12 @@ def test_check_lists_what_the_project_file_asks_and_the_user_file_grants(
     out = capsys.readouterr().out.splitlines()
     ssh = tmp_path / "home" / ".ssh"
     assert [line for line in out if line.startswith("needs")] == [
-        f"needs `pyrlab up --allow-unsafe`: run.notebooks: '{ssh}' lies outside the project "
+        (f"needs `pyrlab up --allow-unsafe`: run.notebooks: '{ssh}' lies outside the project "
         f"folder {root}: a project may mount its own folders and pyrlab's default ones; "
-        "mounting another widens what the lab may do on the host (from pyrlab.toml)",
-        "needs `pyrlab up --allow-unsafe`: run.allow_no_token: 'true' starts the lab without "
+        "mounting another widens what the lab may do on the host (from pyrlab.toml)"),
+        ("needs `pyrlab up --allow-unsafe`: run.allow_no_token: 'true' starts the lab without "
         "a token: any program on this machine, and any web page open in its browser that "
-        "reaches the port, could run code as you (from pyrlab.toml)"]
+        "reaches the port, could run code as you (from pyrlab.toml)")]
     user_config.write_text('[run]\nnotebooks = "~/.ssh"\nallow_no_token = true\n')
     assert main(["check", "-C", str(root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["needs_allow_unsafe"] == []
