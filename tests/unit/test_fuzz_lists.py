@@ -243,6 +243,10 @@ def accepted_lines(root: Path, kind: ListKind, lines: list[str]) -> list[str]:
                                      f"git+https://example.org/r.git@v1#egg={MARK}-g"],
                 "r_requirements.txt": [f"p @ https://{MARK}.example/p-1.0.tar.gz"],
                 "r_packages.txt": [f"{MARK}.r==1.0", f"apt:{MARK}.a", f"cran:{MARK}.c>=2"]})
+# A line given twice: uv gets the list as written (every line, in order), not the merged
+# entries the gate and the lock use.
+@example(lists={"base_debs.txt": [], "r_debs.txt": [], "requirements.txt": [],
+                "r_requirements.txt": ["000000", "000000"], "r_packages.txt": []})
 def test_accepted_entries_reach_the_build_only_as_list_files(
         lab_template: Path, tmp_path_factory: pytest.TempPathFactory,
         lists: dict[str, list[str]]) -> None:
@@ -268,7 +272,7 @@ def test_accepted_entries_reach_the_build_only_as_list_files(
                 assert path in DATA_FILES, f"list text in {image}'s {path}"
         own = project.lists[image]
         for path, entries in (("pyrlab/apt/debs.txt", own.debs),
-                              ("pyrlab/python/requirements.txt", own.requirements)):
+                              ("pyrlab/python/requirements.txt", own.requirement_lines)):
             if entries:
                 assert context.files[path][0].decode().splitlines() == [e.text for e in entries]
 
