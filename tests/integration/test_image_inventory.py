@@ -157,7 +157,8 @@ def test_a_hand_broken_lock_is_one_file_and_line_error(lab: Lab, engine: EngineC
     for command in (["diff"], ["build", "--json"]):
         done = lab.pyrlab(*command)
         assert done.returncode == EXIT_CONFIG, done.stderr
-        assert f"pyrlab: error: {lock}:{number}: not valid TOML" in done.stderr
+        # Named from the project folder: -C changes into it first, as git's does.
+        assert f"pyrlab: error: pyrlab.lock:{number}: not valid TOML" in done.stderr
         assert "Traceback" not in done.stderr
     # `pyrlab lock` is the way out its hint names: it rewrites the file from the images.
     assert "(replaced the unreadable file)" in pyrlab_ok(lab, "lock")
