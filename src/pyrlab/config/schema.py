@@ -116,6 +116,12 @@ class ProxyConfig:
     timeout: int = DEFAULT_INDEX_TIMEOUT
     retries: int = DEFAULT_INDEX_RETRIES
 
+    def urls(self) -> list[str]:
+        """Every URL of [proxy] (what pyrlab.credentials masks)."""
+        urls = [self.apt, self.pip_index, *self.pip_extra_index, self.cran, self.http_proxy,
+                self.https_proxy]
+        return [u for u in urls if u]
+
 
 @dataclass(frozen=True)
 class ImageConfig:

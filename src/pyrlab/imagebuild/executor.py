@@ -25,7 +25,7 @@ from pyrlab import __version__, proc
 from pyrlab.bootstrap import BootstrapFailed, base_mirror, bootstrap, phases
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config, ProxyConfig
-from pyrlab.credentials import Redactor, proxy_urls
+from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
     Delta,
@@ -208,7 +208,7 @@ def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
         return True, "--network-host"
     if proxy.network_host is not None:
         return proxy.network_host, "pyrlab.toml proxy.network_host"
-    local = [u for u in proxy_urls(proxy) if is_loopback_url(u)]
+    local = [u for u in proxy.urls() if is_loopback_url(u)]
     if local:
         # netloc without any user:password: the reason is printed.
         return True, f"a proxy is on this host ({urlsplit(local[0]).netloc.rsplit('@', 1)[-1]})"
@@ -229,7 +229,7 @@ class Executor:
         self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)
         # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
         self.secrets = build_secrets(project)
-        self.redact = Redactor(project.config.proxy)
+        self.redact = Redactor(project.config.proxy.urls())
 
     # ------------------------------------------------------------ base image
     def ensure_base(self, status: BaseStatus) -> BaseOutcome:

@@ -56,7 +56,7 @@ def debs_check(project: Project, engine: Engine, names: list[str],
                     secret_folder(build_secrets(project)) as secrets:
                 folder = write_context(context, Path(tmp) / "context")
                 answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED, secrets,
-                                   network_host, redact=Redactor(project.config.proxy),
+                                   network_host, redact=Redactor(project.config.proxy.urls()),
                                    question="apt which locked Debian versions {ref} can have")
             images = ", ".join(members)
             problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"

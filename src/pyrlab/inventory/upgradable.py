@@ -141,7 +141,7 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
     packages its resolution would hold back."""
     context = render_context(project, name, engine.render_options)
     secrets = build_secrets(project)
-    redact = Redactor(project.config.proxy)
+    redact = Redactor(project.config.proxy.urls())
     python: dict[str, str] = {}
     held: list[HeldBack] = []
     debs: dict[str, str] = {}
