@@ -30,6 +30,7 @@ from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
     Delta,
     PinMode,
+    RenderOptions,
     build_secrets,
     is_loopback_url,
     render_context,
@@ -346,7 +347,7 @@ class Executor:
         if decision.delta:
             assert item.current is not None
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
-            context = render_context(self.project, target.name, self.engine.render_options,
+            context = render_context(self.project, target.name, RenderOptions.for_builder(self.engine),
                                      Delta(decision.delta, depth, target.context.input_hash,
                                            decision.python_added))
         if self.settings.pins is not None:

@@ -13,7 +13,13 @@ from pathlib import Path
 from pyrlab.config.project import Project
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import Pins, build_secrets, render_context, with_pins
+from pyrlab.dockerfile.render import (
+    Pins,
+    RenderOptions,
+    build_secrets,
+    render_context,
+    with_pins,
+)
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
@@ -50,7 +56,7 @@ def debs_check(project: Project, engine: Engine, names: list[str],
             if not wanted:
                 continue
             pins = tuple(f"{n}={v}" for n in sorted(wanted) for v in sorted(wanted[n]))
-            context = with_pins(render_context(project, root, engine.render_options),
+            context = with_pins(render_context(project, root, RenderOptions.for_builder(engine)),
                                 Pins("exact", debs=pins))
             with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp, \
                     secret_folder(build_secrets(project)) as secrets:

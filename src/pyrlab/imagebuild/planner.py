@@ -313,7 +313,7 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
     what `targets(project, names, engine.render_options)` returned, when the caller
     rendered it already (it depends on the project only, not on the engine's images)."""
     if rendered is None:
-        rendered = targets(project, names, engine.render_options)
+        rendered = targets(project, names, RenderOptions.for_builder(engine))
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
     base = base_status(project, known[project.config.base.image], pull=pull,

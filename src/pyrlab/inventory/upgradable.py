@@ -31,7 +31,7 @@ from secrets import token_hex
 from pyrlab.config.project import Project
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import SECRET_DIR, build_secrets, render_context
+from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
 from pyrlab.inventory.heldback import HeldBack
@@ -139,7 +139,7 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
                *, network_host: bool) -> tuple[list[Outdated], list[HeldBack]]:
     """What an upgrade would change in the built image `ref` of `name`, and the listed
     packages its resolution would hold back."""
-    context = render_context(project, name, engine.render_options)
+    context = render_context(project, name, RenderOptions.for_builder(engine))
     secrets = build_secrets(project)
     redact = Redactor(project.config.proxy.urls())
     python: dict[str, str] = {}

@@ -59,9 +59,10 @@ def ensure_image(project: Project, engine: Engine, image: str, *, note: Note,
 def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
     """The contexts `ensure_image` plans with: they do not depend on what is built, so they
     may be rendered before the build lock is held."""
+    from pyrlab.dockerfile.render import RenderOptions
     from pyrlab.imagebuild.planner import targets
 
-    return targets(project, [image], engine.render_options)
+    return targets(project, [image], RenderOptions.for_builder(engine))
 
 
 def check_built(project: Project, engine: Engine, image: str) -> str | None:
