@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyrlab import proc
-from pyrlab.bootstrap import check_arguments, host_mirror
+from pyrlab.baseimage import check_arguments, host_mirror
 from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines import docker as docker_engine
 from pyrlab.engines import select

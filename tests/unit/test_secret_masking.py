@@ -174,9 +174,9 @@ def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path:
     nor its command line has a credential, and a failure's message is masked."""
     from test_build_plan import FakeEngine
 
+    from pyrlab.contents.model import Inventory, Meta
+    from pyrlab.contents.upgradable import upgradable
     from pyrlab.engines.base import RunRequest
-    from pyrlab.inventory.model import Inventory, Meta
-    from pyrlab.inventory.upgradable import upgradable
 
     lab = project(tmp_path)
     engine = FakeEngine()

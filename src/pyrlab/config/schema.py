@@ -62,7 +62,7 @@ PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 ENGINES = ("auto", "docker", "podman")
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
-# defaults (`pyrlab init` writes them) although they lie outside its folder (run/safety.py).
+# defaults (`pyrlab init` writes them) although they lie outside its folder (launch/safety.py).
 DEFAULT_NOTEBOOKS = "~/notebooks"
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pyrlab.config.project import Project
+from pyrlab.contents.model import Inventory
+from pyrlab.contents.upgradable import ask_image
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
@@ -23,8 +25,6 @@ from pyrlab.dockerfile.render import (
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
-from pyrlab.inventory.model import Inventory
-from pyrlab.inventory.upgradable import ask_image
 
 APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
 MOUNTS = {"bin": "bin", "net/apt": "net", "apt": "apt", "pins/apt": "pins"}

@@ -29,14 +29,14 @@ from pathlib import Path
 from secrets import token_hex
 
 from pyrlab.config.project import Project
+from pyrlab.contents.heldback import HeldBack
+from pyrlab.contents.model import Inventory, Outdated, normalize_python_name
+from pyrlab.contents.versions import compare
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
-from pyrlab.inventory.heldback import HeldBack
-from pyrlab.inventory.model import Inventory, Outdated, normalize_python_name
-from pyrlab.inventory.versions import compare
 
 # Commands run through net-env, which exports the proxy variables from the secrets.
 NET_ENV = "/run/pyrlab/bin/net-env"
