@@ -58,7 +58,7 @@ def traced(kind, call):
     return wrapper
 proc.run = traced("run", proc.run)
 proc.stream = traced("stream", proc.stream)
-from pyrlab.run import ready
+from pyrlab.launch import ready
 probes = []
 def probe(*a, _real=ready.status_ok, **k):
     probes.append(time.perf_counter())

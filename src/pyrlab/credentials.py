@@ -7,11 +7,8 @@ engine command line, messages) sees them masked: `http://user:***@proxy:3128`, o
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
-
-if TYPE_CHECKING:  # the schema masks the URLs its messages show
-    from pyrlab.config.schema import ProxyConfig
 
 MASK = "***"
 
@@ -31,18 +28,11 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
 
 
-def proxy_urls(proxy: ProxyConfig) -> list[str]:
-    """Every URL of [proxy]."""
-    urls = [proxy.apt, proxy.pip_index, *proxy.pip_extra_index, proxy.cran, proxy.http_proxy,
-            proxy.https_proxy]
-    return [u for u in urls if u]
-
-
-def secret_words(proxy: ProxyConfig) -> list[str]:
-    """The secret parts of [proxy]'s URLs as written and percent-decoded (what a tool that
-    echoes a URL or an Authorization it built may print), longest first."""
+def secret_words(urls: Iterable[str]) -> list[str]:
+    """The secret parts of `urls` as written and percent-decoded (what a tool that echoes a
+    URL or an Authorization it built may print), longest first."""
     words: set[str] = set()
-    for url in proxy_urls(proxy):
+    for url in urls:
         netloc = urlsplit(url).netloc
         if "@" not in netloc:
             continue
@@ -60,11 +50,12 @@ MIN_BARE_SECRET = 6
 
 class Redactor:
     """Masks credentials in lines of engine output (a build log, the failure shown): the
-    password of any URL, and the secrets of a project's [proxy] wherever they appear (a
-    tool may print a URL it was given, decoded, or a token alone)."""
+    password of any URL, and the secrets of `urls` (a project's [proxy], see
+    ProxyConfig.urls) wherever they appear (a tool may print a URL it was given, decoded, or
+    a token alone)."""
 
-    def __init__(self, proxy: ProxyConfig) -> None:
-        words = [w for w in secret_words(proxy) if len(w) >= MIN_BARE_SECRET]
+    def __init__(self, urls: Iterable[str]) -> None:
+        words = [w for w in secret_words(urls) if len(w) >= MIN_BARE_SECRET]
         self._words = re.compile("|".join(map(re.escape, words))) if words else None
 
     def __call__(self, line: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from labtools import EngineCli
 
-from pyrlab.bootstrap import LABEL_SUITE, import_base
+from pyrlab.baseimage import LABEL_SUITE, import_base
 from pyrlab.engines.select import select_engine
 
 pytestmark = pytest.mark.integration

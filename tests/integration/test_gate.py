@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from labtools import BAD_WHEEL_ERROR, EngineCli, Lab
 
-from pyrlab.inventory.lockfile import read_lock
+from pyrlab.contents.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from labtools import EngineCli, Lab, installed_debs, venv_dists
 
+from pyrlab.contents.lockfile import read_lock
+from pyrlab.contents.model import Ecosystem
 from pyrlab.errors import EXIT_CONFIG, EXIT_DIFFERENT
-from pyrlab.inventory.lockfile import read_lock
-from pyrlab.inventory.model import Ecosystem
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +137,7 @@ def test_adding_a_package_diffs_as_exactly_that_addition(lab: Lab, engine: Engin
 def test_the_sbom_is_valid_cyclonedx(lab: Lab, tmp_path: Path) -> None:
     from cyclonedx.validation.json import JsonStrictValidator
 
-    from pyrlab.inventory.sbom import SCHEMA_VERSION
+    from pyrlab.contents.sbom import SCHEMA_VERSION
 
     out = tmp_path / "pylab.cdx.json"
     assert pyrlab_ok(lab, "sbom", "pylab", "-o", str(out)).startswith(f"wrote {out}: ")

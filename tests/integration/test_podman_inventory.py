@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from labtools import BAD_WHEEL_ERROR, EngineCli, Lab, installed_debs, venv_dists
 
-from pyrlab.inventory.lockfile import read_lock
+from pyrlab.contents.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from labtools import free_port, stop_process
 
-from pyrlab.bootstrap import DEFAULT_MIRROR, host_mirror
+from pyrlab.baseimage import DEFAULT_MIRROR, host_mirror
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ import rrepo
 from labclient import LabClient
 from labtools import EngineCli, free_port, named, new_prefix, project_key
 
-from pyrlab.inventory.lockfile import read_lock
+from pyrlab.contents.lockfile import read_lock
 
 pytestmark = pytest.mark.integration
 

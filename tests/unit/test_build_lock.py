@@ -15,10 +15,10 @@ from test_build_plan import BASE_ID, FILES, FakeEngine
 
 from pyrlab.cli import main
 from pyrlab.commands import build as build_command
+from pyrlab.contents.lockfile import read_lock
+from pyrlab.contents.model import PyDist
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG
-from pyrlab.inventory.lockfile import read_lock
-from pyrlab.inventory.model import PyDist
 
 IMAGES = ["other", "pylab", "pylab-torch", "pyrlab-base"]
 ORDER = ["pyrlab-base", "pylab", "pylab-torch", "other"]  # as in pyrlab.toml
@@ -38,7 +38,7 @@ def use_fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
         return Selection(fake, "test")
 
     monkeypatch.setattr(build_command, "select_engine", select)
-    monkeypatch.setattr("pyrlab.run.session.select_engine", select)
+    monkeypatch.setattr("pyrlab.commands._args.select_engine", select)
     return fake
 
 

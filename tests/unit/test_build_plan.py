@@ -21,6 +21,13 @@ from pyrlab.cli import main
 from pyrlab.commands import build as build_command
 from pyrlab.config.project import Project, load_project
 from pyrlab.config.schema import ProxyConfig
+from pyrlab.contents.dependencies import requires_command
+from pyrlab.contents.images import (
+    LABEL_DELTA_DEPTH,
+    LABEL_INPUT_HASH,
+    LABEL_PARENT_ID,
+    LABEL_PROJECT,
+)
 from pyrlab.credentials import mask_url
 from pyrlab.dockerfile.render import MANIFEST_PATH, META_FILE, RenderOptions
 from pyrlab.engines.base import (
@@ -33,6 +40,7 @@ from pyrlab.engines.base import (
 )
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_BUILD, BuildError, EngineError
+from pyrlab.gate import ImageTest, build_gate
 from pyrlab.imagebuild import executor as executor_module
 from pyrlab.imagebuild.executor import (
     Executor,
@@ -43,10 +51,6 @@ from pyrlab.imagebuild.executor import (
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import KEEP_PER_IMAGE, new_log_path
 from pyrlab.imagebuild.planner import (
-    LABEL_DELTA_DEPTH,
-    LABEL_INPUT_HASH,
-    LABEL_PARENT_ID,
-    LABEL_PROJECT,
     MAX_DELTA_DEPTH,
     Decision,
     decide,
@@ -55,8 +59,6 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-from pyrlab.inventory.dependencies import requires_command
-from pyrlab.selftest import ImageTest, build_gate
 
 TOML = """\
 name = "t"  # its images are t/IMAGE, as the prefix names them with bare names

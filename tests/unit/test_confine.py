@@ -213,7 +213,7 @@ def test_a_lab_file_symlinked_out_is_refused(lab: Path, tmp_path: Path) -> None:
 
 
 def test_lab_files_inside_are_mounted_resolved(lab: Path) -> None:
-    from pyrlab.run.plan import plan_lab
+    from pyrlab.launch.plan import plan_lab
     write(lab, "env/real.env", "A=1\n")
     (lab / ".env").symlink_to(lab / "env" / "real.env")
     project = load_project(lab, environ={})

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from pyrlab import proc
-from pyrlab.bootstrap import check_arguments, host_mirror
+from pyrlab.baseimage import check_arguments, host_mirror
+from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines import docker as docker_engine
 from pyrlab.engines import select
 from pyrlab.engines.base import (
@@ -70,8 +71,8 @@ def test_podman_never_pulls_local_parents_and_keys_run_steps_by_their_files() ->
     argv = engine.build_argv(REQUEST, IID)
     assert argv[:2] == ["podman", "build"] and "--pull=never" in argv
     assert argv[argv.index("--format") + 1] == "docker"  # HEALTHCHECK needs the docker format
-    assert engine.render_options.run_input_keys
-    assert not engine.render_options.cache_sharing_locked
+    assert RenderOptions.for_builder(engine).run_input_keys
+    assert not RenderOptions.for_builder(engine).cache_sharing_locked
 
 
 def test_image_ids_compare_without_their_algorithm_prefix() -> None:

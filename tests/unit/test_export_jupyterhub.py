@@ -22,13 +22,13 @@ from labfiles import CONTAINER, FULL_FILES, REPO, init_lab, make_project, write
 from pyrlab.cli import main
 from pyrlab.config.project import load_project
 from pyrlab.config.schema import Config, load_config
+from pyrlab.contents.pushed import pushed_refs
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES, render_context
 from pyrlab.exports.jupyterhub import (
     docker_config,
     hub_images,
     kubernetes_values,
 )
-from pyrlab.inventory.pushed import pushed_refs
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra (pip install -e '.[test]')")
 

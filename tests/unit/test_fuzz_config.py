@@ -34,8 +34,8 @@ from labfiles import PEM, init_lab, write
 
 from pyrlab.config.project import load_project
 from pyrlab.config.schema import CONFIG_NAME, read_config
+from pyrlab.contents.lockfile import LockError, parse_lock
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.inventory.lockfile import LockError, parse_lock
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Held-back listed packages: the rule, upload times, uv's explanation of what holds one
 back, and the probes' decisions (src/pyrlab/container/heldback.py, run in images; the
-build's and `outdated`'s reading of its lines: inventory/heldback.py)."""
+build's and `outdated`'s reading of its lines: contents/heldback.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime
 from collections.abc import Sequence
 
 from pyrlab.container import heldback
-from pyrlab.inventory.heldback import from_output, parse_line
+from pyrlab.contents.heldback import from_output, parse_line
 
 UTC = datetime.UTC
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from pyrlab.errors import EXIT_BUILD, PyrlabError
-from pyrlab.inventory.diff import Change, MetaChange, diff, diff_locks
-from pyrlab.inventory.model import (
+from pyrlab.contents.diff import Change, MetaChange, diff, diff_locks
+from pyrlab.contents.model import (
     Deb,
     Inventory,
     ManifestError,
@@ -28,7 +27,8 @@ from pyrlab.inventory.model import (
     from_manifest,
     normalize_python_name,
 )
-from pyrlab.inventory.versions import compare, compare_deb, compare_python, compare_r
+from pyrlab.contents.versions import compare, compare_deb, compare_python, compare_r
+from pyrlab.errors import EXIT_BUILD, PyrlabError
 
 
 def meta(image: str = "pylab", **changes: str) -> Meta:

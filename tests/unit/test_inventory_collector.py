@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from labfiles import CONTAINER
 
-from pyrlab.inventory.model import Deb, PyDist, RPkg, from_manifest
+from pyrlab.contents.model import Deb, PyDist, RPkg, from_manifest
 
 COLLECTOR = CONTAINER / "inventory.py"
 META = {"image": "pylab", "input_hash": "0" * 64, "pyrlab_version": "0.1.0",

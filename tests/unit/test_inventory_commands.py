@@ -255,7 +255,7 @@ def test_diff_of_two_lock_files_needs_no_project_and_no_engine(
     def no_engine(*args: object, **kwargs: object) -> None:
         raise AssertionError("diff of two lock files chose an engine")
 
-    monkeypatch.setattr("pyrlab.run.session.select_engine", no_engine)
+    monkeypatch.setattr("pyrlab.commands._args.select_engine", no_engine)
     code, out, err = pyrlab(capsys, "diff", "--engine", "podman", "old.lock", "new.lock")
     assert (code, err) == (EXIT_DIFFERENT, "")
     assert out.splitlines()[0] == "old.lock → new.lock"
@@ -318,7 +318,7 @@ def test_sbom_to_stdout_is_valid_cyclonedx(lab: Path, engine: FakeEngine,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     from cyclonedx.validation.json import JsonStrictValidator
 
-    from pyrlab.inventory.sbom import SCHEMA_VERSION
+    from pyrlab.contents.sbom import SCHEMA_VERSION
 
     build_json(capsys, lab)
     code, out, _ = pyrlab(capsys, "sbom", "-C", str(lab), "pylab")
@@ -344,6 +344,6 @@ def test_sbom_to_a_file(lab: Path, engine: FakeEngine,
 
 def test_the_sbom_command_names_the_cyclonedx_version_it_writes() -> None:
     from pyrlab.commands.sbom import SPEC_VERSION
-    from pyrlab.inventory.sbom import SCHEMA_VERSION
+    from pyrlab.contents.sbom import SCHEMA_VERSION
 
     assert SCHEMA_VERSION.to_version() == SPEC_VERSION

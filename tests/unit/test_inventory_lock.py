@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from test_inventory import inventory, meta
 
-from pyrlab.errors import EXIT_CONFIG, ConfigError
-from pyrlab.inventory.lockfile import (
+from pyrlab.contents.lockfile import (
     HEADER,
     LockError,
     key_lines,
@@ -22,7 +21,8 @@ from pyrlab.inventory.lockfile import (
     update_lock,
     write_lock,
 )
-from pyrlab.inventory.model import Deb, Inventory, PyDist, RPkg
+from pyrlab.contents.model import Deb, Inventory, PyDist, RPkg
+from pyrlab.errors import EXIT_CONFIG, ConfigError
 
 GOLDEN = '''\
 # pyrlab.lock — exactly what each image holds; written by `pyrlab build` and `pyrlab lock`.

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from test_inventory import inventory, meta
 
-from pyrlab.inventory.diff import diff, diff_locks
-from pyrlab.inventory.model import Deb, Outdated, PyDist, RPkg
-from pyrlab.inventory.sbom import SCHEMA_VERSION, sbom
-from pyrlab.inventory.tables import diff_table, inspect_table, outdated_table
+from pyrlab.contents.diff import diff, diff_locks
+from pyrlab.contents.model import Deb, Outdated, PyDist, RPkg
+from pyrlab.contents.sbom import SCHEMA_VERSION, sbom
+from pyrlab.contents.tables import diff_table, inspect_table, outdated_table
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 BOX_DRAWING = re.compile("[\u2500-\u257f]")

@@ -12,9 +12,8 @@ from labfiles import make_project
 from test_build_lock import build_json, pyrlab, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
-from pyrlab.engines.base import RunRequest
-from pyrlab.inventory.model import Inventory, Meta, Outdated, PyDist, RPkg
-from pyrlab.inventory.upgradable import (
+from pyrlab.contents.model import Inventory, Meta, Outdated, PyDist, RPkg
+from pyrlab.contents.upgradable import (
     APT_UPGRADABLE,
     UV_RESOLVE,
     apt_simulation_versions,
@@ -22,6 +21,7 @@ from pyrlab.inventory.upgradable import (
     python_resolution,
     r_available_versions,
 )
+from pyrlab.engines.base import RunRequest
 
 # heldback.py's answer in a throwaway container (through uv-resolve): uv's resolution of
 # the lists, and the listed packages it holds back.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from pyrlab.bootstrap import BootstrapOutput, phases
+from pyrlab.baseimage import BootstrapOutput, phases
 from pyrlab.engines.base import BuildKitOutput, BuildOutput
 from pyrlab.engines.podman import PodmanOutput
 from pyrlab.imagebuild.progress import Progress

@@ -22,9 +22,9 @@ from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines.select import Selection
 from pyrlab.errors import ConfigError
 from pyrlab.imagebuild.planner import targets
+from pyrlab.launch.plan import container_name
+from pyrlab.launch.state import name_note
 from pyrlab.run.labs import Lab
-from pyrlab.run.plan import container_name
-from pyrlab.run.state import name_note
 
 pytestmark = pytest.mark.project_names
 

@@ -13,6 +13,15 @@ from labfiles import init_lab
 from pyrlab.cli import main
 from pyrlab.commands.push import parse_registry, split_ref
 from pyrlab.config.schema import load_config
+from pyrlab.contents.pushed import (
+    PUSHED_NAME,
+    Pushed,
+    PushRecord,
+    pushed_refs,
+    read_record,
+    record_pushes,
+    render_record,
+)
 from pyrlab.engines.base import (
     BuildRequest,
     Engine,
@@ -26,15 +35,6 @@ from pyrlab.errors import EXIT_REGISTRY, ConfigError, NotBuiltError, RegistryErr
 from pyrlab.imagebuild.executor import cache_sources
 from pyrlab.imagebuild.logs import BuildLog
 from pyrlab.imagebuild.progress import Progress
-from pyrlab.inventory.pushed import (
-    PUSHED_NAME,
-    Pushed,
-    PushRecord,
-    pushed_refs,
-    read_record,
-    record_pushes,
-    render_record,
-)
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32

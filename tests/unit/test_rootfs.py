@@ -16,16 +16,16 @@ import pytest
 from labfiles import make_project
 
 from pyrlab import rootfs
-from pyrlab.bootstrap import base_mirror
+from pyrlab.baseimage import base_mirror
 from pyrlab.config.project import load_project
 from pyrlab.config.schema import load_config
+from pyrlab.contents.model import Inventory, Meta
 from pyrlab.dockerfile.render import render_context, snapshot_sources
 from pyrlab.engines.base import BuildRequest, Engine, ImageInfo
 from pyrlab.errors import BuildError, ConfigError, EngineError
 from pyrlab.imagebuild.executor import BaseOutcome, registry_base_id, use_locked_base
 from pyrlab.imagebuild.offered import gone_hint
 from pyrlab.imagebuild.pins import locked_base_ref
-from pyrlab.inventory.model import Inventory, Meta
 
 EPOCH = 1795252544  # Sat, 21 Nov 2026 09:15:44 UTC
 DIGEST = "sha256:" + "ab" * 32

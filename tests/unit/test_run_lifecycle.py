@@ -20,8 +20,8 @@ from pyrlab.engines.base import Engine, HealthCheckRun, ImageInfo, RunRequest
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EngineError
 from pyrlab.imagebuild.planner import Plan
+from pyrlab.launch.ready import NotReady
 from pyrlab.run import start as start_module
-from pyrlab.run.ready import NotReady
 
 BASE_ID = "b" * 64
 
@@ -104,7 +104,7 @@ FakeEngine.__abstractmethods__ = frozenset()
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setattr("pyrlab.run.session.select_engine",
+    monkeypatch.setattr("pyrlab.commands._args.select_engine",
                         lambda flag, value, **_: Selection(fake, "a test"))
     # The lab "answers" at once; how waiting works is tested separately below.
     monkeypatch.setattr(start_module, "wait_ready", lambda *a, **k: 0.5)
@@ -493,7 +493,7 @@ class PodmanLike(FakeEngine):
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> None:
-    monkeypatch.setattr("pyrlab.run.session.select_engine",
+    monkeypatch.setattr("pyrlab.commands._args.select_engine",
                         lambda flag, value, **_: Selection(engine, "a test"))
 
 

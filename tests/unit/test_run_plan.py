@@ -13,7 +13,7 @@ from pyrlab.config.key import project_key
 from pyrlab.config.schema import Config, load_config
 from pyrlab.engines.docker import DockerClassic
 from pyrlab.errors import RunError
-from pyrlab.run.plan import (
+from pyrlab.launch.plan import (
     LABEL_LAB,
     LABEL_PORT,
     LABEL_PROJECT,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from pyrlab.errors import RunError
+from pyrlab.launch.ready import NotReady, Spinner, status_ok, wait_ready
+from pyrlab.launch.state import ensure_token, port_in_use, prepare_folders, read_token
 from pyrlab.run.labs import format_duration, lab_from_inspect, parse_time
-from pyrlab.run.ready import NotReady, Spinner, status_ok, wait_ready
-from pyrlab.run.state import ensure_token, port_in_use, prepare_folders, read_token
 
 # --------------------------------------------------------------------------- tokens
 

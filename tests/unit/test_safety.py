@@ -10,8 +10,8 @@ from labfiles import init_lab
 
 from pyrlab.config.schema import Config, load_config
 from pyrlab.errors import ConfigError
-from pyrlab.run.plan import plan_lab
-from pyrlab.run.safety import check_plan, harmless_args
+from pyrlab.launch.plan import plan_lab
+from pyrlab.launch.safety import check_plan, harmless_args
 
 TOKEN = "f" * 48
 

@@ -15,9 +15,9 @@ from test_build_lock import ORDER, build_json, pyrlab, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
 from pyrlab.commands import clean as clean_command
+from pyrlab.contents.lockfile import HEADER
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_CONFIG, EXIT_ENGINE, EXIT_USAGE, ConfigError
-from pyrlab.inventory.lockfile import HEADER
 from pyrlab.safewrite import MARKER, claim_folder, has_pyrlab_header, write_file
 
 MARKER_TEXT = ("pyrlab made this folder (pyrlab render -o) and may replace anything in it.\n"
@@ -299,7 +299,7 @@ def test_lock_rewrites_its_own_lock_but_not_a_file_it_did_not_write(
 
 def test_clean_dry_run_says_what_would_go_and_removes_nothing(
         built: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from pyrlab.run import session
+    from pyrlab.commands import _args as session
 
     fake = session.select_engine(None, "auto").engine  # the test's FakeEngine
     assert isinstance(fake, FakeEngine)

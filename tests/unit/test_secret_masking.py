@@ -144,14 +144,14 @@ def test_secret_files_are_private_and_removed_afterwards() -> None:
 
 
 def test_engine_output_is_redacted(tmp_path: Path) -> None:
-    redact = Redactor(project(tmp_path).config.proxy)
+    redact = Redactor(project(tmp_path).config.proxy.urls())
     line = ("trying URL 'https://ruser:r/S3CRET@cran.internal/cran/src/contrib/PACKAGES' "
             "via http://puser:proxy-S3CRET@proxy.internal:3128 with wheel-T0KEN")
     assert redact(line) == ("trying URL 'https://ruser:***@cran.internal/cran/src/contrib/"
                             "PACKAGES' via http://puser:***@proxy.internal:3128 with ***")
     # Any URL's password, even one not from pyrlab.toml; a short secret only inside URLs.
     short = Redactor(project(tmp_path, '[proxy]\npip_index = "https://u:pw@h/s/"\n', "short")
-                     .config.proxy)
+                     .config.proxy.urls())
     assert short("pip wants https://u:pw@h/s/ and git://me:tok3n@git.example/x") == \
         "pip wants https://u:***@h/s/ and git://me:***@git.example/x"
     assert short("pwd is not masked, nor is http://host:8080/path") == \
@@ -174,9 +174,9 @@ def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path:
     nor its command line has a credential, and a failure's message is masked."""
     from test_build_plan import FakeEngine
 
+    from pyrlab.contents.model import Inventory, Meta
+    from pyrlab.contents.upgradable import upgradable
     from pyrlab.engines.base import RunRequest
-    from pyrlab.inventory.model import Inventory, Meta
-    from pyrlab.inventory.upgradable import upgradable
 
     lab = project(tmp_path)
     engine = FakeEngine()

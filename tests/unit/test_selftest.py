@@ -20,10 +20,10 @@ from test_build_plan import FILES, FakeEngine
 
 from pyrlab import proc
 from pyrlab.container import selftest as container_selftest
+from pyrlab.contents.lockfile import read_lock
 from pyrlab.engines.docker import DockerBuildx
 from pyrlab.errors import EXIT_BUILD, EXIT_NOT_BUILT, EXIT_TEST
-from pyrlab.inventory.lockfile import read_lock
-from pyrlab.selftest import SelfTester, python_wanted
+from pyrlab.gate import SelfTester, python_wanted
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_pyrlab_test_of_an_image_not_built_says_so(
 def test_ancestors_lists_are_tested_too_and_url_entries_by_their_distribution(
         tmp_path: Path) -> None:
     from pyrlab.config.project import load_project
-    from pyrlab.inventory.model import Inventory, Meta, PyDist
+    from pyrlab.contents.model import Inventory, Meta, PyDist
 
     url = "https://example.org/wheels/tool-1.0-py3-none-any.whl"
     root = make_project(tmp_path / "lab", {**FILES, "torch.txt": f"Packaging\n{url}\n"})
@@ -295,8 +295,8 @@ class RAnswers(FakeEngine):
 def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
         tmp_path: Path, r_packages: tuple[str, ...], kernel: str) -> None:
     from pyrlab.config.project import load_project
-    from pyrlab.inventory.model import Inventory, Meta, PyDist, RPkg
-    from pyrlab.selftest import Scope
+    from pyrlab.contents.model import Inventory, Meta, PyDist, RPkg
+    from pyrlab.gate import Scope
 
     root = make_project(tmp_path / "lab", {
         "pyrlab.toml": ('prefix = "t/"\n[base]\nimage = "t/debian:trixie"\npython = "debian"\n'
@@ -326,7 +326,7 @@ def rows_of(*rows: tuple[str, str, str] | tuple[str, str, str, list[str]]) -> li
 
 
 def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> None:
-    from pyrlab.selftest import ListedLine, judge_imports, primary_modules
+    from pyrlab.gate import ListedLine, judge_imports, primary_modules
 
     assert primary_modules("mlflow", ["mlflow", "pylint_plugins"]) == {"mlflow"}
     assert primary_modules("duckdb", ["adbc_driver_duckdb", "duckdb"]) == {"duckdb"}
@@ -351,7 +351,7 @@ def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> 
 
 
 def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
-    from pyrlab.selftest import ImageTest, ListedLine, judge_imports
+    from pyrlab.gate import ImageTest, ListedLine, judge_imports
 
     lines = {d: ListedLine(f"requirements.txt:{i}") for i, d in
              enumerate(["chartpy", "lamini", "tables", "dill", "six"], 1)}
@@ -385,7 +385,7 @@ def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
 
 def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: Path) -> None:
     from pyrlab.config.schema import load_config
-    from pyrlab.selftest import Check, ImageTest, ListedLine, judge_imports, judge_libraries
+    from pyrlab.gate import Check, ImageTest, ListedLine, judge_imports, judge_libraries
 
     error = "ImportError: cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"
     failures = (Check("python", "trapd", "trapd", 0.1, error, "requirements.txt:4"),
@@ -407,7 +407,7 @@ def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: P
 
 
 def test_r_marks_accept_a_text_of_librarys_error() -> None:
-    from pyrlab.selftest import Check, judge_libraries
+    from pyrlab.gate import Check, judge_libraries
 
     checks = [Check("r", "sf", "library(sf)", 0.1, "libgdal.so.36: cannot open", "r.txt:1"),
               Check("r", "terra", "library(terra)", 0.1, "there is no package", "r.txt:2"),
@@ -419,7 +419,7 @@ def test_r_marks_accept_a_text_of_librarys_error() -> None:
 
 
 def test_a_line_whose_marker_leaves_it_out_is_skipped_not_failed() -> None:
-    from pyrlab.selftest import ListedLine, judge_imports
+    from pyrlab.gate import ListedLine, judge_imports
 
     lines = {"pywinpty": ListedLine("requirements.txt:1", 'os_name == "nt"'),
              "absent": ListedLine("requirements.txt:2")}
@@ -456,8 +456,8 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
 
 
 def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively() -> None:
-    from pyrlab.inventory.dependencies import Installed, InstalledDist, PythonGraph
-    from pyrlab.selftest import ListedLine, retest_after_delta
+    from pyrlab.contents.dependencies import Installed, InstalledDist, PythonGraph
+    from pyrlab.gate import ListedLine, retest_after_delta
 
     requires = {
         "chartpy": ["plotly>=5", "pandas"],

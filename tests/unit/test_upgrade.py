@@ -14,10 +14,10 @@ from test_build_plan import FILES, FakeEngine
 from test_outdated import APT_OUTPUT, RESOLUTION_JSON
 
 from pyrlab.config.project import load_project
+from pyrlab.contents.upgradable import UV_RESOLVE
 from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD, EngineError
 from pyrlab.imagebuild.planner import make_plan
-from pyrlab.inventory.upgradable import UV_RESOLVE
 
 
 @pytest.fixture

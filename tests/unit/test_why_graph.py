@@ -14,7 +14,7 @@ import pytest
 from packaging.markers import default_environment
 
 from pyrlab.commands.why import ImageWhy, close_names
-from pyrlab.inventory.dependencies import (
+from pyrlab.contents.dependencies import (
     Bound,
     DumpError,
     Installed,
@@ -27,7 +27,7 @@ from pyrlab.inventory.dependencies import (
     parse_dump,
     parse_r_dump,
 )
-from pyrlab.inventory.dependencies import why as why_in
+from pyrlab.contents.dependencies import why as why_in
 
 LINUX_311: dict[str, str] = {
     "implementation_name": "cpython", "implementation_version": "3.11.7", "os_name": "posix",

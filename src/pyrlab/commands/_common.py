@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from pyrlab.commands._args import project_from
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.run.session import project_from
 
 # The project of a command line: found upwards from the current folder (or -C DIR) by
-# pyrlab.discovery, its warnings said once (see run.session.project_from).
+# pyrlab.discovery, its warnings said once (see commands._args.project_from).
 __all__ = ["add_build_options", "project_from"]
 
 

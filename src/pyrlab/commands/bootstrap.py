@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.bootstrap import (
+from pyrlab.baseimage import (
     BootstrapFailed,
     BootstrapResult,
     base_mirror,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
 from pyrlab.config.schema import cache_source_problem
+from pyrlab.contents.images import ImageSpec, image_inventory, lock_file
+from pyrlab.contents.lockfile import read_lock
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.errors import UsageError
@@ -20,11 +22,9 @@ from pyrlab.imagebuild.offered import debs_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
-from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
-from pyrlab.inventory.lockfile import read_lock
 
 if TYPE_CHECKING:
-    from pyrlab.selftest import ImageTest
+    from pyrlab.gate import ImageTest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,13 +182,13 @@ def run(args: argparse.Namespace) -> BuildResult:
 
 
 def self_test_gate(project: Project, engine: Engine) -> Gate:
-    """selftest.build_gate, made (and its module imported: urllib, ssl…) when the first
+    """gate.build_gate, made (and its module imported: urllib, ssl…) when the first
     image built is tested: a no-op build tests nothing."""
     made: list[Gate] = []
 
     def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
         if not made:
-            from pyrlab.selftest import build_gate
+            from pyrlab.gate import build_gate
 
             made.append(build_gate(project, engine))
         return made[0](name, image_id, delta_on)

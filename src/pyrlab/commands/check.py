@@ -14,8 +14,8 @@ from pyrlab.config.project import Project
 from pyrlab.config.schema import Config
 from pyrlab.engines.select import add_engine_argument, named_engine
 from pyrlab.errors import RunError
-from pyrlab.run.plan import plan_lab
-from pyrlab.run.safety import describe, refusals
+from pyrlab.launch.plan import plan_lab
+from pyrlab.launch.safety import describe, refusals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class CheckResult:
     project: Project
-    # What `up` would refuse without --allow-unsafe (run/safety.py): valid, but worth knowing
+    # What `up` would refuse without --allow-unsafe (launch/safety.py): valid, but worth knowing
     # before starting a project that came from someone else.
     unsafe: tuple[str, ...] = ()
     engine: tuple[str, str] = ("auto", "auto-detection")  # (name, where the choice came from)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._common import project_from
+from pyrlab.contents.images import LABEL_PROJECT
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
-from pyrlab.imagebuild.planner import LABEL_PROJECT, RESERVED_TAGS
+from pyrlab.imagebuild.planner import RESERVED_TAGS
 from pyrlab.output import info
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyrlab.commands._args import config_from
 from pyrlab.config.schema import Config, toml_key
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.credentials import mask_url
-from pyrlab.run.session import config_from
 
 # Config fields that are no setting of pyrlab.toml, or are walked as tables.
 _NOT_TOP_LEVEL = {"root", "file", "base", "proxy", "images", "run", "overrides", "build",

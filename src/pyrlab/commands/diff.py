@@ -21,20 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyrlab.commands._args import config_from, engine_from
 from pyrlab.config.schema import Config
-from pyrlab.engines.select import add_engine_argument
-from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
-from pyrlab.inventory.diff import InventoryDiff, diff, diff_locks
-from pyrlab.inventory.images import (
+from pyrlab.contents.diff import InventoryDiff, diff, diff_locks
+from pyrlab.contents.images import (
     current_inventories,
     image_inventory,
     image_spec,
     lock_file,
 )
-from pyrlab.inventory.lockfile import LOCK_NAME, read_lock
-from pyrlab.inventory.model import Inventory
-from pyrlab.inventory.tables import diff_table
-from pyrlab.run.session import config_from, engine_from
+from pyrlab.contents.lockfile import LOCK_NAME, read_lock
+from pyrlab.contents.model import Inventory
+from pyrlab.contents.tables import diff_table
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,10 +6,10 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import add_image, config_from, engine_from
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import RunError, UsageError
 from pyrlab.run.labs import find_labs
-from pyrlab.run.session import add_image, config_from, engine_from
 from pyrlab.run.start import stop_lab
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pyrlab.commands._args import config_from
 from pyrlab.exports import Exported, ci, compose, jupyterhub
 from pyrlab.output import info
-from pyrlab.run.session import config_from
 from pyrlab.safewrite import write_file
 
 # KIND → module with HELP, add_arguments(parser) and export(config, args) → Exported.

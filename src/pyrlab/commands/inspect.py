@@ -10,14 +10,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import config_from, engine_from
 from pyrlab.config.schema import Config
+from pyrlab.contents.home import UserPackage, layer_root, user_packages
+from pyrlab.contents.images import image_inventory, image_spec
+from pyrlab.contents.model import ECOSYSTEMS, Inventory
+from pyrlab.contents.tables import inspect_table
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.inventory.home import UserPackage, layer_root, user_packages
-from pyrlab.inventory.images import image_inventory, image_spec
-from pyrlab.inventory.model import ECOSYSTEMS, Inventory
-from pyrlab.inventory.tables import inspect_table
-from pyrlab.run.session import config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

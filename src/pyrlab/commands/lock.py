@@ -9,12 +9,12 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import config_from, engine_from
+from pyrlab.contents.diff import diff_locks
+from pyrlab.contents.images import current_inventories, lock_file
+from pyrlab.contents.lockfile import LockError, read_lock, write_lock
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import NotBuiltError
-from pyrlab.inventory.diff import diff_locks
-from pyrlab.inventory.images import current_inventories, lock_file
-from pyrlab.inventory.lockfile import LockError, read_lock, write_lock
-from pyrlab.run.session import config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

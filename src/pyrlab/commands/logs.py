@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab import proc
+from pyrlab.commands._args import add_image, config_from, engine_from
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.run.labs import one_lab
-from pyrlab.run.session import add_image, config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

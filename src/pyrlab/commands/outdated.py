@@ -2,7 +2,7 @@
 
 Read-only: nothing is built or tagged. Each built image is asked, in a throwaway container
 of itself, what its indexes offer now: uv (as builds resolve), apt and R's repository (see
-inventory/upgradable.py). Listed Python packages that the resolution holds back are named
+contents/upgradable.py). Listed Python packages that the resolution holds back are named
 with the requirement that holds them."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pyrlab.commands._args import engine_from, project_from
+from pyrlab.contents.heldback import HeldBack
+from pyrlab.contents.images import image_inventory, image_spec
+from pyrlab.contents.model import Outdated
+from pyrlab.contents.tables import outdated_table
+from pyrlab.contents.upgradable import upgradable
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.imagebuild.executor import network_mode
-from pyrlab.inventory.heldback import HeldBack
-from pyrlab.inventory.images import image_inventory, image_spec
-from pyrlab.inventory.model import Outdated
-from pyrlab.inventory.tables import outdated_table
-from pyrlab.inventory.upgradable import upgradable
-from pyrlab.run.session import engine_from, project_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

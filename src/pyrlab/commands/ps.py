@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from pyrlab.commands._args import config_from, engine_from
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.run.labs import Lab, find_labs, format_duration
-from pyrlab.run.session import config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

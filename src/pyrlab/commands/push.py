@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.bootstrap import LABEL_SUITE
+from pyrlab.baseimage import LABEL_SUITE
 from pyrlab.commands._common import project_from
 from pyrlab.config.project import build_order
 from pyrlab.config.schema import PREFIX_RE, Config
+from pyrlab.contents.images import shown_path
+from pyrlab.contents.pushed import Pushed, record_pushes
 from pyrlab.dockerfile.render import is_loopback_url
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
@@ -29,8 +31,6 @@ from pyrlab.errors import NotBuiltError, RegistryError, UsageError
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
 from pyrlab.imagebuild.planner import RESERVED_TAGS
 from pyrlab.imagebuild.progress import Progress
-from pyrlab.inventory.images import shown_path
-from pyrlab.inventory.pushed import Pushed, record_pushes
 
 INSECURE_HINT = (
     "plain HTTP is refused for a registry on another host: serve it with TLS and give "

@@ -14,7 +14,7 @@ from typing import Any
 from pyrlab.commands._common import project_from
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
-from pyrlab.engines.podman import podman_render_options
+from pyrlab.engines.podman import Podman
 from pyrlab.engines.select import EngineChoice, add_engine_argument, engine_choice
 from pyrlab.output import info
 from pyrlab.safewrite import claim_folder
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> RenderResult:
     config = project.config
     choice = engine_choice(args.engine, config.engine, config_source=config.source_of("engine"))
     # The same options that engine builds with, so the files match what it builds.
-    options = podman_render_options() if choice.name == "podman" else RenderOptions()
+    options = RenderOptions.for_builder(Podman) if choice.name == "podman" else RenderOptions()
     if args.output:
         out = Path(args.output)
         claim_folder(out, by="pyrlab render -o", writes=names)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from pyrlab.commands._args import add_image, engine_from, project_from
 from pyrlab.commands.up import UpResult, add_unsafe_argument
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import RunError
+from pyrlab.launch.plan import lab_image
 from pyrlab.output import info
 from pyrlab.run.labs import find_labs
-from pyrlab.run.plan import lab_image
-from pyrlab.run.session import add_image, engine_from, project_from
 from pyrlab.run.start import DEFAULT_TIMEOUT, check_safety, start_lab, stop_lab
 
 

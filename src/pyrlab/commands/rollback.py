@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab import proc
+from pyrlab.commands._args import engine_from, project_from
 from pyrlab.config.project import descendants
+from pyrlab.contents.images import ImageSpec, image_inventory, image_spec, lock_file
+from pyrlab.contents.lockfile import read_lock, update_lock
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import NotBuiltError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.planner import RESERVED_TAGS, make_plan
-from pyrlab.inventory.images import ImageSpec, image_inventory, image_spec, lock_file
-from pyrlab.inventory.lockfile import read_lock, update_lock
 from pyrlab.output import info
-from pyrlab.run.session import engine_from, project_from
 
 ROLLED_BACK = "rolled-back"  # the tag the replaced image keeps (one of RESERVED_TAGS)
 

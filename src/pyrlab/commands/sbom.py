@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyrlab.commands._args import config_from, engine_from
+from pyrlab.contents.images import image_inventory, image_spec
 from pyrlab.engines.select import add_engine_argument
-from pyrlab.inventory.images import image_inventory, image_spec
-from pyrlab.run.session import config_from, engine_from
 from pyrlab.safewrite import write_file
 
-SPEC_VERSION = "1.6"  # the CycloneDX version inventory/sbom.py writes
+SPEC_VERSION = "1.6"  # the CycloneDX version contents/sbom.py writes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> SbomResult:
     spec = image_spec(config, args.image)
     inventory = image_inventory(engine_from(args, config), spec)
     # cyclonedx is imported only here: every other command would pay for it at start-up.
-    from pyrlab.inventory.sbom import sbom
+    from pyrlab.contents.sbom import sbom
 
     document = sbom(inventory)
     components = len(json.loads(document).get("components", []))

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab import proc
+from pyrlab.commands._args import add_image, config_from, engine_from
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import RunError
+from pyrlab.launch.plan import WORK
 from pyrlab.run.labs import one_lab
-from pyrlab.run.plan import WORK
-from pyrlab.run.session import add_image, config_from, engine_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

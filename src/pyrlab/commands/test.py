@@ -1,6 +1,6 @@
 """`pyrlab test [IMAGE…]`: import every listed Python distribution, attach every listed R
 package and run code in every kernel, in throwaway containers of the built images; judged
-as the build's gate judges (known failures, warnings; see pyrlab/selftest.py)."""
+as the build's gate judges (known failures, warnings; see pyrlab/gate.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import engine_from, project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
-from pyrlab.run.session import engine_from, project_from
-from pyrlab.selftest import Check, ImageTest, SelfTester
+from pyrlab.gate import Check, ImageTest, SelfTester
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,10 +7,10 @@ import webbrowser
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import add_image, engine_from, project_from
 from pyrlab.engines.select import add_engine_argument
+from pyrlab.launch.plan import lab_image
 from pyrlab.output import info
-from pyrlab.run.plan import lab_image
-from pyrlab.run.session import add_image, engine_from, project_from
 from pyrlab.run.start import DEFAULT_TIMEOUT, Started, start_lab
 
 

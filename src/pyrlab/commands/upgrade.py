@@ -14,17 +14,17 @@ from typing import Any
 
 from pyrlab.commands import outdated
 from pyrlab.commands._common import add_build_options, project_from
+from pyrlab.contents.diff import InventoryDiff, diff_locks
+from pyrlab.contents.images import lock_file
+from pyrlab.contents.lockfile import read_lock
+from pyrlab.contents.tables import diff_table
 from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
+from pyrlab.gate import build_gate
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, build_plan, network_mode
 from pyrlab.imagebuild.planner import make_plan
 from pyrlab.imagebuild.progress import Progress
-from pyrlab.inventory.diff import InventoryDiff, diff_locks
-from pyrlab.inventory.images import lock_file
-from pyrlab.inventory.lockfile import read_lock
-from pyrlab.inventory.tables import diff_table
-from pyrlab.selftest import build_gate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

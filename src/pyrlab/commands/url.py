@@ -7,11 +7,11 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab.commands._args import add_image, config_from, engine_from
 from pyrlab.engines.select import add_engine_argument
+from pyrlab.launch.plan import lab_url
+from pyrlab.launch.state import read_token, token_path
 from pyrlab.run.labs import Service, one_lab
-from pyrlab.run.plan import lab_url
-from pyrlab.run.session import add_image, config_from, engine_from
-from pyrlab.run.state import read_token, token_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ ancestors) that pulls it in, with the chain of packages from the line to it, and
 constraint on its version: a list line that names it, each installed package's dependency
 on it (`mlflow 3.17.2 requires sqlalchemy<3,>=1.4.0`, `IRkernel 1.3.2 imports jsonlite
 (>= 0.9.6)`), and pyrlab.lock's version. Offline: the image's metadata is read in a
-throwaway container with no network (inventory/dependencies.py); the lists are the
+throwaway container with no network (contents/dependencies.py); the lists are the
 project's as they are now.
 """
 
@@ -20,11 +20,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from pyrlab.commands._args import engine_from, project_from
 from pyrlab.config.project import Project
-from pyrlab.engines.base import Engine, short_id
-from pyrlab.engines.select import add_engine_argument
-from pyrlab.errors import ConfigError, NotBuiltError, Problem
-from pyrlab.inventory.dependencies import (
+from pyrlab.contents.dependencies import (
     Bound,
     DependencyGraph,
     ListLine,
@@ -34,10 +32,12 @@ from pyrlab.inventory.dependencies import (
     Why,
     why,
 )
-from pyrlab.inventory.images import ImageSpec, image_spec, lock_file
-from pyrlab.inventory.lockfile import LOCK_NAME, LockError, read_lock
-from pyrlab.inventory.model import Ecosystem, normalize_python_name
-from pyrlab.run.session import engine_from, project_from
+from pyrlab.contents.images import ImageSpec, image_spec, lock_file
+from pyrlab.contents.lockfile import LOCK_NAME, LockError, read_lock
+from pyrlab.contents.model import Ecosystem, normalize_python_name
+from pyrlab.engines.base import Engine, short_id
+from pyrlab.engines.select import add_engine_argument
+from pyrlab.errors import ConfigError, NotBuiltError, Problem
 
 NOBODY = 65534
 

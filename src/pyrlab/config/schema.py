@@ -62,7 +62,7 @@ PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
 R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 ENGINES = ("auto", "docker", "podman")
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
-# defaults (`pyrlab init` writes them) although they lie outside its folder (run/safety.py).
+# defaults (`pyrlab init` writes them) although they lie outside its folder (launch/safety.py).
 DEFAULT_NOTEBOOKS = "~/notebooks"
 
 
@@ -115,6 +115,12 @@ class ProxyConfig:
     # than pip's default 15 s.
     timeout: int = DEFAULT_INDEX_TIMEOUT
     retries: int = DEFAULT_INDEX_RETRIES
+
+    def urls(self) -> list[str]:
+        """Every URL of [proxy] (what pyrlab.credentials masks)."""
+        urls = [self.apt, self.pip_index, *self.pip_extra_index, self.cran, self.http_proxy,
+                self.https_proxy]
+        return [u for u in urls if u]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ user's own, `$XDG_CONFIG_HOME/pyrlab/config.toml` (default `~/.config/pyrlab/con
 `PYRLAB_USER_CONFIG` names another, or none when empty). For these keys the user's file
 wins over the project's: a project cannot swap the proxy or CA that the user set. It may
 hold no other key. And what it sets is the user's own grant: a notebooks folder outside
-the project, or a lab without a token, needs no `--allow-unsafe` from there (run/safety.py).
+the project, or a lab without a token, needs no `--allow-unsafe` from there (launch/safety.py).
 """
 
 from __future__ import annotations

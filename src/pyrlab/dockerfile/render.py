@@ -42,7 +42,7 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import jinja2
@@ -108,6 +108,22 @@ class RenderOptions:
     # Build-only tools from a stage of their own, bind-mounted into the step that uses them
     # (RUN --mount=type=bind,from=STAGE); without it, `slim` leaves debug symbols in place.
     tools_stage: bool = True
+
+    @classmethod
+    def for_builder(cls, builder: Builder) -> RenderOptions:
+        """The options an engine (or its class) builds with, from what its builder does."""
+        return cls(cache_sharing_locked=builder.locked_cache_sharing,
+                   run_input_keys=not builder.cache_sees_bind_mounts)
+
+
+class Builder(Protocol):
+    """What rendering needs to know of an engine (see engines.base.Engine)."""
+
+    @property
+    def locked_cache_sharing(self) -> bool: ...
+
+    @property
+    def cache_sees_bind_mounts(self) -> bool: ...
 
 
 # The inventory step's command (its own RUN, or the end of a delta's last step).

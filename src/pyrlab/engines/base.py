@@ -16,13 +16,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyrlab import proc
 from pyrlab.errors import EngineError, RegistryError
-
-if TYPE_CHECKING:  # rendering (jinja2) is imported by what renders, not by `down` or `ps`
-    from pyrlab.dockerfile.render import RenderOptions
 
 # Every pyrlab cache mount id starts with this (see dockerfile/render.py `_mounts`).
 CACHE_ID_PREFIX = "pyrlab-"
@@ -321,17 +318,15 @@ class Engine(ABC):
     """One container engine, reached through its command line client."""
 
     name: str = ""
+    # What its builder does with cache and bind mounts, which the rendering adapts to
+    # (dockerfile.render.RenderOptions.for_builder): the engines know nothing of rendering.
+    locked_cache_sharing: bool = True  # a second RUN --mount=type=cache,sharing=locked works
+    cache_sees_bind_mounts: bool = True  # a RUN layer's cache key covers its bind mounts
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
 
     # ------------------------------------------------------------ description
-    @property
-    def render_options(self) -> RenderOptions:
-        from pyrlab.dockerfile.render import RenderOptions
-
-        return RenderOptions()
-
     def describe(self) -> str:
         return f"{self.name} ({self.binary})"
 

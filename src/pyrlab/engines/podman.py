@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pyrlab.engines.base import (
     CACHE_ID_PREFIX,
@@ -21,18 +20,6 @@ from pyrlab.engines.base import (
     step_label,
     step_title,
 )
-
-if TYPE_CHECKING:  # rendering (jinja2) is imported by what renders, not by `down` or `ps`
-    from pyrlab.dockerfile.render import RenderOptions
-
-
-def podman_render_options() -> RenderOptions:
-    """How contexts are rendered for Podman: buildah 1.28 hangs on a second
-    RUN --mount=type=cache,sharing=locked, and its layer cache ignores what RUN steps
-    bind-mount, so RUN lines carry their inputs' digest (see RenderOptions)."""
-    from pyrlab.dockerfile.render import RenderOptions
-
-    return RenderOptions(cache_sharing_locked=False, run_input_keys=True)
 
 
 def buildah_tmpdir() -> Path:
@@ -110,14 +97,14 @@ VFS_NOTE = ("stores images with vfs, a full copy of the image at every build ste
 
 class Podman(Engine):
     name = "podman"
+    # buildah 1.28 hangs on a second RUN --mount=type=cache,sharing=locked, and its layer
+    # cache ignores what RUN steps bind-mount (so RUN lines carry their inputs' digest).
+    locked_cache_sharing = False
+    cache_sees_bind_mounts = False
 
     def __init__(self, binary: str) -> None:
         super().__init__(binary)
         self.storage_note = ""
-
-    @property
-    def render_options(self) -> RenderOptions:
-        return podman_render_options()
 
     def describe(self) -> str:
         note = f"; {self.storage_note}" if self.storage_note else ""

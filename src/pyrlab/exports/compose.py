@@ -1,6 +1,6 @@
 """`pyrlab export compose`: a compose file that starts the labs the way `pyrlab up` does.
 
-Each service is made from the run plan `up` starts the lab with (run/plan.py): the same
+Each service is made from the run plan `up` starts the lab with (launch/plan.py): the same
 image, container name, UID:GID, ports on run.bind, mounts, environment, labels (so `pyrlab
 ps`, `url`, `logs` and `down` see a lab compose started), security options and health-check
 interval. The image's own ENTRYPOINT (tini) and HEALTHCHECK stay as they are, as with `up`.
@@ -27,9 +27,9 @@ from pyrlab.config.schema import Config
 from pyrlab.errors import ConfigError, Problem, RunError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Value, dump, quote
-from pyrlab.run.plan import LabPlan, lab_image, plan_lab
-from pyrlab.run.safety import check_plan
-from pyrlab.run.state import ensure_token, invoking_user, prepare_folders, token_path
+from pyrlab.launch.plan import LabPlan, lab_image, plan_lab
+from pyrlab.launch.safety import check_plan
+from pyrlab.launch.state import ensure_token, invoking_user, prepare_folders, token_path
 
 HELP = "a compose file that starts the labs as `pyrlab up` does (token in an env file)"
 TOKEN_VARIABLE = "JUPYTER_TOKEN"

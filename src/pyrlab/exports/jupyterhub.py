@@ -28,12 +28,12 @@ from typing import Any
 
 from pyrlab import __version__
 from pyrlab.config.schema import PREFIX_RE, Config
+from pyrlab.contents.pushed import pushed_refs
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.exports import Exported
-from pyrlab.inventory.pushed import pushed_refs
-from pyrlab.run.plan import ETC, HOME, WORK, plan_lab
-from pyrlab.run.safety import check_plan
+from pyrlab.launch.plan import ETC, HOME, WORK, plan_lab
+from pyrlab.launch.safety import check_plan
 
 KINDS = ("docker", "kubernetes")
 # One Docker volume per hub user, mounted as the notebook user's home (its work/ folder is

@@ -22,14 +22,29 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
-from pyrlab.bootstrap import BootstrapFailed, base_mirror, bootstrap, phases
+from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config, ProxyConfig
-from pyrlab.credentials import Redactor, proxy_urls
+from pyrlab.contents.heldback import HeldBack, parse_line
+from pyrlab.contents.images import (
+    LABEL_DELTA_DEPTH,
+    LABEL_INPUT_HASH,
+    LABEL_INPUTS,
+    LABEL_LISTS,
+    LABEL_PARENT_ID,
+    LABEL_PROJECT,
+    ImageSpec,
+    image_inventory,
+    lock_file,
+)
+from pyrlab.contents.lockfile import read_lock, update_lock
+from pyrlab.contents.model import Inventory
+from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
     Delta,
     PinMode,
+    RenderOptions,
     build_secrets,
     is_loopback_url,
     render_context,
@@ -42,12 +57,6 @@ from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
 from pyrlab.imagebuild.pins import differs_from_lock, pins_for
 from pyrlab.imagebuild.planner import (
-    LABEL_DELTA_DEPTH,
-    LABEL_INPUT_HASH,
-    LABEL_INPUTS,
-    LABEL_LISTS,
-    LABEL_PARENT_ID,
-    LABEL_PROJECT,
     BaseStatus,
     Decision,
     Plan,
@@ -58,16 +67,12 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-from pyrlab.inventory.heldback import HeldBack, parse_line
-from pyrlab.inventory.images import ImageSpec, image_inventory, lock_file
-from pyrlab.inventory.lockfile import read_lock, update_lock
-from pyrlab.inventory.model import Inventory
 
 if TYPE_CHECKING:  # the self-test is imported by the gate: a no-op build runs none
-    from pyrlab.selftest import ImageTest
+    from pyrlab.gate import ImageTest
 
 # The self-test gate: (image name, new image ID, the image a delta was built on or None)
-# → its test. A delta build is tested for what it changed only (see selftest.build_gate).
+# → its test. A delta build is tested for what it changed only (see gate.build_gate).
 Gate = Callable[[str, str, str | None], "ImageTest"]
 GATE_STEP = "self-test"
 LOCK_STEP = "lock check"  # build --locked: the new image against its pyrlab.lock section
@@ -208,7 +213,7 @@ def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
         return True, "--network-host"
     if proxy.network_host is not None:
         return proxy.network_host, "pyrlab.toml proxy.network_host"
-    local = [u for u in proxy_urls(proxy) if is_loopback_url(u)]
+    local = [u for u in proxy.urls() if is_loopback_url(u)]
     if local:
         # netloc without any user:password: the reason is printed.
         return True, f"a proxy is on this host ({urlsplit(local[0]).netloc.rsplit('@', 1)[-1]})"
@@ -229,7 +234,7 @@ class Executor:
         self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)
         # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
         self.secrets = build_secrets(project)
-        self.redact = Redactor(project.config.proxy)
+        self.redact = Redactor(project.config.proxy.urls())
 
     # ------------------------------------------------------------ base image
     def ensure_base(self, status: BaseStatus) -> BaseOutcome:
@@ -281,7 +286,7 @@ class Executor:
 
     def _digest_ref(self, ref: str) -> str:
         if self.project.config.base.bootstrap:
-            return ""  # bootstrapped: the same ID everywhere (see bootstrap.py)
+            return ""  # bootstrapped: the same ID everywhere (see baseimage.py)
         info = self.engine.image(ref)
         return registry_base_id(ref, list(info.digests)) if info is not None else ""
 
@@ -346,7 +351,7 @@ class Executor:
         if decision.delta:
             assert item.current is not None
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
-            context = render_context(self.project, target.name, self.engine.render_options,
+            context = render_context(self.project, target.name, RenderOptions.for_builder(self.engine),
                                      Delta(decision.delta, depth, target.context.input_hash,
                                            decision.python_added))
         if self.settings.pins is not None:

@@ -11,14 +11,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pyrlab.config.project import Project
+from pyrlab.contents.model import Inventory
+from pyrlab.contents.upgradable import ask_image
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import Pins, build_secrets, render_context, with_pins
+from pyrlab.dockerfile.render import (
+    Pins,
+    RenderOptions,
+    build_secrets,
+    render_context,
+    with_pins,
+)
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
-from pyrlab.inventory.model import Inventory
-from pyrlab.inventory.upgradable import ask_image
 
 APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
 MOUNTS = {"bin": "bin", "net/apt": "net", "apt": "apt", "pins/apt": "pins"}
@@ -50,13 +56,13 @@ def debs_check(project: Project, engine: Engine, names: list[str],
             if not wanted:
                 continue
             pins = tuple(f"{n}={v}" for n in sorted(wanted) for v in sorted(wanted[n]))
-            context = with_pins(render_context(project, root, engine.render_options),
+            context = with_pins(render_context(project, root, RenderOptions.for_builder(engine)),
                                 Pins("exact", debs=pins))
             with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp, \
                     secret_folder(build_secrets(project)) as secrets:
                 folder = write_context(context, Path(tmp) / "context")
                 answer = ask_image(engine, base_id, folder, MOUNTS, APT_OFFERED, secrets,
-                                   network_host, redact=Redactor(project.config.proxy),
+                                   network_host, redact=Redactor(project.config.proxy.urls()),
                                    question="apt which locked Debian versions {ref} can have")
             images = ", ".join(members)
             problems += [f"{shown} ({images}): Debian package {problem}; --locked cannot pin it"

@@ -19,10 +19,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
+from pyrlab.contents.model import ECOSYSTEMS, Deb, Inventory, Package, PyDist, RPkg, sort_key
+from pyrlab.contents.versions import compare
 from pyrlab.dockerfile.render import PinMode, Pins
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.inventory.model import ECOSYSTEMS, Deb, Inventory, Package, PyDist, RPkg, sort_key
-from pyrlab.inventory.versions import compare
 
 
 def pin_line(dist: PyDist) -> str:

@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pyrlab.config.project import Project
+from pyrlab.contents.images import (
+    LABEL_DELTA_DEPTH,
+    LABEL_INPUT_HASH,
+    LABEL_INPUTS,
+    LABEL_LISTS,
+    LABEL_PARENT_ID,
+)
 from pyrlab.dockerfile.render import (
     HASH_PLACEHOLDER,
     HASHED_FILES,
@@ -27,16 +34,6 @@ from pyrlab.dockerfile.render import (
 )
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 
-LABEL_INPUT_HASH = "org.pyrlab.input-hash"
-LABEL_INPUTS = "org.pyrlab.inputs"  # a short hash per part of the context, for the reason
-LABEL_PARENT_ID = "org.pyrlab.parent-id"
-LABEL_PROJECT = "org.pyrlab.project"
-LABEL_IMAGE = "org.pyrlab.image"
-# What the installer steps were given (their list lines, a digest of their other files), so
-# that the next build can tell an edit that only adds lines; and how many delta layers the
-# image carries on its last full build.
-LABEL_LISTS = "org.pyrlab.lists"
-LABEL_DELTA_DEPTH = "org.pyrlab.delta-depth"
 # Delta layers before a build starts from the parent again (and so compacts them).
 MAX_DELTA_DEPTH = 5
 # The installer steps a delta can run again, and their list files (one entry a line) in the
@@ -313,7 +310,7 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
     what `targets(project, names, engine.render_options)` returned, when the caller
     rendered it already (it depends on the project only, not on the engine's images)."""
     if rendered is None:
-        rendered = targets(project, names, engine.render_options)
+        rendered = targets(project, names, RenderOptions.for_builder(engine))
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
     base = base_status(project, known[project.config.base.image], pull=pull,

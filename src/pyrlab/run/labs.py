@@ -10,7 +10,7 @@ from typing import Any
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
-from pyrlab.run.plan import (
+from pyrlab.launch.plan import (
     LABEL_LAB,
     LABEL_PORT,
     LABEL_PROJECT,

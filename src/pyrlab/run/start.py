@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING
 from pyrlab.config.schema import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, PyrlabError, RunError
+from pyrlab.launch.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
+from pyrlab.launch.ready import NotReady, Spinner, wait_ready
+from pyrlab.launch.safety import check_plan
+from pyrlab.launch.state import (
+    ensure_token,
+    invoking_user,
+    port_in_use,
+    prepare_folders,
+    token_path,
+)
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
-from pyrlab.run.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
-from pyrlab.run.ready import NotReady, Spinner, wait_ready
-from pyrlab.run.safety import check_plan
-from pyrlab.run.state import ensure_token, invoking_user, port_in_use, prepare_folders, token_path
 
 if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
     # built: `down` never parses a list nor renders a context
@@ -59,9 +65,10 @@ def ensure_image(project: Project, engine: Engine, image: str, *, note: Note,
 def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
     """The contexts `ensure_image` plans with: they do not depend on what is built, so they
     may be rendered before the build lock is held."""
+    from pyrlab.dockerfile.render import RenderOptions
     from pyrlab.imagebuild.planner import targets
 
-    return targets(project, [image], engine.render_options)
+    return targets(project, [image], RenderOptions.for_builder(engine))
 
 
 def check_built(project: Project, engine: Engine, image: str) -> str | None:
@@ -83,9 +90,9 @@ def check_built(project: Project, engine: Engine, image: str) -> str | None:
 
 def _build(project: Project, engine: Engine, plan: Plan) -> None:
     """What `pyrlab build` does with a plan (its progress display, its errors)."""
+    from pyrlab.gate import build_gate
     from pyrlab.imagebuild.executor import build_plan, network_mode
     from pyrlab.imagebuild.progress import Progress
-    from pyrlab.selftest import build_gate
 
     network_host, why = network_mode(project.config.proxy, False)
     progress = Progress()
@@ -164,7 +171,7 @@ def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:
 
 def check_safety(config: Config, image: str, *, port: int | None, gpus: bool,
                  allow_unsafe: bool, command: str = "pyrlab up") -> list[str]:
-    """Refuse the lab `up` would start when it needs --allow-unsafe (run/safety.py), before
+    """Refuse the lab `up` would start when it needs --allow-unsafe (launch/safety.py), before
     anything is built, started or stopped; else the warning lines to show."""
     draft = plan_lab(config, image, port=port, gpus=gpus,
                      token="" if config.run.allow_no_token else "-")

@@ -30,7 +30,7 @@ from pyrlab.config.confine import outside
 from pyrlab.config.schema import DEFAULT_NOTEBOOKS, Config, default_home
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem
-from pyrlab.run.plan import LabPlan, is_loopback
+from pyrlab.launch.plan import LabPlan, is_loopback
 
 ValueCheck = Callable[[str, LabPlan], "str | None"]
 

@@ -43,7 +43,7 @@ class LabPlan:
     request: RunRequest
     folders: tuple[Path, ...]  # host folders to create (mounted read-write)
     notes: tuple[str, ...]  # what the user should know (a script that will be ignored…)
-    # What the project asks for itself, by config key, for run/safety.py to judge: its run
+    # What the project asks for itself, by config key, for launch/safety.py to judge: its run
     # arguments (also in request.extra_args) and the host folders it mounts.
     user_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
     user_folders: tuple[tuple[str, Path], ...] = ()

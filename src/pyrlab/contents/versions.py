@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from packaging.version import InvalidVersion, Version
 
-from pyrlab.inventory.model import Ecosystem
+from pyrlab.contents.model import Ecosystem
 
 
 def compare(ecosystem: Ecosystem, a: str, b: str) -> int:

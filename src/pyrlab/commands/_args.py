@@ -1,4 +1,5 @@
-"""What every lab command starts with: the configuration and the engine."""
+"""What every lab command starts with, read from its arguments: the configuration (or the
+project: configuration and lists) and the engine."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import TYPE_CHECKING
 from pyrlab.config.schema import Config, load_config
 from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
+from pyrlab.launch.state import name_note
 from pyrlab.output import info
-from pyrlab.run.state import name_note
 
 if TYPE_CHECKING:
     from pyrlab.config.project import Project
@@ -24,7 +25,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def announce_name(config: Config) -> None:
-    """Say once that an old project is named for its folder (see state.name_note), and
+    """Say once that an old project is named for its folder (see launch.state.name_note), and
     every time what the configuration warns of (a stray PYRLAB_* variable)."""
     for warning in config.warnings:
         info(f"pyrlab: warning: {warning}")

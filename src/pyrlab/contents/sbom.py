@@ -17,7 +17,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
-from pyrlab.inventory.model import Deb, Inventory, PyDist, RPkg
+from pyrlab.contents.model import Deb, Inventory, PyDist, RPkg
 
 SCHEMA_VERSION = SchemaVersion.V1_6
 # uuid5 namespace for serial numbers: one inventory, one serial number.

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pyrlab.inventory.model import ECOSYSTEMS, Ecosystem, Inventory, Package, sort_key
-from pyrlab.inventory.versions import compare
+from pyrlab.contents.model import ECOSYSTEMS, Ecosystem, Inventory, Package, sort_key
+from pyrlab.contents.versions import compare
 
 ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
 ImageStatus = Literal["added", "removed", "changed", "unchanged"]

@@ -1,4 +1,5 @@
-"""Self-tests of built images: does everything the lists ask for load, does every kernel run?
+"""The self-test gate of built images (host side; container/selftest.py runs inside): does
+everything the lists ask for load, does every kernel run?
 
 For each image, in throwaway containers removed by ID afterwards:
 - a container with no network, as a non-root UID, without the user's home: every public
@@ -50,21 +51,20 @@ from packaging.utils import canonicalize_name
 from pyrlab import proc
 from pyrlab.config.project import Project
 from pyrlab.config.schema import toml_key
-from pyrlab.engines.base import Engine, RunRequest, short_id
-from pyrlab.errors import EngineError, NotBuiltError, RunError
-from pyrlab.imagebuild.planner import LABEL_LISTS
-from pyrlab.inventory.dependencies import (
+from pyrlab.contents.dependencies import (
     DumpError,
     Installed,
     PythonGraph,
     parse_dump,
     requires_command,
 )
-from pyrlab.inventory.images import ImageSpec, image_inventory
-from pyrlab.inventory.model import Inventory, ManifestError, normalize_python_name
-from pyrlab.run.plan import HOME, WORK, connect_host, plan_lab
-from pyrlab.run.ready import NotReady, wait_ready
-from pyrlab.run.safety import harmless_args
+from pyrlab.contents.images import LABEL_LISTS, ImageSpec, image_inventory
+from pyrlab.contents.model import Inventory, ManifestError, normalize_python_name
+from pyrlab.engines.base import Engine, RunRequest, short_id
+from pyrlab.errors import EngineError, NotBuiltError, RunError
+from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab
+from pyrlab.launch.ready import NotReady, wait_ready
+from pyrlab.launch.safety import harmless_args
 
 CheckKind = Literal["python", "r", "kernel", "lab"]
 # What a check's result means for the image:

@@ -18,8 +18,7 @@ from typing import TypeVar
 
 from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind
 from pyrlab.config.tomlread import toml_loads, toml_problem
-from pyrlab.errors import ConfigError, Problem
-from pyrlab.inventory.model import (
+from pyrlab.contents.model import (
     ECOSYSTEMS,
     R_SOURCES,
     Deb,
@@ -32,6 +31,7 @@ from pyrlab.inventory.model import (
     duplicate_names,
     sort_key,
 )
+from pyrlab.errors import ConfigError, Problem
 from pyrlab.safewrite import has_pyrlab_header, write_file
 
 LOCK_NAME = "pyrlab.lock"

@@ -33,9 +33,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pyrlab.config.lists import R_NAME_RE
+from pyrlab.contents.versions import compare_r
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError
-from pyrlab.inventory.versions import compare_r
 
 PYTHON = "/opt/venv/bin/python"  # the lab's Python: what the lists were installed into
 RSCRIPT = "Rscript"

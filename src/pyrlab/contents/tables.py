@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from pyrlab.inventory.diff import Change, ChangeKind, InventoryDiff
-from pyrlab.inventory.model import ECOSYSTEMS, Ecosystem, Inventory, Outdated, sort_key
+from pyrlab.contents.diff import Change, ChangeKind, InventoryDiff
+from pyrlab.contents.model import ECOSYSTEMS, Ecosystem, Inventory, Outdated, sort_key
 
 if TYPE_CHECKING:
     from rich.table import Table

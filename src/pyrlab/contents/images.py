@@ -15,11 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.schema import Config
+from pyrlab.contents.lockfile import LOCK_NAME
+from pyrlab.contents.model import Inventory, ManifestError, from_manifest
 from pyrlab.dockerfile.render import MANIFEST_PATH
 from pyrlab.engines.base import Engine, normalize_id
 from pyrlab.errors import ConfigError, EngineError, NotBuiltError, Problem
-from pyrlab.inventory.lockfile import LOCK_NAME
-from pyrlab.inventory.model import Inventory, ManifestError, from_manifest
+
+# The labels a build puts on each image it makes (imagebuild/), read back by the next
+# build's planner and by the self-test gate.
+LABEL_INPUT_HASH = "org.pyrlab.input-hash"
+LABEL_INPUTS = "org.pyrlab.inputs"  # a short hash per part of the context, for the reason
+LABEL_PARENT_ID = "org.pyrlab.parent-id"
+LABEL_PROJECT = "org.pyrlab.project"
+# What the installer steps were given (their list lines, a digest of their other files), so
+# that the next build can tell an edit that only adds lines; and how many delta layers the
+# image carries on its last full build.
+LABEL_LISTS = "org.pyrlab.lists"
+LABEL_DELTA_DEPTH = "org.pyrlab.delta-depth"
 
 
 @dataclass(frozen=True)

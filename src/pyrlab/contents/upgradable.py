@@ -29,14 +29,14 @@ from pathlib import Path
 from secrets import token_hex
 
 from pyrlab.config.project import Project
+from pyrlab.contents.heldback import HeldBack
+from pyrlab.contents.model import Inventory, Outdated, normalize_python_name
+from pyrlab.contents.versions import compare
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import SECRET_DIR, build_secrets, render_context
+from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
-from pyrlab.inventory.heldback import HeldBack
-from pyrlab.inventory.model import Inventory, Outdated, normalize_python_name
-from pyrlab.inventory.versions import compare
 
 # Commands run through net-env, which exports the proxy variables from the secrets.
 NET_ENV = "/run/pyrlab/bin/net-env"
@@ -139,9 +139,9 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
                *, network_host: bool) -> tuple[list[Outdated], list[HeldBack]]:
     """What an upgrade would change in the built image `ref` of `name`, and the listed
     packages its resolution would hold back."""
-    context = render_context(project, name, engine.render_options)
+    context = render_context(project, name, RenderOptions.for_builder(engine))
     secrets = build_secrets(project)
-    redact = Redactor(project.config.proxy)
+    redact = Redactor(project.config.proxy.urls())
     python: dict[str, str] = {}
     held: list[HeldBack] = []
     debs: dict[str, str] = {}

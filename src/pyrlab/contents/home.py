@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pyrlab.inventory.model import normalize_python_name, sort_key
+from pyrlab.contents.model import normalize_python_name, sort_key
 
 LAYERS = Path(".local") / "share" / "pyrlab"
 
