@@ -18,7 +18,7 @@ lowers no other listed package is a better resolution, which the fresh one then 
 (`--install`: installed again with those floors).
 
 Output: with --install, one `pyrlab-held-back: {json}` line per package (the build reads
-them from its output and words them, pyrlab.inventory.heldback); without, the resolution and the
+them from its output and words them, pyrlab.contents.heldback); without, the resolution and the
 findings as one JSON object on stdout (`pyrlab outdated`, through uv-resolve).
 """
 
