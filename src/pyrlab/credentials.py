@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # the schema masks the URLs its messages show
-    from pyrlab.config.schema import ProxyConfig
+    from pyrlab.config.model import ProxyConfig
 
 MASK = "***"
 

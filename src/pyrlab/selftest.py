@@ -49,7 +49,7 @@ from packaging.utils import canonicalize_name
 
 from pyrlab import proc
 from pyrlab.config.project import Project
-from pyrlab.config.schema import toml_key
+from pyrlab.config.tomlread import toml_key
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.imagebuild.planner import LABEL_LISTS

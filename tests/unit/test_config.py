@@ -10,8 +10,9 @@ import pytest
 from labfiles import PEM, init_lab, make_project, write
 
 from pyrlab.cli import main
+from pyrlab.config.model import Config, config_keys
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import Config, config_keys, load_config
+from pyrlab.config.readers import load_config
 from pyrlab.config.tomlread import key_lines, line_of
 from pyrlab.errors import EXIT_CONFIG, ConfigError
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
-from pyrlab.config.schema import cache_source_problem
+from pyrlab.config.validators import cache_source_problem
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, select_engine
 from pyrlab.errors import UsageError

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.config.schema import Config, toml_key
+from pyrlab.config.model import Config
+from pyrlab.config.tomlread import toml_key
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.credentials import mask_url
 from pyrlab.run.session import config_from

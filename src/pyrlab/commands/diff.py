@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
 from pyrlab.inventory.diff import InventoryDiff, diff, diff_locks

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.inventory.home import UserPackage, layer_root, user_packages

@@ -20,8 +20,9 @@ from typing import Any
 
 from pyrlab.bootstrap import LABEL_SUITE
 from pyrlab.commands._common import project_from
+from pyrlab.config.model import Config
 from pyrlab.config.project import build_order
-from pyrlab.config.schema import PREFIX_RE, Config
+from pyrlab.config.validators import PREFIX_RE
 from pyrlab.dockerfile.render import is_loopback_url
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine

@@ -5,6 +5,7 @@ user's file is read before the schema that imports it)."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -137,3 +138,20 @@ def line_of(lines: Mapping[tuple[str, ...], int], key: str) -> int | None:
             return lines[parts]
         parts = parts[:-1]
     return None
+
+
+def toml_key(part: str) -> str:
+    """One part of a dotted key as TOML writes it: bare, or quoted (`images."a.b"`)."""
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part, ensure_ascii=False)
+
+
+def toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words ("an integer", "a table"), for messages."""
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), "a date or time")

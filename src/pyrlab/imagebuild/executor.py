@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
 from pyrlab.bootstrap import BootstrapFailed, base_mirror, bootstrap, phases
+from pyrlab.config.model import Config, ProxyConfig
 from pyrlab.config.project import Project
-from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.credentials import Redactor, proxy_urls
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.dockerfile.render import MANIFEST_PATH
 from pyrlab.engines.base import Engine, normalize_id
 from pyrlab.errors import ConfigError, EngineError, NotBuiltError, Problem
