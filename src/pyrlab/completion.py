@@ -4,7 +4,7 @@ The shell code (`pyrlab completion SHELL`, argcomplete's own) runs `pyrlab` with
 _ARGCOMPLETE and COMP_LINE set; cli.main then calls complete(), which answers with the
 candidates for the word under the cursor and exits: verbs and options from the parser
 itself, image names from the project's pyrlab.toml (found as a command finds it: from -C
-or the current folder, upwards), `--set` keys from the configuration's schema.
+or the current folder, upwards), `--set` keys from the configuration's model.
 
 argcomplete is imported only here, and only when completing or printing the shell code, so
 that every other command starts as fast as before. Nothing a completion does may reach the

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-if TYPE_CHECKING:  # the schema masks the URLs its messages show
+if TYPE_CHECKING:  # config/validators.py masks the URLs its messages show
     from pyrlab.config.model import ProxyConfig
 
 MASK = "***"

@@ -1,7 +1,8 @@
-"""Reading TOML: errors located by line, nesting too deep reported as TOML's own error.
+"""Reading TOML: errors located by line, nesting too deep reported as TOML's own error;
+keys and kinds of values as TOML writes them, for messages.
 
 A module of its own so that the project file, the user's file and the lock share it (the
-user's file is read before the schema that imports it)."""
+user's file is read before the readers that import it)."""
 
 from __future__ import annotations
 
