@@ -4,7 +4,7 @@ The shell code (`pyrlab completion SHELL`, argcomplete's own) runs `pyrlab` with
 _ARGCOMPLETE and COMP_LINE set; cli.main then calls complete(), which answers with the
 candidates for the word under the cursor and exits: verbs and options from the parser
 itself, image names from the project's pyrlab.toml (found as a command finds it: from -C
-or the current folder, upwards), `--set` keys from the configuration's schema.
+or the current folder, upwards), `--set` keys from the configuration's model.
 
 argcomplete is imported only here, and only when completing or printing the shell code, so
 that every other command starts as fast as before. Nothing a completion does may reach the
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
-    from pyrlab.config.schema import Config
+    from pyrlab.config.model import Config
 
 SHELLS = ("bash", "zsh", "fish")
 # What each shell's user runs once to turn completion on (docs/completion.md: where).
@@ -173,7 +173,7 @@ def find_project(start: Path) -> Path | None:
 def _project_config(start: Path) -> Config | None:
     """The configuration of the project at or above `start`; None when there is none or its
     pyrlab.toml cannot be read (invalid values are the defaults, as `check` reads them)."""
-    from pyrlab.config.schema import read_config
+    from pyrlab.config.readers import read_config
     from pyrlab.errors import PyrlabError
 
     try:
@@ -197,14 +197,14 @@ def image_names(start: Path, *, runnable: bool = False) -> list[str]:
 
 
 def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
-    """Every key `--set` takes, dotted (schema.config_keys, leaves only: a table is set key
+    """Every key `--set` takes, dotted (model.config_keys, leaves only: a table is set key
     by key), → the values it can only take (() when free)."""
-    from pyrlab.config import schema
+    from pyrlab.config import model
 
-    values_of = {"base": _choices(schema.BaseConfig), "proxy": _choices(schema.ProxyConfig),
-                 "run": _choices(schema.RunConfig), "build": _choices(schema.BuildConfig),
-                 "images": _choices(schema.ImageConfig)}
-    known = schema.config_keys(config)
+    values_of = {"base": _choices(model.BaseConfig), "proxy": _choices(model.ProxyConfig),
+                 "run": _choices(model.RunConfig), "build": _choices(model.BuildConfig),
+                 "images": _choices(model.ImageConfig)}
+    known = model.config_keys(config)
     tables = {key.rsplit(".", 1)[0] for key in known if "." in key}
     keys: dict[str, tuple[str, ...]] = {}
     for key in known:
@@ -212,7 +212,7 @@ def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
             continue
         parts = key.split(".")
         if key == "engine":
-            keys[key] = schema.ENGINES
+            keys[key] = model.ENGINES
         elif parts[0] == "images" and len(parts) == 3:
             keys[key] = values_of["images"].get(parts[2], ())
         elif len(parts) == 2 and parts[0] in values_of:

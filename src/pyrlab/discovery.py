@@ -15,7 +15,7 @@ from pathlib import Path
 from pyrlab.errors import PyrlabError
 from pyrlab.output import info
 
-CONFIG_NAME = "pyrlab.toml"  # the same name as pyrlab.config.schema.CONFIG_NAME
+CONFIG_NAME = "pyrlab.toml"  # the same name as pyrlab.config.model.CONFIG_NAME
 
 
 def _owner(folder: Path) -> int | None:

@@ -50,7 +50,7 @@ from packaging.utils import canonicalize_name
 
 from pyrlab import proc
 from pyrlab.config.project import Project
-from pyrlab.config.schema import toml_key
+from pyrlab.config.tomlread import toml_key
 from pyrlab.contents.dependencies import (
     DumpError,
     Installed,

@@ -343,6 +343,6 @@ def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
 def project_key(root: Path) -> str:
     """The org.pyrlab.project label value of images built from root: the project's name
     (a hash of the folder with bare names)."""
-    from pyrlab.config.schema import load_config
+    from pyrlab.config.readers import load_config
 
     return load_config(root, environ={}).project_id

@@ -33,7 +33,7 @@ from labtools import (
     stop_process,
 )
 
-from pyrlab.config.schema import default_uid_gid
+from pyrlab.config.model import default_uid_gid
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 
 pytestmark = pytest.mark.integration

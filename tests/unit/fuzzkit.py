@@ -300,7 +300,7 @@ def strings_in(value: TomlValue, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 # Config values that are meant to stand in Dockerfile lines (FROM, LABEL, ENV, EXPOSE):
-# each has a strict grammar in config/schema.py.
+# each has a strict grammar in config/validators.py.
 DOCKERFILE_KEYS = re.compile(r"(?:base\.(?:image|bootstrap|locale)|prefix|images\.[^.]+<key>"
                              r"|images\.[^.]+\.from|images\.[^.]+\.ports\.[^.]+<key>)")
 

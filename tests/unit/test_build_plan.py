@@ -19,8 +19,8 @@ from labfiles import make_project
 from pyrlab import proc
 from pyrlab.cli import main
 from pyrlab.commands import build as build_command
+from pyrlab.config.model import ProxyConfig
 from pyrlab.config.project import Project, load_project
-from pyrlab.config.schema import ProxyConfig
 from pyrlab.contents.dependencies import requires_command
 from pyrlab.contents.images import (
     LABEL_DELTA_DEPTH,

@@ -388,7 +388,8 @@ def test_main_gives_ctrl_c_back_to_python() -> None:
 def test_every_variable_the_help_names_is_one_the_config_takes_as_pyrlabs() -> None:
     # A variable `--help` documents must not be warned about as a stray PYRLAB_ one.
     from pyrlab.cli import ENVIRONMENT
-    from pyrlab.config.schema import ENV_NOT_CONFIG, TOP_KEYS
+    from pyrlab.config.model import TOP_KEYS
+    from pyrlab.config.overrides import ENV_NOT_CONFIG
 
     named = [n for n in ENVIRONMENT if n.startswith("PYRLAB_") and "," not in n]
     assert named

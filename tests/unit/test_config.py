@@ -10,8 +10,9 @@ import pytest
 from labfiles import PEM, init_lab, make_project, write
 
 from pyrlab.cli import main
+from pyrlab.config.model import Config, config_keys
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import Config, config_keys, load_config
+from pyrlab.config.readers import load_config
 from pyrlab.config.tomlread import key_lines, line_of
 from pyrlab.errors import EXIT_CONFIG, ConfigError
 
@@ -714,3 +715,23 @@ def test_a_problem_names_the_line_only_where_the_file_wrote_the_value(tmp_path: 
         ("pyrlab.toml: run.bind: expected an IP address to publish ports on, got 'nowhere' "
          "(from --set run.bind)"),
         "pyrlab.toml:2: run.uid: expected a numeric id, got -1"]
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('[base]\nbootstrap = "Trixie"\n',
+     "pyrlab.toml:2: base.bootstrap: expected a Debian suite name such as 'trixie', got 'Trixie'"),
+    ('[base]\nlocale = "en_US"\n',
+     "pyrlab.toml:2: base.locale: expected a UTF-8 locale such as 'en_US.UTF-8', got 'en_US'"),
+    ('[proxy]\nno_proxy = "a b"\n', "pyrlab.toml:2: proxy.no_proxy: not a host list: 'a b'"),
+    ('[proxy]\nno_proxy = 5\n',
+     "pyrlab.toml:2: proxy.no_proxy: expected a string, got an integer"),
+    ('[images.pylab]\nfrom = "Base"\n',
+     "pyrlab.toml:2: images.pylab.from: expected the name of another image, got 'Base'"),
+    ('prefix = "team"\n',
+     "pyrlab.toml:1: prefix: expected a registry/namespace prefix ending in '/', got 'team'"),
+    ('[run.rc]\npylab = 3\n',
+     'pyrlab.toml:1: run.rc: expected a table of image = "script"'),
+])
+def test_a_value_outside_its_grammar_names_its_line_and_what_is_expected(
+        tmp_path: Path, toml: str, expected: str) -> None:
+    assert expected in problems(tmp_path, toml)

@@ -20,8 +20,9 @@ import pytest
 from labfiles import CONTAINER, FULL_FILES, REPO, init_lab, make_project, write
 
 from pyrlab.cli import main
+from pyrlab.config.model import Config
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.readers import load_config
 from pyrlab.contents.pushed import pushed_refs
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES, render_context
 from pyrlab.exports.jupyterhub import (

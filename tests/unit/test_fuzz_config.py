@@ -32,8 +32,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from labfiles import PEM, init_lab, write
 
+from pyrlab.config.model import CONFIG_NAME
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import CONFIG_NAME, read_config
+from pyrlab.config.readers import read_config
 from pyrlab.contents.lockfile import LockError, parse_lock
 from pyrlab.errors import ConfigError, Problem
 

@@ -35,8 +35,10 @@ from hypothesis import strategies as st
 from labfiles import init_lab
 
 from pyrlab.cli import main
+from pyrlab.config.model import CONFIG_NAME
+from pyrlab.config.overrides import parse_override_value
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import CONFIG_NAME, parse_override_value, read_config
+from pyrlab.config.readers import read_config
 from pyrlab.errors import EXIT_CONFIG, EXIT_OK, ConfigError, Problem
 
 SECTION_KEYS = {

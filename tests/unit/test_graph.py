@@ -9,7 +9,7 @@ from labfiles import init_lab, write
 
 from pyrlab.cli import main
 from pyrlab.config.project import build_order, descendants, load_project
-from pyrlab.config.schema import load_config
+from pyrlab.config.readers import load_config
 from pyrlab.dockerfile.render import render_context
 from pyrlab.errors import ConfigError
 

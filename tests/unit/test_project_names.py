@@ -16,8 +16,9 @@ from pyrlab.cli import main
 from pyrlab.commands.clean import CleanResult
 from pyrlab.commands.ps import PsResult
 from pyrlab.config.key import project_key
+from pyrlab.config.model import name_from_folder
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import load_config, name_from_folder
+from pyrlab.config.readers import load_config
 from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines.select import Selection
 from pyrlab.errors import ConfigError

@@ -12,7 +12,7 @@ from labfiles import init_lab
 
 from pyrlab.cli import main
 from pyrlab.commands.push import parse_registry, split_ref
-from pyrlab.config.schema import load_config
+from pyrlab.config.readers import load_config
 from pyrlab.contents.pushed import (
     PUSHED_NAME,
     Pushed,

@@ -18,7 +18,7 @@ from labfiles import make_project
 from pyrlab import rootfs
 from pyrlab.baseimage import base_mirror
 from pyrlab.config.project import load_project
-from pyrlab.config.schema import load_config
+from pyrlab.config.readers import load_config
 from pyrlab.contents.model import Inventory, Meta
 from pyrlab.dockerfile.render import render_context, snapshot_sources
 from pyrlab.engines.base import BuildRequest, Engine, ImageInfo

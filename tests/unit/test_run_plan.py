@@ -10,7 +10,8 @@ import pytest
 from labfiles import init_lab, write
 
 from pyrlab.config.key import project_key
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.model import Config
+from pyrlab.config.readers import load_config
 from pyrlab.engines.docker import DockerClassic
 from pyrlab.errors import RunError
 from pyrlab.launch.plan import (

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from labfiles import init_lab
 
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.model import Config
+from pyrlab.config.readers import load_config
 from pyrlab.errors import ConfigError
 from pyrlab.launch.plan import plan_lab
 from pyrlab.launch.safety import check_plan, harmless_args

@@ -384,7 +384,7 @@ def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
 
 
 def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: Path) -> None:
-    from pyrlab.config.schema import load_config
+    from pyrlab.config.readers import load_config
     from pyrlab.gate import Check, ImageTest, ListedLine, judge_imports, judge_libraries
 
     error = "ImportError: cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"
@@ -444,7 +444,7 @@ def test_a_line_whose_marker_leaves_it_out_is_skipped_not_failed() -> None:
 ])
 def test_known_failure_marks_are_checked_naming_file_and_key(
         tmp_path: Path, text: str, problem: str) -> None:
-    from pyrlab.config.schema import read_config
+    from pyrlab.config.readers import read_config
 
     (tmp_path / "pyrlab.toml").write_text(text)
     _, problems = read_config(tmp_path, environ={})

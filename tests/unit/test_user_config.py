@@ -9,7 +9,7 @@ import pytest
 from labfiles import PEM, init_lab
 
 from pyrlab.cli import main
-from pyrlab.config.schema import load_config
+from pyrlab.config.readers import load_config
 from pyrlab.config.user import user_config_path
 from pyrlab.errors import ConfigError
 

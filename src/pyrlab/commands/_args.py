@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from pyrlab.config.schema import Config, load_config
+from pyrlab.config.model import Config
+from pyrlab.config.readers import load_config
 from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
 from pyrlab.launch.state import name_note

@@ -16,7 +16,8 @@ from pyrlab.baseimage import (
     choose_tool,
     phases,
 )
-from pyrlab.config.schema import CONFIG_NAME, Config, load_config
+from pyrlab.config.model import CONFIG_NAME, Config
+from pyrlab.config.readers import load_config
 from pyrlab.discovery import find_project
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine

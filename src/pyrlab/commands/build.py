@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.config.project import Project
-from pyrlab.config.schema import cache_source_problem
+from pyrlab.config.validators import cache_source_problem
 from pyrlab.contents.images import ImageSpec, image_inventory, lock_file
 from pyrlab.contents.lockfile import read_lock
 from pyrlab.engines.base import Engine, ImageInfo, short_id

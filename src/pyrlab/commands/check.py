@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._common import project_from
+from pyrlab.config.model import Config
 from pyrlab.config.project import Project
-from pyrlab.config.schema import Config
 from pyrlab.engines.select import add_engine_argument, named_engine
 from pyrlab.errors import RunError
 from pyrlab.launch.plan import plan_lab

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.commands._args import config_from
-from pyrlab.config.schema import Config, toml_key
+from pyrlab.config.model import Config
+from pyrlab.config.tomlread import toml_key
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.credentials import mask_url
 

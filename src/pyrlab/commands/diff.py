@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.commands._args import config_from, engine_from
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.contents.diff import InventoryDiff, diff, diff_locks
 from pyrlab.contents.images import (
     current_inventories,

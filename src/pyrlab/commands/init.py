@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.config.confine import pem_certificates, regular_file
-from pyrlab.config.schema import name_from_folder
+from pyrlab.config.model import name_from_folder
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.safewrite import check_new, write_file

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._args import config_from, engine_from
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.contents.home import UserPackage, layer_root, user_packages
 from pyrlab.contents.images import image_inventory, image_spec
 from pyrlab.contents.model import ECOSYSTEMS, Inventory

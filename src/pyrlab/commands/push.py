@@ -20,8 +20,9 @@ from typing import Any
 
 from pyrlab.baseimage import LABEL_SUITE
 from pyrlab.commands._common import project_from
+from pyrlab.config.model import Config
 from pyrlab.config.project import build_order
-from pyrlab.config.schema import PREFIX_RE, Config
+from pyrlab.config.validators import PREFIX_RE
 from pyrlab.contents.images import shown_path
 from pyrlab.contents.pushed import Pushed, record_pushes
 from pyrlab.dockerfile.render import is_loopback_url

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pyrlab.config.confine import outside, pem_certificates, regular_file
 from pyrlab.config.lists import Entry, ListKind, parse_lists
-from pyrlab.config.schema import Config, read_config, toml_key
+from pyrlab.config.model import Config
+from pyrlab.config.readers import read_config
+from pyrlab.config.tomlread import toml_key
 from pyrlab.errors import ConfigError, Problem
 
 

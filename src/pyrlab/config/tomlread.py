@@ -1,10 +1,12 @@
-"""Reading TOML: errors located by line, nesting too deep reported as TOML's own error.
+"""Reading TOML: errors located by line, nesting too deep reported as TOML's own error;
+keys and kinds of values as TOML writes them, for messages.
 
 A module of its own so that the project file, the user's file and the lock share it (the
-user's file is read before the schema that imports it)."""
+user's file is read before the readers that import it)."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -137,3 +139,20 @@ def line_of(lines: Mapping[tuple[str, ...], int], key: str) -> int | None:
             return lines[parts]
         parts = parts[:-1]
     return None
+
+
+def toml_key(part: str) -> str:
+    """One part of a dotted key as TOML writes it: bare, or quoted (`images."a.b"`)."""
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part, ensure_ascii=False)
+
+
+def toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words ("an integer", "a table"), for messages."""
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), "a date or time")

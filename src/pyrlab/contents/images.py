@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.contents.lockfile import LOCK_NAME
 from pyrlab.contents.model import Inventory, ManifestError, from_manifest
 from pyrlab.dockerfile.render import MANIFEST_PATH

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pyrlab.config.schema import IMAGE_NAME_RE, toml_kind
-from pyrlab.config.tomlread import toml_loads, toml_problem
+from pyrlab.config.tomlread import toml_kind, toml_loads, toml_problem
+from pyrlab.config.validators import IMAGE_NAME_RE
 from pyrlab.contents.model import (
     ECOSYSTEMS,
     R_SOURCES,

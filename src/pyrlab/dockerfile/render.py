@@ -49,8 +49,8 @@ import jinja2
 
 from pyrlab import __version__
 from pyrlab.config.lists import Entry
+from pyrlab.config.model import ProxyConfig
 from pyrlab.config.project import Project
-from pyrlab.config.schema import ProxyConfig
 from pyrlab.credentials import has_credentials, mask_url
 from pyrlab.keys import CRAN_DEBIAN, load_key
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab import __version__
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.errors import UsageError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Block, dump

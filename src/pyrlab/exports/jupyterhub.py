@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pyrlab import __version__
-from pyrlab.config.schema import PREFIX_RE, Config
+from pyrlab.config.model import Config
+from pyrlab.config.validators import PREFIX_RE
 from pyrlab.contents.pushed import pushed_refs
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError

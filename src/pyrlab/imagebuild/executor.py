@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
 from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases
+from pyrlab.config.model import Config, ProxyConfig
 from pyrlab.config.project import Project
-from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.contents.heldback import HeldBack, parse_line
 from pyrlab.contents.images import (
     LABEL_DELTA_DEPTH,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from pyrlab.config.schema import ProxyConfig
+from pyrlab.config.model import ProxyConfig
 from pyrlab.credentials import mask_url
 
 # What pip, uv, apt and R print when a server did not answer in time.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.schema import Config, ImageConfig
+from pyrlab.config.model import Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.schema import DEFAULT_NOTEBOOKS, Config, default_home
+from pyrlab.config.model import DEFAULT_NOTEBOOKS, Config, default_home
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.launch.plan import LabPlan, is_loopback

@@ -13,7 +13,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.errors import RunError
 
 TOKEN_BYTES = 24  # 48 hex characters

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
 from pyrlab.launch.plan import (
@@ -37,7 +37,7 @@ class Lab:
     image: str  # the image's name in the config
     ref: str  # the image reference it was started from
     image_id: str  # the image it runs (a rebuild moves the reference, not this)
-    project: str  # the project's id (see pyrlab.config.schema.Config.project_id)
+    project: str  # the project's id (see pyrlab.config.model.Config.project_id)
     project_dir: str
     port: int | None
     url: str  # without the token

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyrlab.config.schema import Config
+from pyrlab.config.model import Config
 from pyrlab.engines.base import Engine
 from pyrlab.errors import EngineError, PyrlabError, RunError
 from pyrlab.launch.plan import LabPlan, connect_host, container_name, lab_image, lab_url, plan_lab
