@@ -14,9 +14,9 @@ from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
 from test_build_plan import FILES, FakeEngine
 
 from pyrlab.config.project import load_project
-from pyrlab.dockerfile.render import Pins, RenderOptions, render_context, with_pins
+from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
-from pyrlab.imagebuild.pins import check_locked, pins_for, unavailable_debs
+from pyrlab.imagebuild.pins import Pins, check_locked, pins_for, unavailable_debs, with_pins
 from pyrlab.inventory.lockfile import read_lock, write_lock
 from pyrlab.inventory.model import Deb, Inventory, Meta, PyDist, RPkg
 

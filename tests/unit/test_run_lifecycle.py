@@ -19,7 +19,8 @@ from pyrlab.cli import main
 from pyrlab.engines.base import Engine, HealthCheckRun, ImageInfo, RunRequest
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EngineError
-from pyrlab.imagebuild.planner import Plan
+from pyrlab.imagebuild.orchestration import BuildOptions, nothing_to_do
+from pyrlab.imagebuild.planner import Target, make_plan
 from pyrlab.run import start as start_module
 from pyrlab.run.ready import NotReady
 
@@ -148,10 +149,13 @@ def built(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]
     engine.images["pyrlab-debian:trixie"] = BASE_ID
     asked: list[list[str]] = []
 
-    def fake_build(project: Any, eng: Engine, plan: Plan) -> None:
-        asked.append([p.target.name for p in plan.images if p.decision.build])
+    def fake_build(project: Any, eng: Engine, options: BuildOptions, *,
+                   rendered: list[Target] | None = None) -> None:
+        plan = make_plan(project, eng, options.names, rendered=rendered)
+        if not nothing_to_do(plan):
+            asked.append([p.target.name for p in plan.images if p.decision.build])
 
-    monkeypatch.setattr(start_module, "_build", fake_build)
+    monkeypatch.setattr("pyrlab.imagebuild.orchestration.run_build", fake_build)
     return asked
 
 

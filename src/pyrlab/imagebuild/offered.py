@@ -13,10 +13,10 @@ from pathlib import Path
 from pyrlab.config.project import Project
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import Pins, build_secrets, render_context, with_pins
+from pyrlab.dockerfile.render import build_secrets, render_context
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
-from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
+from pyrlab.imagebuild.pins import Pins, locked_debs, unavailable_debs, with_pins
 from pyrlab.inventory.model import Inventory
 from pyrlab.inventory.upgradable import ask_image
 
