@@ -287,6 +287,29 @@ def test_up_leaves_out_busy_extra_ports(lab: Path, engine: FakeEngine, built: li
     assert len(engine.run_requests[0].ports) == 1
 
 
+def test_up_plans_the_lab_once(lab: Path, engine: FakeEngine, built: list[list[str]],
+                              capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    planned: list[str] = []
+    plan_lab = start_module.plan_lab
+
+    def spy(config: Any, image: str, **kwargs: Any) -> Any:
+        planned.append(image)
+        return plan_lab(config, image, **kwargs)
+
+    monkeypatch.setattr(start_module, "plan_lab", spy)
+    with socket.socket() as holder:  # a busy extra port: the plan is finished without it
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        dtale = holder.getsockname()[1]
+        monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(free_port(), dtale, 0))
+        code, _, err = run(capsys, "up", "pylab")
+    assert code == 0, err
+    assert planned == ["pylab"]
+    request = engine.run_requests[0]
+    assert len(request.ports) == 1 and len(request.env["JUPYTER_TOKEN"]) == 48
+
+
 def test_a_lab_of_another_project_on_the_same_port(
         lab: Path, engine: FakeEngine, built: list[list[str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
