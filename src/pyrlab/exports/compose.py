@@ -27,7 +27,7 @@ from pyrlab.config.schema import Config
 from pyrlab.errors import ConfigError, Problem, RunError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Value, dump, quote
-from pyrlab.run.plan import LabPlan, lab_image, plan_lab
+from pyrlab.run.plan import DEFAULT_LAB_PORT, LabPlan, lab_image, plan_lab
 from pyrlab.run.safety import check_plan
 from pyrlab.run.state import ensure_token, invoking_user, prepare_folders, token_path
 
@@ -355,7 +355,8 @@ def export(config: Config, args: argparse.Namespace) -> Exported:
     images = list(dict.fromkeys(args.images)) or runnable_images(config)
     if not images:
         raise RunError("no image of this project has a lab port: nothing to start",
-                       hint="give an image a lab port: [images.NAME] ports = { lab = 8888 }")
+                       hint="give an image a lab port: [images.NAME] ports = "
+                       f"{{ lab = {DEFAULT_LAB_PORT} }}")
     labs, notes = compose_labs(config, images, gpus=args.gpus,
                                allow_unsafe=args.allow_unsafe)
     source = str(config.file) if config.file else str(config.root)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
 from pyrlab.bootstrap import BootstrapFailed, base_mirror, bootstrap, phases
+from pyrlab.config.paths import work_dir
 from pyrlab.config.project import Project
 from pyrlab.config.schema import Config, ProxyConfig
 from pyrlab.credentials import Redactor, proxy_urls
@@ -222,7 +223,7 @@ class Executor:
         self.settings = settings
         self.progress = progress
         self.logs = logs_dir(project.root)
-        self.build_dirs = project.root / ".pyrlab" / "build"
+        self.build_dirs = work_dir(project.root) / "build"
         self.project_key = project.config.project_id
         self.base_id = ""  # known once the base image is there
         self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)

@@ -2,16 +2,18 @@
 
 1. host networking or not (network_mode), said when it is on;
 2. the project's build lock (one build of a project at a time; a run that waited plans
-   afresh and sees what the other one built);
-3. pyrlab.lock, read once: `--locked` checks every list entry against it, takes the base
-   image it names, and gives the planner what tells an up-to-date image that does not hold
-   it; the executor pins the install steps with it, compares each image it builds with its
-   section, and records what the images hold on top of it;
+   afresh and sees what the other one built; a dry run takes none);
+3. pyrlab.lock, read once for the whole build, under the build lock: with `--locked`
+   first (every list entry is checked against it, the base image it names is taken, and
+   the planner is told which up-to-date image does not hold its section), else once the
+   plan has something to build. The executor pins the install steps with it, compares
+   each image it builds with its section (`--locked`), and writes it back with what the
+   new images hold;
 4. the plan (planner.make_plan), and with `dry_run` nothing more;
 5. the build (executor.build_plan), each image through the self-test gate before its tags
    move.
 
-The commands only turn their options into `BuildOptions` and their `BuildRun` into output.
+The commands only turn their options into `BuildOptions` and a `BuildRun` into output.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.schema import Config, ImageConfig
+from pyrlab.config.schema import DEFAULT_IMAGES, Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
 
@@ -31,6 +31,8 @@ LABEL_URL = "org.pyrlab.url"  # without the token
 LABEL_SERVICES = "org.pyrlab.services"
 
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
+# The lab port of pyrlab's default images (config/schema.py), the example hints give.
+DEFAULT_LAB_PORT: int = DEFAULT_IMAGES["pylab"]["ports"]["lab"]
 HEALTH_INTERVAL = 10  # seconds between health checks of a running lab
 
 
@@ -135,7 +137,7 @@ def lab_image(config: Config, image: str) -> ImageConfig:
         raise RunError(
             f"image '{image}' has no lab port: it is a base for other images",
             hint=f"start one of {', '.join(labs)}" if labs
-            else f"give the image a lab port: [images.{image}] ports = {{ lab = 8888 }}",
+            else f"give the image a lab port: [images.{image}] ports = {{ lab = {DEFAULT_LAB_PORT} }}",
         )
     return spec
 
