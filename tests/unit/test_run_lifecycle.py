@@ -308,6 +308,11 @@ def test_up_plans_the_lab_once(lab: Path, engine: FakeEngine, built: list[list[s
     assert planned == ["pylab"]
     request = engine.run_requests[0]
     assert len(request.ports) == 1 and len(request.env["JUPYTER_TOKEN"]) == 48
+    # restart checks the plan before it stops the lab, and starts the lab from that plan.
+    code, _, err = run(capsys, "restart", "pylab")
+    assert code == 0, err
+    assert planned == ["pylab", "pylab"]
+    assert engine.run_requests[1].env["JUPYTER_TOKEN"] == request.env["JUPYTER_TOKEN"]
 
 
 def test_a_lab_of_another_project_on_the_same_port(

@@ -344,7 +344,7 @@ def compose_labs(config: Config, images: Sequence[str], *, gpus: bool,
             env_file = env_file_path(config, draft.name)
             _write_env_file(env_file, token, owner)
             notes.append(f"{image}: its token is in {env_file} (mode 0600)")
-        plan = plan_lab(config, image, token=token, gpus=gpus)
+        plan = draft.finished(token)  # planned once, as `up` does
         notes += [f"{image}: {text}" for text in plan.notes]
         notes += prepare_folders(plan.folders, config.run.uid, config.run.gid)
         labs.append(ComposeLab(plan=plan, env_file=env_file, extra=extra))

@@ -148,18 +148,12 @@ def draft_plan(config: Config, image: str, *, port: int | None, gpus: bool) -> L
                     token="" if config.run.allow_no_token else "-")
 
 
-def check_safety(config: Config, image: str, *, port: int | None, gpus: bool,
-                 allow_unsafe: bool, command: str = "pyrlab up") -> list[str]:
-    """Refuse the lab `up` would start when it needs --allow-unsafe (run/safety.py), before
-    anything is built, started or stopped; else the warning lines to show."""
-    return check_plan(config, draft_plan(config, image, port=port, gpus=gpus),
-                      allow_unsafe=allow_unsafe, command=command)
-
-
 def start_lab(project: Project, engine: Engine, image: str, *, port: int | None = None,
               gpus: bool = False, build: bool = True, timeout: float = DEFAULT_TIMEOUT,
-              allow_unsafe: bool = False, note: Note) -> Started:
-    """`up`: start the lab (or find it running) and wait until JupyterLab answers."""
+              allow_unsafe: bool = False, draft: LabPlan | None = None,
+              note: Note) -> Started:
+    """`up`: start the lab (or find it running) and wait until JupyterLab answers. `draft`:
+    the lab's plan when the caller made it already (see draft_plan), with the same port."""
     began = time.monotonic()
     config = project.config
     spec = lab_image(config, image)
@@ -168,7 +162,9 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     name = container_name(config, image, lab_port)
     # The lab's one plan: refused here when it needs --allow-unsafe, before anything is
     # built, started or stopped; finished with its token and busy ports below.
-    draft = draft_plan(config, image, port=lab_port, gpus=gpus)
+    if draft is None:
+        draft = draft_plan(config, image, port=lab_port, gpus=gpus)
+    assert draft.port == lab_port
     for text in check_plan(config, draft, allow_unsafe=allow_unsafe, command="pyrlab up"):
         note(f"pyrlab: warning: {text}")
 
