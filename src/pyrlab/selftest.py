@@ -54,6 +54,7 @@ from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.imagebuild.planner import LABEL_LISTS
 from pyrlab.inventory.dependencies import (
+    PYTHON,
     DumpError,
     Installed,
     PythonGraph,
@@ -76,7 +77,6 @@ BLOCKING = ("failed", "regression")
 VERDICT_LABELS: dict[Verdict, str] = {
     "ok": "ok", "failed": "FAIL", "regression": "REGRESSION", "known": "KNOWN",
     "warning": "WARN", "fixed": "NOTE", "skipped": "SKIP"}
-PYTHON = "/opt/venv/bin/python"
 RSCRIPT = "Rscript"
 # Attaches each package named on the command line; one line per package:
 # NAME<TAB>SECONDS<TAB>ERROR (an error's newlines and tabs become spaces).
