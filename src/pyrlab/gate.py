@@ -52,6 +52,7 @@ from pyrlab import proc
 from pyrlab.config.project import Project
 from pyrlab.config.tomlread import toml_key
 from pyrlab.contents.dependencies import (
+    PYTHON,
     DumpError,
     Installed,
     PythonGraph,
@@ -76,7 +77,6 @@ BLOCKING = ("failed", "regression")
 VERDICT_LABELS: dict[Verdict, str] = {
     "ok": "ok", "failed": "FAIL", "regression": "REGRESSION", "known": "KNOWN",
     "warning": "WARN", "fixed": "NOTE", "skipped": "SKIP"}
-PYTHON = "/opt/venv/bin/python"
 RSCRIPT = "Rscript"
 # Attaches each package named on the command line; one line per package:
 # NAME<TAB>SECONDS<TAB>ERROR (an error's newlines and tabs become spaces).

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from labfiles import FULL_FILES, make_project
+
+if TYPE_CHECKING:
+    from pyrlab.contents.model import Inventory
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +30,23 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         # pyrlab keeps). Tests of the default project names say @pytest.mark.project_names.
         monkeypatch.setenv("PYRLAB_NAME", "")
     yield
+
+
+@pytest.fixture
+def lock_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """How pyrlab.lock is named in each parse of it during the test (read_lock's, wherever
+    it is called): a spy, the parse itself is unchanged."""
+    from pyrlab.contents import lockfile
+
+    reads: list[str] = []
+    parse = lockfile.parse_lock
+
+    def spy(text: str, shown: str = lockfile.LOCK_NAME) -> dict[str, Inventory]:
+        reads.append(shown)
+        return parse(text, shown)
+
+    monkeypatch.setattr(lockfile, "parse_lock", spy)
+    return reads
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from labfiles import make_project
@@ -16,9 +17,10 @@ from test_build_plan import FILES, FakeEngine
 from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock, write_lock
 from pyrlab.contents.model import Deb, Inventory, Meta, PyDist, RPkg
-from pyrlab.dockerfile.render import Pins, RenderOptions, render_context, with_pins
+from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
-from pyrlab.imagebuild.pins import check_locked, pins_for, unavailable_debs
+from pyrlab.imagebuild import executor, orchestration
+from pyrlab.imagebuild.pins import Pins, check_locked, pins_for, unavailable_debs, with_pins
 
 
 @pytest.fixture
@@ -30,6 +32,9 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     return use_fake_engine(monkeypatch)
+
+
+FILES_IMAGES = ("pyrlab-base", "pylab", "pylab-torch", "other")
 
 
 def set_locked_version(lab: Path, name: str, version: str) -> None:
@@ -264,3 +269,28 @@ def test_apt_s_answer_names_what_cannot_be_pinned() -> None:
         "jq 1.7.1-5: the sources offer 1.7.1-6",
         "tini 0.18.0-1: the base image has 0.19.0-3",
     ]
+
+
+def test_a_locked_build_reads_the_lock_once_and_compares_each_image_with_it_once(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, lock_reads: list[str]) -> None:
+    build_json(capsys, lab)
+    before = {name: engine.refs[f"t/{name}:latest"] for name in FILES_IMAGES}
+    set_locked_version(lab, "six", "0.9")  # pylab and pylab-torch no longer hold the lock
+    lock_reads.clear()
+    compared: list[str] = []  # the image (its manifest's name and ID) of every comparison
+    for module in (orchestration, executor):
+        def spy(image: Inventory, section: Inventory | None,
+                differs: Any = module.differs_from_lock) -> str | None:
+            compared.append(image.meta.image)
+            result: str | None = differs(image, section)
+            return result
+
+        monkeypatch.setattr(module, "differs_from_lock", spy)
+    data = build_json(capsys, lab, "--locked")
+    assert lock_reads == ["pyrlab.lock"]  # the check, the pins, the base and the record: one read
+    assert actions(data) == {"pyrlab-base": "skipped", "pylab": "built",
+                             "pylab-torch": "built", "other": "skipped"}
+    # The four images there before, each once; then each new one once, after its build.
+    assert sorted(compared) == sorted([*before, "pylab", "pylab-torch"])
+    assert python_versions(lab, "pylab") == {"six": "0.9"}

@@ -413,8 +413,8 @@ def test_a_build_reads_each_new_manifest_once(lab: Path) -> None:
     project = load(lab)
     plan = make_plan(project, engine, ["pylab"])
     progress = Progress(io.StringIO(), tty=False)
-    built = executor_module.build_plan(project, engine, plan, progress, network_host=False,
-                                       gate=build_gate(project, engine))
+    built = executor_module.build_plan(project, engine, plan, progress, lock={},
+                                       network_host=False, gate=build_gate(project, engine))
     progress.close()
     ids = [o.image_id for o in built.outcomes if o.action == "built"]
     assert len(ids) == 2 and sorted(engine.reads) == sorted(ids)

@@ -49,7 +49,7 @@ def test_a_lab_command_imports_its_module_only(argv: list[str]) -> None:
 def test_a_no_op_build_does_not_import_the_self_test() -> None:
     # The gate's module is imported when a built image is tested, not to plan or skip.
     loaded = modules_after("from pyrlab.cli import parse_args\nparse_args(['build'])\n"
-                           "from pyrlab.commands.build import self_test_gate\n"
+                           "from pyrlab.imagebuild.orchestration import self_test_gate\n"
                            "self_test_gate(None, None)")
     assert "pyrlab.commands.build" in loaded
     assert "pyrlab.gate" not in loaded

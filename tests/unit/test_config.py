@@ -52,6 +52,18 @@ def test_no_config_file_gives_the_four_default_images(tmp_path: Path) -> None:
     assert config.images["rlab"].r_packages == ("r_packages.txt",)
 
 
+def test_init_s_file_restates_the_default_images(tmp_path: Path) -> None:
+    # `pyrlab init` writes the defaults out for the user to edit: the same images, ports
+    # and lists as a project without a file, so that a default is decided in one place.
+    initialized = load(init_lab(tmp_path / "lab"))
+    defaults = load(tmp_path / "none")
+    assert initialized.file is not None and defaults.file is None
+    assert {name: (i.parent, i.ports, i.requirements, i.debs, i.r_packages, i.r)
+            for name, i in initialized.images.items()} == \
+        {name: (i.parent, i.ports, i.requirements, i.debs, i.r_packages, i.r)
+         for name, i in defaults.images.items()}
+
+
 def test_defaults_of_the_other_sections(tmp_path: Path) -> None:
     config = load(tmp_path)
     assert config.engine == "auto"

@@ -19,7 +19,8 @@ from pyrlab.cli import main
 from pyrlab.engines.base import Engine, HealthCheckRun, ImageInfo, RunRequest
 from pyrlab.engines.select import Selection
 from pyrlab.errors import EngineError
-from pyrlab.imagebuild.planner import Plan
+from pyrlab.imagebuild.orchestration import BuildOptions, nothing_to_do
+from pyrlab.imagebuild.planner import Target, make_plan
 from pyrlab.launch.ready import NotReady
 from pyrlab.run import start as start_module
 
@@ -148,10 +149,13 @@ def built(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]
     engine.images["pyrlab-debian:trixie"] = BASE_ID
     asked: list[list[str]] = []
 
-    def fake_build(project: Any, eng: Engine, plan: Plan) -> None:
-        asked.append([p.target.name for p in plan.images if p.decision.build])
+    def fake_build(project: Any, eng: Engine, options: BuildOptions, *,
+                   rendered: list[Target] | None = None) -> None:
+        plan = make_plan(project, eng, options.names, rendered=rendered)
+        if not nothing_to_do(plan):
+            asked.append([p.target.name for p in plan.images if p.decision.build])
 
-    monkeypatch.setattr(start_module, "_build", fake_build)
+    monkeypatch.setattr("pyrlab.imagebuild.orchestration.run_build", fake_build)
     return asked
 
 
@@ -281,6 +285,34 @@ def test_up_leaves_out_busy_extra_ports(lab: Path, engine: FakeEngine, built: li
     assert code == 0, err
     assert f"note: the dtale port {dtale} is in use; this lab does not publish it" in err
     assert len(engine.run_requests[0].ports) == 1
+
+
+def test_up_plans_the_lab_once(lab: Path, engine: FakeEngine, built: list[list[str]],
+                              capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    planned: list[str] = []
+    plan_lab = start_module.plan_lab
+
+    def spy(config: Any, image: str, **kwargs: Any) -> Any:
+        planned.append(image)
+        return plan_lab(config, image, **kwargs)
+
+    monkeypatch.setattr(start_module, "plan_lab", spy)
+    with socket.socket() as holder:  # a busy extra port: the plan is finished without it
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        dtale = holder.getsockname()[1]
+        monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(free_port(), dtale, 0))
+        code, _, err = run(capsys, "up", "pylab")
+    assert code == 0, err
+    assert planned == ["pylab"]
+    request = engine.run_requests[0]
+    assert len(request.ports) == 1 and len(request.env["JUPYTER_TOKEN"]) == 48
+    # restart checks the plan before it stops the lab, and starts the lab from that plan.
+    code, _, err = run(capsys, "restart", "pylab")
+    assert code == 0, err
+    assert planned == ["pylab", "pylab"]
+    assert engine.run_requests[1].env["JUPYTER_TOKEN"] == request.env["JUPYTER_TOKEN"]
 
 
 def test_a_lab_of_another_project_on_the_same_port(

@@ -117,6 +117,29 @@ def test_busy_extra_ports_can_be_left_out(lab: Path) -> None:
     assert plan.request.labels[LABEL_SERVICES] == "tensorboard=6006"
 
 
+@pytest.mark.parametrize("busy", [(), ("dtale",), ("tensorboard",), ("dtale", "tensorboard")])
+@pytest.mark.parametrize("no_token", [False, True])
+def test_a_finished_draft_is_the_plan_made_with_the_token(lab: Path, busy: tuple[str, ...],
+                                                          no_token: bool) -> None:
+    # `up` plans once, before the token exists and the ports are checked, and finishes
+    # that plan: the same argv, variables in the same order, as planning again.
+    cfg = config(lab, f"run.allow_no_token={str(no_token).lower()}")
+    token = "" if no_token else TOKEN
+    draft = plan_lab(cfg, "pylab", port=8898, token="" if no_token else "-")
+    finished = draft.finished(token, unpublished=busy)
+    planned = plan_lab(cfg, "pylab", port=8898, token=token, unpublished=busy)
+    assert finished == planned
+    assert argv(finished) == argv(planned)
+    assert list(finished.request.env.items()) == list(planned.request.env.items())
+    assert finished.request.labels[LABEL_SERVICES] == planned.request.labels[LABEL_SERVICES]
+    assert draft.request.env.get("JUPYTER_TOKEN") == (None if no_token else "-")
+
+
+def test_a_draft_planned_with_a_token_is_never_finished_without_one(lab: Path) -> None:
+    with pytest.raises(RunError, match="a lab always has a token"):
+        plan_lab(config(lab), "pylab", token="-").finished("")
+
+
 def test_dtale_ports_above_its_default_range(lab: Path) -> None:
     plan = plan_lab(config(lab, "images.pylab.ports.dtale=50123"), "pylab", token=TOKEN)
     env = plan.request.env

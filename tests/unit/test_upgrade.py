@@ -14,6 +14,7 @@ from test_build_plan import FILES, FakeEngine
 from test_outdated import APT_OUTPUT, RESOLUTION_JSON
 
 from pyrlab.config.project import load_project
+from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.upgradable import UV_RESOLVE
 from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD, EngineError
@@ -101,3 +102,20 @@ def test_upgrade_of_a_base_with_no_registry_names_keep_base(
     assert code == EXIT_BUILD
     assert "t/debian:trixie cannot be pulled: pull access denied" in err
     assert "`pyrlab upgrade --keep-base` builds on it as it is" in err
+
+
+def test_upgrade_reads_the_lock_once(lab: Path, engine: FakeEngine,
+                                     capsys: pytest.CaptureFixture[str],
+                                     lock_reads: list[str]) -> None:
+    engine.versions = {"six": "1.0"}
+    build_json(capsys, lab)
+    engine.versions = {"six": "2.0"}
+    lock_reads.clear()
+    code, out, err = pyrlab(capsys, "upgrade", "-C", str(lab), "--keep-base", "--json")
+    assert code == 0, err
+    # What changed is told from the lock as read before the build and as written after it.
+    assert lock_reads == ["pyrlab.lock"]
+    changes = {c["image"]: c["status"] for c in json.loads(out)["changes"]}
+    assert changes == {"pyrlab-base": "unchanged", "pylab": "changed",
+                       "pylab-torch": "changed", "other": "unchanged"}
+    assert read_lock(lab / "pyrlab.lock")["pylab"].python[0].version == "2.0"

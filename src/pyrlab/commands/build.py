@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyrlab.commands._common import add_build_options, project_from
-from pyrlab.config.project import Project
-from pyrlab.config.validators import cache_source_problem
-from pyrlab.contents.images import ImageSpec, image_inventory, lock_file
-from pyrlab.contents.lockfile import read_lock
-from pyrlab.engines.base import Engine, ImageInfo, short_id
+from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, select_engine
-from pyrlab.errors import UsageError
-from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
-from pyrlab.imagebuild.offered import debs_check
-from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
-from pyrlab.imagebuild.planner import Plan, Target, make_plan
-from pyrlab.imagebuild.progress import Progress
-
-if TYPE_CHECKING:
-    from pyrlab.gate import ImageTest
+from pyrlab.imagebuild.executor import Built
+from pyrlab.imagebuild.orchestration import BuildOptions, run_build
+from pyrlab.imagebuild.planner import Plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,86 +135,9 @@ def run(args: argparse.Namespace) -> BuildResult:
     config = project.config
     selection = select_engine(args.engine, config.engine,
                               config_source=config.source_of("engine"))
-    engine = selection.engine
-    progress = Progress()
-    try:
-        progress.note(selection.describe())
-        network_host, why = network_mode(config.proxy, args.network_host)
-        if network_host:
-            progress.note(f"builds use host networking: {why}")
-        stale: Callable[[Target, ImageInfo], str | None] | None = None
-        before_build: Callable[[str], None] | None = None
-        if args.locked:
-            stale, before_build = locked_check(project, engine, args.images or None,
-                                               network_host=network_host)
-        for problem in filter(None, map(cache_source_problem, args.cache_from)):
-            raise UsageError(f"--cache-from: {problem}")
-        # One build of a project at a time; the plan is made once the lock is held, so a
-        # build that waited sees what the other one built.
-        with nullcontext() if args.dry_run else build_lock(project.root, progress.note):
-            if args.locked and not args.dry_run:
-                locked_base(project, engine, progress)
-            plan = make_plan(project, engine, args.images or None, no_cache=args.no_cache,
-                             pull=args.pull, stale=stale)
-            if args.dry_run:
-                return BuildResult(selection, network_host, plan, None)
-            built = build_plan(project, engine, plan, progress, network_host=network_host,
-                               no_cache=args.no_cache, jobs=args.jobs,
-                               gate=None if args.no_test else self_test_gate(project, engine),
-                               pins="exact" if args.locked else "prefer",
-                               before_build=before_build, cache_from=args.cache_from)
-    finally:
-        progress.close()
-    return BuildResult(selection, network_host, plan, built)
-
-
-def self_test_gate(project: Project, engine: Engine) -> Gate:
-    """gate.build_gate, made (and its module imported: urllib, ssl…) when the first
-    image built is tested: a no-op build tests nothing."""
-    made: list[Gate] = []
-
-    def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
-        if not made:
-            from pyrlab.gate import build_gate
-
-            made.append(build_gate(project, engine))
-        return made[0](name, image_id, delta_on)
-
-    return gate
-
-
-def locked_base(project: Project, engine: Engine, progress: Progress) -> None:
-    """`build --locked` of a project whose base comes from a registry: start from the
-    image pyrlab.lock names by digest (see use_locked_base)."""
-    lock = lock_file(project.config)
-    digest_ref = locked_base_ref(project, read_lock(lock.path, shown=lock.shown))
-    if digest_ref is None:
-        return
-    image_id = use_locked_base(engine, project.config.base.image, digest_ref,
-                               lambda line: None)
-    progress.note(f"base: {project.config.base.image} is {digest_ref} ({short_id(image_id)}), "
-                  f"as {lock.shown} says")
-
-
-def locked_check(project: Project, engine: Engine, names: list[str] | None, *,
-                 network_host: bool,
-                 ) -> tuple[Callable[[Target, ImageInfo], str | None], Callable[[str], None]]:
-    """Before `build --locked` builds anything: every list entry against pyrlab.lock
-    (ConfigError naming FILE:LINE and package). Returns what tells an up-to-date image that
-    does not hold the lock's versions, and what checks, once the base image is there, that
-    the sources still offer every locked Debian version."""
-    lock = lock_file(project.config)
-    sections = read_lock(lock.path, shown=lock.shown)
-    order = project.order(names)
-    check_locked(project, order, sections, lock.shown)
-
-    def stale(target: Target, current: ImageInfo) -> str | None:
-        section = sections.get(target.name)
-        if section is None:
-            return None
-        why = differs_from_lock(image_inventory(engine, ImageSpec(target.name, current.id)),
-                                section)
-        return f"differs from {lock.shown}: {why}" if why else None
-
-    return stale, debs_check(project, engine, order, sections, lock.shown,
-                             network_host=network_host)
+    done = run_build(project, selection.engine, BuildOptions(
+        names=args.images or None, no_cache=args.no_cache, pull=args.pull,
+        pins="exact" if args.locked else "prefer", test=not args.no_test, jobs=args.jobs,
+        network_host=args.network_host, cache_from=args.cache_from, dry_run=args.dry_run,
+        announce=(selection.describe(),)))
+    return BuildResult(selection, done.network_host, done.plan, done.built)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.commands._common import project_from
+from pyrlab.config.paths import work_dir
 from pyrlab.dockerfile.context import write_context
 from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.engines.podman import Podman
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> RenderResult:
         out = Path(args.output)
         claim_folder(out, by="pyrlab render -o", writes=names)
     else:  # pyrlab's own folder in the project
-        out = project.root / ".pyrlab" / "contexts"
+        out = work_dir(project.root) / "contexts"
         claim_folder(out, by="pyrlab render", owned=True)
     info(f"rendering for {choice.name}, from {choice.source}")
     written = []

@@ -9,9 +9,10 @@ from pyrlab.commands.up import UpResult, add_unsafe_argument
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import RunError
 from pyrlab.launch.plan import lab_image
+from pyrlab.launch.safety import check_plan
 from pyrlab.output import info
 from pyrlab.run.labs import find_labs
-from pyrlab.run.start import DEFAULT_TIMEOUT, check_safety, start_lab, stop_lab
+from pyrlab.run.start import DEFAULT_TIMEOUT, draft_plan, start_lab, stop_lab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,14 +37,16 @@ def run(args: argparse.Namespace) -> UpResult:
         raise RunError(f"{len(labs)} labs of {args.image} exist (ports {ports})",
                        hint="choose one with --port")
     port = labs[0].port if labs else args.port
-    # Refused before the running lab is stopped; start_lab shows the warnings.
-    check_safety(config, args.image, port=port, gpus=args.gpus,
-                 allow_unsafe=args.allow_unsafe, command="pyrlab restart")
+    # Refused before the running lab is stopped; start_lab shows the warnings and starts
+    # the lab from this plan.
+    draft = draft_plan(config, args.image, port=port, gpus=args.gpus)
+    check_plan(config, draft, allow_unsafe=args.allow_unsafe, command="pyrlab restart")
     if labs:
         stop_lab(engine, labs[0])
     else:
         info(f"note: no lab of {args.image} was running; starting one")
     # Not built here: restart picks up a new build or config, `up` is what builds.
     started = start_lab(project, engine, args.image, port=port, gpus=args.gpus, build=False,
-                        timeout=args.timeout, allow_unsafe=args.allow_unsafe, note=info)
+                        timeout=args.timeout, allow_unsafe=args.allow_unsafe, draft=draft,
+                        note=info)
     return UpResult(started)

@@ -15,16 +15,11 @@ from typing import Any
 from pyrlab.commands import outdated
 from pyrlab.commands._common import add_build_options, project_from
 from pyrlab.contents.diff import InventoryDiff, diff_locks
-from pyrlab.contents.images import lock_file
-from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.tables import diff_table
 from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
-from pyrlab.gate import build_gate
-from pyrlab.imagebuild.buildlock import build_lock
-from pyrlab.imagebuild.executor import Built, build_plan, network_mode
-from pyrlab.imagebuild.planner import make_plan
-from pyrlab.imagebuild.progress import Progress
+from pyrlab.imagebuild.executor import Built
+from pyrlab.imagebuild.orchestration import BuildOptions, run_build
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,34 +66,24 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
     config = project.config
     engine = select_engine(args.engine, config.engine,
                            config_source=config.source_of("engine")).engine
-    lock = lock_file(config)
-    before = read_lock(lock.path, shown=lock.shown)
-    progress = Progress()
+    fresh_base = not args.keep_base
+    # No layer cache (the download caches are kept) and no pins: everything resolves.
+    options = BuildOptions(names=args.images or None, no_cache=True,
+                           pull=fresh_base and not config.base.bootstrap,
+                           rebootstrap=fresh_base, pins="fresh", jobs=args.jobs,
+                           network_host=args.network_host)
     try:
-        network_host, why = network_mode(config.proxy, args.network_host)
-        if network_host:
-            progress.note(f"builds use host networking: {why}")
-        fresh_base = not args.keep_base
-        with build_lock(project.root, progress.note):  # one build of a project at a time
-            plan = make_plan(project, engine, args.images or None, no_cache=True,
-                             pull=fresh_base and not config.base.bootstrap,
-                             rebootstrap=fresh_base)
-            # No layer cache (the download caches are kept) and no pins: everything resolves.
-            try:
-                built = build_plan(project, engine, plan, progress, network_host=network_host,
-                                   no_cache=True, jobs=args.jobs, pins="fresh",
-                                   gate=build_gate(project, engine))
-            except BuildError as exc:
-                if plan.base.action != "pull" or plan.base.image is None or \
-                        not exc.message.startswith(f"the base image {plan.base.ref} "):
-                    raise
-                # A base that is here but has no registry to come from (e.g. built elsewhere).
-                raise BuildError(exc.message, hint="`pyrlab upgrade --keep-base` builds on it "
-                                 f"as it is; {exc.hint}") from None
-    finally:
-        progress.close()
-    after = read_lock(lock.path, shown=lock.shown)
-    names = {o.name for o in built.outcomes}
-    diffs = diff_locks({n: i for n, i in before.items() if n in names},
-                       {n: i for n, i in after.items() if n in names})
-    return UpgradeResult(built, diffs)
+        done = run_build(project, engine, options)
+    except BuildError as exc:
+        base = config.base.image
+        if not fresh_base or config.base.bootstrap or engine.image(base) is None or \
+                not exc.message.startswith(f"the base image {base} "):
+            raise
+        # A base that is here but has no registry to come from (e.g. built elsewhere).
+        raise BuildError(exc.message, hint="`pyrlab upgrade --keep-base` builds on it "
+                         f"as it is; {exc.hint}") from None
+    assert done.built is not None
+    names = {o.name for o in done.built.outcomes}
+    diffs = diff_locks({n: i for n, i in done.lock.items() if n in names},
+                       {n: i for n, i in done.lock_after.items() if n in names})
+    return UpgradeResult(done.built, diffs)

@@ -95,7 +95,7 @@ class ImageWhy:
         if loose:
             out.append("  required without a bound by: " + ", ".join(map(self._by, loose)))
         if self.lock:
-            # Only Python versions are a plain build's preferences (dockerfile/render.py Pins).
+            # Only Python versions are a plain build's preferences (imagebuild/pins.py Pins).
             kept = "a plain build keeps it while the lists allow it, " \
                 if w.ecosystem == "python" else ""
             held = "" if self.lock.satisfied else f"; the image holds {w.version}"

@@ -20,7 +20,7 @@ The context is a Dockerfile plus a `pyrlab/` folder:
     pyrlab/pins/     what pyrlab.lock says the image holds, per installer step:
                      python/ (prefer.txt, exact.txt or fresh.txt), apt/ and r/ (debs.txt,
                      cran.txt: `build --locked` only); outside the input hash, see
-                     `with_pins`
+                     imagebuild/pins.py `with_pins`
 
 The last installer step of every image runs the collector, which writes what the image
 holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/lock/diff/
@@ -42,7 +42,7 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import jinja2
@@ -65,8 +65,6 @@ MANIFEST_PATH = "/opt/pyrlab/manifest.json"
 # unchanged lists look changed (and the image already holds what the lock says). One
 # subfolder per step, so that new Python pins do not invalidate the cached apt step.
 PINS_FOLDER = "pyrlab/pins"
-# The step script whose RUN line carries the pins' digest on Podman (see `with_pins`).
-_PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
 TOOLS_STAGE = "pyrlab-tools"
 TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
 BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "pyc_cache.py",
@@ -144,33 +142,6 @@ class Delta:
     # The Python lines added since the previous version: uv-install resolves just these
     # first, so that the whole list is then already satisfied (no resolution, no index).
     python_added: tuple[str, ...] = ()
-
-
-PinMode = Literal["prefer", "exact", "fresh"]
-
-
-@dataclass(frozen=True)
-class Pins:
-    """pyrlab.lock's versions for the install steps. Python (uv-install): "prefer", a plain
-    build keeps these versions where the lists still allow them (uv's preferences for an
-    existing output file); "exact", `build --locked`, used as constraints, so the result is
-    exactly these; "fresh", `upgrade`, no versions, and uv revalidates what its cache knows
-    of the indexes. Debian and R packages are pinned for "exact" only (a Debian suite keeps
-    one version of a package, so there is nothing to prefer)."""
-
-    mode: PinMode
-    lines: tuple[str, ...] = ()  # Python: NAME==VERSION or NAME @ URL
-    debs: tuple[str, ...] = ()  # NAME=VERSION: apt's candidate and list entries' version
-    cran: tuple[str, ...] = ()  # NAME==VERSION: R packages from the CRAN-like repository
-
-    def step_files(self) -> dict[str, dict[str, bytes]]:
-        """The files of each step's pins folder."""
-        debs = _lines(self.debs)
-        # `upgrade`: apt-install updates its lists even when they are recent.
-        fresh = {"fresh": b""} if self.mode == "fresh" else {}
-        return {"python": {f"{self.mode}.txt": _lines(self.lines)},
-                "apt": {"debs.txt": debs, **fresh},
-                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran), **fresh}}
 
 
 @dataclass(frozen=True)
@@ -707,27 +678,3 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
 
 def is_pins_file(path: str) -> bool:
     return path.startswith(f"{PINS_FOLDER}/")
-
-
-def with_pins(context: BuildContext, pins: Pins) -> BuildContext:
-    """The context with `pins` in the pins folder of each install step it has: the same
-    input hash, since the pins are outside it."""
-    files = dict(context.files)
-    dockerfile, mode = files["Dockerfile"]
-    for step, step_files in pins.step_files().items():
-        folder = f"{PINS_FOLDER}/{step}/"
-        if not any(path.startswith(folder) for path in files):
-            continue  # the image has no such step
-        for path in [p for p in files if p.startswith(folder)]:
-            del files[path]
-        digest = hashlib.sha256(f"{pins.mode}\0".encode())
-        for fname, content in sorted(step_files.items()):
-            files[folder + fname] = (content, REGULAR)
-            digest.update(f"{fname}\0{len(content)}\0".encode() + content)
-        line = f"/run/pyrlab/bin/{_PIN_STEP_SCRIPTS[step]} # inputs ".encode()
-        if line in dockerfile:
-            # RenderOptions.run_input_keys (Podman): the step's key must see the pins too,
-            # or a cached layer with other versions would be reused.
-            dockerfile = dockerfile.replace(line, line + f"pins {digest.hexdigest()[:16]} ".encode())
-    files["Dockerfile"] = (dockerfile, mode)
-    return BuildContext(context.image, dict(sorted(files.items())), context.input_hash)

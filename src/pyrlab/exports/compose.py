@@ -27,7 +27,7 @@ from pyrlab.config.model import Config
 from pyrlab.errors import ConfigError, Problem, RunError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Value, dump, quote
-from pyrlab.launch.plan import LabPlan, lab_image, plan_lab
+from pyrlab.launch.plan import DEFAULT_LAB_PORT, LabPlan, lab_image, plan_lab
 from pyrlab.launch.safety import check_plan
 from pyrlab.launch.state import ensure_token, invoking_user, prepare_folders, token_path
 
@@ -344,7 +344,7 @@ def compose_labs(config: Config, images: Sequence[str], *, gpus: bool,
             env_file = env_file_path(config, draft.name)
             _write_env_file(env_file, token, owner)
             notes.append(f"{image}: its token is in {env_file} (mode 0600)")
-        plan = plan_lab(config, image, token=token, gpus=gpus)
+        plan = draft.finished(token)  # planned once, as `up` does
         notes += [f"{image}: {text}" for text in plan.notes]
         notes += prepare_folders(plan.folders, config.run.uid, config.run.gid)
         labs.append(ComposeLab(plan=plan, env_file=env_file, extra=extra))
@@ -355,7 +355,8 @@ def export(config: Config, args: argparse.Namespace) -> Exported:
     images = list(dict.fromkeys(args.images)) or runnable_images(config)
     if not images:
         raise RunError("no image of this project has a lab port: nothing to start",
-                       hint="give an image a lab port: [images.NAME] ports = { lab = 8888 }")
+                       hint="give an image a lab port: [images.NAME] ports = "
+                       f"{{ lab = {DEFAULT_LAB_PORT} }}")
     labs, notes = compose_labs(config, images, gpus=args.gpus,
                                allow_unsafe=args.allow_unsafe)
     source = str(config.file) if config.file else str(config.root)

@@ -33,7 +33,7 @@ from pyrlab.contents.pushed import pushed_refs
 from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.exports import Exported
-from pyrlab.launch.plan import ETC, HOME, WORK, plan_lab
+from pyrlab.launch.plan import DEFAULT_LAB_PORT, ETC, HOME, WORK, plan_lab
 from pyrlab.launch.safety import check_plan
 
 KINDS = ("docker", "kubernetes")
@@ -97,7 +97,8 @@ def hub_images(config: Config, *, registry: str | None = None,
     if not images:
         raise ConfigError(Problem(_shown(config), "no image has a lab port, so a hub has "
                                   "nothing to start"),
-                          hint="give an image one: [images.pylab] ports = { lab = 8888 }")
+                          hint="give an image one: [images.pylab] ports = "
+                          f"{{ lab = {DEFAULT_LAB_PORT} }}")
     return images
 
 

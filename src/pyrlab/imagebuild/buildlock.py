@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyrlab.config.paths import work_dir
 from pyrlab.errors import BuildError
 
 
 def lock_path(root: Path) -> Path:
-    return root / ".pyrlab" / "build.lock"
+    return work_dir(root) / "build.lock"
 
 
 def _holder(path: Path) -> str:

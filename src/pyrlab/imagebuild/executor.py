@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pyrlab import __version__, proc
 from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases
 from pyrlab.config.model import Config, ProxyConfig
+from pyrlab.config.paths import work_dir
 from pyrlab.config.project import Project
 from pyrlab.contents.heldback import HeldBack, parse_line
 from pyrlab.contents.images import (
@@ -37,25 +38,23 @@ from pyrlab.contents.images import (
     image_inventory,
     lock_file,
 )
-from pyrlab.contents.lockfile import read_lock, update_lock
+from pyrlab.contents.lockfile import write_lock
 from pyrlab.contents.model import Inventory
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import (
     Delta,
-    PinMode,
     RenderOptions,
     build_secrets,
     is_loopback_url,
     render_context,
     secret_id,
-    with_pins,
 )
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
-from pyrlab.imagebuild.pins import differs_from_lock, pins_for
+from pyrlab.imagebuild.pins import PinMode, differs_from_lock, pins_for, with_pins
 from pyrlab.imagebuild.planner import (
     BaseStatus,
     Decision,
@@ -197,6 +196,7 @@ class LockUpdate:
     shown: str  # the lock file, as messages name it
     recorded: tuple[str, ...]  # images whose section was read from the image now
     changed: bool  # whether the lock now says something else than before
+    sections: dict[str, Inventory] = field(default_factory=dict)  # the lock as written
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class Executor:
         self.settings = settings
         self.progress = progress
         self.logs = logs_dir(project.root)
-        self.build_dirs = project.root / ".pyrlab" / "build"
+        self.build_dirs = work_dir(project.root) / "build"
         self.project_key = project.config.project_id
         self.base_id = ""  # known once the base image is there
         self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)
@@ -575,30 +575,29 @@ def cache_sources(config: Config, extra: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress, *,
-               network_host: bool, no_cache: bool = False, jobs: int = 2,
-               gate: Gate | None = None, pins: PinMode | None = "prefer",
+               lock: dict[str, Inventory], network_host: bool, no_cache: bool = False,
+               jobs: int = 2, gate: Gate | None = None, pins: PinMode | None = "prefer",
                before_build: Callable[[str], None] | None = None,
                cache_from: Sequence[str] = ()) -> Built:
-    """Carry out a plan as `pyrlab build` does (also used by `up`) and update pyrlab.lock;
-    BuildError on failure, when the lock is left as it was. With `gate`, each image built
-    is tested before its tags move (a failure is a build failure). `pins`: how the install
-    steps use the lock's versions, `before_build` what runs once the base is there (see
-    Settings); `cache_from`: registry images to reuse layers of, besides the config's
-    (none with `no_cache`)."""
-    lock = lock_file(project.config)
-    before = read_lock(lock.path, shown=lock.shown)  # a broken lock stops us before building
+    """Carry out a plan (see orchestration.py, which `build`, `upgrade` and `up` go
+    through) and update pyrlab.lock; BuildError on failure, when the lock is left as it
+    was. `lock`: pyrlab.lock's sections as read once for this build. With `gate`, each
+    image built is tested before its tags move (a failure is a build failure). `pins`: how
+    the install steps use the lock's versions, `before_build` what runs once the base is
+    there (see Settings); `cache_from`: registry images to reuse layers of, besides the
+    config's (none with `no_cache`)."""
     sources = () if no_cache else cache_sources(project.config, cache_from)
     if sources:
         progress.note(f"layer cache also from: {', '.join(sources)}")
     settings = Settings(no_cache=no_cache, network_host=network_host, jobs=max(1, jobs),
-                        gate=gate, pins=pins, lock=before, before_build=before_build,
+                        gate=gate, pins=pins, lock=lock, before_build=before_build,
                         cache_from=sources)
     base, outcomes = Executor(project, engine, settings, progress).run(plan)
     error = failure_error(outcomes)
     if error is not None:
         raise error
     return Built(base, tuple(outcomes),
-                 record_inventories(project, engine, plan, base, outcomes, before, progress))
+                 record_inventories(project, engine, plan, base, outcomes, lock, progress))
 
 
 def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseOutcome,
@@ -622,5 +621,7 @@ def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseO
     if changed:
         progress.note(f"{lock.shown}: recorded what {', '.join(changed)} hold"
                       + ("s" if len(changed) == 1 else ""))
-    after = update_lock(lock.path, changed, shown=lock.shown)
-    return LockUpdate(lock.shown, tuple(changed), after != before)
+    # The build lock is held since `before` was read: it is still what the file says.
+    after = {**before, **changed}
+    write_lock(lock.path, after, shown=lock.shown)
+    return LockUpdate(lock.shown, tuple(changed), after != before, after)

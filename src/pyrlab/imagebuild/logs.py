@@ -10,11 +10,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pyrlab.config.paths import work_dir
+
 KEEP_PER_IMAGE = 20  # older logs of the same image are deleted
 
 
 def logs_dir(root: Path) -> Path:
-    return root / ".pyrlab" / "logs"
+    return work_dir(root) / "logs"
 
 
 def state_logs_dir() -> Path:

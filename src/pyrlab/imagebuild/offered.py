@@ -15,16 +15,10 @@ from pyrlab.contents.model import Inventory
 from pyrlab.contents.upgradable import ask_image
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import (
-    Pins,
-    RenderOptions,
-    build_secrets,
-    render_context,
-    with_pins,
-)
+from pyrlab.dockerfile.render import RenderOptions, build_secrets, render_context
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
-from pyrlab.imagebuild.pins import locked_debs, unavailable_debs
+from pyrlab.imagebuild.pins import Pins, locked_debs, unavailable_debs, with_pins
 
 APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
 MOUNTS = {"bin": "bin", "net/apt": "net", "apt": "apt", "pins/apt": "pins"}

@@ -13,7 +13,10 @@ any tag moves (`lock_mismatch`): it installs exactly the lock or fails, never dr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -21,8 +24,67 @@ from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
 from pyrlab.contents.model import ECOSYSTEMS, Deb, Inventory, Package, PyDist, RPkg, sort_key
 from pyrlab.contents.versions import compare
-from pyrlab.dockerfile.render import PinMode, Pins
+from pyrlab.dockerfile.render import PINS_FOLDER, REGULAR, BuildContext
 from pyrlab.errors import ConfigError, Problem
+
+# How a build's install steps use pyrlab.lock: "prefer" (a plain build), "exact" (`build
+# --locked`), "fresh" (`upgrade`). Each mode's meaning is given here: `Pins` (what each
+# step's pins folder holds) and `pins_for` (which of the lock's versions go in it).
+PinMode = Literal["prefer", "exact", "fresh"]
+# The step script whose RUN line carries the pins' digest on Podman (see `with_pins`).
+_PIN_STEP_SCRIPTS = {"python": "uv-install", "apt": "apt-install", "r": "r-install"}
+
+
+@dataclass(frozen=True)
+class Pins:
+    """pyrlab.lock's versions for the install steps. Python (uv-install): "prefer", a plain
+    build keeps these versions where the lists still allow them (uv's preferences for an
+    existing output file); "exact", `build --locked`, used as constraints, so the result is
+    exactly these; "fresh", `upgrade`, no versions, and uv revalidates what its cache knows
+    of the indexes. Debian and R packages are pinned for "exact" only (a Debian suite keeps
+    one version of a package, so there is nothing to prefer)."""
+
+    mode: PinMode
+    lines: tuple[str, ...] = ()  # Python: NAME==VERSION or NAME @ URL
+    debs: tuple[str, ...] = ()  # NAME=VERSION: apt's candidate and list entries' version
+    cran: tuple[str, ...] = ()  # NAME==VERSION: R packages from the CRAN-like repository
+
+    def step_files(self) -> dict[str, dict[str, bytes]]:
+        """The files of each step's pins folder."""
+        debs = _lines(self.debs)
+        # `upgrade`: apt-install updates its lists even when they are recent.
+        fresh = {"fresh": b""} if self.mode == "fresh" else {}
+        return {"python": {f"{self.mode}.txt": _lines(self.lines)},
+                "apt": {"debs.txt": debs, **fresh},
+                "r": {"debs.txt": debs, "cran.txt": _lines(self.cran), **fresh}}
+
+
+def _lines(entries: tuple[str, ...]) -> bytes:
+    return "".join(f"{e}\n" for e in entries).encode()
+
+
+def with_pins(context: BuildContext, pins: Pins) -> BuildContext:
+    """The context with `pins` in the pins folder of each install step it has: the same
+    input hash, since the pins are outside it."""
+    files = dict(context.files)
+    dockerfile, mode = files["Dockerfile"]
+    for step, step_files in pins.step_files().items():
+        folder = f"{PINS_FOLDER}/{step}/"
+        if not any(path.startswith(folder) for path in files):
+            continue  # the image has no such step
+        for path in [p for p in files if p.startswith(folder)]:
+            del files[path]
+        digest = hashlib.sha256(f"{pins.mode}\0".encode())
+        for fname, content in sorted(step_files.items()):
+            files[folder + fname] = (content, REGULAR)
+            digest.update(f"{fname}\0{len(content)}\0".encode() + content)
+        line = f"/run/pyrlab/bin/{_PIN_STEP_SCRIPTS[step]} # inputs ".encode()
+        if line in dockerfile:
+            # RenderOptions.run_input_keys (Podman): the step's key must see the pins too,
+            # or a cached layer with other versions would be reused.
+            dockerfile = dockerfile.replace(line, line + f"pins {digest.hexdigest()[:16]} ".encode())
+    files["Dockerfile"] = (dockerfile, mode)
+    return BuildContext(context.image, dict(sorted(files.items())), context.input_hash)
 
 
 def pin_line(dist: PyDist) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyrlab.config.confine import outside
-from pyrlab.config.model import Config, ImageConfig
+from pyrlab.config.model import DEFAULT_IMAGES, Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
 
@@ -31,6 +31,8 @@ LABEL_URL = "org.pyrlab.url"  # without the token
 LABEL_SERVICES = "org.pyrlab.services"
 
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
+# The lab port of pyrlab's default images (config/schema.py), the example hints give.
+DEFAULT_LAB_PORT: int = DEFAULT_IMAGES["pylab"]["ports"]["lab"]
 HEALTH_INTERVAL = 10  # seconds between health checks of a running lab
 
 
@@ -47,6 +49,32 @@ class LabPlan:
     # arguments (also in request.extra_args) and the host folders it mounts.
     user_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
     user_folders: tuple[tuple[str, Path], ...] = ()
+
+    def finished(self, token: str, unpublished: Collection[str] = ()) -> LabPlan:
+        """This plan, made with a stand-in token ("-", or "" where no token is allowed)
+        before the lab's token existed and before its ports were found busy, with `token`
+        and without the extra ports named in `unpublished`: what plan_lab(…, token=token,
+        unpublished=unpublished) would make, without planning again."""
+        env = dict(self.request.env)
+        had_token = env.pop("JUPYTER_TOKEN", None) is not None
+        if not token and had_token:
+            raise RunError("a lab always has a token")  # planned without allow_no_token
+        env.pop("PYRLAB_ALLOW_NO_TOKEN", None)
+        services = dict(entry.split("=") for entry in
+                        filter(None, self.request.labels[LABEL_SERVICES].split(",")))
+        left_out = {int(services.pop(name)): name for name in unpublished if name in services}
+        for number, name in left_out.items():
+            for key in (port_env_name(name), *service_env(name, number)):
+                env.pop(key, None)
+        if token:
+            env["JUPYTER_TOKEN"] = token
+        else:
+            env["PYRLAB_ALLOW_NO_TOKEN"] = "1"
+        labels = {**self.request.labels,
+                  LABEL_SERVICES: ",".join(f"{n}={p}" for n, p in services.items())}
+        ports = tuple(p for p in self.request.ports if p.host_port not in left_out)
+        return replace(self, request=replace(self.request, env=env, ports=ports,
+                                             labels=labels))
 
 
 def container_name(config: Config, image: str, port: int) -> str:
@@ -83,6 +111,11 @@ def service_url(bind: str, port: int) -> str:
     return f"http://{connect_host(bind)}:{port}/"
 
 
+def port_env_name(name: str) -> str:
+    """The variable that tells code in the lab where the named port is published."""
+    return f"PYRLAB_PORT_{name.upper().replace('-', '_')}"
+
+
 def service_env(name: str, port: int) -> dict[str, str]:
     """What a service started in the lab reads to choose its port, by the name of the port
     it gets (that it listens on every interface is set in the image: /opt/pyrlab/dtale.ini,
@@ -104,7 +137,7 @@ def lab_image(config: Config, image: str) -> ImageConfig:
         raise RunError(
             f"image '{image}' has no lab port: it is a base for other images",
             hint=f"start one of {', '.join(labs)}" if labs
-            else f"give the image a lab port: [images.{image}] ports = {{ lab = 8888 }}",
+            else f"give the image a lab port: [images.{image}] ports = {{ lab = {DEFAULT_LAB_PORT} }}",
         )
     return spec
 
@@ -151,7 +184,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
                            hint="choose another --port")
         ports.append(Port(run.bind, number, number))
         # So that code in the lab knows where to serve (dtale.show(port=…), tensorboard).
-        env[f"PYRLAB_PORT_{port_name.upper().replace('-', '_')}"] = str(number)
+        env[port_env_name(port_name)] = str(number)
         env.update(service_env(port_name, number))
         services.append(f"{port_name}={number}")
     if token:

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from pyrlab.config.model import Config
+from pyrlab.config.paths import work_dir
 from pyrlab.errors import RunError
 
 TOKEN_BYTES = 24  # 48 hex characters
@@ -21,7 +22,7 @@ TOKEN_BYTES = 24  # 48 hex characters
 
 def state_dir(config: Config) -> Path:
     override = os.environ.get("PYRLAB_STATE_DIR")
-    return Path(override).expanduser() if override else config.root / ".pyrlab"
+    return Path(override).expanduser() if override else work_dir(config.root)
 
 
 def name_note(config: Config) -> str | None:

@@ -26,7 +26,7 @@ from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
     # built: `down` never parses a list nor renders a context
     from pyrlab.config.project import Project
-    from pyrlab.imagebuild.planner import Plan, Target
+    from pyrlab.imagebuild.planner import Target
 
 Note = Callable[[str], None]
 LOG_LINES = 20  # how much of the lab's log a failure shows
@@ -47,19 +47,15 @@ class Started:
 # --------------------------------------------------------------------------- the image
 
 
-def ensure_image(project: Project, engine: Engine, image: str, *, note: Note,
+def ensure_image(project: Project, engine: Engine, image: str, *,
                  rendered: list[Target] | None = None) -> None:
     """Build the image and its ancestors when missing or out of date, as `pyrlab build
-    IMAGE` does (compose's `up`). `rendered`: the image's and its ancestors' contexts, when
-    rendered already (see render_targets)."""
-    from pyrlab.imagebuild.buildlock import build_lock
-    from pyrlab.imagebuild.planner import make_plan
+    IMAGE` does (compose's `up`); nothing is said when they are up to date. `rendered`:
+    the image's and its ancestors' contexts, when rendered already (see render_targets)."""
+    from pyrlab.imagebuild.orchestration import BuildOptions, run_build
 
-    with build_lock(project.root, note):  # the project's builds, one at a time
-        plan = make_plan(project, engine, [image], rendered=rendered)
-        if plan.base.action == "use" and not any(p.decision.build for p in plan.images):
-            return
-        _build(project, engine, plan)
+    run_build(project, engine, BuildOptions(names=[image], quiet_when_current=True),
+              rendered=rendered)
 
 
 def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
@@ -86,23 +82,6 @@ def check_built(project: Project, engine: Engine, image: str) -> str | None:
         return (f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
                 f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
     return None
-
-
-def _build(project: Project, engine: Engine, plan: Plan) -> None:
-    """What `pyrlab build` does with a plan (its progress display, its errors)."""
-    from pyrlab.gate import build_gate
-    from pyrlab.imagebuild.executor import build_plan, network_mode
-    from pyrlab.imagebuild.progress import Progress
-
-    network_host, why = network_mode(project.config.proxy, False)
-    progress = Progress()
-    try:
-        if network_host:
-            progress.note(f"builds use host networking: {why}")
-        build_plan(project, engine, plan, progress, network_host=network_host,
-                   gate=build_gate(project, engine))
-    finally:
-        progress.close()
 
 
 # --------------------------------------------------------------------------- starting
@@ -169,27 +148,31 @@ def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:
     return busy_names
 
 
-def check_safety(config: Config, image: str, *, port: int | None, gpus: bool,
-                 allow_unsafe: bool, command: str = "pyrlab up") -> list[str]:
-    """Refuse the lab `up` would start when it needs --allow-unsafe (launch/safety.py), before
-    anything is built, started or stopped; else the warning lines to show."""
-    draft = plan_lab(config, image, port=port, gpus=gpus,
-                     token="" if config.run.allow_no_token else "-")
-    return check_plan(config, draft, allow_unsafe=allow_unsafe, command=command)
+def draft_plan(config: Config, image: str, *, port: int | None, gpus: bool) -> LabPlan:
+    """The lab's plan before its token exists and its ports are checked (see
+    LabPlan.finished)."""
+    return plan_lab(config, image, port=port, gpus=gpus,
+                    token="" if config.run.allow_no_token else "-")
 
 
 def start_lab(project: Project, engine: Engine, image: str, *, port: int | None = None,
               gpus: bool = False, build: bool = True, timeout: float = DEFAULT_TIMEOUT,
-              allow_unsafe: bool = False, note: Note) -> Started:
-    """`up`: start the lab (or find it running) and wait until JupyterLab answers."""
+              allow_unsafe: bool = False, draft: LabPlan | None = None,
+              note: Note) -> Started:
+    """`up`: start the lab (or find it running) and wait until JupyterLab answers. `draft`:
+    the lab's plan when the caller made it already (see draft_plan), with the same port."""
     began = time.monotonic()
     config = project.config
     spec = lab_image(config, image)
     lab_port = port if port is not None else spec.lab_port
     assert lab_port is not None
     name = container_name(config, image, lab_port)
-    for text in check_safety(config, image, port=lab_port, gpus=gpus,
-                             allow_unsafe=allow_unsafe):
+    # The lab's one plan: refused here when it needs --allow-unsafe, before anything is
+    # built, started or stopped; finished with its token and busy ports below.
+    if draft is None:
+        draft = draft_plan(config, image, port=lab_port, gpus=gpus)
+    assert draft.port == lab_port
+    for text in check_plan(config, draft, allow_unsafe=allow_unsafe, command="pyrlab up"):
         note(f"pyrlab: warning: {text}")
 
     # Whether a lab runs on this port does not depend on the image's contexts, nor (with
@@ -221,17 +204,16 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
         engine.remove_container(name)  # stopped or crashed: start afresh, same token
 
     # Everything that can be refused is checked before a build that may take minutes.
-    no_token = config.run.allow_no_token
-    draft = plan_lab(config, image, port=lab_port, token="" if no_token else "-", gpus=gpus)
     busy = _check_ports(engine, config, draft)
     if image_error is not None:
         raise image_error
     if build:
-        ensure_image(project, engine, image, note=note, rendered=rendered)
+        ensure_image(project, engine, image, rendered=rendered)
     elif built_note is not None:
         note(built_note)
-    token = "" if no_token else ensure_token(token_path(config, name), owner=invoking_user())
-    plan = plan_lab(config, image, port=lab_port, token=token, gpus=gpus, unpublished=busy)
+    token = "" if config.run.allow_no_token else ensure_token(token_path(config, name),
+                                                               owner=invoking_user())
+    plan = draft.finished(token, unpublished=busy)
     for text in plan.notes:
         note(f"note: {text}")
     for busy_name in busy:

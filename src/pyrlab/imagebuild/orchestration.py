@@ -1,0 +1,178 @@
+"""One build, as `build`, `upgrade` and `up` run it: the order of its steps, written once.
+
+1. host networking or not (network_mode), said when it is on;
+2. the project's build lock (one build of a project at a time; a run that waited plans
+   afresh and sees what the other one built; a dry run takes none);
+3. pyrlab.lock, read once for the whole build, under the build lock: with `--locked`
+   first (every list entry is checked against it, the base image it names is taken, and
+   the planner is told which up-to-date image does not hold its section), else once the
+   plan has something to build. The executor pins the install steps with it, compares
+   each image it builds with its section (`--locked`), and writes it back with what the
+   new images hold;
+4. the plan (planner.make_plan), and with `dry_run` nothing more;
+5. the build (executor.build_plan), each image through the self-test gate before its tags
+   move.
+
+The commands only turn their options into `BuildOptions` and a `BuildRun` into output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyrlab.config.project import Project
+from pyrlab.config.validators import cache_source_problem
+from pyrlab.contents.images import ImageSpec, LockFile, image_inventory, lock_file
+from pyrlab.contents.lockfile import read_lock
+from pyrlab.contents.model import Inventory
+from pyrlab.engines.base import Engine, ImageInfo, short_id
+from pyrlab.errors import UsageError
+from pyrlab.imagebuild.buildlock import build_lock
+from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
+from pyrlab.imagebuild.offered import debs_check
+from pyrlab.imagebuild.pins import PinMode, check_locked, differs_from_lock, locked_base_ref
+from pyrlab.imagebuild.planner import Plan, Target, make_plan
+from pyrlab.imagebuild.progress import Progress
+
+if TYPE_CHECKING:
+    from pyrlab.gate import ImageTest
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    names: Sequence[str] | None = None  # the images to build, with their ancestors (None: all)
+    no_cache: bool = False  # without the engine's layer cache (download caches are kept)
+    pull: bool = False  # pull a registry base again first
+    rebootstrap: bool = False  # make a bootstrapped base again (`upgrade`)
+    # How the install steps use pyrlab.lock (see pins.py): "exact" is `build --locked`.
+    pins: PinMode = "prefer"
+    test: bool = True  # each image built passes the self-test gate before its tags move
+    jobs: int = 2
+    network_host: bool = False  # --network-host
+    cache_from: Sequence[str] = ()  # --cache-from
+    dry_run: bool = False  # plan only: no build lock, no base pulled, nothing built
+    # `up`: when everything is up to date nothing is said (not even host networking).
+    quiet_when_current: bool = False
+    announce: Sequence[str] = ()  # lines said first (which engine builds)
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    network_host: bool
+    plan: Plan
+    built: Built | None  # None: a dry run, or nothing to do (quiet_when_current)
+    lock: dict[str, Inventory]  # pyrlab.lock as it was before the build
+
+    @property
+    def lock_after(self) -> dict[str, Inventory]:
+        return self.built.lock.sections if self.built is not None else self.lock
+
+
+def run_build(project: Project, engine: Engine, options: BuildOptions, *,
+              rendered: list[Target] | None = None) -> BuildRun:
+    """Plan and build as the module docstring says; BuildError (or ConfigError, for
+    `--locked`'s check) on failure, when no tag moved and pyrlab.lock is as it was.
+    `rendered`: the targets' contexts, when the caller rendered them already (see
+    planner.make_plan)."""
+    config = project.config
+    locked = options.pins == "exact"
+    progress = Progress()
+    try:
+        for text in options.announce:
+            progress.note(text)
+        network_host, why = network_mode(config.proxy, options.network_host)
+
+        def say_networking() -> None:
+            if network_host:
+                progress.note(f"builds use host networking: {why}")
+
+        if not options.quiet_when_current:
+            say_networking()
+        with nullcontext() if options.dry_run else build_lock(project.root, progress.note):
+            lock = lock_file(config)
+            # Read once, for the whole build: first thing with --locked (its check), else
+            # once the plan says there is something to build.
+            sections: dict[str, Inventory] | None = None
+            stale: Callable[[Target, ImageInfo], str | None] | None = None
+            before_build: Callable[[str], None] | None = None
+            if locked:
+                sections = read_lock(lock.path, shown=lock.shown)
+                order = project.order(options.names)
+                check_locked(project, order, sections, lock.shown)
+                stale = _differs_from_lock(engine, sections, lock)
+                # Once the base image is there: the sources still offer every locked
+                # Debian version.
+                before_build = debs_check(project, engine, order, sections, lock.shown,
+                                          network_host=network_host)
+            for problem in filter(None, map(cache_source_problem, options.cache_from)):
+                raise UsageError(f"--cache-from: {problem}")
+            if sections is not None and not options.dry_run:
+                _use_locked_base(project, engine, sections, lock, progress)
+            plan = make_plan(project, engine, options.names, no_cache=options.no_cache,
+                             pull=options.pull, rebootstrap=options.rebootstrap, stale=stale,
+                             rendered=rendered)
+            if options.dry_run or (options.quiet_when_current and nothing_to_do(plan)):
+                return BuildRun(network_host, plan, None, sections or {})
+            if options.quiet_when_current:
+                say_networking()
+            if sections is None:  # a broken lock stops the build before it starts
+                sections = read_lock(lock.path, shown=lock.shown)
+            built = build_plan(
+                project, engine, plan, progress, lock=sections, network_host=network_host,
+                no_cache=options.no_cache, jobs=options.jobs,
+                gate=self_test_gate(project, engine) if options.test else None,
+                pins=options.pins, before_build=before_build, cache_from=options.cache_from)
+    finally:
+        progress.close()
+    return BuildRun(network_host, plan, built, sections)
+
+
+def nothing_to_do(plan: Plan) -> bool:
+    return plan.base.action == "use" and not any(p.decision.build for p in plan.images)
+
+
+def self_test_gate(project: Project, engine: Engine) -> Gate:
+    """selftest.build_gate, made (and its module imported: urllib, ssl…) when the first
+    image built is tested: a no-op build tests nothing."""
+    made: list[Gate] = []
+
+    def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
+        if not made:
+            from pyrlab.gate import build_gate
+
+            made.append(build_gate(project, engine))
+        return made[0](name, image_id, delta_on)
+
+    return gate
+
+
+def _use_locked_base(project: Project, engine: Engine, sections: dict[str, Inventory],
+                     lock: LockFile, progress: Progress) -> None:
+    """`build --locked` of a project whose base comes from a registry: start from the
+    image pyrlab.lock names by digest (see use_locked_base)."""
+    digest_ref = locked_base_ref(project, sections)
+    if digest_ref is None:
+        return
+    image_id = use_locked_base(engine, project.config.base.image, digest_ref,
+                               lambda line: None)
+    progress.note(f"base: {project.config.base.image} is {digest_ref} ({short_id(image_id)}), "
+                  f"as {lock.shown} says")
+
+
+def _differs_from_lock(engine: Engine, sections: dict[str, Inventory], lock: LockFile,
+                       ) -> Callable[[Target, ImageInfo], str | None]:
+    """What tells, for `build --locked`, an up-to-date image that does not hold its
+    section of the lock (the planner asks once per image that is there)."""
+
+    def stale(target: Target, current: ImageInfo) -> str | None:
+        section = sections.get(target.name)
+        if section is None:
+            return None
+        why = differs_from_lock(image_inventory(engine, ImageSpec(target.name, current.id)),
+                                section)
+        return f"differs from {lock.shown}: {why}" if why else None
+
+    return stale
