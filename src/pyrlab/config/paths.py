@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # pyrlab's own files in a project folder: the build lock, build logs and contexts, rendered
-# contexts, lab tokens (those may go elsewhere: run/state.py's PYRLAB_STATE_DIR).
+# contexts, lab tokens (those may go elsewhere: launch/state.py's PYRLAB_STATE_DIR).
 WORK_DIR = ".pyrlab"
 
 
