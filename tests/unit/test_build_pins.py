@@ -9,9 +9,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from labfiles import make_project
-from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
-from test_build_plan import FILES, FakeEngine
+from fakes import FILES, FakeEngine
+from labfiles import build_json, make_project, pyrlab, python_versions
 
 from pyrlab.config.project import load_project
 from pyrlab.dockerfile.render import Pins, RenderOptions, render_context, with_pins
@@ -19,17 +18,6 @@ from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
 from pyrlab.imagebuild.pins import check_locked, pins_for, unavailable_debs
 from pyrlab.inventory.lockfile import read_lock, write_lock
 from pyrlab.inventory.model import Deb, Inventory, Meta, PyDist, RPkg
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
 
 
 def set_locked_version(lab: Path, name: str, version: str) -> None:

@@ -21,6 +21,7 @@ from pyrlab.engines.base import (
     step_label,
     step_title,
 )
+from pyrlab.errors import EngineError
 
 if TYPE_CHECKING:  # rendering (jinja2) is imported by what renders, not by `down` or `ps`
     from pyrlab.dockerfile.render import RenderOptions
@@ -199,3 +200,13 @@ class Podman(Engine):
 
     def start_hint(self) -> str:
         return "check `podman info`; rootful podman needs no daemon"
+
+
+def find() -> Engine:
+    """Podman, checked usable, or EngineError naming the fix."""
+    path = shutil.which("podman")
+    if not path:
+        raise EngineError("podman is not installed", hint="apt-get install podman, or use docker")
+    engine = Podman(path)
+    engine.check_available()
+    return engine
