@@ -28,6 +28,7 @@ from typing import Any
 
 from pyrlab import __version__, proc
 from pyrlab.commands import COMMANDS, load
+from pyrlab.engines import registry as engine_registry
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import (
     EXIT_CODES,
@@ -106,7 +107,7 @@ class _VerbParser(_Parser):
         module.add_arguments(self)
         self.set_defaults(handler=module.run)
         if "--engine" not in self._option_string_actions:  # global: accepted everywhere
-            self.add_argument("--engine", choices=("auto", "docker", "podman"), default=None,
+            self.add_argument("--engine", choices=engine_registry.choices(), default=None,
                               help="accepted for every command; this one uses no engine")
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     helper.add_argument("topic", nargs="*", metavar="COMMAND",
                         help="the command (and the export kind), e.g. up or export compose")
     helper.set_defaults(handler=_help_command)
-    helper.add_argument("--engine", choices=("auto", "docker", "podman"), default=None,
+    helper.add_argument("--engine", choices=engine_registry.choices(), default=None,
                         help=argparse.SUPPRESS)
     return parser
 

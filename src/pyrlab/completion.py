@@ -200,6 +200,7 @@ def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
     """Every key `--set` takes, dotted (model.config_keys, leaves only: a table is set key
     by key), → the values it can only take (() when free)."""
     from pyrlab.config import model
+    from pyrlab.engines import registry as engine_registry
 
     values_of = {"base": _choices(model.BaseConfig), "proxy": _choices(model.ProxyConfig),
                  "run": _choices(model.RunConfig), "build": _choices(model.BuildConfig),
@@ -212,7 +213,7 @@ def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
             continue
         parts = key.split(".")
         if key == "engine":
-            keys[key] = model.ENGINES
+            keys[key] = engine_registry.choices()
         elif parts[0] == "images" and len(parts) == 3:
             keys[key] = values_of["images"].get(parts[2], ())
         elif len(parts) == 2 and parts[0] in values_of:

@@ -137,6 +137,20 @@ class EngineCli:
             if forced:
                 self("rmi", "--force", *forced, check=False)
 
+    def remove_containers(self, label: str) -> None:
+        """Remove every container, running or not, that carries label (KEY=VALUE): what a
+        test started, or what pyrlab or compose started for it, by the label they put on."""
+        for name in self("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split():
+            self("rm", "--force", name, check=False)
+
+    def remove_project(self, key: str, prefix: str | None = None) -> None:
+        """Everything a test's project left: its containers and untagged images (by its
+        org.pyrlab.project label), and the images named under prefix."""
+        self.remove_containers(f"org.pyrlab.project={key}")
+        if prefix is not None:
+            self.remove_by_prefix(prefix)
+        self.remove_by_label(f"org.pyrlab.project={key}")
+
     def remove_by_label(self, label: str) -> None:
         """Remove untagged images a test's builds left (by their org.pyrlab.project)."""
         for _ in range(5):

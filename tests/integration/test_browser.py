@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from labtools import EngineCli, engine_unavailable
-from test_run import UID, RunningLab, cleanup, pylab_case, url_parts
+from pylabcase import UID, RunningLab, cleanup, pylab_case, url_parts
 
 pytestmark = pytest.mark.integration
 

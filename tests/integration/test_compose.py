@@ -98,9 +98,7 @@ def composed(make_module_lab: Callable[..., Lab], tmp_path_factory: pytest.TempP
         yield composed
     finally:
         composed("down", "-v", "--timeout", "10")
-        for name in engine("ps", "--all", "--quiet", "--filter",
-                           f"label=com.docker.compose.project={composed.project}").stdout.split():
-            engine("rm", "--force", name, check=False)
+        engine.remove_containers(f"com.docker.compose.project={composed.project}")
 
 
 def test_the_compose_file_is_valid_and_holds_no_token(composed: ComposedLab) -> None:

@@ -326,9 +326,7 @@ def test_up_interrupted_while_it_waits_removes_its_lab(lab: Lab, engine: EngineC
     finally:
         if run.process.poll() is None:
             run.process.kill()
-        for name in engine("ps", "--all", "--filter", label, "--format",
-                           "{{.Names}}").stdout.split():
-            engine("rm", "--force", name, check=False)
+        engine.remove_containers(f"org.pyrlab.project={project_key(lab.root)}")
     assert_nothing_changed(before, state(engine, lab))
 
 

@@ -53,9 +53,7 @@ def lab(make_module_lab: Callable[..., Lab]) -> Iterator[DefaultsLab]:
         yield running
     finally:
         down = running.pyrlab("down", "--all")
-        for name in engine("ps", "--all", "--quiet", "--filter",
-                           f"label=org.pyrlab.project={project_key(made.root)}").stdout.split():
-            engine("rm", "--force", name, check=False)
+        engine.remove_containers(f"org.pyrlab.project={project_key(made.root)}")
         assert down.returncode == 0, down.stdout + down.stderr
 
 

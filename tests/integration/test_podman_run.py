@@ -83,9 +83,7 @@ def url_parts(url: str) -> tuple[int, str]:
 
 def remove_containers(lab: Lab, engine: EngineCli) -> None:
     """Whatever a failed test left: the project's containers, by its label."""
-    for name in engine("ps", "--all", "--quiet", "--filter",
-                       f"label=org.pyrlab.project={project_key(lab.root)}").stdout.split():
-        engine("rm", "--force", name, check=False)
+    engine.remove_containers(f"org.pyrlab.project={project_key(lab.root)}")
 
 
 @pytest.fixture(scope="module")

@@ -130,12 +130,7 @@ def rlab(get_engine: Callable[[str], EngineCli], bootstrapped_bases: Callable[[s
             yield lab
         finally:
             lab.pyrlab("down", "--all", timeout=300)
-            key = project_key(root)
-            for name in engine("ps", "--all", "--quiet", "--filter",
-                               f"label=org.pyrlab.project={key}").stdout.split():
-                engine("rm", "--force", name, check=False)
-            engine.remove_by_prefix(PREFIX)
-            engine.remove_by_label(f"org.pyrlab.project={key}")
+            engine.remove_project(project_key(root), PREFIX)
 
 
 def test_every_listed_package_is_installed_at_the_wanted_version(rlab: RLab) -> None:

@@ -82,11 +82,7 @@ def projects(tmp_path: Path, engine: EngineCli, base_image: str,
     yield made
     for project in made.values():
         project.pyrlab("down", "--all", timeout=300)
-        for container in engine("ps", "--all", "--quiet", "--filter",
-                                f"label=org.pyrlab.project={project.name}").stdout.split():
-            engine("rm", "--force", container, check=False)
-        engine.remove_by_prefix(f"{project.name}/")
-        engine.remove_by_label(f"org.pyrlab.project={project.name}")
+        engine.remove_project(project.name, f"{project.name}/")
     engine.remove_by_prefix(prefix)
     shutil.rmtree(home, ignore_errors=True)
 

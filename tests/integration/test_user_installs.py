@@ -172,12 +172,7 @@ def labs(bootstrapped_bases: Callable[[str], str], host_ca_files: list[Path],
             yield Labs(lab, engine, work, ports, url)
         finally:
             lab.pyrlab("down", "--all", timeout=300)
-            key = project_key(root)
-            for name in engine("ps", "--all", "--quiet", "--filter",
-                               f"label=org.pyrlab.project={key}").stdout.split():
-                engine("rm", "--force", name, check=False)
-            engine.remove_by_prefix(prefix)
-            engine.remove_by_label(f"org.pyrlab.project={key}")
+            engine.remove_project(project_key(root), prefix)
 
 
 def run_ok(client: LabClient, code: str, kernel: str = "python3", timeout: float = 300) -> str:

@@ -1,14 +1,20 @@
-"""Fixtures for the unit tests (helpers live in labfiles.py)."""
+"""Fixtures for the unit tests (helpers live in labfiles.py, the fake engine in fakes.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+from fakes import FILES, FakeEngine
 from labfiles import FULL_FILES, make_project
+
+from pyrlab.engines import registry
+from pyrlab.engines.base import Engine
+
+E = TypeVar("E", bound=Engine)
 
 if TYPE_CHECKING:
     from pyrlab.contents.model import Inventory
@@ -60,3 +66,45 @@ def user_config() -> Path:
 @pytest.fixture
 def full_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "full", FULL_FILES)
+
+
+# --------------------------------------------------------------------------- the engine
+# Every command chooses its engine through pyrlab.engines.select, which makes each engine
+# it tries with registry.find: the one place a test puts its own.
+
+
+@pytest.fixture
+def use_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[[E], E]:
+    """use_engine(engine): every command, from now to the end of the test, gets `engine`,
+    whichever engine is named or auto-detected (the source is reported as usual)."""
+
+    def use(engine: E) -> E:
+        monkeypatch.setattr(registry, "find", lambda name: engine)
+        return engine
+
+    return use
+
+
+@pytest.fixture
+def engine(use_engine: Callable[[FakeEngine], FakeEngine]) -> FakeEngine:
+    """A FakeEngine that every command uses."""
+    return use_engine(FakeEngine())
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing an engine fails the test: for commands that must not need one."""
+
+    def refuse(name: str) -> Engine:
+        raise AssertionError(f"an engine was chosen ({name})")
+
+    monkeypatch.setattr(registry, "find", refuse)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The FILES lab, which the FakeEngine builds; run from its parent folder (messages
+    name files relative to the current folder). Modules with another lab define their
+    own `lab`."""
+    monkeypatch.chdir(tmp_path)
+    return make_project(tmp_path / "lab", FILES)

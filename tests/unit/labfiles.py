@@ -1,12 +1,18 @@
-"""Helpers shared by the unit tests: lab projects written into tmp folders, no engine."""
+"""Helpers shared by the unit tests: lab projects written into tmp folders, and the command
+line run in-process (the fake engine is in fakes.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pyrlab.cli import main
+from pyrlab.contents.lockfile import read_lock
 
 REPO = Path(__file__).resolve().parents[2]
 # Read before the fixture below clears PYRLAB_* (which pyrlab would read as config keys).
@@ -110,3 +116,24 @@ def init_lab(root: Path, *extra: str) -> Path:
     """
     assert main(["init", str(root), "--base", "debian", "--no-host-ca", *extra]) == 0
     return root
+
+
+def pyrlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `pyrlab ARGV`, which never shows a traceback."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dict[str, Any]:
+    """`pyrlab build --json` of `lab`, which must succeed; its report."""
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--json", *args)
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def python_versions(lab: Path, image: str, lock: str = "pyrlab.lock") -> dict[str, str]:
+    """name → version of the Python distributions the lock records for `image`."""
+    return {d.name: d.version for d in read_lock(lab / lock)[image].python}

@@ -1,70 +1,22 @@
-"""`build` keeps pyrlab.lock up to date, against the in-memory engine of test_build_plan:
+"""`build` keeps pyrlab.lock up to date, against the in-memory engine (fakes.py):
 each image built is read from its manifest, skipped ones keep their section (unless it is
 missing or of another build), a failed build leaves the lock alone, a broken lock stops the
 build before it starts."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from labfiles import make_project
-from test_build_plan import BASE_ID, FILES, FakeEngine
+from fakes import BASE_ID, FakeEngine
+from labfiles import build_json, pyrlab, python_versions
 
 from pyrlab.cli import main
-from pyrlab.commands import build as build_command
 from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.model import PyDist
-from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG
 
 IMAGES = ["other", "pylab", "pylab-torch", "pyrlab-base"]
-ORDER = ["pyrlab-base", "pylab", "pylab-torch", "other"]  # as in pyrlab.toml
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)  # messages name files relative to the current folder
-    return make_project(tmp_path / "lab", FILES)
-
-
-def use_fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """A FakeEngine for every command (also used by test_inventory_commands)."""
-    fake = FakeEngine()
-
-    def select(flag: str | None, config: str, **_: str) -> Selection:
-        return Selection(fake, "test")
-
-    monkeypatch.setattr(build_command, "select_engine", select)
-    monkeypatch.setattr("pyrlab.commands._args.select_engine", select)
-    return fake
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
-
-
-def pyrlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
-def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dict[str, Any]:
-    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--json", *args)
-    assert code == 0, err
-    data: dict[str, Any] = json.loads(out)
-    return data
-
-
-def python_versions(lab: Path, image: str, lock: str = "pyrlab.lock") -> dict[str, str]:
-    return {d.name: d.version for d in read_lock(lab / lock)[image].python}
-
-
 # --------------------------------------------------------------------------- build → lock
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labfiles import make_project
-from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
-from test_build_plan import FILES, FakeEngine
+from fakes import FILES, FakeEngine
+from labfiles import build_json, make_project, pyrlab, python_versions
 
 from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock, write_lock
@@ -21,20 +20,6 @@ from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
 from pyrlab.imagebuild import executor, orchestration
 from pyrlab.imagebuild.pins import Pins, check_locked, pins_for, unavailable_debs, with_pins
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
-
-
-FILES_IMAGES = ("pyrlab-base", "pylab", "pylab-torch", "other")
 
 
 def set_locked_version(lab: Path, name: str, version: str) -> None:
@@ -50,6 +35,9 @@ def actions(data: dict[str, object]) -> dict[str, str]:
     images = data["images"]
     assert isinstance(images, list)
     return {i["name"]: i["action"] for i in images}
+
+
+FILES_IMAGES = ("pyrlab-base", "pylab", "pylab-torch", "other")
 
 
 def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:

@@ -7,21 +7,18 @@ import io
 import json
 import re
 import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BASE_ID, FakeEngine
 from labfiles import make_project
 
 from pyrlab import proc
 from pyrlab.cli import main
-from pyrlab.commands import build as build_command
 from pyrlab.config.model import ProxyConfig
 from pyrlab.config.project import Project, load_project
-from pyrlab.contents.dependencies import requires_command
 from pyrlab.contents.images import (
     LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
@@ -29,17 +26,12 @@ from pyrlab.contents.images import (
     LABEL_PROJECT,
 )
 from pyrlab.credentials import mask_url
-from pyrlab.dockerfile.render import MANIFEST_PATH, META_FILE, RenderOptions
+from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines.base import (
-    BuildKitOutput,
-    BuildOutput,
     BuildRequest,
-    Engine,
     ImageInfo,
-    RunRequest,
 )
-from pyrlab.engines.select import Selection
-from pyrlab.errors import EXIT_BUILD, BuildError, EngineError
+from pyrlab.errors import EXIT_BUILD, BuildError
 from pyrlab.gate import ImageTest, build_gate
 from pyrlab.imagebuild import executor as executor_module
 from pyrlab.imagebuild.executor import (
@@ -59,252 +51,6 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-
-TOML = """\
-name = "t"  # its images are t/IMAGE, as the prefix names them with bare names
-prefix = "t/"
-[base]
-image = "t/debian:trixie"
-python = "debian"
-debs = []
-
-[images.pyrlab-base]
-
-[images.pylab]
-from = "pyrlab-base"
-requirements = ["requirements.txt"]
-
-[images.pylab-torch]
-from = "pylab"
-requirements = ["torch.txt"]
-
-[images.other]
-from = "pyrlab-base"
-requirements = ["other.txt"]
-"""
-FILES: dict[str, str | bytes] = {
-    "pyrlab.toml": TOML,
-    "requirements.txt": "six\n",
-    "torch.txt": "packaging\n",
-    "other.txt": "idna\n",
-}
-BASE_ID = "b" * 64
-
-
-class FakeEngine(Engine):
-    """An engine keeping images in memory; a build fails when a list says `broken`. Each
-    image gets a manifest as its inventory step would write it: the parent's Python
-    distributions plus the image's requirements, at `versions` (default "1.0")."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.deltas: list[str] = []  # images built as a layer on their previous version
-        self.added: list[str] = []  # a delta's pyrlab/python/added.txt, per delta build
-        self.reads: list[str] = []  # image IDs whose manifest was read
-        super().__init__("fake")
-        self.images: dict[str, dict[str, str]] = {BASE_ID: {}}  # id → labels
-        self.parents: dict[str, str] = {}  # id → parent id
-        self.refs: dict[str, str] = {"t/debian:trixie": BASE_ID}
-        self.built: list[str] = []  # image names, in the order their builds finished
-        self.contexts: list[Path] = []  # the context folder of every build
-        self.counter = 0
-        self.delay = 0.0
-        self.running = 0
-        self.max_running = 0
-        self.manifests: dict[str, bytes] = {}  # id → MANIFEST_PATH's content
-        self.versions: dict[str, str] = {}  # Python distribution → the version it gets
-        self.build_args: list[dict[str, str]] = []  # of every build
-        self.runs: list[RunRequest] = []  # every container started
-        self.execs: list[tuple[str, tuple[str, ...]]] = []  # (container, command)
-        self.containers: dict[str, str] = {}  # running: name → image ID
-        self.broken_imports: dict[str, str] = {}  # distribution or module → its error
-        self.unbroken: set[str] = set()  # image IDs where nothing in broken_imports fails
-        self.modules: dict[str, list[str]] = {}  # distribution → its top-level modules
-        self.requires: dict[str, list[str]] = {}  # distribution → its Requires-Dist
-        self.dependencies: dict[str, str] = {}  # unlisted distributions in every image
-        self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
-        # What apt answers in a container of the base image (apt-install --offered): the
-        # packages installed there, and the versions the sources offer.
-        self.apt_installed: dict[str, str] = {"libc6": "2.41-12"}
-        self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
-        self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
-        self._lock = threading.Lock()
-
-    def _resolve(self, ref: str) -> str | None:
-        return ref if ref in self.images else self.refs.get(ref)
-
-    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}  # no CLI to batch
-
-    def image(self, ref: str) -> ImageInfo | None:
-        image_id = self._resolve(ref)
-        if image_id is None:
-            return None
-        tags = tuple(sorted(r for r, i in self.refs.items() if i == image_id))
-        return ImageInfo(image_id, dict(self.images[image_id]), tags)
-
-    def tag(self, source: str, target: str) -> None:
-        image_id = self._resolve(source)
-        assert image_id is not None, source
-        self.refs[target] = image_id
-
-    def remove_image(self, ref: str) -> str | None:
-        image_id = self._resolve(ref)
-        assert image_id is not None
-        if ref in self.refs:
-            del self.refs[ref]
-        if image_id in self.refs.values():
-            return None
-        if image_id in self.parents.values():
-            return "image has dependent child images"
-        del self.images[image_id]
-        return None
-
-    def image_ids(self, label: str) -> list[str]:
-        key, _, value = label.partition("=")
-        return [i for i, labels in self.images.items() if labels.get(key) == value]
-
-    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
-        return ["fake", "build", str(request.context)]
-
-    def build_output(self) -> BuildOutput:
-        return BuildKitOutput()
-
-    def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> tuple[int, str]:
-        with self._lock:
-            self.running += 1
-            self.max_running = max(self.max_running, self.running)
-        try:
-            time.sleep(self.delay)
-            self.contexts.append(request.context)
-            dockerfile = (request.context / "Dockerfile").read_text()
-            name = re.search(r'org\.pyrlab\.image="([^"]+)"', dockerfile)
-            assert name is not None
-            parent = re.search(r"^FROM (\S+)$", dockerfile, re.MULTILINE)
-            assert parent is not None
-            parent_id = self._resolve(parent.group(1))
-            assert parent_id is not None
-            if "# A delta build" in dockerfile:  # on its own previous version
-                self.deltas.append(name.group(1))
-                added = request.context / "pyrlab" / "python" / "added.txt"
-                if added.is_file():
-                    self.added.append(added.read_text())
-                assert self.images[parent_id][LABEL_PARENT_ID] == request.labels[LABEL_PARENT_ID]
-            else:
-                assert parent_id == request.labels[LABEL_PARENT_ID], "built on the wrong parent"
-            on_line("#5 [1/2] RUN --mount=x /run/pyrlab/bin/uv-install")
-            if any("broken" in p.read_text() for p in request.context.rglob("*.txt")):
-                on_line("#5 0.1 error: no such package: broken")
-                on_line("#5 ERROR: executor failed running [/bin/bash]: exit code: 1")
-                return 1, ""
-            with self._lock:
-                self.counter += 1
-                image_id = f"{self.counter:064x}"
-                self.images[image_id] = dict(request.labels)
-                self.parents[image_id] = parent_id
-                self.built.append(name.group(1))
-                self.build_args.append(dict(request.build_args))
-                self.manifests[image_id] = self._manifest(request, parent_id)
-            return 0, image_id
-        finally:
-            with self._lock:
-                self.running -= 1
-
-    def _manifest(self, request: BuildRequest, parent_id: str) -> bytes:
-        meta = json.loads((request.context / META_FILE).read_text())
-        parent = self.manifests.get(parent_id)
-        dists = {d[0]: d for d in json.loads(parent)["python_dists"]} if parent else {}
-        dists.update({name: [name, version, ""] for name, version in self.dependencies.items()})
-        requirements = request.context / "pyrlab" / "python" / "requirements.txt"
-        pins: dict[str, str] = {}
-        for pins_file in sorted((request.context / "pyrlab" / "pins").glob("*/*.txt")):
-            self.pins.append((meta["image"], f"{pins_file.parent.name}/{pins_file.name}",
-                              pins_file.read_text()))
-            if pins_file.parent.name == "python":
-                pins.update(line.split("==") for line in pins_file.read_text().split())
-        if requirements.exists():
-            # NAME==VERSION gets that version; a bare NAME its pin, else `versions`.
-            for line in requirements.read_text().split():
-                name = re.split(r"[=<>!~]", line)[0]
-                _, _, version = line.partition("==")
-                version = version or pins.get(name) or self.versions.get(name, "1.0")
-                dists[name] = [name, version, ""]
-        return json.dumps({
-            "format": 1, "meta": {**meta, "base_id": request.build_args["PYRLAB_BASE_ID"]},
-            "python": "3.13.5",
-            "os_release": {"PRETTY_NAME": "Debian GNU/Linux 13 (trixie)", "ID": "debian",
-                           "VERSION_ID": "13", "VERSION_CODENAME": "trixie"},
-            "debs": [[name, version, "amd64"] for name, version in sorted(self.debs.items())],
-            "python_dists": sorted(dists.values()), "r": None,
-        }).encode()
-
-    def read_file(self, image: str, path: str) -> bytes:
-        image_id = self._resolve(image)
-        assert image_id is not None, image
-        if path != MANIFEST_PATH or image_id not in self.manifests:
-            raise EngineError(f"cannot read {path} in {image}: no such file")
-        self.reads.append(image_id)
-        return self.manifests[image_id]
-
-    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
-        return []
-
-    # Containers, for the self-test: `run` starts nothing, `exec` answers as
-    # container/selftest.py would. A distribution named in `broken_imports` raises on import.
-
-    def run(self, request: RunRequest) -> str:
-        with self._lock:
-            self.runs.append(request)
-            image_id = self._resolve(request.image)
-            assert image_id is not None, request.image
-            if request.command[-1:] == ("--offered",):
-                return self._apt_offered(request)
-            self.containers[request.name] = image_id
-        return request.name
-
-    def _apt_offered(self, request: RunRequest) -> str:
-        """apt-install --offered's answer, for the packages in its pins file."""
-        pins = next(m.source for m in request.mounts if m.target == "/run/pyrlab/pins")
-        names = [line.split("=")[0] for line in (pins / "debs.txt").read_text().split()]
-        lines = [f"installed {n} {v}" for n, v in sorted(self.apt_installed.items())]
-        lines += [f"offered {n} | {v} | http://deb.debian.org/debian trixie/main amd64 Packages"
-                  for n in names for v in self.apt_offered.get(n, [])]
-        return "\n".join(lines) + "\n"
-
-    def exec(self, container: str, command: Sequence[str], *,
-             timeout: float | None = None) -> proc.Completed:
-        with self._lock:
-            self.execs.append((container, tuple(command)))
-        if tuple(command) == requires_command():  # pyrlab why's script: the graph
-            dump = {"environment": {"python_version": "3.13", "sys_platform": "linux"},
-                    "rscript": "", "dists": [
-                        {"name": dist, "version": "1.0", "requires": requires, "url": ""}
-                        for dist, requires in self.requires.items()]}
-            return proc.Completed(tuple(command), 0, "\n" + json.dumps(dump) + "\n", "")
-        mode, data = command[-2], json.loads(command[-1])
-        rows: list[Any]
-        if mode == "imports":
-            broken = {} if self.containers.get(container) in self.unbroken else \
-                self.broken_imports
-            rows = []
-            for dist, only in data:
-                for module in only or self.modules.get(dist, [dist.replace("-", "_")]):
-                    error = broken.get(module, broken.get(dist, ""))
-                    types = [error.split(":")[0]] if error else []
-                    rows.append([dist, module, 0.01, error, types])
-        else:
-            rows = [[kernel, "6*7", 0.5, ""] for kernel in data]
-        return proc.Completed(tuple(command), 0, "\n" + json.dumps(rows) + "\n", "")
-
-    def remove_container(self, name: str) -> None:
-        with self._lock:
-            del self.containers[name]
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "lab", FILES)
 
 
 def load(root: Path) -> Project:
@@ -638,39 +384,31 @@ def test_old_logs_are_pruned(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-@pytest.fixture
-def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine = FakeEngine()
-    monkeypatch.setattr(build_command, "select_engine",
-                        lambda flag, config, **_: Selection(engine, "test"))
-    return engine
-
-
 def test_dry_run_prints_the_plan_and_builds_nothing(
-        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "-C", str(lab), "--dry-run", "pylab"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^pyrlab-base\s+build\s+not built yet$", out, re.MULTILINE)
     assert re.search(r"^pylab\s+build\s+not built yet$", out, re.MULTILINE)
-    assert fake_engine.built == []
+    assert engine.built == []
 
 
 def test_json_result_lists_each_image_with_action_reason_and_tags(
-        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "-C", str(lab), "--json", "pylab"]) == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert [(i["name"], i["action"]) for i in data["images"]] == [("pyrlab-base", "built"),
                                                                    ("pylab", "built")]
     assert data["images"][1]["tags"] == ["t/pylab:latest", "t/pylab:trixie"]
-    assert "engine: fake (fake), from test" in captured.err
+    assert "engine: fake (fake), from auto-detection" in captured.err
     assert main(["build", "-C", str(lab), "--json", "pylab"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {i["action"] for i in data["images"]} == {"skipped"}
 
 
 def test_a_failing_build_exits_5_with_one_message(
-        lab: Path, fake_engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     (lab / "requirements.txt").write_text("broken\n")
     assert main(["build", "-C", str(lab)]) == EXIT_BUILD
     err = capsys.readouterr().err

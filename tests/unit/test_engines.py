@@ -20,16 +20,15 @@ from pyrlab import proc
 from pyrlab.baseimage import check_arguments, host_mirror
 from pyrlab.dockerfile.render import RenderOptions
 from pyrlab.engines import docker as docker_engine
-from pyrlab.engines import select
+from pyrlab.engines import registry, select
 from pyrlab.engines.base import (
-    BuildKitOutput,
     BuildRequest,
     Mount,
     RunRequest,
     normalize_id,
     step_title,
 )
-from pyrlab.engines.docker import DockerBuildx, DockerClassic
+from pyrlab.engines.docker import BuildKitOutput, DockerBuildx, DockerClassic
 from pyrlab.engines.podman import VFS_NOTE, Podman, PodmanOutput
 from pyrlab.errors import ConfigError, EngineError
 
@@ -163,7 +162,7 @@ esac
 
 
 def _use_dockers(monkeypatch: pytest.MonkeyPatch, *paths: str) -> None:
-    monkeypatch.setattr(select, "DOCKER_CANDIDATES", paths)
+    monkeypatch.setattr(docker_engine, "DOCKER_CANDIDATES", paths)
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +187,7 @@ def test_a_buildx_plugin_file_is_enough_without_asking_the_cli(
     # This client would say it has no buildx: the plugin file is what counts.
     _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="28.2.2",
                                            server="28.2.2", buildx=False))
-    assert isinstance(select.find_docker(), DockerBuildx)
+    assert isinstance(docker_engine.find(), DockerBuildx)
 
 
 def test_a_daemon_answering_ping_on_its_socket_needs_no_cli_call(
@@ -211,7 +210,7 @@ def test_a_daemon_answering_ping_on_its_socket_needs_no_cli_call(
         # The CLI would say the daemon is down; the socket says it is up.
         _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="20.10.24",
                                                server=None, buildx=False))
-        assert isinstance(select.find_docker(), DockerClassic)
+        assert isinstance(docker_engine.find(), DockerClassic)
     finally:
         thread.join(timeout=5)
         server.close()
@@ -223,7 +222,7 @@ def test_a_new_client_without_buildx_falls_back_to_an_old_client_with_builtin_bu
     old = _fake_docker(tmp_path, "docker20", client="20.10.24+dfsg1", server="20.10.24",
                        buildx=False)
     _use_dockers(monkeypatch, new, old)
-    engine = select.find_docker()
+    engine = docker_engine.find()
     assert isinstance(engine, DockerClassic) and engine.binary == old
 
 
@@ -231,7 +230,7 @@ def test_buildx_is_preferred_where_it_exists(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     new = _fake_docker(tmp_path, "docker28", client="28.2.2", server="28.2.2", buildx=True)
     _use_dockers(monkeypatch, new)
-    engine = select.find_docker()
+    engine = docker_engine.find()
     assert isinstance(engine, DockerBuildx) and "buildx build --load" in engine.describe()
 
 
@@ -240,7 +239,7 @@ def test_docker_23_without_buildx_is_a_clear_error_naming_the_fix(
     _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="28.2.2",
                                            server="28.2.2", buildx=False))
     with pytest.raises(EngineError) as caught:
-        select.find_docker()
+        docker_engine.find()
     assert "buildx" in caught.value.message and "buildx" in (caught.value.hint or "")
 
 
@@ -249,7 +248,7 @@ def test_a_stopped_daemon_is_one_clear_error(tmp_path: Path,
     _use_dockers(monkeypatch, _fake_docker(tmp_path, "docker", client="20.10.24", server=None,
                                            buildx=False))
     with pytest.raises(EngineError) as caught:
-        select.find_docker()
+        docker_engine.find()
     assert caught.value.message.startswith("cannot reach the Docker daemon: ")
     assert "systemctl start docker" in (caught.value.hint or "")
     assert "--engine podman" in (caught.value.hint or "")
@@ -258,23 +257,22 @@ def test_a_stopped_daemon_is_one_clear_error(tmp_path: Path,
 def test_missing_docker_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     _use_dockers(monkeypatch, "/nonexistent/docker")
     with pytest.raises(EngineError, match="docker is not installed"):
-        select.find_docker()
+        docker_engine.find()
 
 
 @pytest.fixture
 def fake_finders(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """find_docker / find_podman stand-ins; set an entry False to make that engine fail."""
+    """Stand-ins for each engine module's find(), behind the registry; set an entry False to
+    make that engine fail."""
     works = {"docker": True, "podman": True}
+    kinds = {"docker": DockerBuildx, "podman": Podman}
 
-    def finder(name: str, engine: type) -> object:
-        def find() -> object:
-            if not works[name]:
-                raise EngineError(f"{name} is not installed")
-            return engine(name)
-        return find
+    def find(name: str) -> object:
+        if not works[name]:
+            raise EngineError(f"{name} is not installed")
+        return kinds[name](name)
 
-    monkeypatch.setattr(select, "find_docker", finder("docker", DockerBuildx))
-    monkeypatch.setattr(select, "find_podman", finder("podman", Podman))
+    monkeypatch.setattr(registry, "find", find)
     return works
 
 
@@ -303,6 +301,44 @@ def test_no_engine_at_all_is_one_error_listing_both(fake_finders: dict[str, bool
         select.select_engine(None, "auto", {})
     assert "docker is not installed" in caught.value.message
     assert "podman is not installed" in caught.value.message
+
+
+def test_every_list_of_engines_is_the_registry_s() -> None:
+    """--engine's choices (a command's and the global one), the names a config's `engine`
+    may take, completion's, and the order auto-detection tries: one list, in engines/."""
+    from pyrlab.cli import build_parser
+    from pyrlab.completion import set_keys
+    from pyrlab.config.model import ENGINES
+
+    assert registry.choices() == ("auto", "docker", "podman")
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if a.dest == "verb").choices
+    assert verbs is not None
+    for verb in ("build", "init", "help"):  # a verb with an engine, one without, and help
+        sub = verbs[verb]
+        sub.parse_known_args([])  # a verb adds its options when it is parsed
+        engine = next(a for a in sub._actions if "--engine" in a.option_strings)
+        assert tuple(engine.choices or ()) == registry.choices(), verb
+    # The config sits below the engines and cannot import them: its copy must agree.
+    assert ENGINES == registry.choices()
+    assert set_keys(None)["engine"] == registry.choices()
+
+
+def test_auto_detection_tries_the_engines_in_the_registry_s_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[str] = []
+
+    def find(name: str) -> object:
+        tried.append(name)
+        raise EngineError(f"{name} is not installed")
+
+    monkeypatch.setattr(registry, "find", find)
+    monkeypatch.setattr(registry, "ENGINES", {"podman": "", "docker": ""})
+    with pytest.raises(EngineError) as caught:
+        select.select_engine(None, "auto", {})
+    assert tried == ["podman", "docker"]
+    assert caught.value.message == ("no usable container engine: podman is not installed; "
+                                    "docker is not installed")
 
 
 def test_a_named_engine_that_is_missing_is_not_replaced_by_another(

@@ -9,23 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labfiles import make_project
-from test_build_lock import ORDER, build_json, pyrlab, use_fake_engine
-from test_build_plan import BASE_ID, FILES, FakeEngine
+from fakes import BASE_ID, ORDER, FakeEngine
+from labfiles import build_json, pyrlab
 
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, EXIT_DIFFERENT, EXIT_NOT_BUILT, EXIT_USAGE
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)  # messages name files relative to the current folder
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
-
 
 # --------------------------------------------------------------------------- inspect
 
@@ -241,7 +228,7 @@ def test_diff_of_two_lock_files_and_of_two_images(
 
 def test_diff_of_two_lock_files_needs_no_project_and_no_engine(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     build_json(capsys, lab)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -251,11 +238,7 @@ def test_diff_of_two_lock_files_needs_no_project_and_no_engine(
     shutil.copy(lab / "pyrlab.lock", elsewhere / "new.lock")
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("HOME", str(elsewhere))  # no project above: the search stops here
-
-    def no_engine(*args: object, **kwargs: object) -> None:
-        raise AssertionError("diff of two lock files chose an engine")
-
-    monkeypatch.setattr("pyrlab.commands._args.select_engine", no_engine)
+    request.getfixturevalue("no_engine")  # from here on, choosing an engine fails the test
     code, out, err = pyrlab(capsys, "diff", "--engine", "podman", "old.lock", "new.lock")
     assert (code, err) == (EXIT_DIFFERENT, "")
     assert out.splitlines()[0] == "old.lock → new.lock"

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_inventory import inventory, meta
+from inventories import inventory, meta
 
 from pyrlab.contents.lockfile import (
     HEADER,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_inventory import inventory, meta
+from inventories import inventory, meta
 
 from pyrlab.contents.diff import diff, diff_locks
 from pyrlab.contents.model import Deb, Outdated, PyDist, RPkg

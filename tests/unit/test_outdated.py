@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from labfiles import make_project
-from test_build_lock import build_json, pyrlab, use_fake_engine
-from test_build_plan import FILES, FakeEngine
+from fakes import APT_OUTPUT, RESOLUTION_JSON, FakeEngine
+from labfiles import build_json, pyrlab
 
 from pyrlab.contents.model import Inventory, Meta, Outdated, PyDist, RPkg
 from pyrlab.contents.upgradable import (
@@ -22,34 +21,6 @@ from pyrlab.contents.upgradable import (
     r_available_versions,
 )
 from pyrlab.engines.base import RunRequest
-
-# heldback.py's answer in a throwaway container (through uv-resolve): uv's resolution of
-# the lists, and the listed packages it holds back.
-RESOLUTION_JSON = json.dumps({
-    "resolution": {"Six": "2.0", "idna": "1.0"}, "floors": [], "raised": [],
-    "held": [{"name": "idna", "resolved": "1.0", "newest": "3.0",
-              "why": "major version 3 is out", "holder": "six==2.0 depends on idna<2"}],
-    "notes": []})
-APT_OUTPUT = """\
-Reading package lists...
-Calculating upgrade...
-The following packages will be upgraded:
-  libc6
-Inst libc6 [2.41-12] (2.41-13 Debian:13.3/stable [amd64])
-Conf libc6 (2.41-13 Debian:13.3/stable [amd64])
-Inst newdep (1.0 Debian:13.3/stable [amd64])
-"""
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
 
 
 def test_the_indexes_answers_are_read() -> None:

@@ -10,7 +10,8 @@ import io
 from pathlib import Path
 
 from pyrlab.baseimage import BootstrapOutput, phases
-from pyrlab.engines.base import BuildKitOutput, BuildOutput
+from pyrlab.engines.base import BuildOutput
+from pyrlab.engines.docker import BuildKitOutput
 from pyrlab.engines.podman import PodmanOutput
 from pyrlab.imagebuild.progress import Progress
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fakes import FakeEngine
 from labfiles import init_lab
 
 from pyrlab.cli import main
@@ -140,11 +141,7 @@ def test_ps_all_projects_shows_each_labs_project_folder() -> None:
 
 
 def test_clean_names_images_left_under_bare_names_and_says_the_cache_is_shared() -> None:
-    class Engine:
-        def describe(self) -> str:
-            return "docker"
-
-    selection = Selection(Engine(), "test")  # type: ignore[arg-type]
+    selection = Selection(FakeEngine("docker"), "test")
     result = CleanResult(selection, ("lab/pylab:latest",), (), "python:3.14-trixie", ("r1",),
                          ("pylab:latest", "pylab:previous"), "docker")
     text = result.to_text()

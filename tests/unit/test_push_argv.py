@@ -4,10 +4,10 @@ config key."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from fakes import DIGEST, FakeEngine
 from labfiles import init_lab
 
 from pyrlab.cli import main
@@ -24,8 +24,6 @@ from pyrlab.contents.pushed import (
 )
 from pyrlab.engines.base import (
     BuildRequest,
-    Engine,
-    ImageInfo,
     printed_digest,
     push_refusal,
 )
@@ -36,7 +34,6 @@ from pyrlab.imagebuild.executor import cache_sources
 from pyrlab.imagebuild.logs import BuildLog
 from pyrlab.imagebuild.progress import Progress
 
-DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
 IID = Path("/lab/.pylab.iid")
 
@@ -210,46 +207,14 @@ def test_push_without_a_registry_or_with_plain_http_elsewhere(
 # ----------------------------------------------------------------- tags made for a push
 
 
-class FakeEngine(Engine):
-    """Tags in a dict; `push` refuses refs under `refuse` the way a registry would."""
-
-    name = "fake"
-
-    def __init__(self, tags: dict[str, str], refuse: str = "") -> None:
-        super().__init__("fake")
-        self.tags = dict(tags)
-        self.refuse = refuse
-        self.pushed: list[str] = []
-
-    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
-        raise NotImplementedError
-
-    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
-        return []
-
-    def image(self, ref: str) -> ImageInfo | None:
-        image_id = self.tags.get(ref, ref if ref in self.tags.values() else None)
-        if image_id is None:
-            return None
-        labels = {"org.pyrlab.bootstrap": "trixie"} if image_id == "base" else {}
-        return ImageInfo(image_id, labels, tuple(t for t, i in self.tags.items() if i == image_id))
-
-    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        return {ref: self.image(ref) for ref in refs}
-
-    def tag(self, source: str, target: str) -> None:
-        self.tags[target] = self.tags.get(source, source)
-
-    def remove_image(self, ref: str) -> str | None:
-        return None if self.tags.pop(ref, None) else "no such image"
-
-    def push(self, ref: str, on_line: Callable[[str], None], *,
-             plain_http: bool = False) -> str:
-        if self.refuse and ref.startswith(self.refuse):
-            message, hint = push_refusal(ref, ["unauthorized: authentication required"])
-            raise RegistryError(message, hint=hint)
-        self.pushed.append(ref)
-        return DIGEST
+def fake(tags: dict[str, str], refuse: str = "") -> FakeEngine:
+    """Tags as given (the image "base" is a bootstrapped base); pushes under `refuse` are
+    refused the way a registry would."""
+    engine = FakeEngine(tags=tags)
+    if "base" in engine.images:
+        engine.images["base"] = {"org.pyrlab.bootstrap": "trixie"}
+    engine.refuse = refuse
+    return engine
 
 
 LOCAL = {"pyrlab-debian:trixie": "base", "pyrlab-base:latest": "b1", "pyrlab-base:trixie": "b1",
@@ -268,30 +233,30 @@ def _push(tmp_path: Path, engine: FakeEngine, registry: str) -> None:
 
 
 def test_a_push_leaves_every_local_tag_as_it_was(tmp_path: Path) -> None:
-    engine = FakeEngine(LOCAL)
+    engine = fake(LOCAL)
     _push(tmp_path, engine, "reg.example.org/team")
     assert engine.pushed == ["reg.example.org/team/pyrlab-debian:trixie",
                              "reg.example.org/team/pyrlab-base:latest",
                              "reg.example.org/team/pyrlab-base:trixie",
                              "reg.example.org/team/pylab:latest",
                              "reg.example.org/team/pylab:trixie"]
-    assert engine.tags == LOCAL  # the tag that named another image names it again
+    assert engine.refs == LOCAL  # the tag that named another image names it again
 
 
 def test_a_refused_push_leaves_every_local_tag_as_it_was(tmp_path: Path) -> None:
-    engine = FakeEngine(LOCAL, refuse="reg.example.org/team/pylab")
+    engine = fake(LOCAL, refuse="reg.example.org/team/pylab")
     with pytest.raises(RegistryError) as caught:
         _push(tmp_path, engine, "reg.example.org/team")
     assert "refused the credentials" in caught.value.message
     assert "reg.example.org/team/pylab:latest" not in engine.pushed
-    assert engine.tags == LOCAL
+    assert engine.refs == LOCAL
 
 
 def test_pushing_an_image_that_is_not_built_names_the_fix(tmp_path: Path) -> None:
     from pyrlab.commands.push import uploads
 
     config = load_config(init_lab(tmp_path))
-    engine = FakeEngine({"pyrlab-base:latest": "b1"})
+    engine = fake({"pyrlab-base:latest": "b1"})
     with pytest.raises(NotBuiltError) as caught:
         uploads(config, engine, ["pylab"], parse_registry("reg.example.org/team"))
     assert "pylab:latest" in caught.value.message and "pyrlab build pylab" in (
@@ -308,7 +273,7 @@ def test_pushing_to_the_config_prefix_pushes_the_local_tags_themselves(tmp_path:
     local = {"pyrlab-debian:trixie": "base",
              **{f"reg.example.org/team/{name}:{tag}": name
                 for name in ("pyrlab-base", "pylab") for tag in ("latest", "trixie")}}
-    engine = FakeEngine(local)
+    engine = fake(local)
     target = registry_for(config, None)
     base, images = uploads(config, engine, ["pylab"], target)
     assert base is not None and [u.name for u in images] == ["pyrlab-base", "pylab"]

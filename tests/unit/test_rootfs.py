@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fakes import FakeEngine
 from labfiles import make_project
 
 from pyrlab import rootfs
@@ -21,8 +22,7 @@ from pyrlab.config.project import load_project
 from pyrlab.config.readers import load_config
 from pyrlab.contents.model import Inventory, Meta
 from pyrlab.dockerfile.render import render_context, snapshot_sources
-from pyrlab.engines.base import BuildRequest, Engine, ImageInfo
-from pyrlab.errors import BuildError, ConfigError, EngineError
+from pyrlab.errors import BuildError, ConfigError
 from pyrlab.imagebuild.executor import BaseOutcome, registry_base_id, use_locked_base
 from pyrlab.imagebuild.offered import gone_hint
 from pyrlab.imagebuild.pins import locked_base_ref
@@ -258,47 +258,23 @@ def test_locked_takes_the_base_the_lock_names_by_digest(tmp_path: Path) -> None:
     assert locked_base_ref(booted, {"pylab": inventory("pylab", ref)}) is None
 
 
-class Registry(Engine):
+def registry_engine(registry: dict[str, str], local: dict[str, str]) -> FakeEngine:
     """An engine whose pulls come from a registry in memory; records what it was asked."""
-
-    name = "fake"
-
-    def __init__(self, registry: dict[str, str], local: dict[str, str]) -> None:
-        super().__init__("fake")
-        self.registry, self.local = registry, local  # ref → image ID
-        self.calls: list[tuple[str, ...]] = []
-
-    def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
-        raise NotImplementedError
-
-    def prune_build_cache(self, *, dry_run: bool = False) -> list[str]:
-        raise NotImplementedError
-
-    def image(self, ref: str) -> ImageInfo | None:
-        image_id = self.local.get(ref)
-        return None if image_id is None else ImageInfo(image_id, {}, ())
-
-    def pull(self, ref: str, on_line: Callable[[str], None]) -> None:
-        self.calls.append(("pull", ref))
-        if ref not in self.registry:
-            raise EngineError(f"cannot pull {ref}: manifest unknown")
-        self.local[ref] = self.registry[ref]
-
-    def tag(self, source: str, target: str) -> None:
-        self.calls.append(("tag", source, target))
-        self.local[target] = self.local[source]
+    engine = FakeEngine(tags=local)
+    engine.registry = registry
+    return engine
 
 
 def test_locked_pulls_the_base_by_digest_and_names_it_as_the_config_does() -> None:
     locked = "docker.io/library/python@" + DIGEST
     # The tag moved on in the registry and here; the lock's digest is what the build uses.
-    engine = Registry({locked: "1" * 64}, {"python:3.14-trixie": "2" * 64})
+    engine = registry_engine({locked: "1" * 64}, {"python:3.14-trixie": "2" * 64})
     assert use_locked_base(engine, "python:3.14-trixie", locked, print) == "1" * 64
     assert engine.calls == [("pull", locked), ("tag", locked, "python:3.14-trixie")]
-    assert engine.local["python:3.14-trixie"] == "1" * 64
+    assert engine.refs["python:3.14-trixie"] == "1" * 64
     engine.calls.clear()
     use_locked_base(engine, "python:3.14-trixie", locked, print)  # there already: nothing
     assert engine.calls == []
-    gone = Registry({}, {})
+    gone = registry_engine({}, {})
     with pytest.raises(BuildError, match="the base image pyrlab.lock names, .* cannot be pulled"):
         use_locked_base(gone, "python:3.14-trixie", locked, print)

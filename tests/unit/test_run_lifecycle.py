@@ -1,5 +1,5 @@
-"""up / down / restart / ps / url / logs / shell through the command line, against an
-in-memory engine: what the user sees, and what would have been asked of the engine."""
+"""up / down / restart / ps / url / logs / shell through the command line, against the
+in-memory engine (fakes.py): what the user sees, and what would have been asked of the engine."""
 
 from __future__ import annotations
 
@@ -8,105 +8,27 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BASE_ID, FakeEngine
 from labfiles import init_lab
 
 from pyrlab.cli import main
-from pyrlab.engines.base import Engine, HealthCheckRun, ImageInfo, RunRequest
-from pyrlab.engines.select import Selection
+from pyrlab.engines.base import Engine, HealthCheckRun, RunRequest
 from pyrlab.errors import EngineError
 from pyrlab.imagebuild.orchestration import BuildOptions, nothing_to_do
 from pyrlab.imagebuild.planner import Target, make_plan
 from pyrlab.launch.ready import NotReady
 from pyrlab.run import start as start_module
 
-BASE_ID = "b" * 64
-
-
-class FakeEngine(Engine):
-    """Containers and images as dicts shaped like `docker inspect` output."""
-
-    name = "docker"
-
-    def __init__(self) -> None:
-        super().__init__("docker")
-        self.containers: dict[str, dict[str, Any]] = {}
-        self.images: dict[str, str] = {}  # ref → id
-        self.calls: list[tuple[str, str]] = []
-        self.run_requests: list[RunRequest] = []
-        self.log_text = ""
-
-    # images
-    def build_argv(self, request: Any, iidfile: Path) -> list[str]:
-        raise AssertionError("no build in these tests")
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        if ref not in self.images:
-            return None
-        return {"Id": self.images[ref], "Config": {"Labels": {}}, "RepoTags": [ref]}
-
-    def images_by_ref(self, refs: Sequence[str]) -> dict[str, ImageInfo | None]:
-        return {ref: self.image(ref) for ref in dict.fromkeys(refs)}  # no CLI to batch
-
-    def image(self, ref: str) -> ImageInfo | None:
-        return ImageInfo(self.images[ref], {}, (ref,)) if ref in self.images else None
-
-    # containers
-    def run(self, request: RunRequest) -> str:
-        self.run_requests.append(request)
-        if request.name in self.containers:
-            raise EngineError(f"docker run failed: Conflict. The container name "
-                              f'"/{request.name}" is already in use')
-        self.containers[request.name] = {
-            "Name": "/" + request.name,
-            "Image": self.images.get(request.image, "sha256:" + "1" * 64),
-            "Config": {"Image": request.image, "Labels": dict(request.labels),
-                       "Env": [f"{k}={v}" for k, v in request.env.items()],
-                       "User": request.user},
-            "State": {"Status": "running", "ExitCode": 0,
-                      "StartedAt": "2026-01-01T00:00:00.123456789Z",
-                      "Health": {"Status": "healthy"}},
-            "HostConfig": {
-                "PortBindings": {f"{p.container_port}/tcp": [
-                    {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in request.ports},
-                "CapDrop": list(request.cap_drop) or None,
-                "SecurityOpt": list(request.security_opts) or None},
-        }
-        return "c" * 64
-
-    def inspect_container(self, name: str) -> dict[str, Any] | None:
-        return self.containers.get(name)
-
-    def list_containers(self, label: str, *, all: bool = True) -> list[str]:
-        key, _, value = label.partition("=")
-        return [n for n, c in self.containers.items()
-                if c["Config"]["Labels"].get(key) == value]
-
-    def stop(self, name: str, timeout: int = 10) -> None:
-        self.calls.append(("stop", name))
-        self.containers[name]["State"]["Status"] = "exited"
-
-    def remove_container(self, name: str) -> None:
-        self.calls.append(("rm", name))
-        self.containers.pop(name, None)
-
-    def logs(self, name: str, tail: int | None = None) -> str:
-        return self.log_text
-
-
-# Whatever else the contract asks of an engine (build, prune…) is not used by these tests.
-FakeEngine.__abstractmethods__ = frozenset()
-
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    fake = FakeEngine()
-    monkeypatch.setattr("pyrlab.commands._args.select_engine",
-                        lambda flag, value, **_: Selection(fake, "a test"))
+def engine(use_engine: Callable[[FakeEngine], FakeEngine],
+           monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = use_engine(FakeEngine("docker"))  # the engine's own words read as Docker's
     # The lab "answers" at once; how waiting works is tested separately below.
     monkeypatch.setattr(start_module, "wait_ready", lambda *a, **k: 0.5)
     return fake
@@ -145,8 +67,8 @@ def lab_port() -> int:
 def built(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Every image present; what `up` asked the builder for is recorded."""
     for name in ("pyrlab-base", "pylab", "rlab-base", "rlab"):
-        engine.images[f"{name}:latest"] = "sha256:" + name[0] * 64
-    engine.images["pyrlab-debian:trixie"] = BASE_ID
+        engine.add_image(f"{name}:latest", "sha256:" + name[0] * 64)
+    engine.add_image("pyrlab-debian:trixie", BASE_ID)
     asked: list[list[str]] = []
 
     def fake_build(project: Any, eng: Engine, options: BuildOptions, *,
@@ -181,8 +103,8 @@ def test_up_starts_and_prints_the_url_with_a_stored_token(
     assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
     url = f"http://127.0.0.1:{port}/lab?token={token}"
     assert re.fullmatch(rf"pylab is up \([0-9.]+ s\): {re.escape(url)}\n", out)
-    assert "engine: docker (docker), from a test" in err
-    request = engine.run_requests[0]
+    assert "engine: docker (docker), from auto-detection" in err
+    request = engine.runs[0]
     assert request.env["JUPYTER_TOKEN"] == token
     # The mounted folders were made for the lab (owned by its UID when run as root).
     assert (lab.parent / "nb").is_dir() and (lab.parent / "home" / "work").is_dir()
@@ -200,19 +122,19 @@ def test_up_again_finds_the_running_lab(lab: Path, engine: FakeEngine, built: li
     data = json.loads(out)
     assert data["already_running"] is True
     assert data["url"] + "\n" == first_url
-    assert len(engine.run_requests) == 1
+    assert len(engine.runs) == 1
 
 
 def test_up_replaces_a_stopped_lab_and_keeps_its_token(
         lab: Path, engine: FakeEngine, built: list[list[str]],
         capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "up", "pylab")[0] == 0
-    name = engine.run_requests[0].name
+    name = engine.runs[0].name
     engine.containers[name]["State"].update(Status="exited", ExitCode=137)
     assert run(capsys, "up", "pylab")[0] == 0
     assert ("rm", name) in engine.calls
-    assert [r.env["JUPYTER_TOKEN"] for r in engine.run_requests] == \
-        [engine.run_requests[0].env["JUPYTER_TOKEN"]] * 2
+    assert [r.env["JUPYTER_TOKEN"] for r in engine.runs] == \
+        [engine.runs[0].env["JUPYTER_TOKEN"]] * 2
 
 
 def test_up_no_build_with_a_missing_image(lab: Path, engine: FakeEngine,
@@ -224,7 +146,7 @@ def test_up_no_build_with_a_missing_image(lab: Path, engine: FakeEngine,
         ("pyrlab: hint: build it with `pyrlab build pylab`, or run `pyrlab up pylab` without "
          "--no-build"),
     ]
-    assert engine.run_requests == []
+    assert engine.runs == []
 
 
 def test_up_no_build_with_an_outdated_image_says_so(
@@ -254,7 +176,7 @@ def test_up_refuses_a_port_held_by_another_program(
     assert (code, out) == (6, "")
     assert f"pyrlab: error: port {port} on 127.0.0.1 is already in use by another program" in err
     assert "--port N" in err
-    assert engine.run_requests == []
+    assert engine.runs == []
     assert built == []  # refused before building anything
 
 
@@ -284,7 +206,7 @@ def test_up_leaves_out_busy_extra_ports(lab: Path, engine: FakeEngine, built: li
         code, _, err = run(capsys, "up", "pylab")
     assert code == 0, err
     assert f"note: the dtale port {dtale} is in use; this lab does not publish it" in err
-    assert len(engine.run_requests[0].ports) == 1
+    assert len(engine.runs[0].ports) == 1
 
 
 def test_up_plans_the_lab_once(lab: Path, engine: FakeEngine, built: list[list[str]],
@@ -306,13 +228,13 @@ def test_up_plans_the_lab_once(lab: Path, engine: FakeEngine, built: list[list[s
         code, _, err = run(capsys, "up", "pylab")
     assert code == 0, err
     assert planned == ["pylab"]
-    request = engine.run_requests[0]
+    request = engine.runs[0]
     assert len(request.ports) == 1 and len(request.env["JUPYTER_TOKEN"]) == 48
     # restart checks the plan before it stops the lab, and starts the lab from that plan.
     code, _, err = run(capsys, "restart", "pylab")
     assert code == 0, err
     assert planned == ["pylab", "pylab"]
-    assert engine.run_requests[1].env["JUPYTER_TOKEN"] == request.env["JUPYTER_TOKEN"]
+    assert engine.runs[1].env["JUPYTER_TOKEN"] == request.env["JUPYTER_TOKEN"]
 
 
 def test_a_lab_of_another_project_on_the_same_port(
@@ -341,7 +263,7 @@ def test_up_no_build_tells_the_port_problem_before_the_image_check(
     assert code == 6
     assert f"a lab of the project {lab}" in err
     assert "out of date" not in err and "is not built" not in err
-    assert len(engine.run_requests) == 1
+    assert len(engine.runs) == 1
 
 
 def test_a_lab_that_exits_fails_with_its_log(lab: Path, engine: FakeEngine,
@@ -392,13 +314,13 @@ def test_down_stops_removes_and_keeps_the_token(lab: Path, engine: FakeEngine,
                                                 built: list[list[str]],
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "up", "pylab")[0] == 0
-    name = engine.run_requests[0].name
+    name = engine.runs[0].name
     assert run(capsys, "down", "pylab") == (0, f"stopped and removed {name}\n", "")
     assert engine.calls == [("stop", name), ("rm", name)]
     assert (lab / ".pyrlab" / "tokens" / f"{name}.token").is_file()
     assert run(capsys, "down", "pylab") == (0, "no lab of pylab to stop\n", "")
     assert run(capsys, "up", "pylab")[0] == 0
-    assert engine.run_requests[1].env["JUPYTER_TOKEN"] == engine.run_requests[0].env[
+    assert engine.runs[1].env["JUPYTER_TOKEN"] == engine.runs[0].env[
         "JUPYTER_TOKEN"]
 
 
@@ -436,7 +358,7 @@ def test_url(lab: Path, engine: FakeEngine, built: list[list[str]],
     assert err == ("pyrlab: error: no lab of pylab is running\n"
                    "pyrlab: hint: start one: pyrlab up pylab\n")
     assert run(capsys, "up", "pylab")[0] == 0
-    token = engine.run_requests[0].env["JUPYTER_TOKEN"]
+    token = engine.runs[0].env["JUPYTER_TOKEN"]
     assert run(capsys, "url", "pylab")[1] == f"http://127.0.0.1:{lab_port()}/lab?token={token}\n"
 
 
@@ -446,7 +368,7 @@ def test_url_and_ps_show_every_named_port(lab: Path, engine: FakeEngine,
     port, dtale, board = free_port(), free_port(), free_port()
     monkeypatch.setenv("PYRLAB_IMAGES__PYLAB__PORTS", json_ports(port, dtale, board))
     assert run(capsys, "up", "pylab")[0] == 0
-    token = engine.run_requests[0].env["JUPYTER_TOKEN"]
+    token = engine.runs[0].env["JUPYTER_TOKEN"]
     lab_url = f"http://127.0.0.1:{port}/lab?token={token}"
     # JupyterLab's URL first and alone on its line, then one line per named port.
     assert run(capsys, "url", "pylab")[1] == (f"{lab_url}\n"
@@ -507,7 +429,7 @@ class PodmanLike(FakeEngine):
     """An engine whose health checks run only when asked (Podman without systemd)."""
 
     def __init__(self, problem: str = "") -> None:
-        super().__init__()
+        super().__init__("docker")
         self.problem = problem
         self.checked: list[str] = []
 
@@ -524,17 +446,12 @@ class PodmanLike(FakeEngine):
         return HealthCheckRun(ran=True)
 
 
-def use_engine(monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> None:
-    monkeypatch.setattr("pyrlab.commands._args.select_engine",
-                        lambda flag, value, **_: Selection(engine, "a test"))
-
-
 def test_up_and_ps_run_a_health_check_the_engine_would_not(
-        lab: Path, engine: FakeEngine, built: list[list[str]], monkeypatch: pytest.MonkeyPatch,
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        use_engine: Callable[[FakeEngine], FakeEngine],
         capsys: pytest.CaptureFixture[str]) -> None:
-    podman = PodmanLike()
-    podman.images = engine.images
-    use_engine(monkeypatch, podman)
+    podman = use_engine(PodmanLike())
+    podman.images, podman.refs = engine.images, engine.refs
     assert run(capsys, "up", "pylab")[0] == 0
     name = f"pyrlab-pylab-{lab_port()}"
     assert podman.checked == [name]  # `up`: JupyterLab answers, so record it now
@@ -548,12 +465,11 @@ def test_up_and_ps_run_a_health_check_the_engine_would_not(
 
 def test_ps_says_why_the_health_is_unknown(lab: Path, engine: FakeEngine,
                                            built: list[list[str]],
-                                           monkeypatch: pytest.MonkeyPatch,
+                                           use_engine: Callable[[FakeEngine], FakeEngine],
                                            capsys: pytest.CaptureFixture[str]) -> None:
     problem = "`podman healthcheck run pyrlab-pylab-1` failed (exit code 125): boom"
-    podman = PodmanLike(problem)
-    podman.images = engine.images
-    use_engine(monkeypatch, podman)
+    podman = use_engine(PodmanLike(problem))
+    podman.images, podman.refs = engine.images, engine.refs
     assert run(capsys, "up", "pylab")[0] == 0  # `up` waits for JupyterLab itself
     name = f"pyrlab-pylab-{lab_port()}"
     lines = run(capsys, "ps")[1].splitlines()
@@ -569,7 +485,7 @@ def test_restart_keeps_port_and_token(lab: Path, engine: FakeEngine, built: list
     assert run(capsys, "up", "pylab", "--port", str(port))[0] == 0
     code, _, err = run(capsys, "restart", "pylab")
     assert code == 0, err
-    first, second = engine.run_requests
+    first, second = engine.runs
     assert first.name == second.name == f"pyrlab-pylab-{port}"
     assert first.env["JUPYTER_TOKEN"] == second.env["JUPYTER_TOKEN"]
     assert ("stop", first.name) in engine.calls
@@ -583,7 +499,7 @@ def test_shell_and_logs_argv(lab: Path, engine: FakeEngine, built: list[list[str
     monkeypatch.setattr("pyrlab.proc.interactive",
                         lambda argv, env=None: ran.append(list(argv)) or 3)
     assert run(capsys, "up", "pylab")[0] == 0
-    name = engine.run_requests[0].name
+    name = engine.runs[0].name
     assert run(capsys, "shell", "pylab", "--", "id", "-u")[0] == 3  # the command's exit code
     assert ran[-1] == ["docker", "exec", "--interactive", "--workdir", "/home/notebook/work",
                        name, "id", "-u"]
@@ -610,10 +526,10 @@ def test_up_refuses_before_building_or_starting(
         "pyrlab: error: pyrlab.toml: run.docker_args: '--cap-add=NET_ADMIN' widens what the "
         "lab may do on the host (from environment PYRLAB_RUN__DOCKER_ARGS); pyrlab up "
         "--allow-unsafe allows it")
-    assert (out, built, engine.run_requests) == ("", [], [])
+    assert (out, built, engine.runs) == ("", [], [])
     code, _, err = run(capsys, "up", "pylab", "--allow-unsafe")
     assert code == 0, err
-    assert engine.run_requests[0].extra_args == ("--cap-add=NET_ADMIN",)
+    assert engine.runs[0].extra_args == ("--cap-add=NET_ADMIN",)
     assert ("pyrlab: warning: run.docker_args: '--cap-add=NET_ADMIN' widens what the lab may do "
             "on the host; allowed by --allow-unsafe") in err.splitlines()
 
@@ -626,11 +542,11 @@ def test_restart_refuses_before_stopping_the_running_lab(
     code, _, err = run(capsys, "restart", "pylab")
     assert code == 3
     assert "pyrlab restart --allow-unsafe allows it" in err
-    assert engine.calls == [] and len(engine.run_requests) == 1
+    assert engine.calls == [] and len(engine.runs) == 1
     code, _, err = run(capsys, "restart", "pylab", "--allow-unsafe")
     assert code == 0, err
-    assert engine.run_requests[-1].user is not None
-    assert engine.run_requests[-1].user.startswith("0:")
+    assert engine.runs[-1].user is not None
+    assert engine.runs[-1].user.startswith("0:")
 
 
 def test_up_warns_about_a_public_bind_and_sudo(

@@ -10,13 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from labfiles import PEM, init_lab, make_project, write
-from test_build_lock import ORDER, build_json, pyrlab, use_fake_engine
-from test_build_plan import FILES, FakeEngine
+from fakes import FILES, ORDER, FakeEngine
+from labfiles import PEM, build_json, init_lab, make_project, pyrlab, write
 
-from pyrlab.commands import clean as clean_command
 from pyrlab.contents.lockfile import HEADER
-from pyrlab.engines.select import Selection
 from pyrlab.errors import EXIT_CONFIG, EXIT_ENGINE, EXIT_USAGE, ConfigError
 from pyrlab.safewrite import MARKER, claim_folder, has_pyrlab_header, write_file
 
@@ -239,10 +236,9 @@ def test_export_replaces_its_own_file_and_no_other_unless_forced(
 
 
 @pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine,
           capsys: pytest.CaptureFixture[str]) -> Path:
     monkeypatch.chdir(tmp_path)
-    use_fake_engine(monkeypatch)
     root = make_project(tmp_path / "built", FILES)
     build_json(capsys, root)
     return root
@@ -298,27 +294,21 @@ def test_lock_rewrites_its_own_lock_but_not_a_file_it_did_not_write(
 
 
 def test_clean_dry_run_says_what_would_go_and_removes_nothing(
-        built: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from pyrlab.commands import _args as session
-
-    fake = session.select_engine(None, "auto").engine  # the test's FakeEngine
-    assert isinstance(fake, FakeEngine)
-    monkeypatch.setattr(clean_command, "select_engine",
-                        lambda flag, value, **_: Selection(fake, "test"))
-    before = dict(fake.refs)
+        built: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    before = dict(engine.refs)
     code, out, err = pyrlab(capsys, "clean", "-C", "built", "--dry-run")
-    assert code == 0 and err == "engine: fake (fake), from test\n"
+    assert code == 0 and err == "engine: fake (fake), from auto-detection\n"
     would = [line.removeprefix("would remove ") for line in out.splitlines()
              if line.startswith("would remove ")]
     assert would[:3] == ["t/other:latest", "t/other:trixie", "t/pylab-torch:latest"]
     assert out.splitlines()[-2:] == [
         "kept the base image t/debian:trixie (remove it with your engine's rmi)",
         "dry run: nothing was removed"]
-    assert fake.refs == before
+    assert engine.refs == before
     code, out, _ = pyrlab(capsys, "clean", "-C", "built", "--json", "-n", "--cache")
     data = json.loads(out)
     assert data["dry_run"] is True and data["removed"] == would
-    assert fake.refs == before
+    assert engine.refs == before
     # What the dry run listed is what clean goes on to remove, or to keep where the
     # engine refuses (which only asking it shows).
     code, out, _ = pyrlab(capsys, "clean", "-C", "built")
@@ -327,7 +317,7 @@ def test_clean_dry_run_says_what_would_go_and_removes_nothing(
     refused = [line.removeprefix("kept ").split(": ", 1)[0] for line in out.splitlines()
                if line.startswith("kept t/")]
     assert removed and sorted(removed + refused) == sorted(would)
-    assert fake.refs != before
+    assert engine.refs != before
 
 
 # --------------------------------------------------------------------------- the module

@@ -172,7 +172,7 @@ def test_throwaway_containers_get_the_secrets_as_a_mounted_folder_only(tmp_path:
     """`pyrlab outdated`: uv-resolve in a container of the image reads the real pip.conf and
     uv.toml from a read-only mount (through net-env's net_file); neither its environment
     nor its command line has a credential, and a failure's message is masked."""
-    from test_build_plan import FakeEngine
+    from fakes import FakeEngine
 
     from pyrlab.contents.model import Inventory, Meta
     from pyrlab.contents.upgradable import upgradable

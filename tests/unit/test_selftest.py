@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labfiles import make_project
-from test_build_lock import pyrlab, use_fake_engine
-from test_build_plan import FILES, FakeEngine
+from fakes import FILES, FakeEngine
+from labfiles import build_json, make_project, pyrlab
 
 from pyrlab import proc
 from pyrlab.container import selftest as container_selftest
@@ -24,23 +23,6 @@ from pyrlab.contents.lockfile import read_lock
 from pyrlab.engines.docker import DockerBuildx
 from pyrlab.errors import EXIT_BUILD, EXIT_NOT_BUILT, EXIT_TEST
 from pyrlab.gate import SelfTester, python_wanted
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    return use_fake_engine(monkeypatch)
-
-
-def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dict[str, Any]:
-    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--json", *args)
-    assert code == 0, err
-    data: dict[str, Any] = json.loads(out)
-    return data
 
 
 def imported(engine: FakeEngine) -> list[list[str]]:

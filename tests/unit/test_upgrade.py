@@ -8,10 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from labfiles import make_project
-from test_build_lock import build_json, pyrlab, python_versions, use_fake_engine
-from test_build_plan import FILES, FakeEngine
-from test_outdated import APT_OUTPUT, RESOLUTION_JSON
+from fakes import APT_OUTPUT, RESOLUTION_JSON, FakeEngine
+from labfiles import build_json, make_project, pyrlab, python_versions
 
 from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock
@@ -19,20 +17,6 @@ from pyrlab.contents.upgradable import UV_RESOLVE
 from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD, EngineError
 from pyrlab.imagebuild.planner import make_plan
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path / "lab", FILES)
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    fake = use_fake_engine(monkeypatch)
-    monkeypatch.setattr("pyrlab.commands.upgrade.select_engine",
-                        lambda flag, config, **_: type("S", (), {"engine": fake})())
-    return fake
 
 
 def test_upgrade_rebuilds_everything_without_pins_and_shows_what_changed(

@@ -3,7 +3,8 @@
 Engines only assemble argument lists and hand them to pyrlab.proc; the `*_argv` methods
 are pure so that tests can check them without an engine. What an engine prints while it
 builds differs too, so each engine also supplies the parser that reads its build output
-(current step for the progress display, failing step and its last lines for the error).
+(current step for the progress display, failing step and its last lines for the error):
+BuildKit's in docker.py, buildah's in podman.py, on the shared helpers below.
 """
 
 from __future__ import annotations
@@ -153,61 +154,6 @@ def step_title(instruction: str) -> str:
     return instruction if len(instruction) <= 60 else instruction[:59] + "…"
 
 
-class BuildKitOutput(BuildOutput):
-    """BuildKit's `--progress=plain`: `#7 [2/4] RUN …`, `#7 1.234 output`, `#7 ERROR: …`."""
-
-    _VERTEX = re.compile(r"^#(\d+) (.*)$")
-    _STEP = re.compile(r"^\[(?:([^\]]*) )?(\d+)/(\d+)\] (.*)$")
-    _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
-
-    def __init__(self) -> None:
-        self.titles: dict[str, str] = {}
-        self.output: dict[str, list[str]] = {}
-        self.failed: str | None = None
-        self.error = ""
-        self.last_lines: list[str] = []
-
-    def feed(self, line: str) -> str | None:
-        self.last_lines = (self.last_lines + [line])[-self.TAIL:]
-        stripped = line.strip()
-        if stripped.lower().startswith("error:") or "executor failed running" in stripped \
-                or stripped.startswith("failed to solve"):
-            self.error = stripped
-        match = self._VERTEX.match(line)
-        if not match:
-            return None
-        vertex, rest = match.groups()
-        if vertex not in self.titles:
-            step = self._STEP.match(rest)
-            if step:
-                stage, n, total, instruction = step.groups()
-                self.titles[vertex] = f"{step_label(stage, n, total)} {step_title(instruction)}"
-                return self.titles[vertex] if reported(instruction) else None
-            self.titles[vertex] = ""  # [internal] load …, exporting, …
-            return None
-        if rest.startswith("ERROR"):
-            if self.failed is None or not self.titles.get(self.failed):
-                self.failed = vertex
-            self.error = self.error or rest
-            return None
-        timed = self._TIMED.match(rest)
-        if timed:
-            lines = self.output.setdefault(vertex, [])
-            lines.append(timed.group(1))
-            del lines[: -self.TAIL]
-        return None
-
-    def failure(self) -> BuildFailure:
-        # "ERROR: failed to solve: executor failed running [...]: exit code: 1" says no more
-        # than its exit code once the step and its output are shown.
-        code = re.search(r"exit code: (\d+)\s*$", self.error)
-        error = f"exit code {code.group(1)}" if code else self.error
-        step = self.titles.get(self.failed or "", "")
-        if self.failed is not None and self.output.get(self.failed):
-            return BuildFailure(step, self.output[self.failed], error)
-        return BuildFailure(step, self.last_lines, error)
-
-
 def request_args(request: BuildRequest) -> list[str]:
     """The build options Docker and Podman spell the same way (tags, labels, args, secrets,
     network)."""
@@ -337,8 +283,9 @@ class Engine(ABC):
     def build_env(self) -> dict[str, str]:
         return {}
 
+    @abstractmethod
     def build_output(self) -> BuildOutput:
-        return BuildKitOutput()
+        """A parser for what this engine prints while it builds."""
 
     def build(self, request: BuildRequest, on_line: Callable[[str], None]) -> tuple[int, str]:
         """Build; returns (exit code, image ID or ""). The first line is the argv."""

@@ -9,17 +9,84 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 from pathlib import Path
 
 from pyrlab import proc
-from pyrlab.engines.base import BuildRequest, Engine, request_args
+from pyrlab.engines.base import (
+    BuildFailure,
+    BuildOutput,
+    BuildRequest,
+    Engine,
+    reported,
+    request_args,
+    step_label,
+    step_title,
+)
 from pyrlab.engines.buildcache import marked_records, prune
+from pyrlab.errors import EngineError
 
 # Every image carries BuildKit's inline cache (its layers' cache keys, in the image config),
 # so that any image pyrlab pushed can be a teammate's `--cache-from`. The docker driver
 # exports no other cache (registry and local caches need a docker-container builder).
 INLINE_CACHE_ARG = "BUILDKIT_INLINE_CACHE=1"
+
+
+class BuildKitOutput(BuildOutput):
+    """BuildKit's `--progress=plain`: `#7 [2/4] RUN …`, `#7 1.234 output`, `#7 ERROR: …`."""
+
+    _VERTEX = re.compile(r"^#(\d+) (.*)$")
+    _STEP = re.compile(r"^\[(?:([^\]]*) )?(\d+)/(\d+)\] (.*)$")
+    _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
+
+    def __init__(self) -> None:
+        self.titles: dict[str, str] = {}
+        self.output: dict[str, list[str]] = {}
+        self.failed: str | None = None
+        self.error = ""
+        self.last_lines: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        self.last_lines = (self.last_lines + [line])[-self.TAIL:]
+        stripped = line.strip()
+        if stripped.lower().startswith("error:") or "executor failed running" in stripped \
+                or stripped.startswith("failed to solve"):
+            self.error = stripped
+        match = self._VERTEX.match(line)
+        if not match:
+            return None
+        vertex, rest = match.groups()
+        if vertex not in self.titles:
+            step = self._STEP.match(rest)
+            if step:
+                stage, n, total, instruction = step.groups()
+                self.titles[vertex] = f"{step_label(stage, n, total)} {step_title(instruction)}"
+                return self.titles[vertex] if reported(instruction) else None
+            self.titles[vertex] = ""  # [internal] load …, exporting, …
+            return None
+        if rest.startswith("ERROR"):
+            if self.failed is None or not self.titles.get(self.failed):
+                self.failed = vertex
+            self.error = self.error or rest
+            return None
+        timed = self._TIMED.match(rest)
+        if timed:
+            lines = self.output.setdefault(vertex, [])
+            lines.append(timed.group(1))
+            del lines[: -self.TAIL]
+        return None
+
+    def failure(self) -> BuildFailure:
+        # "ERROR: failed to solve: executor failed running [...]: exit code: 1" says no more
+        # than its exit code once the step and its output are shown.
+        code = re.search(r"exit code: (\d+)\s*$", self.error)
+        error = f"exit code {code.group(1)}" if code else self.error
+        step = self.titles.get(self.failed or "", "")
+        if self.failed is not None and self.output.get(self.failed):
+            return BuildFailure(step, self.output[self.failed], error)
+        return BuildFailure(step, self.last_lines, error)
 
 
 def _common_build_args(request: BuildRequest, iidfile: Path) -> list[str]:
@@ -36,6 +103,9 @@ class Docker(Engine):
     """What both ways of building with Docker share."""
 
     name = "docker"
+
+    def build_output(self) -> BuildOutput:
+        return BuildKitOutput()
 
     def build_cache_records(self) -> list[dict[str, str]]:
         """BuildKit's cache records (ID, CacheType, Description, InUse, Size)."""
@@ -59,7 +129,6 @@ class DockerBuildx(Docker):
 
     def build_argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
         return [self.binary, "buildx", "build", "--load", *_common_build_args(request, iidfile)]
-
 
 
 class DockerClassic(Docker):
@@ -138,3 +207,51 @@ def daemon_answers_ping() -> bool:
     except OSError:
         return False
     return status.startswith(b"HTTP/1.") and b" 200 " in status
+
+
+# Debian's docker.io (20.10) client still has the built-in BuildKit builder; a Docker 23+
+# client first on PATH may not. Both talk to the same daemon.
+DOCKER_CANDIDATES = ("docker", "/usr/bin/docker")
+
+
+def _daemon_ok(binary: str) -> tuple[bool, str]:
+    if daemon_answers_ping():
+        return True, ""
+    try:
+        result = proc.run([binary, "version", "--format", "{{.Server.Version}}"], timeout=30)
+    except FileNotFoundError:
+        return False, f"{binary} is not installed"
+    if result.ok and result.stdout.strip():
+        return True, ""
+    detail = (result.stderr or result.stdout).strip().splitlines()
+    return False, detail[-1] if detail else "the daemon did not answer"
+
+
+def find() -> Engine:
+    """A Docker client that can build with BuildKit, or EngineError naming the fix."""
+    binaries: list[str] = []
+    for candidate in DOCKER_CANDIDATES:
+        path = shutil.which(candidate)
+        if path and os.path.realpath(path) not in [os.path.realpath(b) for b in binaries]:
+            binaries.append(path)
+    if not binaries:
+        raise EngineError("docker is not installed",
+                          hint="install Docker (Debian: apt-get install docker.io) or use podman")
+    ok, detail = _daemon_ok(binaries[0])
+    if not ok:
+        raise EngineError(f"cannot reach the Docker daemon: {detail}",
+                          hint="start it with `systemctl start docker` (or run `dockerd`), "
+                          "or pick Podman with --engine podman")
+    for binary in binaries:
+        if has_buildx(binary):
+            return DockerBuildx(binary)
+    for binary in binaries:
+        version = client_version(binary)
+        if version is not None and version < (23,):
+            return DockerClassic(binary)
+    raise EngineError(
+        "no Docker client here can build with BuildKit: "
+        f"{', '.join(binaries)} {'has' if len(binaries) == 1 else 'have'} no buildx plugin",
+        hint="install the buildx plugin (Debian: docker-buildx, into ~/.docker/cli-plugins/) "
+        "or use --engine podman",
+    )

@@ -20,6 +20,7 @@ from pyrlab.engines.base import (
     step_label,
     step_title,
 )
+from pyrlab.errors import EngineError
 
 
 def buildah_tmpdir() -> Path:
@@ -186,3 +187,13 @@ class Podman(Engine):
 
     def start_hint(self) -> str:
         return "check `podman info`; rootful podman needs no daemon"
+
+
+def find() -> Engine:
+    """Podman, checked usable, or EngineError naming the fix."""
+    path = shutil.which("podman")
+    if not path:
+        raise EngineError("podman is not installed", hint="apt-get install podman, or use docker")
+    engine = Podman(path)
+    engine.check_available()
+    return engine

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyrlab import proc
+from pyrlab.engines import registry
 from pyrlab.errors import EngineError
 
 if TYPE_CHECKING:  # the engines are imported when one is chosen: the CLI imports this module
     from pyrlab.engines.base import Engine
-
-# Debian's docker.io (20.10) client still has the built-in BuildKit builder; a Docker 23+
-# client first on PATH may not. Both talk to the same daemon.
-DOCKER_CANDIDATES = ("docker", "/usr/bin/docker")
 
 
 @dataclass(frozen=True)
@@ -31,64 +26,6 @@ class Selection:
 
     def describe(self) -> str:
         return f"engine: {self.engine.describe()}, from {self.source}"
-
-
-def _docker_daemon_ok(binary: str) -> tuple[bool, str]:
-    from pyrlab.engines.docker import daemon_answers_ping
-
-    if daemon_answers_ping():
-        return True, ""
-    try:
-        result = proc.run([binary, "version", "--format", "{{.Server.Version}}"], timeout=30)
-    except FileNotFoundError:
-        return False, f"{binary} is not installed"
-    if result.ok and result.stdout.strip():
-        return True, ""
-    detail = (result.stderr or result.stdout).strip().splitlines()
-    return False, detail[-1] if detail else "the daemon did not answer"
-
-
-def find_docker() -> Engine:
-    """A Docker client that can build with BuildKit, or EngineError naming the fix."""
-    from pyrlab.engines.docker import DockerBuildx, DockerClassic, client_version, has_buildx
-
-    binaries: list[str] = []
-    for candidate in DOCKER_CANDIDATES:
-        path = shutil.which(candidate)
-        if path and os.path.realpath(path) not in [os.path.realpath(b) for b in binaries]:
-            binaries.append(path)
-    if not binaries:
-        raise EngineError("docker is not installed",
-                          hint="install Docker (Debian: apt-get install docker.io) or use podman")
-    ok, detail = _docker_daemon_ok(binaries[0])
-    if not ok:
-        raise EngineError(f"cannot reach the Docker daemon: {detail}",
-                          hint="start it with `systemctl start docker` (or run `dockerd`), "
-                          "or pick Podman with --engine podman")
-    for binary in binaries:
-        if has_buildx(binary):
-            return DockerBuildx(binary)
-    for binary in binaries:
-        version = client_version(binary)
-        if version is not None and version < (23,):
-            return DockerClassic(binary)
-    raise EngineError(
-        "no Docker client here can build with BuildKit: "
-        f"{', '.join(binaries)} {'has' if len(binaries) == 1 else 'have'} no buildx plugin",
-        hint="install the buildx plugin (Debian: docker-buildx, into ~/.docker/cli-plugins/) "
-        "or use --engine podman",
-    )
-
-
-def find_podman() -> Engine:
-    from pyrlab.engines.podman import Podman
-
-    path = shutil.which("podman")
-    if not path:
-        raise EngineError("podman is not installed", hint="apt-get install podman, or use docker")
-    engine = Podman(path)
-    engine.check_available()
-    return engine
 
 
 def named_engine(flag: str | None, config_value: str,
@@ -105,14 +42,15 @@ def named_engine(flag: str | None, config_value: str,
         choice, source = config_value, config_source
     else:
         choice, source = "auto", "auto-detection"
-    if choice not in ("auto", "docker", "podman"):
-        raise EngineError(f"unknown engine {choice!r} (from {source}): use docker or podman")
+    if choice not in registry.choices():
+        raise EngineError(f"unknown engine {choice!r} (from {source}): use "
+                          + " or ".join(registry.names()))
     return choice, source
 
 
 @dataclass(frozen=True)
 class EngineChoice:
-    name: str  # "docker" or "podman"
+    name: str  # one of registry.names()
     source: str
 
 
@@ -121,14 +59,14 @@ def engine_choice(flag: str | None, config_value: str,
                   config_source: str = "pyrlab.toml") -> EngineChoice:
     """The engine a build would use, by name, for what only needs to know which (rendering):
     a named engine need not be installed; "auto" looks for one as select_engine does and,
-    finding none, answers docker, saying so."""
+    finding none, answers the first registered engine, saying so."""
     choice, source = named_engine(flag, config_value, environ, config_source=config_source)
-    if choice != "auto":
+    if choice != registry.AUTO:
         return EngineChoice(choice, source)
     try:
         selection = select_engine(None, "auto", {})
     except EngineError:
-        return EngineChoice("docker", "auto-detection, which found no usable engine")
+        return EngineChoice(registry.names()[0], "auto-detection, which found no usable engine")
     return EngineChoice(selection.engine.name, selection.source)
 
 
@@ -138,14 +76,12 @@ def select_engine(flag: str | None, config_value: str,
     """The engine: --engine, else PYRLAB_ENGINE, else the config's `engine` (from
     `config_source`: pyrlab.toml or the user's file), else the first that works."""
     choice, source = named_engine(flag, config_value, environ, config_source=config_source)
-    if choice == "docker":
-        return Selection(find_docker(), source)
-    if choice == "podman":
-        return Selection(find_podman(), source)
+    if choice != registry.AUTO:
+        return Selection(registry.find(choice), source)
     problems: list[str] = []
-    for finder in (find_docker, find_podman):
+    for name in registry.names():
         try:
-            engine = finder()
+            engine = registry.find(name)
         except EngineError as exc:
             problems.append(exc.message)
             continue
@@ -157,6 +93,6 @@ def select_engine(flag: str | None, config_value: str,
 
 
 def add_engine_argument(parser: argparse.ArgumentParser, dest: str = "engine") -> None:
-    parser.add_argument("--engine", choices=("auto", "docker", "podman"), default=None, dest=dest,
+    parser.add_argument("--engine", choices=registry.choices(), default=None, dest=dest,
                         help="container engine (default: $PYRLAB_ENGINE, then pyrlab.toml's "
-                        "engine, then auto-detection: docker, else podman)")
+                        f"engine, then auto-detection: {', else '.join(registry.names())})")

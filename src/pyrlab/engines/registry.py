@@ -1,0 +1,41 @@
+"""The container engines pyrlab knows: the one list behind `--engine`'s choices, the names
+a choice is checked against, completion, and auto-detection, which tries them in this
+order.
+
+Each engine's module is imported only when that engine is looked for (the CLI imports
+this module to add `--engine`, on every start), and supplies `find() -> Engine`: the
+engine ready to use, or EngineError naming the fix.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyrlab.engines.base import Engine
+
+# name → the module whose find() looks for it; auto-detection goes down this list.
+ENGINES: dict[str, str] = {
+    "docker": "pyrlab.engines.docker",
+    "podman": "pyrlab.engines.podman",
+}
+
+AUTO = "auto"  # not an engine: "look for one"
+
+
+def names() -> tuple[str, ...]:
+    """The engines, in auto-detection order."""
+    return tuple(ENGINES)
+
+
+def choices() -> tuple[str, ...]:
+    """What `--engine`, PYRLAB_ENGINE and the config's `engine` accept."""
+    return (AUTO, *ENGINES)
+
+
+def find(name: str) -> Engine:
+    """The engine called `name`, ready to use; EngineError naming the fix when it is not.
+    (The one place an engine is made from its name: the unit tests put theirs here.)"""
+    engine: Engine = import_module(ENGINES[name]).find()
+    return engine
