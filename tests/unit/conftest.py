@@ -38,6 +38,24 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     yield
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_python_sets_it() -> Iterator[None]:
+    """Ctrl-C as a Python program started from a terminal has it, also when the suite runs
+    with SIGINT ignored (a background job of a script, nohup): tests of pyrlab's own
+    handling would otherwise meet what a user's terminal never gives."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def lock_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """How pyrlab.lock is named in each parse of it during the test (read_lock's, wherever
