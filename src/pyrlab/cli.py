@@ -59,11 +59,11 @@ QUIET_KEEPS_OUTPUT = frozenset({"help", "config", "ps", "logs", "url", "inspect"
 
 def _did_you_mean(word: str, known: Iterable[str]) -> str:
     """"; did you mean X?" for the nearest of `known`, or ""."""
-    import difflib  # only on a mistake: not part of every start
+    from pyrlab.config.guess import did_you_mean  # only on a mistake: not on every start
 
     by_name = {k.lstrip("-"): k for k in known}  # "--" alike in every option: not a match
-    close = difflib.get_close_matches(word.lstrip("-"), list(by_name), n=1, cutoff=0.75)
-    return f"; did you mean {by_name[close[0]]}?" if close else ""
+    close = did_you_mean(word.lstrip("-"), by_name, cutoff=0.75, fold_case=False)
+    return f"; did you mean {by_name[close]}?" if close else ""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import tomllib
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrlab.config.confine import pem_certificates, regular_file
+from pyrlab.config.guess import did_you_mean
 from pyrlab.config.model import name_from_folder
 from pyrlab.config.user import shown_path, user_config_path
 from pyrlab.errors import ConfigError, Problem, UsageError
@@ -93,8 +93,8 @@ def base_block(base: str) -> str:
     if kind != "debian":
         raise UsageError(f"--base: expected 'image', 'debian' or 'debian:SUITE', got {base!r}")
     if suite not in DEBIAN_SUITES:
-        close = difflib.get_close_matches(suite, DEBIAN_SUITES, n=1)
-        guess = f"; did you mean debian:{close[0]}?" if close else ""
+        close = did_you_mean(suite, DEBIAN_SUITES, cutoff=0.6, fold_case=False)
+        guess = f"; did you mean debian:{close}?" if close else ""
         raise UsageError(f"--base: {suite!r} is not a Debian suite on its mirrors{guess}",
                          hint=f"one of {', '.join(DEBIAN_SUITES)} (another suite: write it "
                          "in pyrlab.toml's base.bootstrap after init)")
