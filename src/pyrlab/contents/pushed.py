@@ -16,15 +16,14 @@ compose files).
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.safewrite import write_file
 
 PUSHED_NAME = "pyrlab.pushed.toml"
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -118,18 +117,10 @@ def read_record(root: Path) -> PushRecord:
 
 
 def write_record(root: Path, record: PushRecord) -> Path:
-    """Write the record atomically (readers see the old file or the new one)."""
+    """Write the record atomically (readers see the old file or the new one); the file is
+    pyrlab's own, replaced by every push."""
     path = pushed_path(root)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(render_record(record))
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ConfigError(Problem(PUSHED_NAME, f"cannot write: {exc.strerror or exc}")) from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_file(path, render_record(record), force=True, shown=PUSHED_NAME)
     return path
 
 
