@@ -163,17 +163,11 @@ def _attach_completers(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- the project
 
 
-def find_project(start: Path) -> Path | None:
-    """The folder of the pyrlab.toml at `start` or above, found as every command finds it."""
-    from pyrlab.discovery import find_project as found_from
-
-    return found_from(start)
-
-
 def _project_config(start: Path) -> Config | None:
     """The configuration of the project at or above `start`; None when there is none or its
     pyrlab.toml cannot be read (invalid values are the defaults, as `check` reads them)."""
     from pyrlab.config.readers import read_config
+    from pyrlab.discovery import find_project
     from pyrlab.errors import PyrlabError
 
     try:

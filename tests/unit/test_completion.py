@@ -18,9 +18,10 @@ import pytest
 
 from pyrlab.cli import build_parser
 from pyrlab.commands import COMMANDS
-from pyrlab.completion import complete, find_project, set_keys
+from pyrlab.completion import complete, set_keys
 from pyrlab.config.model import DEFAULT_IMAGES, ENGINES
 from pyrlab.config.readers import read_config
+from pyrlab.discovery import find_project
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # A graph of three images, one of them runnable (it has a lab port), and its ports.
