@@ -33,6 +33,7 @@ def test_version_imports_no_command() -> None:
     assert "pyrlab.cli" in loaded
     assert not {m for m in loaded if m.startswith("pyrlab.commands.")}
     assert not loaded & {*HEAVY, "pyrlab.engines.base", "pyrlab.config.lists"}
+    assert not {m for m in loaded if m.startswith("pyrlab.ecosystems")}
 
 
 @pytest.mark.parametrize("argv", [["up", "pylab", "--no-build"], ["down", "pylab"],
