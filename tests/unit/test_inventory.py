@@ -17,17 +17,12 @@ from typing import Any
 import pytest
 from inventories import inventory, meta
 
+from pyrlab import ecosystems
 from pyrlab.contents.diff import Change, MetaChange, diff, diff_locks
-from pyrlab.contents.model import (
-    Deb,
-    ManifestError,
-    Meta,
-    PyDist,
-    RPkg,
-    from_manifest,
-    normalize_python_name,
-)
-from pyrlab.contents.versions import compare, compare_deb, compare_python, compare_r
+from pyrlab.contents.model import ManifestError, Meta, from_manifest
+from pyrlab.ecosystems.debian import Deb, compare_deb
+from pyrlab.ecosystems.python import PyDist, compare_python, normalize_python_name
+from pyrlab.ecosystems.r import RPkg, compare_r
 from pyrlab.errors import EXIT_BUILD, PyrlabError
 
 
@@ -85,7 +80,7 @@ def test_manifest_is_read_into_an_inventory() -> None:
 
 
 def test_r_source_follows_the_library_and_the_hosts_pins() -> None:
-    inv = from_manifest(manifest(), "rlab.json", pinned_r={"data.table", "Rcpp"})
+    inv = from_manifest(manifest(), "rlab.json", pinned={"r": {"data.table", "Rcpp"}})
     assert inv.r == (
         RPkg("data.table", "1.16.0", "archive"),  # pinned, in pyrlab's library
         RPkg("ggplot2", "3.5.2", "cran"),
@@ -187,7 +182,7 @@ DEB_PAIRS = [
 def test_debian_versions_order_as_dpkg_orders_them(a: str, b: str, expected: int) -> None:
     assert compare_deb(a, b) == expected
     assert compare_deb(b, a) == -expected
-    assert compare("debs", a, b) == expected
+    assert ecosystems.named("debian").contents.compare(a, b) == expected
 
 
 def test_debian_order_agrees_with_dpkg_itself() -> None:
@@ -216,7 +211,7 @@ def test_debian_order_agrees_with_dpkg_itself() -> None:
 ])
 def test_python_versions_follow_pep_440(a: str, b: str, expected: int) -> None:
     assert compare_python(a, b) == expected
-    assert compare("python", a, b) == expected
+    assert ecosystems.named("python").contents.compare(a, b) == expected
 
 
 @pytest.mark.parametrize(("a", "b", "expected"), [
@@ -230,7 +225,7 @@ def test_python_versions_follow_pep_440(a: str, b: str, expected: int) -> None:
 ])
 def test_r_versions_compare_numeric_components(a: str, b: str, expected: int) -> None:
     assert compare_r(a, b) == expected
-    assert compare("r", a, b) == expected
+    assert ecosystems.named("r").contents.compare(a, b) == expected
 
 
 # --- diff ---------------------------------------------------------------------------------
@@ -251,20 +246,20 @@ def test_diff_says_what_changed_in_each_ecosystem() -> None:
     assert result.image == "pylab"
     assert result.status == "changed"
     assert result.meta == (MetaChange("python", "3.13.5", "3.13.7"),)
-    assert result.debs == (
-        Change("debs", "curl", "added", None, "8.14.1-2", "", "amd64"),
-        Change("debs", "libc6", "upgraded", "2.41-12", "2.41-12+deb13u1", "amd64", "amd64"),
-        Change("debs", "libc6:i386", "removed", "2.41-12", None, "i386", ""),
-        Change("debs", "tzdata", "changed", "2025b-4", "2025b-4", "all", "amd64"),
+    assert result.changes("debian") == (
+        Change("debian", "curl", "added", None, "8.14.1-2", "", "amd64"),
+        Change("debian", "libc6", "upgraded", "2.41-12", "2.41-12+deb13u1", "amd64", "amd64"),
+        Change("debian", "libc6:i386", "removed", "2.41-12", None, "i386", ""),
+        Change("debian", "tzdata", "changed", "2025b-4", "2025b-4", "all", "amd64"),
     )
-    assert result.python == (
+    assert result.changes("python") == (
         Change("python", "mypkg", "changed", "1.0", "1.0",
                "https://example.org/mypkg-1.0.tar.gz",
                "https://example.org/mypkg-1.0-fixed.tar.gz"),
         Change("python", "numpy", "downgraded", "2.3.5", "2.3.4", "", ""),
         Change("python", "rich", "added", None, "14.0.0", "", ""),
     )
-    assert result.r == (
+    assert result.changes("r") == (
         Change("r", "data.table", "upgraded", "1.17.0", "1.17.2", "archive", "cran"),
     )
     assert result.count("added") == 2
@@ -302,7 +297,7 @@ def test_diff_of_a_new_and_a_removed_image() -> None:
     assert len(added.all_changes) == 10
     removed = diff(inventory(), None)
     assert removed.status == "removed"
-    assert removed.python[0] == Change("python", "jinja2", "removed", "3.1.6", None, "", "")
+    assert removed.changes("python")[0] == Change("python", "jinja2", "removed", "3.1.6", None, "", "")
     with pytest.raises(ValueError):
         diff(None, None)
 
@@ -327,4 +322,4 @@ def test_diff_locks_compares_image_by_image() -> None:
     results = diff_locks(old, new)
     assert [(d.image, d.status) for d in results] == [
         ("added", "added"), ("gone", "removed"), ("pylab", "unchanged"), ("rlab", "changed")]
-    assert [c.name for c in results[3].r] == ["data.table", "ggplot2", "Rcpp"]
+    assert [c.name for c in results[3].changes("r")] == ["data.table", "ggplot2", "Rcpp"]

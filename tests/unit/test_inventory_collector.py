@@ -135,7 +135,7 @@ def test_collector_lists_r_packages_as_r_loads_them(tmp_path: Path, rscript: str
     assert "base" not in packages and "stats" not in packages  # they come with R
     assert data["r"]["packages"] == sorted(data["r"]["packages"])
 
-    inv = from_manifest(data, "out.json", pinned_r={"pyrlabother"})
+    inv = from_manifest(data, "out.json", pinned={"r": {"pyrlabother"}})
     assert inv.meta.r == r_version
     assert RPkg("pyrlabinv", "0.2.0", "cran") in inv.r
     assert RPkg("pyrlabother", "1.0-3", "archive") in inv.r

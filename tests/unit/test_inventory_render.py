@@ -203,7 +203,7 @@ def test_outdated_table_piped() -> None:
     rows = [
         Outdated("rlab", "r", "ggplot2", "3.5.1", "3.5.2"),
         Outdated("pylab", "python", "numpy", "2.3.4", "2.3.5"),
-        Outdated("pylab", "debs", "libc6", "2.41-12", "2.41-12+deb13u1"),
+        Outdated("pylab", "debian", "libc6", "2.41-12", "2.41-12+deb13u1"),
         Outdated("pylab", "python", "Jinja2", "3.1.5", "3.1.6"),
     ]
     text = outdated_table(rows, stream=io.StringIO())

@@ -11,26 +11,22 @@ import pytest
 from fakes import APT_OUTPUT, RESOLUTION_JSON, FakeEngine
 from labfiles import build_json, pyrlab
 
-from pyrlab.contents.model import Inventory, Meta, Outdated, PyDist, RPkg
-from pyrlab.contents.upgradable import (
-    APT_UPGRADABLE,
-    UV_RESOLVE,
-    apt_simulation_versions,
-    outdated_rows,
-    python_resolution,
-    r_available_versions,
-)
+from pyrlab.contents.model import Inventory, Meta, Outdated
+from pyrlab.contents.upgradable import outdated_rows
+from pyrlab.ecosystems.debian import APT_UPGRADABLE, apt_simulation_versions
+from pyrlab.ecosystems.python import UV_RESOLVE, PyDist, python_resolution
+from pyrlab.ecosystems.r import RPkg, r_available_versions
 from pyrlab.engines.base import RunRequest
 
 
 def test_the_indexes_answers_are_read() -> None:
-    versions, held = python_resolution("pip's chatter\n" + RESOLUTION_JSON + "\n")
-    assert versions == {"six": "2.0", "idna": "1.0"}
-    assert [h.describe() for h in held] == [
+    answer = python_resolution("pip's chatter\n" + RESOLUTION_JSON + "\n")
+    assert answer.available == {"six": "2.0", "idna": "1.0"}
+    assert [h.describe() for h in answer.findings] == [
         ("held back: idna 1.0, newest 3.0 (major version 3 is out); held by six==2.0 "
         "depends on idna<2")]
     # Only packages installed now: a new dependency is not "outdated".
-    assert apt_simulation_versions(APT_OUTPUT) == {"libc6": "2.41-13"}
+    assert apt_simulation_versions(APT_OUTPUT).available == {"libc6": "2.41-13"}
 
 
 def test_outdated_compares_the_answers_with_each_image_s_manifest(
@@ -50,9 +46,12 @@ def test_outdated_compares_the_answers_with_each_image_s_manifest(
     code, out, err = pyrlab(capsys, "outdated", "-C", str(lab), "--json", "pylab",
                             "pyrlab-base")
     assert code == 0, err
-    rows = [Outdated(**row) for row in json.loads(out)["outdated"]]
-    assert rows == [Outdated("pylab", "python", "six", "1.0", "2.0"),
-                    Outdated("pyrlab-base", "debs", "libc6", "2.41-12", "2.41-13")]
+    # Debian is "debs" there, as in the lock and `diff --json`.
+    assert json.loads(out)["outdated"] == [
+        {"image": "pylab", "ecosystem": "python", "name": "six", "installed": "1.0",
+         "available": "2.0"},
+        {"image": "pyrlab-base", "ecosystem": "debs", "name": "libc6", "installed": "2.41-12",
+         "available": "2.41-13"}]
     # Throwaway containers as root, removed after; the Python step's files mounted read-only,
     # and the build secrets (none here: an empty folder), run through net-env.
     assert all(r.remove and not r.detach and r.user == "0:0" for r in asked)
@@ -77,6 +76,7 @@ def test_r_packages_from_the_repository_are_compared_pinned_and_debian_ones_not(
         RPkg("MASS", "7.3-60", "debian"), RPkg("glue", "1.8.0", "cran")))
     available = r_available_versions("cli 3.6.5\nrlang 1.1.6\nMASS 7.3-65\nglue 1.8.0\n"
                                      "Warning: something\n")
-    rows = outdated_rows("rlab", inventory, {"six": "1.0", "idna": "3.1"}, {}, available)
+    rows = outdated_rows("rlab", inventory, {"python": {"six": "1.0", "idna": "3.1"},
+                                             "r": available.available})
     assert rows == [Outdated("rlab", "python", "idna", "3.0", "3.1"),
                     Outdated("rlab", "r", "cli", "3.6.4", "3.6.5")]

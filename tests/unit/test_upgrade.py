@@ -13,7 +13,7 @@ from labfiles import build_json, make_project, pyrlab, python_versions
 
 from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock
-from pyrlab.contents.upgradable import UV_RESOLVE
+from pyrlab.ecosystems.python import UV_RESOLVE
 from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD, EngineError
 from pyrlab.imagebuild.planner import make_plan

@@ -8,16 +8,20 @@ import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from pyrlab import ecosystems
 from pyrlab.commands._args import config_from, engine_from
 from pyrlab.config.model import Config
 from pyrlab.contents.home import UserPackage, layer_root, user_packages
 from pyrlab.contents.images import image_inventory, image_spec
-from pyrlab.contents.model import ECOSYSTEMS, Inventory
+from pyrlab.contents.model import Inventory
 from pyrlab.contents.tables import inspect_table
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def inventory_data(inventory: Inventory) -> dict[str, Any]:
     """An inventory as JSON: the image's facts, then each ecosystem's packages."""
     data: dict[str, Any] = {"meta": dataclasses.asdict(inventory.meta)}
-    for ecosystem in ECOSYSTEMS:
-        data[ecosystem] = [dataclasses.asdict(p) for p in inventory.packages(ecosystem)]
+    for eco in ecosystems.registered():
+        # Every ecosystem's package type is a dataclass: its fields are its JSON.
+        data[eco.lock_key] = [dataclasses.asdict(cast("DataclassInstance", p))
+                              for p in inventory.packages(eco.name)]
     return data
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pyrlab.commands._args import engine_from, project_from
-from pyrlab.contents.heldback import HeldBack
 from pyrlab.contents.images import image_inventory, image_spec
 from pyrlab.contents.model import Outdated
 from pyrlab.contents.tables import outdated_table
 from pyrlab.contents.upgradable import upgradable
+from pyrlab.ecosystems.base import Finding
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.imagebuild.executor import network_mode
 
@@ -36,12 +36,12 @@ class OutdatedResult:
     rows: tuple[Outdated, ...]
     checked: tuple[str, ...]
     not_built: tuple[str, ...]
-    held_back: tuple[tuple[str, HeldBack], ...] = ()  # (image, finding)
+    held_back: tuple[tuple[str, Finding], ...] = ()  # (image, finding)
 
     def to_data(self) -> Any:
         return {"checked": list(self.checked), "not_built": list(self.not_built),
-                "outdated": [asdict(row) for row in self.rows],
-                "held_back": [{"image": image, **asdict(h)} for image, h in self.held_back]}
+                "outdated": [row.to_json() for row in self.rows],
+                "held_back": [{"image": image, **h.to_json()} for image, h in self.held_back]}
 
     def to_text(self) -> str:
         lines = [outdated_table(self.rows, stream=sys.stdout).rstrip("\n")]
@@ -58,7 +58,7 @@ def find_outdated(args: argparse.Namespace) -> OutdatedResult:
     rows: list[Outdated] = []
     checked: list[str] = []
     not_built: list[str] = []
-    held_back: list[tuple[str, HeldBack]] = []
+    held_back: list[tuple[str, Finding]] = []
     for name in args.images or list(project.config.images):
         spec = image_spec(project.config, name)
         info = engine.image(spec.ref)

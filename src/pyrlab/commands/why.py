@@ -34,7 +34,7 @@ from pyrlab.contents.dependencies import (
 )
 from pyrlab.contents.images import ImageSpec, image_spec, lock_file
 from pyrlab.contents.lockfile import LOCK_NAME, LockError, read_lock
-from pyrlab.contents.model import Ecosystem, normalize_python_name
+from pyrlab.ecosystems.python import normalize_python_name
 from pyrlab.engines.base import Engine, short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, NotBuiltError, Problem
@@ -142,7 +142,7 @@ def lock_bound(project: Project, image: str, found: Why) -> Bound | None:
         section = read_lock(lock.path, shown=lock.shown).get(image)
     except LockError:
         return None  # a lock that cannot be read says nothing here (`build` names why)
-    ecosystem: Ecosystem = "python" if found.ecosystem == "python" else "r"
+    ecosystem = "python" if found.ecosystem == "python" else "r"
     name = normalize_python_name(found.name) if ecosystem == "python" else found.name
     pinned = next((p for p in section.packages(ecosystem) if p.name == name), None) \
         if section else None

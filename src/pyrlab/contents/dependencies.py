@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pyrlab.config.lists import R_NAME_RE
-from pyrlab.contents.versions import compare_r
+from pyrlab.ecosystems.r import compare_r
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError
 

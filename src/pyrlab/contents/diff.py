@@ -5,28 +5,36 @@ Result objects only: commands render them (tables.py, or `to_json()` for --json)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pyrlab.contents.model import ECOSYSTEMS, Ecosystem, Inventory, Package, sort_key
-from pyrlab.contents.versions import compare
+from pyrlab import ecosystems
+from pyrlab.contents.model import Inventory, Package, sort_key
+from pyrlab.ecosystems.base import Ecosystem
 
 ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
 ImageStatus = Literal["added", "removed", "changed", "unchanged"]
 
-# Image facts a diff reports when they change (the input hash changes with everything).
-_META_FIELDS = (("os", "os"), ("python", "python"), ("r", "r"), ("base-id", "base_id"))
+
+def _meta_fields() -> tuple[tuple[str, str], ...]:
+    """Image facts a diff reports when they change, (field, Meta attribute): each
+    ecosystem's (the OS, the interpreters), then the base (the input hash changes with
+    everything)."""
+    return (*(pair for eco in ecosystems.registered() for pair in eco.contents.diff_meta),
+            ("base-id", "base_id"))
 
 
 @dataclass(frozen=True)
 class Change:
-    """One package that differs. `origin` is what else identifies what was installed: the
-    architecture (debs), the direct URL (python, "" from an index) or the source (r).
+    """One package that differs, of the ecosystem named `ecosystem`. `origin` is what else
+    identifies what was installed: the architecture (debian), the direct URL (python, ""
+    from an index) or the source (r).
     "changed": a version equal in the ecosystem's order (usually the same one) from another
     origin, or spelt differently."""
 
-    ecosystem: Ecosystem
+    ecosystem: str
     name: str
     kind: ChangeKind
     old_version: str | None = None  # None: it was not there
@@ -36,7 +44,8 @@ class Change:
 
     def to_json(self) -> dict[str, str | None]:
         return {
-            "ecosystem": self.ecosystem, "name": self.name, "kind": self.kind,
+            "ecosystem": ecosystems.named(self.ecosystem).lock_key, "name": self.name,
+            "kind": self.kind,
             "old_version": self.old_version, "new_version": self.new_version,
             "old_origin": self.old_origin, "new_origin": self.new_origin,
         }
@@ -44,7 +53,7 @@ class Change:
 
 @dataclass(frozen=True)
 class MetaChange:
-    field: str  # "os", "python", "r" or "base-id"
+    field: str  # "os", "python", "r" (an ecosystem's diff_meta) or "base-id"
     old: str
     new: str
 
@@ -57,17 +66,15 @@ class InventoryDiff:
     image: str
     status: ImageStatus
     meta: tuple[MetaChange, ...] = ()
-    debs: tuple[Change, ...] = ()
-    python: tuple[Change, ...] = ()
-    r: tuple[Change, ...] = ()
+    by_ecosystem: Mapping[str, tuple[Change, ...]] = dataclasses.field(
+        default_factory=dict)  # by ecosystem name
 
-    def changes(self, ecosystem: Ecosystem) -> tuple[Change, ...]:
-        changes: tuple[Change, ...] = getattr(self, ecosystem)
-        return changes
+    def changes(self, name: str) -> tuple[Change, ...]:
+        return self.by_ecosystem.get(name, ())
 
     @property
     def all_changes(self) -> tuple[Change, ...]:
-        return self.debs + self.python + self.r
+        return tuple(change for changes in self.by_ecosystem.values() for change in changes)
 
     def count(self, kind: ChangeKind) -> int:
         return sum(1 for change in self.all_changes if change.kind == kind)
@@ -77,7 +84,8 @@ class InventoryDiff:
             "image": self.image,
             "status": self.status,
             "meta": [change.to_json() for change in self.meta],
-            **{e: [change.to_json() for change in self.changes(e)] for e in ECOSYSTEMS},
+            **{eco.lock_key: [change.to_json() for change in self.changes(eco.name)]
+               for eco in ecosystems.registered()},
         }
 
 
@@ -90,16 +98,16 @@ def diff(old: Inventory | None, new: Inventory | None) -> InventoryDiff:
     if old is not None and new is not None:
         meta = tuple(
             MetaChange(field, getattr(old.meta, attribute), getattr(new.meta, attribute))
-            for field, attribute in _META_FIELDS
+            for field, attribute in _meta_fields()
             if getattr(old.meta, attribute) != getattr(new.meta, attribute)
         )
     per_ecosystem = {
-        ecosystem: _diff_packages(
-            ecosystem,
-            old.packages(ecosystem) if old is not None else (),
-            new.packages(ecosystem) if new is not None else (),
+        eco.name: _diff_packages(
+            eco,
+            old.packages(eco.name) if old is not None else (),
+            new.packages(eco.name) if new is not None else (),
         )
-        for ecosystem in ECOSYSTEMS
+        for eco in ecosystems.registered()
     }
     status: ImageStatus
     if old is None:
@@ -110,10 +118,10 @@ def diff(old: Inventory | None, new: Inventory | None) -> InventoryDiff:
         status = "changed"
     else:
         status = "unchanged"
-    return InventoryDiff(either.meta.image, status, meta, **per_ecosystem)
+    return InventoryDiff(either.meta.image, status, meta, per_ecosystem)
 
 
-def _diff_packages(ecosystem: Ecosystem, old: tuple[Package, ...],
+def _diff_packages(eco: Ecosystem, old: tuple[Package, ...],
                    new: tuple[Package, ...]) -> tuple[Change, ...]:
     before = {package.name: package for package in old}
     after = {package.name: package for package in new}
@@ -121,13 +129,13 @@ def _diff_packages(ecosystem: Ecosystem, old: tuple[Package, ...],
     for name in sorted(before.keys() | after.keys(), key=sort_key):
         was, now = before.get(name), after.get(name)
         if was is None and now is not None:
-            changes.append(Change(ecosystem, name, "added", None, now.version, "", now.origin))
+            changes.append(Change(eco.name, name, "added", None, now.version, "", now.origin))
         elif now is None and was is not None:
-            changes.append(Change(ecosystem, name, "removed", was.version, None, was.origin, ""))
+            changes.append(Change(eco.name, name, "removed", was.version, None, was.origin, ""))
         elif was is not None and now is not None and was != now:
-            order = compare(ecosystem, was.version, now.version)
+            order = eco.contents.compare(was.version, now.version)
             kind: ChangeKind = "upgraded" if order < 0 else "downgraded" if order > 0 else "changed"
-            changes.append(Change(ecosystem, name, kind, was.version, now.version,
+            changes.append(Change(eco.name, name, kind, was.version, now.version,
                                   was.origin, now.origin))
     return tuple(changes)
 

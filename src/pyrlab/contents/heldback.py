@@ -10,33 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from pyrlab.ecosystems.python import HeldBack
+
+__all__ = ["MARKER", "HeldBack", "from_output", "parse_line"]
 
 MARKER = "pyrlab-held-back: "  # the container script's MARKER
-
-
-@dataclass(frozen=True)
-class HeldBack:
-    kind: str  # "held": left behind; "raised": the resolution now takes it newer; "note"
-    name: str = ""
-    resolved: str = ""  # the version uv's first resolution picked
-    newest: str = ""  # the newest release installable for the image's Python
-    why: str = ""  # a major version ahead, or uploaded more than 12 months later
-    holder: str = ""  # the requirement that holds it back (kind "held")
-    to: str = ""  # the version installed instead (kind "raised")
-    text: str = ""  # kind "note"
-
-    def describe(self) -> str:
-        if self.kind == "note":
-            return f"held-back check: {self.text}"
-        if self.kind == "raised":
-            return (f"{self.name} {self.resolved} -> {self.to}: uv's first resolution held it "
-                    f"back ({self.why}); one that keeps it newer exists and was taken")
-        # A holder is a requirement uv named, or what the probe found instead (a newer one
-        # lowers other listed packages, or there was no time or probe left for it).
-        said = self.holder.startswith(("not ", "the resolution with it"))
-        return (f"held back: {self.name} {self.resolved}, newest {self.newest} ({self.why}); "
-                f"{self.holder if said else f'held by {self.holder}'}")
 
 
 def parse_line(line: str) -> HeldBack | None:

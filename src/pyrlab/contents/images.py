@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrlab import ecosystems
 from pyrlab.config.model import Config
 from pyrlab.contents.lockfile import LOCK_NAME
 from pyrlab.contents.model import Inventory, ManifestError, from_manifest
@@ -76,11 +77,15 @@ def manifest_inventory(raw: bytes, source: str) -> Inventory:
         raise ManifestError(f"{source}: not a valid pyrlab inventory: not JSON ({exc})") \
             from None
     meta = data.get("meta") if isinstance(data, dict) else None
-    pinned = meta.get("pinned_r", []) if isinstance(meta, dict) else []
-    if not (isinstance(pinned, list) and all(isinstance(p, str) for p in pinned)):
-        raise ManifestError(f"{source}: not a valid pyrlab inventory: meta.pinned_r: "
-                            "expected a list of strings")
-    return from_manifest(data, source, pinned_r=pinned)
+    pinned: dict[str, list[str]] = {}
+    for eco in ecosystems.registered():
+        key = eco.contents.pinned_meta
+        names = meta.get(key, []) if key and isinstance(meta, dict) else []
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ManifestError(f"{source}: not a valid pyrlab inventory: meta.{key}: "
+                                "expected a list of strings")
+        pinned[eco.name] = names
+    return from_manifest(data, source, pinned=pinned)
 
 
 # Manifests read in this process, by engine and image ID: an ID names content that never

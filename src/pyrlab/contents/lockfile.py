@@ -12,25 +12,14 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
 
+from pyrlab import ecosystems
 from pyrlab.config.tomlread import toml_kind, toml_loads, toml_problem
 from pyrlab.config.validators import IMAGE_NAME_RE
-from pyrlab.contents.model import (
-    ECOSYSTEMS,
-    R_SOURCES,
-    Deb,
-    Ecosystem,
-    Inventory,
-    Meta,
-    Package,
-    PyDist,
-    RPkg,
-    duplicate_names,
-    sort_key,
-)
+from pyrlab.contents.model import Inventory, Meta, Package, duplicate_names, sort_key
+from pyrlab.ecosystems.base import NATIVE, Ecosystem, Platform
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.safewrite import has_pyrlab_header, write_file
 
@@ -41,23 +30,23 @@ HEADER = (
     " `pyrlab lock`.\n# Commit it: its diff shows what changed in each image.\n"
 )
 
-# Image facts in the order they are written: (TOML key, Meta attribute).
-_META_KEYS = (
-    ("input-hash", "input_hash"),
-    ("base-id", "base_id"),
-    ("os", "os"),
-    ("os-id", "os_id"),
-    ("os-version", "os_version"),
-    ("python-version", "python"),
-    ("r-version", "r"),
-    ("pyrlab", "pyrlab_version"),
-)
-# What each package line's value holds, for messages.
-_VALUE_SHAPES: dict[Ecosystem, str] = {
-    "debs": '"VERSION ARCH"',
-    "python": '"VERSION" or "VERSION @ URL"',
-    "r": f'"VERSION SOURCE" (SOURCE: {", ".join(R_SOURCES)})',
-}
+
+
+def _meta_keys() -> tuple[tuple[str, str], ...]:
+    """Image facts in the order they are written: (TOML key, Meta attribute); each
+    ecosystem's (the OS, the interpreters) between pyrlab's own."""
+    return (("input-hash", "input_hash"), ("base-id", "base_id"),
+            *(pair for eco in ecosystems.registered() for pair in eco.contents.lock_meta),
+            ("pyrlab", "pyrlab_version"))
+
+
+def section_path(image: str, eco: Ecosystem, platform: Platform = NATIVE) -> tuple[str, ...]:
+    """Where the packages of one image and ecosystem are in the lock (its TOML table)."""
+    if platform != NATIVE:
+        raise ValueError(f"no lock section for platform {platform!r}: one platform per image")
+    return ("images", image, eco.lock_key)
+
+
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
             "\r": "\\r"}
@@ -101,9 +90,6 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
     if reader.problems:
         raise LockError(reader.problems)
     return inventories
-
-
-_V = TypeVar("_V", Deb, PyDist, RPkg)
 
 
 class _LockReader:
@@ -163,9 +149,12 @@ class _LockReader:
         return inventories
 
     def inventory(self, name: str, data: dict[str, object], path: tuple[str, ...]) -> Inventory:
-        self.unknown_keys(data, {key for key, _ in _META_KEYS} | set(ECOSYSTEMS), path)
+        meta_keys = _meta_keys()
+        registered = ecosystems.registered()
+        self.unknown_keys(data, {key for key, _ in meta_keys}
+                          | {eco.lock_key for eco in registered}, path)
         facts = {}
-        for key, attribute in _META_KEYS:
+        for key, attribute in meta_keys:
             value = data.get(key)
             if not isinstance(value, str):
                 found = "missing" if value is None else f"{toml_kind(value)}, not a string"
@@ -173,28 +162,25 @@ class _LockReader:
                 value = ""
             facts[attribute] = value
         meta = Meta(image=name, **facts)
-        return Inventory(
-            meta,
-            debs=self.packages(data, path, "debs", _deb),
-            python=self.packages(data, path, "python", _python_dist),
-            r=self.packages(data, path, "r", _r_package),
-        )
+        return Inventory(meta, {eco.name: self.packages(data, name, eco) for eco in registered})
 
-    def packages(self, data: dict[str, object], image_path: tuple[str, ...],
-                 ecosystem: Ecosystem, parse: Callable[[str, str], _V | str]) -> tuple[_V, ...]:
-        path: tuple[str, ...] = (*image_path, ecosystem)
-        packages: list[_V] = []
+    def packages(self, data: dict[str, object], image: str,
+                 eco: Ecosystem) -> tuple[Package, ...]:
+        path = section_path(image, eco)
+        shape = eco.contents.value_shape
+        packages: list[Package] = []
         for name, value in self.table(data, path).items():
             at = (*path, name)
             if not name or _has_space(name):
                 self.problem(at, f"not a valid package name: {_toml_string(name)}")
                 continue
             if not isinstance(value, str):
-                self.problem(at, f"'{name}' must be a string {_VALUE_SHAPES[ecosystem]}, "
-                             f"not {toml_kind(value)}")
+                self.problem(at, f"'{name}' must be a string {shape}, not {toml_kind(value)}")
                 continue
-            parsed = parse(name, value)
-            if isinstance(parsed, str):
+            parsed = eco.contents.parse_lock_value(name, value)
+            if parsed is None:
+                self.problem(at, f"'{name}' = {_toml_string(value)}: expected {shape}")
+            elif isinstance(parsed, str):
                 self.problem(at, parsed)
             else:
                 packages.append(parsed)
@@ -205,35 +191,6 @@ class _LockReader:
 
 def _has_space(text: str) -> bool:
     return any(char.isspace() for char in text)
-
-
-def _deb(name: str, value: str) -> Deb | str:
-    parts = value.split(" ")
-    if not value.strip():
-        return f"'{name}' has no version"
-    if len(parts) != 2 or not all(parts):
-        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['debs']}"
-    return Deb(name, parts[0], parts[1])
-
-
-def _python_dist(name: str, value: str) -> PyDist | str:
-    version, at, url = value.partition(" @ ")
-    if not version.strip():
-        return f"'{name}' has no version"
-    if " " in version or (at and not url.strip()):
-        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['python']}"
-    return PyDist(name, version, url)
-
-
-def _r_package(name: str, value: str) -> RPkg | str:
-    parts = value.split(" ")
-    if not value.strip():
-        return f"'{name}' has no version"
-    if len(parts) != 2 or not parts[0]:
-        return f"'{name}' = {_toml_string(value)}: expected {_VALUE_SHAPES['r']}"
-    if parts[1] not in R_SOURCES:
-        return f"'{name}': unknown source '{parts[1]}' (expected {', '.join(R_SOURCES)})"
-    return RPkg(name, parts[0], parts[1])
 
 
 def _dotted(path: tuple[str, ...]) -> str:
@@ -342,20 +299,16 @@ def render_lock(inventories: Mapping[str, Inventory]) -> str:
             raise ValueError(f"inventory of {inventory.meta.image!r} filed under {name!r}")
         out.append(f"\n[images.{_key(name)}]\n")
         out.extend(f"{key} = {_toml_string(getattr(inventory.meta, attribute))}\n"
-                   for key, attribute in _META_KEYS)
-        for ecosystem in ECOSYSTEMS:
-            out.append(f"\n[images.{_key(name)}.{ecosystem}]\n")
-            out.extend(_package_lines(inventory.packages(ecosystem)))
+                   for key, attribute in _meta_keys())
+        for eco in ecosystems.registered():
+            out.append(f"\n[{_dotted(section_path(name, eco, inventory.platform))}]\n")
+            out.extend(_package_lines(eco, inventory.packages(eco.name)))
     return "".join(out)
 
 
-def _package_lines(packages: tuple[Package, ...]) -> Iterator[str]:
+def _package_lines(eco: Ecosystem, packages: tuple[Package, ...]) -> Iterator[str]:
     for package in sorted(packages, key=lambda p: sort_key(p.name)):
-        if isinstance(package, PyDist):
-            value = f"{package.version} @ {package.url}" if package.url else package.version
-        else:
-            value = f"{package.version} {package.origin}"
-        yield f"{_key(package.name)} = {_toml_string(value)}\n"
+        yield f"{_key(package.name)} = {_toml_string(eco.contents.lock_value(package))}\n"
 
 
 def _key(key: str) -> str:

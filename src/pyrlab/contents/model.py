@@ -8,77 +8,30 @@ collector or a tampered image ends in one message naming the manifest, not a tra
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar, get_args
+from typing import Any, TypeVar, cast
 
+from pyrlab import ecosystems
+from pyrlab.ecosystems.base import NATIVE, Ecosystem, Package, Platform, sort_key
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist, normalize_python_name
+from pyrlab.ecosystems.r import RPkg
 from pyrlab.errors import BuildError
 
-Ecosystem = Literal["debs", "python", "r"]
-ECOSYSTEMS: tuple[Ecosystem, ...] = get_args(Ecosystem)
+# Deb, PyDist, RPkg, normalize_python_name and ECOSYSTEMS: for imagebuild/pins.py and gate.py
+# until they ask the ecosystem parts (pyrlab.ecosystems) themselves.
+__all__ = ["ECOSYSTEMS", "MANIFEST_FORMAT", "Deb", "Inventory", "ManifestError", "Meta",
+           "Outdated", "Package", "PyDist", "RPkg", "duplicate_names", "from_manifest",
+           "normalize_python_name", "sort_key"]
 
-# Where an R package came from: Debian's r-cran-* packages (and R's recommended ones), a
-# CRAN-like repository, or a version pinned with `==` (served from the repository's Archive
-# when it is not the current one).
-RSource = Literal["debian", "cran", "archive"]
-R_SOURCES: tuple[RSource, ...] = get_args(RSource)
+# The lock keys of the built-in ecosystems, in install order: imagebuild/pins.py names its
+# sections by them (kept until it iterates over pyrlab.ecosystems.registered() itself).
+ECOSYSTEMS = ("debs", "python", "r")
 
 MANIFEST_FORMAT = 1
-# Library folders of R as Debian packages it; everything else is what pyrlab installed.
-DEBIAN_R_LIBRARIES = ("/usr/lib/R/site-library", "/usr/lib/R/library")
 
-_PEP503_RE = re.compile(r"[-_.]+")
-
-
-def normalize_python_name(name: str) -> str:
-    """PEP 503: `Foo.Bar_baz` and `foo-bar-baz` are one project."""
-    return _PEP503_RE.sub("-", name).lower()
-
-
-def sort_key(name: str) -> tuple[str, str]:
-    """Package order everywhere (lock file, tables, diffs): R's `Rcpp` sits among the r's."""
-    return (name.casefold(), name)
-
-
-@dataclass(frozen=True)
-class Deb:
-    name: str  # a package of another architecture than dpkg's own keeps its `:ARCH`
-    version: str
-    arch: str
-
-    @property
-    def origin(self) -> str:
-        return self.arch
-
-
-@dataclass(frozen=True)
-class PyDist:
-    name: str
-    version: str
-    url: str = ""  # the direct reference (PEP 610) it was installed from; "" from an index
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", normalize_python_name(self.name))
-
-    @property
-    def origin(self) -> str:
-        return self.url
-
-
-@dataclass(frozen=True)
-class RPkg:
-    name: str  # as R spells it: R package names are case-sensitive
-    version: str
-    source: RSource
-
-    @property
-    def origin(self) -> str:
-        return self.source
-
-
-Package = Deb | PyDist | RPkg
-_P = TypeVar("_P", Deb, PyDist, RPkg)
+_P = TypeVar("_P")
 
 
 @dataclass(frozen=True)
@@ -94,23 +47,62 @@ class Meta:
     r: str = ""  # R's version; "" when the image has no R
 
 
-@dataclass(frozen=True)
+def ecosystem(key: str) -> Ecosystem:
+    """The registered ecosystem named `key` (its code name, or its lock key: "debs")."""
+    for eco in ecosystems.registered():
+        if key in (eco.name, eco.lock_key):
+            return eco
+    raise KeyError(key)
+
+
+@dataclass(frozen=True, init=False, repr=False)
 class Inventory:
+    """What one image holds: its facts and, per registered ecosystem (by name, in install
+    order), its packages sorted by name, so that every consumer (lock file, diff, tables)
+    agrees. `platform`: the platform the image is for (NATIVE: the engine's own).
+
+    Built as `Inventory(meta, debian=(...), python=(...), r=(...))` (keywords: ecosystem
+    names; `debs=` is still taken for Debian) or `Inventory(meta, {"debian": (...)})`."""
+
     meta: Meta
-    debs: tuple[Deb, ...] = ()
-    python: tuple[PyDist, ...] = ()
-    r: tuple[RPkg, ...] = ()
+    by_ecosystem: Mapping[str, tuple[Package, ...]]
+    platform: Platform
 
-    def __post_init__(self) -> None:
-        # Sorted by name here, so that every consumer (lock file, diff, tables) agrees.
-        for ecosystem in ECOSYSTEMS:
-            packages: tuple[Package, ...] = getattr(self, ecosystem)
-            object.__setattr__(
-                self, ecosystem, tuple(sorted(packages, key=lambda p: sort_key(p.name))))
+    def __init__(self, meta: Meta, by_ecosystem: Mapping[str, Iterable[Package]] | None = None,
+                 *, platform: Platform = NATIVE, **packages: Iterable[Package]) -> None:
+        given = {ecosystem(key).name: tuple(value)
+                 for key, value in {**(by_ecosystem or {}), **packages}.items()}
+        held = {eco.name: tuple(sorted(given.pop(eco.name, ()), key=lambda p: sort_key(p.name)))
+                for eco in ecosystems.registered()}
+        object.__setattr__(self, "meta", meta)
+        object.__setattr__(self, "by_ecosystem", held)
+        object.__setattr__(self, "platform", platform)
 
-    def packages(self, ecosystem: Ecosystem) -> tuple[Package, ...]:
-        packages: tuple[Package, ...] = getattr(self, ecosystem)
-        return packages
+    def packages(self, name: str) -> tuple[Package, ...]:
+        """The packages of the ecosystem `name` ("debs", its lock key, is still taken)."""
+        return self.by_ecosystem.get(ecosystem(name).name, ())
+
+    def __hash__(self) -> int:
+        return hash((self.meta, tuple(self.by_ecosystem.items()), self.platform))
+
+    def __repr__(self) -> str:
+        # The SBOM's serial number is derived from this text: it stays what it was.
+        held = ", ".join(f"{ecosystems.named(name).lock_key}={packages!r}"
+                         for name, packages in self.by_ecosystem.items())
+        return f"Inventory(meta={self.meta!r}, {held})"
+
+    # For imagebuild/pins.py and gate.py until they ask the ecosystem parts.
+    @property
+    def debs(self) -> tuple[Deb, ...]:
+        return cast(tuple[Deb, ...], self.packages("debian"))
+
+    @property
+    def python(self) -> tuple[PyDist, ...]:
+        return cast(tuple[PyDist, ...], self.packages("python"))
+
+    @property
+    def r(self) -> tuple[RPkg, ...]:
+        return cast(tuple[RPkg, ...], self.packages("r"))
 
 
 @dataclass(frozen=True)
@@ -118,10 +110,15 @@ class Outdated:
     """A package with a newer version available (found by whoever asks the indexes)."""
 
     image: str
-    ecosystem: Ecosystem
+    ecosystem: str  # the ecosystem's name: "debian", "python", "r"
     name: str
     installed: str
     available: str
+
+    def to_json(self) -> dict[str, str]:
+        """As `outdated --json` shows it: the ecosystem by its lock key ("debs")."""
+        return {"image": self.image, "ecosystem": ecosystems.named(self.ecosystem).lock_key,
+                "name": self.name, "installed": self.installed, "available": self.available}
 
 
 class ManifestError(BuildError):
@@ -138,12 +135,13 @@ def duplicate_names(packages: Iterable[Package]) -> list[str]:
     return duplicates
 
 
-def from_manifest(data: object, source: str, *, pinned_r: Collection[str] = ()) -> Inventory:
+def from_manifest(data: object, source: str, *, pinned: Mapping[str, Collection[str]] = {},
+                  platform: Platform = NATIVE) -> Inventory:
     """The inventory in a collector's JSON `data` (already parsed); `source` names it in
-    errors. `pinned_r`: R packages the host installed as `name==version` pins; those found
-    in pyrlab's own library get the source "archive"."""
+    errors. `pinned`: per ecosystem name, the packages the host installed as exact pins
+    (R: `name==version`; those found in pyrlab's own library get the source "archive")."""
     reader = _ManifestReader()
-    inventory = reader.inventory(data, frozenset(pinned_r))
+    inventory = reader.inventory(data, pinned, platform)
     if reader.problems or inventory is None:
         shown = "; ".join(reader.problems)
         raise ManifestError(f"{source}: not a valid pyrlab inventory: {shown}")
@@ -151,7 +149,8 @@ def from_manifest(data: object, source: str, *, pinned_r: Collection[str] = ()) 
 
 
 class _ManifestReader:
-    """Collects every problem with a manifest, each naming the JSON path it is at."""
+    """Collects every problem with a manifest, each naming the JSON path it is at
+    (an ecosystems.base.ManifestReader: each ecosystem reads its own part with it)."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -198,11 +197,12 @@ class _ManifestReader:
         return rows
 
     def unique(self, packages: list[_P], where: str) -> tuple[_P, ...]:
-        for name in duplicate_names(packages):
+        for name in duplicate_names(cast(list[Package], packages)):
             self.problem(where, f"package '{name}' is listed twice")
         return tuple(packages)
 
-    def inventory(self, data: object, pinned_r: frozenset[str]) -> Inventory | None:
+    def inventory(self, data: object, pinned: Mapping[str, Collection[str]],
+                  platform: Platform) -> Inventory | None:
         top = self.mapping(data, "")
         if top is None:
             return None
@@ -211,50 +211,24 @@ class _ManifestReader:
                          "(the collector and this pyrlab do not match)")
             return None
         meta = self.mapping(top.get("meta"), "meta") or {}
-        os_release = self.mapping(top.get("os_release"), "os_release") or {}
-        os_version = (self.string(os_release, "VERSION_ID", "os_release", required=False)
-                      or self.string(os_release, "VERSION_CODENAME", "os_release",
-                                     required=False))
-        debs = self.rows(top.get("debs"), "debs", ("name", "version", "arch"), 3)
-        dists = self.rows(top.get("python_dists"), "python_dists", ("name", "version", "url"), 2)
-        r_version, r_packages = self.r(top.get("r"), pinned_r)
+        facts: dict[str, Any] = {}
+        packages: dict[str, tuple[Package, ...]] = {}
+        for eco in ecosystems.registered():
+            found = eco.contents.read_manifest(top, self, frozenset(pinned.get(eco.name, ())),
+                                               platform)
+            facts.update(found.facts)
+            packages[eco.name] = found.packages
         return Inventory(
-            meta=Meta(
+            Meta(
                 image=self.string(meta, "image", "meta"),
                 input_hash=self.string(meta, "input_hash", "meta"),
                 pyrlab_version=self.string(meta, "pyrlab_version", "meta"),
                 base_id=self.string(meta, "base_id", "meta"),
-                os=self.string(os_release, "PRETTY_NAME", "os_release", required=False),
-                os_id=self.string(os_release, "ID", "os_release"),
-                os_version=os_version,
-                python=self.string(top, "python", ""),
-                r=r_version,
+                **facts,
             ),
-            debs=self.unique([Deb(*row) for row in debs], "debs"),
-            python=self.unique([PyDist(*row) for row in dists], "python_dists"),
-            r=r_packages,
+            packages,
+            platform=platform,
         )
-
-    def r(self, value: object, pinned: frozenset[str]) -> tuple[str, tuple[RPkg, ...]]:
-        if value is None:
-            return "", ()
-        r = self.mapping(value, "r")
-        if r is None:
-            return "", ()
-        version = self.string(r, "version", "r")
-        if not version:
-            self.problem("r.version", "empty")
-        packages = []
-        fields = ("name", "version", "libpath", "repository")
-        for name, pkg_version, lib_path, _repository in self.rows(
-                r.get("packages"), "r.packages", fields, 2):
-            source: RSource
-            if lib_path.rstrip("/") in DEBIAN_R_LIBRARIES:
-                source = "debian"
-            else:
-                source = "archive" if name in pinned else "cran"
-            packages.append(RPkg(name, pkg_version, source))
-        return version, self.unique(packages, "r.packages")
 
 
 def _json_type(value: object) -> str:

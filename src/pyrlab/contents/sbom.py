@@ -17,39 +17,32 @@ from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
-from pyrlab.contents.model import Deb, Inventory, PyDist, RPkg
+from pyrlab import ecosystems
+from pyrlab.contents.model import Inventory
 
 SCHEMA_VERSION = SchemaVersion.V1_6
 # uuid5 namespace for serial numbers: one inventory, one serial number.
 _SERIAL_NAMESPACE = uuid.UUID("6f2f4a53-93c1-4d3e-9d0c-7a1e4b0f5c21")
 
 
-def deb_purl(deb: Deb, os_id: str, os_version: str) -> PackageURL:
-    """pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-13 (a foreign-architecture
-    package's `:ARCH` is in the qualifier, not the name)."""
-    name = deb.name.split(":", 1)[0]
-    return PackageURL(type="deb", namespace=os_id, name=name, version=deb.version,
-                      qualifiers={"arch": deb.arch, "distro": f"{os_id}-{os_version}"})
-
-
-def pypi_purl(dist: PyDist) -> PackageURL:
-    """pkg:pypi/NAME@VERSION; a direct reference keeps its URL as `download_url`."""
-    qualifiers = {"download_url": dist.url} if dist.url else None
-    return PackageURL(type="pypi", name=dist.name, version=dist.version, qualifiers=qualifiers)
-
-
-def cran_purl(package: RPkg) -> PackageURL:
-    return PackageURL(type="cran", name=package.name, version=package.version)
+def _purls(inventory: Inventory) -> list[PackageURL]:
+    """Each package's URL, ecosystem by ecosystem in install order (one that has none for
+    its packages leaves them out)."""
+    purls = []
+    for eco in ecosystems.registered():
+        for package in inventory.packages(eco.name):
+            purl = eco.contents.purl(package, inventory.meta)
+            if purl is not None:
+                purls.append(PackageURL(type=purl.type, namespace=purl.namespace,
+                                        name=purl.name, version=purl.version,
+                                        qualifiers=dict(purl.qualifiers) or None))
+    return purls
 
 
 def sbom(inventory: Inventory, *, timestamp: datetime | None = None) -> str:
     """The CycloneDX 1.6 JSON document for `inventory` (timestamp: now unless given)."""
     meta = inventory.meta
-    purls = (
-        [deb_purl(deb, meta.os_id, meta.os_version) for deb in inventory.debs]
-        + [pypi_purl(dist) for dist in inventory.python]
-        + [cran_purl(package) for package in inventory.r]
-    )
+    purls = _purls(inventory)
     packages = [
         Component(name=purl.name, version=purl.version, purl=purl, bom_ref=purl.to_string())
         for purl in purls

@@ -15,18 +15,13 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from pyrlab import ecosystems
 from pyrlab.contents.diff import Change, ChangeKind, InventoryDiff
-from pyrlab.contents.model import ECOSYSTEMS, Ecosystem, Inventory, Outdated, sort_key
+from pyrlab.contents.model import Inventory, Outdated, sort_key
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-ECOSYSTEM_TITLES: dict[Ecosystem, str] = {
-    "debs": "Debian packages",
-    "python": "Python packages",
-    "r": "R packages",
-}
-_ORIGIN_HEADERS: dict[Ecosystem, str] = {"debs": "arch", "python": "from", "r": "source"}
 _CHANGE_STYLES: dict[ChangeKind, str] = {"added": "green", "removed": "red", "upgraded": "cyan",
                   "downgraded": "yellow", "changed": "magenta"}
 _PLAIN_WIDTH = 1_000_000  # piped output is never wrapped
@@ -106,14 +101,14 @@ def inspect_table(inventory: Inventory, *, stream: TextIO) -> str:
     out.line(f"{meta.image}: {', '.join(runtimes)}", style="bold")
     out.line(f"input hash {meta.input_hash or '-'}, base {meta.base_id or '-'}, "
              f"pyrlab {meta.pyrlab_version or '-'}")
-    for ecosystem in ECOSYSTEMS:
-        packages = inventory.packages(ecosystem)
+    for eco in ecosystems.registered():
+        packages = inventory.packages(eco.name)
         out.line()
         if not packages:
-            out.line(f"{ECOSYSTEM_TITLES[ecosystem]}: none", style="bold")
+            out.line(f"{eco.title}: none", style="bold")
             continue
-        out.line(f"{ECOSYSTEM_TITLES[ecosystem]} ({len(packages)})", style="bold")
-        table = out.table("package", "version", _ORIGIN_HEADERS[ecosystem])
+        out.line(f"{eco.title} ({len(packages)})", style="bold")
+        table = out.table("package", "version", eco.contents.origin_header)
         for package in packages:
             out.row(table, package.name, package.version, package.origin)
         out.console.print(table)
@@ -139,7 +134,8 @@ def diff_table(diffs: Iterable[InventoryDiff], *, stream: TextIO) -> str:
         table = out.table("ecosystem", "package", "change", "old", "new")
         for change in image_diff.all_changes:
             old, new = _change_sides(change)
-            out.row(table, change.ecosystem, change.name, change.kind, old, new,
+            out.row(table, ecosystems.named(change.ecosystem).lock_key, change.name,
+                    change.kind, old, new,
                     style=_CHANGE_STYLES[change.kind])
         out.console.print(table)
     return out.text()
@@ -160,18 +156,17 @@ def _summary(image_diff: InventoryDiff) -> str:
 def _change_sides(change: Change) -> tuple[str, str]:
     """Old and new as shown: the version, with its origin where that says something (a
     Python URL, an R source) or where it changed (a Debian architecture)."""
-    show_origin = change.ecosystem != "debs" or (
+    contents = ecosystems.named(change.ecosystem).contents
+    show_origin = contents.origin_in_diff or (
         change.old_origin != change.new_origin and change.kind not in ("added", "removed"))
-    return (_side(change.ecosystem, change.old_version, change.old_origin if show_origin else ""),
-            _side(change.ecosystem, change.new_version, change.new_origin if show_origin else ""))
 
+    def side(version: str | None, origin: str) -> str:
+        if version is None:
+            return "-"
+        return contents.shown(version, origin) if origin and show_origin else version
 
-def _side(ecosystem: Ecosystem, version: str | None, origin: str) -> str:
-    if version is None:
-        return "-"
-    if not origin:
-        return version
-    return f"{version} @ {origin}" if ecosystem == "python" else f"{version} {origin}"
+    return side(change.old_version, change.old_origin), side(change.new_version,
+                                                             change.new_origin)
 
 
 # --- outdated ---------------------------------------------------------------------------
@@ -183,14 +178,16 @@ def outdated_table(rows: Sequence[Outdated], *, stream: TextIO) -> str:
         out.line("Everything is up to date.")
         return out.text()
     images = sorted({row.image for row in rows})
+    order = {eco.name: number for number, eco in enumerate(ecosystems.registered())}
     for number, image in enumerate(images):
         if number:
             out.line()
         mine = sorted((row for row in rows if row.image == image),
-                      key=lambda row: (ECOSYSTEMS.index(row.ecosystem), sort_key(row.name)))
+                      key=lambda row: (order[row.ecosystem], sort_key(row.name)))
         out.line(f"{image}: {len(mine)} outdated", style="bold")
         table = out.table("ecosystem", "package", "installed", "available")
         for row in mine:
-            out.row(table, row.ecosystem, row.name, row.installed, row.available)
+            out.row(table, ecosystems.named(row.ecosystem).lock_key, row.name, row.installed,
+                    row.available)
         out.console.print(table)
     return out.text()

@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
-from pyrlab.ecosystems.base import Checks, Contents, Context, Ecosystem, Grammar, Pins, Queries
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from pyrlab.ecosystems.base import (
+    ASK_ROOT,
+    Answer,
+    Checks,
+    Contents,
+    Context,
+    Ecosystem,
+    Found,
+    Grammar,
+    ImageFacts,
+    ManifestReader,
+    Pins,
+    Platform,
+    Purl,
+    Queries,
+    Query,
+    sign,
+)
 
 # -- grammar --------------------------------------------------------------------------------
 GRAMMAR = Grammar()
@@ -11,10 +31,155 @@ GRAMMAR = Grammar()
 CONTEXT = Context()
 
 # -- contents ---------------------------------------------------------------------------------
-CONTENTS = Contents()
+@dataclass(frozen=True)
+class Deb:
+    name: str  # a package of another architecture than dpkg's own keeps its `:ARCH`
+    version: str
+    arch: str
+
+    @property
+    def origin(self) -> str:
+        return self.arch
+
+
+def _from_manifest(top: Mapping[str, object], reader: ManifestReader, pinned: frozenset[str],
+                   platform: Platform) -> Found[Deb]:
+    """The collector's `debs` rows, and the OS facts of /etc/os-release."""
+    os_release = reader.mapping(top.get("os_release"), "os_release") or {}
+    os_version = (reader.string(os_release, "VERSION_ID", "os_release", required=False)
+                  or reader.string(os_release, "VERSION_CODENAME", "os_release",
+                                   required=False))
+    rows = reader.rows(top.get("debs"), "debs", ("name", "version", "arch"), 3)
+    facts = {
+        "os": reader.string(os_release, "PRETTY_NAME", "os_release", required=False),
+        "os_id": reader.string(os_release, "ID", "os_release"),
+        "os_version": os_version,
+    }
+    return Found(reader.unique([Deb(*row) for row in rows], "debs"), facts)
+
+
+_VALUE_SHAPE = '"VERSION ARCH"'
+
+
+def _lock_value(deb: Deb) -> str:
+    return f"{deb.version} {deb.arch}"
+
+
+def _parse_lock_value(name: str, value: str) -> Deb | str | None:
+    parts = value.split(" ")
+    if not value.strip():
+        return f"'{name}' has no version"
+    if len(parts) != 2 or not all(parts):
+        return None
+    return Deb(name, parts[0], parts[1])
+
+
+def _split_version(version: str) -> tuple[int, str, str]:
+    """[epoch:]upstream[-revision]; the revision is after the last hyphen."""
+    epoch, colon, rest = version.partition(":")
+    if not colon or not epoch.isdigit():
+        epoch, rest = "0", version
+    upstream, hyphen, revision = rest.rpartition("-")
+    if not hyphen:
+        upstream, revision = rest, ""
+    return int(epoch), upstream, revision
+
+
+def _is_digit(char: str) -> bool:
+    return "0" <= char <= "9"
+
+
+def _order(char: str) -> int:
+    """dpkg's weight of a non-digit: `~` below the end of the string, letters below the rest."""
+    if char == "~":
+        return -1
+    if char.isascii() and char.isalpha():
+        return ord(char)
+    return ord(char) + 256
+
+
+def _compare_part(a: str, b: str) -> int:
+    """dpkg's verrevcmp: alternating non-digit runs (by `_order`) and digit runs (numeric)."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while (i < len(a) and not _is_digit(a[i])) or (j < len(b) and not _is_digit(b[j])):
+            # The end of a string, and a digit, weigh 0: more than `~`, less than anything else.
+            ac = _order(a[i]) if i < len(a) and not _is_digit(a[i]) else 0
+            bc = _order(b[j]) if j < len(b) and not _is_digit(b[j]) else 0
+            if ac != bc:
+                return sign(ac, bc)
+            i, j = i + 1, j + 1
+        start_i, start_j = i, j
+        while i < len(a) and _is_digit(a[i]):
+            i += 1
+        while j < len(b) and _is_digit(b[j]):
+            j += 1
+        difference = sign(int(a[start_i:i] or "0"), int(b[start_j:j] or "0"))
+        if difference:
+            return difference
+    return 0
+
+
+def compare_deb(a: str, b: str) -> int:
+    """Debian version order: dpkg's own algorithm (deb-version(7))."""
+    epoch_a, upstream_a, revision_a = _split_version(a)
+    epoch_b, upstream_b, revision_b = _split_version(b)
+    return (sign(epoch_a, epoch_b) or _compare_part(upstream_a, upstream_b)
+            or _compare_part(revision_a, revision_b))
+
+
+def _purl(deb: Deb, facts: ImageFacts) -> Purl:
+    """pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-13 (a foreign-architecture
+    package's `:ARCH` is in the qualifier, not the name)."""
+    return Purl(type="deb", namespace=facts.os_id, name=deb.name.split(":", 1)[0],
+                version=deb.version,
+                qualifiers={"arch": deb.arch, "distro": f"{facts.os_id}-{facts.os_version}"})
+
+
+CONTENTS = Contents[Deb](
+    read_manifest=_from_manifest,
+    lock_value=_lock_value,
+    parse_lock_value=_parse_lock_value,
+    value_shape=_VALUE_SHAPE,
+    compare=compare_deb,
+    origin_header="arch",
+    shown=lambda version, arch: f"{version} {arch}",
+    origin_in_diff=False,  # an architecture is news only where it changed
+    purl=_purl,
+    lock_meta=(("os", "os"), ("os-id", "os_id"), ("os-version", "os_version")),
+    diff_meta=(("os", "os"),),
+)
 
 # -- outdated -----------------------------------------------------------------------------
-QUERIES = Queries()
+# `apt-get update` and a simulated `dist-upgrade`, in the image (the script's --upgradable).
+APT_UPGRADABLE = (f"{ASK_ROOT}/bin/apt-install", "--upgradable")
+
+
+def apt_simulation_versions(output: str) -> Answer:
+    """{package: version} that apt's simulated upgrade would install over an installed one."""
+    versions = {}
+    for line in output.splitlines():
+        # Inst libc6 [2.41-11] (2.41-12 Debian:13.2/stable [amd64]) []
+        parts = line.split()
+        if (len(parts) >= 4 and parts[0] == "Inst" and parts[2].startswith("[")
+                and parts[3].startswith("(")):
+            versions[parts[1]] = parts[3][1:]
+    return Answer(versions)
+
+
+def _outdated(files: Collection[str], packages: tuple[Deb, ...], secret_dir: str,
+              platform: Platform) -> Query | None:
+    if "pyrlab/apt/system.txt" not in files:
+        return None
+    return Query(APT_UPGRADABLE, {"bin": "bin", "net/apt": "net"}, apt_simulation_versions)
+
+
+def _newer(deb: Deb, available: Mapping[str, str]) -> str | None:
+    version = available.get(deb.name) or available.get(deb.name.split(":")[0])
+    return version if version and compare_deb(version, deb.version) > 0 else None
+
+
+QUERIES = Queries(outdated=_outdated, newer=_newer)
 
 # -- pins -------------------------------------------------------------------------------------
 PINS = Pins()
