@@ -20,6 +20,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from pyrlab import ecosystems
 from pyrlab.commands._args import engine_from, project_from
 from pyrlab.config.project import Project
 from pyrlab.contents.dependencies import (
@@ -34,7 +35,6 @@ from pyrlab.contents.dependencies import (
 )
 from pyrlab.contents.images import ImageSpec, image_spec, lock_file
 from pyrlab.contents.lockfile import LOCK_NAME, LockError, read_lock
-from pyrlab.ecosystems.python import normalize_python_name
 from pyrlab.engines.base import Engine, short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, NotBuiltError, Problem
@@ -142,9 +142,9 @@ def lock_bound(project: Project, image: str, found: Why) -> Bound | None:
         section = read_lock(lock.path, shown=lock.shown).get(image)
     except LockError:
         return None  # a lock that cannot be read says nothing here (`build` names why)
-    ecosystem = "python" if found.ecosystem == "python" else "r"
-    name = normalize_python_name(found.name) if ecosystem == "python" else found.name
-    pinned = next((p for p in section.packages(ecosystem) if p.name == name), None) \
+    eco = ecosystems.named(found.ecosystem)  # the graph's: "python" or "r"
+    name = eco.contents.canonical_name(found.name)
+    pinned = next((p for p in section.packages(eco.name) if p.name == name), None) \
         if section else None
     if pinned is None:
         return None

@@ -48,21 +48,25 @@ class Meta:
 
 
 def ecosystem(key: str) -> Ecosystem:
-    """The registered ecosystem named `key` (its code name, or its lock key: "debs")."""
+    """The registered ecosystem `key` names: its name in code ("debian") or its lock key
+    ("debs", as pyrlab.lock, `inspect --json` and `diff --json` show it)."""
     for eco in ecosystems.registered():
         if key in (eco.name, eco.lock_key):
             return eco
-    raise KeyError(key)
+    raise KeyError(f"no ecosystem {key!r} is registered")
 
 
 @dataclass(frozen=True, init=False, repr=False)
 class Inventory:
     """What one image holds: its facts and, per registered ecosystem (by name, in install
-    order), its packages sorted by name, so that every consumer (lock file, diff, tables)
-    agrees. `platform`: the platform the image is for (NATIVE: the engine's own).
+    order; one it does not hold has ()), its packages sorted by name, so that every
+    consumer (lock file, diff, tables) agrees. `platform`: the platform the image is for
+    (NATIVE: the engine's own, the only one today).
 
-    Built as `Inventory(meta, debian=(...), python=(...), r=(...))` (keywords: ecosystem
-    names; `debs=` is still taken for Debian) or `Inventory(meta, {"debian": (...)})`."""
+    Built as `Inventory(meta, {"debian": debs, "python": dists})` or with keywords,
+    `Inventory(meta, debs=..., python=..., r=...)` (a keyword replaces the mapping's entry,
+    so `dataclasses.replace(inventory, python=...)` works): a key is an ecosystem's name or
+    its lock key (see `ecosystem`)."""
 
     meta: Meta
     by_ecosystem: Mapping[str, tuple[Package, ...]]
@@ -70,16 +74,23 @@ class Inventory:
 
     def __init__(self, meta: Meta, by_ecosystem: Mapping[str, Iterable[Package]] | None = None,
                  *, platform: Platform = NATIVE, **packages: Iterable[Package]) -> None:
-        given = {ecosystem(key).name: tuple(value)
-                 for key, value in {**(by_ecosystem or {}), **packages}.items()}
-        held = {eco.name: tuple(sorted(given.pop(eco.name, ()), key=lambda p: sort_key(p.name)))
-                for eco in ecosystems.registered()}
+        given = {ecosystem(key).name: value for key, value in (by_ecosystem or {}).items()}
+        named: set[str] = set()
+        for key, value in packages.items():  # over the mapping (dataclasses.replace)
+            name = ecosystem(key).name
+            if name in named:
+                raise ValueError(f"the packages of {name!r} are given twice")
+            named.add(name)
+            given[name] = value
         object.__setattr__(self, "meta", meta)
-        object.__setattr__(self, "by_ecosystem", held)
+        object.__setattr__(self, "by_ecosystem",
+                           {eco.name: tuple(sorted(given.get(eco.name, ()),
+                                                   key=lambda p: sort_key(p.name)))
+                            for eco in ecosystems.registered()})
         object.__setattr__(self, "platform", platform)
 
     def packages(self, name: str) -> tuple[Package, ...]:
-        """The packages of the ecosystem `name` ("debs", its lock key, is still taken)."""
+        """The packages of the ecosystem `name` (or lock key, see `ecosystem`)."""
         return self.by_ecosystem.get(ecosystem(name).name, ())
 
     def __hash__(self) -> int:
@@ -87,7 +98,8 @@ class Inventory:
 
     def __repr__(self) -> str:
         # The SBOM's serial number is derived from this text: it stays what it was.
-        held = ", ".join(f"{ecosystems.named(name).lock_key}={packages!r}"
+        keys = {eco.name: eco.lock_key for eco in ecosystems.registered()}
+        held = ", ".join(f"{keys.get(name, name)}={packages!r}"
                          for name, packages in self.by_ecosystem.items())
         return f"Inventory(meta={self.meta!r}, {held})"
 

@@ -155,6 +155,9 @@ class Contents(Generic[P]):
     # The key of the build's meta.json (in the manifest's `meta`) that lists its packages
     # installed as exact pins: read_manifest's `pinned`.
     pinned_meta: str | None = None
+    # A package name as this ecosystem compares names (Python: PEP 503); R's and Debian's
+    # are compared as they are spelt.
+    canonical_name: Callable[[str], str] = str
 
 
 def _none_found(top: Mapping[str, object], reader: ManifestReader, pinned: frozenset[str],

@@ -105,6 +105,7 @@ CONTENTS = Contents[PyDist](
     purl=_purl,
     lock_meta=(("python-version", "python"),),
     diff_meta=(("python", "python"),),
+    canonical_name=normalize_python_name,
 )
 
 # -- outdated -----------------------------------------------------------------------------
