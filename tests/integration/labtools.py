@@ -267,7 +267,7 @@ def copy_case(case: str, root: Path, *, prefix: str, engine_name: str,
 
 def venv_dists(engine: EngineCli, ref: str) -> dict[str, str]:
     """What the lab's Python (/opt/venv) in image ref sees, by PEP 503 name."""
-    from pyrlab.contents.model import normalize_python_name
+    from pyrlab.ecosystems.python import normalize_python_name
 
     done = engine("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
                   ref, "-c", _VENV_DISTS)

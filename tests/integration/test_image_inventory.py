@@ -19,7 +19,6 @@ import pytest
 from labtools import EngineCli, Lab, installed_debs, venv_dists
 
 from pyrlab.contents.lockfile import read_lock
-from pyrlab.contents.model import Ecosystem
 from pyrlab.errors import EXIT_CONFIG, EXIT_DIFFERENT
 
 pytestmark = pytest.mark.integration
@@ -57,7 +56,7 @@ def pyrlab_ok(lab: Lab, *args: str, code: int = 0) -> str:
     return done.stdout
 
 
-def lock_versions(lab: Lab, image: str, ecosystem: Ecosystem) -> dict[str, str]:
+def lock_versions(lab: Lab, image: str, ecosystem: str) -> dict[str, str]:
     inventory = read_lock(lab.root / "pyrlab.lock")[image]
     return {p.name: p.version for p in inventory.packages(ecosystem)}
 
@@ -67,7 +66,7 @@ def test_the_lock_lists_exactly_what_the_containers_report(lab: Lab, engine: Eng
     for image in IMAGES:
         ref = lab.ref(image)
         assert lock_versions(lab, image, "python") == venv_dists(engine, ref), image
-        assert lock_versions(lab, image, "debs") == installed_debs(engine, ref), image
+        assert lock_versions(lab, image, "debian") == installed_debs(engine, ref), image
         assert lock_versions(lab, image, "r") == {}
         meta = read_lock(lab.root / "pyrlab.lock")[image].meta
         assert meta.input_hash == engine.labels(ref)["org.pyrlab.input-hash"]

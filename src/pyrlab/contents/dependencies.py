@@ -1,6 +1,6 @@
 """Why a package is in an image: which list lines pull it in, and what bounds its version.
 The facts come out of the image (container/requires.py prints every Python distribution's
-Requires-Dist lines and the marker environment; Rscript prints every R package's Depends,
+Requires-Dist lines and the marker environment; R prints every R package's Depends,
 Imports and LinkingTo); everything else happens here, Python's with `packaging`.
 
 An edge `A → B` is a Requires-Dist line of A that names B and whose marker holds in the
@@ -33,19 +33,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pyrlab.config.lists import R_NAME_RE
-from pyrlab.ecosystems.r import compare_r
+from pyrlab.ecosystems.r import R_DEPENDENCIES, compare_r
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError
 
 PYTHON = "/opt/venv/bin/python"  # the lab's Python: what the lists were installed into
-RSCRIPT = "Rscript"
-# One line per package R would load (the first of each name in .libPaths() order): NAME,
-# VERSION, Depends, Imports, LinkingTo, tab-separated, a field's line breaks as spaces.
-R_PACKAGES = (
-    'ip <- installed.packages(noCache = TRUE); ip <- ip[!duplicated(ip[, "Package"]), , '
-    'drop = FALSE]; f <- function(x) gsub("[[:space:]]+", " ", ifelse(is.na(x), "", x)); '
-    'cat(paste(ip[, "Package"], ip[, "Version"], f(ip[, "Depends"]), f(ip[, "Imports"]), '
-    'f(ip[, "LinkingTo"]), sep = "\\t"), sep = "\\n")')
 READ_TIMEOUT = 120.0  # seconds for the script: it reads metadata files, nothing more
 
 
@@ -140,8 +132,7 @@ class Throwaway:
 
     def r(self) -> dict[str, RPackage]:
         """Every R package R would load (the first of each name in .libPaths() order)."""
-        return parse_r_dump(self.output([RSCRIPT, "--vanilla", "-e", R_PACKAGES],
-                                        "R packages"))
+        return parse_r_dump(self.output(list(R_DEPENDENCIES), "R packages"))
 
 
 def requires_command() -> tuple[str, ...]:
@@ -167,7 +158,7 @@ def parse_dump(text: str) -> Installed:
 
 
 def parse_r_dump(text: str) -> dict[str, RPackage]:
-    """R_PACKAGES' lines: NAME, VERSION, Depends, Imports, LinkingTo, tab-separated."""
+    """R_DEPENDENCIES' lines: NAME, VERSION, Depends, Imports, LinkingTo, tab-separated."""
     packages: dict[str, RPackage] = {}
     for line in text.splitlines():
         fields = line.split("\t")

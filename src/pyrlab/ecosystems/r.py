@@ -154,6 +154,16 @@ def _newer(package: RPkg, available: Mapping[str, str]) -> str | None:
     return None
 
 
+# For `pyrlab why` (contents/dependencies.py): one line per package R would load (the first
+# of each name in .libPaths() order): NAME, VERSION, Depends, Imports, LinkingTo,
+# tab-separated, a field's line breaks as spaces.
+R_DEPENDENCIES = (
+    "Rscript", "--vanilla", "-e",
+    ('ip <- installed.packages(noCache = TRUE); ip <- ip[!duplicated(ip[, "Package"]), , '
+     'drop = FALSE]; f <- function(x) gsub("[[:space:]]+", " ", ifelse(is.na(x), "", x)); '
+     'cat(paste(ip[, "Package"], ip[, "Version"], f(ip[, "Depends"]), f(ip[, "Imports"]), '
+     'f(ip[, "LinkingTo"]), sep = "\\t"), sep = "\\n")'))
+
 QUERIES = Queries(outdated=_outdated, newer=_newer)
 
 # -- pins -------------------------------------------------------------------------------------
