@@ -49,13 +49,14 @@ def _from_manifest(top: Mapping[str, object], reader: ManifestReader, pinned: fr
     os_version = (reader.string(os_release, "VERSION_ID", "os_release", required=False)
                   or reader.string(os_release, "VERSION_CODENAME", "os_release",
                                    required=False))
-    rows = reader.rows(top.get("debs"), "debs", ("name", "version", "arch"), 3)
+    key = ECOSYSTEM.manifest_key
+    rows = reader.rows(top.get(key), key, ("name", "version", "arch"), 3)
     facts = {
         "os": reader.string(os_release, "PRETTY_NAME", "os_release", required=False),
         "os_id": reader.string(os_release, "ID", "os_release"),
         "os_version": os_version,
     }
-    return Found(reader.unique([Deb(*row) for row in rows], "debs"), facts)
+    return Found(reader.unique([Deb(*row) for row in rows], key), facts)
 
 
 _VALUE_SHAPE = '"VERSION ARCH"'
@@ -169,9 +170,10 @@ def apt_simulation_versions(output: str) -> Answer:
 
 def _outdated(files: Collection[str], packages: tuple[Deb, ...], secret_dir: str,
               platform: Platform) -> Query | None:
-    if "pyrlab/apt/system.txt" not in files:
+    step = ECOSYSTEM.step
+    if f"pyrlab/{step}/system.txt" not in files:
         return None
-    return Query(APT_UPGRADABLE, {"bin": "bin", "net/apt": "net"}, apt_simulation_versions)
+    return Query(APT_UPGRADABLE, {"bin": "bin", f"net/{step}": "net"}, apt_simulation_versions)
 
 
 def _newer(deb: Deb, available: Mapping[str, str]) -> str | None:

@@ -60,8 +60,9 @@ class PyDist:
 def _from_manifest(top: Mapping[str, object], reader: ManifestReader, pinned: frozenset[str],
                    platform: Platform) -> Found[PyDist]:
     """The collector's `python_dists` rows, and the version of /opt/venv's Python."""
-    rows = reader.rows(top.get("python_dists"), "python_dists", ("name", "version", "url"), 2)
-    return Found(reader.unique([PyDist(*row) for row in rows], "python_dists"),
+    key = ECOSYSTEM.manifest_key
+    rows = reader.rows(top.get(key), key, ("name", "version", "url"), 2)
+    return Found(reader.unique([PyDist(*row) for row in rows], key),
                  {"python": reader.string(top, "python", "")})
 
 
@@ -161,9 +162,10 @@ def python_resolution(answer: str) -> Answer:
 
 def _outdated(files: Collection[str], packages: tuple[PyDist, ...], secret_dir: str,
               platform: Platform) -> Query | None:
-    if "pyrlab/python/requirements.txt" not in files:
+    step = ECOSYSTEM.step
+    if f"pyrlab/{step}/requirements.txt" not in files:
         return None
-    return Query(UV_RESOLVE, {"bin": "bin", "python": "python", "net/python": "net"},
+    return Query(UV_RESOLVE, {"bin": "bin", step: "python", f"net/{step}": "net"},
                  python_resolution)
 
 

@@ -57,26 +57,27 @@ def _from_manifest(top: Mapping[str, object], reader: ManifestReader, pinned: fr
     """The collector's `r` object: R's version and its packages; those in pyrlab's own
     library that the host installed as `name==version` pins (`pinned`) get the source
     "archive"."""
-    value = top.get("r")
+    key = ECOSYSTEM.manifest_key
+    value = top.get(key)
     if value is None:
         return Found((), {"r": ""})
-    r = reader.mapping(value, "r")
+    r = reader.mapping(value, key)
     if r is None:
         return Found((), {"r": ""})
-    version = reader.string(r, "version", "r")
+    version = reader.string(r, "version", key)
     if not version:
-        reader.problem("r.version", "empty")
+        reader.problem(f"{key}.version", "empty")
     packages = []
     fields = ("name", "version", "libpath", "repository")
     for name, pkg_version, lib_path, _repository in reader.rows(
-            r.get("packages"), "r.packages", fields, 2):
+            r.get("packages"), f"{key}.packages", fields, 2):
         source: RSource
         if lib_path.rstrip("/") in DEBIAN_R_LIBRARIES:
             source = "debian"
         else:
             source = "archive" if name in pinned else "cran"
         packages.append(RPkg(name, pkg_version, source))
-    return Found(reader.unique(packages, "r.packages"), {"r": version})
+    return Found(reader.unique(packages, f"{key}.packages"), {"r": version})
 
 
 def _parse_lock_value(name: str, value: str) -> RPkg | str | None:
