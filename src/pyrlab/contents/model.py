@@ -36,6 +36,10 @@ _P = TypeVar("_P")
 
 @dataclass(frozen=True)
 class Meta:
+    """An image's facts: pyrlab's own, then those an ecosystem reads from the manifest
+    (its `Found.facts`: the OS from Debian's part, `python` and `r` from theirs), which it
+    writes to the lock and shows in diffs (its `lock_meta`, `diff_meta`)."""
+
     image: str
     input_hash: str  # what pyrlab built the image from (the build's own input hash)
     pyrlab_version: str
