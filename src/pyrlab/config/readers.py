@@ -17,7 +17,6 @@ from typing import Any
 
 from pyrlab.config.guess import did_you_mean
 from pyrlab.config.model import (
-    BASE_KEYS,
     BUILD_KEYS,
     CONFIG_NAME,
     DEFAULT_IMAGES,
@@ -25,9 +24,6 @@ from pyrlab.config.model import (
     DEFAULT_INDEX_TIMEOUT,
     DEFAULT_NOTEBOOKS,
     ENGINES,
-    IMAGE_KEYS,
-    KNOWN_FAILURES_KEYS,
-    PROXY_KEYS,
     RUN_KEYS,
     TEST_KEYS,
     TOP_KEYS,
@@ -38,9 +34,13 @@ from pyrlab.config.model import (
     ProxyConfig,
     RunConfig,
     SelfTestConfig,
+    base_keys,
     default_home,
     default_uid_gid,
+    image_keys,
+    known_failures_keys,
     name_from_folder,
+    proxy_keys,
 )
 from pyrlab.config.overrides import apply_overrides, env_name
 from pyrlab.config.tomlread import key_lines, line_of, toml_key, toml_kind, toml_loads, toml_problem
@@ -139,7 +139,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
-    d = r.table(raw, "base", BASE_KEYS)
+    d = r.table(raw, "base", base_keys())
     p = "base."
     suite = r.get(d, "bootstrap", p, None, is_suite)
     default_image = f"pyrlab-debian:{suite}" if suite else "python:3.14-trixie"
@@ -163,7 +163,7 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
 
 
 def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
-    d = r.table(raw, "proxy", PROXY_KEYS)
+    d = r.table(raw, "proxy", proxy_keys())
     p = "proxy."
     url = is_url("http", "https")
     extra = r.get(d, "pip_extra_index", p, [], is_str_list)
@@ -213,7 +213,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     key = f"images.{toml_key(name)}"
     if not IMAGE_NAME_RE.match(name):
         r.problem(key, "image names are lower-case letters, digits and . _ - (e.g. 'pylab-torch')")
-    d = r.table(raw, key, IMAGE_KEYS)
+    d = r.table(raw, key, image_keys())
     p = key + "."
     parent = r.get(d, "from", p, None, is_parent_name)
     ports = _read_ports(r, d["ports"], p + "ports") if "ports" in d else ()
@@ -290,7 +290,8 @@ def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],
 
 def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
     d = r.table(raw, "test", TEST_KEYS)
-    known = r.table(d.get("known_failures"), "test.known_failures", KNOWN_FAILURES_KEYS)
+    known = r.table(d.get("known_failures"), "test.known_failures",
+                    known_failures_keys())
     return SelfTestConfig(
         known_failures_python=_read_marks(
             r, known.get("python"), "test.known_failures.python", str.isidentifier,
