@@ -31,7 +31,9 @@ class BaseConfig:
     bootstrap: str | None  # Debian suite to debootstrap `image` from when it is missing
     mirror: str | None  # Debian mirror for bootstrap; None = the host's apt sources
     python: Literal["image", "debian"]
-    debs: tuple[str, ...]
+    # base.<KEY>: the list files every root image reads before its own, by list key (the
+    # ecosystems whose Grammar has a base_list: Debian's base.debs).
+    lists: Mapping[str, tuple[str, ...]]
     cuda: bool
     cuda_toolkit: bool
     ca_certificates: tuple[str, ...]
@@ -48,9 +50,7 @@ class BaseConfig:
 
     def list_files(self, list_key: str) -> tuple[str, ...]:
         """The files of base.<list_key>, a list every root image reads first (Debian's)."""
-        files = getattr(self, list_key, ())
-        assert isinstance(files, tuple)
-        return files
+        return self.lists.get(list_key, ())
 
     @property
     def tag(self) -> str:
@@ -92,9 +92,9 @@ class ProxyConfig:
 class ImageConfig:
     name: str
     parent: str | None  # another image of the graph; None = FROM [base].image
-    debs: tuple[str, ...]
-    requirements: tuple[str, ...]
-    r_packages: tuple[str, ...]
+    # images.NAME.<KEY>: each registered ecosystem's list files, by its list key ("debs",
+    # "requirements", "r_packages"), in install order.
+    lists: Mapping[str, tuple[str, ...]]
     r: Literal["debian", "cran"] | None  # install R itself in this image
     r_source: Literal["cran", "apt"]  # where plain entries of r_packages come from
     ports: tuple[tuple[str, int], ...]  # (name, container port); "lab" is JupyterLab's
@@ -107,13 +107,13 @@ class ImageConfig:
     def value(self, key: str) -> object:
         """The value of images.NAME.<key>, the key as pyrlab.toml spells it (the attributes
         mirror the keys; `from` is `parent`): what the ecosystems read (base.ImageView)."""
+        if key in self.lists:
+            return self.lists[key]
         return getattr(self, "parent" if key == "from" else key)
 
     def list_files(self, list_key: str) -> tuple[str, ...]:
         """The files of images.NAME.<list_key>, an ecosystem's list."""
-        files = self.value(list_key)
-        assert isinstance(files, tuple)
-        return files
+        return self.lists.get(list_key, ())
 
 
 @dataclass(frozen=True)
@@ -297,6 +297,9 @@ def _owned(table: str) -> set[str]:
             for key in eco.grammar.keys if key.startswith(prefix)}
     if table == "images.*":
         keys |= {eco.list_key for eco in ecosystems.registered()}
+    if table == "base":
+        keys |= {eco.list_key for eco in ecosystems.registered()
+                 if eco.grammar.base_list is not None}
     return {key for key in keys if "." not in key}
 
 

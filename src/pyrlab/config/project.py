@@ -134,9 +134,9 @@ def load_project(
         # Every file is confined (its problems first), then every list parsed.
         confined = []
         for eco in ecosystems.registered():
-            keyed: list[tuple[str, str]] = []
-            if image.parent is None and f"base.{eco.list_key}" in eco.grammar.keys:
-                keyed += _keyed(f"base.{eco.list_key}", config.base.list_files(eco.list_key))
+            # A root image reads the ecosystem's [base] list first (Debian's base.debs).
+            keyed = (_keyed(f"base.{eco.list_key}", config.base.list_files(eco.list_key))
+                     if image.parent is None else [])
             keyed += _keyed(f"images.{name}.{eco.list_key}", image.list_files(eco.list_key))
             confined.append((eco, _confined_lists(config, keyed, problems)))
         parsed = [(eco, parse_lists(paths, eco, root=config.root)) for eco, paths in confined]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pyrlab import ecosystems
 from pyrlab.config.guess import did_you_mean
 from pyrlab.config.model import (
     BUILD_KEYS,
@@ -138,6 +139,13 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
     return (v,) if isinstance(v, str) else tuple(v)
 
 
+def _read_lists(r: _Reader, d: dict[str, Any], prefix: str,
+                defaults: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The list keys of one table (an ecosystem's list key → its files), in install order."""
+    return {key: _as_tuple(r.get(d, key, prefix, list(default), is_path_list))
+            for key, default in defaults.items()}
+
+
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
     d = r.table(raw, "base", base_keys())
     p = "base."
@@ -151,7 +159,9 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
         bootstrap=suite,
         mirror=r.get(d, "mirror", p, None, is_url("http", "https")),
         python=r.get(d, "python", p, "debian" if suite else "image", one_of("image", "debian")),
-        debs=_as_tuple(r.get(d, "debs", p, ["base_debs.txt"], is_path_list)),
+        lists=_read_lists(r, d, p, {eco.list_key: eco.grammar.base_list
+                                    for eco in ecosystems.registered()
+                                    if eco.grammar.base_list is not None}),
         cuda=r.get(d, "cuda", p, False, is_bool),
         cuda_toolkit=r.get(d, "cuda_toolkit", p, False, is_bool),
         ca_certificates=_as_tuple(r.get(d, "ca_certificates", p, [], is_path_list)),
@@ -226,9 +236,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     return ImageConfig(
         name=name,
         parent=parent,
-        debs=_as_tuple(r.get(d, "debs", p, [], is_path_list)),
-        requirements=_as_tuple(r.get(d, "requirements", p, [], is_path_list)),
-        r_packages=_as_tuple(r.get(d, "r_packages", p, [], is_path_list)),
+        lists=_read_lists(r, d, p, {eco.list_key: () for eco in ecosystems.registered()}),
         r=r.get(d, "r", p, None, one_of("debian", "cran")),
         r_source=r.get(d, "r_source", p, "cran", one_of("cran", "apt")),
         ports=ports,

@@ -116,10 +116,12 @@ class Grammar:
     # (config, image) → why that image cannot take entries of this list (R's lists need
     # R), reported at the image's list key when its list is not empty; None: it can.
     image_problem: Callable[[ConfigView, str], str | None] = _any_image
-    # Every config key it owns besides images.NAME.<list_key>, dotted, an image's written
-    # `images.*.KEY` (did-you-mean and completion know them). When it owns
-    # `base.<list_key>`, every root image reads that list first, before its own.
+    # Every config key it owns besides its lists, dotted, an image's written `images.*.KEY`
+    # (did-you-mean and completion know them; pyrlab's readers read them).
     keys: tuple[str, ...] = ()
+    # The files of base.<list_key> when pyrlab.toml does not set it: a list every root image
+    # reads first, before its own (Debian's base_debs.txt). None: [base] has no such list.
+    base_list: tuple[str, ...] | None = None
     # How `pyrlab check` counts an image's entries: "3 debs".
     count_label: str = ""
 

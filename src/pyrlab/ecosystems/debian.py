@@ -79,7 +79,8 @@ def _merge_deb(first: Entry, other: Entry) -> Entry | str:
 GRAMMAR = Grammar(
     parse_line=_parse_deb,
     merge=_merge_deb,
-    keys=("base.debs", "base.snapshot", "proxy.apt", "proxy.apt_https"),
+    keys=("base.snapshot", "proxy.apt", "proxy.apt_https"),
+    base_list=("base_debs.txt",),
     count_label="debs",
 )
 
