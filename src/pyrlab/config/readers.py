@@ -48,7 +48,6 @@ from pyrlab.config.tomlread import key_lines, line_of, toml_key, toml_kind, toml
 from pyrlab.config.validators import (
     IMAGE_NAME_RE,
     PORT_NAME_RE,
-    R_PACKAGE_RE,
     cache_source_problem,
     is_bind,
     is_bool,
@@ -70,6 +69,7 @@ from pyrlab.config.validators import (
     is_url,
     one_of,
 )
+from pyrlab.ecosystems.r import R_NAME_RE
 from pyrlab.errors import ConfigError, Problem
 
 
@@ -305,7 +305,7 @@ def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
             r, known.get("python"), "test.known_failures.python", str.isidentifier,
             "a top-level module name such as chartpy (what `import` takes)"),
         known_failures_r=_read_marks(
-            r, known.get("r"), "test.known_failures.r", lambda n: bool(R_PACKAGE_RE.match(n)),
+            r, known.get("r"), "test.known_failures.r", lambda n: bool(R_NAME_RE.match(n)),
             "an R package name such as sf"),
     )
 

@@ -18,7 +18,8 @@ from pyrlab.ecosystems.base import (
 )
 
 # -- grammar --------------------------------------------------------------------------------
-R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
+# An R package name (also what [test.known_failures.r] takes).
+R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)+$")
 R_SOURCES = ("apt", "cran")
 _R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
