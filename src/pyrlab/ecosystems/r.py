@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from pyrlab.ecosystems.base import (
     NET_ENV,
     Answer,
     Checks,
+    ConfigView,
     Contents,
     Context,
     Ecosystem,
+    Entry,
     Found,
     Grammar,
     ManifestReader,
@@ -26,7 +28,98 @@ from pyrlab.ecosystems.base import (
 )
 
 # -- grammar --------------------------------------------------------------------------------
-GRAMMAR = Grammar()
+# An R package name (also what [test.known_failures.r] takes).
+R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
+R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)+$")
+R_SOURCES = ("apt", "cran")
+_R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
+_R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
+
+
+def _parse_r(line: str, where: str) -> Entry | str:
+    if line.startswith("-"):
+        return "options are not allowed in an R list"
+    source = None
+    if ":" in line:
+        prefix, line = line.split(":", 1)
+        if prefix not in R_SOURCES:
+            return f"unknown source '{prefix}:' (use apt: or cran:)"
+        source = prefix
+        line = line.strip(" \t")
+    name = _R_NAME_END_RE.split(line, maxsplit=1)[0]
+    rest = line[len(name):].strip(" \t")
+    if not R_NAME_RE.match(name):
+        return f"not a valid R package name: '{name}'" if name else "missing R package name"
+    if not rest:
+        return Entry(ECOSYSTEM.name, name, name, None, source, where)
+    operator = _R_OPERATOR_RE.match(rest)
+    if operator is None:
+        return f"unexpected text after the package name: '{rest}'"
+    op, version = operator.group(1), operator.group(2)
+    if op not in ("==", ">="):
+        return f"unsupported version operator '{op}' (use == or >=)"
+    if not version:
+        return f"missing version after '{op}'"
+    if not R_VERSION_RE.match(version):
+        return f"not a valid R version: '{version}'"
+    if source == "apt":
+        return "version pins are only supported for CRAN packages"
+    return Entry(ECOSYSTEM.name, name, f"{name}{op}{version}", version, source, where)
+
+
+def _r_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.split(r"[.-]", text))
+
+
+def _merge_r(first: Entry, other: Entry) -> Entry | str:
+    """One source at most; an exact version must meet every minimum; minimums keep the
+    highest."""
+    if first.source != other.source and first.source and other.source:
+        return f"one package from two sources ({first.source}: and {other.source}:)"
+    if first.source == other.source and other.text == first.text:
+        return first
+    source = first.source or other.source
+    exact = [e for e in (first, other) if e.version and "==" in e.text]
+    if len({e.version for e in exact}) > 1:
+        return "two different pinned versions"
+    minimums = [e for e in (first, other) if e.version and ">=" in e.text]
+    if exact:
+        kept = exact[0]
+        assert kept.version is not None
+        if any(_r_version(kept.version) < _r_version(m.version or "0") for m in minimums):
+            return f"{kept.version} is older than the minimum asked for"
+    elif minimums:
+        kept = max(minimums, key=lambda e: _r_version(e.version or "0"))
+    else:
+        kept = first
+    return replace(kept, source=source, where=first.where)
+
+
+def _has_r(config: ConfigView, name: str) -> bool:
+    """Whether the image or an ancestor installs R (images.NAME.r)."""
+    node: str | None = name
+    seen: set[str] = set()  # the graph may still hold a cycle or an unknown parent here
+    while node is not None and node in config.images and node not in seen:
+        if config.images[node].value("r") is not None:
+            return True
+        seen.add(node)
+        node = config.images[node].parent
+    return node is not None  # a broken chain is reported as such, not as "no R"
+
+
+def _needs_r(config: ConfigView, image: str) -> str | None:
+    if _has_r(config, image):
+        return None
+    return "this image has no R: set r = \"debian\" on it or an ancestor"
+
+
+GRAMMAR = Grammar(
+    parse_line=_parse_r,
+    merge=_merge_r,
+    image_problem=_needs_r,
+    keys=("images.*.r", "images.*.r_source", "proxy.cran", "test.known_failures.r"),
+    count_label="R",
+)
 
 # -- build context ----------------------------------------------------------------------------
 CONTEXT = Context()
@@ -36,7 +129,7 @@ CONTEXT = Context()
 # CRAN-like repository, or a version pinned with `==` (served from the repository's Archive
 # when it is not the current one).
 RSource = Literal["debian", "cran", "archive"]
-R_SOURCES: tuple[RSource, ...] = get_args(RSource)
+RPKG_SOURCES: tuple[RSource, ...] = get_args(RSource)
 # Library folders of R as Debian packages it; everything else is what pyrlab installed.
 DEBIAN_R_LIBRARIES = ("/usr/lib/R/site-library", "/usr/lib/R/library")
 
@@ -87,17 +180,17 @@ def _parse_lock_value(name: str, value: str) -> RPkg | str | None:
     if len(parts) != 2 or not parts[0]:
         return None
     source = parts[1]
-    if source not in R_SOURCES:
-        return f"'{name}': unknown source '{source}' (expected {', '.join(R_SOURCES)})"
+    if source not in RPKG_SOURCES:
+        return f"'{name}': unknown source '{source}' (expected {', '.join(RPKG_SOURCES)})"
     return RPkg(name, parts[0], source)
 
 
-_R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)*$")
+_COMPARABLE_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)*$")
 
 
 def compare_r(a: str, b: str) -> int:
     """R's order: integer components, as package_version() reads them."""
-    if not (_R_VERSION_RE.match(a) and _R_VERSION_RE.match(b)):
+    if not (_COMPARABLE_VERSION_RE.match(a) and _COMPARABLE_VERSION_RE.match(b)):
         return sign(a, b)
     return sign([int(x) for x in re.split(r"[.-]", a)], [int(x) for x in re.split(r"[.-]", b)])
 
@@ -106,7 +199,7 @@ CONTENTS = Contents[RPkg](
     read_manifest=_from_manifest,
     lock_value=lambda package: f"{package.version} {package.source}",
     parse_lock_value=_parse_lock_value,
-    value_shape=f'"VERSION SOURCE" (SOURCE: {", ".join(R_SOURCES)})',
+    value_shape=f'"VERSION SOURCE" (SOURCE: {", ".join(RPKG_SOURCES)})',
     compare=compare_r,
     origin_header="source",
     shown=lambda version, source: f"{version} {source}",
