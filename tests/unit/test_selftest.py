@@ -594,3 +594,27 @@ def test_each_module_is_imported_alone_so_no_failure_hides_or_causes_another(
     assert results[3][2] == ["ImportError", "Exception"]
     for name in ("shared", "spoiler", "victim", "hider", "hidden"):
         assert name not in sys.modules  # this process imported none of them
+
+
+def test_the_report_counts_and_names_each_ecosystem_s_checks_by_its_own_words() -> None:
+    from pyrlab.commands.test import render_test
+    from pyrlab.gate import ImageTest
+
+    checks = (Check("python", "mlflow", "mlflow", 1.5),
+              Check("python", "ghost", "", 0.0, "not installed", "requirements.txt:2"),
+              Check("python", "six", "six", 0.2), Check("r", "sf", "library(sf)", 2.5),
+              Check("r", "terra", "library(terra)", 0.1, "no terra", "r.txt:2"),
+              Check("kernel", "python3", "6*7", 0.9), Check("lab", "jupyterlab", "/api/status", 3.0))
+    test = ImageTest("pylab", "a" * 64, checks, 9.0)
+    assert render_test(test) == [
+        "pylab (aaaaaaaaaaaa): FAILED (2 of 7); 3 imports, 2 R packages, 1 kernels in 9.0s",
+        "  FAIL import ghost [requirements.txt:2]: not installed",
+        "  FAIL library terra [r.txt:2]: no terra",
+        "  imported: mlflow, six",
+        "  attached: sf",
+        "  ran 6*7 in: python3",
+        "  lab: /api/status 3.0s",
+        "  slowest: library(sf) 2.5s, mlflow 1.5s, python3 0.9s"]
+    # Only R's failure is one a mark could accept: a distribution not installed is not.
+    assert test.accept_hint().splitlines()[1:] == [
+        "    [test.known_failures.r]", '    terra = "no terra"']

@@ -217,6 +217,8 @@ class Checks:
     """Its part of the self-test gate."""
 
     label: str = ""  # a check in reports: "import", "library"
+    counted: str = ""  # its checks in a report's summary: "imports", "R packages"
+    passed: str = ""  # the line of those that passed: "imported", "attached"
     # Its table of accepted failures in pyrlab.toml: test.known_failures.<marks>.
     marks: str | None = None
     # What to check: (the list entries of the image and its ancestors, root first; its
@@ -229,6 +231,7 @@ class Checks:
     judge: Callable[[proc.Completed, Mapping[str, Listed], Mapping[str, str], MarkKey],
                     list[Finding]] | None = None
     target: Callable[[str, str], str] = _named  # (name, what) as a report names it
+    brief: Callable[[str, str], str] = _named  # (name, what) in the line of those passed
     # The mark that would accept a finding's failure: (name in the table, expected error).
     accepts: Callable[[Finding], tuple[str, str] | None] = _no_mark
     # (package, kernel): the kernel to start after a delta that changed only this

@@ -238,11 +238,14 @@ def _listed_name(text: str) -> str:
 
 CHECKS = Checks(
     label="import",
+    counted="imports",
+    passed="imported",
     marks="python",
     wanted=python_lines,
     command=_imports_command,
     judge=_judge,
     target=_target,
+    brief=lambda dist, module: module or dist,
     accepts=_accepts,
     retest=Retest(affected=retest_after_delta, listed_name=_listed_name),
 )

@@ -153,6 +153,8 @@ def _accepts(finding: Finding) -> tuple[str, str] | None:
 
 CHECKS = Checks(
     label="library",
+    counted="R packages",
+    passed="attached",
     marks="r",
     wanted=r_wanted,
     command=_library_command,
