@@ -53,7 +53,7 @@ def preflight_check(project: Project, engine: Engine, names: list[str],
                 with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp, \
                         secret_folder(build_secrets(project)) as secrets:
                     folder = write_context(context, Path(tmp) / "context")
-                    answer = ask_image(engine, base_id, folder, preflight.mounts,
+                    answer = ask_image(engine, base_id, folder, dict(preflight.mounts),
                                        preflight.argv, secrets, network_host,
                                        redact=Redactor(project.config.proxy.urls()),
                                        question=preflight.question)
