@@ -59,7 +59,7 @@ from pyrlab.contents.dependencies import (
 )
 from pyrlab.contents.images import LABEL_LISTS, ImageSpec, image_inventory
 from pyrlab.contents.model import Inventory, ManifestError, Package
-from pyrlab.ecosystems.base import Ecosystem, Finding, Listed, ListedEntry, Verdict, json_rows
+from pyrlab.ecosystems.base import Ecosystem, Entry, Finding, Listed, Verdict, json_rows
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab
@@ -169,9 +169,10 @@ def accept_hint(failures: Iterable[Check], config_name: str = "pyrlab.toml") -> 
     """TOML for the marks that would accept these failures, one table per ecosystem."""
     tables: dict[str, dict[str, str]] = {}
     for eco in ecosystems.registered():
-        if eco.checks.marks is None:
+        table = marks_table(eco)
+        if table is None:
             continue
-        marks = tables.setdefault(eco.checks.marks, {})
+        marks = tables.setdefault(table, {})
         for check in failures:
             if check.kind == eco.name:
                 mark = eco.checks.accepts(Finding(check.name, check.what, check.seconds,
@@ -190,16 +191,27 @@ def accept_hint(failures: Iterable[Check], config_name: str = "pyrlab.toml") -> 
             f"as a known failure in {config_name}:\n" + "\n".join(f"    {line}" for line in lines))
 
 
+MARKS = "test.known_failures."
+
+
+def marks_table(eco: Ecosystem) -> str | None:
+    """Its table of accepted failures, test.known_failures.<table>: the one it owns (its
+    Grammar.keys), None where it owns none."""
+    return next((key.removeprefix(MARKS) for key in eco.grammar.keys
+                 if key.startswith(MARKS)), None)
+
+
 def marks_of(project: Project, eco: Ecosystem) -> dict[str, str]:
-    """The project's known failures of one ecosystem (test.known_failures.<marks>)."""
-    if eco.checks.marks is None:
+    """The project's known failures of one ecosystem."""
+    table = marks_table(eco)
+    if table is None:
         return {}
-    return dict(getattr(project.config.test, f"known_failures_{eco.checks.marks}", {}))
+    return dict(getattr(project.config.test, f"known_failures_{table}", ()))
 
 
 def mark_key(eco: Ecosystem, marks_in: str) -> Callable[[str], str]:
     """How a note names a mark: "pyrlab.toml: test.known_failures.python.NAME"."""
-    return lambda name: f"{marks_in}: test.known_failures.{eco.checks.marks}.{toml_key(name)}"
+    return lambda name: f"{marks_in}: {MARKS}{marks_table(eco)}.{toml_key(name)}"
 
 
 def held(inventory: Inventory, eco: Ecosystem) -> tuple[Package, ...]:
@@ -207,10 +219,10 @@ def held(inventory: Inventory, eco: Ecosystem) -> tuple[Package, ...]:
     return inventory.packages(eco.lock_key)  # type: ignore[arg-type]
 
 
-def _entries(project: Project, name: str, eco: Ecosystem) -> list[ListedEntry]:
+def _entries(project: Project, name: str, eco: Ecosystem) -> list[Entry]:
     """The list entries of an image and its ancestors, root first."""
     return [entry for image in project.order([name])
-            for entry in getattr(project.lists[image], eco.list_key)]
+            for entry in project.lists[image].of(eco.name)]
 
 
 def checked(project: Project, name: str, inventory: Inventory | None,

@@ -154,19 +154,6 @@ class Queries:
 PinMode = Literal["prefer", "exact", "fresh"]
 
 
-class ListedEntry(Protocol):
-    """A list entry as the pins and the checks read it (config.lists.Entry is one)."""
-
-    @property
-    def name(self) -> str: ...  # the canonical name (PEP 503 for Python)
-    @property
-    def text(self) -> str: ...  # the normalised line
-    @property
-    def version(self) -> str | None: ...  # the pinned (R: minimum) version, if given
-    @property
-    def where(self) -> str: ...  # FILE:LINE
-
-
 @dataclass(frozen=True)
 class Locked:
     """One image's packages as pyrlab.lock holds them (or what a pin mode keeps of them), as
@@ -223,7 +210,7 @@ class Pins:
     prefers: bool = False
     # Each list entry the lock cannot satisfy: (entries, the image's section, "LOCK
     # [images.NAME]" for messages, the ecosystem's version order (-1/0/1)).
-    problems: Callable[[Sequence[ListedEntry], Locked, str, Callable[[str, str], int]],
+    problems: Callable[[Sequence[Entry], Locked, str, Callable[[str, str], int]],
                        Iterable[Problem]] | None = None
     # What must agree between an image and its lock section, per package; and how one is
     # shown where they do not.
@@ -314,11 +301,9 @@ class Checks:
     label: str = ""  # a check in reports: "import", "library"
     counted: str = ""  # its checks in a report's summary: "imports", "R packages"
     passed: str = ""  # the line of those that passed: "imported", "attached"
-    # Its table of accepted failures in pyrlab.toml: test.known_failures.<marks>.
-    marks: str | None = None
     # What to check: (the list entries of the image and its ancestors, root first; its
     # packages in the image, () when unknown) -> package -> its line.
-    wanted: Callable[[Sequence[ListedEntry], Sequence[Any]], dict[str, Listed]] | None = None
+    wanted: Callable[[Sequence[Entry], Sequence[Any]], dict[str, Listed]] | None = None
     # The command run in the image's quiet container (no network, not root): checks these
     # (package, what) pairs, what "" for all of a package.
     command: Callable[[Sequence[tuple[str, str]]], list[str]] | None = None

@@ -14,7 +14,6 @@ from pyrlab.ecosystems.base import (
     Ecosystem,
     Entry,
     Grammar,
-    ListedEntry,
     Locked,
     PinMode,
     Pins,
@@ -122,14 +121,14 @@ def _pin_files(mode: PinMode, locked: Locked, platform: Platform) -> dict[str, b
     return {"debs.txt": pins_text(locked.of(ECOSYSTEM.name)), **fresh}
 
 
-def _lock_problems(entries: Sequence[ListedEntry], locked: Locked, where: str,
+def _lock_problems(entries: Sequence[Entry], locked: Locked, where: str,
                    compare: Callable[[str, str], int]) -> Iterator[Problem]:
     return list_problems(entries, locked.of(ECOSYSTEM.name), where,
                          lambda entry, version: entry.version in (None, version))
 
 
-def list_problems(entries: Iterable[ListedEntry], packages: Iterable[Any], where: str,
-                  allows: Callable[[ListedEntry, str], bool]) -> Iterator[Problem]:
+def list_problems(entries: Iterable[Entry], packages: Iterable[Any], where: str,
+                  allows: Callable[[Entry, str], bool]) -> Iterator[Problem]:
     """A list entry the lock lacks, or whose locked version it does not allow (Debian's and
     R's rule; R passes its own `allows`)."""
     locked = {p.name: p for p in packages}

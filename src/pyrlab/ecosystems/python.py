@@ -21,7 +21,6 @@ from pyrlab.ecosystems.base import (
     Grammar,
     Include,
     Listed,
-    ListedEntry,
     Locked,
     MarkKey,
     PinMode,
@@ -231,7 +230,7 @@ def _applies(requirement: Requirement, python: str) -> bool:
     return requirement.marker.evaluate({"python_version": short, "python_full_version": python})
 
 
-def _lock_problems(entries: Sequence[ListedEntry], locked: Locked, where: str,
+def _lock_problems(entries: Sequence[Entry], locked: Locked, where: str,
                    compare: Callable[[str, str], int]) -> Iterator[Problem]:
     from packaging.requirements import InvalidRequirement, Requirement
 
@@ -298,7 +297,7 @@ def _normalized(name: str) -> str:
     return str(canonicalize_name(name, validate=False))
 
 
-def python_lines(entries: Sequence[ListedEntry], dists: Sequence[Any]) -> dict[str, Listed]:
+def python_lines(entries: Sequence[Entry], dists: Sequence[Any]) -> dict[str, Listed]:
     """Distribution → its (first) line. A bare URL entry is matched to the distribution the
     image's manifest says it installed from that URL."""
     from packaging.requirements import InvalidRequirement, Requirement
@@ -404,7 +403,6 @@ CHECKS = Checks(
     label="import",
     counted="imports",
     passed="imported",
-    marks="python",
     wanted=python_lines,
     command=_imports_command,
     judge=_judge,

@@ -20,7 +20,6 @@ from pyrlab.ecosystems.base import (
     Finding,
     Grammar,
     Listed,
-    ListedEntry,
     Locked,
     MarkKey,
     PinMode,
@@ -147,9 +146,9 @@ def _pin_files(mode: PinMode, locked: Locked, platform: Platform) -> dict[str, b
             "cran.txt": cran.encode(), **fresh}
 
 
-def _lock_problems(entries: Sequence[ListedEntry], locked: Locked, where: str,
+def _lock_problems(entries: Sequence[Entry], locked: Locked, where: str,
                    compare: Callable[[str, str], int]) -> Iterator[Problem]:
-    def allows(entry: ListedEntry, version: str) -> bool:
+    def allows(entry: Entry, version: str) -> bool:
         """NAME>=V (a minimum) allows a newer locked version; NAME==V only V."""
         if entry.version is None:
             return True
@@ -192,7 +191,7 @@ R_LIBRARY = (
 )
 
 
-def r_wanted(entries: Sequence[ListedEntry], packages: Sequence[Any]) -> dict[str, Listed]:
+def r_wanted(entries: Sequence[Entry], packages: Sequence[Any]) -> dict[str, Listed]:
     wanted: dict[str, Listed] = {}
     for entry in entries:
         wanted.setdefault(entry.name, Listed(entry.where))
@@ -250,7 +249,6 @@ CHECKS = Checks(
     label="library",
     counted="R packages",
     passed="attached",
-    marks="r",
     wanted=r_wanted,
     command=_library_command,
     judge=_judge,

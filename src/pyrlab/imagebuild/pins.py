@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,19 +24,13 @@ from pyrlab.config.project import Project
 from pyrlab.contents.model import Inventory, Package, sort_key
 from pyrlab.contents.versions import compare
 from pyrlab.dockerfile.render import PINS_FOLDER, REGULAR, BuildContext
-from pyrlab.ecosystems.base import NATIVE, Ecosystem, ListedEntry, Locked, PinMode, Platform
+from pyrlab.ecosystems.base import NATIVE, Ecosystem, Locked, PinMode, Platform
 from pyrlab.errors import ConfigError, Problem
 
 
 def held(inventory: Inventory, eco: Ecosystem) -> tuple[Package, ...]:
     """An image's (or lock section's) packages of one ecosystem."""
     return inventory.packages(eco.lock_key)  # type: ignore[arg-type]
-
-
-def entries(project: Project, image: str, eco: Ecosystem) -> Sequence[ListedEntry]:
-    """The entries of an image's own list of one ecosystem."""
-    found: Sequence[ListedEntry] = getattr(project.lists[image], eco.list_key)
-    return found
 
 
 def locked_of(section: Inventory) -> Locked:
@@ -118,7 +112,7 @@ def check_locked(project: Project, names: Iterable[str], lock: Mapping[str, Inve
     fine."""
     problems: list[Problem] = []
     for name in names:
-        listed = [(eco, entries(project, name, eco)) for eco in ecosystems.registered()]
+        listed = [(eco, project.lists[name].of(eco.name)) for eco in ecosystems.registered()]
         if not any(found for _, found in listed):
             continue
         inventory = lock.get(name)
