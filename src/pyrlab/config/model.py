@@ -19,7 +19,6 @@ from pyrlab.config.user import USER_SOURCE
 from pyrlab.errors import Problem
 
 CONFIG_NAME = "pyrlab.toml"
-ENGINES = ("auto", "docker", "podman")
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
 # defaults (`pyrlab init` writes them) although they lie outside its folder (launch/safety.py).
 DEFAULT_NOTEBOOKS = "~/notebooks"

@@ -24,7 +24,6 @@ from pyrlab.config.model import (
     DEFAULT_INDEX_RETRIES,
     DEFAULT_INDEX_TIMEOUT,
     DEFAULT_NOTEBOOKS,
-    ENGINES,
     RUN_KEYS,
     TEST_KEYS,
     TOP_KEYS,
@@ -70,6 +69,7 @@ from pyrlab.config.validators import (
     one_of,
 )
 from pyrlab.ecosystems.r import R_NAME_RE
+from pyrlab.engine_names import engine_choices
 from pyrlab.errors import ConfigError, Problem
 
 
@@ -396,7 +396,7 @@ def read_config(
     project_name = r.get(top, "name", "", None, is_project_name)
     if project_name is None:
         project_name = name_from_folder(root)
-    engine = r.get(top, "engine", "", "auto", one_of(*ENGINES))
+    engine = r.get(top, "engine", "", "auto", one_of(*engine_choices()))
     prefix = r.get(top, "prefix", "", "", is_prefix)
     base = _read_base(r, top.get("base"))
     proxy = _read_proxy(r, top.get("proxy"))
