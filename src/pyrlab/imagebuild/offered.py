@@ -1,6 +1,6 @@
 """`build --locked`, once the base image is there and before any image builds: can the
-sources still give every version pyrlab.lock names? Each ecosystem with a preflight (Debian:
-apt-install --offered) is asked in a throwaway container of the base image, with each root
+sources still give every version pyrlab.lock names? Each ecosystem with a preflight (Debian
+asks apt what it offers) is asked in a throwaway container of the base image, with each root
 image's build context (its sources and network settings) and the versions as pins. What
 cannot be had is named, and the build stops: a --locked build installs exactly the lock or
 nothing."""

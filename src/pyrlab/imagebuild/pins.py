@@ -3,11 +3,12 @@
 A plain build passes the lock's Python versions as preferences (an entry keeps its locked
 version wherever its list line still allows it; new or changed entries resolve). `build
 --locked` first checks every list entry against the lock (`check_locked`) and that the
-sources still offer every locked version (an ecosystem's preflight: Debian's asks apt,
-see offered.py, before anything is built), then passes the image's whole section: Python versions as constraints,
-Debian versions as apt's candidates, R versions as exact wants (r-install.R fetches an
-older one from the repository's Archive, and fails before installing anything when the
-repository has it nowhere). What a --locked build made is compared with the lock before
+sources still offer every locked version (an ecosystem's preflight, see offered.py: Debian
+asks apt, before anything is built), then passes the image's whole section: Python
+versions as constraints, Debian versions as apt's candidates, R versions as exact wants
+(R's installer fetches an older one from the repository's Archive, and fails before
+installing anything when the repository has it nowhere). Each ecosystem's Pins part says
+what its step's pins folder holds. What a --locked build made is compared with the lock before
 any tag moves (`lock_mismatch`): it installs exactly the lock or fails, never drifts.
 """
 
