@@ -22,7 +22,7 @@ from pyrlab.engines.base import RunRequest
 def test_the_indexes_answers_are_read() -> None:
     answer = python_resolution("pip's chatter\n" + RESOLUTION_JSON + "\n")
     assert answer.available == {"six": "2.0", "idna": "1.0"}
-    assert [h.describe() for h in answer.findings] == [
+    assert [h.describe() for h in answer.notes] == [
         ("held back: idna 1.0, newest 3.0 (major version 3 is out); held by six==2.0 "
         "depends on idna<2")]
     # Only packages installed now: a new dependency is not "outdated".

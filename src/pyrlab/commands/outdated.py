@@ -17,7 +17,7 @@ from pyrlab.contents.images import image_inventory, image_spec
 from pyrlab.contents.model import Outdated
 from pyrlab.contents.tables import outdated_table
 from pyrlab.contents.upgradable import upgradable
-from pyrlab.ecosystems.base import Finding
+from pyrlab.ecosystems.base import Note
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.imagebuild.executor import network_mode
 
@@ -36,7 +36,7 @@ class OutdatedResult:
     rows: tuple[Outdated, ...]
     checked: tuple[str, ...]
     not_built: tuple[str, ...]
-    held_back: tuple[tuple[str, Finding], ...] = ()  # (image, finding)
+    held_back: tuple[tuple[str, Note], ...] = ()  # (image, finding)
 
     def to_data(self) -> Any:
         return {"checked": list(self.checked), "not_built": list(self.not_built),
@@ -58,7 +58,7 @@ def find_outdated(args: argparse.Namespace) -> OutdatedResult:
     rows: list[Outdated] = []
     checked: list[str] = []
     not_built: list[str] = []
-    held_back: list[tuple[str, Finding]] = []
+    held_back: list[tuple[str, Note]] = []
     for name in args.images or list(project.config.images):
         spec = image_spec(project.config, name)
         info = engine.image(spec.ref)

@@ -24,7 +24,7 @@ from pyrlab.contents.model import Inventory, Outdated
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
-from pyrlab.ecosystems.base import ASK_ROOT, Finding
+from pyrlab.ecosystems.base import ASK_ROOT, Note
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
 
@@ -68,14 +68,14 @@ def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
-               *, network_host: bool) -> tuple[list[Outdated], list[Finding]]:
+               *, network_host: bool) -> tuple[list[Outdated], list[Note]]:
     """What an upgrade would change in the built image `ref` of `name`, and what the answers
     say beside (the listed Python packages its resolution would hold back)."""
     context = render_context(project, name, RenderOptions.for_builder(engine))
     secrets = build_secrets(project)
     redact = Redactor(project.config.proxy.urls())
     available: dict[str, Mapping[str, str]] = {}
-    findings: list[Finding] = []
+    notes: list[Note] = []
     with tempfile.TemporaryDirectory(prefix="pyrlab-outdated-") as tmp, \
             secret_folder(secrets) as secret_files:
         folder = write_context(context, Path(tmp) / "context")
@@ -87,5 +87,5 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
             answer = query.parse(ask_image(engine, ref, folder, query.mounts, query.argv,
                                            secret_files, network_host, redact=redact))
             available[eco.name] = answer.available
-            findings += answer.findings
-    return outdated_rows(name, inventory, available), findings
+            notes += answer.notes
+    return outdated_rows(name, inventory, available), notes
