@@ -58,8 +58,8 @@ from pyrlab.contents.dependencies import (
     requires_command,
 )
 from pyrlab.contents.images import LABEL_LISTS, ImageSpec, image_inventory
-from pyrlab.contents.model import Inventory, ManifestError, Package
-from pyrlab.ecosystems.base import Ecosystem, Entry, Finding, Listed, Verdict, json_rows
+from pyrlab.contents.model import Inventory, ManifestError
+from pyrlab.ecosystems.base import Ecosystem, Entry, Finding, Listed, Package, Verdict, json_rows
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyrlab.contents.model import Deb, Inventory, Meta, PyDist, RPkg
+from pyrlab.contents.model import Inventory, Meta
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.r import RPkg
 
 
 def meta(image: str = "pylab", **changes: str) -> Meta:

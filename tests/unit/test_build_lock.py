@@ -13,7 +13,7 @@ from labfiles import build_json, pyrlab, python_versions
 
 from pyrlab.cli import main
 from pyrlab.contents.lockfile import read_lock
-from pyrlab.contents.model import PyDist
+from pyrlab.ecosystems.python import PyDist
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG
 
 IMAGES = ["other", "pylab", "pylab-torch", "pyrlab-base"]

@@ -15,10 +15,12 @@ from labfiles import build_json, make_project, pyrlab, python_versions
 
 from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock, write_lock
-from pyrlab.contents.model import Deb, Inventory, Meta, PyDist, RPkg
+from pyrlab.contents.model import Inventory, Meta
 from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.ecosystems.base import Locked
-from pyrlab.ecosystems.debian import unavailable_debs
+from pyrlab.ecosystems.debian import Deb, unavailable_debs
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.r import RPkg
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
 from pyrlab.imagebuild import executor, orchestration
 from pyrlab.imagebuild.pins import ImagePins, check_locked, pins_for, with_pins

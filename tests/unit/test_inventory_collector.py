@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from labfiles import CONTAINER
 
-from pyrlab.contents.model import Deb, PyDist, RPkg, from_manifest
+from pyrlab.contents.model import from_manifest
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.r import RPkg
 
 COLLECTOR = CONTAINER / "inventory.py"
 META = {"image": "pylab", "input_hash": "0" * 64, "pyrlab_version": "0.1.0",

@@ -21,7 +21,10 @@ from pyrlab.contents.lockfile import (
     update_lock,
     write_lock,
 )
-from pyrlab.contents.model import Deb, Inventory, PyDist, RPkg
+from pyrlab.contents.model import Inventory
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.r import RPkg
 from pyrlab.errors import EXIT_CONFIG, ConfigError
 
 GOLDEN = '''\

@@ -13,9 +13,12 @@ import pytest
 from inventories import inventory, meta
 
 from pyrlab.contents.diff import diff, diff_locks
-from pyrlab.contents.model import Deb, Outdated, PyDist, RPkg
+from pyrlab.contents.model import Outdated
 from pyrlab.contents.sbom import SCHEMA_VERSION, sbom
 from pyrlab.contents.tables import diff_table, inspect_table, outdated_table
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.r import RPkg
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 BOX_DRAWING = re.compile("[\u2500-\u257f]")

@@ -146,7 +146,8 @@ def test_pyrlab_test_of_an_image_not_built_says_so(
 def test_ancestors_lists_are_tested_too_and_url_entries_by_their_distribution(
         tmp_path: Path) -> None:
     from pyrlab.config.project import load_project
-    from pyrlab.contents.model import Inventory, Meta, PyDist
+    from pyrlab.contents.model import Inventory, Meta
+    from pyrlab.ecosystems.python import PyDist
 
     url = "https://example.org/wheels/tool-1.0-py3-none-any.whl"
     root = make_project(tmp_path / "lab", {**FILES, "torch.txt": f"Packaging\n{url}\n"})
@@ -283,7 +284,9 @@ class RAnswers(FakeEngine):
 def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
         tmp_path: Path, r_packages: tuple[str, ...], kernel: str) -> None:
     from pyrlab.config.project import load_project
-    from pyrlab.contents.model import Inventory, Meta, PyDist, RPkg
+    from pyrlab.contents.model import Inventory, Meta
+    from pyrlab.ecosystems.python import PyDist
+    from pyrlab.ecosystems.r import RPkg
     from pyrlab.gate import Scope
 
     root = make_project(tmp_path / "lab", {

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pyrlab import ecosystems
-from pyrlab.contents.model import Inventory, Package, sort_key
-from pyrlab.ecosystems.base import Ecosystem
+from pyrlab.contents.model import Inventory
+from pyrlab.ecosystems.base import Ecosystem, Package, sort_key
 
 ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
 ImageStatus = Literal["added", "removed", "changed", "unchanged"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pyrlab.contents.model import normalize_python_name, sort_key
+from pyrlab.ecosystems.base import sort_key
+from pyrlab.ecosystems.python import normalize_python_name
 
 LAYERS = Path(".local") / "share" / "pyrlab"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from pyrlab import ecosystems
 from pyrlab.config.tomlread import toml_kind, toml_loads, toml_problem
 from pyrlab.config.validators import IMAGE_NAME_RE
-from pyrlab.contents.model import Inventory, Meta, Package, duplicate_names, sort_key
-from pyrlab.ecosystems.base import NATIVE, Ecosystem, Platform
+from pyrlab.contents.model import Inventory, Meta, duplicate_names
+from pyrlab.ecosystems.base import NATIVE, Ecosystem, Package, Platform, sort_key
 from pyrlab.errors import ConfigError, Problem
 from pyrlab.safewrite import has_pyrlab_header, write_file
 

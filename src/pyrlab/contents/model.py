@@ -15,19 +15,9 @@ from typing import Any, TypeVar, cast
 from pyrlab import ecosystems
 from pyrlab.ecosystems.base import NATIVE, Ecosystem, Package, Platform, sort_key
 from pyrlab.ecosystems.debian import Deb
-from pyrlab.ecosystems.python import PyDist, normalize_python_name
+from pyrlab.ecosystems.python import PyDist
 from pyrlab.ecosystems.r import RPkg
 from pyrlab.errors import BuildError
-
-# Deb, PyDist, RPkg, normalize_python_name and ECOSYSTEMS: for imagebuild/pins.py and gate.py
-# until they ask the ecosystem parts (pyrlab.ecosystems) themselves.
-__all__ = ["ECOSYSTEMS", "MANIFEST_FORMAT", "Deb", "Inventory", "ManifestError", "Meta",
-           "Outdated", "Package", "PyDist", "RPkg", "duplicate_names", "from_manifest",
-           "normalize_python_name", "sort_key"]
-
-# The lock keys of the built-in ecosystems, in install order: imagebuild/pins.py names its
-# sections by them (kept until it iterates over pyrlab.ecosystems.registered() itself).
-ECOSYSTEMS = ("debs", "python", "r")
 
 MANIFEST_FORMAT = 1
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from pyrlab import ecosystems
 from pyrlab.contents.diff import Change, ChangeKind, InventoryDiff
-from pyrlab.contents.model import Inventory, Outdated, sort_key
+from pyrlab.contents.model import Inventory, Outdated
+from pyrlab.ecosystems.base import sort_key
 
 if TYPE_CHECKING:
     from rich.table import Table

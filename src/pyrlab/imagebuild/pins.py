@@ -22,9 +22,9 @@ from typing import Any
 
 from pyrlab import ecosystems
 from pyrlab.config.project import Project
-from pyrlab.contents.model import Inventory, Package, sort_key
+from pyrlab.contents.model import Inventory
 from pyrlab.dockerfile.render import PINS_FOLDER, REGULAR, BuildContext
-from pyrlab.ecosystems.base import NATIVE, Ecosystem, Locked, PinMode, Platform
+from pyrlab.ecosystems.base import NATIVE, Ecosystem, Locked, Package, PinMode, Platform, sort_key
 from pyrlab.errors import ConfigError, Problem
 
 
