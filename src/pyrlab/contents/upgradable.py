@@ -34,7 +34,8 @@ from pyrlab.contents.model import Inventory, Outdated, normalize_python_name
 from pyrlab.contents.versions import compare
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
+from pyrlab.dockerfile.network import SECRET_DIR, build_secrets
+from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
 
