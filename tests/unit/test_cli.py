@@ -202,7 +202,8 @@ def test_render_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_render_podman(tmp_path: Path) -> None:
     lab = init_lab(tmp_path / "lab")
-    assert main(["render", "-C", str(lab), "-o", str(tmp_path / "d")]) == 0
+    # Docker named, not auto-detected: this test must not depend on which daemon answers.
+    assert main(["render", "-C", str(lab), "-o", str(tmp_path / "d"), "--engine", "docker"]) == 0
     assert main(["render", "-C", str(lab), "-o", str(tmp_path / "p"), "--podman"]) == 0
     assert "sharing=locked" in (tmp_path / "d" / "rlab" / "Dockerfile").read_text()
     assert "sharing=locked" not in (tmp_path / "p" / "rlab" / "Dockerfile").read_text()
