@@ -1,5 +1,5 @@
 """Network settings of a build: the pyrlab/net/ files each install step reads, proxy
-variables, the build secrets that carry what has credentials, and the lab's pip.conf.
+variables, and the build secrets that carry what has credentials.
 
 Build-time network settings sit in one folder per install step (net/<step>/: each
 ecosystem's own files, see its Context part, plus `timeout` and `retries`), so that a
@@ -11,13 +11,11 @@ feed the input hash and may be shown); the real files are build secrets.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-from urllib.parse import urlsplit
 
 from pyrlab import ecosystems
 from pyrlab.config.model import ProxyConfig
 from pyrlab.config.project import Project
-from pyrlab.credentials import has_credentials, mask_url
+from pyrlab.credentials import mask_url
 from pyrlab.ecosystems.base import Context, lines
 
 # Build secrets: the files of net/ (and what else an ecosystem names) whose URLs carry
@@ -98,34 +96,3 @@ def build_secrets(project: Project) -> dict[str, bytes]:
     if env:
         secrets[PROXY_ENV] = lines([f"{k}={v}" for k, v in sorted(env.items())])
     return secrets
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def runtime_pip_conf(project: Project) -> bytes | None:
-    """/etc/pip.conf for `pip install` in a lab: the build's indexes, where the lab can use
-    them. Never one with credentials (they stay at build time) and never one on the build
-    host's loopback (a lab on the engine's bridge network cannot reach it); without
-    pip_index, none (PyPI, or what the user's ~/.config/pip/pip.conf says)."""
-    proxy = project.config.proxy
-    if not proxy.pip_index or has_credentials(proxy.pip_index) or is_loopback_url(proxy.pip_index):
-        return None
-    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not is_loopback_url(u)]
-    pip = ["# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab",
-           "[global]", f"index-url = {proxy.pip_index}"]
-    if extra:
-        pip.append("extra-index-url = " + " ".join(extra))
-    insecure = sorted({urlsplit(u).hostname or "" for u in (proxy.pip_index, *extra)
-                       if u.startswith("http:")})
-    if insecure:
-        pip.append("trusted-host = " + " ".join(insecure))
-    return lines(pip)

@@ -52,13 +52,7 @@ import jinja2
 
 from pyrlab import __version__, ecosystems
 from pyrlab.config.project import Project
-from pyrlab.dockerfile.network import (
-    SECRET_DIR,
-    net_files,
-    runtime_pip_conf,
-    secret_id,
-    step_secrets,
-)
+from pyrlab.dockerfile.network import SECRET_DIR, net_files, secret_id, step_secrets
 from pyrlab.ecosystems.base import Cache, Context, Needs, lines
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
@@ -79,6 +73,13 @@ TOOLS_FOLDER = "tools"
 # pyrlab's own step, between the ecosystems' (their `order`: after Debian's, before Python's).
 BASE_STEP = "base"
 BASE_ORDER = 20
+# What pyrlab's base step (setup-base: /opt/venv) sets in the root image's environment.
+BASE_ENV = ("VIRTUAL_ENV=/opt/venv",
+            ("PATH=/opt/pyrlab/bin:/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+             ":/sbin:/bin"),
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+            "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+            "CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt")
 # pyrlab's own build scripts, beside the ecosystems' (their Context.scripts).
 CORE_SCRIPTS = ("setup-base", "net-env")
 # tensorboard.py becomes /opt/pyrlab/bin/tensorboard; dtale.ini D-Tale's default config.
@@ -203,6 +204,7 @@ class _Step:
     folders: tuple[str, ...]  # the context folders it reads (its input key, see `_run_keys`)
     runs: bool  # in this image's Dockerfile
     extra: tuple[str, ...] = ()  # more mounts (the build tools' stage)
+    env: tuple[str, ...] = ()  # what it sets in the root image's environment
 
 
 class _Mounts:
@@ -349,11 +351,11 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         steps.append((eco.order, _Step(
             eco.step, eco.context.comment(is_root), eco.context.script,
             mounts.step(eco.context, eco.step), ("bin", f"net/{eco.step}", eco.step), runs,
-            (tools_bind,) if own_tools else ())))
+            (tools_bind,) if own_tools else (), eco.context.env)))
     steps.append((BASE_ORDER, _Step(
         BASE_STEP, "# The notebook user and the Python virtual environment.", "setup-base",
         mounts.SEP.join([mounts.bind("bin"), mounts.bind(BASE_STEP)]), ("bin", BASE_STEP),
-        is_root and delta is None)))
+        is_root and delta is None, env=BASE_ENV)))
     steps.sort(key=lambda order_step: order_step[0])
     tools_stage = None
     if tools:
@@ -365,7 +367,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         tools_stage = _Step(
             TOOLS_FOLDER, "", installer.context.script,
             mounts.step(installer.context, installer.step, TOOLS_FOLDER, pins=False),
-            ("bin", f"net/{installer.step}", TOOLS_FOLDER), True)
+            ("bin", f"net/{installer.step}", TOOLS_FOLDER), True, env=installer.context.env)
     if is_root:
         locale_line = _locale_line(config.base.locale)
         add("pyrlab/base/locale", lines([locale_line] if locale_line else []))
@@ -381,11 +383,13 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         for runtime in RUNTIME_FILES:
             mode = EXECUTABLE if runtime in RUNTIME_EXECUTABLES else REGULAR
             add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
-        pip_conf = runtime_pip_conf(project)
-        if pip_conf is not None:
-            add("pyrlab/runtime/pip.conf", pip_conf)
+    runtime_files = ([file for eco in ecos for file in eco.context.runtime_files(project)]
+                     if is_root else [])
+    for file in runtime_files:
+        add(f"pyrlab/runtime/{file.name}", file.content)
 
     ports = sorted({port for _, port in image.ports})
+    layer = config.layer_key(name)
     ordered = [step for _, step in steps]
     # A delta records its inventory at the end of its last step rather than in a step of
     # its own: one container start less on the way to a one-package layer.
@@ -394,14 +398,12 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     values = {
         "version": __version__,
         "name": name,
-        "layer": config.layer_key(name),
         "parent": image.parent or "",
         "from_ref": (config.image_ref(name) if delta is not None
                      else config.image_ref(image.parent) if image.parent else config.base.image),
         "delta": delta.steps if delta is not None else (),
         "delta_depth": delta.depth if delta is not None else 0,
         "is_root": is_root,
-        "locale": config.base.locale,
         "cuda": config.base.cuda,
         "ca_files": bool(project.ca_files),
         "steps": ordered,
@@ -414,7 +416,13 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "ports": [str(p) for p in ports],
         "port_label": ",".join(f"{n}={p}" for n, p in image.ports),
         "input_hash": HASH_PLACEHOLDER,
-        "runtime_pip_conf": "pyrlab/runtime/pip.conf" in files,
+        "runtime_files": runtime_files,
+        "root_env": _Mounts.SEP.join([f"LANG={config.base.locale}", f"LC_ALL={config.base.locale}",
+                                      *(line for step in ordered for line in step.env)]),
+        "lab_env": _Mounts.SEP.join([f"PYRLAB_LAB_PORT={image.lab_port}", f"PYRLAB_IMAGE={layer}",
+                                     *(line for eco in ecos
+                                       for line in eco.context.lab_env(layer))]),
+        "tools_env": _Mounts.SEP.join(tools_stage.env) if tools_stage else "",
         "inventory_with": inventory_with,
         "inventory": INVENTORY_COMMAND,
     }

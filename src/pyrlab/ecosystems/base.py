@@ -163,6 +163,17 @@ class Part:
     pins: Mapping[str, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RuntimeFile:
+    """A file of the root image's runtime (pyrlab/runtime/<name> in the context), copied to
+    `target` in the image, the Dockerfile's COPY line after `comment`."""
+
+    name: str
+    content: bytes
+    target: str
+    comment: str
+
+
 def lines(entries: Iterable[str]) -> bytes:
     """A list file of the build context: one entry a line."""
     return "".join(f"{e}\n" for e in entries).encode()
@@ -190,6 +201,14 @@ def _no_secret_files(proxy: ProxyView) -> Mapping[str, bytes]:
 
 def _no_meta(project: ProjectView, image: str) -> Mapping[str, object]:
     return {}
+
+
+def _no_lab_env(layer: str) -> tuple[str, ...]:
+    return ()
+
+
+def _no_runtime_files(project: ProjectView) -> tuple[RuntimeFile, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -221,6 +240,14 @@ class Context:
     # Its list files (in pyrlab/<step>/, one entry a line) that a delta build may find grown
     # (nothing else of its part changed): the step runs again and installs what is new.
     delta_lists: tuple[str, ...] = ()
+    # The root image's environment it sets ("NAME=VALUE", after the earlier steps'); an
+    # ecosystem that installs build tools sets it in their stage too.
+    env: tuple[str, ...] = ()
+    # The environment of every image with a lab, given the image's layer key (its place in
+    # the lab's home, see Config.layer_key).
+    lab_env: Callable[[str], tuple[str, ...]] = _no_lab_env
+    # Its files of the root image's runtime (the lab's settings for it).
+    runtime_files: Callable[[ProjectView], tuple[RuntimeFile, ...]] = _no_runtime_files
     # Only for the ecosystem that installs the others' build tools (Debian): its files (in
     # pyrlab/tools/, mounted as its step's folder) for a build-only stage of their own.
     tools_files: Callable[[tuple[str, ...]], Mapping[str, bytes]] | None = None

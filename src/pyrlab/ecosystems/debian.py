@@ -92,6 +92,7 @@ CONTEXT = Context(
     secrets=(APT_PROXY_SECRET,),
     net_files=apt_net_files,
     delta_lists=("system.txt", "debs.txt"),
+    env=("DEBIAN_FRONTEND=noninteractive",),
     tools_files=lambda tools: {"system.txt": lines(tools)},
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from pyrlab.credentials import has_credentials, is_loopback_url
 from pyrlab.ecosystems.base import (
     Cache,
     Checks,
@@ -19,6 +20,7 @@ from pyrlab.ecosystems.base import (
     ProjectView,
     ProxyView,
     Queries,
+    RuntimeFile,
     lines,
 )
 
@@ -32,6 +34,7 @@ UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 # 4.x runs JupyterHub 5): single-user server and hub of one major.minor.
 JUPYTERHUB_SERIES = "5.4"
 SLIM_TOOLS = ("binutils",)  # strip, for [base] slim
+UV_CACHE = "/var/cache/pyrlab/uv"  # uv's cache mount in the Python step
 # JupyterLab setting defaults for every environment with JupyterLab, merged into its
 # share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
 # which may ship that file). fetchNews is a string in the schema: "true", "false", "none".
@@ -56,6 +59,33 @@ def system_requirements(project: ProjectView, name: str) -> list[str]:
             return []
         parent = config.images[parent].parent
     return [f"jupyterhub=={JUPYTERHUB_SERIES}.*"]
+
+
+def runtime_pip_conf(proxy: ProxyView) -> bytes | None:
+    """/etc/pip.conf for `pip install` in a lab: the build's indexes, where the lab can use
+    them. Never one with credentials (they stay at build time) and never one on the build
+    host's loopback (a lab on the engine's bridge network cannot reach it); without
+    pip_index, none (PyPI, or what the user's ~/.config/pip/pip.conf says)."""
+    if not proxy.pip_index or has_credentials(proxy.pip_index) or is_loopback_url(proxy.pip_index):
+        return None
+    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not is_loopback_url(u)]
+    pip = ["# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab",
+           "[global]", f"index-url = {proxy.pip_index}"]
+    if extra:
+        pip.append("extra-index-url = " + " ".join(extra))
+    insecure = sorted({urlsplit(u).hostname or "" for u in (proxy.pip_index, *extra)
+                       if u.startswith("http:")})
+    if insecure:
+        pip.append("trusted-host = " + " ".join(insecure))
+    return lines(pip)
+
+
+def _runtime_files(project: ProjectView) -> tuple[RuntimeFile, ...]:
+    pip_conf = runtime_pip_conf(project.config.proxy)
+    if pip_conf is None:
+        return ()
+    return (RuntimeFile("pip.conf", pip_conf, "/etc/pip.conf", "# The build's package index "
+                        "for `pip install` in the lab (it has no credentials)."),)
 
 
 def _needs(project: ProjectView, name: str) -> Needs:
@@ -113,11 +143,14 @@ CONTEXT = Context(
     scripts=("uv-install", "lab_settings.py", "pyc_cache.py", "test_folders.py", "heldback.py",
              "uv-resolve"),
     bin_files={"uv-version": lines([UV_VERSION])},
-    caches=(Cache("uv", "/var/cache/pyrlab/uv"),),
+    caches=(Cache("uv", UV_CACHE),),
     secrets=("uv.toml", "pip.conf"),
     needs=_needs,
     net_files=_net_files,
     delta_lists=("requirements.txt", "system.txt"),
+    env=("PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "UV_LINK_MODE=copy",
+         "UV_PYTHON=/opt/venv/bin/python", f"UV_CACHE_DIR={UV_CACHE}"),
+    runtime_files=_runtime_files,
 )
 
 # -- contents ---------------------------------------------------------------------------------

@@ -120,6 +120,8 @@ CONTEXT = Context(
     secret_files=_secret_files,
     meta=lambda project, name: {"pinned_r": pinned_r_packages(project, name)},
     delta_lists=("apt.txt", "cran.txt"),
+    # R packages the lab's user installs go to the mounted home (%v: R's x.y).
+    lab_env=lambda layer: (f"R_LIBS_USER=~/.local/share/pyrlab/{layer}/R/%v",),
 )
 
 # -- contents ---------------------------------------------------------------------------------

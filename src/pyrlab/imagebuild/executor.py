@@ -40,9 +40,9 @@ from pyrlab.contents.images import (
 )
 from pyrlab.contents.lockfile import write_lock
 from pyrlab.contents.model import Inventory
-from pyrlab.credentials import Redactor
+from pyrlab.credentials import Redactor, is_loopback_url
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.network import build_secrets, is_loopback_url, secret_id
+from pyrlab.dockerfile.network import build_secrets, secret_id
 from pyrlab.dockerfile.render import Delta, RenderOptions, render_context
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
