@@ -359,7 +359,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     steps.sort(key=lambda order_step: order_step[0])
     tools_stage = None
     if tools:
-        # The build tools' stage: installed by the ecosystem that can (Debian's apt-install).
+        # The build tools' stage: installed by the ecosystem that can (Debian's installer).
         installer = next(eco for eco in ecos if eco.context.tools_files is not None)
         assert installer.context.tools_files is not None
         for fname, content in installer.context.tools_files(tuple(tools)).items():
