@@ -45,7 +45,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Protocol
 
 import jinja2
@@ -53,7 +52,7 @@ import jinja2
 from pyrlab import __version__, ecosystems
 from pyrlab.config.project import Project
 from pyrlab.dockerfile.network import SECRET_DIR, net_files, secret_id, step_secrets
-from pyrlab.ecosystems.base import Cache, Context, Needs, lines
+from pyrlab.ecosystems.base import EXECUTABLE, REGULAR, Cache, Context, Needs, container_file, lines
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
 META_FILE = "pyrlab/inventory/meta.json"
@@ -86,8 +85,6 @@ CORE_SCRIPTS = ("setup-base", "net-env")
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py",
                  "tensorboard.py", "dtale.ini")
 RUNTIME_EXECUTABLES = ("start.sh", "tensorboard.py")
-EXECUTABLE = 0o755
-REGULAR = 0o644
 
 
 @dataclass(frozen=True)
@@ -187,10 +184,6 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-
-
-def _container_file(name: str) -> bytes:
-    return resources.files("pyrlab.container").joinpath(name).read_bytes()
 
 
 @dataclass(frozen=True)
@@ -323,12 +316,11 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     def add(path: str, content: bytes, mode: int = REGULAR) -> None:
         files[path] = (content, mode)
 
-    for script in (*CORE_SCRIPTS, *(s for eco in ecos for s in eco.context.scripts)):
-        mode = REGULAR if script.endswith((".R", ".py")) else EXECUTABLE
-        add(f"pyrlab/bin/{script}", _container_file(script), mode)
+    for script in CORE_SCRIPTS:
+        add(f"pyrlab/bin/{script}", container_file(script), EXECUTABLE)
     for eco in ecos:
-        for fname, content in eco.context.bin_files.items():
-            add(f"pyrlab/bin/{fname}", content)
+        for fname, (content, mode) in eco.context.scripts().items():
+            add(f"pyrlab/bin/{fname}", content, mode)
     # Each ecosystem's part, given what pyrlab and the others need of it.
     needs = {eco.name: eco.context.needs(project, name) for eco in ecos}
     core = Needs(debs=_core_debs(project, name))
@@ -375,14 +367,14 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             add("pyrlab/base/sudoers", SUDOERS.encode())
     for fname, content in net_files(project).items():
         add(f"pyrlab/net/{fname}", content)
-    add("pyrlab/inventory/inventory.py", _container_file("inventory.py"))
+    add("pyrlab/inventory/inventory.py", container_file("inventory.py"))
     add(META_FILE, _meta_file(project, name))
     if is_root:
         for ca in project.ca_files:
             add(f"pyrlab/ca/{ca.name}", ca.content)
         for runtime in RUNTIME_FILES:
             mode = EXECUTABLE if runtime in RUNTIME_EXECUTABLES else REGULAR
-            add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
+            add(f"pyrlab/runtime/{runtime}", container_file(runtime), mode)
     runtime_files = ([file for eco in ecos for file in eco.context.runtime_files(project)]
                      if is_root else [])
     for file in runtime_files:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Protocol
 
 # A target platform as the engines write it ("linux/amd64"). NATIVE is the engine's own: the
@@ -174,6 +175,15 @@ class RuntimeFile:
     comment: str
 
 
+EXECUTABLE = 0o755  # the modes of build context files
+REGULAR = 0o644
+
+
+def container_file(name: str) -> bytes:
+    """A file of pyrlab.container (the scripts that run in the image), as the context has it."""
+    return resources.files("pyrlab.container").joinpath(name).read_bytes()
+
+
 def lines(entries: Iterable[str]) -> bytes:
     """A list file of the build context: one entry a line."""
     return "".join(f"{e}\n" for e in entries).encode()
@@ -207,6 +217,10 @@ def _no_lab_env(layer: str) -> tuple[str, ...]:
     return ()
 
 
+def _no_scripts() -> Mapping[str, tuple[bytes, int]]:
+    return {}
+
+
 def _no_runtime_files(project: ProjectView) -> tuple[RuntimeFile, ...]:
     return ()
 
@@ -223,8 +237,9 @@ class Context:
     # Its files for one image: (project, image, the others' Needs, the delta build or None).
     part: Callable[[ProjectView, str, Needs, DeltaView | None], Part] = _no_part
     comment: Callable[[bool], str] = _no_comment  # its step's comment (for a root image?)
-    scripts: tuple[str, ...] = ()  # files of pyrlab.container it puts in pyrlab/bin/
-    bin_files: Mapping[str, bytes] = field(default_factory=dict)  # more pyrlab/bin/ files
+    # Its files in pyrlab/bin/, its installer among them: name -> (content, mode), read
+    # when a context is rendered.
+    scripts: Callable[[], Mapping[str, tuple[bytes, int]]] = _no_scripts
     caches: tuple[Cache, ...] = ()
     # Build secrets its step reads (file names in the secret folder); proxy.env comes with all.
     secrets: tuple[str, ...] = ()

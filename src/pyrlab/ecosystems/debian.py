@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyrlab.ecosystems.base import (
+    EXECUTABLE,
     Cache,
     Checks,
     Contents,
@@ -16,6 +17,7 @@ from pyrlab.ecosystems.base import (
     ProjectView,
     ProxyView,
     Queries,
+    container_file,
     lines,
 )
 
@@ -87,7 +89,7 @@ CONTEXT = Context(
     script="apt-install",
     part=_part,
     comment=_comment,
-    scripts=("apt-install",),
+    scripts=lambda: {"apt-install": (container_file("apt-install"), EXECUTABLE)},
     caches=APT_CACHES,
     secrets=(APT_PROXY_SECRET,),
     net_files=apt_net_files,

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from pyrlab.credentials import has_credentials, is_loopback_url
 from pyrlab.ecosystems.base import (
+    EXECUTABLE,
+    REGULAR,
     Cache,
     Checks,
     Contents,
@@ -21,6 +23,7 @@ from pyrlab.ecosystems.base import (
     ProxyView,
     Queries,
     RuntimeFile,
+    container_file,
     lines,
 )
 
@@ -140,9 +143,12 @@ CONTEXT = Context(
     part=_part,
     comment=lambda root: ("# Python packages, installed with uv (a build tool, not kept) into "
                           "/opt/venv and compiled\n# to bytecode."),
-    scripts=("uv-install", "lab_settings.py", "pyc_cache.py", "test_folders.py", "heldback.py",
-             "uv-resolve"),
-    bin_files={"uv-version": lines([UV_VERSION])},
+    scripts=lambda: {
+        **{name: (container_file(name), EXECUTABLE) for name in ("uv-install", "uv-resolve")},
+        **{name: (container_file(name), REGULAR)
+           for name in ("lab_settings.py", "pyc_cache.py", "test_folders.py", "heldback.py")},
+        "uv-version": (lines([UV_VERSION]), REGULAR),
+    },
     caches=(Cache("uv", UV_CACHE),),
     secrets=("uv.toml", "pip.conf"),
     needs=_needs,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pyrlab.credentials import has_credentials, mask_url
 from pyrlab.ecosystems.base import (
+    EXECUTABLE,
+    REGULAR,
     Cache,
     Checks,
     Contents,
@@ -17,6 +19,7 @@ from pyrlab.ecosystems.base import (
     ProjectView,
     ProxyView,
     Queries,
+    container_file,
     lines,
 )
 from pyrlab.ecosystems.debian import APT_CACHES, APT_PROXY_SECRET, apt_net_files
@@ -111,7 +114,8 @@ CONTEXT = Context(
     comment=lambda root: ("# R: the configured repository for every R session, then the R "
                           "packages (Debian binaries\n# through apt, the rest from the "
                           "CRAN-like repository), then IRkernel registered."),
-    scripts=("r-install", "r-install.R"),
+    scripts=lambda: {"r-install": (container_file("r-install"), EXECUTABLE),
+                     "r-install.R": (container_file("r-install.R"), REGULAR)},
     # R's packages from Debian come through apt: its caches, its network settings.
     caches=(*APT_CACHES, Cache("r", "/var/cache/pyrlab/r")),
     secrets=(APT_PROXY_SECRET, REPOS_SECRET),

@@ -24,7 +24,8 @@ from pyrlab.config.lists import Entry
 from pyrlab.config.project import Project
 from pyrlab.contents.model import ECOSYSTEMS, Deb, Inventory, Package, PyDist, RPkg, sort_key
 from pyrlab.contents.versions import compare
-from pyrlab.dockerfile.render import PINS_FOLDER, REGULAR, BuildContext
+from pyrlab.dockerfile.render import PINS_FOLDER, BuildContext
+from pyrlab.ecosystems.base import REGULAR
 from pyrlab.errors import ConfigError, Problem
 
 # How a build's install steps use pyrlab.lock: "prefer" (a plain build), "exact" (`build
