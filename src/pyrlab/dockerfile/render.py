@@ -200,10 +200,12 @@ class _Step:
     env: tuple[str, ...] = ()  # what it sets in the root image's environment
 
 
+# One option or variable a line, in RUN and ENV.
+_CONTINUED = " \\\n    "
+
+
 class _Mounts:
     """RUN --mount options as the engine's options allow."""
-
-    SEP = " \\\n    "
 
     def __init__(self, options: RenderOptions) -> None:
         self.lock = ",sharing=locked" if options.cache_sharing_locked else ""
@@ -225,7 +227,7 @@ class _Mounts:
              pins: bool = True) -> str:
         """An ecosystem's step: its caches, pyrlab/bin, its network settings, its folder
         (`folder`, mounted as its own: the tools stage's), its pins, its secrets."""
-        return self.SEP.join(
+        return _CONTINUED.join(
             [self.cache(c) for c in context.caches]
             + [self.bind("bin"), self.bind(f"net/{step}", "net"), self.bind(folder or step, step)]
             + ([self.bind(f"pins/{step}", "pins")] if pins else [])
@@ -325,6 +327,9 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     needs = {eco.name: eco.context.needs(project, name) for eco in ecos}
     core = Needs(debs=_core_debs(project, name))
     steps: list[tuple[int, _Step]] = []
+    # Build tools come from a stage of their own, installed by the ecosystem that can
+    # (Debian's installer); without one (or with tools_stage off) a step goes without.
+    installer = next((eco for eco in ecos if eco.context.tools_files is not None), None)
     tools: list[str] = []
     tools_bind = (f"--mount=type=bind,from={TOOLS_STAGE},source=/,"
                   f"target=/run/pyrlab/{TOOLS_FOLDER}")
@@ -338,7 +343,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             for fname, content in part.pins.items():
                 add(f"{PINS_FOLDER}/{eco.step}/{fname}", content)
         runs = part.render and (delta is None or eco.step in delta.steps)
-        own_tools = needs[eco.name].build_tools if runs and options.tools_stage else ()
+        own_tools = (needs[eco.name].build_tools
+                     if runs and options.tools_stage and installer is not None else ())
         tools += own_tools
         steps.append((eco.order, _Step(
             eco.step, eco.context.comment(is_root), eco.context.script,
@@ -346,14 +352,11 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
             (tools_bind,) if own_tools else (), eco.context.env)))
     steps.append((BASE_ORDER, _Step(
         BASE_STEP, "# The notebook user and the Python virtual environment.", "setup-base",
-        mounts.SEP.join([mounts.bind("bin"), mounts.bind(BASE_STEP)]), ("bin", BASE_STEP),
+        _CONTINUED.join([mounts.bind("bin"), mounts.bind(BASE_STEP)]), ("bin", BASE_STEP),
         is_root and delta is None, env=BASE_ENV)))
     steps.sort(key=lambda order_step: order_step[0])
     tools_stage = None
-    if tools:
-        # The build tools' stage: installed by the ecosystem that can (Debian's installer).
-        installer = next(eco for eco in ecos if eco.context.tools_files is not None)
-        assert installer.context.tools_files is not None
+    if tools and installer is not None and installer.context.tools_files is not None:
         for fname, content in installer.context.tools_files(tuple(tools)).items():
             add(f"pyrlab/{TOOLS_FOLDER}/{fname}", content)
         tools_stage = _Step(
@@ -409,12 +412,12 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "port_label": ",".join(f"{n}={p}" for n, p in image.ports),
         "input_hash": HASH_PLACEHOLDER,
         "runtime_files": runtime_files,
-        "root_env": _Mounts.SEP.join([f"LANG={config.base.locale}", f"LC_ALL={config.base.locale}",
+        "root_env": _CONTINUED.join([f"LANG={config.base.locale}", f"LC_ALL={config.base.locale}",
                                       *(line for step in ordered for line in step.env)]),
-        "lab_env": _Mounts.SEP.join([f"PYRLAB_LAB_PORT={image.lab_port}", f"PYRLAB_IMAGE={layer}",
+        "lab_env": _CONTINUED.join([f"PYRLAB_LAB_PORT={image.lab_port}", f"PYRLAB_IMAGE={layer}",
                                      *(line for eco in ecos
                                        for line in eco.context.lab_env(layer))]),
-        "tools_env": _Mounts.SEP.join(tools_stage.env) if tools_stage else "",
+        "tools_env": _CONTINUED.join(tools_stage.env) if tools_stage else "",
         "inventory_with": inventory_with,
         "inventory": INVENTORY_COMMAND,
     }
