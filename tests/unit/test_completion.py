@@ -19,9 +19,10 @@ import pytest
 from pyrlab.cli import build_parser
 from pyrlab.commands import COMMANDS
 from pyrlab.completion import complete, set_keys
-from pyrlab.config.model import DEFAULT_IMAGES, ENGINES
+from pyrlab.config.model import DEFAULT_IMAGES
 from pyrlab.config.readers import read_config
 from pyrlab.discovery import find_project
+from pyrlab.engine_names import engine_choices
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # A graph of three images, one of them runnable (it has a lab port), and its ports.
@@ -97,7 +98,7 @@ def test_options_of_the_verb_once_a_dash_is_typed(request_env: pytest.MonkeyPatc
 
 
 def test_choices_of_an_option(request_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert candidates(request_env, "pyrlab build --engine ", tmp_path) == list(ENGINES)
+    assert candidates(request_env, "pyrlab build --engine ", tmp_path) == list(engine_choices())
     assert candidates(request_env, "pyrlab completion ", tmp_path) == ["bash", "zsh", "fish"]
 
 

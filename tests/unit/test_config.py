@@ -48,8 +48,8 @@ def test_no_config_file_gives_the_four_default_images(tmp_path: Path) -> None:
     assert config.images["rlab"].lab_port == 9999
     assert config.images["pyrlab-base"].lab_port is None
     assert config.images["rlab-base"].r == "debian"
-    assert config.images["pylab"].requirements == ("requirements.txt",)
-    assert config.images["rlab"].r_packages == ("r_packages.txt",)
+    assert config.images["pylab"].lists["requirements"] == ("requirements.txt",)
+    assert config.images["rlab"].lists["r_packages"] == ("r_packages.txt",)
 
 
 def test_init_s_file_restates_the_default_images(tmp_path: Path) -> None:
@@ -58,9 +58,9 @@ def test_init_s_file_restates_the_default_images(tmp_path: Path) -> None:
     initialized = load(init_lab(tmp_path / "lab"))
     defaults = load(tmp_path / "none")
     assert initialized.file is not None and defaults.file is None
-    assert {name: (i.parent, i.ports, i.requirements, i.debs, i.r_packages, i.r)
+    assert {name: (i.parent, i.ports, i.lists, i.r)
             for name, i in initialized.images.items()} == \
-        {name: (i.parent, i.ports, i.requirements, i.debs, i.r_packages, i.r)
+        {name: (i.parent, i.ports, i.lists, i.r)
          for name, i in defaults.images.items()}
 
 
@@ -71,7 +71,7 @@ def test_defaults_of_the_other_sections(tmp_path: Path) -> None:
     assert config.base.image == "python:3.14-trixie"
     assert config.base.tag == "3.14-trixie"
     assert config.base.python == "image"
-    assert config.base.debs == ("base_debs.txt",)
+    assert config.base.lists["debs"] == ("base_debs.txt",)
     assert (config.base.cuda, config.base.ca_certificates) == (False, ())
     assert config.proxy.apt is None and config.proxy.pip_index is None
     assert config.run.bind == "127.0.0.1"
@@ -181,7 +181,7 @@ def test_every_section_is_read(tmp_path: Path) -> None:
     assert base.image == "registry.example.org:5000/debian/python:3.13-bookworm"
     assert base.tag == "3.13-bookworm"
     assert (base.python, base.cuda, base.cuda_toolkit) == ("debian", True, True)
-    assert base.debs == ("base_debs.txt", "more_debs.txt")
+    assert base.lists["debs"] == ("base_debs.txt", "more_debs.txt")
     assert base.ca_certificates == ("corp.pem",)  # a single string is a one-item list
     assert base.locale == "en_US.UTF-8"
     proxy = config.proxy
@@ -196,8 +196,8 @@ def test_every_section_is_read(tmp_path: Path) -> None:
     py, r = config.images["py"], config.images["r"]
     assert py.ports == (("lab", 8898), ("tensorboard", 6007))
     assert py.run_args == ("--shm-size=2g",)
-    assert (r.debs, r.r, r.r_source, r.r_packages) == (("r_debs.txt",), "cran", "apt",
-                                                        ("r_packages.txt",))
+    assert (r.lists["debs"], r.r, r.r_source, r.lists["r_packages"]) == (
+        ("r_debs.txt",), "cran", "apt", ("r_packages.txt",))
     run = config.run
     assert (run.notebooks, run.home, run.userlab, run.envfile) == (
         "/srv/notebooks", "home", "mylab.sh", "lab.env")

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import pytest
 from labfiles import PEM, init_lab, write
 
+from pyrlab import ecosystems
 from pyrlab.cli import main
 from pyrlab.config.confine import der_to_pem, pem_certificates
-from pyrlab.config.lists import ListKind, parse_lists
+from pyrlab.config.lists import parse_lists
 from pyrlab.config.project import load_project
 from pyrlab.errors import ConfigError
 
@@ -126,7 +127,7 @@ def test_a_fifo_outside_is_never_opened(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     write(root, "requirements.txt", "-r ../outside.fifo\n")
     parsed = without_opening(fifo, lambda: parse_lists(
-        [root / "requirements.txt"], ListKind.PYTHON, root=root))
+        [root / "requirements.txt"], ecosystems.named("python"), root=root))
     assert [str(p) for p in parsed.problems] == [
         (f"requirements.txt:1: cannot include '../outside.fifo': it lies outside the project "
         f"folder {root} (it resolves to {fifo}); included files must be inside the project "

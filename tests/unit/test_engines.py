@@ -308,7 +308,7 @@ def test_every_list_of_engines_is_the_registry_s() -> None:
     may take, completion's, and the order auto-detection tries: one list, in engines/."""
     from pyrlab.cli import build_parser
     from pyrlab.completion import set_keys
-    from pyrlab.config.model import ENGINES
+    from pyrlab.engine_names import engine_choices
 
     assert registry.choices() == ("auto", "docker", "podman")
     parser = build_parser()
@@ -319,8 +319,8 @@ def test_every_list_of_engines_is_the_registry_s() -> None:
         sub.parse_known_args([])  # a verb adds its options when it is parsed
         engine = next(a for a in sub._actions if "--engine" in a.option_strings)
         assert tuple(engine.choices or ()) == registry.choices(), verb
-    # The config sits below the engines and cannot import them: its copy must agree.
-    assert ENGINES == registry.choices()
+    # The config, below the engines, checks `engine =` against the same table.
+    assert engine_choices() == registry.choices()
     assert set_keys(None)["engine"] == registry.choices()
 
 

@@ -32,12 +32,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from labfiles import init_lab
 
+from pyrlab import ecosystems
 from pyrlab.cli import main
-from pyrlab.config.lists import Entry, ListKind, ParsedList, parse_lists
+from pyrlab.config.lists import ParsedList, parse_lists
 from pyrlab.config.project import load_project
+from pyrlab.ecosystems.base import Ecosystem, Entry
 from pyrlab.errors import EXIT_CONFIG, EXIT_OK
 
-DEB, PY, R = ListKind.DEB, ListKind.PYTHON, ListKind.R
+DEB, PY, R = (ecosystems.named(name) for name in ("debian", "python", "r"))
 LIST = "list.txt"
 
 # ----------------------------------------------------------------------------- strategies
@@ -90,7 +92,7 @@ def folder() -> Iterator[Path]:
         yield Path(name)
 
 
-def parse_bytes(root: Path, kind: ListKind, data: bytes, name: str = LIST) -> ParsedList:
+def parse_bytes(root: Path, kind: Ecosystem, data: bytes, name: str = LIST) -> ParsedList:
     (root / name).write_bytes(data)
     return parse_lists([root / name], kind, root=root)
 
@@ -111,12 +113,12 @@ def assert_clean_entry(entry: Entry) -> None:
         assert category not in ("Cc", "Cf", "Zl", "Zp"), f"U+{ord(char):04X} in {entry!r}"
     assert not set(text) & set("`$|&\\"), entry
     assert "<(" not in text and ">(" not in text, entry
-    allowed_semicolons = 1 if entry.kind is PY and "://" not in text.split(";")[0] else 0
+    allowed_semicolons = 1 if entry.ecosystem == PY.name and "://" not in text.split(";")[0] else 0
     assert text.count(";") <= allowed_semicolons, entry
-    if entry.kind is DEB:
+    if entry.ecosystem == DEB.name:
         assert re.fullmatch(r"[a-z0-9][a-z0-9+.-]+(?:=[0-9][A-Za-z0-9.+~:-]*|/[a-z0-9.-]+)?",
                             text), entry
-    if entry.kind is R:
+    if entry.ecosystem == R.name:
         assert re.fullmatch(r"[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9](?:(?:==|>=)[0-9.-]+)?",
                             text), entry
 
@@ -124,13 +126,13 @@ def assert_clean_entry(entry: Entry) -> None:
 # ----------------------------------------------------------------------------- properties
 
 
-@pytest.mark.parametrize("kind", list(ListKind), ids=lambda k: k.value)
+@pytest.mark.parametrize("kind", ecosystems.registered(), ids=lambda k: k.name)
 @given(data=list_bytes())
 @example(data=b"numpy; rm -rf /\n$(reboot)\n`id`\nnumpy\r\n\xef\xbb\xbfpandas\n")
 @example(data="numpy\npandas\n".encode("utf-16"))
 @example(data=b"numpy; python_version == '\xe2\x80\xa8-r x'\n")  # U+2028 in a marker
 @example(data=b"\x00\xff\xfe\r\r\n\n")
-def test_any_list_is_entries_or_located_problems(kind: ListKind, data: bytes) -> None:
+def test_any_list_is_entries_or_located_problems(kind: Ecosystem, data: bytes) -> None:
     with folder() as root:
         parsed = parse_bytes(root, kind, data)
         lines = data.count(b"\n") + 1
@@ -138,7 +140,7 @@ def test_any_list_is_entries_or_located_problems(kind: ListKind, data: bytes) ->
         for problem in parsed.problems + parsed.warnings:
             assert int(problem.where.split(":")[1]) <= lines, problem
         for entry in parsed.entries:
-            assert entry.kind is kind
+            assert entry.ecosystem == kind.name
             assert re.fullmatch(r"list\.txt:[0-9]+", entry.where), entry
             assert_clean_entry(entry)
         # What the build context holds for the installer reads back as the same entries.
@@ -186,8 +188,8 @@ def test_deeply_nested_includes_are_a_located_problem(tmp_path: Path) -> None:
     assert "nested" in problem.message
 
 
-@pytest.mark.parametrize("kind", list(ListKind), ids=lambda k: k.value)
-def test_a_ten_megabyte_line_is_a_located_problem(kind: ListKind,
+@pytest.mark.parametrize("kind", ecosystems.registered(), ids=lambda k: k.name)
+def test_a_ten_megabyte_line_is_a_located_problem(kind: Ecosystem,
                                                               tmp_path: Path) -> None:
     # Refused before it is scanned: it would not fit in the build's image label (and an
     # accepted 10 MB name would reach apt-get, uv or R).
@@ -225,7 +227,7 @@ DATA_FILES = {"pyrlab/apt/debs.txt", "pyrlab/python/requirements.txt", "pyrlab/r
 PLAIN = {DEB: "less", PY: "six", R: "jsonlite"}
 
 
-def accepted_lines(root: Path, kind: ListKind, lines: list[str]) -> list[str]:
+def accepted_lines(root: Path, kind: Ecosystem, lines: list[str]) -> list[str]:
     """The lines of `lines` the parser accepts on their own, and that agree together."""
     kept = []
     for line in lines:

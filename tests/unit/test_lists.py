@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pyrlab.config.lists import Entry, ListKind, ParsedList, parse_lists
+from pyrlab import ecosystems
+from pyrlab.config.lists import ParsedList, parse_lists
+from pyrlab.ecosystems.base import Ecosystem, Entry
 
-DEB, PY, R = ListKind.DEB, ListKind.PYTHON, ListKind.R
+DEB, PY, R = (ecosystems.named(name) for name in ("debian", "python", "r"))
 SCHEMES = "https, http, git+https, git+ssh, git+http"
 INDEX_HINT = "(set indexes in pyrlab.toml [proxy])"
 HASH_REFUSAL = ("option '--hash' is not supported: a hash-checking install needs a hash for "
@@ -37,7 +39,7 @@ def lines(*items: str) -> str:
     return "".join(f"{item}\n" for item in items)
 
 
-def parse(root: Path, kind: ListKind, *names: str) -> ParsedList:
+def parse(root: Path, kind: Ecosystem, *names: str) -> ParsedList:
     return parse_lists([root / n for n in names], kind, root=root)
 
 
@@ -49,7 +51,7 @@ def brief(parsed: ParsedList) -> list[tuple[str, str, str | None, str | None, st
     return [(e.name, e.text, e.version, e.source, e.where) for e in parsed.entries]
 
 
-BAD_LINES: list[tuple[ListKind, str, str]] = [
+BAD_LINES: list[tuple[Ecosystem, str, str]] = [
     # Shell injection attempts, in every kind.
     (PY, "; rm -rf /", "character ';' is not allowed"),
     (PY, "numpy; rm -rf /",
@@ -146,9 +148,9 @@ BAD_LINES: list[tuple[ListKind, str, str]] = [
 
 
 @pytest.mark.parametrize(("kind", "line", "message"), BAD_LINES,
-                         ids=[f"{k.value}:{line!r}" for k, line, _ in BAD_LINES])
+                         ids=[f"{k.name}:{line!r}" for k, line, _ in BAD_LINES])
 def test_bad_line_is_reported_with_file_and_line(
-    tmp_path: Path, kind: ListKind, line: str, message: str
+    tmp_path: Path, kind: Ecosystem, line: str, message: str
 ) -> None:
     write(tmp_path, "list.txt", f"# a comment first\n{line}\n")
     parsed = parse(tmp_path, kind, "list.txt")
@@ -158,7 +160,7 @@ def test_bad_line_is_reported_with_file_and_line(
 
 def test_enough_bad_inputs_are_covered() -> None:
     assert len(BAD_LINES) >= 35
-    assert {kind for kind, _, _ in BAD_LINES} == {DEB, PY, R}
+    assert {kind.name for kind, _, _ in BAD_LINES} == {"debian", "python", "r"}
 
 
 def test_every_problem_in_a_file_is_reported(tmp_path: Path) -> None:
@@ -459,7 +461,7 @@ def test_python_requirements(tmp_path: Path) -> None:
         ("https://example.org/wheels/v-2.0-py3-none-any.whl",
          "https://example.org/wheels/v-2.0-py3-none-any.whl", None, None, where[8]),
     ]
-    assert all(e.kind is PY for e in parsed.entries)
+    assert all(e.ecosystem == PY.name for e in parsed.entries)
 
 
 def test_pip_line_continuations_join_as_pip_joins_them(tmp_path: Path) -> None:
@@ -503,12 +505,12 @@ def test_debian_packages(tmp_path: Path) -> None:
           "# tools\ncurl\nlibfoo1=1.2-3\nbar=1:2.0~rc1+dfsg-1\ng++\nbaz/trixie-backports\n")
     parsed = parse(tmp_path, DEB, "base_debs.txt")
     assert messages(parsed) == []
-    assert [(e.kind, *b) for e, b in zip(parsed.entries, brief(parsed), strict=True)] == [
-        (DEB, "curl", "curl", None, None, "base_debs.txt:2"),
-        (DEB, "libfoo1", "libfoo1=1.2-3", "1.2-3", None, "base_debs.txt:3"),
-        (DEB, "bar", "bar=1:2.0~rc1+dfsg-1", "1:2.0~rc1+dfsg-1", None, "base_debs.txt:4"),
-        (DEB, "g++", "g++", None, None, "base_debs.txt:5"),
-        (DEB, "baz", "baz/trixie-backports", None, None, "base_debs.txt:6"),
+    assert [(e.ecosystem, *b) for e, b in zip(parsed.entries, brief(parsed), strict=True)] == [
+        ("debian", "curl", "curl", None, None, "base_debs.txt:2"),
+        ("debian", "libfoo1", "libfoo1=1.2-3", "1.2-3", None, "base_debs.txt:3"),
+        ("debian", "bar", "bar=1:2.0~rc1+dfsg-1", "1:2.0~rc1+dfsg-1", None, "base_debs.txt:4"),
+        ("debian", "g++", "g++", None, None, "base_debs.txt:5"),
+        ("debian", "baz", "baz/trixie-backports", None, None, "base_debs.txt:6"),
     ]
 
 
@@ -531,7 +533,7 @@ def test_r_packages_with_pins_and_sources(tmp_path: Path) -> None:
 def test_entries_are_frozen(tmp_path: Path) -> None:
     write(tmp_path, "debs.txt", "curl\n")
     entry = parse(tmp_path, DEB, "debs.txt").entries[0]
-    assert entry == Entry(DEB, "curl", "curl", None, None, "debs.txt:1")
+    assert entry == Entry(DEB.name, "curl", "curl", None, None, "debs.txt:1")
     with pytest.raises(AttributeError):
         entry.name = "wget"  # type: ignore[misc]
 

@@ -9,6 +9,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab import ecosystems
 from pyrlab.commands._common import project_from
 from pyrlab.config.model import Config
 from pyrlab.config.project import Project
@@ -39,9 +40,8 @@ class CheckResult:
             "images": {
                 name: {
                     "from": image.parent or config.base.image,
-                    "debs": len(self.project.lists[name].debs),
-                    "requirements": len(self.project.lists[name].requirements),
-                    "r_packages": len(self.project.lists[name].r_packages),
+                    **{eco.list_key: len(self.project.lists[name].of(eco.name))
+                       for eco in ecosystems.registered()},
                     "ports": dict(image.ports),
                 }
                 for name, image in config.images.items()
@@ -58,8 +58,8 @@ class CheckResult:
         for name in self.project.order():
             image = config.images[name]
             lists = self.project.lists[name]
-            parts = [f"{len(lists.debs)} debs", f"{len(lists.requirements)} python",
-                     f"{len(lists.r_packages)} R"]
+            parts = [f"{len(lists.of(eco.name))} {eco.grammar.count_label}"
+                     for eco in ecosystems.registered()]
             lines.append(f"  {name:<16} from {image.parent or config.base.image}: "
                          + ", ".join(parts))
         name, source = self.engine

@@ -97,10 +97,17 @@ def settings(config: Config) -> list[Setting]:
     for table in ("base", "proxy"):
         section = getattr(config, table)
         for f in dataclasses.fields(section):
-            add(f"{table}.{f.name}", getattr(section, f.name))
+            if f.name == "lists":  # the ecosystems' list keys, as the file writes them
+                for key, files in section.lists.items():
+                    add(f"{table}.{key}", files)
+            else:
+                add(f"{table}.{f.name}", getattr(section, f.name))
     for name, image in config.images.items():
         for f in dataclasses.fields(image):
-            if f.name != "name":
+            if f.name == "lists":
+                for key, files in image.lists.items():
+                    add(f"images.{toml_key(name)}.{key}", files)
+            elif f.name != "name":
                 add(f"images.{toml_key(name)}.{_IMAGE_KEYS.get(f.name, f.name)}",
                     getattr(image, f.name))
     for f in dataclasses.fields(config.run):

@@ -2,52 +2,36 @@
 
 A list is one entry per line (in a Python list, a line ending in `\\` goes on with the
 next, as in pip); `#` starts a comment (at the start of a line or after whitespace) and
-blank lines are ignored. Each kind has a strict grammar, and characters a
-shell would act on are refused outright: nothing from a list is pasted into a command (the
+blank lines are ignored. Each ecosystem has a strict grammar (its `Grammar`, in
+pyrlab.ecosystems), and characters a shell would act on are refused outright: nothing from a list is pasted into a command (the
 normalised `Entry.text` of every line is written into the build context, in the list's
 order, and read by the installer), so this is a second wall, and it makes mistakes and injection attempts visible
 at `pyrlab check` instead of halfway through a build.
 
-Python lists may include others with `-r FILE` (relative to the including file); no other
-pip option is accepted, since indexes and proxies belong in pyrlab.toml. Every file read,
+Python lists may include others with `-r FILE` (relative to the including file; the
+grammar's `option` says which lines include what); no other pip option is accepted, since
+indexes and proxies belong in pyrlab.toml. Every file read,
 includes too, must lie inside the project folder after symlinks are resolved; that is
 checked before a file is opened (a project may come from someone else).
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
 from pyrlab.config.confine import outside, regular_file
+from pyrlab.ecosystems.base import Ecosystem, Entry, Include
+from pyrlab.ecosystems.r import R_NAME_RE
 from pyrlab.errors import Problem
 
-
-class ListKind(enum.Enum):
-    DEB = "debian"  # Debian packages
-    PYTHON = "python"  # Python requirements
-    R = "r"  # R packages
-
-
-@dataclass(frozen=True)
-class Entry:
-    kind: ListKind
-    # Canonical key: the Debian name; the PEP 503-normalised Python name (a bare URL line
-    # without #egg= uses the URL itself); the R name as written (R names are case-sensitive).
-    name: str
-    text: str  # the normalised line written into the build context for the installer
-    version: str | None  # the pinned (or, in R, minimum) version when given
-    source: str | None  # R only: "apt" or "cran" when the entry asks for one
-    where: str  # "FILE:LINE", FILE relative to the project root when under it
+# Entry is the ecosystems' (pyrlab.ecosystems.base); R_NAME_RE is R's grammar. Both are
+# named here too for the modules that still import them from the list reader.
+__all__ = ["R_NAME_RE", "Entry", "ParsedList", "parse_lists"]
 
 
 @dataclass(frozen=True)
@@ -63,40 +47,11 @@ class ParsedList:
     lines: tuple[Entry, ...] = ()
 
 
-DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-DEB_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
-DEB_RELEASE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")
-R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)+$")
-R_SOURCES = ("apt", "cran")
-URL_SCHEMES = ("https", "http", "git+https", "git+ssh", "git+http")
-EGG_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-
 # Characters (and pairs) a shell would act on; `;` is also PEP 508's marker separator.
 _SHELL_CHARS = frozenset("`$|&\\;")
 _SHELL_PAIRS = ("<(", ">(")
 _COMMENT_RE = re.compile(r"(?:^|[ \t])#.*$")
 _COMMENT_LINE_RE = re.compile(r"^\s*#")  # pip: such a line never continues
-_URL_START_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_OPTION_RE = re.compile(r"^(--[^=\s]+|-[^=\s])(.*)$")
-_INLINE_OPTION_RE = re.compile(r"[ \t](--[A-Za-z][A-Za-z0-9-]*)")
-_INCLUDE_OPTIONS = ("-r", "--requirement")
-_INDEX_OPTIONS = frozenset(
-    {"-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
-     "--trusted-host"}
-)
-_DEB_SEPARATOR_RE = re.compile(r"[=/]")
-# A version relation as Debian's control files and other tools write it (`curl>=8`,
-# `curl (>= 8)`, `curl==8`): apt-get takes none of them.
-_DEB_RELATION_RE = re.compile(r"^([a-z0-9][a-z0-9+.:-]*)[ \t]*\(?[ \t]*(>=|<=|>>|<<|==|!=|~=|>|<)")
-_DEB_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[^=/]*)")
-# Why `--hash` is refused: the lists are normalised entries, and a hash-checking install
-# needs a hash for every package, dependencies too, which pyrlab's lock does instead.
-_HASH_REFUSAL = ("option '--hash' is not supported: a hash-checking install needs a hash "
-                 "for every dependency too; pin versions here and let pyrlab.lock record "
-                 "exactly what was installed")
-_R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
-_R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
 # Far beyond any real entry, and far below what one command-line argument may hold (the
 # lists also travel in an image label, an argument of the engine's build command).
 MAX_LINE = 4096
@@ -104,9 +59,9 @@ MAX_LINE = 4096
 MAX_INCLUDE_DEPTH = 50
 
 
-def parse_lists(paths: Sequence[Path], kind: ListKind, *, root: Path) -> ParsedList:
-    """Read `paths` in order as lists of `kind`; every problem is returned, none raised."""
-    parser = _Parser(kind, root)
+def parse_lists(paths: Sequence[Path], eco: Ecosystem, *, root: Path) -> ParsedList:
+    """Read `paths` in order as lists of `eco`; every problem is returned, none raised."""
+    parser = _Parser(eco, root)
     for path in paths:
         parser.read_top(path)
     return ParsedList(
@@ -158,7 +113,7 @@ def _read_error(exc: OSError) -> str:
 
 @dataclass
 class _Parser:
-    kind: ListKind
+    eco: Ecosystem
     root: Path
     entries: list[Entry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -243,7 +198,7 @@ class _Parser:
                     self.problems.append(Problem(where, "not valid UTF-8"))
                 bad_encoding = True
                 continue
-            if self.kind is ListKind.PYTHON:
+            if self.eco.grammar.continuation:
                 bare = line.removesuffix("\r")
                 if bare.endswith("\\") and not _COMMENT_LINE_RE.match(bare):
                     if not pending:
@@ -268,67 +223,37 @@ class _Parser:
             self.problems.append(Problem(where, f"line too long ({len(line)} characters, "
                                          f"at most {MAX_LINE})"))
             return
-        result: Entry | str | None
-        if self.kind is ListKind.DEB:
-            result = _forbidden(line, semicolon_ok=False) or _parse_deb(line, where)
-        elif self.kind is ListKind.R:
-            result = _forbidden(line, semicolon_ok=False) or _parse_r(line, where)
-        else:
-            # One `;` may separate a requirement from its marker (never in a URL or option).
-            semicolon_ok = (
-                line.count(";") == 1 and not line.startswith((";", "-"))
-                and not _URL_START_RE.match(line)
-            )
-            result = _forbidden(line, semicolon_ok=semicolon_ok)
-            if result is not None and line.endswith("\\"):  # spaces after it: not pip's either
-                result = "a '\\' continues a line only as its last character (remove what follows it)"
-            if result is None:
-                if line.startswith("-"):
-                    result = self._python_option(path, line, where)
-                else:
-                    result = _parse_python(line, where)
+        grammar = self.eco.grammar
+        result: Entry | Include | str | None = _forbidden(line,
+                                                         semicolon_ok=grammar.semicolon(line))
+        if result is not None and grammar.continuation and line.endswith("\\"):
+            # spaces after it: not pip's continuation either
+            result = "a '\\' continues a line only as its last character (remove what follows it)"
+        if result is None:
+            if grammar.option is not None and line.startswith("-"):
+                result = grammar.option(line)
+            else:
+                result = grammar.parse_line(line, where)
+        if isinstance(result, Include):
+            self._include(path.parent / result.written, result.written, where)
+            return
         if isinstance(result, str):
             self.problems.append(Problem(where, result))
         elif isinstance(result, Entry):
             self.lines.append(result)
             self._add(result)
 
-    def _python_option(self, path: Path, line: str, where: str) -> str | None:
-        match = _OPTION_RE.match(line)
-        if match is None:
-            return f"option '{line.split()[0]}' is not allowed in a list"
-        option, rest = match.group(1), match.group(2)
-        if option in _INCLUDE_OPTIONS:
-            target = rest.strip().removeprefix("=").strip()
-            if not target:
-                return f"option '{option}' needs a file name"
-            self._include(path.parent / target, target, where)
-            return None
-        if option == "--hash":
-            return _HASH_REFUSAL
-        if option in ("-e", "--editable"):
-            hint = " (editable installs are not supported)"
-        elif option in _INDEX_OPTIONS:
-            hint = " (set indexes in pyrlab.toml [proxy])"
-        elif option in ("-c", "--constraint"):
-            hint = " (constraint files are not supported)"
-        else:
-            hint = ""
-        return f"option '{option}' is not allowed in a list{hint}"
-
     def _add(self, entry: Entry) -> None:
         """Keep `entry`, or merge it with an earlier line for the same package, as pip and
         uv read a list: other extras or another compatible constraint merge, an exact
         duplicate is a warning, contradictory versions are an error naming both lines."""
-        marker = None
-        if entry.kind is ListKind.PYTHON and ";" in entry.text:
-            marker = entry.text.split(";", 1)[1].strip()
+        marker = self.eco.grammar.marker(entry)
         earlier = self._first.setdefault(entry.name, [])
         for other_marker, index in earlier:
             # Lines for one package under different markers are alternatives, not duplicates.
             if marker is None or other_marker is None or marker == other_marker:
                 first = self.entries[index]
-                merged = _merge(first, entry)
+                merged = self.eco.grammar.merge(first, entry)
                 if isinstance(merged, str):
                     self.problems.append(Problem(entry.where, f"'{entry.text}' contradicts "
                                                  f"'{first.text}' at {first.where}: {merged}"))
@@ -340,67 +265,6 @@ class _Parser:
                 return
         earlier.append((marker, len(self.entries)))
         self.entries.append(entry)
-
-
-def _merge(first: Entry, other: Entry) -> Entry | str:
-    """The entry both lines ask for (`first` itself for an exact duplicate), or why they
-    cannot both hold."""
-    if first.kind is ListKind.R and first.source != other.source:
-        if first.source and other.source:
-            return f"one package from two sources ({first.source}: and {other.source}:)"
-        return _merge_r(first, other)
-    if other.text == first.text:
-        return first
-    if first.kind is ListKind.PYTHON:
-        return _merge_python(first, other)
-    if first.kind is ListKind.DEB:
-        plain = [e for e in (first, other) if e.text == e.name]
-        if not plain:
-            return "two different versions or releases"
-        kept = other if plain[0] is first else first
-        return replace(kept, where=first.where)
-    return _merge_r(first, other)
-
-
-def _merge_python(first: Entry, other: Entry) -> Entry | str:
-    try:
-        a, b = Requirement(first.text), Requirement(other.text)
-    except InvalidRequirement:  # a bare URL line (#egg=): only an exact duplicate merges
-        return "two different direct references"
-    if a.url != b.url:
-        return "two different direct references"
-    specifier = a.specifier & b.specifier
-    pins = {s.version for s in specifier
-            if s.operator in ("==", "===") and not s.version.endswith(".*")}
-    if len(pins) > 1:
-        return "two different pinned versions"
-    if pins and not specifier.contains(next(iter(pins)), prereleases=True):
-        return f"{next(iter(pins))} does not satisfy '{specifier}'"
-    a.extras |= b.extras
-    a.specifier = specifier
-    return replace(first, text=str(a), version=next(iter(pins), None))
-
-
-def _r_version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.split(r"[.-]", text))
-
-
-def _merge_r(first: Entry, other: Entry) -> Entry | str:
-    source = first.source or other.source
-    exact = [e for e in (first, other) if e.version and "==" in e.text]
-    if len({e.version for e in exact}) > 1:
-        return "two different pinned versions"
-    minimums = [e for e in (first, other) if e.version and ">=" in e.text]
-    if exact:
-        kept = exact[0]
-        assert kept.version is not None
-        if any(_r_version(kept.version) < _r_version(m.version or "0") for m in minimums):
-            return f"{kept.version} is older than the minimum asked for"
-    elif minimums:
-        kept = max(minimums, key=lambda e: _r_version(e.version or "0"))
-    else:
-        kept = first
-    return replace(kept, source=source, where=first.where)
 
 
 def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
@@ -418,138 +282,3 @@ def _forbidden(line: str, *, semicolon_ok: bool) -> str | None:
         if line.startswith(_SHELL_PAIRS, i):
             return f"'{line[i:i + 2]}' is not allowed"
     return None
-
-
-def _parse_deb(line: str, where: str) -> Entry | str:
-    if line.startswith("-"):
-        return "options are not allowed in a Debian list"
-    relation = _DEB_RELATION_RE.match(line)
-    if relation:
-        name = relation.group(1).split(":", 1)[0]
-        return (f"version operator '{relation.group(2)}' is not supported in a Debian list: "
-                f"write '{name}' for the current version or '{name}=VERSION' for an exact one")
-    arch = _DEB_ARCH_RE.match(line)
-    if arch:
-        return (f"architecture qualifiers (`{arch.group(1)}`) are not supported: "
-                "list the package without one, for the image's own architecture")
-    if any(c in line for c in " \t"):
-        return "one package per line, without spaces"
-    split = _DEB_SEPARATOR_RE.search(line)
-    name, separator, suffix = line, "", ""
-    if split:
-        name, separator, suffix = line[: split.start()], split.group(), line[split.end():]
-    if not DEB_NAME_RE.match(name):
-        return f"not a valid Debian package name: '{name}'"
-    if name.endswith("-"):  # apt-get reads `foo-` as "remove foo"
-        return f"not a valid Debian package name: '{name}' (apt reads a trailing '-' as remove)"
-    if separator == "=":
-        if not suffix:
-            return "missing version after '='"
-        if not DEB_VERSION_RE.match(suffix):
-            return f"not a valid Debian version: '{suffix}'"
-        return Entry(ListKind.DEB, name, f"{name}={suffix}", suffix, None, where)
-    if separator == "/":
-        if not suffix:
-            return "missing release after '/'"
-        if not DEB_RELEASE_RE.match(suffix):
-            return f"not a valid Debian release: '{suffix}'"
-        return Entry(ListKind.DEB, name, f"{name}/{suffix}", None, None, where)
-    return Entry(ListKind.DEB, name, name, None, None, where)
-
-
-def _parse_r(line: str, where: str) -> Entry | str:
-    if line.startswith("-"):
-        return "options are not allowed in an R list"
-    source = None
-    if ":" in line:
-        prefix, line = line.split(":", 1)
-        if prefix not in R_SOURCES:
-            return f"unknown source '{prefix}:' (use apt: or cran:)"
-        source = prefix
-        line = line.strip(" \t")
-    name = _R_NAME_END_RE.split(line, maxsplit=1)[0]
-    rest = line[len(name):].strip(" \t")
-    if not R_NAME_RE.match(name):
-        return f"not a valid R package name: '{name}'" if name else "missing R package name"
-    if not rest:
-        return Entry(ListKind.R, name, name, None, source, where)
-    operator = _R_OPERATOR_RE.match(rest)
-    if operator is None:
-        return f"unexpected text after the package name: '{rest}'"
-    op, version = operator.group(1), operator.group(2)
-    if op not in ("==", ">="):
-        return f"unsupported version operator '{op}' (use == or >=)"
-    if not version:
-        return f"missing version after '{op}'"
-    if not R_VERSION_RE.match(version):
-        return f"not a valid R version: '{version}'"
-    if source == "apt":
-        return "version pins are only supported for CRAN packages"
-    return Entry(ListKind.R, name, f"{name}{op}{version}", version, source, where)
-
-
-def _url_problem(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return f"not a valid URL: '{url}'"
-    scheme = parts.scheme.lower()
-    if scheme not in URL_SCHEMES:
-        allowed = ", ".join(URL_SCHEMES)
-        if not scheme:
-            return f"a direct reference must be a URL ({allowed})"
-        return f"scheme '{scheme}' is not allowed (use {allowed})"
-    if not parts.netloc:
-        return f"not a valid URL: '{url}'"
-    return None
-
-
-def _parse_python(line: str, where: str) -> Entry | str:
-    if line.startswith((".", "/", "~")):
-        return "local paths are not supported (use a package name or URL)"
-    if _URL_START_RE.match(line):
-        return _parse_bare_url(line, where)
-    inline = _INLINE_OPTION_RE.search(line)
-    if inline:
-        if inline.group(1) == "--hash":
-            return _HASH_REFUSAL
-        return f"option '{inline.group(1)}' is not allowed in a list"
-    try:
-        requirement = Requirement(line)
-    except InvalidRequirement as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
-        return f"not a valid Python requirement: {reason[:1].lower()}{reason[1:]}"
-    if requirement.url is not None:
-        problem = _url_problem(requirement.url)
-        if problem:
-            return problem
-    pins = [
-        s.version for s in requirement.specifier
-        if s.operator in ("==", "===") and not s.version.endswith(".*")
-    ]
-    return Entry(
-        ListKind.PYTHON,
-        canonicalize_name(requirement.name),
-        str(requirement),
-        pins[0] if pins else None,
-        None,
-        where,
-    )
-
-
-def _parse_bare_url(url: str, where: str) -> Entry | str:
-    """A line that is only a URL (pip's `git+https://host/repo@ref#egg=name` form)."""
-    if any(c in url for c in " \t\"'"):
-        return f"not a valid URL: '{url}'"
-    problem = _url_problem(url)
-    if problem:
-        return problem
-    name = url
-    fragment = urlsplit(url).fragment
-    for part in fragment.split("&") if fragment else ():
-        key, _, value = part.partition("=")
-        if key == "egg":
-            if not EGG_NAME_RE.match(value):
-                return f"not a valid egg name: '{value}'"
-            name = canonicalize_name(value)
-    return Entry(ListKind.PYTHON, name, url, None, None, where)

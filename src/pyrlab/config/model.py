@@ -19,7 +19,6 @@ from pyrlab.config.user import USER_SOURCE
 from pyrlab.errors import Problem
 
 CONFIG_NAME = "pyrlab.toml"
-ENGINES = ("auto", "docker", "podman")
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
 # defaults (`pyrlab init` writes them) although they lie outside its folder (launch/safety.py).
 DEFAULT_NOTEBOOKS = "~/notebooks"
@@ -31,7 +30,9 @@ class BaseConfig:
     bootstrap: str | None  # Debian suite to debootstrap `image` from when it is missing
     mirror: str | None  # Debian mirror for bootstrap; None = the host's apt sources
     python: Literal["image", "debian"]
-    debs: tuple[str, ...]
+    # base.<KEY>: the list files every root image reads before its own, by list key (the
+    # ecosystems whose Grammar has a base_list: Debian's base.debs).
+    lists: Mapping[str, tuple[str, ...]]
     cuda: bool
     cuda_toolkit: bool
     ca_certificates: tuple[str, ...]
@@ -45,6 +46,10 @@ class BaseConfig:
     # snapshot.debian.org's state of Debian ("20250101T000000Z"): the mirror of the
     # bootstrap and the Debian sources of every apt step; None = the mirror as it is now.
     snapshot: str | None = None
+
+    def list_files(self, list_key: str) -> tuple[str, ...]:
+        """The files of base.<list_key>, a list every root image reads first (Debian's)."""
+        return self.lists.get(list_key, ())
 
     @property
     def tag(self) -> str:
@@ -86,9 +91,9 @@ class ProxyConfig:
 class ImageConfig:
     name: str
     parent: str | None  # another image of the graph; None = FROM [base].image
-    debs: tuple[str, ...]
-    requirements: tuple[str, ...]
-    r_packages: tuple[str, ...]
+    # images.NAME.<KEY>: each registered ecosystem's list files, by its list key ("debs",
+    # "requirements", "r_packages"), in install order.
+    lists: Mapping[str, tuple[str, ...]]
     r: Literal["debian", "cran"] | None  # install R itself in this image
     r_source: Literal["cran", "apt"]  # where plain entries of r_packages come from
     ports: tuple[tuple[str, int], ...]  # (name, container port); "lab" is JupyterLab's
@@ -97,6 +102,17 @@ class ImageConfig:
     @property
     def lab_port(self) -> int | None:
         return dict(self.ports).get("lab")
+
+    def value(self, key: str) -> object:
+        """The value of images.NAME.<key>, the key as pyrlab.toml spells it (the attributes
+        mirror the keys; `from` is `parent`): what the ecosystems read (base.ImageView)."""
+        if key in self.lists:
+            return self.lists[key]
+        return getattr(self, "parent" if key == "from" else key)
+
+    def list_files(self, list_key: str) -> tuple[str, ...]:
+        """The files of images.NAME.<list_key>, an ecosystem's list."""
+        return self.lists.get(list_key, ())
 
 
 @dataclass(frozen=True)
@@ -256,20 +272,58 @@ def default_uid_gid() -> tuple[int, int]:
     return (1000, 1000) if uid == 0 else (uid, gid)
 
 
-BASE_KEYS = {"image", "bootstrap", "mirror", "python", "debs", "cuda", "cuda_toolkit",
-             "ca_certificates", "locale", "slim", "jupyterhub", "snapshot"}
-PROXY_KEYS = {"apt", "apt_https", "pip_index", "pip_extra_index", "cran", "http_proxy",
-              "https_proxy", "no_proxy", "network_host", "timeout", "retries"}
-IMAGE_KEYS = {"from", "debs", "requirements", "r_packages", "r", "r_source", "ports", "run_args"}
+# The keys of each table that are pyrlab's own; each ecosystem adds the ones it owns
+# (its Grammar.keys, and its list key to every image): see the *_keys() functions.
+_CORE_BASE_KEYS = frozenset({"image", "bootstrap", "mirror", "cuda", "cuda_toolkit",
+                             "ca_certificates", "locale", "slim", "jupyterhub"})
+_CORE_PROXY_KEYS = frozenset({"http_proxy", "https_proxy", "no_proxy", "network_host",
+                              "timeout", "retries"})
+_CORE_IMAGE_KEYS = frozenset({"from", "ports", "run_args"})
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
 BUILD_KEYS = {"cache_from"}
 TEST_KEYS = {"known_failures"}
-KNOWN_FAILURES_KEYS = {"python", "r"}
 TOP_KEYS = {"name", "engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
-# The tables of fixed keys (images.NAME's keys are IMAGE_KEYS).
-_TABLES = {"base": BASE_KEYS, "proxy": PROXY_KEYS, "run": RUN_KEYS, "build": BUILD_KEYS,
-           "test": TEST_KEYS}
+
+
+def _owned(table: str) -> set[str]:
+    """The keys of `table` ("base", "proxy", "images.*", "test.known_failures") that the
+    registered ecosystems own."""
+    from pyrlab import ecosystems  # loaded by the first question about keys, not at start
+
+    prefix = table + "."
+    keys = {key.removeprefix(prefix) for eco in ecosystems.registered()
+            for key in eco.grammar.keys if key.startswith(prefix)}
+    if table == "images.*":
+        keys |= {eco.list_key for eco in ecosystems.registered()}
+    if table == "base":
+        keys |= {eco.list_key for eco in ecosystems.registered()
+                 if eco.grammar.base_list is not None}
+    return {key for key in keys if "." not in key}
+
+
+def base_keys() -> set[str]:
+    return _owned("base") | _CORE_BASE_KEYS
+
+
+def proxy_keys() -> set[str]:
+    return _owned("proxy") | _CORE_PROXY_KEYS
+
+
+def image_keys() -> set[str]:
+    """The keys of images.NAME."""
+    return _owned("images.*") | _CORE_IMAGE_KEYS
+
+
+def known_failures_keys() -> set[str]:
+    """The tables of [test.known_failures]: one per ecosystem with self-test checks."""
+    return _owned("test.known_failures")
+
+
+def _tables() -> dict[str, set[str]]:
+    """The tables of fixed keys (images.NAME's keys are image_keys())."""
+    return {"base": base_keys(), "proxy": proxy_keys(), "run": RUN_KEYS, "build": BUILD_KEYS,
+            "test": TEST_KEYS}
 
 
 def config_keys(config: Config | None = None) -> list[str]:
@@ -282,13 +336,15 @@ def config_keys(config: Config | None = None) -> list[str]:
          for name, image in config.images.items()} if config is not None
         else {name: tuple(dict.fromkeys(["lab", *spec.get("ports", {})]))
               for name, spec in DEFAULT_IMAGES.items()})
-    keys = TOP_KEYS - _TABLES.keys() - {"images"}
-    for table, known in _TABLES.items():
+    tables = _tables()
+    keys = TOP_KEYS - tables.keys() - {"images"}
+    for table, known in tables.items():
         keys |= {f"{table}.{k}" for k in known}
-    keys |= {f"test.known_failures.{k}" for k in KNOWN_FAILURES_KEYS}
+    keys |= {f"test.known_failures.{k}" for k in known_failures_keys()}
+    per_image = image_keys()
     for name, ports in images.items():
         image = f"images.{toml_key(name)}"
-        keys |= {f"{image}.{k}" for k in IMAGE_KEYS}
+        keys |= {f"{image}.{k}" for k in per_image}
         keys |= {f"{image}.ports.{p}" for p in ports}
         keys.add(f"run.rc.{toml_key(name)}")
     return sorted(keys)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyrlab import ecosystems
 from pyrlab.config.confine import outside, pem_certificates, regular_file
-from pyrlab.config.lists import Entry, ListKind, parse_lists
+from pyrlab.config.lists import Entry, parse_lists
 from pyrlab.config.model import Config
 from pyrlab.config.readers import read_config
 from pyrlab.config.tomlread import toml_key
@@ -17,15 +18,38 @@ from pyrlab.errors import ConfigError, Problem
 
 @dataclass(frozen=True)
 class ImageLists:
-    """Everything one image installs in its own layer, as validated entries."""
+    """Everything one image installs in its own layer, as validated entries, by ecosystem
+    name (every registered ecosystem has its key, an empty tuple when it has no list)."""
 
-    debs: tuple[Entry, ...]
-    requirements: tuple[Entry, ...]
-    r_packages: tuple[Entry, ...]
+    entries: Mapping[str, tuple[Entry, ...]]
     files: tuple[Path, ...]  # every list file read (for change detection and messages)
-    # The Python lines as the lists give them (order kept, nothing merged or dropped): the
+    # The lines as the lists give them (order kept, nothing merged or dropped): the
     # installer's input, so that pyrlab's copy resolves as the lists do (see lists.py).
-    requirement_lines: tuple[Entry, ...] = ()
+    lines: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
+
+    def of(self, eco: str) -> tuple[Entry, ...]:
+        """The entries of ecosystem `eco` (by name)."""
+        return self.entries.get(eco, ())
+
+    def lines_of(self, eco: str) -> tuple[Entry, ...]:
+        return self.lines.get(eco, ())
+
+    # The names of before, for the modules that still read them.
+    @property
+    def debs(self) -> tuple[Entry, ...]:
+        return self.of("debian")
+
+    @property
+    def requirements(self) -> tuple[Entry, ...]:
+        return self.of("python")
+
+    @property
+    def r_packages(self) -> tuple[Entry, ...]:
+        return self.of("r")
+
+    @property
+    def requirement_lines(self) -> tuple[Entry, ...]:
+        return self.lines_of("python")
 
 
 @dataclass(frozen=True)
@@ -106,50 +130,36 @@ def load_project(
     lists: dict[str, ImageLists] = {}
     warnings: list[Problem] = []
     for name, image in config.images.items():
-        debs_files = ([(f"base.debs[{i}]", f) for i, f in enumerate(config.base.debs)]
-                      if image.parent is None else [])
-        debs_files += [(f"images.{name}.debs[{i}]", f) for i, f in enumerate(image.debs)]
-        parsed = [
-            parse_lists(_confined_lists(config, debs_files, problems), ListKind.DEB,
-                        root=config.root),
-            parse_lists(_confined_lists(config, _keyed(f"images.{name}.requirements",
-                                                       image.requirements), problems),
-                        ListKind.PYTHON, root=config.root),
-            parse_lists(_confined_lists(config, _keyed(f"images.{name}.r_packages",
-                                                       image.r_packages), problems),
-                        ListKind.R, root=config.root),
-        ]
-        for p in parsed:
+        image_key = f"images.{toml_key(name)}"
+        # Every file is confined (its problems first), then every list parsed.
+        confined = []
+        for eco in ecosystems.registered():
+            # A root image reads the ecosystem's [base] list first (Debian's base.debs).
+            keyed = (_keyed(f"base.{eco.list_key}", config.base.list_files(eco.list_key))
+                     if image.parent is None else [])
+            keyed += _keyed(f"images.{name}.{eco.list_key}", image.list_files(eco.list_key))
+            confined.append((eco, _confined_lists(config, keyed, problems)))
+        parsed = [(eco, parse_lists(paths, eco, root=config.root)) for eco, paths in confined]
+        for _, p in parsed:
             for problem in p.problems:
                 if problem not in problems:  # a list shared by two images is reported once
                     problems.append(problem)
             warnings.extend(w for w in p.warnings if w not in warnings)
-        if image.r_packages and not _has_r(config, name):
-            problems.append(Problem(config.where(f"images.{toml_key(name)}.r_packages"),
-                                    "this image has no R: set r = \"debian\" on it or an ancestor"))
+        for eco, _ in parsed:
+            if image.list_files(eco.list_key):
+                why = eco.grammar.image_problem(config, name)
+                if why is not None:
+                    problems.append(Problem(config.where(f"{image_key}.{eco.list_key}"), why))
         lists[name] = ImageLists(
-            debs=parsed[0].entries,
-            requirements=parsed[1].entries,
-            r_packages=parsed[2].entries,
-            files=tuple(f for p in parsed for f in p.files),
-            requirement_lines=parsed[1].lines,
+            entries={eco.name: p.entries for eco, p in parsed},
+            files=tuple(f for _, p in parsed for f in p.files),
+            lines={eco.name: p.lines for eco, p in parsed},
         )
     _check_run_files(config, problems)
     ca_files = _read_ca_files(config, problems)
     if problems:
         raise ConfigError(problems)
     return Project(config=config, lists=lists, ca_files=ca_files, warnings=tuple(warnings))
-
-
-def _has_r(config: Config, name: str) -> bool:
-    node: str | None = name
-    seen: set[str] = set()  # the graph may still hold a cycle or an unknown parent here
-    while node is not None and node in config.images and node not in seen:
-        if config.images[node].r is not None:
-            return True
-        seen.add(node)
-        node = config.images[node].parent
-    return node is not None  # a broken chain is reported as such, not as "no R"
 
 
 def _keyed(key: str, values: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -15,19 +15,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pyrlab import ecosystems
 from pyrlab.config.guess import did_you_mean
 from pyrlab.config.model import (
-    BASE_KEYS,
     BUILD_KEYS,
     CONFIG_NAME,
     DEFAULT_IMAGES,
     DEFAULT_INDEX_RETRIES,
     DEFAULT_INDEX_TIMEOUT,
     DEFAULT_NOTEBOOKS,
-    ENGINES,
-    IMAGE_KEYS,
-    KNOWN_FAILURES_KEYS,
-    PROXY_KEYS,
     RUN_KEYS,
     TEST_KEYS,
     TOP_KEYS,
@@ -38,16 +34,19 @@ from pyrlab.config.model import (
     ProxyConfig,
     RunConfig,
     SelfTestConfig,
+    base_keys,
     default_home,
     default_uid_gid,
+    image_keys,
+    known_failures_keys,
     name_from_folder,
+    proxy_keys,
 )
 from pyrlab.config.overrides import apply_overrides, env_name
 from pyrlab.config.tomlread import key_lines, line_of, toml_key, toml_kind, toml_loads, toml_problem
 from pyrlab.config.validators import (
     IMAGE_NAME_RE,
     PORT_NAME_RE,
-    R_PACKAGE_RE,
     cache_source_problem,
     is_bind,
     is_bool,
@@ -69,6 +68,8 @@ from pyrlab.config.validators import (
     is_url,
     one_of,
 )
+from pyrlab.ecosystems.r import R_NAME_RE
+from pyrlab.engine_names import engine_choices
 from pyrlab.errors import ConfigError, Problem
 
 
@@ -138,8 +139,15 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
     return (v,) if isinstance(v, str) else tuple(v)
 
 
+def _read_lists(r: _Reader, d: dict[str, Any], prefix: str,
+                defaults: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The list keys of one table (an ecosystem's list key → its files), in install order."""
+    return {key: _as_tuple(r.get(d, key, prefix, list(default), is_path_list))
+            for key, default in defaults.items()}
+
+
 def _read_base(r: _Reader, raw: Any) -> BaseConfig:
-    d = r.table(raw, "base", BASE_KEYS)
+    d = r.table(raw, "base", base_keys())
     p = "base."
     suite = r.get(d, "bootstrap", p, None, is_suite)
     default_image = f"pyrlab-debian:{suite}" if suite else "python:3.14-trixie"
@@ -151,7 +159,9 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
         bootstrap=suite,
         mirror=r.get(d, "mirror", p, None, is_url("http", "https")),
         python=r.get(d, "python", p, "debian" if suite else "image", one_of("image", "debian")),
-        debs=_as_tuple(r.get(d, "debs", p, ["base_debs.txt"], is_path_list)),
+        lists=_read_lists(r, d, p, {eco.list_key: eco.grammar.base_list
+                                    for eco in ecosystems.registered()
+                                    if eco.grammar.base_list is not None}),
         cuda=r.get(d, "cuda", p, False, is_bool),
         cuda_toolkit=r.get(d, "cuda_toolkit", p, False, is_bool),
         ca_certificates=_as_tuple(r.get(d, "ca_certificates", p, [], is_path_list)),
@@ -163,7 +173,7 @@ def _read_base(r: _Reader, raw: Any) -> BaseConfig:
 
 
 def _read_proxy(r: _Reader, raw: Any) -> ProxyConfig:
-    d = r.table(raw, "proxy", PROXY_KEYS)
+    d = r.table(raw, "proxy", proxy_keys())
     p = "proxy."
     url = is_url("http", "https")
     extra = r.get(d, "pip_extra_index", p, [], is_str_list)
@@ -213,7 +223,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     key = f"images.{toml_key(name)}"
     if not IMAGE_NAME_RE.match(name):
         r.problem(key, "image names are lower-case letters, digits and . _ - (e.g. 'pylab-torch')")
-    d = r.table(raw, key, IMAGE_KEYS)
+    d = r.table(raw, key, image_keys())
     p = key + "."
     parent = r.get(d, "from", p, None, is_parent_name)
     ports = _read_ports(r, d["ports"], p + "ports") if "ports" in d else ()
@@ -226,9 +236,7 @@ def _read_image(r: _Reader, name: str, raw: Any) -> ImageConfig:
     return ImageConfig(
         name=name,
         parent=parent,
-        debs=_as_tuple(r.get(d, "debs", p, [], is_path_list)),
-        requirements=_as_tuple(r.get(d, "requirements", p, [], is_path_list)),
-        r_packages=_as_tuple(r.get(d, "r_packages", p, [], is_path_list)),
+        lists=_read_lists(r, d, p, {eco.list_key: () for eco in ecosystems.registered()}),
         r=r.get(d, "r", p, None, one_of("debian", "cran")),
         r_source=r.get(d, "r_source", p, "cran", one_of("cran", "apt")),
         ports=ports,
@@ -290,13 +298,14 @@ def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],
 
 def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
     d = r.table(raw, "test", TEST_KEYS)
-    known = r.table(d.get("known_failures"), "test.known_failures", KNOWN_FAILURES_KEYS)
+    known = r.table(d.get("known_failures"), "test.known_failures",
+                    known_failures_keys())
     return SelfTestConfig(
         known_failures_python=_read_marks(
             r, known.get("python"), "test.known_failures.python", str.isidentifier,
             "a top-level module name such as chartpy (what `import` takes)"),
         known_failures_r=_read_marks(
-            r, known.get("r"), "test.known_failures.r", lambda n: bool(R_PACKAGE_RE.match(n)),
+            r, known.get("r"), "test.known_failures.r", lambda n: bool(R_NAME_RE.match(n)),
             "an R package name such as sf"),
     )
 
@@ -387,7 +396,7 @@ def read_config(
     project_name = r.get(top, "name", "", None, is_project_name)
     if project_name is None:
         project_name = name_from_folder(root)
-    engine = r.get(top, "engine", "", "auto", one_of(*ENGINES))
+    engine = r.get(top, "engine", "", "auto", one_of(*engine_choices()))
     prefix = r.get(top, "prefix", "", "", is_prefix)
     base = _read_base(r, top.get("base"))
     proxy = _read_proxy(r, top.get("proxy"))

@@ -30,9 +30,6 @@ IMAGE_REF_RE = re.compile(
 PREFIX_RE = re.compile(r"^(?:(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?/)?(?:" + _COMPONENT + r"/)*\Z")
 SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
 PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
-# An R package name, as lists.R_NAME_RE (not imported: commands that only read the config
-# do not load the list parser).
-R_PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
 
 
 def is_str(v: Any) -> str | None:

@@ -30,46 +30,114 @@ NATIVE: Platform = ""
 
 # -- grammar --------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Entry:
+    """One package a list asks for: the type every part shares."""
+
+    ecosystem: str  # the name of the ecosystem whose list it is in (Ecosystem.name)
+    # Canonical key: the Debian name; the PEP 503-normalised Python name (a bare URL line
+    # without #egg= uses the URL itself); the R name as written (R names are case-sensitive).
+    name: str
+    text: str  # the normalised line written into the build context for the installer
+    version: str | None  # the pinned (or, in R, minimum) version when given
+    source: str | None  # R only: "apt" or "cran" when the entry asks for one
+    where: str  # "FILE:LINE", FILE relative to the project root when under it
+
+
+@dataclass(frozen=True)
+class Include:
+    """An option line that reads another list (pip's `-r FILE`): the file as written,
+    relative to the including list. The list reader confines and reads it."""
+
+    written: str
+
+
+class ImageView(Protocol):
+    """One image of the configuration, as an ecosystem may read it."""
+
+    @property
+    def parent(self) -> str | None: ...
+
+    def value(self, key: str) -> object:
+        """The value of images.NAME.<key> (a config key, as pyrlab.toml spells it)."""
+        ...
+
+
+class ConfigView(Protocol):
+    """The configuration, as an ecosystem may read it (config.model.Config is one)."""
+
+    @property
+    def images(self) -> Mapping[str, ImageView]: ...
+
+
+def _no_lines(line: str, where: str) -> Entry | str:
+    return "this ecosystem takes no list"
+
+
+def _same_only(first: Entry, other: Entry) -> Entry | str:
+    return first if other.text == first.text else "two different entries"
+
+
+def _no_marker(entry: Entry) -> str | None:
+    return None
+
+
+def _never(line: str) -> bool:
+    return False
+
+
+def _any_image(config: ConfigView, image: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Grammar:
-    """The lines of this ecosystem's lists, and the config keys it owns."""
+    """The lines of this ecosystem's lists, and the config keys it owns.
+
+    config/lists.py reads the files (includes, comments, continuations, confinement, the
+    characters a shell would act on) and hands each line to `parse_line`; a later line for
+    the same package is merged into the first by `merge`.
+    """
+
+    # (line, "FILE:LINE") → the entry it asks for, or why the line is refused. The line
+    # has no comment, no surrounding blanks and no character a shell would act on.
+    parse_line: Callable[[str, str], Entry | str] = _no_lines
+    # (first, later) for one package → the entry both ask for (`first` itself for an exact
+    # duplicate), or why they cannot both hold.
+    merge: Callable[[Entry, Entry], Entry | str] = _same_only
+    # The condition an entry holds under (a PEP 508 marker): lines for one package under
+    # different markers are alternatives, not duplicates. None: always.
+    marker: Callable[[Entry], str | None] = _no_marker
+    # A line starting with "-" → the list it includes, or why the option is refused. None:
+    # no options; such a line goes to `parse_line`, which refuses it.
+    option: Callable[[str], Include | str] | None = None
+    # pip's continuation: a line ending in `\` goes on with the next.
+    continuation: bool = False
+    # Whether `line` may hold one `;` (a PEP 508 marker separator), else a refused character.
+    semicolon: Callable[[str], bool] = _never
+    # (config, image) → why that image cannot take entries of this list (R's lists need
+    # R), reported at the image's list key when its list is not empty; None: it can.
+    image_problem: Callable[[ConfigView, str], str | None] = _any_image
+    # Every config key it owns besides its lists, dotted, an image's written `images.*.KEY`
+    # (did-you-mean and completion know them; pyrlab's readers read them).
+    keys: tuple[str, ...] = ()
+    # The files of base.<list_key> when pyrlab.toml does not set it: a list every root image
+    # reads first, before its own (Debian's base_debs.txt). None: [base] has no such list.
+    base_list: tuple[str, ...] | None = None
+    # How `pyrlab check` counts an image's entries: "3 debs".
+    count_label: str = ""
 
 
 # -- build context ----------------------------------------------------------------------------
 # What the renderer (dockerfile/render.py) hands a Context part. config.project.Project and
 # its parts satisfy these Protocols as they are; nothing here imports them.
-class EntryView(Protocol):
-    """A validated list entry (config.lists.Entry)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def text(self) -> str: ...  # the line as the installer reads it
-    @property
-    def version(self) -> str | None: ...
-    @property
-    def source(self) -> str | None: ...
-
-
 class ListsView(Protocol):
-    """One image's own lists (config.project.ImageLists)."""
+    """One image's own lists (config.project.ImageLists), by ecosystem name."""
 
-    @property
-    def debs(self) -> Sequence[EntryView]: ...
-    @property
-    def requirements(self) -> Sequence[EntryView]: ...
-    @property
-    def requirement_lines(self) -> Sequence[EntryView]: ...
-    @property
-    def r_packages(self) -> Sequence[EntryView]: ...
+    def of(self, eco: str) -> Sequence[Entry]: ...  # its entries, duplicates merged
+    def lines_of(self, eco: str) -> Sequence[Entry]: ...  # its lines as the lists give them
 
 
-class ImageView(Protocol):
-    @property
-    def parent(self) -> str | None: ...
-    @property
-    def r(self) -> str | None: ...
-    @property
-    def r_source(self) -> str: ...
+class ContextImageView(ImageView, Protocol):
     @property
     def lab_port(self) -> int | None: ...
 
@@ -102,9 +170,9 @@ class ProxyView(Protocol):
     def retries(self) -> int: ...
 
 
-class ConfigView(Protocol):
+class ContextConfigView(ConfigView, Protocol):
     @property
-    def images(self) -> Mapping[str, ImageView]: ...
+    def images(self) -> Mapping[str, ContextImageView]: ...
     @property
     def base(self) -> BaseView: ...
     @property
@@ -115,7 +183,7 @@ class ProjectView(Protocol):
     """A loaded project (config.project.Project)."""
 
     @property
-    def config(self) -> ConfigView: ...
+    def config(self) -> ContextConfigView: ...
     @property
     def lists(self) -> Mapping[str, ListsView]: ...
     def order(self, names: Iterable[str] | None = None) -> list[str]: ...

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from pyrlab.credentials import has_credentials, mask_url
 from pyrlab.ecosystems.base import (
     EXECUTABLE,
     REGULAR,
     Cache,
     Checks,
+    ConfigView,
     Contents,
     Context,
     DeltaView,
     Ecosystem,
+    Entry,
     Grammar,
     Needs,
     Part,
@@ -26,7 +31,98 @@ from pyrlab.ecosystems.debian import APT_CACHES, APT_PROXY_SECRET, apt_net_files
 from pyrlab.keys import CRAN_DEBIAN, load_key
 
 # -- grammar --------------------------------------------------------------------------------
-GRAMMAR = Grammar()
+# An R package name (also what [test.known_failures.r] takes).
+R_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]\Z")
+R_VERSION_RE = re.compile(r"^[0-9]+([.-][0-9]+)+$")
+R_SOURCES = ("apt", "cran")
+_R_OPERATOR_RE = re.compile(r"^(==|>=|<=|!=|~=|=|<|>)\s*(.*)$")
+_R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
+
+
+def _parse_r(line: str, where: str) -> Entry | str:
+    if line.startswith("-"):
+        return "options are not allowed in an R list"
+    source = None
+    if ":" in line:
+        prefix, line = line.split(":", 1)
+        if prefix not in R_SOURCES:
+            return f"unknown source '{prefix}:' (use apt: or cran:)"
+        source = prefix
+        line = line.strip(" \t")
+    name = _R_NAME_END_RE.split(line, maxsplit=1)[0]
+    rest = line[len(name):].strip(" \t")
+    if not R_NAME_RE.match(name):
+        return f"not a valid R package name: '{name}'" if name else "missing R package name"
+    if not rest:
+        return Entry(ECOSYSTEM.name, name, name, None, source, where)
+    operator = _R_OPERATOR_RE.match(rest)
+    if operator is None:
+        return f"unexpected text after the package name: '{rest}'"
+    op, version = operator.group(1), operator.group(2)
+    if op not in ("==", ">="):
+        return f"unsupported version operator '{op}' (use == or >=)"
+    if not version:
+        return f"missing version after '{op}'"
+    if not R_VERSION_RE.match(version):
+        return f"not a valid R version: '{version}'"
+    if source == "apt":
+        return "version pins are only supported for CRAN packages"
+    return Entry(ECOSYSTEM.name, name, f"{name}{op}{version}", version, source, where)
+
+
+def _r_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.split(r"[.-]", text))
+
+
+def _merge_r(first: Entry, other: Entry) -> Entry | str:
+    """One source at most; an exact version must meet every minimum; minimums keep the
+    highest."""
+    if first.source != other.source and first.source and other.source:
+        return f"one package from two sources ({first.source}: and {other.source}:)"
+    if first.source == other.source and other.text == first.text:
+        return first
+    source = first.source or other.source
+    exact = [e for e in (first, other) if e.version and "==" in e.text]
+    if len({e.version for e in exact}) > 1:
+        return "two different pinned versions"
+    minimums = [e for e in (first, other) if e.version and ">=" in e.text]
+    if exact:
+        kept = exact[0]
+        assert kept.version is not None
+        if any(_r_version(kept.version) < _r_version(m.version or "0") for m in minimums):
+            return f"{kept.version} is older than the minimum asked for"
+    elif minimums:
+        kept = max(minimums, key=lambda e: _r_version(e.version or "0"))
+    else:
+        kept = first
+    return replace(kept, source=source, where=first.where)
+
+
+def _has_r(config: ConfigView, name: str) -> bool:
+    """Whether the image or an ancestor installs R (images.NAME.r)."""
+    node: str | None = name
+    seen: set[str] = set()  # the graph may still hold a cycle or an unknown parent here
+    while node is not None and node in config.images and node not in seen:
+        if config.images[node].value("r") is not None:
+            return True
+        seen.add(node)
+        node = config.images[node].parent
+    return node is not None  # a broken chain is reported as such, not as "no R"
+
+
+def _needs_r(config: ConfigView, image: str) -> str | None:
+    if _has_r(config, image):
+        return None
+    return "this image has no R: set r = \"debian\" on it or an ancestor"
+
+
+GRAMMAR = Grammar(
+    parse_line=_parse_r,
+    merge=_merge_r,
+    image_problem=_needs_r,
+    keys=("images.*.r", "images.*.r_source", "proxy.cran", "test.known_failures.r"),
+    count_label="R",
+)
 
 # -- build context ----------------------------------------------------------------------------
 REPOS_SECRET = "repos.txt"  # the build's CRAN-like repository, a build secret
@@ -43,14 +139,14 @@ Signed-By: /etc/apt/keyrings/pyrlab-cran-debian.asc
 
 def _needs(project: ProjectView, name: str) -> Needs:
     """R itself, from Debian (or CRAN's Debian repository), in the image that asks for it."""
-    if project.config.images[name].r is None:
+    if project.config.images[name].value("r") is None:
         return Needs()
     return Needs(debs=("r-base-core", "r-base-dev"), deb_sources=_r_apt_sources(project, name))
 
 
 def _r_apt_sources(project: ProjectView, name: str) -> dict[str, bytes]:
     """The apt repository R comes from, when it is not Debian's own."""
-    if project.config.images[name].r != "cran":
+    if project.config.images[name].value("r") != "cran":
         return {}
     files = {"pyrlab-cran-debian.sources": CRAN_DEBIAN_SOURCES.encode()}
     key = load_key(CRAN_DEBIAN, f"pyrlab.toml: images.{name}.r")
@@ -71,13 +167,13 @@ def _part(project: ProjectView, name: str, needs: Needs, delta: DeltaView | None
     that installs R packages: apt.txt (r-cran-* binaries), cran.txt (from the CRAN-like
     repository), repos.txt (the build's repository), site-repos.txt (the lab's)."""
     image = project.config.images[name]
-    entries = project.lists[name].r_packages
-    if not entries and image.r is None:
+    entries = project.lists[name].of(ECOSYSTEM.name)
+    if not entries and image.value("r") is None:
         return Part(render=False)
     apt, cran = [], []
     for entry in entries:
         # A version (==, >=) can only be honoured by the CRAN-like repository.
-        source = entry.source or ("cran" if entry.version else image.r_source)
+        source = entry.source or ("cran" if entry.version else image.value("r_source"))
         if source == "apt":
             apt.append(f"r-cran-{entry.name.lower()}")
         else:
@@ -104,7 +200,7 @@ def pinned_r_packages(project: ProjectView, name: str) -> list[str]:
     """R packages pinned with `==` in the image or an ancestor: installed at exactly that
     version (from the repository's Archive when it is not the current one)."""
     return sorted({e.name for image in project.order([name])
-                   for e in project.lists[image].r_packages
+                   for e in project.lists[image].of(ECOSYSTEM.name)
                    if e.version is not None and e.text.endswith(f"=={e.version}")})
 
 

@@ -1,6 +1,6 @@
-"""The container engines pyrlab knows: the one list behind `--engine`'s choices, the names
-a choice is checked against, completion, and auto-detection, which tries them in this
-order.
+"""The container engines pyrlab knows (their table is pyrlab/engine_names.py): the one list
+behind `--engine`'s choices, the names a choice is checked against, completion, and
+auto-detection, which tries them in that order.
 
 Each engine's module is imported only when that engine is looked for (the CLI imports
 this module to add `--engine`, on every start), and supplies `find() -> Engine`: the
@@ -12,16 +12,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from pyrlab.engine_names import AUTO, ENGINES
+
 if TYPE_CHECKING:
     from pyrlab.engines.base import Engine
-
-# name → the module whose find() looks for it; auto-detection goes down this list.
-ENGINES: dict[str, str] = {
-    "docker": "pyrlab.engines.docker",
-    "podman": "pyrlab.engines.podman",
-}
-
-AUTO = "auto"  # not an engine: "look for one"
 
 
 def names() -> tuple[str, ...]:

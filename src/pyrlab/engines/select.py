@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyrlab.engine_names import AUTO
 from pyrlab.engines import registry
 from pyrlab.errors import EngineError
 
@@ -61,7 +62,7 @@ def engine_choice(flag: str | None, config_value: str,
     a named engine need not be installed; "auto" looks for one as select_engine does and,
     finding none, answers the first registered engine, saying so."""
     choice, source = named_engine(flag, config_value, environ, config_source=config_source)
-    if choice != registry.AUTO:
+    if choice != AUTO:
         return EngineChoice(choice, source)
     try:
         selection = select_engine(None, "auto", {})
@@ -76,7 +77,7 @@ def select_engine(flag: str | None, config_value: str,
     """The engine: --engine, else PYRLAB_ENGINE, else the config's `engine` (from
     `config_source`: pyrlab.toml or the user's file), else the first that works."""
     choice, source = named_engine(flag, config_value, environ, config_source=config_source)
-    if choice != registry.AUTO:
+    if choice != AUTO:
         return Selection(registry.find(choice), source)
     problems: list[str] = []
     for name in registry.names():
