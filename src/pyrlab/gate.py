@@ -12,20 +12,22 @@ For each image, in throwaway containers removed by ID afterwards:
   inside the container (`exec`): it ships with every kernel, while the REST API would need a
   websocket client on the host that pyrlab does not otherwise depend on.
 
-How a result is judged (`judge_imports`, `judge_libraries`):
-- a distribution's primary modules are those named as the distribution is (lower case,
-  `-` and `.` as `_`: `mlflow` for mlflow); where none is, all its public top-level modules
-  (`yaml` for PyYAML). A primary module that fails blocks the image; another top-level
-  module the distribution ships (mlflow 1.27's `pylint_plugins`) only warns.
+What is checked, and how a result is judged, is each ecosystem's (its Checks part; the
+gate runs every registered ecosystem's checks side by side):
+- Python (ecosystems/python.py): a distribution's primary modules are those named as the
+  distribution is (lower case, `-` and `.` as `_`: `mlflow` for mlflow); where none is,
+  all its public top-level modules (`yaml` for PyYAML). A primary module that fails blocks
+  the image; another top-level module the distribution ships (mlflow 1.27's
+  `pylint_plugins`) only warns.
 - [test.known_failures] in pyrlab.toml accepts a module's (or R package's) failure with the
   error it names: reported as known, the image goes through. Any other error still blocks,
   and a marked module that imports again is noted.
 - a blocking failure that worked in the image being replaced is re-checked there and
   named a regression.
 
-A delta build (only lines added) is gated by a `Scope`: the listed distributions whose
-installed dependencies (transitively) changed, or which changed themselves, the R packages
-it changed, plus one kernel started in the no-network container. Every failure is
+A delta build (only lines added) is gated by a `Scope`: the listed packages it changed,
+or (an ecosystem with a dependency-graph retest: Python) whose installed dependencies
+(transitively) changed, plus one kernel started in the no-network container. Every failure is
 collected and reported together; nothing stops at the first.
 """
 
@@ -43,49 +45,33 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
-from pyrlab import proc
+from pyrlab import ecosystems, proc
 from pyrlab.config.project import Project
 from pyrlab.config.tomlread import toml_key
 from pyrlab.contents.dependencies import (
     PYTHON,
     DumpError,
-    Installed,
     PythonGraph,
     parse_dump,
     requires_command,
 )
 from pyrlab.contents.images import LABEL_LISTS, ImageSpec, image_inventory
-from pyrlab.contents.model import Inventory, ManifestError, normalize_python_name
+from pyrlab.contents.model import Inventory, ManifestError, Package
+from pyrlab.ecosystems.base import Ecosystem, Entry, Finding, Listed, Verdict, json_rows
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab
 from pyrlab.launch.ready import NotReady, wait_ready
 from pyrlab.launch.safety import harmless_args
 
-CheckKind = Literal["python", "r", "kernel", "lab"]
-# What a check's result means for the image:
-# ok; failed, regression (block it); known (a failure pyrlab.toml accepts); warning (a
-# failure that does not block: a top-level module other than the distribution's own);
-# fixed (marked as known to fail, works now); skipped (its line's marker leaves it out).
-Verdict = Literal["ok", "failed", "regression", "known", "warning", "fixed", "skipped"]
+# A check's kind: an ecosystem's name ("python", "r"), "kernel" or "lab". Its verdict: see
+# ecosystems/base.py Verdict.
 BLOCKING = ("failed", "regression")
 VERDICT_LABELS: dict[Verdict, str] = {
     "ok": "ok", "failed": "FAIL", "regression": "REGRESSION", "known": "KNOWN",
     "warning": "WARN", "fixed": "NOTE", "skipped": "SKIP"}
-RSCRIPT = "Rscript"
-# Attaches each package named on the command line; one line per package:
-# NAME<TAB>SECONDS<TAB>ERROR (an error's newlines and tabs become spaces).
-R_LIBRARY = (
-    "for (p in commandArgs(TRUE)) { t <- proc.time()[[3]]; "
-    "e <- tryCatch({ suppressPackageStartupMessages(library(p, character.only = TRUE)); '' }, "
-    "error = function(e) gsub('[\\t\\r\\n]+', ' ', conditionMessage(e))); "
-    "cat(p, '\\t', sprintf('%.3f', proc.time()[[3]] - t), '\\t', e, '\\n', sep = '') }"
-)
 CHECK_TIMEOUT = 600.0  # seconds for one batch of imports or kernels
 LAB_TIMEOUT = 120.0
 TEST_LABEL = "org.pyrlab.selftest"
@@ -93,7 +79,7 @@ TEST_LABEL = "org.pyrlab.selftest"
 
 @dataclass(frozen=True)
 class Check:
-    kind: CheckKind
+    kind: str  # an ecosystem's name, "kernel" or "lab"
     name: str  # distribution, R package, kernel, or "jupyterlab"
     what: str  # the module imported, the code run; "" when there was nothing to do
     seconds: float
@@ -111,10 +97,17 @@ class Check:
         """Lets the image through (a warning or a known failure does)."""
         return self.verdict not in BLOCKING
 
+    @classmethod
+    def of(cls, eco: Ecosystem, finding: Finding) -> Check:
+        return cls(eco.name, finding.name, finding.what, finding.seconds, finding.error,
+                   finding.where, finding.verdict, finding.note)
+
     def describe(self) -> str:
-        label = {"python": "import", "r": "library", "kernel": "kernel", "lab": ""}[self.kind]
-        target = {"python": f"{self.what} ({self.name})" if self.what else self.name,
-                  "r": self.name, "kernel": self.name, "lab": self.name}[self.kind]
+        if self.kind in ("kernel", "lab"):
+            label, target = ("kernel" if self.kind == "kernel" else ""), self.name
+        else:
+            checks = ecosystems.named(self.kind).checks
+            label, target = checks.label, checks.target(self.name, self.what)
         at = f" [{self.where}]" if self.where else ""
         return f"{label} {target}{at}".strip()
 
@@ -128,10 +121,10 @@ class Check:
 
 @dataclass(frozen=True)
 class Scope:
-    """What to test: None = everything listed; a set = only these (a delta build)."""
+    """What to test: None = everything listed; else, by ecosystem name, only these
+    packages (a delta build; an ecosystem left out is tested in full)."""
 
-    python: frozenset[str] | None = None
-    r: frozenset[str] | None = None
+    only: Mapping[str, frozenset[str]] | None = None
     full_lab: bool = True  # start JupyterLab and run every kernel; else one kernel
 
 
@@ -172,41 +165,20 @@ class ImageTest:
                 "checks": [dataclasses.asdict(c) | {"ok": c.ok} for c in self.checks]}
 
 
-def import_key(name: str) -> str:
-    """A distribution's or module's name as compared for "named as the distribution is":
-    lower case, `-` and `.` as `_` (mlflow, jupyterlab-widgets → jupyterlab_widgets)."""
-    return name.lower().replace("-", "_").replace(".", "_")
-
-
-def primary_modules(dist: str, modules: Iterable[str]) -> frozenset[str]:
-    """The modules whose failure blocks: the one named as the distribution is; where
-    none is, every one (PyYAML ships `yaml`, scikit-learn `sklearn`)."""
-    modules = frozenset(modules)
-    named = frozenset(m for m in modules if import_key(m) == import_key(dist))
-    return named or modules
-
-
-def mark_matches(expected: str, error: str, types: Sequence[str] = ()) -> bool:
-    """A known-failure mark's expected error against an actual one: an exception type of
-    it (ImportError matches a ModuleNotFoundError), or a text it contains."""
-    return expected in types or expected in error
-
-
-def expected_text(check: Check) -> str:
-    """What a mark for `check`'s failure would expect: the error without its type."""
-    head, sep, rest = check.error.partition(": ")
-    if check.kind == "python" and sep and rest.strip() and " " not in head:
-        return rest.strip()
-    return check.error.strip()
-
-
 def accept_hint(failures: Iterable[Check], config_name: str = "pyrlab.toml") -> str:
-    tables: dict[str, dict[str, str]] = {"python": {}, "r": {}}
-    for check in failures:
-        if check.kind == "python" and check.what:
-            tables["python"].setdefault(check.what, expected_text(check))
-        elif check.kind == "r" and check.error:
-            tables["r"].setdefault(check.name, expected_text(check))
+    """TOML for the marks that would accept these failures, one table per ecosystem."""
+    tables: dict[str, dict[str, str]] = {}
+    for eco in ecosystems.registered():
+        table = marks_table(eco)
+        if table is None:
+            continue
+        marks = tables.setdefault(table, {})
+        for check in failures:
+            if check.kind == eco.name:
+                mark = eco.checks.accepts(Finding(check.name, check.what, check.seconds,
+                                                  check.error))
+                if mark is not None:
+                    marks.setdefault(*mark)
     lines = []
     for kind, marks in tables.items():
         if marks:
@@ -219,58 +191,63 @@ def accept_hint(failures: Iterable[Check], config_name: str = "pyrlab.toml") -> 
             f"as a known failure in {config_name}:\n" + "\n".join(f"    {line}" for line in lines))
 
 
-def judge_imports(rows: Sequence[Sequence[Any]], lines: Mapping[str, ListedLine],
-                  marks: Mapping[str, str], marks_in: str = "pyrlab.toml") -> list[Check]:
-    """Checks from container/selftest.py's import rows ([dist, module, seconds, error,
-    types]): primary modules block, others warn, marks accept what they name."""
-    modules: dict[str, list[str]] = {}
-    for row in rows:
-        if row[1]:
-            modules.setdefault(str(row[0]), []).append(str(row[1]))
-    primary = {dist: primary_modules(dist, found) for dist, found in modules.items()}
-    checks = []
-    for row in rows:
-        dist, module, seconds, error = str(row[0]), str(row[1]), float(row[2]), str(row[3])
-        types = [str(t) for t in row[4]] if len(row) > 4 else []
-        line = lines.get(dist, ListedLine(""))
-        verdict: Verdict = "failed" if error else "ok"
-        note = ""
-        mark = marks.get(module) if module else None
-        key = f"{marks_in}: test.known_failures.python.{toml_key(module)}"
-        if not module and error == "not installed" and line.marker:
-            verdict, note = "skipped", f"not installed: its marker ({line.marker}) leaves it out"
-        elif error and mark is not None and mark_matches(mark, error, types):
-            verdict, note = "known", f"a known failure ({key})"
-        elif not error and mark is not None:
-            verdict, note = "fixed", f"imports now, though {key} marks it as known to fail"
-        elif error and module not in primary.get(dist, frozenset({module})):
-            verdict, note = "warning", f"not {dist}'s own module: a warning, not a failure"
-        elif error and mark is not None:
-            note = f"fails otherwise than {key} expects ({mark!r})"
-        checks.append(Check("python", dist, module, seconds, error, line.where, verdict, note))
-    return checks
+MARKS = "test.known_failures."
 
 
-def judge_libraries(checks: Iterable[Check], marks: Mapping[str, str],
-                    marks_in: str = "pyrlab.toml") -> list[Check]:
-    """R's library() checks with the project's marks applied."""
-    judged = []
-    for check in checks:
-        mark = marks.get(check.name)
-        key = f"{marks_in}: test.known_failures.r.{toml_key(check.name)}"
-        if mark is None:
-            judged.append(check)
-        elif check.error and mark_matches(mark, check.error):
-            judged.append(dataclasses.replace(check, verdict="known",
-                                              note=f"a known failure ({key})"))
-        elif check.error:
-            judged.append(dataclasses.replace(
-                check, note=f"fails otherwise than {key} expects ({mark!r})"))
-        else:
-            judged.append(dataclasses.replace(
-                check, verdict="fixed",
-                note=f"attaches now, though {key} marks it as known to fail"))
-    return judged
+def marks_table(eco: Ecosystem) -> str | None:
+    """Its table of accepted failures, test.known_failures.<table>: the one it owns (its
+    Grammar.keys), None where it owns none."""
+    return next((key.removeprefix(MARKS) for key in eco.grammar.keys
+                 if key.startswith(MARKS)), None)
+
+
+def marks_of(project: Project, eco: Ecosystem) -> dict[str, str]:
+    """The project's known failures of one ecosystem."""
+    table = marks_table(eco)
+    if table is None:
+        return {}
+    return dict(getattr(project.config.test, f"known_failures_{table}", ()))
+
+
+def mark_key(eco: Ecosystem, marks_in: str) -> Callable[[str], str]:
+    """How a note names a mark: "pyrlab.toml: test.known_failures.python.NAME"."""
+    return lambda name: f"{marks_in}: {MARKS}{marks_table(eco)}.{toml_key(name)}"
+
+
+def held(inventory: Inventory, eco: Ecosystem) -> tuple[Package, ...]:
+    """An image's packages of one ecosystem."""
+    return inventory.packages(eco.lock_key)  # type: ignore[arg-type]
+
+
+def _entries(project: Project, name: str, eco: Ecosystem) -> list[Entry]:
+    """The list entries of an image and its ancestors, root first."""
+    return [entry for image in project.order([name])
+            for entry in project.lists[image].of(eco.name)]
+
+
+def checked(project: Project, name: str, inventory: Inventory | None,
+            ) -> list[tuple[Ecosystem, dict[str, Listed]]]:
+    """What the self-test checks in an image, by ecosystem: package -> its (first) line in
+    the lists of the image and its ancestors (see each ecosystem's `Checks.wanted`)."""
+    found: list[tuple[Ecosystem, dict[str, Listed]]] = []
+    for eco in ecosystems.registered():
+        if eco.checks.wanted is not None:
+            packages = held(inventory, eco) if inventory is not None else ()
+            found.append((eco, eco.checks.wanted(_entries(project, name, eco), packages)))
+    return found
+
+
+def changed_packages(old: Inventory, new: Inventory) -> dict[str, frozenset[str]]:
+    """By ecosystem name (those with checks): its packages new, different or gone in `new`."""
+    changed: dict[str, frozenset[str]] = {}
+    for eco in ecosystems.registered():
+        if eco.checks.wanted is None:
+            continue
+        before = {p.name: p for p in held(old, eco)}
+        after = held(new, eco)
+        gone = set(before) - {p.name for p in after}
+        changed[eco.name] = frozenset(p.name for p in after if before.get(p.name) != p) | gone
+    return changed
 
 
 def _container_script() -> str:
@@ -281,69 +258,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class ListedLine:
-    where: str  # FILE:LINE
-    marker: str = ""  # its environment marker, "" when none
-    extras: frozenset[str] = frozenset()
-
-
-def python_lines(project: Project, name: str, inventory: Inventory | None,
-                 ) -> dict[str, ListedLine]:
-    """Distribution → its (first) line, for every Python entry of the image's lists and its
-    ancestors'. A bare URL entry is matched to the distribution the manifest says it
-    installed from that URL."""
-    by_url = {d.url: d.name for d in inventory.python if d.url} if inventory else {}
-    found: dict[str, ListedLine] = {}
-    for image in project.order([name]):
-        for entry in project.lists[image].requirements:
-            if "://" in entry.name:
-                found.setdefault(normalize_python_name(by_url.get(entry.name, entry.name)),
-                                 ListedLine(entry.where))
-                continue
-            try:
-                requirement = Requirement(entry.text)
-                line = ListedLine(entry.where, str(requirement.marker or ""),
-                                  frozenset(requirement.extras))
-            except InvalidRequirement:  # a line with pip options or a direct reference
-                line = ListedLine(entry.where)
-            found.setdefault(normalize_python_name(entry.name), line)
-    return found
-
-
-def python_wanted(project: Project, name: str, inventory: Inventory | None,
-                  ) -> dict[str, str]:
-    """Distribution → FILE:LINE (see python_lines)."""
-    return {dist: line.where for dist, line in python_lines(project, name, inventory).items()}
-
-
-def r_wanted(project: Project, name: str) -> dict[str, str]:
-    wanted: dict[str, str] = {}
-    for image in project.order([name]):
-        for entry in project.lists[image].r_packages:
-            wanted.setdefault(entry.name, entry.where)
-    return wanted
-
-
-def changed_packages(old: Inventory, new: Inventory) -> tuple[frozenset[str], frozenset[str]]:
-    """Python distributions and R packages new, different or gone in `new`."""
-    before_py = {d.name: d for d in old.python}
-    before_r = {p.name: p for p in old.r}
-    gone_py = set(before_py) - {d.name for d in new.python}
-    gone_r = set(before_r) - {p.name for p in new.r}
-    return (frozenset(d.name for d in new.python if before_py.get(d.name) != d) | gone_py,
-            frozenset(p.name for p in new.r if before_r.get(p.name) != p) | gone_r)
-
-
-def retest_after_delta(lines: Mapping[str, ListedLine], moved: frozenset[str],
-                       graph: PythonGraph) -> frozenset[str]:
-    """The listed distributions a delta may have changed: `moved` themselves (new, of
-    another version, or gone), or depending on one of them, directly or not."""
-    return frozenset(dist for dist, line in lines.items()
-                     if dist in moved or graph.reachable(dist, frozenset(
-                         canonicalize_name(e) for e in line.extras)) & moved)
 
 
 def has_jupyterlab(lab_port: int | None, inventory: Inventory | None) -> bool:
@@ -384,7 +298,7 @@ class SelfTester:
     def needs_container(self, name: str) -> bool:
         """Whether testing the image may need a container: anything listed, or a lab port
         (known from the project alone, before its manifest is read)."""
-        return bool(python_wanted(self.project, name, None) or r_wanted(self.project, name)
+        return bool(any(lines for _, lines in checked(self.project, name, None))
                     or self.config.images[name].lab_port is not None)
 
     @property
@@ -401,34 +315,29 @@ class SelfTester:
                 inventory = image_inventory(self.engine, ImageSpec(name, image_id))
             except (EngineError, NotBuiltError, ManifestError):
                 inventory = None  # built before manifests: its lists are tested all the same
-        python = python_lines(self.project, name, inventory)
-        r = r_wanted(self.project, name)
-        if scope.python is not None:
-            python = {k: v for k, v in python.items() if k in scope.python}
-        if scope.r is not None:
-            r = {k: v for k, v in r.items() if k in scope.r}
+        wanted = checked(self.project, name, inventory)
+        if scope.only is not None:
+            only = scope.only
+            wanted = [(eco, {k: v for k, v in lines.items() if k in only[eco.name]}
+                       if eco.name in only else lines) for eco, lines in wanted]
+        wanted = [(eco, lines) for eco, lines in wanted if lines]
         has_lab = has_jupyterlab(config.images[name].lab_port, inventory)
         checks: list[Check] = []
-        if not (python or r or has_lab):
+        if not (wanted or has_lab):
             return ImageTest(name, image_id, (), time.monotonic() - started, self.marks_in)
         own = container is None
         if container is None:
             container = self.start_quiet(name, image_id)
         try:
-            with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pyrlab-test") as pool:
-                jobs = []
-                if python:
-                    jobs.append(pool.submit(self._imports, container, python))
-                if r:
-                    jobs.append(pool.submit(self._libraries, container, r))
+            with ThreadPoolExecutor(max_workers=len(wanted) + 1,
+                                    thread_name_prefix="pyrlab-test") as pool:
+                jobs = [pool.submit(self._check, container, eco, lines,
+                                    [(package, "") for package in sorted(lines)])
+                        for eco, lines in wanted]
                 if has_lab and scope.full_lab:
                     jobs.append(pool.submit(self._lab, name, image_id))
                 elif has_lab:
-                    # R's kernel for an R-only change, where the image has one (IRkernel
-                    # is a package like any other: an rlab may do without it).
-                    has_ir = inventory is not None and any(
-                        package.name == "IRkernel" for package in inventory.r)
-                    kernel = "ir" if r and not python and has_ir else "python3"
+                    kernel = self._delta_kernel(wanted, inventory)
                     jobs.append(pool.submit(self._kernels, container, [kernel]))
                 for job in jobs:
                     checks += job.result()
@@ -438,28 +347,41 @@ class SelfTester:
         return ImageTest(name, image_id, tuple(checks), time.monotonic() - started,
                          self.marks_in)
 
+    @staticmethod
+    def _delta_kernel(wanted: Sequence[tuple[Ecosystem, object]],
+                      inventory: Inventory | None) -> str:
+        """The kernel a delta starts: an ecosystem's own (R's "ir") when the delta changed
+        only that ecosystem and the image holds its kernel's package (IRkernel is a package
+        like any other: an rlab may do without it); else Python's."""
+        if len(wanted) == 1 and inventory is not None:
+            eco = wanted[0][0]
+            if eco.checks.kernel is not None:
+                package, kernel = eco.checks.kernel
+                if any(p.name == package for p in held(inventory, eco)):
+                    return kernel
+        return "python3"
+
     def name_regressions(self, test: ImageTest, name: str, previous: str) -> ImageTest:
-        """`test` with each blocking import or library that works in the image `previous`
-        named a regression: one container of it, only the failures checked again."""
-        python = {(c.name, c.what) for c in test.failures
-                  if c.kind == "python" and c.what and c.verdict == "failed"}
-        r = {c.name for c in test.failures if c.kind == "r" and c.verdict == "failed"}
-        if not (python or r):
+        """`test` with each blocking check that works in the image `previous` named a
+        regression: one container of it, only the failures checked again."""
+        failed = [(eco, sorted({(c.name, c.what) for c in test.failures
+                                if c.kind == eco.name and c.what and c.verdict == "failed"}))
+                  for eco in ecosystems.registered() if eco.checks.command is not None]
+        failed = [(eco, pairs) for eco, pairs in failed if pairs]
+        if not failed:
             return test
         try:
             container = self.start_quiet(name, previous)
         except RunError:  # the previous image is gone: nothing to compare with
             return test
         try:
-            rows = (self._python(container, "imports", [[d, [m]] for d, m in sorted(python)])
-                    if python else [])
-            libraries = self._libraries(container, {n: "" for n in r}) if r else []
+            again = [self._check(container, eco, {n: Listed("") for n, _ in pairs}, pairs,
+                                 judged=False)
+                     for eco, pairs in failed]
         finally:
             self.engine.remove_container(container)
-        if isinstance(rows, str):  # no answer from the previous image: no comparison
-            rows = []
-        worked = {("python", str(row[0]), str(row[1])) for row in rows if not row[3]}
-        worked |= {("r", c.name, c.what) for c in libraries if not c.error}
+        # No answer from the previous image (every check failed there): no comparison.
+        worked = {(c.kind, c.name, c.what) for checks in again for c in checks if not c.error}
         note = f"worked in the image it replaces ({short_id(previous)}): a regression"
         checks = tuple(dataclasses.replace(c, verdict="regression", note=note)
                        if c.verdict == "failed" and (c.kind, c.name, c.what) in worked else c
@@ -496,26 +418,21 @@ class SelfTester:
             return proc.Completed(tuple(command), 124, "",
                                   f"no answer within {CHECK_TIMEOUT:g} s")
 
-    def _python(self, container: str, mode: str, data: object) -> list[list[Any]] | str:
+    def _python(self, container: str, mode: str, data: object) -> list[Any] | str:
         """The rows container/selftest.py prints, or why there are none."""
-        result = self._exec(container, [PYTHON, "-I", "-c", _container_script(), mode,
-                                        json.dumps(data)])
-        lines = result.stdout.strip().splitlines()
-        try:
-            rows = json.loads(lines[-1]) if lines else None
-        except ValueError:
-            rows = None
-        if not isinstance(rows, list):
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            return detail[-1] if detail else f"the check exited with code {result.returncode}"
-        return rows
+        return json_rows(self._exec(container, [PYTHON, "-I", "-c", _container_script(),
+                                                mode, json.dumps(data)]))
 
-    def _imports(self, container: str, lines: dict[str, ListedLine]) -> list[Check]:
-        rows = self._python(container, "imports", [[dist, None] for dist in sorted(lines)])
-        if isinstance(rows, str):  # the interpreter died before it could answer
-            return [Check("python", dist, "", 0.0, rows, lines[dist].where) for dist in lines]
-        return judge_imports(rows, lines, dict(self.config.test.known_failures_python),
-                             self.marks_in)
+    def _check(self, container: str, eco: Ecosystem, wanted: Mapping[str, Listed],
+               pairs: list[tuple[str, str]], judged: bool = True) -> list[Check]:
+        """One ecosystem's checks of `pairs` (package, what: "" for all of it), judged
+        with the project's marks (or, `judged=False`, without them)."""
+        command, judge = eco.checks.command, eco.checks.judge
+        assert command is not None and judge is not None
+        answer = self._exec(container, command(pairs))
+        marks = marks_of(self.project, eco) if judged else {}
+        return [Check.of(eco, finding) for finding in
+                judge(answer, wanted, marks, mark_key(eco, self.marks_in))]
 
     def dependency_graph(self, container: str) -> PythonGraph | None:
         """The installed distributions' Requires-Dist in the image's marker environment, as
@@ -532,24 +449,6 @@ class SelfTester:
         if isinstance(rows, str):
             return [Check("kernel", k, "6*7", 0.0, rows) for k in names]
         return [Check("kernel", str(k), str(code), float(s), str(e)) for k, code, s, e in rows]
-
-    def _libraries(self, container: str, wanted: dict[str, str]) -> list[Check]:
-        names = sorted(wanted)
-        result = self._exec(container, [RSCRIPT, "-e", R_LIBRARY, *names])
-        checks = []
-        seen = set()
-        for line in result.stdout.splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and parts[0] in wanted:
-                seen.add(parts[0])
-                checks.append(Check("r", parts[0], f"library({parts[0]})", float(parts[1]),
-                                    parts[2].strip(), wanted[parts[0]]))
-        if len(seen) < len(names):
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            why = detail[-1] if detail else f"Rscript exited with code {result.returncode}"
-            checks += [Check("r", n, f"library({n})", 0.0, why, wanted[n])
-                       for n in names if n not in seen]
-        return judge_libraries(checks, dict(self.config.test.known_failures_r), self.marks_in)
 
     def _lab(self, name: str, image_id: str) -> list[Check]:
         """Start JupyterLab as `up` does, without the home and notebooks mounts, wait for
@@ -612,31 +511,30 @@ class SelfTester:
 
 
 
-def listed_before(engine: Engine, old_id: str) -> frozenset[str] | None:
-    """The Python distributions the image `old_id` was built from (its lists label): an
-    added line naming something already installed as a dependency changes no version, and
-    is tested all the same. None when the label cannot be read."""
+def listed_before(engine: Engine, old_id: str) -> dict[str, frozenset[str]] | None:
+    """By ecosystem name (those that retest by dependency graph): the packages the image
+    `old_id` was built from (its lists label). An added line naming something already
+    installed as a dependency changes no version, and is tested all the same. None when the
+    label cannot be read."""
     info = engine.image(old_id)
+    listed: dict[str, frozenset[str]] = {}
     try:
-        lines = json.loads(info.labels.get(LABEL_LISTS, "{}")) if info else {}
-        before = lines.get("python", {}).get("lines", [])
+        label = json.loads(info.labels.get(LABEL_LISTS, "{}")) if info else {}
+        for eco in ecosystems.registered():
+            if eco.checks.retest is not None:
+                lines = label.get(eco.step, {}).get("lines", [])
+                listed[eco.name] = frozenset(eco.checks.retest.listed_name(
+                    str(line).split(":", 1)[-1]) for line in lines)
     except (ValueError, AttributeError):
         return None
-    listed = set()
-    for line in before:
-        text = str(line).split(":", 1)[-1]
-        try:
-            listed.add(normalize_python_name(Requirement(text).name))
-        except InvalidRequirement:
-            listed.add(text)  # a bare URL: its own name, as in the lists
-    return frozenset(listed)
+    return listed
 
 
 def build_gate(project: Project, engine: Engine,
                ) -> Callable[[str, str, str | None], ImageTest]:
     """The self-test a build runs on each image it made, before the image's tags move.
     After a delta build (`delta_on`: the image it was built on), only what the delta may
-    have changed is tested (retest_after_delta), plus one kernel start: seconds, not a
+    have changed is tested (`delta_scope`), plus one kernel start: seconds, not a
     full test. An unreadable manifest makes it a full test. A blocking failure is checked
     again in the image being replaced (`latest` until the tags move, or `delta_on`): where
     it worked there, it is named a regression."""
@@ -676,20 +574,38 @@ def build_gate(project: Project, engine: Engine,
         if new is None or delta_on is None or old is None or container is None:
             return tester.test(name, image_id, inventory=new, container=container,
                                started=started, previous=previous)
-        moved, r = changed_packages(old, new)
-        lines = python_lines(project, name, new)
         try:
-            graph = (tester.dependency_graph(container) if lines
-                     else PythonGraph(Installed.of({}, [])))
+            only = delta_scope(tester, container, checked(project, name, new),
+                               changed_packages(old, new), before)
         except BaseException:
             engine.remove_container(container)
             raise
-        # Without the dependency graph, every listed distribution is tested again.
-        python = (frozenset(lines) if graph is None
-                  else retest_after_delta(lines, moved, graph))
-        if before is not None:
-            python |= frozenset(n for n in lines if n not in before)
-        return tester.test(name, image_id, Scope(python, r, full_lab=False), inventory=new,
+        return tester.test(name, image_id, Scope(only, full_lab=False), inventory=new,
                            container=container, started=started, previous=previous)
 
     return gate
+
+
+def delta_scope(tester: SelfTester, container: str,
+                wanted: Sequence[tuple[Ecosystem, Mapping[str, Listed]]],
+                moved: Mapping[str, frozenset[str]],
+                before: Mapping[str, frozenset[str]] | None) -> dict[str, frozenset[str]]:
+    """What a delta build's gate checks, by ecosystem name: the listed packages it changed;
+    for an ecosystem that retests by dependency graph (Python), also those depending on a
+    changed one, and those whose line is new (without the graph: all of them)."""
+    only: dict[str, frozenset[str]] = {}
+    for eco, lines in wanted:
+        retest = eco.checks.retest
+        if retest is None:
+            only[eco.name] = moved.get(eco.name, frozenset())
+            continue
+        if not lines:
+            only[eco.name] = frozenset()
+            continue
+        graph = tester.dependency_graph(container)
+        chosen = (frozenset(lines) if graph is None
+                  else retest.affected(lines, moved.get(eco.name, frozenset()), graph.reachable))
+        if before is not None:
+            chosen |= frozenset(n for n in lines if n not in before.get(eco.name, frozenset()))
+        only[eco.name] = chosen
+    return only

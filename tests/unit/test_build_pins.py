@@ -17,9 +17,18 @@ from pyrlab.config.project import load_project
 from pyrlab.contents.lockfile import read_lock, write_lock
 from pyrlab.contents.model import Deb, Inventory, Meta, PyDist, RPkg
 from pyrlab.dockerfile.render import RenderOptions, render_context
+from pyrlab.ecosystems.base import Locked
+from pyrlab.ecosystems.debian import unavailable_debs
 from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, ConfigError
 from pyrlab.imagebuild import executor, orchestration
-from pyrlab.imagebuild.pins import Pins, check_locked, pins_for, unavailable_debs, with_pins
+from pyrlab.imagebuild.pins import ImagePins, check_locked, pins_for, with_pins
+
+
+def exact(python: tuple[str, ...] = (), debs: tuple[str, ...] = ()) -> ImagePins:
+    """--locked pins of Python NAME==VERSION and Debian NAME=VERSION."""
+    return ImagePins("exact", Locked({
+        "python": tuple(PyDist(*line.split("==")) for line in python),
+        "debian": tuple(Deb(*line.split("="), "amd64") for line in debs)}))
 
 
 def set_locked_version(lab: Path, name: str, version: str) -> None:
@@ -43,7 +52,7 @@ FILES_IMAGES = ("pyrlab-base", "pylab", "pylab-torch", "other")
 def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
     project = load_project(lab, environ={})
     context = render_context(project, "pylab")
-    pinned = with_pins(context, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
+    pinned = with_pins(context, exact(("six==1.0",), ("jq=1.7-1",)))
     assert pinned.input_hash == context.input_hash
     assert pinned.files["pyrlab/pins/python/exact.txt"][0] == b"six==1.0\n"
     assert "pyrlab/pins/python/prefer.txt" not in pinned.files
@@ -51,7 +60,7 @@ def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
     assert not any(path.startswith("pyrlab/pins/apt/") for path in pinned.files)
     # An image without a Python step gets no Python pins, but its apt step gets Debian's.
     base = render_context(project, "pyrlab-base")
-    pinned_base = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
+    pinned_base = with_pins(base, exact(("six==1.0",), ("jq=1.7-1",)))
     assert not any(path.startswith("pyrlab/pins/python/") for path in pinned_base.files)
     assert pinned_base.files["pyrlab/pins/apt/debs.txt"][0] == b"jq=1.7-1\n"
     assert pinned_base.input_hash == base.input_hash
@@ -60,25 +69,25 @@ def test_pins_do_not_feed_the_input_hash(lab: Path) -> None:
 def test_upgrade_tells_the_apt_step_to_update_its_lists(lab: Path) -> None:
     # apt-install skips `apt-get update` on lists updated minutes ago, except for `upgrade`.
     base = render_context(load_project(lab, environ={}), "pyrlab-base")
-    fresh = with_pins(base, Pins("fresh"))
+    fresh = with_pins(base, ImagePins("fresh"))
     assert fresh.files["pyrlab/pins/apt/fresh"][0] == b""
     for mode in ("prefer", "exact"):
-        assert "pyrlab/pins/apt/fresh" not in with_pins(base, Pins(mode)).files  # type: ignore[arg-type]
+        assert "pyrlab/pins/apt/fresh" not in with_pins(base, ImagePins(mode)).files  # type: ignore[arg-type]
 
 
 def test_with_run_input_keys_the_python_step_s_key_sees_the_pins(lab: Path) -> None:
     project = load_project(lab, environ={})
     context = render_context(project, "pylab", RenderOptions(run_input_keys=True))
-    a = with_pins(context, Pins("exact", ("six==1.0",)))
-    b = with_pins(context, Pins("exact", ("six==2.0",)))
+    a = with_pins(context, exact(("six==1.0",)))
+    b = with_pins(context, exact(("six==2.0",)))
     assert a.input_hash == b.input_hash == context.input_hash
     assert a.dockerfile != b.dockerfile
     assert "uv-install # inputs pins " in a.dockerfile
     # The apt step's key sees the Debian pins, and only those: Python pins leave it alone.
     base = render_context(project, "pyrlab-base", RenderOptions(run_input_keys=True))
-    c = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-1",)))
-    d = with_pins(base, Pins("exact", ("six==2.0",), ("jq=1.7-1",)))
-    e = with_pins(base, Pins("exact", ("six==1.0",), ("jq=1.7-2",)))
+    c = with_pins(base, exact(("six==1.0",), ("jq=1.7-1",)))
+    d = with_pins(base, exact(("six==2.0",), ("jq=1.7-1",)))
+    e = with_pins(base, exact(("six==1.0",), ("jq=1.7-2",)))
     assert "apt-install # inputs pins " in c.dockerfile
     assert c.dockerfile == d.dockerfile != e.dockerfile
 
@@ -107,8 +116,9 @@ def test_a_new_image_prefers_what_its_parent_has_locked(lab: Path, engine: FakeE
     project = load_project(lab, environ={})
     lock = read_lock(lab / "pyrlab.lock")
     del lock["pylab-torch"]
-    assert pins_for(project, "pylab-torch", lock, "prefer") == Pins("prefer", ("six==1.0",))
-    assert pins_for(project, "pylab-torch", lock, "exact") == Pins("exact", ())
+    prefer = pins_for(project, "pylab-torch", lock, "prefer")
+    assert prefer.step_files()["python"] == {"prefer.txt": b"six==1.0\n"}
+    assert pins_for(project, "pylab-torch", lock, "exact") == ImagePins("exact")
 
 
 def test_locked_rebuilds_an_image_that_differs_from_the_lock_and_installs_exactly_it(
@@ -175,10 +185,14 @@ def test_exact_pins_hold_every_ecosystem_of_the_image_s_own_section(lab: Path) -
         python=(PyDist("six", "1.0"),),
         r=(RPkg("jsonlite", "1.8.9", "debian"), RPkg("data.table", "1.16.0", "cran"),
            RPkg("old", "0.1", "archive")))}
-    assert pins_for(project, "pylab", lock, "exact") == Pins(
-        "exact", ("six==1.0",), ("tini=0.19.0-3",), ("data.table==1.16.0", "old==0.1"))
+    assert pins_for(project, "pylab", lock, "exact").step_files() == {
+        "python": {"exact.txt": b"six==1.0\n"},
+        "apt": {"debs.txt": b"tini=0.19.0-3\n"},  # no libc6:i386: apt cannot pin it alone
+        "r": {"debs.txt": b"tini=0.19.0-3\n", "cran.txt": b"data.table==1.16.0\nold==0.1\n"}}
     # Plain builds pin Python only: a Debian suite has one version of a package.
-    assert pins_for(project, "pylab", lock, "prefer") == Pins("prefer", ("six==1.0",))
+    assert pins_for(project, "pylab", lock, "prefer").step_files() == {
+        "python": {"prefer.txt": b"six==1.0\n"}, "apt": {"debs.txt": b""},
+        "r": {"debs.txt": b"", "cran.txt": b""}}
 
 
 def test_locked_stops_before_building_when_the_sources_no_longer_offer_a_locked_deb(

@@ -22,10 +22,9 @@ from pyrlab.config.project import load_project
 from pyrlab.config.readers import load_config
 from pyrlab.contents.model import Inventory, Meta
 from pyrlab.dockerfile.render import render_context
-from pyrlab.ecosystems.debian import snapshot_sources
+from pyrlab.ecosystems.debian import gone_hint, snapshot_sources
 from pyrlab.errors import BuildError, ConfigError
 from pyrlab.imagebuild.executor import BaseOutcome, registry_base_id, use_locked_base
-from pyrlab.imagebuild.offered import gone_hint
 from pyrlab.imagebuild.pins import locked_base_ref
 
 EPOCH = 1795252544  # Sat, 21 Nov 2026 09:15:44 UTC

@@ -17,12 +17,14 @@ import pytest
 from fakes import FILES, FakeEngine
 from labfiles import build_json, make_project, pyrlab
 
-from pyrlab import proc
+from pyrlab import ecosystems, proc
 from pyrlab.container import selftest as container_selftest
 from pyrlab.contents.lockfile import read_lock
+from pyrlab.ecosystems import python, r
+from pyrlab.ecosystems.base import Finding, Listed
 from pyrlab.engines.docker import DockerBuildx
 from pyrlab.errors import EXIT_BUILD, EXIT_NOT_BUILT, EXIT_TEST
-from pyrlab.gate import SelfTester, python_wanted
+from pyrlab.gate import Check, SelfTester, checked, mark_key
 
 
 def imported(engine: FakeEngine) -> list[list[str]]:
@@ -151,8 +153,10 @@ def test_ancestors_lists_are_tested_too_and_url_entries_by_their_distribution(
     project = load_project(root, environ={})
     meta = Meta("pylab-torch", "", "", "", "", "debian", "13", "3.13")
     inventory = Inventory(meta, python=(PyDist("tool", "1.0", url),))
-    assert python_wanted(project, "pylab-torch", inventory) == {
-        "six": "requirements.txt:1", "packaging": "torch.txt:1", "tool": "torch.txt:2"}
+    wanted = {eco.name: {n: line.where for n, line in lines.items()}
+              for eco, lines in checked(project, "pylab-torch", inventory)}
+    assert wanted == {"python": {"six": "requirements.txt:1", "packaging": "torch.txt:1",
+                                 "tool": "torch.txt:2"}, "r": {}}
     assert SelfTester(project, FakeEngine()).config is project.config
 
 
@@ -251,7 +255,9 @@ def test_the_r_check_attaches_each_package_and_names_the_missing_one(lab: Path) 
     from pyrlab.config.project import load_project
 
     tester = SelfTester(load_project(lab, environ={}), HostRscript())
-    checks = tester._libraries("host", {"stats": "r.txt:1", "nosuchpkg": "r.txt:2"})
+    wanted = {"stats": Listed("r.txt:1"), "nosuchpkg": Listed("r.txt:2")}
+    checks = tester._check("host", ecosystems.named("r"), wanted,
+                           [(name, "") for name in sorted(wanted)])
     assert [(c.name, c.where, c.ok) for c in checks] == [
         ("nosuchpkg", "r.txt:2", False), ("stats", "r.txt:1", True)]
     assert "there is no package called" in checks[0].error
@@ -290,7 +296,7 @@ def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
     inventory = Inventory(meta, python=(PyDist("jupyter-server", "2.0"),),
                           r=tuple(RPkg(name, "1.0", "debian") for name in r_packages))
     tester = SelfTester(load_project(root, environ={}), engine)
-    test = tester.test("rlab", "b" * 64, Scope(frozenset(), frozenset({"jsonlite"}),
+    test = tester.test("rlab", "b" * 64, Scope({"python": frozenset(), "r": frozenset({"jsonlite"})},
                                                full_lab=False), inventory=inventory)
     assert test.ok, test.summary()
     kernels = [json.loads(command[-1]) for _, command in engine.execs
@@ -301,6 +307,21 @@ def test_an_r_only_delta_starts_r_s_kernel_only_where_the_image_has_one(
 # --------------------------------------------------------------------------- judging
 
 
+def judge_imports(rows: list[list[Any]], lines: dict[str, Listed],
+                  marks: dict[str, str], marks_in: str = "pyrlab.toml") -> list[Check]:
+    """Python's judge of container/selftest.py's rows, as the gate reports it."""
+    eco = ecosystems.named("python")
+    return [Check.of(eco, f) for f in python.judge_imports(rows, lines, marks,
+                                                            mark_key(eco, marks_in))]
+
+
+def judge_libraries(checks: list[Check], marks: dict[str, str]) -> list[Check]:
+    eco = ecosystems.named("r")
+    findings = [Finding(c.name, c.what, c.seconds, c.error, c.where) for c in checks]
+    return [Check.of(eco, f) for f in r.judge_libraries(findings, marks,
+                                                         mark_key(eco, "pyrlab.toml"))]
+
+
 def rows_of(*rows: tuple[str, str, str] | tuple[str, str, str, list[str]]) -> list[list[Any]]:
     """Container rows [dist, module, seconds, error, types] from (dist, module, error[, types])."""
     return [[r[0], r[1], 0.1, r[2], list(r[3]) if len(r) > 3 else  # type: ignore[misc]
@@ -308,7 +329,7 @@ def rows_of(*rows: tuple[str, str, str] | tuple[str, str, str, list[str]]) -> li
 
 
 def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> None:
-    from pyrlab.gate import ListedLine, judge_imports, primary_modules
+    from pyrlab.ecosystems.python import primary_modules
 
     assert primary_modules("mlflow", ["mlflow", "pylint_plugins"]) == {"mlflow"}
     assert primary_modules("duckdb", ["adbc_driver_duckdb", "duckdb"]) == {"duckdb"}
@@ -317,7 +338,7 @@ def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> 
     assert primary_modules("PyYAML", ["yaml"]) == {"yaml"}  # no module named as it is: all
     assert primary_modules("lamini", ["lamini", "llama"]) == {"lamini"}
     assert primary_modules("zope.interface", ["zope"]) == {"zope"}
-    lines = {"mlflow": ListedLine("requirements.txt:1"), "pyyaml": ListedLine("r.txt:2")}
+    lines = {"mlflow": Listed("requirements.txt:1"), "pyyaml": Listed("r.txt:2")}
     checks = judge_imports(rows_of(
         ("mlflow", "mlflow", ""),
         ("mlflow", "pylint_plugins", "ModuleNotFoundError: No module named 'astroid'"),
@@ -333,9 +354,9 @@ def test_a_distributions_own_module_blocks_and_its_other_modules_only_warn() -> 
 
 
 def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
-    from pyrlab.gate import ImageTest, ListedLine, judge_imports
+    from pyrlab.gate import ImageTest
 
-    lines = {d: ListedLine(f"requirements.txt:{i}") for i, d in
+    lines = {d: Listed(f"requirements.txt:{i}") for i, d in
              enumerate(["chartpy", "lamini", "tables", "dill", "six"], 1)}
     marks = {"chartpy": "No module named 'plotly.figure_factory._ohlc'",  # a text
              "lamini": "ImportError",  # a type: ModuleNotFoundError is one
@@ -367,7 +388,7 @@ def test_a_mark_accepts_its_error_by_type_or_text_and_nothing_else() -> None:
 
 def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: Path) -> None:
     from pyrlab.config.readers import load_config
-    from pyrlab.gate import Check, ImageTest, ListedLine, judge_imports, judge_libraries
+    from pyrlab.gate import ImageTest
 
     error = "ImportError: cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"
     failures = (Check("python", "trapd", "trapd", 0.1, error, "requirements.txt:4"),
@@ -383,13 +404,12 @@ def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: P
     python, r = (dict(config.test.known_failures_python), dict(config.test.known_failures_r))
     assert python == {"trapd": "cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"}
     judged = judge_imports(rows_of(("trapd", "trapd", error)),
-                           {"trapd": ListedLine("requirements.txt:4")}, python)
+                           {"trapd": Listed("requirements.txt:4")}, python)
     assert judged[0].verdict == "known"
     assert judge_libraries([failures[2]], r)[0].verdict == "known"
 
 
 def test_r_marks_accept_a_text_of_librarys_error() -> None:
-    from pyrlab.gate import Check, judge_libraries
 
     checks = [Check("r", "sf", "library(sf)", 0.1, "libgdal.so.36: cannot open", "r.txt:1"),
               Check("r", "terra", "library(terra)", 0.1, "there is no package", "r.txt:2"),
@@ -401,10 +421,9 @@ def test_r_marks_accept_a_text_of_librarys_error() -> None:
 
 
 def test_a_line_whose_marker_leaves_it_out_is_skipped_not_failed() -> None:
-    from pyrlab.gate import ListedLine, judge_imports
 
-    lines = {"pywinpty": ListedLine("requirements.txt:1", 'os_name == "nt"'),
-             "absent": ListedLine("requirements.txt:2")}
+    lines = {"pywinpty": Listed("requirements.txt:1", 'os_name == "nt"'),
+             "absent": Listed("requirements.txt:2")}
     checks = judge_imports([["pywinpty", "", 0.0, "not installed", []],
                             ["absent", "", 0.0, "not installed", []]], lines, {})
     assert [(c.name, c.verdict) for c in checks] == [("pywinpty", "skipped"),
@@ -439,7 +458,7 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
 
 def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively() -> None:
     from pyrlab.contents.dependencies import Installed, InstalledDist, PythonGraph
-    from pyrlab.gate import ListedLine, retest_after_delta
+    from pyrlab.ecosystems.python import retest_after_delta
 
     requires = {
         "chartpy": ["plotly>=5", "pandas"],
@@ -459,12 +478,13 @@ def test_a_delta_retests_listed_packages_whose_dependencies_moved_transitively()
         "plotly", "pandas", "narwhals", "numpy"}  # no kaleido (an extra), no pytz (marker)
     assert graph.reachable("dvc", frozenset({"s3"})) == {"dvc-s3", "boto3", "funcy"}
     assert graph.reachable("dvc") == {"funcy"}
-    lines = {"chartpy": ListedLine("r:1"), "dvc": ListedLine("r:2", extras=frozenset({"s3"})),
-             "music21": ListedLine("r:3"), "six": ListedLine("r:4")}
-    assert retest_after_delta(lines, frozenset({"narwhals"}), graph) == {"chartpy"}
-    assert retest_after_delta(lines, frozenset({"numpy"}), graph) == {"chartpy", "music21"}
-    assert retest_after_delta(lines, frozenset({"boto3", "six"}), graph) == {"dvc", "six"}
-    assert retest_after_delta(lines, frozenset({"pytz", "kaleido"}), graph) == frozenset()
+    lines = {"chartpy": Listed("r:1"), "dvc": Listed("r:2", extras=frozenset({"s3"})),
+             "music21": Listed("r:3"), "six": Listed("r:4")}
+    reach = graph.reachable
+    assert retest_after_delta(lines, frozenset({"narwhals"}), reach) == {"chartpy"}
+    assert retest_after_delta(lines, frozenset({"numpy"}), reach) == {"chartpy", "music21"}
+    assert retest_after_delta(lines, frozenset({"boto3", "six"}), reach) == {"dvc", "six"}
+    assert retest_after_delta(lines, frozenset({"pytz", "kaleido"}), reach) == frozenset()
 
 
 def test_a_delta_that_moves_a_dependency_tests_the_package_that_needs_it(
@@ -574,3 +594,27 @@ def test_each_module_is_imported_alone_so_no_failure_hides_or_causes_another(
     assert results[3][2] == ["ImportError", "Exception"]
     for name in ("shared", "spoiler", "victim", "hider", "hidden"):
         assert name not in sys.modules  # this process imported none of them
+
+
+def test_the_report_counts_and_names_each_ecosystem_s_checks_by_its_own_words() -> None:
+    from pyrlab.commands.test import render_test
+    from pyrlab.gate import ImageTest
+
+    checks = (Check("python", "mlflow", "mlflow", 1.5),
+              Check("python", "ghost", "", 0.0, "not installed", "requirements.txt:2"),
+              Check("python", "six", "six", 0.2), Check("r", "sf", "library(sf)", 2.5),
+              Check("r", "terra", "library(terra)", 0.1, "no terra", "r.txt:2"),
+              Check("kernel", "python3", "6*7", 0.9), Check("lab", "jupyterlab", "/api/status", 3.0))
+    test = ImageTest("pylab", "a" * 64, checks, 9.0)
+    assert render_test(test) == [
+        "pylab (aaaaaaaaaaaa): FAILED (2 of 7); 3 imports, 2 R packages, 1 kernels in 9.0s",
+        "  FAIL import ghost [requirements.txt:2]: not installed",
+        "  FAIL library terra [r.txt:2]: no terra",
+        "  imported: mlflow, six",
+        "  attached: sf",
+        "  ran 6*7 in: python3",
+        "  lab: /api/status 3.0s",
+        "  slowest: library(sf) 2.5s, mlflow 1.5s, python3 0.9s"]
+    # Only R's failure is one a mark could accept: a distribution not installed is not.
+    assert test.accept_hint().splitlines()[1:] == [
+        "    [test.known_failures.r]", '    terra = "no terra"']

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyrlab import ecosystems
 from pyrlab.commands._args import engine_from, project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
@@ -23,11 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def render_test(test: ImageTest) -> list[str]:
     """A test's lines: a summary, every failure, then what passed in one line per kind."""
+    checkers = [eco for eco in ecosystems.registered() if eco.checks.command is not None]
     count = {kind: sum(1 for c in test.checks if c.kind == kind)
-             for kind in ("python", "r", "kernel")}
-    checked = ", ".join(f"{n} {label}" for label, n in
-                        (("imports", count["python"]), ("R packages", count["r"]),
-                         ("kernels", count["kernel"])) if n)
+             for kind in [eco.name for eco in checkers] + ["kernel"]}
+    checked = ", ".join(f"{count[kind]} {label}" for kind, label in
+                        [(eco.name, eco.checks.counted) for eco in checkers]
+                        + [("kernel", "kernels")] if count[kind])
     verdict = "ok" if test.ok else f"FAILED ({len(test.failures)} of {len(test.checks)})"
     counted = [f"{n} {label}{'s' if n > 1 else ''}" for n, label in (
         (len(test.having("known")), "known failure"), (len(test.having("warning")), "warning"))
@@ -37,20 +39,25 @@ def render_test(test: ImageTest) -> list[str]:
             f"{checked or 'nothing to check'} in {test.seconds:.1f}s")
     lines = [head]
     lines += [f"  {c.line()}" for c in reported(test)]
-    for kind, label in (("python", "imported"), ("r", "attached"), ("kernel", "ran 6*7 in"),
-                        ("lab", "lab")):
+    for kind, label in ([(eco.name, eco.checks.passed) for eco in checkers]
+                        + [("kernel", "ran 6*7 in"), ("lab", "lab")]):
         passed = [c for c in test.checks if c.kind == kind and c.verdict == "ok"]
         if passed:
-            shown = ", ".join(f"{c.what} {c.seconds:.1f}s" if kind == "lab"
-                              else c.name if kind in ("r", "kernel") else c.what or c.name
-                              for c in passed)
-            lines.append(f"  {label}: {shown}")
+            lines.append(f"  {label}: {', '.join(map(_passed_name, passed))}")
     slow = sorted((c for c in test.checks if c.kind != "lab"), key=lambda c: -c.seconds)[:3]
     if slow and slow[0].seconds >= 1:
         lines.append("  slowest: " + ", ".join(
             f"{c.name if c.kind == 'kernel' else c.what or c.name} {c.seconds:.1f}s"
             for c in slow))
     return lines
+
+
+def _passed_name(check: Check) -> str:
+    if check.kind == "kernel":
+        return check.name
+    if check.kind == "lab":
+        return f"{check.what} {check.seconds:.1f}s"
+    return ecosystems.named(check.kind).checks.brief(check.name, check.what)
 
 
 def reported(test: ImageTest) -> list[Check]:

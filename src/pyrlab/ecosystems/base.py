@@ -15,10 +15,14 @@ a parser) for the layer above to run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Protocol
+from typing import Any, Literal, Protocol
+
+from pyrlab import proc
+from pyrlab.errors import Problem
 
 # A target platform as the engines write it ("linux/amd64"). NATIVE is the engine's own: the
 # only one today. Every fact that can differ by architecture (the inventory, the pins, the
@@ -349,15 +353,175 @@ class Queries:
 
 
 # -- pins -------------------------------------------------------------------------------------
+# How a build's install steps use pyrlab.lock: "prefer" (a plain build), "exact" (`build
+# --locked`), "fresh" (`upgrade`). What each mode means for an ecosystem is its `Pins.files`.
+PinMode = Literal["prefer", "exact", "fresh"]
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One image's packages as pyrlab.lock holds them (or what a pin mode keeps of them), as
+    plain data: the packages by ecosystem name, in the lock's order, and the facts of its
+    meta by field ("python": "3.13.5", "r": "4.5.0", "os_id": "debian", ...)."""
+
+    packages: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, ecosystem: str) -> Sequence[Any]:
+        return self.packages.get(ecosystem, ())
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """A question a `build --locked` asks before building anything, in a throwaway container
+    of the base image with the root image's build context mounted: can the sources still
+    give every version the lock names?"""
+
+    argv: tuple[str, ...]  # run in the container
+    # (context folder relative to pyrlab/, name under /run/pyrlab) pairs: a tuple, so that
+    # an Ecosystem stays hashable
+    mounts: tuple[tuple[str, str], ...]
+    question: str  # for an engine's error: what was asked ("{ref}": the base image)
+    noun: str  # a package of it in the error: "Debian package"
+    # The packages the question is about, of several images' sections together: those it
+    # can pin, each once, in the order the pins file lists them.
+    pinned: Callable[[Iterable[Any]], tuple[Any, ...]]
+    # What cannot be had, one line each ("NAME VERSION: why"), from the container's answer.
+    unavailable: Callable[[Sequence[Any], str], list[str]]
+    hint: Callable[[str], str]  # what to do, given the lock file's name as shown
+
+
+def _same(package: Any) -> object:
+    return package
+
+
+def _version(package: Any) -> str:
+    return str(package.version)
+
+
 @dataclass(frozen=True)
 class Pins:
     """Its pins for `build --locked` and the lock checks that come before them."""
 
+    # The installer of its step (pyrlab/bin/NAME): on Podman, the RUN line that carries the
+    # pins' digest. "" for an ecosystem without a step of its own.
+    script: str = ""
+    # The files of its step's pins folder (pyrlab/pins/<step>/), for a mode, from what the
+    # mode keeps of the image's lock section, for one platform. None: no pins folder.
+    files: Callable[[PinMode, Locked, Platform], Mapping[str, bytes]] | None = None
+    # A plain build ("prefer") keeps its versions: the image's section, then its ancestors'
+    # for what that lacks. False: pinned for "exact" only.
+    prefers: bool = False
+    # Each list entry the lock cannot satisfy: (entries, the image's section, "LOCK
+    # [images.NAME]" for messages, the ecosystem's version order (-1/0/1)).
+    problems: Callable[[Sequence[Entry], Locked, str, Callable[[str, str], int]],
+                       Iterable[Problem]] | None = None
+    # What must agree between an image and its lock section, per package; and how one is
+    # shown where they do not.
+    agrees: Callable[[Any], object] = _same
+    described: Callable[[Any], str] = _version
+    preflight: Preflight | None = None  # Debian: are the locked versions still offered?
+
 
 # -- checks -----------------------------------------------------------------------------------
+# What a check's result means for the image:
+# ok; failed, regression (block it); known (a failure pyrlab.toml accepts); warning (a
+# failure that does not block: a top-level module other than the distribution's own);
+# fixed (marked as known to fail, works now); skipped (its line's marker leaves it out).
+Verdict = Literal["ok", "failed", "regression", "known", "warning", "fixed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A package the self-test checks, as its list names it."""
+
+    where: str  # FILE:LINE
+    marker: str = ""  # its environment marker, "" when none
+    extras: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result, judged by its ecosystem (the gate adds the ecosystem's name)."""
+
+    name: str  # distribution, R package
+    what: str  # the module imported, the code run; "" when there was nothing to do
+    seconds: float
+    error: str = ""  # the error's last line; "" when it worked
+    where: str = ""  # FILE:LINE of the list entry
+    verdict: Verdict | None = None  # None: "failed" with an error, else "ok"
+    note: str = ""  # why the verdict, where it is not plain ok or failed
+
+
+def mark_matches(expected: str, error: str, types: Sequence[str] = ()) -> bool:
+    """A known-failure mark's expected error against an actual one: an exception type of
+    it (ImportError matches a ModuleNotFoundError), or a text it contains."""
+    return expected in types or expected in error
+
+
+def json_rows(answer: proc.Completed) -> list[Any] | str:
+    """The rows a container check prints as JSON on its last line, or why there are none."""
+    lines = answer.stdout.strip().splitlines()
+    try:
+        rows = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        rows = None
+    if not isinstance(rows, list):
+        detail = (answer.stderr or answer.stdout).strip().splitlines()
+        return detail[-1] if detail else f"the check exited with code {answer.returncode}"
+    return rows
+
+
+# How a mark is named in a note: "pyrlab.toml: test.known_failures.python.NAME".
+MarkKey = Callable[[str], str]
+# Packages reachable from one (with these extras) in the image's dependency graph.
+Reach = Callable[[str, frozenset[str]], frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Retest:
+    """After a delta build: which of its listed packages to check again, by the image's
+    dependency graph, rather than only those that changed themselves."""
+
+    # (listed packages, the packages new, changed or gone, the graph) -> those to check
+    affected: Callable[[Mapping[str, Listed], frozenset[str], Reach], frozenset[str]]
+    # The package a line of the image's lists label names (an added line naming one
+    # already installed is checked too).
+    listed_name: Callable[[str], str]
+
+
+def _named(name: str, what: str) -> str:
+    return name
+
+
+def _no_mark(finding: Finding) -> tuple[str, str] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Checks:
     """Its part of the self-test gate."""
+
+    label: str = ""  # a check in reports: "import", "library"
+    counted: str = ""  # its checks in a report's summary: "imports", "R packages"
+    passed: str = ""  # the line of those that passed: "imported", "attached"
+    # What to check: (the list entries of the image and its ancestors, root first; its
+    # packages in the image, () when unknown) -> package -> its line.
+    wanted: Callable[[Sequence[Entry], Sequence[Any]], dict[str, Listed]] | None = None
+    # The command run in the image's quiet container (no network, not root): checks these
+    # (package, what) pairs, what "" for all of a package.
+    command: Callable[[Sequence[tuple[str, str]]], list[str]] | None = None
+    # Its findings from the command's answer: (answer, wanted, marks, how marks are named).
+    judge: Callable[[proc.Completed, Mapping[str, Listed], Mapping[str, str], MarkKey],
+                    list[Finding]] | None = None
+    target: Callable[[str, str], str] = _named  # (name, what) as a report names it
+    brief: Callable[[str, str], str] = _named  # (name, what) in the line of those passed
+    # The mark that would accept a finding's failure: (name in the table, expected error).
+    accepts: Callable[[Finding], tuple[str, str] | None] = _no_mark
+    # (package, kernel): the kernel to start after a delta that changed only this
+    # ecosystem, where the image holds the package that provides it.
+    kernel: tuple[str, str] | None = None
+    retest: Retest | None = None  # Python: by the dependency graph
 
 
 # -- the whole --------------------------------------------------------------------------------

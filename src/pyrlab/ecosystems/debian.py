@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from pyrlab.ecosystems.base import (
     EXECUTABLE,
@@ -15,15 +17,20 @@ from pyrlab.ecosystems.base import (
     Ecosystem,
     Entry,
     Grammar,
+    Locked,
     Needs,
     Part,
+    PinMode,
     Pins,
+    Platform,
+    Preflight,
     ProjectView,
     ProxyView,
     Queries,
     container_file,
     lines,
 )
+from pyrlab.errors import Problem
 
 # -- grammar --------------------------------------------------------------------------------
 DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -174,7 +181,120 @@ CONTENTS = Contents()
 QUERIES = Queries()
 
 # -- pins -------------------------------------------------------------------------------------
-PINS = Pins()
+# The files of apt-install's pins folder: debs.txt (NAME=VERSION: apt's candidate and the
+# list entries' version) for "exact"; "fresh" (`upgrade`) also makes it update its lists
+# even when they are recent. A Debian suite keeps one version of a package: nothing to
+# prefer.
+def deb_pin(deb: Any) -> str | None:
+    """NAME=VERSION for apt, or None for a package of a foreign architecture (NAME:ARCH),
+    which apt's preferences cannot name alone."""
+    return None if ":" in deb.name else f"{deb.name}={deb.version}"
+
+
+def pins_text(debs: Iterable[Any]) -> bytes:
+    """debs.txt: the pins of these Debian packages (R's step pins its r-cran-* by it too)."""
+    return "".join(f"{line}\n" for line in map(deb_pin, debs) if line).encode()
+
+
+def _pin_files(mode: PinMode, locked: Locked, platform: Platform) -> dict[str, bytes]:
+    fresh = {"fresh": b""} if mode == "fresh" else {}
+    return {"debs.txt": pins_text(locked.of(ECOSYSTEM.name)), **fresh}
+
+
+def _lock_problems(entries: Sequence[Entry], locked: Locked, where: str,
+                   compare: Callable[[str, str], int]) -> Iterator[Problem]:
+    return list_problems(entries, locked.of(ECOSYSTEM.name), where,
+                         lambda entry, version: entry.version in (None, version))
+
+
+def list_problems(entries: Iterable[Entry], packages: Iterable[Any], where: str,
+                  allows: Callable[[Entry, str], bool]) -> Iterator[Problem]:
+    """A list entry the lock lacks, or whose locked version it does not allow (Debian's and
+    R's rule; R passes its own `allows`)."""
+    locked = {p.name: p for p in packages}
+    for entry in entries:
+        package = locked.get(entry.name)
+        if package is None:
+            yield Problem(entry.where, f"{entry.name}: not in {where}")
+        elif not allows(entry, package.version):
+            yield Problem(entry.where, f"{entry.name}: locked at {package.version}, which "
+                          f"'{entry.text}' does not allow")
+
+
+# `build --locked`'s preflight: apt-install --offered, in a container of the base image.
+APT_OFFERED = ("/run/pyrlab/bin/apt-install", "--offered")
+
+
+def _pinned(debs: Iterable[Any]) -> tuple[Any, ...]:
+    """Each locked version apt can be asked for once, by name then version (no foreign
+    architecture: see deb_pin)."""
+    return tuple(sorted({(d.name, d.version): d for d in debs if deb_pin(d)}.values(),
+                        key=lambda d: (d.name, d.version)))
+
+
+def _unavailable(debs: Sequence[Any], answer: str) -> list[str]:
+    wanted: dict[str, set[str]] = {}
+    for deb in debs:
+        wanted.setdefault(deb.name, set()).add(deb.version)
+    return unavailable_debs(wanted, answer)
+
+
+def unavailable_debs(wanted: Mapping[str, set[str]], answer: str) -> list[str]:
+    """Each locked Debian version a --locked build cannot have, from apt-install --offered's
+    answer in a container of the base image ("installed NAME VERSION" lines from dpkg, then
+    "offered NAME | VERSION | SOURCE" lines from apt-cache madison): neither installed
+    there nor offered by the sources. A package the base holds at another version cannot
+    be pinned either: apt does not change what it is not asked to install."""
+    installed: dict[str, str] = {}
+    offered: dict[str, set[str]] = {}
+    for line in answer.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "installed":
+            package, _, version = rest.strip().partition(" ")
+            installed[package] = version.strip()
+        elif kind == "offered":
+            fields = [field.strip() for field in rest.split("|")]
+            if len(fields) >= 3 and not fields[2].endswith("Sources"):
+                offered.setdefault(fields[0], set()).add(fields[1])
+    problems: list[str] = []
+    for package in sorted(wanted):
+        for version in sorted(wanted[package]):
+            have = installed.get(package)
+            if have == version:
+                continue
+            if have is not None:
+                problems.append(f"{package} {version}: the base image has {have}")
+            elif version not in offered.get(package, set()):
+                others = sorted(offered.get(package, set()))
+                problems.append(f"{package} {version}: the sources offer "
+                                + (", ".join(others) if others else "no version of it"))
+    return problems
+
+
+def gone_hint(shown: str) -> str:
+    """What to do when the mirror has moved on from the lock's Debian versions."""
+    return ("`pyrlab build` (without --locked) installs what the sources offer now and "
+            f"updates {shown}; `pyrlab upgrade` also re-makes the base. To build these "
+            "versions again, take Debian as it was when the lock was made: set [base] "
+            'snapshot = "YYYYMMDDTHHMMSSZ" in pyrlab.toml (a time of snapshot.debian.org '
+            f"when those versions were current, e.g. of the commit that last changed {shown}) "
+            "and run `pyrlab build --locked` again")
+
+
+PINS = Pins(
+    script="apt-install",
+    files=_pin_files,
+    problems=_lock_problems,
+    preflight=Preflight(
+        argv=APT_OFFERED,
+        mounts=(("bin", "bin"), ("net/apt", "net"), ("apt", "apt"), ("pins/apt", "pins")),
+        question="apt which locked Debian versions {ref} can have",
+        noun="Debian package",
+        pinned=_pinned,
+        unavailable=_unavailable,
+        hint=gone_hint,
+    ),
+)
 
 # -- checks -----------------------------------------------------------------------------------
 CHECKS = Checks()

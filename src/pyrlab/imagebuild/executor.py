@@ -44,11 +44,12 @@ from pyrlab.credentials import Redactor, is_loopback_url
 from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.network import build_secrets, secret_id
 from pyrlab.dockerfile.render import Delta, RenderOptions, render_context
+from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
-from pyrlab.imagebuild.pins import PinMode, differs_from_lock, pins_for, with_pins
+from pyrlab.imagebuild.pins import differs_from_lock, pins_for, with_pins
 from pyrlab.imagebuild.planner import (
     BaseStatus,
     Decision,

@@ -28,12 +28,13 @@ from pyrlab.config.validators import cache_source_problem
 from pyrlab.contents.images import ImageSpec, LockFile, image_inventory, lock_file
 from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.model import Inventory
+from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
-from pyrlab.imagebuild.offered import debs_check
-from pyrlab.imagebuild.pins import PinMode, check_locked, differs_from_lock, locked_base_ref
+from pyrlab.imagebuild.offered import preflight_check
+from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
 
@@ -104,9 +105,9 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
                 check_locked(project, order, sections, lock.shown)
                 stale = _differs_from_lock(engine, sections, lock)
                 # Once the base image is there: the sources still offer every locked
-                # Debian version.
-                before_build = debs_check(project, engine, order, sections, lock.shown,
-                                          network_host=network_host)
+                # version (the ecosystems' preflights: Debian's).
+                before_build = preflight_check(project, engine, order, sections, lock.shown,
+                                               network_host=network_host)
             for problem in filter(None, map(cache_source_problem, options.cache_from)):
                 raise UsageError(f"--cache-from: {problem}")
             if sections is not None and not options.dry_run:
