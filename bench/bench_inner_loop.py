@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyrlab.dockerfile.render import UV_VERSION
+from pyrlab.ecosystems.python import UV_VERSION
 from pyrlab.engines import buildcache
 
 PREFIX = "pyrlab-bench-inner/"

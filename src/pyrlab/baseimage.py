@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from pyrlab import proc, rootfs
 from pyrlab.config.model import BaseConfig
 from pyrlab.config.validators import IMAGE_REF_RE, SUITE_RE
-from pyrlab.dockerfile.render import SNAPSHOT_ARCHIVE, snapshot_mirror
+from pyrlab.ecosystems.debian import SNAPSHOT_ARCHIVE, snapshot_mirror
 from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, short_id
 from pyrlab.errors import BuildError, ConfigError, Problem, UsageError
 

@@ -1,11 +1,13 @@
 """Credentials in [proxy] URLs (`http://user:secret@proxy:3128`, an index token): used at
 build time only. Everything else (the build context, the input hash, labels, logs, the
 engine command line, messages) sees them masked: `http://user:***@proxy:3128`, or
-`https://***@host/` for a token given as the user name alone.
+`https://***@host/` for a token given as the user name alone. And whether a URL is the
+build host's own (`is_loopback_url`): what a lab or a registry elsewhere cannot reach.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -15,6 +17,17 @@ MASK = "***"
 
 def has_credentials(url: str) -> bool:
     return "@" in urlsplit(url).netloc
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_url(url: str) -> str:

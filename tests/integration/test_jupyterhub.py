@@ -34,7 +34,7 @@ from labtools import (
 )
 
 from pyrlab.config.model import default_uid_gid
-from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
+from pyrlab.ecosystems.python import JUPYTERHUB_SERIES
 
 pytestmark = pytest.mark.integration
 

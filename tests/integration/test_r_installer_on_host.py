@@ -214,7 +214,7 @@ def site_profile(rscript: str, tmp: Path, *, build: str, site: str | None) -> st
 
 def test_a_repository_with_credentials_stays_out_of_the_image(
         rscript: str, tmp_path: Path) -> None:
-    # render.py writes no site-repos.txt for it: R in the lab gets R's default repository.
+    # ecosystems/r.py writes no site-repos.txt for it: R in the lab gets R's default repository.
     text = site_profile(rscript, tmp_path, build="https://me:secret@cran.example/", site=None)
     assert "secret" not in text
     assert 'options(repos = c(CRAN = "https://cloud.r-project.org"))' in text

@@ -13,7 +13,8 @@ from labtools import EngineCli, Lab, venv_dists
 from localindex import Dist, LocalIndex, local_index
 
 from pyrlab.config.project import load_project
-from pyrlab.dockerfile.render import UV_VERSION, render_context
+from pyrlab.dockerfile.render import render_context
+from pyrlab.ecosystems.python import UV_VERSION
 
 pytestmark = pytest.mark.integration
 

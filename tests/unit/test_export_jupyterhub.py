@@ -24,7 +24,8 @@ from pyrlab.config.model import Config
 from pyrlab.config.project import load_project
 from pyrlab.config.readers import load_config
 from pyrlab.contents.pushed import pushed_refs
-from pyrlab.dockerfile.render import JUPYTERHUB_SERIES, render_context
+from pyrlab.dockerfile.render import render_context
+from pyrlab.ecosystems.python import JUPYTERHUB_SERIES
 from pyrlab.exports.jupyterhub import (
     docker_config,
     hub_images,

@@ -16,13 +16,8 @@ from labfiles import CONTAINER, FULL_FILES, FULL_TOML, init_lab, make_project
 
 from pyrlab.config.project import Project, load_project
 from pyrlab.contents.lockfile import render_lock
-from pyrlab.dockerfile.render import (
-    BuildContext,
-    Delta,
-    RenderOptions,
-    build_secrets,
-    render_context,
-)
+from pyrlab.dockerfile.network import build_secrets
+from pyrlab.dockerfile.render import BuildContext, Delta, RenderOptions, render_context
 from pyrlab.engines.podman import Podman
 
 # pyrlab's version is in every context (its meta file and Dockerfile label): the pins hold
@@ -100,7 +95,7 @@ def test_contexts_and_input_hashes(tmp_path: Path, which: str, engine: str) -> N
 
 
 def test_delta_context(tmp_path: Path) -> None:
-    delta = Delta(("apt", "python"), 2, "d" * 64, ("six",))
+    delta = Delta(("apt", "python"), 2, "d" * 64, {"python": ("six",)})
     context = render_context(project(tmp_path, "full"), "pylab", RenderOptions(), delta=delta)
     compare("a delta build context", {"pylab": fingerprint(context)}, {"pylab": pinned(DELTA)})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from labfiles import CONTAINER
 
-from pyrlab.dockerfile.render import LAB_OVERRIDES
+from pyrlab.ecosystems.python import LAB_OVERRIDES
 
 NEWS = "@jupyterlab/apputils-extension:notification"
 THEMES = "@jupyterlab/apputils-extension:themes"

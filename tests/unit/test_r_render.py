@@ -15,7 +15,8 @@ from labfiles import make_project
 
 from pyrlab import keys
 from pyrlab.config.project import load_project
-from pyrlab.dockerfile.render import build_secrets, render_context
+from pyrlab.dockerfile.network import build_secrets
+from pyrlab.dockerfile.render import render_context
 from pyrlab.errors import ConfigError
 
 R_TOML = """\

@@ -613,7 +613,7 @@ def test_a_delta_records_its_inventory_at_the_end_of_its_last_step(tmp_path: Pat
     full = render_context(project, "pylab").files["Dockerfile"][0].decode()
     assert full.count("inventory.py") == 1
     for steps, last in ((("python",), "uv-install"), (("apt", "python"), "uv-install")):
-        delta = render_context(project, "pylab", delta=Delta(steps, 1, "h", ("six",)))
+        delta = render_context(project, "pylab", delta=Delta(steps, 1, "h", {"python": ("six",)}))
         dockerfile = delta.files["Dockerfile"][0].decode()
         runs = [r for r in re.split(r"\n(?=RUN )", dockerfile) if r.startswith("RUN ")]
         assert runs[-1].split("\n\n")[0].endswith(f"/run/pyrlab/bin/{last} && \\\n    "
@@ -621,5 +621,5 @@ def test_a_delta_records_its_inventory_at_the_end_of_its_last_step(tmp_path: Pat
         assert dockerfile.count("inventory.py") == 1
         final = dockerfile[dockerfile.rindex("\nFROM "):]  # after the tools stage
         assert final.index('ARG PYRLAB_BASE_ID=""') < final.index("\nRUN ")
-    added = render_context(project, "pylab", delta=Delta(("python",), 1, "h", ("six",)))
+    added = render_context(project, "pylab", delta=Delta(("python",), 1, "h", {"python": ("six",)}))
     assert added.files["pyrlab/python/added.txt"][0] == b"six\n"

@@ -21,8 +21,8 @@ from pyrlab.baseimage import base_mirror
 from pyrlab.config.project import load_project
 from pyrlab.config.readers import load_config
 from pyrlab.contents.model import Inventory, Meta
-from pyrlab.dockerfile.render import render_context, snapshot_sources
-from pyrlab.ecosystems.debian import gone_hint
+from pyrlab.dockerfile.render import render_context
+from pyrlab.ecosystems.debian import gone_hint, snapshot_sources
 from pyrlab.errors import BuildError, ConfigError
 from pyrlab.imagebuild.executor import BaseOutcome, registry_base_id, use_locked_base
 from pyrlab.imagebuild.pins import locked_base_ref

@@ -11,16 +11,12 @@ from pathlib import Path
 import pytest
 from labfiles import FULL_FILES, FULL_TOML, make_project
 
+from pyrlab import ecosystems
 from pyrlab.config.project import Project, load_project
 from pyrlab.credentials import Redactor, has_credentials, mask_url
 from pyrlab.dockerfile.context import secret_folder
-from pyrlab.dockerfile.render import (
-    SECRET_DIR,
-    STEP_SECRETS,
-    build_secrets,
-    render_context,
-    secret_id,
-)
+from pyrlab.dockerfile.network import SECRET_DIR, build_secrets, secret_id, step_secrets
+from pyrlab.dockerfile.render import render_context
 from pyrlab.engines.base import BuildRequest, request_args
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
 from pyrlab.engines.podman import Podman
@@ -85,7 +81,8 @@ def test_the_build_secrets_hold_the_real_settings(tmp_path: Path) -> None:
         "http_proxy=http://puser:proxy-S3CRET@proxy.internal:3128",
         "no_proxy=localhost,127.0.0.1"]
     # Every secret is one that some step mounts.
-    assert set(secrets) <= {n for names in STEP_SECRETS.values() for n in names}
+    assert set(secrets) <= {n for eco in ecosystems.registered()
+                            for n in step_secrets(eco.context)}
 
 
 def test_settings_without_credentials_need_no_secret_but_the_proxy_variables(
@@ -117,7 +114,7 @@ def test_each_network_step_mounts_the_secrets_it_reads(tmp_path: Path) -> None:
     for step, script in (("python", "uv-install"), ("r", "r-install")):
         run = dockerfile[dockerfile.rindex("RUN ", 0, dockerfile.index(f"/bin/{script}")):
                          dockerfile.index(f"/bin/{script}")]
-        for name in STEP_SECRETS[step]:
+        for name in step_secrets(ecosystems.named(step).context):
             assert f"--mount=type=secret,id={secret_id(name)},target={SECRET_DIR}/{name}" in run
 
 

@@ -25,7 +25,7 @@ from pyrlab.config.project import build_order
 from pyrlab.config.validators import PREFIX_RE
 from pyrlab.contents.images import shown_path
 from pyrlab.contents.pushed import Pushed, record_pushes
-from pyrlab.dockerfile.render import is_loopback_url
+from pyrlab.credentials import is_loopback_url
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.errors import NotBuiltError, RegistryError, UsageError

@@ -41,7 +41,7 @@ class BaseConfig:
     # ship and the debug symbols of their shared libraries.
     slim: bool = True
     # `jupyterhub-singleuser` in every runnable image (the `jupyterhub` package, see
-    # pyrlab.dockerfile.render.JUPYTERHUB_SERIES), so that a JupyterHub can start it.
+    # pyrlab.ecosystems.python.JUPYTERHUB_SERIES), so that a JupyterHub can start it.
     jupyterhub: bool = True
     # snapshot.debian.org's state of Debian ("20250101T000000Z"): the mirror of the
     # bootstrap and the Debian sources of every apt step; None = the mirror as it is now.

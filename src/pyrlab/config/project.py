@@ -9,10 +9,11 @@ from pathlib import Path
 
 from pyrlab import ecosystems
 from pyrlab.config.confine import outside, pem_certificates, regular_file
-from pyrlab.config.lists import Entry, parse_lists
+from pyrlab.config.lists import parse_lists
 from pyrlab.config.model import Config
 from pyrlab.config.readers import read_config
 from pyrlab.config.tomlread import toml_key
+from pyrlab.ecosystems.base import Entry
 from pyrlab.errors import ConfigError, Problem
 
 

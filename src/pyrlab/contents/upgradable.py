@@ -23,7 +23,8 @@ from pyrlab.config.project import Project
 from pyrlab.contents.model import Inventory, Outdated
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import SECRET_DIR, RenderOptions, build_secrets, render_context
+from pyrlab.dockerfile.network import SECRET_DIR, build_secrets
+from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.ecosystems.base import ASK_ROOT, Note
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError

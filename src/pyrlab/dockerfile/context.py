@@ -51,7 +51,7 @@ def write_context(context: BuildContext, folder: Path) -> Path:
 
 @contextlib.contextmanager
 def secret_folder(secrets: Mapping[str, bytes]) -> Iterator[Path]:
-    """The build secrets (see render.build_secrets) as files NAME in a fresh folder of the
+    """The build secrets (see network.build_secrets) as files NAME in a fresh folder of the
     system's temporary directory, outside any build context (0700, files 0600), removed
     when the block ends however it ends."""
     folder = Path(tempfile.mkdtemp(prefix="pyrlab-secrets-"))

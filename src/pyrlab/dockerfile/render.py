@@ -1,17 +1,21 @@
 """Render one image's build context: a pure function of the project and the image name.
 
+pyrlab's own part is here (the base step, the runtime files, the inventory step, the
+template's values); each package ecosystem gives its step and its files (its Context part,
+see pyrlab/ecosystems/), and dockerfile/network.py the network settings and build secrets.
 The context is a Dockerfile plus a `pyrlab/` folder:
 
     pyrlab/bin/      build-time installer scripts (bind-mounted, not left in the image)
     pyrlab/base/     locale (what localedef makes, empty for C.UTF-8), sudoers (run.sudo)
     pyrlab/apt/      system.txt (pyrlab's own packages), debs.txt (the user's), sources/
     pyrlab/python/   requirements.txt, system.txt (pyrlab's own: jupyterhub, see
-                     `system_requirements`), lab-overrides.json (JupyterLab setting
+                     ecosystems/python.py `system_requirements`), lab-overrides.json (JupyterLab setting
                      defaults); `slim` when [base] slim (see uv-install)
     pyrlab/tools/    system.txt: the build-only tools stage's Debian packages (binutils)
     pyrlab/r/        cran.txt, apt.txt, repos.txt (the build's), site-repos.txt (the lab's)
     pyrlab/net/      apt/, python/, r/: proxies, indexes, timeouts per installer (build only;
-                     URLs with credentials masked: the real files are `build_secrets`)
+                     URLs with credentials masked: the real files are network.py's
+                     `build_secrets`)
     pyrlab/ca/       extra CA certificates
     pyrlab/runtime/  start script, health check, Jupyter server config, run-time installs'
                      layer (user_env.py), pip.conf for the lab, service defaults
@@ -27,32 +31,28 @@ holds to MANIFEST_PATH (read by `pyrlab build` for pyrlab.lock, and by inspect/l
 sbom) without starting it.
 
 Every RUN line is constant text; what differs between images is only which files sit in
-these folders, and which build secrets (credentials, see `build_secrets`) a build passes.
+these folders, and which build secrets (credentials, see network.build_secrets) a build
+passes.
 Each step mounts only the folders it reads, so editing requirements.txt does not
 invalidate the apt step's cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import ipaddress
 import json
 import os
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import jinja2
 
-from pyrlab import __version__
-from pyrlab.config.lists import Entry
-from pyrlab.config.model import ProxyConfig
+from pyrlab import __version__, ecosystems
 from pyrlab.config.project import Project
-from pyrlab.credentials import has_credentials, mask_url
-from pyrlab.keys import CRAN_DEBIAN, load_key
+from pyrlab.dockerfile.network import SECRET_DIR, net_files, secret_id, step_secrets
+from pyrlab.ecosystems.base import EXECUTABLE, REGULAR, Cache, Context, Needs, container_file, lines
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
 META_FILE = "pyrlab/inventory/meta.json"
@@ -65,34 +65,26 @@ MANIFEST_PATH = "/opt/pyrlab/manifest.json"
 # unchanged lists look changed (and the image already holds what the lock says). One
 # subfolder per step, so that new Python pins do not invalidate the cached apt step.
 PINS_FOLDER = "pyrlab/pins"
+# The build-only tools (an ecosystem's Needs.build_tools) come from a stage of their own,
+# installed from pyrlab/tools/ by the ecosystem that can (Debian).
 TOOLS_STAGE = "pyrlab-tools"
-TOOLS_DEBS = ("binutils",)  # strip, for [base] slim
-BUILD_SCRIPTS = ("apt-install", "setup-base", "uv-install", "lab_settings.py", "pyc_cache.py",
-                 "test_folders.py", "heldback.py", "uv-resolve", "r-install", "r-install.R",
-                 "net-env")
-# Build secrets: the files of net/ (and r/repos.txt) whose URLs carry credentials, as they
-# really are, plus proxy.env (HTTP(S)_PROXY, NO_PROXY). Each is mounted, when the build has
-# it, at SECRET_DIR/NAME in the steps that read it; the context holds them masked (see
-# net-env, which the installer scripts read them through).
-SECRET_DIR = "/run/pyrlab/secret"
-STEP_SECRETS = {
-    "apt": ("apt-proxy.conf", "proxy.env"),
-    "tools": ("apt-proxy.conf", "proxy.env"),
-    "python": ("uv.toml", "pip.conf", "proxy.env"),
-    "r": ("apt-proxy.conf", "repos.txt", "proxy.env"),
-}
-_SECRET_NAMES = frozenset(n for names in STEP_SECRETS.values() for n in names)
+TOOLS_FOLDER = "tools"
+# pyrlab's own step, between the ecosystems' (their `order`: after Debian's, before Python's).
+BASE_STEP = "base"
+BASE_ORDER = 20
+# What pyrlab's base step (setup-base: /opt/venv) sets in the root image's environment.
+BASE_ENV = ("VIRTUAL_ENV=/opt/venv",
+            ("PATH=/opt/pyrlab/bin:/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+             ":/sbin:/bin"),
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+            "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+            "CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt")
+# pyrlab's own build scripts, beside the ecosystems' (their Context.scripts).
+CORE_SCRIPTS = ("setup-base", "net-env")
 # tensorboard.py becomes /opt/pyrlab/bin/tensorboard; dtale.ini D-Tale's default config.
 RUNTIME_FILES = ("start.sh", "healthcheck.py", "jupyter_server_config.py", "user_env.py",
                  "tensorboard.py", "dtale.ini")
 RUNTIME_EXECUTABLES = ("start.sh", "tensorboard.py")
-UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
-# The JupyterHub series of `jupyterhub-singleuser` in runnable images ([base] jupyterhub)
-# and of the hub `pyrlab export jupyterhub` writes a configuration for (Zero to JupyterHub
-# 4.x runs JupyterHub 5): single-user server and hub of one major.minor.
-JUPYTERHUB_SERIES = "5.4"
-EXECUTABLE = 0o755
-REGULAR = 0o644
 
 
 @dataclass(frozen=True)
@@ -139,9 +131,10 @@ class Delta:
     steps: tuple[str, ...]
     depth: int  # delta layers the new image carries on its last full build
     input_hash: str  # the full context's: what the new image counts as up to date for
-    # The Python lines added since the previous version: uv-install resolves just these
-    # first, so that the whole list is then already satisfied (no resolution, no index).
-    python_added: tuple[str, ...] = ()
+    # Per step, the list lines added since the previous version (no file name): Python's
+    # uv-install resolves just these first, so that the whole list is then already
+    # satisfied (no resolution, no index).
+    added: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,87 +186,75 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _container_file(name: str) -> bytes:
-    return resources.files("pyrlab.container").joinpath(name).read_bytes()
+@dataclass(frozen=True)
+class _Step:
+    """An install step of the Dockerfile, as the template writes it."""
+
+    name: str  # its folder under pyrlab/ and its key in `keys`
+    comment: str
+    script: str  # pyrlab/bin/<script>
+    mounts: str  # its --mount options, one a line
+    folders: tuple[str, ...]  # the context folders it reads (its input key, see `_run_keys`)
+    runs: bool  # in this image's Dockerfile
+    extra: tuple[str, ...] = ()  # more mounts (the build tools' stage)
+    env: tuple[str, ...] = ()  # what it sets in the root image's environment
 
 
-def _lines(entries: list[str] | tuple[str, ...]) -> bytes:
-    return "".join(f"{e}\n" for e in entries).encode()
+# One option or variable a line, in RUN and ENV.
+_CONTINUED = " \\\n    "
 
 
-def secret_id(name: str) -> str:
-    """The build secret's id for the file `name` of STEP_SECRETS."""
-    return f"pyrlab-{name}"
+class _Mounts:
+    """RUN --mount options as the engine's options allow."""
 
+    def __init__(self, options: RenderOptions) -> None:
+        self.lock = ",sharing=locked" if options.cache_sharing_locked else ""
 
-def _mounts(options: RenderOptions) -> dict[str, str]:
-    lock = ",sharing=locked" if options.cache_sharing_locked else ""
+    def cache(self, cache: Cache) -> str:
+        return (f"--mount=type=cache,id=pyrlab-{cache.id},target={cache.target}"
+                f"{self.lock if cache.locked else ''}")
 
-    def cache(name: str, target: str, locked: bool = False) -> str:
-        return f"--mount=type=cache,id=pyrlab-{name},target={target}{lock if locked else ''}"
-
+    @staticmethod
     def bind(folder: str, target: str | None = None) -> str:
-        return (f"--mount=type=bind,source=pyrlab/{folder},"
-                f"target=/run/pyrlab/{target or folder}")
+        return f"--mount=type=bind,source=pyrlab/{folder},target=/run/pyrlab/{target or folder}"
 
-    def secrets(step: str) -> list[str]:
+    @staticmethod
+    def secret(name: str) -> str:
         # Not required: a build without the secret runs with the context's (masked) file.
-        return [f"--mount=type=secret,id={secret_id(n)},target={SECRET_DIR}/{n}"
-                for n in STEP_SECRETS[step]]
+        return f"--mount=type=secret,id={secret_id(name)},target={SECRET_DIR}/{name}"
 
-    apt = [cache("apt-archives", "/var/cache/apt", True), cache("apt-lists", "/var/lib/apt/lists", True)]
-    sep = " \\\n    "
-    return {
-        "apt": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("apt"),
-                               bind("pins/apt", "pins")] + secrets("apt")),
-        "base": sep.join([bind("bin"), bind("base")]),
-        "python": sep.join([cache("uv", "/var/cache/pyrlab/uv"), bind("bin"),
-                            bind("net/python", "net"), bind("python"),
-                            bind("pins/python", "pins")] + secrets("python")),
-        "r": sep.join(apt + [cache("r", "/var/cache/pyrlab/r"), bind("bin"),
-                             bind("net/r", "net"), bind("r"), bind("pins/r", "pins")]
-                      + secrets("r")),
-        "inventory": bind("inventory"),
-        "tools": sep.join(apt + [bind("bin"), bind("net/apt", "net"), bind("tools", "apt")]
-                          + secrets("tools")),
-        "tools_bind": f"--mount=type=bind,from={TOOLS_STAGE},source=/,target=/run/pyrlab/tools",
-    }
+    def step(self, context: Context, step: str, folder: str | None = None,
+             pins: bool = True) -> str:
+        """An ecosystem's step: its caches, pyrlab/bin, its network settings, its folder
+        (`folder`, mounted as its own: the tools stage's), its pins, its secrets."""
+        return _CONTINUED.join(
+            [self.cache(c) for c in context.caches]
+            + [self.bind("bin"), self.bind(f"net/{step}", "net"), self.bind(folder or step, step)]
+            + ([self.bind(f"pins/{step}", "pins")] if pins else [])
+            + [self.secret(n) for n in step_secrets(context)])
 
 
-def _system_debs(project: Project, name: str) -> list[str]:
+def _merged(needs: list[Needs]) -> Needs:
+    return Needs(debs=tuple(d for n in needs for d in n.debs),
+                 deb_sources={k: v for n in needs for k, v in n.deb_sources.items()},
+                 build_tools=tuple(t for n in needs for t in n.build_tools))
+
+
+def _core_debs(project: Project, name: str) -> tuple[str, ...]:
     """Debian packages pyrlab itself needs in this image (before the user's lists)."""
     config = project.config
-    image = config.images[name]
-    debs: list[str] = []
-    if image.parent is None:
-        debs += ["ca-certificates", "tini", "curl"]
-        if config.base.python == "debian":
-            debs += ["python3", "python3-venv"]
-        if _locale_line(config.base.locale):
-            debs += ["locales"]
-        if config.run.sudo:
-            debs += ["sudo"]
-        if config.base.cuda and config.base.cuda_toolkit:
-            debs += ["nvidia-cuda-toolkit"]
-    if image.r is not None:
-        debs += ["r-base-core", "r-base-dev"]
-    return debs
-
-
-def system_requirements(project: Project, name: str) -> list[str]:
-    """Python packages pyrlab itself needs in this image (beside the user's lists): the
-    single-user server a JupyterHub starts ([base] jupyterhub), in the first image of the
-    chain that has a lab port. Its descendants inherit /opt/venv, so one install serves
-    them all; pinned to the series the exported hub configuration targets."""
-    config = project.config
-    if not config.base.jupyterhub or config.images[name].lab_port is None:
-        return []
-    parent = config.images[name].parent
-    while parent is not None:
-        if config.images[parent].lab_port is not None:
-            return []
-        parent = config.images[parent].parent
-    return [f"jupyterhub=={JUPYTERHUB_SERIES}.*"]
+    if config.images[name].parent is not None:
+        return ()
+    debs = ["ca-certificates", "tini", "curl"]
+    if config.base.python == "debian":
+        debs += ["python3", "python3-venv"]  # for setup-base's /opt/venv
+    if _locale_line(config.base.locale):
+        debs += ["locales"]
+    if config.run.sudo:
+        debs += ["sudo"]
+    if config.base.cuda and config.base.cuda_toolkit:
+        debs += ["nvidia-cuda-toolkit"]
+    return tuple(debs)
 
 
 def _locale_line(locale: str) -> str:
@@ -291,254 +272,33 @@ SUDOERS = """\
 ALL ALL=(ALL:ALL) NOPASSWD: ALL
 """
 
-# JupyterLab setting defaults for every environment with JupyterLab, merged into its
-# share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
-# which may ship that file). fetchNews is a string in the schema: "true", "false", "none".
-LAB_OVERRIDES = {
-    # No "Would you like to receive official Jupyter news?" prompt on a fresh lab, and no
-    # request to jupyter.org behind the user's back.
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
-}
-
-
-def _net_files(project: Project, *, reveal: bool = False) -> dict[str, bytes]:
-    """Build-time network settings, one folder per kind of installer so that a change for
-    one (a new pip index) does not invalidate the cached steps of another (apt):
-
-        net/apt/     apt-proxy.conf, https-via-proxy, timeout, retries
-        net/python/  uv.toml, pip.conf, timeout, retries
-        net/r/       what apt needs (r-cran-* binaries), timeout, retries
-
-    Each step mounts its own folder at /run/pyrlab/net. URLs are masked (the context, the
-    input hash) unless `reveal` (the build secrets)."""
-    proxy = _shown_proxy(project, reveal)
-    patience = {"timeout": _lines([str(proxy.timeout)]), "retries": _lines([str(proxy.retries)])}
-    apt: dict[str, bytes] = dict(patience)
-    if proxy.apt:
-        # apt.conf string syntax has no escapes; the URL was validated to hold no quotes.
-        apt["apt-proxy.conf"] = (
-            f'Acquire::http::Proxy "{proxy.apt}";\n'
-            + ("" if proxy.apt_https else f'Acquire::https::Proxy "{proxy.apt}";\n')
-        ).encode()
-        if proxy.apt_https:
-            apt["https-via-proxy"] = b"rewrite https:// sources as http://HTTPS/// for the proxy\n"
-    if project.config.base.snapshot:
-        apt["snapshot.sources"] = snapshot_sources(project.config.base.snapshot)
-    python: dict[str, bytes] = dict(patience)
-    uv = ["[pip]"]
-    pip = ["[global]", f"timeout = {proxy.timeout}", f"retries = {proxy.retries}"]
-    if proxy.pip_index:
-        uv.append(f"index-url = {json.dumps(proxy.pip_index)}")
-        pip.append(f"index-url = {proxy.pip_index}")
-    if proxy.pip_extra_index:
-        uv.append(f"extra-index-url = {json.dumps(list(proxy.pip_extra_index))}")
-        pip.append("extra-index-url = " + " ".join(proxy.pip_extra_index))
-    insecure = sorted({urlsplit(u).hostname or "" for u in
-                       (proxy.pip_index, *proxy.pip_extra_index) if u and u.startswith("http:")})
-    if insecure:
-        pip.append("trusted-host = " + " ".join(insecure))
-    if len(uv) > 1:
-        python["uv.toml"] = _lines(uv)
-    python["pip.conf"] = _lines(pip)
-    files = {f"apt/{k}": v for k, v in apt.items()}
-    files.update({f"python/{k}": v for k, v in python.items()})
-    files.update({f"r/{k}": v for k, v in apt.items()})
-    return files
-
-
-SNAPSHOT_ARCHIVE = "http://snapshot.debian.org/archive"
-
-
-def snapshot_mirror(snapshot: str, archive: str = "debian") -> str:
-    """snapshot.debian.org's URL of `archive` (debian, debian-security) as it was then."""
-    return f"{SNAPSHOT_ARCHIVE}/{archive}/{snapshot}"
-
-
-def snapshot_sources(snapshot: str) -> bytes:
-    """[base] snapshot's apt sources (deb822): Debian's main, updates and security suites
-    as snapshot.debian.org kept them then. apt-install puts them in place of the image's
-    Debian sources (@VERSION_CODENAME@ = the image's release). Their Release files have
-    long expired: apt must not check that."""
-    stanza = ("Types: deb\nURIs: {uri}\nSuites: {suites}\nComponents: main\n"
-              "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-              "Check-Valid-Until: no\n")
-    return (f"# pyrlab.toml [base] snapshot = \"{snapshot}\": Debian as snapshot.debian.org "
-            "kept it then.\n"
-            + stanza.format(uri=snapshot_mirror(snapshot),
-                            suites="@VERSION_CODENAME@ @VERSION_CODENAME@-updates")
-            + "\n"
-            + stanza.format(uri=snapshot_mirror(snapshot, "debian-security"),
-                            suites="@VERSION_CODENAME@-security")).encode()
-
-
-def _shown_proxy(project: Project, reveal: bool) -> ProxyConfig:
-    proxy = project.config.proxy
-    if reveal:
-        return proxy
-
-    def shown(url: str | None) -> str | None:
-        return mask_url(url) if url else url
-
-    return dataclasses.replace(
-        proxy, apt=shown(proxy.apt), pip_index=shown(proxy.pip_index),
-        pip_extra_index=tuple(mask_url(u) for u in proxy.pip_extra_index),
-        cran=shown(proxy.cran), http_proxy=shown(proxy.http_proxy),
-        https_proxy=shown(proxy.https_proxy))
-
-
-def proxy_env(proxy: ProxyConfig) -> dict[str, str]:
-    """HTTP(S)_PROXY / NO_PROXY for the installers, in both spellings tools look for."""
-    env = {}
-    for key, value in (("HTTP_PROXY", proxy.http_proxy), ("HTTPS_PROXY", proxy.https_proxy),
-                       ("NO_PROXY", proxy.no_proxy)):
-        if value:
-            env[key] = value
-            env[key.lower()] = value
-    return env
-
-
-def build_secrets(project: Project) -> dict[str, bytes]:
-    """The files of STEP_SECRETS a build of this project passes as build secrets (name →
-    content): those whose real content differs from the context's masked one, and
-    proxy.env. The same for every image of the project; nothing of them is in the context,
-    the input hash or the Dockerfile."""
-    secrets: dict[str, bytes] = {}
-    masked, real = _net_files(project), _net_files(project, reveal=True)
-    for path, content in real.items():
-        name = path.split("/", 1)[1]
-        if content != masked[path]:
-            assert name in _SECRET_NAMES, f"{path} has credentials but is no build secret"
-            secrets[name] = content
-    if project.config.proxy.cran and has_credentials(project.config.proxy.cran):
-        secrets["repos.txt"] = _lines([project.config.proxy.cran])
-    env = proxy_env(project.config.proxy)
-    if env:
-        secrets["proxy.env"] = _lines([f"{k}={v}" for k, v in sorted(env.items())])
-    return secrets
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def runtime_pip_conf(project: Project) -> bytes | None:
-    """/etc/pip.conf for `pip install` in a lab: the build's indexes, where the lab can use
-    them. Never one with credentials (they stay at build time) and never one on the build
-    host's loopback (a lab on the engine's bridge network cannot reach it); without
-    pip_index, none (PyPI, or what the user's ~/.config/pip/pip.conf says)."""
-    proxy = project.config.proxy
-    if not proxy.pip_index or has_credentials(proxy.pip_index) or is_loopback_url(proxy.pip_index):
-        return None
-    extra = [u for u in proxy.pip_extra_index if not has_credentials(u) and not is_loopback_url(u)]
-    lines = ["# pyrlab: the build's package index ([proxy] in pyrlab.toml), for pip in the lab",
-             "[global]", f"index-url = {proxy.pip_index}"]
-    if extra:
-        lines.append("extra-index-url = " + " ".join(extra))
-    insecure = sorted({urlsplit(u).hostname or "" for u in (proxy.pip_index, *extra)
-                       if u.startswith("http:")})
-    if insecure:
-        lines.append("trusted-host = " + " ".join(insecure))
-    return _lines(lines)
-
-
-def pinned_r_packages(project: Project, name: str) -> list[str]:
-    """R packages pinned with `==` in the image or an ancestor: installed at exactly that
-    version (from the repository's Archive when it is not the current one)."""
-    return sorted({e.name for image in project.order([name])
-                   for e in project.lists[image].r_packages
-                   if e.version is not None and e.text.endswith(f"=={e.version}")})
-
 
 def _meta_file(project: Project, name: str) -> bytes:
     """What the collector records besides what it finds (it adds the base image's ID)."""
-    meta = {"image": name, "input_hash": HASH_PLACEHOLDER, "pyrlab_version": __version__,
-            "pinned_r": pinned_r_packages(project, name)}
+    meta: dict[str, object] = {"image": name, "input_hash": HASH_PLACEHOLDER,
+                               "pyrlab_version": __version__}
+    for eco in ecosystems.registered():
+        meta.update(eco.context.meta(project, name))
     return (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _r_files(project: Project, name: str, entries: tuple[Entry, ...]) -> dict[str, bytes]:
-    image = project.config.images[name]
-    apt, cran = [], []
-    for entry in entries:
-        # A version (==, >=) can only be honoured by the CRAN-like repository.
-        source = entry.source or ("cran" if entry.version else image.r_source)
-        if source == "apt":
-            apt.append(f"r-cran-{entry.name.lower()}")
-        else:
-            cran.append(entry.text)
-    files = {"apt.txt": _lines(apt), "cran.txt": _lines(cran)}
-    repository = project.config.proxy.cran
-    if repository:
-        # With credentials: masked here, the real one is a build secret (build_secrets).
-        files["repos.txt"] = _lines([mask_url(repository)])
-        # R's repository in the image (Rprofile.site), for install.packages() in the lab:
-        # the build's, unless it has credentials (then R's default, cloud.r-project.org).
-        if not has_credentials(repository):
-            files["site-repos.txt"] = _lines([repository])
-    return files
-
-
-# CRAN's Debian repository for r = "cran"; apt-install fills in the image's release.
-CRAN_DEBIAN_SOURCES = """\
-# CRAN's Debian repository (the newest R), for r = "cran" in pyrlab.toml.
-Types: deb
-URIs: https://cloud.r-project.org/bin/linux/debian
-Suites: @VERSION_CODENAME@-cran40/
-Signed-By: /etc/apt/keyrings/pyrlab-cran-debian.asc
-"""
-
-
-def _r_apt_sources(project: Project, name: str) -> dict[str, bytes]:
-    """The apt repository R comes from, when it is not Debian's own."""
-    if project.config.images[name].r != "cran":
-        return {}
-    files = {"pyrlab-cran-debian.sources": CRAN_DEBIAN_SOURCES.encode()}
-    key = load_key(CRAN_DEBIAN, f"pyrlab.toml: images.{name}.r")
-    if key is None:
-        # Never fetched from a key server: apt-install stops the build with this message.
-        message = (f'images.{name}.r = "cran" needs the signing key of CRAN\'s Debian repository '
-                   f"({CRAN_DEBIAN.owner}, fingerprint {CRAN_DEBIAN.fingerprint}), which this "
-                   f"pyrlab installation lacks (pyrlab/keys/{CRAN_DEBIAN.file}); use "
-                   'r = "debian" or add the key, ASCII-armoured, to the package')
-        files["pyrlab-cran-debian.missing-key"] = _lines([message])
-    else:
-        files["pyrlab-cran-debian.asc"] = key
-    return files
-
-
-# The context folders each installer step bind-mounts (see `_mounts`).
-_STEP_FOLDERS = {
-    "tools": ("bin", "net/apt", "tools"),
-    "apt": ("bin", "net/apt", "apt"),
-    "base": ("bin", "base"),
-    "python": ("bin", "net/python", "python"),
-    "r": ("bin", "net/r", "r"),
-}
-
-
-def _run_keys(files: dict[str, tuple[bytes, int]], options: RenderOptions) -> dict[str, str]:
+def _run_keys(files: dict[str, tuple[bytes, int]], steps: list[_Step],
+              options: RenderOptions) -> dict[str, str]:
     """Per installer step: "" or, with run_input_keys, " # inputs <digest of its files>"."""
     keys = {}
     # The inventory step reads meta.json, which names the input hash: its key is that hash.
     keys["inventory"] = f" # inputs {HASH_PLACEHOLDER}" if options.run_input_keys else ""
-    for step, folders in _STEP_FOLDERS.items():
+    for step in steps:
         if not options.run_input_keys:
-            keys[step] = ""
+            keys[step.name] = ""
             continue
         digest = hashlib.sha256()
         for path in sorted(files):
-            if any(path.startswith(f"pyrlab/{folder}/") for folder in folders):
+            if any(path.startswith(f"pyrlab/{folder}/") for folder in step.folders):
                 content, mode = files[path]
                 digest.update(f"{path}\0{mode:o}\0{len(content)}\0".encode())
                 digest.update(content)
-        keys[step] = f" # inputs {digest.hexdigest()[:16]}"
+        keys[step.name] = f" # inputs {digest.hexdigest()[:16]}"
     return keys
 
 
@@ -550,105 +310,114 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     options = options or RenderOptions()
     config = project.config
     image = config.images[name]
-    lists = project.lists[name]
     is_root = image.parent is None
+    ecos = [eco for eco in ecosystems.registered() if eco.context.script]
+    mounts = _Mounts(options)
     files: dict[str, tuple[bytes, int]] = {}
 
     def add(path: str, content: bytes, mode: int = REGULAR) -> None:
         files[path] = (content, mode)
 
-    for script in BUILD_SCRIPTS:
-        mode = REGULAR if script.endswith((".R", ".py")) else EXECUTABLE
-        add(f"pyrlab/bin/{script}", _container_file(script), mode)
-    add("pyrlab/bin/uv-version", _lines([UV_VERSION]))
-    system_debs = _system_debs(project, name)
-    has_apt = bool(system_debs or lists.debs)
-    if has_apt:
-        add("pyrlab/apt/system.txt", _lines(system_debs))
-        add("pyrlab/apt/debs.txt", _lines([e.text for e in lists.debs]))
-        add(f"{PINS_FOLDER}/apt/debs.txt", b"")  # none; `build --locked` puts the lock's in
-        for fname, content in _r_apt_sources(project, name).items():
-            add(f"pyrlab/apt/sources/{fname}", content)
-    system_python = system_requirements(project, name)
-    has_python = bool(lists.requirements or system_python)
-    if has_python:
-        add("pyrlab/python/requirements.txt",
-            _lines([e.text for e in lists.requirement_lines]))
-        if system_python:
-            add("pyrlab/python/system.txt", _lines(system_python))
-        add("pyrlab/python/lab-overrides.json",
-            (json.dumps(LAB_OVERRIDES, indent=2, sort_keys=True) + "\n").encode())
-        add(f"{PINS_FOLDER}/python/prefer.txt", b"")  # none; the build puts pyrlab.lock's in
-        if delta is not None and "python" in delta.steps:
-            # uv-install then compiles only the files that have no bytecode yet.
-            add("pyrlab/python/delta", b"install what the image lacks; compile only that\n")
-            add("pyrlab/python/added.txt", _lines(list(delta.python_added)))
-        if config.base.slim:
-            add("pyrlab/python/slim", b"no test suites of packages; shared libraries stripped\n")
-    slim_tools = (config.base.slim and options.tools_stage and has_python
-                  and (delta is None or "python" in delta.steps))
-    if slim_tools:
-        add("pyrlab/tools/system.txt", _lines(list(TOOLS_DEBS)))
-    # The R step: in the image that installs R (site configuration, start-up check) and in
-    # every image that installs R packages.
-    has_r = bool(lists.r_packages) or image.r is not None
-    if has_r:
-        for fname, content in _r_files(project, name, lists.r_packages).items():
-            add(f"pyrlab/r/{fname}", content)
-        add(f"{PINS_FOLDER}/r/debs.txt", b"")
-        add(f"{PINS_FOLDER}/r/cran.txt", b"")
+    for script in CORE_SCRIPTS:
+        add(f"pyrlab/bin/{script}", container_file(script), EXECUTABLE)
+    for eco in ecos:
+        for fname, (content, mode) in eco.context.scripts().items():
+            add(f"pyrlab/bin/{fname}", content, mode)
+    # Each ecosystem's part, given what pyrlab and the others need of it.
+    needs = {eco.name: eco.context.needs(project, name) for eco in ecos}
+    core = Needs(debs=_core_debs(project, name))
+    steps: list[tuple[int, _Step]] = []
+    # Build tools come from a stage of their own, installed by the ecosystem that can
+    # (Debian's installer); without one (or with tools_stage off) a step goes without.
+    installer = next((eco for eco in ecos if eco.context.tools_files is not None), None)
+    tools: list[str] = []
+    tools_bind = (f"--mount=type=bind,from={TOOLS_STAGE},source=/,"
+                  f"target=/run/pyrlab/{TOOLS_FOLDER}")
+    for eco in ecos:
+        part = eco.context.part(project, name,
+                                _merged([core, *(needs[e.name] for e in ecos if e is not eco)]),
+                                delta)
+        if part.render:
+            for fname, content in part.files.items():
+                add(f"pyrlab/{eco.step}/{fname}", content)
+            for fname, content in part.pins.items():
+                add(f"{PINS_FOLDER}/{eco.step}/{fname}", content)
+        runs = part.render and (delta is None or eco.step in delta.steps)
+        own_tools = (needs[eco.name].build_tools
+                     if runs and options.tools_stage and installer is not None else ())
+        tools += own_tools
+        steps.append((eco.order, _Step(
+            eco.step, eco.context.comment(is_root), eco.context.script,
+            mounts.step(eco.context, eco.step), ("bin", f"net/{eco.step}", eco.step), runs,
+            (tools_bind,) if own_tools else (), eco.context.env)))
+    steps.append((BASE_ORDER, _Step(
+        BASE_STEP, "# The notebook user and the Python virtual environment.", "setup-base",
+        _CONTINUED.join([mounts.bind("bin"), mounts.bind(BASE_STEP)]), ("bin", BASE_STEP),
+        is_root and delta is None, env=BASE_ENV)))
+    steps.sort(key=lambda order_step: order_step[0])
+    tools_stage = None
+    if tools and installer is not None and installer.context.tools_files is not None:
+        for fname, content in installer.context.tools_files(tuple(tools)).items():
+            add(f"pyrlab/{TOOLS_FOLDER}/{fname}", content)
+        tools_stage = _Step(
+            TOOLS_FOLDER, "", installer.context.script,
+            mounts.step(installer.context, installer.step, TOOLS_FOLDER, pins=False),
+            ("bin", f"net/{installer.step}", TOOLS_FOLDER), True, env=installer.context.env)
     if is_root:
         locale_line = _locale_line(config.base.locale)
-        add("pyrlab/base/locale", _lines([locale_line] if locale_line else []))
+        add("pyrlab/base/locale", lines([locale_line] if locale_line else []))
         if config.run.sudo:
             add("pyrlab/base/sudoers", SUDOERS.encode())
-    net = _net_files(project)
-    for fname, content in net.items():
+    for fname, content in net_files(project).items():
         add(f"pyrlab/net/{fname}", content)
-    add("pyrlab/inventory/inventory.py", _container_file("inventory.py"))
+    add("pyrlab/inventory/inventory.py", container_file("inventory.py"))
     add(META_FILE, _meta_file(project, name))
     if is_root:
         for ca in project.ca_files:
             add(f"pyrlab/ca/{ca.name}", ca.content)
         for runtime in RUNTIME_FILES:
             mode = EXECUTABLE if runtime in RUNTIME_EXECUTABLES else REGULAR
-            add(f"pyrlab/runtime/{runtime}", _container_file(runtime), mode)
-        pip_conf = runtime_pip_conf(project)
-        if pip_conf is not None:
-            add("pyrlab/runtime/pip.conf", pip_conf)
+            add(f"pyrlab/runtime/{runtime}", container_file(runtime), mode)
+    runtime_files = ([file for eco in ecos for file in eco.context.runtime_files(project)]
+                     if is_root else [])
+    for file in runtime_files:
+        add(f"pyrlab/runtime/{file.name}", file.content)
 
     ports = sorted({port for _, port in image.ports})
+    layer = config.layer_key(name)
+    ordered = [step for _, step in steps]
     # A delta records its inventory at the end of its last step rather than in a step of
     # its own: one container start less on the way to a one-package layer.
-    rendered = {"apt": has_apt, "python": has_python, "r": has_r}
-    inventory_with = next((step for step in ("r", "python", "apt")
-                           if delta is not None and step in delta.steps and rendered[step]), "")
+    inventory_with = next((step.name for step in reversed(ordered)
+                           if delta is not None and step.name in delta.steps and step.runs), "")
     values = {
         "version": __version__,
         "name": name,
-        "layer": config.layer_key(name),
         "parent": image.parent or "",
         "from_ref": (config.image_ref(name) if delta is not None
                      else config.image_ref(image.parent) if image.parent else config.base.image),
         "delta": delta.steps if delta is not None else (),
         "delta_depth": delta.depth if delta is not None else 0,
         "is_root": is_root,
-        "locale": config.base.locale,
         "cuda": config.base.cuda,
         "ca_files": bool(project.ca_files),
-        "has_apt": has_apt,
-        "has_requirements": has_python,
-        "has_r": has_r,
-        "slim_tools": slim_tools,
+        "steps": ordered,
+        "tools": tools_stage,
         "tools_stage": TOOLS_STAGE,
         "tools_ref": config.base.image,
-        "mounts": _mounts(options),
-        "keys": _run_keys(files, options),
+        "inventory_mount": mounts.bind("inventory"),
+        "keys": _run_keys(files, [*ordered, *([tools_stage] if tools_stage else [])], options),
         "lab_port": image.lab_port or "",
         "ports": [str(p) for p in ports],
         "port_label": ",".join(f"{n}={p}" for n, p in image.ports),
         "input_hash": HASH_PLACEHOLDER,
-        "runtime_pip_conf": "pyrlab/runtime/pip.conf" in files,
+        "runtime_files": runtime_files,
+        "root_env": _CONTINUED.join([f"LANG={config.base.locale}", f"LC_ALL={config.base.locale}",
+                                      *(line for step in ordered for line in step.env)]),
+        "lab_env": _CONTINUED.join([f"PYRLAB_LAB_PORT={image.lab_port}", f"PYRLAB_IMAGE={layer}",
+                                     *(line for eco in ecos
+                                       for line in eco.context.lab_env(layer))]),
+        "tools_env": _CONTINUED.join(tools_stage.env) if tools_stage else "",
         "inventory_with": inventory_with,
         "inventory": INVENTORY_COMMAND,
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pyrlab import proc
@@ -131,9 +132,212 @@ class Grammar:
 
 
 # -- build context ----------------------------------------------------------------------------
+# What the renderer (dockerfile/render.py) hands a Context part. config.project.Project and
+# its parts satisfy these Protocols as they are; nothing here imports them.
+class ListsView(Protocol):
+    """One image's own lists (config.project.ImageLists), by ecosystem name."""
+
+    def of(self, eco: str) -> Sequence[Entry]: ...  # its entries, duplicates merged
+    def lines_of(self, eco: str) -> Sequence[Entry]: ...  # its lines as the lists give them
+
+
+class ContextImageView(ImageView, Protocol):
+    @property
+    def lab_port(self) -> int | None: ...
+
+
+class BaseView(Protocol):
+    @property
+    def slim(self) -> bool: ...
+    @property
+    def jupyterhub(self) -> bool: ...
+    @property
+    def snapshot(self) -> str | None: ...
+
+
+class ProxyView(Protocol):
+    """[proxy], its URLs masked or real as the renderer chose (context or build secret)."""
+
+    @property
+    def apt(self) -> str | None: ...
+    @property
+    def apt_https(self) -> bool: ...
+    @property
+    def pip_index(self) -> str | None: ...
+    @property
+    def pip_extra_index(self) -> tuple[str, ...]: ...
+    @property
+    def cran(self) -> str | None: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+
+
+class ContextConfigView(ConfigView, Protocol):
+    @property
+    def images(self) -> Mapping[str, ContextImageView]: ...
+    @property
+    def base(self) -> BaseView: ...
+    @property
+    def proxy(self) -> ProxyView: ...
+
+
+class ProjectView(Protocol):
+    """A loaded project (config.project.Project)."""
+
+    @property
+    def config(self) -> ContextConfigView: ...
+    @property
+    def lists(self) -> Mapping[str, ListsView]: ...
+    def order(self, names: Iterable[str] | None = None) -> list[str]: ...
+
+
+class DeltaView(Protocol):
+    """A delta build (dockerfile.render.Delta): the steps it runs again and, per step, the
+    list lines added since the image's previous version."""
+
+    @property
+    def steps(self) -> tuple[str, ...]: ...
+    @property
+    def added(self) -> Mapping[str, tuple[str, ...]]: ...
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A cache mount of an install step: the engine's cache pyrlab-<id> (the engines and
+    `pyrlab clean` know pyrlab's by that prefix) at `target` in the step."""
+
+    id: str
+    target: str
+    locked: bool = False  # one step at a time (apt's own locks), where the engine can
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an ecosystem asks of the others for one image: Debian packages (installed in the
+    Debian step, after pyrlab's own), apt sources for them (file name -> content, in that
+    step's sources/) and build-only tools (installed in a stage of their own by the ecosystem
+    whose Context has `tools_files`, bind-mounted into the asking step)."""
+
+    debs: tuple[str, ...] = ()
+    deb_sources: Mapping[str, bytes] = field(default_factory=dict)
+    build_tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Part:
+    """One image's share of the build context: `files` under pyrlab/<step>/, `pins` under
+    pyrlab/pins/<step>/ (placeholders `build --locked` fills; outside the input hash).
+    `render`: whether the image runs the step at all."""
+
+    render: bool
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    pins: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeFile:
+    """A file of the root image's runtime (pyrlab/runtime/<name> in the context), copied to
+    `target` in the image, the Dockerfile's COPY line after `comment`."""
+
+    name: str
+    content: bytes
+    target: str
+    comment: str
+
+
+EXECUTABLE = 0o755  # the modes of build context files
+REGULAR = 0o644
+
+
+def container_file(name: str) -> bytes:
+    """A file of pyrlab.container (the scripts that run in the image), as the context has it."""
+    return resources.files("pyrlab.container").joinpath(name).read_bytes()
+
+
+def lines(entries: Iterable[str]) -> bytes:
+    """A list file of the build context: one entry a line."""
+    return "".join(f"{e}\n" for e in entries).encode()
+
+
+def _no_part(project: ProjectView, image: str, needs: Needs, delta: DeltaView | None) -> Part:
+    return Part(render=False)
+
+
+def _no_comment(root: bool) -> str:
+    return ""
+
+
+def _no_needs(project: ProjectView, image: str) -> Needs:
+    return Needs()
+
+
+def _no_net_files(project: ProjectView, proxy: ProxyView) -> Mapping[str, bytes]:
+    return {}
+
+
+def _no_secret_files(proxy: ProxyView) -> Mapping[str, bytes]:
+    return {}
+
+
+def _no_meta(project: ProjectView, image: str) -> Mapping[str, object]:
+    return {}
+
+
+def _no_lab_env(layer: str) -> tuple[str, ...]:
+    return ()
+
+
+def _no_scripts() -> Mapping[str, tuple[bytes, int]]:
+    return {}
+
+
+def _no_runtime_files(project: ProjectView) -> tuple[RuntimeFile, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Context:
-    """What this ecosystem adds to an image's build context and Dockerfile."""
+    """What this ecosystem adds to an image's build context and Dockerfile: its step runs
+    pyrlab/bin/<script> with its folders bind-mounted (pyrlab/bin; pyrlab/net/<step> at
+    /run/pyrlab/net; pyrlab/<step>; pyrlab/pins/<step> at /run/pyrlab/pins), its `caches`
+    and its `secrets`. The steps run in the ecosystems' order; one whose part does not
+    render adds nothing."""
+
+    script: str = ""  # the installer its step runs
+    # Its files for one image: (project, image, the others' Needs, the delta build or None).
+    part: Callable[[ProjectView, str, Needs, DeltaView | None], Part] = _no_part
+    comment: Callable[[bool], str] = _no_comment  # its step's comment (for a root image?)
+    # Its files in pyrlab/bin/, its installer among them: name -> (content, mode), read
+    # when a context is rendered.
+    scripts: Callable[[], Mapping[str, tuple[bytes, int]]] = _no_scripts
+    caches: tuple[Cache, ...] = ()
+    # Build secrets its step reads (file names in the secret folder); proxy.env comes with all.
+    secrets: tuple[str, ...] = ()
+    # What it asks of the others for one image.
+    needs: Callable[[ProjectView, str], Needs] = _no_needs
+    # Its files in pyrlab/net/<step>/ (the renderer adds timeout and retries), from [proxy]
+    # as given: masked for the context, real for the build secrets.
+    net_files: Callable[[ProjectView, ProxyView], Mapping[str, bytes]] = _no_net_files
+    # Build secrets it reads that are no net/ file: name -> real content, where there is one.
+    secret_files: Callable[[ProxyView], Mapping[str, bytes]] = _no_secret_files
+    # What the collector records beside what it finds (meta.json keys).
+    meta: Callable[[ProjectView, str], Mapping[str, object]] = _no_meta
+    # Its list files (in pyrlab/<step>/, one entry a line) that a delta build may find grown
+    # (nothing else of its part changed): the step runs again and installs what is new.
+    delta_lists: tuple[str, ...] = ()
+    # The root image's environment it sets ("NAME=VALUE", after the earlier steps'); an
+    # ecosystem that installs build tools sets it in their stage too.
+    env: tuple[str, ...] = ()
+    # The environment of every image with a lab, given the image's layer key (its place in
+    # the lab's home, see Config.layer_key).
+    lab_env: Callable[[str], tuple[str, ...]] = _no_lab_env
+    # Its files of the root image's runtime (the lab's settings for it).
+    runtime_files: Callable[[ProjectView], tuple[RuntimeFile, ...]] = _no_runtime_files
+    # Only for the ecosystem that installs the others' build tools (Debian): its files (in
+    # pyrlab/tools/, mounted as its step's folder) for a build-only stage of their own.
+    tools_files: Callable[[tuple[str, ...]], Mapping[str, bytes]] | None = None
 
 
 # -- contents ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 from pyrlab import proc
 from pyrlab.errors import EngineError, RegistryError
 
-# Every pyrlab cache mount id starts with this (see dockerfile/render.py `_mounts`).
+# Every pyrlab cache mount id starts with this (see dockerfile/render.py `_Mounts.cache`).
 CACHE_ID_PREFIX = "pyrlab-"
 
 

@@ -30,7 +30,7 @@ from pyrlab import __version__
 from pyrlab.config.model import Config
 from pyrlab.config.validators import PREFIX_RE
 from pyrlab.contents.pushed import pushed_refs
-from pyrlab.dockerfile.render import JUPYTERHUB_SERIES
+from pyrlab.ecosystems.python import JUPYTERHUB_SERIES
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.exports import Exported
 from pyrlab.launch.plan import DEFAULT_LAB_PORT, ETC, HOME, WORK, plan_lab

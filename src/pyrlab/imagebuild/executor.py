@@ -40,16 +40,10 @@ from pyrlab.contents.images import (
 )
 from pyrlab.contents.lockfile import write_lock
 from pyrlab.contents.model import Inventory
-from pyrlab.credentials import Redactor
+from pyrlab.credentials import Redactor, is_loopback_url
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import (
-    Delta,
-    RenderOptions,
-    build_secrets,
-    is_loopback_url,
-    render_context,
-    secret_id,
-)
+from pyrlab.dockerfile.network import build_secrets, secret_id
+from pyrlab.dockerfile.render import Delta, RenderOptions, render_context
 from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
@@ -354,7 +348,7 @@ class Executor:
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
             context = render_context(self.project, target.name, RenderOptions.for_builder(self.engine),
                                      Delta(decision.delta, depth, target.context.input_hash,
-                                           decision.python_added))
+                                           decision.added))
         if self.settings.pins is not None:
             context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
                                                   self.settings.pins))

@@ -17,7 +17,8 @@ from pyrlab.contents.model import Inventory
 from pyrlab.contents.upgradable import ask_image
 from pyrlab.credentials import Redactor
 from pyrlab.dockerfile.context import secret_folder, write_context
-from pyrlab.dockerfile.render import RenderOptions, build_secrets, render_context
+from pyrlab.dockerfile.network import build_secrets
+from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.ecosystems.base import Locked
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError

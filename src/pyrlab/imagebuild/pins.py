@@ -23,8 +23,17 @@ from typing import Any
 from pyrlab import ecosystems
 from pyrlab.config.project import Project
 from pyrlab.contents.model import Inventory
-from pyrlab.dockerfile.render import PINS_FOLDER, REGULAR, BuildContext
-from pyrlab.ecosystems.base import NATIVE, Ecosystem, Locked, Package, PinMode, Platform, sort_key
+from pyrlab.dockerfile.render import PINS_FOLDER, BuildContext
+from pyrlab.ecosystems.base import (
+    NATIVE,
+    REGULAR,
+    Ecosystem,
+    Locked,
+    Package,
+    PinMode,
+    Platform,
+    sort_key,
+)
 from pyrlab.errors import ConfigError, Problem
 
 

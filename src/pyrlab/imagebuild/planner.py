@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pyrlab import ecosystems
 from pyrlab.config.project import Project
 from pyrlab.contents.images import (
     LABEL_DELTA_DEPTH,
@@ -36,22 +37,13 @@ from pyrlab.engines.base import Engine, ImageInfo, short_id
 
 # Delta layers before a build starts from the parent again (and so compacts them).
 MAX_DELTA_DEPTH = 5
-# The installer steps a delta can run again, and their list files (one entry a line) in the
-# context; every other file of the step's part must be unchanged for a delta.
-DELTA_LISTS = {
-    "apt": ("pyrlab/apt/system.txt", "pyrlab/apt/debs.txt"),
-    "python": ("pyrlab/python/requirements.txt", "pyrlab/python/system.txt"),
-    "r": ("pyrlab/r/apt.txt", "pyrlab/r/cran.txt"),
-}
 
 # Tags pyrlab gives meanings of its own; a base image's tag is not repeated as one of them.
 RESERVED_TAGS = ("latest", "previous", "failed", "rolled-back")
 
-# The parts of a context (its folders under pyrlab/, and the Dockerfile) as users know them.
-PART_NAMES = {
-    "apt": "Debian packages",
-    "python": "Python packages",
-    "r": "R packages",
+# pyrlab's own parts of a context (its folders under pyrlab/, and the Dockerfile) as users
+# know them; each ecosystem's step folder is named by its title (see `part_names`).
+CORE_PART_NAMES = {
     "net": "proxy settings",
     "ca": "CA certificates",
     "bin": "pyrlab's installer scripts",
@@ -59,6 +51,18 @@ PART_NAMES = {
     "inventory": "pyrlab's inventory step",
     "Dockerfile": "the Dockerfile",
 }
+
+
+def part_names() -> dict[str, str]:
+    """Every part of a context a plan may name, with the name users know it by."""
+    return {**{eco.step: eco.title for eco in ecosystems.registered()}, **CORE_PART_NAMES}
+
+
+def delta_lists() -> dict[str, tuple[str, ...]]:
+    """The installer steps a delta can run again, and their list files (one entry a line)
+    in the context; every other file of the step's part must be unchanged for a delta."""
+    return {eco.step: tuple(f"pyrlab/{eco.step}/{name}" for name in eco.context.delta_lists)
+            for eco in ecosystems.registered() if eco.context.delta_lists}
 
 
 
@@ -136,7 +140,7 @@ def list_state(context: BuildContext) -> dict[str, dict[str, Any]]:
     """Per installer step that has a list: its lines, and a digest of the rest of its part
     (other files, e.g. apt sources or repos.txt), for LABEL_LISTS."""
     state: dict[str, dict[str, Any]] = {}
-    for step, list_files in DELTA_LISTS.items():
+    for step, list_files in delta_lists().items():
         prefix = f"pyrlab/{step}/"
         paths = [p for p in context.files if p.startswith(prefix)]
         if not paths:
@@ -160,39 +164,38 @@ def encode_lists(context: BuildContext) -> str:
 
 
 def delta_steps(target: Target, current: ImageInfo,
-                ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+                ) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]:
     """The installer steps to run again on top of `current` when the only change is lines
-    added to lists (nothing removed, nothing else changed), the added count, and the added
-    Python lines (as in the lists: no file name); ((), why not, ()) otherwise. The caller
+    added to lists (nothing removed, nothing else changed), the added count, and per step
+    the added lines (as in the lists: no file name); ((), why not, {}) otherwise. The caller
     has checked that `current` was built on today's parent."""
     changed = changed_parts(target, current)
-    if not changed or not changed <= set(DELTA_LISTS):
-        return (), "not only package lists changed", ()
+    if not changed or not changed <= set(delta_lists()):
+        return (), "not only package lists changed", {}
     if LABEL_LISTS not in current.labels:
-        return (), "", ()  # built before pyrlab recorded its lists
+        return (), "", {}  # built before pyrlab recorded its lists
     try:
         before = json.loads(current.labels[LABEL_LISTS])
         depth = int(current.labels.get(LABEL_DELTA_DEPTH, "0"))
     except ValueError:
-        return (), "unreadable labels", ()
+        return (), "unreadable labels", {}
     if depth >= MAX_DELTA_DEPTH:
-        return (), f"{depth} delta layers: compacted by a full build", ()
+        return (), f"{depth} delta layers: compacted by a full build", {}
     now = list_state(target.context)
-    added = 0
-    python: tuple[str, ...] = ()
+    count = 0
+    added: dict[str, tuple[str, ...]] = {}
     for step in sorted(changed):
         old, new = before.get(step), now.get(step)
         if not isinstance(old, dict) or new is None or old.get("rest") != new["rest"]:
-            return (), "not only package lists changed", ()
+            return (), "not only package lists changed", {}
         old_lines = set(old.get("lines") or ())
         new_lines = set(new["lines"])
         if not old_lines <= new_lines:
-            return (), "entries were removed or changed", ()
-        added += len(new_lines - old_lines)
-        if step == "python":
-            python = tuple(line.split(":", 1)[1] for line in new["lines"]
-                           if line not in old_lines)
-    return tuple(sorted(changed)), f"{added} added", python
+            return (), "entries were removed or changed", {}
+        count += len(new_lines - old_lines)
+        added[step] = tuple(line.split(":", 1)[1] for line in new["lines"]
+                            if line not in old_lines)
+    return tuple(sorted(changed)), f"{count} added", added
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ class Decision:
     reason: str
     # Installer steps to run again on the current image (a delta build); () = a full build.
     delta: tuple[str, ...] = ()
-    python_added: tuple[str, ...] = ()  # a delta's added Python lines
+    # A delta's added list lines, per step (see delta_steps).
+    added: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
@@ -226,10 +230,10 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
         reason = changed_inputs(target, current)
         if not same_parent:
             return Decision(True, reason)
-        steps, why, python_added = delta_steps(target, current)
+        steps, why, added = delta_steps(target, current)
         if steps:
             return Decision(True, f"{reason} ({why}: a layer on {short_id(current.id)})", steps,
-                            python_added)
+                            added)
         return Decision(True, f"{reason} ({why})" if why else reason)
     if not same_parent:
         return Decision(True, f"{on} changed (now {short_id(parent_id)})")
@@ -237,7 +241,7 @@ def decide(target: Target, current: ImageInfo | None, parent_id: str | None, *,
 
 
 def changed_parts(target: Target, current: ImageInfo) -> set[str]:
-    """The parts of the context (see PART_NAMES) whose hash differs from `current`'s."""
+    """The parts of the context (see part_names) whose hash differs from `current`'s."""
     before = decode_parts(current.labels.get(LABEL_INPUTS, ""))
     now = target.parts
     return {part for part in set(before) | set(now) if before.get(part) != now.get(part)}
@@ -246,7 +250,8 @@ def changed_parts(target: Target, current: ImageInfo) -> set[str]:
 def changed_inputs(target: Target, current: ImageInfo) -> str:
     if not current.labels.get(LABEL_INPUTS):
         return "inputs changed"
-    changed = [PART_NAMES.get(part, part) for part in sorted(changed_parts(target, current))]
+    names = part_names()
+    changed = [names.get(part, part) for part in sorted(changed_parts(target, current))]
     if not changed:  # its own files are the same: what changed is an ancestor's
         return f"{target.parent or 'the base'}'s inputs changed"
     return "changed: " + ", ".join(changed)
