@@ -73,10 +73,11 @@ def engine_unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def run_pyrlab(*args: str, timeout: float = 1800,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`pyrlab ARGS…` in a subprocess with a clean environment (no PYRLAB_* leaking in)."""
-    return subprocess.run([sys.executable, "-m", "pyrlab", *args], capture_output=True,
+def run_pyrlab(*args: str, timeout: float = 1800, env: dict[str, str] | None = None,
+               program: tuple[str, ...] = ("-m", "pyrlab")) -> subprocess.CompletedProcess[str]:
+    """`pyrlab ARGS…` in a subprocess with a clean environment (no PYRLAB_* leaking in);
+    `program`: what Python runs (a script that registers a test's ecosystem first)."""
+    return subprocess.run([sys.executable, *program, *args], capture_output=True,
                           text=True, timeout=timeout, check=False,
                           env={**_CLEAN_ENV, **(env or {})})
 
@@ -189,6 +190,7 @@ class Lab:
     prefix: str
     engine_name: str
     sets: list[str] = field(default_factory=list)
+    program: tuple[str, ...] = ("-m", "pyrlab")  # see run_pyrlab
 
     def pyrlab(self, command: str, *args: str,
                timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -198,7 +200,7 @@ class Lab:
             argv += ["--set", value]
         if command in ("build", "clean", "bootstrap", "outdated", "upgrade"):
             argv += ["--engine", self.engine_name]
-        return run_pyrlab(*argv, *args, timeout=timeout)
+        return run_pyrlab(*argv, *args, timeout=timeout, program=self.program)
 
     def ref(self, image: str, tag: str = "latest") -> str:
         return f"{self.prefix}{image}:{tag}"

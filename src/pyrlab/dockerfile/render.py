@@ -122,6 +122,13 @@ INVENTORY_COMMAND = ("/opt/venv/bin/python -I /run/pyrlab/inventory/inventory.py
                      '        /run/pyrlab/inventory/meta.json "$PYRLAB_BASE_ID"')
 
 
+def inventory_command(collectors: list[str]) -> str:
+    """The shared collector's command, then each ecosystem's own (by ecosystem name) on the
+    manifest it wrote."""
+    return INVENTORY_COMMAND + "".join(
+        f" && \\\n        /run/pyrlab/inventory/{name} {MANIFEST_PATH}" for name in collectors)
+
+
 @dataclass(frozen=True)
 class Delta:
     """A build that adds a layer to the image's own current version instead of starting
@@ -223,13 +230,15 @@ class _Mounts:
         # Not required: a build without the secret runs with the context's (masked) file.
         return f"--mount=type=secret,id={secret_id(name)},target={SECRET_DIR}/{name}"
 
-    def step(self, context: Context, step: str, folder: str | None = None,
-             pins: bool = True) -> str:
+    def step(self, context: Context, step: str, folder: str | None = None, *,
+             files: bool = True, pins: bool = True) -> str:
         """An ecosystem's step: its caches, pyrlab/bin, its network settings, its folder
-        (`folder`, mounted as its own: the tools stage's), its pins, its secrets."""
+        (`folder`, mounted as its own: the tools stage's), its pins, its secrets; the folder
+        and the pins only where the part has such files (a bind mount needs its source)."""
         return _CONTINUED.join(
             [self.cache(c) for c in context.caches]
-            + [self.bind("bin"), self.bind(f"net/{step}", "net"), self.bind(folder or step, step)]
+            + [self.bind("bin"), self.bind(f"net/{step}", "net")]
+            + ([self.bind(folder or step, step)] if files else [])
             + ([self.bind(f"pins/{step}", "pins")] if pins else [])
             + [self.secret(n) for n in step_secrets(context)])
 
@@ -348,7 +357,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         tools += own_tools
         steps.append((eco.order, _Step(
             eco.step, eco.context.comment(is_root), eco.context.script,
-            mounts.step(eco.context, eco.step), ("bin", f"net/{eco.step}", eco.step), runs,
+            mounts.step(eco.context, eco.step, files=bool(part.files), pins=bool(part.pins)),
+            ("bin", f"net/{eco.step}", *([eco.step] if part.files else [])), runs,
             (tools_bind,) if own_tools else (), eco.context.env)))
     steps.append((BASE_ORDER, _Step(
         BASE_STEP, "# The notebook user and the Python virtual environment.", "setup-base",
@@ -371,6 +381,10 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
     for fname, content in net_files(project).items():
         add(f"pyrlab/net/{fname}", content)
     add("pyrlab/inventory/inventory.py", container_file("inventory.py"))
+    collectors = [eco.name for eco in ecos if eco.contents.collector is not None]
+    for eco in ecos:
+        if eco.contents.collector is not None:
+            add(f"pyrlab/inventory/{eco.name}", eco.contents.collector(), EXECUTABLE)
     add(META_FILE, _meta_file(project, name))
     if is_root:
         for ca in project.ca_files:
@@ -419,7 +433,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
                                        for line in eco.context.lab_env(layer))]),
         "tools_env": _CONTINUED.join(tools_stage.env) if tools_stage else "",
         "inventory_with": inventory_with,
-        "inventory": INVENTORY_COMMAND,
+        "inventory": inventory_command(collectors),
     }
     template = _environment().get_template("Dockerfile.j2")
     draft = template.render(**values)

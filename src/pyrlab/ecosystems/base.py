@@ -459,6 +459,11 @@ class Contents(Generic[P]):
     # A package name as this ecosystem compares names (Python: PEP 503); R's and Debian's
     # are compared as they are spelt.
     canonical_name: Callable[[str], str] = str
+    # Its own collector, for an ecosystem pyrlab's shared one (container/inventory.py) does
+    # not know: an executable script (with its `#!` line), put in the build context as
+    # pyrlab/inventory/<name> and run right after the shared collector with the manifest's
+    # path; it adds the ecosystem's rows under its manifest_key. None: the shared one does.
+    collector: Callable[[], bytes] | None = None
 
 
 def _none_found(top: Mapping[str, object], reader: ManifestReader, pinned: frozenset[str],
