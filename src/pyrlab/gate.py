@@ -265,7 +265,7 @@ def has_jupyterlab(lab_port: int | None, inventory: Inventory | None) -> bool:
     start script; an image without an inventory is trusted on its port)."""
     if lab_port is None:
         return False
-    return inventory is None or any(d.name == "jupyter-server" for d in inventory.python)
+    return inventory is None or any(d.name == "jupyter-server" for d in inventory.packages("python"))
 
 
 class SelfTester:

@@ -99,7 +99,7 @@ def test_an_import_failure_stops_the_gate_and_no_test_lets_it_through(
     assert built["pylab"]["action"] == "built" and built["pylab"]["test"] is None
     assert built["pylab-child"]["action"] == "built"
     assert engine.image_id(lab.ref("pylab", "previous")) == latest
-    assert "badmod" in {d.name for d in read_lock(lab.root / "pyrlab.lock")["pylab"].python}
+    assert "badmod" in {d.name for d in read_lock(lab.root / "pyrlab.lock")["pylab"].packages("python")}
 
     # pyrlab test finds the same failure in the image that went through.
     tested = lab.pyrlab("test", "pylab")
@@ -118,7 +118,7 @@ def test_rollback_restores_the_previous_image_and_its_lock_section(
     assert engine.image_id(lab.ref("pylab")) == good
     assert engine.image_id(lab.ref("pylab", "trixie")) == good
     assert engine.image_id(lab.ref("pylab", "rolled-back")) == bad
-    names = {d.name for d in read_lock(lab.root / "pyrlab.lock")["pylab"].python}
+    names = {d.name for d in read_lock(lab.root / "pyrlab.lock")["pylab"].packages("python")}
     assert "badmod" not in names and "idna" in names
     assert "next `pyrlab build` rebuilds pylab-child" in done.stdout
     again = lab.pyrlab("rollback", "pylab")

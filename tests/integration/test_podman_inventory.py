@@ -47,12 +47,12 @@ def test_the_lock_lists_exactly_what_the_podman_containers_report(
     for image in IMAGES:
         ref = lab.ref(image)
         section = lock[image]
-        assert {p.name: p.version for p in section.python} == venv_dists(engine, ref), image
-        assert {p.name: p.version for p in section.debs} == installed_debs(engine, ref), image
-        assert section.r == ()
+        assert {p.name: p.version for p in section.packages("python")} == venv_dists(engine, ref), image
+        assert {p.name: p.version for p in section.packages("debian")} == installed_debs(engine, ref), image
+        assert section.packages("r") == ()
         assert section.meta.input_hash == engine.labels(ref)["org.pyrlab.input-hash"]
     # The lab's own list is in there (what the venv reports is not empty by accident).
-    assert {"six", "packaging"} <= {p.name for p in lock["pylab"].python}
+    assert {"six", "packaging"} <= {p.name for p in lock["pylab"].packages("python")}
 
 
 def test_an_import_failure_fails_the_gate_on_podman_and_keeps_latest(

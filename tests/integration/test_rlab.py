@@ -195,8 +195,8 @@ def test_the_lock_lists_exactly_the_r_packages_r_reports(rlab: RLab) -> None:
     assert pinned == {"pyrlabdemo"}
 
     section = read_lock(rlab.root / "pyrlab.lock")["rlab"]
-    locked = {p.name: (p.version, p.source) for p in section.r}
-    assert len(locked) == len(section.r)  # one line per name
+    locked = {p.name: (p.version, p.source) for p in section.packages("r")}
+    assert len(locked) == len(section.packages("r"))  # one line per name
     expected = {name: (version, "debian" if name in from_debian
                        else "archive" if name in pinned else "cran")
                 for name, (version, _) in installed.items()}

@@ -136,4 +136,4 @@ def build_json(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> dic
 
 def python_versions(lab: Path, image: str, lock: str = "pyrlab.lock") -> dict[str, str]:
     """name → version of the Python distributions the lock records for `image`."""
-    return {d.name: d.version for d in read_lock(lab / lock)[image].python}
+    return {d.name: d.version for d in read_lock(lab / lock)[image].packages("python")}

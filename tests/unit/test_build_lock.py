@@ -28,8 +28,8 @@ def test_a_build_records_every_image_it_built_in_pyrlab_lock(
     lock = read_lock(lab / "pyrlab.lock")
     assert sorted(lock) == IMAGES
     pylab = lock["pylab"]
-    assert pylab.python == (PyDist("six", "1.0"),)
-    assert lock["pylab-torch"].python == (PyDist("packaging", "1.0"), PyDist("six", "1.0"))
+    assert pylab.packages("python") == (PyDist("six", "1.0"),)
+    assert lock["pylab-torch"].packages("python") == (PyDist("packaging", "1.0"), PyDist("six", "1.0"))
     built = engine.image("t/pylab:latest")
     assert built is not None
     assert pylab.meta.input_hash == built.labels["org.pyrlab.input-hash"]

@@ -37,7 +37,7 @@ def set_locked_version(lab: Path, name: str, version: str) -> None:
     """Edit pyrlab.lock as a teammate's commit would: every section that has `name`."""
     lock = read_lock(lab / "pyrlab.lock")
     for image, section in lock.items():
-        python = tuple(PyDist(d.name, version) if d.name == name else d for d in section.python)
+        python = tuple(PyDist(d.name, version) if d.name == name else d for d in section.packages("python"))
         lock[image] = dataclasses.replace(section, python=python)
     write_lock(lab / "pyrlab.lock", lock)
 
@@ -174,7 +174,7 @@ def test_locked_without_a_lock_section_says_to_build_first(
 def set_locked_deb(lab: Path, image: str, name: str, version: str) -> None:
     lock = read_lock(lab / "pyrlab.lock")
     section = lock[image]
-    debs = tuple(Deb(d.name, version, d.arch) if d.name == name else d for d in section.debs)
+    debs = tuple(Deb(d.name, version, d.arch) if d.name == name else d for d in section.packages("debian"))
     lock[image] = dataclasses.replace(section, debs=debs)
     write_lock(lab / "pyrlab.lock", lock)
 

@@ -590,7 +590,7 @@ def test_r_packages_need_r_in_the_image_or_an_ancestor(tmp_path: Path) -> None:
     ]
     write(tmp_path, "pyrlab.toml", '[base]\ndebs = []\n[images.a]\nr = "debian"\n'
           '[images.b]\nfrom = "a"\nr_packages = ["r_packages.txt"]\n')
-    assert load_project(tmp_path, environ={}).lists["b"].r_packages[0].name == "jsonlite"
+    assert load_project(tmp_path, environ={}).lists["b"].of("r")[0].name == "jsonlite"
 
 
 def test_load_project_with_a_broken_graph_still_checks_the_lists(tmp_path: Path) -> None:

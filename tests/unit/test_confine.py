@@ -103,7 +103,7 @@ def test_an_include_inside_through_dotdot_still_works(lab: Path) -> None:
     write(lab, "shared.txt", "httpx\n")
     project = load_project(lab, environ={}, sets=(
         'images.pylab.requirements=["lists/requirements.txt"]',))
-    assert [e.name for e in project.lists["pylab"].requirements] == ["httpx"]
+    assert [e.name for e in project.lists["pylab"].of("python")] == ["httpx"]
 
 
 def without_opening(fifo: Path, work: Callable[[], T]) -> T:

@@ -99,7 +99,7 @@ def with_items(image: str = "pylab", *found: Item) -> Inventory:
 def test_an_inventory_holds_each_registered_ecosystem_by_name() -> None:
     inv = inventory()
     assert list(inv.by_ecosystem) == [eco.name for eco in ecosystems.registered()]
-    assert inv.packages("debian") == inv.packages("debs") == inv.debs
+    assert inv.packages("debian") == inv.packages("debs")
     assert Inventory(meta()).packages("r") == ()
     assert Inventory(meta(), {"debian": [Deb("b", "1", "all"), Deb("a", "1", "all")]}) \
         == Inventory(meta(), debs=(Deb("a", "1", "all"), Deb("b", "1", "all")))
@@ -109,7 +109,7 @@ def test_an_inventory_holds_each_registered_ecosystem_by_name() -> None:
         Inventory(meta(), conda=())
     assert inv.platform == NATIVE and hash(inv) == hash(inventory())
     replaced = dataclasses.replace(inv, python=())
-    assert replaced.packages("python") == () and replaced.debs == inv.debs
+    assert replaced.packages("python") == () and replaced.packages("debian") == inv.packages("debian")
 
 
 def test_the_lock_section_path_is_computed_in_one_place() -> None:

@@ -273,8 +273,8 @@ def test_accepted_entries_reach_the_build_only_as_list_files(
             if MARK.encode() in content.lower():
                 assert path in DATA_FILES, f"list text in {image}'s {path}"
         own = project.lists[image]
-        for path, entries in (("pyrlab/apt/debs.txt", own.debs),
-                              ("pyrlab/python/requirements.txt", own.requirement_lines)):
+        for path, entries in (("pyrlab/apt/debs.txt", own.of("debian")),
+                              ("pyrlab/python/requirements.txt", own.lines_of("python"))):
             if entries:
                 assert context.files[path][0].decode().splitlines() == [e.text for e in entries]
 

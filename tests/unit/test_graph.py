@@ -67,7 +67,7 @@ def test_a_flavour_is_a_few_lines_of_toml(tmp_path: Path) -> None:
     project = load_project(lab, environ={})
     assert project.order() == ["pyrlab-base", "pylab", "rlab-base", "rlab", "pylab-torch"]
     assert project.order(["pylab-torch"]) == ["pyrlab-base", "pylab", "pylab-torch"]
-    assert [e.name for e in project.lists["pylab-torch"].requirements] == ["torch", "torchvision"]
+    assert [e.name for e in project.lists["pylab-torch"].of("python")] == ["torch", "torchvision"]
     dockerfile = render_context(project, "pylab-torch").dockerfile
     assert "\nFROM lab/pylab:latest\n" in dockerfile  # the project's own pylab
     assert "EXPOSE 8890\n" in dockerfile

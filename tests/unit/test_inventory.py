@@ -59,11 +59,11 @@ def test_python_names_are_normalised_as_pep_503_says() -> None:
 
 def test_inventory_sorts_every_ecosystem_by_name() -> None:
     inv = inventory()
-    assert [d.name for d in inv.debs] == ["libc6", "libc6:i386", "libstdc++6", "tzdata"]
-    assert [p.name for p in inv.python] == ["jinja2", "mypkg", "numpy"]
+    assert [d.name for d in inv.packages("debian")] == [
+        "libc6", "libc6:i386", "libstdc++6", "tzdata"]
+    assert [p.name for p in inv.packages("python")] == ["jinja2", "mypkg", "numpy"]
     # R names are case-sensitive but sorted as people read them
-    assert [p.name for p in inv.r] == ["data.table", "ggplot2", "Rcpp"]
-    assert inv.packages("r") == inv.r
+    assert [p.name for p in inv.packages("r")] == ["data.table", "ggplot2", "Rcpp"]
 
 
 # --- from_manifest ------------------------------------------------------------------------
@@ -73,28 +73,28 @@ def test_manifest_is_read_into_an_inventory() -> None:
     assert inv.meta == Meta(image="rlab", input_hash="f" * 64, pyrlab_version="0.1.0",
                             base_id="sha256:" + "c" * 64, os="Debian GNU/Linux 13 (trixie)",
                             os_id="debian", os_version="13", python="3.13.5", r="4.5.0")
-    assert inv.debs == (Deb("libc6", "2.41-12", "amd64"), Deb("libc6:i386", "2.41-12", "i386"),
+    assert inv.packages("debian") == (Deb("libc6", "2.41-12", "amd64"), Deb("libc6:i386", "2.41-12", "i386"),
                         Deb("r-cran-rcpp", "1.0.14-1", "amd64"))
-    assert inv.python == (PyDist("jinja2", "3.1.6"), PyDist("mypkg", "1.0", "file:///src/mypkg"),
+    assert inv.packages("python") == (PyDist("jinja2", "3.1.6"), PyDist("mypkg", "1.0", "file:///src/mypkg"),
                           PyDist("zope-interface", "7.2"))
 
 
 def test_r_source_follows_the_library_and_the_hosts_pins() -> None:
     inv = from_manifest(manifest(), "rlab.json", pinned={"r": {"data.table", "Rcpp"}})
-    assert inv.r == (
+    assert inv.packages("r") == (
         RPkg("data.table", "1.16.0", "archive"),  # pinned, in pyrlab's library
         RPkg("ggplot2", "3.5.2", "cran"),
         RPkg("MASS", "7.3-65", "debian"),  # R's recommended packages, from Debian
         RPkg("Rcpp", "1.0.14", "debian"),  # a pin cannot make an r-cran-* package "archive"
     )
-    assert from_manifest(manifest(), "x").r[0] == RPkg("data.table", "1.16.0", "cran")
+    assert from_manifest(manifest(), "x").packages("r")[0] == RPkg("data.table", "1.16.0", "cran")
 
 
 def test_manifest_without_r() -> None:
     data = manifest()
     data["r"] = None
     inv = from_manifest(data, "pylab.json")
-    assert inv.r == ()
+    assert inv.packages("r") == ()
     assert inv.meta.r == ""
 
 

@@ -88,8 +88,8 @@ def test_collector_output_without_r(tmp_path: Path) -> None:
     inv = from_manifest(data, "out.json")
     assert inv.meta.image == "pylab"
     assert inv.meta.r == ""
-    assert Deb("libc6:i386", "2.41-12", "i386") in inv.debs
-    assert PyDist("packaging", importlib.metadata.version("packaging")) in inv.python
+    assert Deb("libc6:i386", "2.41-12", "i386") in inv.packages("debian")
+    assert PyDist("packaging", importlib.metadata.version("packaging")) in inv.packages("python")
 
 
 def test_collector_reads_the_real_dpkg_database(tmp_path: Path) -> None:
@@ -140,5 +140,5 @@ def test_collector_lists_r_packages_as_r_loads_them(tmp_path: Path, rscript: str
 
     inv = from_manifest(data, "out.json", pinned={"r": {"pyrlabother"}})
     assert inv.meta.r == r_version
-    assert RPkg("pyrlabinv", "0.2.0", "cran") in inv.r
-    assert RPkg("pyrlabother", "1.0-3", "archive") in inv.r
+    assert RPkg("pyrlabinv", "0.2.0", "cran") in inv.packages("r")
+    assert RPkg("pyrlabother", "1.0-3", "archive") in inv.packages("r")

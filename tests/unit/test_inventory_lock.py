@@ -85,7 +85,7 @@ def test_lock_text_is_sorted_one_package_per_line() -> None:
 
 def test_same_inventories_same_bytes_whatever_the_order() -> None:
     one = {"pylab": inventory("pylab"), "rlab": inventory("rlab")}
-    other = {"rlab": inventory("rlab", debs=tuple(reversed(inventory().debs))),
+    other = {"rlab": inventory("rlab", debs=tuple(reversed(inventory().packages("debian")))),
              "pylab": inventory("pylab")}
     assert render_lock(one) == render_lock(other)
     assert render_lock(one).index("[images.pylab]") < render_lock(one).index("[images.rlab]")
@@ -297,7 +297,7 @@ def test_a_hand_written_lock_in_another_toml_style_is_read() -> None:
 
 def test_r_packages_keep_their_case() -> None:
     text = valid_lock(r='Rcpp = "1.0.14 debian"\nrcpp = "1.0.13 cran"\n')
-    assert parse_lock(text)["pylab"].r == (RPkg("Rcpp", "1.0.14", "debian"),
+    assert parse_lock(text)["pylab"].packages("r") == (RPkg("Rcpp", "1.0.14", "debian"),
                                            RPkg("rcpp", "1.0.13", "cran"))
 
 

@@ -214,7 +214,7 @@ def test_the_context_copy_of_a_python_list_keeps_its_lines_and_order(tmp_path: P
     project = load_project(make_project(tmp_path, files), environ={})
     copy = render_context(project, "pylab").files["pyrlab/python/requirements.txt"][0]
     assert copy == b"dill\nrich\ndill[graph]\nrich\n"
-    assert [e.text for e in project.lists["pylab"].requirements] == ["dill[graph]", "rich"]
+    assert [e.text for e in project.lists["pylab"].of("python")] == ["dill[graph]", "rich"]
 
 
 def test_r_source_decides_where_plain_r_entries_come_from(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_an_import_failure_keeps_latest_and_the_lock_and_tags_the_image_failed(
     assert {i["name"]: i["action"] for i in data["images"]}["pylab-torch"] == "built"
     assert all(i["test"] is None for i in data["images"])
     assert data["seconds"]["self_test"] == 0
-    assert "idna" in {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].python}
+    assert "idna" in {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].packages("python")}
 
 
 def test_a_delta_build_tests_only_what_its_manifest_shows_changed(
@@ -178,7 +178,7 @@ def test_rollback_restores_previous_and_its_lock_section_and_names_what_rebuilds
     assert engine.image("t/pylab:latest").id == first.id  # type: ignore[union-attr]
     assert engine.image("t/pylab:rolled-back").id == second.id  # type: ignore[union-attr]
     assert engine.image("t/pylab:previous") is None
-    assert {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].python} == {"six"}
+    assert {d.name for d in read_lock(lab / "pyrlab.lock")["pylab"].packages("python")} == {"six"}
     assert "now t/pylab:rolled-back" in out
     # The lists still ask for idna: the next build would make it again, and says so; the
     # child built on the rolled-back image rebuilds too.

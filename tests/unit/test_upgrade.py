@@ -102,4 +102,4 @@ def test_upgrade_reads_the_lock_once(lab: Path, engine: FakeEngine,
     changes = {c["image"]: c["status"] for c in json.loads(out)["changes"]}
     assert changes == {"pyrlab-base": "unchanged", "pylab": "changed",
                        "pylab-torch": "changed", "other": "unchanged"}
-    assert read_lock(lab / "pyrlab.lock")["pylab"].python[0].version == "2.0"
+    assert read_lock(lab / "pyrlab.lock")["pylab"].packages("python")[0].version == "2.0"

@@ -132,8 +132,7 @@ class WhyResult:
 def list_lines(project: Project, name: str, ecosystem: str) -> list[ListLine]:
     """The lines of the image's lists and its ancestors' for `ecosystem`, ancestors first."""
     return [ListLine(entry.where, entry.text) for image in project.order([name])
-            for entry in (project.lists[image].requirements if ecosystem == "python"
-                          else project.lists[image].r_packages)]
+            for entry in project.lists[image].of(ecosystem)]
 
 
 def lock_bound(project: Project, image: str, found: Why) -> Bound | None:

@@ -35,23 +35,6 @@ class ImageLists:
     def lines_of(self, eco: str) -> tuple[Entry, ...]:
         return self.lines.get(eco, ())
 
-    # The names of before, for the modules that still read them.
-    @property
-    def debs(self) -> tuple[Entry, ...]:
-        return self.of("debian")
-
-    @property
-    def requirements(self) -> tuple[Entry, ...]:
-        return self.of("python")
-
-    @property
-    def r_packages(self) -> tuple[Entry, ...]:
-        return self.of("r")
-
-    @property
-    def requirement_lines(self) -> tuple[Entry, ...]:
-        return self.lines_of("python")
-
 
 @dataclass(frozen=True)
 class CaFile:

@@ -14,9 +14,6 @@ from typing import Any, TypeVar, cast
 
 from pyrlab import ecosystems
 from pyrlab.ecosystems.base import NATIVE, Ecosystem, Package, Platform, sort_key
-from pyrlab.ecosystems.debian import Deb
-from pyrlab.ecosystems.python import PyDist
-from pyrlab.ecosystems.r import RPkg
 from pyrlab.errors import BuildError
 
 MANIFEST_FORMAT = 1
@@ -96,19 +93,6 @@ class Inventory:
         held = ", ".join(f"{keys.get(name, name)}={packages!r}"
                          for name, packages in self.by_ecosystem.items())
         return f"Inventory(meta={self.meta!r}, {held})"
-
-    # For imagebuild/pins.py and gate.py until they ask the ecosystem parts.
-    @property
-    def debs(self) -> tuple[Deb, ...]:
-        return cast(tuple[Deb, ...], self.packages("debian"))
-
-    @property
-    def python(self) -> tuple[PyDist, ...]:
-        return cast(tuple[PyDist, ...], self.packages("python"))
-
-    @property
-    def r(self) -> tuple[RPkg, ...]:
-        return cast(tuple[RPkg, ...], self.packages("r"))
 
 
 @dataclass(frozen=True)
