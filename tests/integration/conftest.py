@@ -62,7 +62,11 @@ def bootstrapped_bases() -> Iterator[Callable[[str], str]]:
     if not keep:
         for engine, image_id in made.values():
             engine("rmi", BASE_REF, check=False)
-            if image_id and engine.image(image_id):  # only untagged: something used it
+            # The image itself only where no name is left on it: a bootstrap is
+            # reproducible, so the user's own base (pyrlab-debian:trixie) can be this very
+            # image, and `rmi ID` of an image with one name left removes that name too.
+            left = engine.image(image_id) if image_id else None
+            if image_id and left is not None and not left.get("RepoTags"):
                 engine("rmi", image_id, check=False)
 
 
