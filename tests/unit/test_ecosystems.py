@@ -3,8 +3,6 @@ name, and one more added beside them (as a plug-in or a test would) and taken aw
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from pyrlab import ecosystems
@@ -26,9 +24,8 @@ def test_the_built_in_ecosystems_in_install_order() -> None:
 
 
 def test_an_added_ecosystem_is_registered_in_order_and_undone() -> None:
-    extra = dataclasses.replace(debian.ECOSYSTEM, name="files", title="Files", order=15,
-                                step="files", list_key="files", lock_key="files",
-                                manifest_key="files")
+    extra = debian.ECOSYSTEM._replace(name="files", title="Files", order=15, step="files",
+                                      list_key="files", lock_key="files", manifest_key="files")
     undo = ecosystems.register(extra)
     try:
         assert [eco.name for eco in ecosystems.registered()] == ["debian", "files", "python", "r"]
@@ -38,7 +35,7 @@ def test_an_added_ecosystem_is_registered_in_order_and_undone() -> None:
 
 
 def test_an_ecosystem_cannot_take_a_name_already_registered() -> None:
-    clash = dataclasses.replace(debian.ECOSYSTEM, name="files", order=99)
+    clash = debian.ECOSYSTEM._replace(name="files", order=99)
     with pytest.raises(ValueError, match="step, list_key, lock_key, manifest_key"):
         ecosystems.register(clash)
     assert len(ecosystems.registered()) == 3

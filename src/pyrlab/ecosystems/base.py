@@ -2,9 +2,9 @@
 gives the rest of pyrlab.
 
 An ecosystem is a value, not a class to extend: an `Ecosystem` made of parts, one per stage
-of pyrlab's work, each a frozen dataclass of plain data and functions. Code above iterates
-over `pyrlab.ecosystems.registered()` and asks each part; it never names an ecosystem to
-decide what to do.
+of pyrlab's work, each an immutable record (a NamedTuple) of plain data and functions. Code
+above iterates over `pyrlab.ecosystems.registered()` and asks each part; it never names an
+ecosystem to decide what to do.
 
 This module sits below `config` (the list grammar and the config keys are the ecosystems'),
 so it imports nothing of config, contents, dockerfile or engines. What a part needs from
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from pyrlab import proc
 from pyrlab.errors import Problem
@@ -30,6 +31,11 @@ from pyrlab.errors import Problem
 # arguments, not a rewrite.
 Platform = str
 NATIVE: Platform = ""
+
+# The parts and the small records below are NamedTuples, not dataclasses: as immutable,
+# and cheaper to define (they are all made when the first ecosystem is loaded, on the way
+# to every build). An empty mapping they may share as a default:
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 # -- grammar --------------------------------------------------------------------------------
@@ -47,8 +53,7 @@ class Entry:
     where: str  # "FILE:LINE", FILE relative to the project root when under it
 
 
-@dataclass(frozen=True)
-class Include:
+class Include(NamedTuple):
     """An option line that reads another list (pip's `-r FILE`): the file as written,
     relative to the including list. The list reader confines and reads it."""
 
@@ -93,8 +98,7 @@ def _any_image(config: ConfigView, image: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Grammar:
+class Grammar(NamedTuple):
     """The lines of this ecosystem's lists, and the config keys it owns.
 
     config/lists.py reads the files (includes, comments, continuations, confinement, the
@@ -203,8 +207,7 @@ class DeltaView(Protocol):
     def added(self) -> Mapping[str, tuple[str, ...]]: ...
 
 
-@dataclass(frozen=True)
-class Cache:
+class Cache(NamedTuple):
     """A cache mount of an install step: the engine's cache pyrlab-<id> (the engines and
     `pyrlab clean` know pyrlab's by that prefix) at `target` in the step."""
 
@@ -213,31 +216,28 @@ class Cache:
     locked: bool = False  # one step at a time (apt's own locks), where the engine can
 
 
-@dataclass(frozen=True)
-class Needs:
+class Needs(NamedTuple):
     """What an ecosystem asks of the others for one image: Debian packages (installed in the
     Debian step, after pyrlab's own), apt sources for them (file name -> content, in that
     step's sources/) and build-only tools (installed in a stage of their own by the ecosystem
     whose Context has `tools_files`, bind-mounted into the asking step)."""
 
     debs: tuple[str, ...] = ()
-    deb_sources: Mapping[str, bytes] = field(default_factory=dict)
+    deb_sources: Mapping[str, bytes] = EMPTY
     build_tools: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """One image's share of the build context: `files` under pyrlab/<step>/, `pins` under
     pyrlab/pins/<step>/ (placeholders `build --locked` fills; outside the input hash).
     `render`: whether the image runs the step at all."""
 
     render: bool
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    pins: Mapping[str, bytes] = field(default_factory=dict)
+    files: Mapping[str, bytes] = EMPTY
+    pins: Mapping[str, bytes] = EMPTY
 
 
-@dataclass(frozen=True)
-class RuntimeFile:
+class RuntimeFile(NamedTuple):
     """A file of the root image's runtime (pyrlab/runtime/<name> in the context), copied to
     `target` in the image, the Dockerfile's COPY line after `comment`."""
 
@@ -297,8 +297,7 @@ def _no_runtime_files(project: ProjectView) -> tuple[RuntimeFile, ...]:
     return ()
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """What this ecosystem adds to an image's build context and Dockerfile: its step runs
     pyrlab/bin/<script> with its folders bind-mounted (pyrlab/bin; pyrlab/net/<step> at
     /run/pyrlab/net; pyrlab/<step>; pyrlab/pins/<step> at /run/pyrlab/pins), its `caches`
@@ -393,13 +392,12 @@ class ManifestReader(Protocol):
     def unique(self, packages: list[P], where: str) -> tuple[P, ...]: ...
 
 
-@dataclass(frozen=True)
-class Found(Generic[P]):
+class Found(NamedTuple, Generic[P]):
     """One ecosystem's part of a manifest: its packages and the image facts it knows
     ({Meta attribute: value}, e.g. {"python": "3.13.5"})."""
 
     packages: tuple[P, ...]
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, str] = EMPTY
 
 
 class ImageFacts(Protocol):
@@ -412,23 +410,21 @@ class ImageFacts(Protocol):
     def os_version(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Purl:
+class Purl(NamedTuple):
     """A package URL as plain data; the SBOM writer turns it into its library's type."""
 
     type: str
     name: str
     version: str
     namespace: str | None = None
-    qualifiers: Mapping[str, str] = field(default_factory=dict)
+    qualifiers: Mapping[str, str] = EMPTY
 
 
 def _no_purl(package: object, facts: ImageFacts) -> Purl | None:
     return None
 
 
-@dataclass(frozen=True)
-class Contents(Generic[P]):
+class Contents(NamedTuple, Generic[P]):
     """Its packages as an image holds them: inventory rows, lock section, versions, SBOM.
 
     `read_manifest(top, reader, pinned, platform)`: its packages (and image facts) in the
@@ -495,14 +491,12 @@ class Note(Protocol):
     def to_json(self) -> dict[str, str]: ...
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     available: Mapping[str, str]  # {package name: the version an upgrade would install}
     notes: tuple[Note, ...] = ()
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(NamedTuple):
     """A question to a built image: `argv` runs as root in a throwaway container of it, with
     the build context's folders `mounts` (folder under pyrlab/ -> folder under ASK_ROOT) and
     the build secrets; `parse` reads its output (raising BuildError when it cannot)."""
@@ -521,8 +515,7 @@ def _not_newer(package: Any, available: Mapping[str, str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Queries:
+class Queries(NamedTuple):
     """Its `outdated`/`upgrade` query, run by the layer above in a throwaway container.
 
     `outdated(files, packages, secret_dir, platform)`: the query for an image whose build
@@ -543,21 +536,19 @@ class Queries:
 PinMode = Literal["prefer", "exact", "fresh"]
 
 
-@dataclass(frozen=True)
-class Locked:
+class Locked(NamedTuple):
     """One image's packages as pyrlab.lock holds them (or what a pin mode keeps of them), as
     plain data: the packages by ecosystem name, in the lock's order, and the facts of its
     meta by field ("python": "3.13.5", "r": "4.5.0", "os_id": "debian", ...)."""
 
-    packages: Mapping[str, Sequence[Any]] = field(default_factory=dict)
-    facts: Mapping[str, str] = field(default_factory=dict)
+    packages: Mapping[str, Sequence[Any]] = EMPTY
+    facts: Mapping[str, str] = EMPTY
 
     def of(self, ecosystem: str) -> Sequence[Any]:
         return self.packages.get(ecosystem, ())
 
 
-@dataclass(frozen=True)
-class Preflight:
+class Preflight(NamedTuple):
     """A question a `build --locked` asks before building anything, in a throwaway container
     of the base image with the root image's build context mounted: can the sources still
     give every version the lock names?"""
@@ -584,8 +575,7 @@ def _version(package: Any) -> str:
     return str(package.version)
 
 
-@dataclass(frozen=True)
-class Pins:
+class Pins(NamedTuple):
     """Its pins for `build --locked` and the lock checks that come before them."""
 
     # The installer of its step (pyrlab/bin/NAME): on Podman, the RUN line that carries the
@@ -616,8 +606,7 @@ class Pins:
 Verdict = Literal["ok", "failed", "regression", "known", "warning", "fixed", "skipped"]
 
 
-@dataclass(frozen=True)
-class Listed:
+class Listed(NamedTuple):
     """A package the self-test checks, as its list names it."""
 
     where: str  # FILE:LINE
@@ -625,8 +614,7 @@ class Listed:
     extras: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One check's result, judged by its ecosystem (the gate adds the ecosystem's name)."""
 
     name: str  # distribution, R package
@@ -663,8 +651,7 @@ MarkKey = Callable[[str], str]
 Reach = Callable[[str, frozenset[str]], frozenset[str]]
 
 
-@dataclass(frozen=True)
-class Retest:
+class Retest(NamedTuple):
     """After a delta build: which of its listed packages to check again, by the image's
     dependency graph, rather than only those that changed themselves."""
 
@@ -683,8 +670,7 @@ def _no_mark(finding: Finding) -> tuple[str, str] | None:
     return None
 
 
-@dataclass(frozen=True)
-class Checks:
+class Checks(NamedTuple):
     """Its part of the self-test gate."""
 
     label: str = ""  # a check in reports: "import", "library"
@@ -710,8 +696,7 @@ class Checks:
 
 
 # -- the whole --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Ecosystem:
+class Ecosystem(NamedTuple):
     name: str  # the name in code: "debian", "python", "r"
     title: str  # as tables and plans show it: "Debian packages"
     order: int  # install order between ecosystems: Debian first, then Python, then R
@@ -719,9 +704,9 @@ class Ecosystem:
     list_key: str  # an image's list in pyrlab.toml: images.NAME.<list_key>
     lock_key: str  # its section of an image in pyrlab.lock, diff and `inspect --json`
     manifest_key: str  # its rows in the collector's manifest (container/inventory.py)
-    grammar: Grammar = field(default_factory=Grammar)
-    context: Context = field(default_factory=Context)
-    contents: Contents[Any] = field(default_factory=lambda: NO_CONTENTS)
-    queries: Queries = field(default_factory=Queries)
-    pins: Pins = field(default_factory=Pins)
-    checks: Checks = field(default_factory=Checks)
+    grammar: Grammar = Grammar()
+    context: Context = Context()
+    contents: Contents[Any] = NO_CONTENTS
+    queries: Queries = Queries()
+    pins: Pins = Pins()
+    checks: Checks = Checks()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -476,14 +475,14 @@ def judge_libraries(findings: Iterable[Finding], marks: Mapping[str, str],
         if mark is None:
             judged.append(finding)
         elif finding.error and mark_matches(mark, finding.error):
-            judged.append(dataclasses.replace(finding, verdict="known",
-                                              note=f"a known failure ({key(finding.name)})"))
+            judged.append(finding._replace(verdict="known",
+                                                 note=f"a known failure ({key(finding.name)})"))
         elif finding.error:
-            judged.append(dataclasses.replace(
-                finding, note=f"fails otherwise than {key(finding.name)} expects ({mark!r})"))
+            judged.append(finding._replace(
+                note=f"fails otherwise than {key(finding.name)} expects ({mark!r})"))
         else:
-            judged.append(dataclasses.replace(
-                finding, verdict="fixed",
+            judged.append(finding._replace(
+                verdict="fixed",
                 note=f"attaches now, though {key(finding.name)} marks it as known to fail"))
     return judged
 
