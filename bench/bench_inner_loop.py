@@ -163,8 +163,10 @@ class Lab:
         self.root = root
         self.test_seconds: list[float] = []
         self.bytecode_seconds: list[float] = []
-        self.run_sets = ["--set", f"run.notebooks={root.parent / 'notebooks'}",
-                         "--set", f"run.home={root.parent / 'home'}"]
+        # The lab's folders inside the project: a project may mount its own folders (one
+        # outside it needs the user's own config or --allow-unsafe).
+        self.run_sets = ["--set", f"run.notebooks={root / 'notebooks'}",
+                         "--set", f"run.home={root / 'home'}"]
         pyrlab("init", str(root), "--base", "debian")
         config = root / "pyrlab.toml"
         text = config.read_text().replace('image = "pyrlab-debian:trixie"', f'image = "{base}"')
@@ -173,7 +175,10 @@ class Lab:
         hub = "# jupyterhub = true"
         assert hub in text, "the init template changed: update the benchmark"
         text = text.replace(hub, "jupyterhub = false  #", 1)
-        config.write_text(f'prefix = "{prefix}"\n' + text)
+        # The project's name makes its images PREFIX/IMAGE (`prefix` is for a registry).
+        named = f'name = "{prefix.rstrip("/")}"'
+        assert f'name = "{root.name}"' in text, "the init template changed: update the benchmark"
+        config.write_text(text.replace(f'name = "{root.name}"', named, 1))
         (root / "base_debs.txt").write_text("\n".join(debs) + "\n")
         # pylab's own Debian list (PYLAB_DEBS).
         text = config.read_text()
