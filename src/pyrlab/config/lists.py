@@ -26,12 +26,7 @@ from pathlib import Path
 
 from pyrlab.config.confine import outside, regular_file
 from pyrlab.ecosystems.base import Ecosystem, Entry, Include
-from pyrlab.ecosystems.r import R_NAME_RE
 from pyrlab.errors import Problem
-
-# Entry is the ecosystems' (pyrlab.ecosystems.base); R_NAME_RE is R's grammar. Both are
-# named here too for the modules that still import them from the list reader.
-__all__ = ["R_NAME_RE", "Entry", "ParsedList", "parse_lists"]
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,6 @@ from pyrlab.config.validators import (
     is_url,
     one_of,
 )
-from pyrlab.ecosystems.r import R_NAME_RE
 from pyrlab.engine_names import engine_choices
 from pyrlab.errors import ConfigError, Problem
 
@@ -297,6 +296,8 @@ def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],
 
 
 def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
+    from pyrlab.ecosystems.r import R_NAME_RE  # R's grammar, loaded when a config is read
+
     d = r.table(raw, "test", TEST_KEYS)
     known = r.table(d.get("known_failures"), "test.known_failures",
                     known_failures_keys())

@@ -32,8 +32,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pyrlab.config.lists import R_NAME_RE
-from pyrlab.ecosystems.r import R_DEPENDENCIES, compare_r
+from pyrlab.ecosystems.r import R_DEPENDENCIES, R_NAME_RE, compare_r
 from pyrlab.engines.base import Engine, RunRequest, short_id
 from pyrlab.errors import EngineError
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pyrlab.ecosystems.base import Ecosystem
+if TYPE_CHECKING:  # the interface itself loads with the first ecosystem
+    from pyrlab.ecosystems.base import Ecosystem
 
 # The registration lines, one per ecosystem.
 _BUILTIN = (

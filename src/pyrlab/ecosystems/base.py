@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
@@ -253,6 +252,8 @@ REGULAR = 0o644
 
 def container_file(name: str) -> bytes:
     """A file of pyrlab.container (the scripts that run in the image), as the context has it."""
+    from importlib import resources  # only when a context is rendered
+
     return resources.files("pyrlab.container").joinpath(name).read_bytes()
 
 
