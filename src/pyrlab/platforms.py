@@ -133,10 +133,5 @@ def qemu_name(platform: Platform) -> str:
     return ARCHES[platform].qemu
 
 
-def is_native(platform: Platform, host: Platform) -> bool:
-    """Whether `platform` builds and runs as the engine's own (`host`): NATIVE is."""
-    return platform in (NATIVE, host)
-
-
 def _listed() -> str:
     return "pyrlab builds for " + " and ".join(SUPPORTED)

@@ -21,7 +21,6 @@ from pyrlab.platforms import (
     UnknownPlatform,
     debian_arch,
     host_platform,
-    is_native,
     normalize,
     parse,
     qemu_name,
@@ -94,12 +93,6 @@ def test_the_host_platform_comes_from_the_machine(monkeypatch: pytest.MonkeyPatc
     assert host_platform() == platform
     # The bootstrapped base's image configuration says the same architecture as before.
     assert rootfs.architecture() == arch
-
-
-def test_native_is_the_engine_s_own_whether_named_or_not() -> None:
-    assert is_native(NATIVE, "linux/amd64")
-    assert is_native("linux/amd64", "linux/amd64")
-    assert not is_native("linux/arm64", "linux/amd64")
 
 
 def test_the_ecosystem_interface_speaks_of_the_same_platforms() -> None:
