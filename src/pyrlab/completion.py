@@ -4,7 +4,8 @@ The shell code (`pyrlab completion SHELL`, argcomplete's own) runs `pyrlab` with
 _ARGCOMPLETE and COMP_LINE set; cli.main then calls complete(), which answers with the
 candidates for the word under the cursor and exits: verbs and options from the parser
 itself, image names from the project's pyrlab.toml (found as a command finds it: from -C
-or the current folder, upwards), `--set` keys from the configuration's model.
+or the current folder, upwards), `--set` keys from the configuration's model, platforms
+from pyrlab.platforms.
 
 argcomplete is imported only here, and only when completing or printing the shell code, so
 that every other command starts as fast as before. Nothing a completion does may reach the
@@ -112,10 +113,12 @@ class _Places:
 
 
 def _attach_completers(parser: argparse.ArgumentParser) -> None:
-    """Set argcomplete's `.completer` on the actions that take image names, -C and --set,
-    in every parser reachable from `parser` (the verbs' options are added by their own
-    modules: they are found by what they are, not listed here)."""
+    """Set argcomplete's `.completer` on the actions that take image names, -C, --set and
+    --platform, in every parser reachable from `parser` (the verbs' options are added by
+    their own modules: they are found by what they are, not listed here)."""
     from argcomplete.completers import DirectoriesCompleter, FilesCompleter
+
+    from pyrlab.platforms import ALL, SUPPORTED
 
     places = _Places()
     files = FilesCompleter()
@@ -151,6 +154,12 @@ def _attach_completers(parser: argparse.ArgumentParser) -> None:
                 action.completer = DirectoriesCompleter()  # type: ignore[attr-defined]
             elif "--set" in action.option_strings:
                 action.completer = set_items  # type: ignore[attr-defined]
+            elif "--platform" in action.option_strings:
+                # Repeatable where it builds, and there `all` names [build] platforms.
+                offered = [*SUPPORTED, ALL] if isinstance(action, argparse._AppendAction) \
+                    else list(SUPPORTED)
+                action.completer = (  # type: ignore[attr-defined]
+                    lambda prefix, offered=offered, **_: offered)
             elif action.metavar == "IMAGE":
                 action.completer = (  # type: ignore[attr-defined]
                     lab_images if takes_port and not action.option_strings else images)
@@ -195,6 +204,7 @@ def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
     by key), → the values it can only take (() when free)."""
     from pyrlab.config import model
     from pyrlab.engines import registry as engine_registry
+    from pyrlab.platforms import SUPPORTED
 
     values_of = {"base": _choices(model.BaseConfig), "proxy": _choices(model.ProxyConfig),
                  "run": _choices(model.RunConfig), "build": _choices(model.BuildConfig),
@@ -208,6 +218,8 @@ def set_keys(config: Config | None) -> dict[str, tuple[str, ...]]:
         parts = key.split(".")
         if key == "engine":
             keys[key] = engine_registry.choices()
+        elif key == "build.platforms":  # one of them (a list is written as TOML)
+            keys[key] = SUPPORTED
         elif parts[0] == "images" and len(parts) == 3:
             keys[key] = values_of["images"].get(parts[2], ())
         elif len(parts) == 2 and parts[0] in values_of:

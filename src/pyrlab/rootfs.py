@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from pyrlab.platforms import goarch
+
 # Left out: the files in these folders (the folders stay).
 EMPTIED = ("var/log/", "var/lib/apt/lists/", "var/cache/apt/", "tmp/", "var/tmp/", "run/",
            "dev/")
@@ -35,8 +37,6 @@ DROPPED = frozenset({
 OLD_SUFFIX = "-old"
 SHADOW = frozenset({"etc/shadow", "etc/shadow-"})
 CHUNK = 1 << 20
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-           "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
 
 
 def release_epoch(release: str) -> int:
@@ -164,8 +164,7 @@ def file_digest(path: Path) -> str:
 
 
 def architecture() -> str:
-    machine = platform.machine().lower()
-    return _GOARCH.get(machine, machine)
+    return goarch(platform.machine())
 
 
 def timestamp(epoch: int) -> str:

@@ -74,7 +74,8 @@ class FakeEngine(Engine):
     `exec` answers as container/selftest.py would.
     Registries: `push` refuses refs under `refuse` the way a registry would; `pull` takes
     images from `registry` (ref → ID).
-    `name` is what `describe` shows ("docker" where a test reads an engine's own words)."""
+    `name` is what `describe` shows ("docker" where a test reads an engine's own words).
+    Its own platform (`platform()`, and its images') is `host_platform`: linux/amd64."""
 
     def __init__(self, name: str = "fake", *, tags: Mapping[str, str] | None = None) -> None:
         super().__init__(name)
@@ -113,7 +114,11 @@ class FakeEngine(Engine):
         self.apt_installed: dict[str, str] = {"libc6": "2.41-12"}
         self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
         self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
+        self.host_platform = "linux/amd64"
         self._lock = threading.Lock()
+
+    def platform(self) -> str:
+        return self.host_platform
 
     def _resolve(self, ref: str) -> str | None:
         return ref if ref in self.images else self.refs.get(ref)
@@ -130,14 +135,16 @@ class FakeEngine(Engine):
         if image_id is None:
             return None
         tags = tuple(sorted(r for r, i in self.refs.items() if i == image_id))
-        return ImageInfo(image_id, dict(self.images[image_id]), tags)
+        return ImageInfo(image_id, dict(self.images[image_id]), tags,
+                         platform=self.host_platform)
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         info = self.image(ref)
         if info is None:
             return None
+        os_name, arch = info.platform.split("/")
         return {"Id": info.id, "Config": {"Labels": dict(info.labels)},
-                "RepoTags": list(info.tags)}
+                "RepoTags": list(info.tags), "Os": os_name, "Architecture": arch}
 
     def tag(self, source: str, target: str) -> None:
         image_id = self._resolve(source)

@@ -12,6 +12,7 @@ from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
 from pyrlab.launch.state import name_note
 from pyrlab.output import info
+from pyrlab.platforms import ALL
 
 if TYPE_CHECKING:
     from pyrlab.config.project import Project
@@ -59,3 +60,34 @@ def add_image(parser: argparse.ArgumentParser, *, optional: bool = False,
     parser.add_argument("image", metavar="IMAGE", nargs="?" if optional else None,
                         help="the image whose lab to act on, e.g. pylab")
     parser.add_argument("--port", type=int, metavar="N", default=None, help=port_help)
+
+
+def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
+    repeatable for the commands that build (`all`: every one of [build] platforms), once
+    for those that act on one image (`up`). Only the engine's own is built for now."""
+    if many:
+        parser.add_argument(
+            "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
+            type=_platform_or_all,
+            help="build for PLATFORM (linux/amd64, linux/arm64; `all`: every one of [build] "
+            "platforms); repeatable; default: [build] platforms, else the engine's own. In "
+            "progress: only the engine's own platform is built so far")
+    else:
+        parser.add_argument(
+            "--platform", default=None, metavar="PLATFORM", type=_platform,
+            help="the platform to run (linux/amd64, linux/arm64); default: the engine's own. "
+            "In progress: only the engine's own platform runs so far")
+
+
+def _platform(text: str) -> str:
+    from pyrlab.config.validators import platform_of
+
+    found, problem = platform_of(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(problem or f"not a platform: {text!r}")
+    return found
+
+
+def _platform_or_all(text: str) -> str:
+    return ALL if text.strip().lower() == ALL else _platform(text)

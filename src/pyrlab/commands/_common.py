@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pyrlab.commands._args import project_from
+from pyrlab.commands._args import add_platform, project_from
 from pyrlab.engines.select import add_engine_argument
 
 # The project of a command line: found upwards from the current folder (or -C DIR) by
@@ -19,4 +19,5 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
                         "pyrlab.toml is on 127.0.0.1; config: proxy.network_host)")
     parser.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
                         help="build up to N independent images at the same time (default 2)")
+    add_platform(parser, many=True)
     add_engine_argument(parser)

@@ -139,5 +139,5 @@ def run(args: argparse.Namespace) -> BuildResult:
         names=args.images or None, no_cache=args.no_cache, pull=args.pull,
         pins="exact" if args.locked else "prefer", test=not args.no_test, jobs=args.jobs,
         network_host=args.network_host, cache_from=args.cache_from, dry_run=args.dry_run,
-        announce=(selection.describe(),)))
+        announce=(selection.describe(),), platforms=args.platforms))
     return BuildResult(selection, done.network_host, done.plan, done.built)

@@ -7,7 +7,7 @@ import webbrowser
 from dataclasses import dataclass
 from typing import Any
 
-from pyrlab.commands._args import add_image, engine_from, project_from
+from pyrlab.commands._args import add_image, add_platform, engine_from, project_from
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.launch.plan import lab_image
 from pyrlab.output import info
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not build: start the image as it is (an error when missing)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for JupyterLab (default {DEFAULT_TIMEOUT:g})")
+    add_platform(parser, many=False)
     add_unsafe_argument(parser)
     add_engine_argument(parser)
 
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> UpResult:
     project = project_from(args)
     lab_image(project.config, args.image)  # a clear error for an unknown image, first
     engine = engine_from(args, project.config, announce=True)
+    if args.platform is not None:  # first: a lab running already is no answer to it
+        from pyrlab.imagebuild.orchestration import refuse_foreign, target_platforms
+
+        refuse_foreign(project.config, engine, target_platforms(project.config, [args.platform]))
     started = start_lab(project, engine, args.image, port=args.port, gpus=args.gpus,
                         build=not args.no_build, timeout=args.timeout,
                         allow_unsafe=args.allow_unsafe, note=info)

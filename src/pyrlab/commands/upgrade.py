@@ -14,12 +14,19 @@ from typing import Any
 
 from pyrlab.commands import outdated
 from pyrlab.commands._common import add_build_options, project_from
+from pyrlab.config.readers import load_config
 from pyrlab.contents.diff import InventoryDiff, diff_locks
 from pyrlab.contents.tables import diff_table
+from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.executor import Built
-from pyrlab.imagebuild.orchestration import BuildOptions, run_build
+from pyrlab.imagebuild.orchestration import (
+    BuildOptions,
+    refuse_foreign,
+    run_build,
+    target_platforms,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +68,11 @@ class UpgradeResult:
 
 def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
     if args.dry_run:
+        if args.platforms:  # `outdated` asks the engine's own images: say so, not less
+            config = load_config(project_root(args), sets=tuple(args.sets))  # said there
+            engine = select_engine(args.engine, config.engine,
+                                   config_source=config.source_of("engine")).engine
+            refuse_foreign(config, engine, target_platforms(config, args.platforms))
         return outdated.find_outdated(args)
     project = project_from(args)
     config = project.config
@@ -71,7 +83,7 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
     options = BuildOptions(names=args.images or None, no_cache=True,
                            pull=fresh_base and not config.base.bootstrap,
                            rebootstrap=fresh_base, pins="fresh", jobs=args.jobs,
-                           network_host=args.network_host)
+                           network_host=args.network_host, platforms=args.platforms)
     try:
         done = run_build(project, engine, options)
     except BuildError as exc:

@@ -17,6 +17,7 @@ from pyrlab.config.key import project_key
 from pyrlab.config.tomlread import line_of, toml_key
 from pyrlab.config.user import USER_SOURCE
 from pyrlab.errors import Problem
+from pyrlab.platforms import Platform
 
 CONFIG_NAME = "pyrlab.toml"
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
@@ -138,6 +139,9 @@ class BuildConfig:
     # Registry images (REF) or image prefixes (REGISTRY/NAMESPACE/, one ref per image of the
     # graph) whose layer cache builds may reuse: a teammate's or CI's `pyrlab push`.
     cache_from: tuple[str, ...] = ()
+    # The platforms a build is for ("linux/arm64", as platforms.parse writes them), in the
+    # order given; () is the engine's own (orchestration.target_platforms decides).
+    platforms: tuple[Platform, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,7 +285,7 @@ _CORE_PROXY_KEYS = frozenset({"http_proxy", "https_proxy", "no_proxy", "network_
 _CORE_IMAGE_KEYS = frozenset({"from", "ports", "run_args"})
 RUN_KEYS = {"notebooks", "home", "rc", "userlab", "envfile", "bind", "uid", "gid",
             "docker_args", "sudo", "allow_no_token"}
-BUILD_KEYS = {"cache_from"}
+BUILD_KEYS = {"cache_from", "platforms"}
 TEST_KEYS = {"known_failures"}
 TOP_KEYS = {"name", "engine", "prefix", "base", "proxy", "images", "run", "build", "test"}
 

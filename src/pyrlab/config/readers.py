@@ -67,9 +67,11 @@ from pyrlab.config.validators import (
     is_uid,
     is_url,
     one_of,
+    platform_of,
 )
 from pyrlab.engine_names import engine_choices
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.platforms import Platform
 
 
 class _Reader:
@@ -85,7 +87,7 @@ class _Reader:
     def problem(self, key: str, message: str) -> None:
         """A problem at `key`: `FILE:LINE: key` where the file writes it (or the table
         it is in), `FILE: key` for a default, and naming the override that set it."""
-        source = self.sources.get(key)
+        source = self.sources.get(key.split("[", 1)[0])  # an element's is its list's
         suffix = f" (from {source})" if source else ""
         line = None if source else line_of(self.lines, key)
         where = f"{self.shown}:{line}: {key}" if line else f"{self.shown}: {key}"
@@ -270,7 +272,32 @@ def _read_build(r: _Reader, raw: Any) -> BuildConfig:
         error = cache_source_problem(item)
         if error:
             r.problem(f"build.cache_from[{i}]", error)
-    return BuildConfig(cache_from=tuple(sources))
+    return BuildConfig(cache_from=tuple(sources), platforms=_read_platforms(r, d))
+
+
+def _read_platforms(r: _Reader, d: dict[str, Any]) -> tuple[Platform, ...]:
+    """build.platforms: platforms as platforms.parse writes them, each once; one string
+    (`--set build.platforms=linux/arm64`) is a list of one."""
+    given = r.get(d, "platforms", "build.", [], _is_list_or_one)
+    chosen: dict[Platform, int] = {}
+    for i, item in enumerate(_as_tuple(given)):
+        found, problem = platform_of(item)
+        if found is None:
+            r.problem(f"build.platforms[{i}]", problem or "not a platform")
+        elif found in chosen:
+            r.problem(f"build.platforms[{i}]", f"{found} is listed twice (build.platforms"
+                      f"[{chosen[found]}] is {found} too); remove one")
+        else:
+            chosen[found] = i
+    return tuple(chosen)
+
+
+def _is_list_or_one(v: Any) -> str | None:
+    """An array (its items are checked one by one) or a single value."""
+    if isinstance(v, (list, str)):
+        return None
+    return (f"expected an array of platforms such as [\"linux/amd64\", \"linux/arm64\"], "
+            f"got {toml_kind(v)}")
 
 
 def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],

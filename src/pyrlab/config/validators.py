@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyrlab.config.guess import did_you_mean
 from pyrlab.config.tomlread import toml_kind
 from pyrlab.credentials import mask_url
+from pyrlab.platforms import Platform, UnknownPlatform, known_spellings, parse
 
 # Grammars of values that stand in Dockerfile lines and command lines; they end in \Z, since
 # `$` also matches before a final newline ("pylab\n" would pass and break the Dockerfile).
@@ -168,6 +170,19 @@ def cache_source_problem(value: Any) -> str | None:
         return None
     return (f"expected a registry image such as 'registry.example.org/team/pylab:latest' "
             f"or a prefix ending in '/' such as 'registry.example.org/team/', got {value!r}")
+
+
+def platform_of(value: Any) -> tuple[Platform | None, str | None]:
+    """(the platform `value` names, as platforms.parse writes it, None) or (None, why it
+    names none, with a guess at a misspelt one): for `[build] platforms` and --platform."""
+    if not isinstance(value, str):
+        return None, f"expected a platform such as 'linux/arm64', got {toml_kind(value)}"
+    try:
+        return parse(value), None
+    except UnknownPlatform as exc:
+        spellings = known_spellings()
+        guess = did_you_mean(value.strip(), spellings) if exc.misspelt else None
+        return None, str(exc) + (f"; did you mean {spellings[guess]}?" if guess else "")
 
 
 def is_suite(v: Any) -> str | None:

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from pyrlab import proc
+from pyrlab import platforms, proc
 from pyrlab.errors import Problem
 
-# A target platform as the engines write it ("linux/amd64"). NATIVE is the engine's own: the
-# only one today. Every fact that can differ by architecture (the inventory, the pins, the
-# lock section, the `outdated` query) is asked for one platform, so that a second one adds
-# arguments, not a rewrite.
-Platform = str
-NATIVE: Platform = ""
+# A target platform as the engines write it ("linux/amd64"), from pyrlab/platforms.py; part
+# of this interface. NATIVE is the engine's own: the only one today. Every fact that can
+# differ by architecture (the inventory, the pins, the lock section, the `outdated` query)
+# is asked for one platform, so that a second one adds arguments, not a rewrite.
+Platform = platforms.Platform
+NATIVE: Platform = platforms.NATIVE
 
 # The parts and the small records below are NamedTuples, not dataclasses: as immutable,
 # and cheaper to define (they are all made when the first ecosystem is loaded, on the way

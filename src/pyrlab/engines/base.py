@@ -21,6 +21,7 @@ from typing import Any
 
 from pyrlab import proc
 from pyrlab.errors import EngineError, RegistryError
+from pyrlab.platforms import NATIVE, Platform, UnknownPlatform, normalize
 
 # Every pyrlab cache mount id starts with this (see dockerfile/render.py `_Mounts.cache`).
 CACHE_ID_PREFIX = "pyrlab-"
@@ -87,6 +88,9 @@ class ImageInfo:
     labels: Mapping[str, str]
     tags: tuple[str, ...]  # as the engine reports them
     digests: tuple[str, ...] = ()  # REPOSITORY@sha256:… of the registries it came from
+    # What its configuration says it runs on ("linux/arm64"; platforms.normalize), NATIVE
+    # when it does not say.
+    platform: Platform = NATIVE
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,19 @@ def _image_info(info: dict[str, Any]) -> ImageInfo:
     labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
     return ImageInfo(id=normalize_id(str(info.get("Id", ""))), labels=dict(labels),
                      tags=tuple(info.get("RepoTags") or ()),
-                     digests=tuple(info.get("RepoDigests") or ()))
+                     digests=tuple(info.get("RepoDigests") or ()),
+                     platform=_image_platform(info))
+
+
+def _image_platform(info: dict[str, Any]) -> Platform:
+    """`image inspect`'s Os/Architecture[/Variant], one spelling (platforms.normalize)."""
+    parts = [str(info.get(key) or "") for key in ("Os", "Architecture", "Variant")]
+    if not parts[0] or not parts[1]:
+        return NATIVE
+    try:
+        return normalize("/".join(filter(None, parts)))
+    except UnknownPlatform:
+        return NATIVE
 
 
 def _plain_ref(ref: str) -> str:
@@ -269,10 +285,27 @@ class Engine(ABC):
     locked_cache_sharing: bool = True  # a second RUN --mount=type=cache,sharing=locked works
     cache_sees_bind_mounts: bool = True  # a RUN layer's cache key covers its bind mounts
 
+    # What the engine is asked for its own platform: its server's OS and architecture.
+    platform_query: tuple[str, ...] = ("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
+
     def __init__(self, binary: str) -> None:
         self.binary = binary
+        self._platform: Platform | None = None
 
     # ------------------------------------------------------------ description
+    def platform(self) -> Platform:
+        """The platform the engine builds and runs natively ("linux/amd64"; on a Mac, its
+        Linux VM's), asked once: what NATIVE stands for. EngineError when it cannot say."""
+        if self._platform is None:
+            answer = self._check(list(self.platform_query)).stdout.strip()
+            try:
+                self._platform = normalize(answer)
+            except UnknownPlatform:
+                raise EngineError(f"{self.name} did not say its platform: "
+                                  f"{proc.describe([self.binary, *self.platform_query])} "
+                                  f"answered {answer!r}") from None
+        return self._platform
+
     def describe(self) -> str:
         return f"{self.name} ({self.binary})"
 

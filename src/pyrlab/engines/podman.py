@@ -102,6 +102,7 @@ class Podman(Engine):
     # cache ignores what RUN steps bind-mount (so RUN lines carry their inputs' digest).
     locked_cache_sharing = False
     cache_sees_bind_mounts = False
+    platform_query = ("info", "--format", "{{.Host.OS}}/{{.Host.Arch}}")
 
     def __init__(self, binary: str) -> None:
         super().__init__(binary)

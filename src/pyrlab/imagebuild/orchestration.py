@@ -13,6 +13,9 @@
 5. the build (executor.build_plan), each image through the self-test gate before its tags
    move.
 
+Before all of it, the platforms the build is for (target_platforms); until builds for
+another platform land (issue 23), one other than the engine's own is refused there.
+
 The commands only turn their options into `BuildOptions` and a `BuildRun` into output.
 """
 
@@ -21,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from pyrlab.config.model import Config
 from pyrlab.config.project import Project
 from pyrlab.config.validators import cache_source_problem
 from pyrlab.contents.images import ImageSpec, LockFile, image_inventory, lock_file
@@ -30,13 +34,14 @@ from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines.base import Engine, ImageInfo, short_id
-from pyrlab.errors import UsageError
+from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
 from pyrlab.imagebuild.offered import preflight_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan
 from pyrlab.imagebuild.progress import Progress
+from pyrlab.platforms import ALL, NATIVE, Platform
 
 if TYPE_CHECKING:
     from pyrlab.gate import ImageTest
@@ -58,6 +63,9 @@ class BuildOptions:
     # `up`: when everything is up to date nothing is said (not even host networking).
     quiet_when_current: bool = False
     announce: Sequence[str] = ()  # lines said first (which engine builds)
+    # --platform (repeatable; `all`: every one of [build] platforms), as platforms.parse
+    # writes them; () lets target_platforms decide, (NATIVE,) is the engine's own (`up`).
+    platforms: Sequence[Platform] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
     `rendered`: the targets' contexts, when the caller rendered them already (see
     planner.make_plan)."""
     config = project.config
+    refuse_foreign(config, engine, target_platforms(config, options.platforms))
     locked = options.pins == "exact"
     progress = Progress()
     try:
@@ -129,6 +138,62 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
     finally:
         progress.close()
     return BuildRun(network_host, plan, built, sections)
+
+
+class Targets(NamedTuple):
+    """The platforms a build is for, and what chose them."""
+
+    platforms: tuple[Platform, ...]  # concrete ones, or (NATIVE,): the engine's own
+    source: str  # "--platform", "--platform all", "build.platforms", "pyrlab.lock", "default"
+
+
+def target_platforms(config: Config, flag: Sequence[Platform] = (), *,
+                     recorded: Sequence[Platform] = ()) -> Targets:
+    """The one place that decides which platforms a build is for: --platform's (`all`:
+    [build] platforms), else [build] platforms, else the platforms pyrlab.lock records,
+    else the engine's own (NATIVE: the engine is asked for it only where a name needs it).
+
+    `recorded` is for step 5 of issue 23 (a lock of format version 2, which records its
+    platforms); nothing passes it yet. A lock of today records none, and its Debian
+    versions' architecture must not decide: a lock written on a Mac would make amd64 CI
+    build arm64."""
+    wanted = list(flag)
+    if ALL in wanted:
+        wanted = [p for p in wanted if p != ALL] + list(config.build.platforms)
+        if wanted:
+            return Targets(tuple(dict.fromkeys(wanted)), f"--platform {ALL}")
+    if wanted:
+        return Targets(tuple(dict.fromkeys(wanted)), "--platform")
+    if config.build.platforms:
+        return Targets(config.build.platforms, "build.platforms")
+    if recorded:
+        return Targets(tuple(recorded), "pyrlab.lock")
+    return Targets((NATIVE,), "default")
+
+
+def refuse_foreign(config: Config, engine: Engine, targets: Targets) -> None:
+    """Until builds for another platform land (issue 23: a base, names, the lock and the
+    gate per platform), a platform other than the engine's own stops the command here,
+    before anything is built: UsageError for --platform, ConfigError for the setting."""
+    foreign = [p for p in targets.platforms if p != NATIVE and p != engine.platform()]
+    if not foreign:
+        return
+    host = engine.platform()
+    named = " and ".join(foreign)
+    why = (f"is not supported yet: pyrlab builds and runs images for the engine's own "
+           f"platform ({host}) only, so far; other platforms are in progress")
+    if targets.source == "--platform":
+        raise UsageError(f"--platform {foreign[0]} {why}",
+                         hint=f"leave out --platform (or give --platform {host})")
+    if targets.source == f"--platform {ALL}":
+        raise UsageError(f"--platform {ALL} ({named}) {why}",
+                         hint=f"leave out --platform (or give --platform {host})")
+    key = "build.platforms"
+    source = config.source_of(key)
+    in_file = config.file is not None and source == config.file.name
+    raise ConfigError(Problem(config.where(key), f"{named} {why}"
+                              + ("" if in_file else f" (from {source})")),
+                      hint=f"remove {named} from {key} (or override it: --set {key}={host})")
 
 
 def nothing_to_do(plan: Plan) -> bool:

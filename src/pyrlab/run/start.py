@@ -53,9 +53,11 @@ def ensure_image(project: Project, engine: Engine, image: str, *,
     IMAGE` does (compose's `up`); nothing is said when they are up to date. `rendered`:
     the image's and its ancestors' contexts, when rendered already (see render_targets)."""
     from pyrlab.imagebuild.orchestration import BuildOptions, run_build
+    from pyrlab.platforms import NATIVE
 
-    run_build(project, engine, BuildOptions(names=[image], quiet_when_current=True),
-              rendered=rendered)
+    # The engine's own platform, whatever [build] platforms lists: the one `up` starts.
+    run_build(project, engine, BuildOptions(names=[image], quiet_when_current=True,
+                                            platforms=(NATIVE,)), rendered=rendered)
 
 
 def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
