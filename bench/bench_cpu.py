@@ -330,14 +330,16 @@ def gate_phases(lines: Iterable[Line]) -> list[Phase]:
     return found
 
 
-def covered(phases: Iterable[Phase]) -> float:
-    """Seconds inside at least one phase."""
-    total, reach = 0.0, float("-inf")
+def gaps(phases: Iterable[Phase], start: float, end: float) -> list[tuple[float, float]]:
+    """The stretches of [start, end] inside no phase."""
+    found, reach = [], start
     for phase in sorted(phases, key=lambda p: p.start):
-        if phase.end > reach:
-            total += phase.end - max(phase.start, reach)
-            reach = phase.end
-    return total
+        if phase.start > reach:
+            found.append((reach, min(phase.start, end)))
+        reach = max(reach, phase.end)
+    if reach < end:
+        found.append((reach, end))
+    return [(a, b) for a, b in found if b > a]
 
 
 class Stamper(threading.Thread):
@@ -470,14 +472,21 @@ def account(way: str, lines: list[Line], start: float, end: float, client: float
         "utilisation": round(split["total"] / (cores * wall), 3),
         "idle_core_s": round(cores * wall - split["total"], 2),
         "busy_cores_before": load,
-        "steps": [phase_row(p, samples, start) for p in build_steps],
-        "outside_steps_s": round(wall - covered(build_steps), 2)}
+        "steps": [phase_row(p, samples, start) for p in build_steps]}
+    gates = gate_phases(lines)
     if way == "pyrlab":
-        for key, phases in (("bytecode", bytecode_phases(lines)), ("gate", gate_phases(lines))):
+        for key, phases in (("bytecode", bytecode_phases(lines)), ("gate", gates)):
             rows = [phase_row(p, samples, start) for p in phases]
             record[key] = {"wall_s": round(sum(r["wall_s"] for r in rows), 2),
                            "cpu_s": round(sum(r["cpu_s"]["total"] for r in rows), 2),
                            "windows": rows}
+    # What no step and no gate covers: the client's start, pyrlab's planning, tags, the
+    # next build's start, the lock (the issue's "11 s gap").
+    outside = gaps([*build_steps, *gates], start, end)
+    record["outside"] = {
+        "wall_s": round(sum(b - a for a, b in outside), 2),
+        "cpu_s": round(sum(cpu(samples, a, b)["total"] for a, b in outside), 2),
+        "windows": [[round(a - start, 2), round(b - start, 2)] for a, b in outside]}
     return record
 
 
@@ -494,6 +503,25 @@ def shown(figure: dict[str, float], unit: str = "", digits: int = 1) -> str:
     return text
 
 
+def step_medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each step that every run has, by build and name, in the first run's order: median
+    wall time, CPU-s and busy cores."""
+    def by_name(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(row["build"], row["name"]): row for row in record["steps"]}
+
+    named = [by_name(record) for record in records]
+    medians = []
+    for key, first in named[0].items():
+        rows = [each[key] for each in named if key in each]
+        if len(rows) == len(records):
+            wall = statistics.median(row["wall_s"] for row in rows)
+            used = statistics.median(row["cpu_s"]["total"] for row in rows)
+            medians.append({"build": key[0], "name": key[1], "start_s": first["start_s"],
+                            "wall_s": round(wall, 2), "cpu_s": round(used, 2),
+                            "cores_busy": round(used / wall, 2) if wall > 0 else None})
+    return medians
+
+
 def summary(runs: list[dict[str, Any]], cores: int) -> dict[str, Any]:
     ways: dict[str, Any] = {}
     for way in ("original", "pyrlab"):
@@ -505,10 +533,11 @@ def summary(runs: list[dict[str, Any]], cores: int) -> dict[str, Any]:
             "idle_core_s": spread([r["idle_core_s"] for r in records]),
             "cpu_by_source_s": {k: spread([r["cpu_s"][k] for r in records])
                                 for k in records[0]["cpu_s"]}}
-        if way == "pyrlab":
-            for key in ("bytecode", "gate"):
-                ways[way][key] = {"wall_s": spread([r[key]["wall_s"] for r in records]),
-                                  "cpu_s": spread([r[key]["cpu_s"] for r in records])}
+        keys = ("bytecode", "gate", "outside") if way == "pyrlab" else ("outside",)
+        for key in keys:
+            ways[way][key] = {"wall_s": spread([r[key]["wall_s"] for r in records]),
+                              "cpu_s": spread([r[key]["cpu_s"] for r in records])}
+        ways[way]["steps"] = step_medians(records)
     original_wall = ways["original"]["wall_s"]
     need = ways["pyrlab"]["cpu_s"]
     budget = cores * original_wall["median"]
@@ -560,7 +589,8 @@ def print_run(run: dict[str, Any]) -> None:
                   f"{c['total']:5.1f} CPU-s ({row['cores_busy']:.2f} cores; steps "
                   f"{c['steps']:.1f} ctr {c['containers']:.1f} dockerd {c['dockerd']:.1f})"
                   f"  {row['build']}: {row['name']}", flush=True)
-        print(f"    outside BuildKit's steps: {record['outside_steps_s']:.1f} s", flush=True)
+        print(f"    outside the steps and the gate: {record['outside']['wall_s']:.1f} s, "
+              f"{record['outside']['cpu_s']:.1f} CPU-s", flush=True)
 
 
 def print_summary(result: dict[str, Any], runs: int) -> None:
@@ -581,6 +611,15 @@ def print_summary(result: dict[str, Any], runs: int) -> None:
     for key, label in (("bytecode", "pyrlab: bytecode"), ("gate", "pyrlab: self-test gate")):
         print(f"{label + ' wall / CPU-s':<40} {'':>22} "
               f"{shown(p[key]['wall_s'], ' s')} / {shown(p[key]['cpu_s'])}")
+    print(f"{'outside the steps and gate: wall / CPU-s':<40} "
+          f"{shown(o['outside']['wall_s'], ' s') + ' / ' + shown(o['outside']['cpu_s']):>22} "
+          f"{shown(p['outside']['wall_s'], ' s')} / {shown(p['outside']['cpu_s'])}")
+    for way in ("original", "pyrlab"):
+        print(f"{way}'s steps of {SHOWN_STEP_S} s or more (medians): wall, CPU-s, busy cores")
+        for step in ways[way]["steps"]:
+            if step["wall_s"] >= SHOWN_STEP_S:
+                print(f"  {step['wall_s']:6.1f} s {step['cpu_s']:6.1f} CPU-s "
+                      f"{step['cores_busy'] or 0:5.2f}  {step['build']}: {step['name']}")
     print(f"\npyrlab needs {decision['pyrlab_extra_cpu_s']:.1f} CPU-s more than the original "
           f"way uses; the original way leaves {decision['original_idle_core_s']:.1f} core-s idle.")
     print(f"parity on this machine's cores: {decision['verdict'].upper()}: {decision['why']}")
