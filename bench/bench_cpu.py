@@ -665,15 +665,19 @@ def main() -> None:
             run: dict[str, Any] = {"order": list(order)}
             for way in order:
                 load = settle(sampler, cores)
+                started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 before = client_seconds()
+                output: dict[str, Any] = {}
                 if way == "original":
                     lines, start, end = run_original(original)
                 else:
-                    lines, start, end, _ = run_pyrlab(lab)
+                    lines, start, end, output = run_pyrlab(lab)
                 client = client_seconds() - before
                 sampler.now()
                 record = account(way, lines, start, end, client, sampler.samples, cores, load)
+                record["started"] = started_at
                 if way == "pyrlab":
+                    record["pyrlab_seconds"] = output.get("seconds")
                     record["self_test_reported_s"] = lab.test_seconds[-1]
                     record["bytecode_reported_s"] = lab.bytecode_seconds[-1]
                 run[way] = record
