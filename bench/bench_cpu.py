@@ -95,6 +95,7 @@ STUDY_SHARE = 0.85
 # A machine busier than this before a build (cores) is noted: its work counts as the run's.
 QUIET_CORES = 0.25
 SETTLE_MAX_S = 20.0
+STAMP_LAG_S = 0.5  # how late a stamp may be (log polling, buildx's output ticks)
 SHOWN_STEP_S = 0.3  # steps shorter than this are only in the JSON
 
 
@@ -279,8 +280,9 @@ def step_name(text: str) -> str:
 
 def steps(lines: Iterable[Line]) -> list[Phase]:
     """BuildKit's steps in plain progress output, one build per source: a step starts at
-    the first line that names its number and ends at its DONE line. Cached steps and steps
-    that never ended are left out. The export ("exporting to image") prints its lines only
+    the first line that names its number (or BuildKit's own duration before its end, if
+    that is STAMP_LAG_S earlier) and ends at its DONE line. Cached steps and steps that never ended are
+    left out. The export ("exporting to image") prints its lines only
     once it is over: it starts where the build's last other step ended."""
     first: dict[tuple[str, str], tuple[float, str]] = {}
     found: list[Phase] = []
@@ -293,7 +295,13 @@ def steps(lines: Iterable[Line]) -> list[Phase]:
         if done and key in first:
             if done.group(2).startswith("DONE"):
                 started, name = first[key]
-                found.append(Phase(name, line.source, started, line.t, float(done.group(3))))
+                reported = float(done.group(3))
+                # A step that waits (on a locked cache mount, beside another stage) may be
+                # printed only when it ends: BuildKit's own duration is then the longer
+                # (by more than the stamps' own lag).
+                if line.t - started < reported - STAMP_LAG_S:
+                    started = line.t - reported
+                found.append(Phase(name, line.source, started, line.t, reported))
             continue
         if key not in first and not done:
             first[key] = (line.t, step_name(head.group(2)))
