@@ -41,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyrlab.ecosystems.python import UV_VERSION
 from pyrlab.engines import buildcache
@@ -85,13 +86,17 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def user_env() -> dict[str, str]:
+    """pyrlab's environment as a user runs it: no PYRLAB_* overrides, and Python's bytecode
+    cache on (this workplace sets PYTHONDONTWRITEBYTECODE, which would recompile pyrlab at
+    every start)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("PYRLAB_") and k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def pyrlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    # As a user runs it: no PYRLAB_* overrides, and Python's bytecode cache on (this
-    # workplace sets PYTHONDONTWRITEBYTECODE, which would recompile pyrlab at every start).
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYRLAB_") and k != "PYTHONDONTWRITEBYTECODE"}
     done = subprocess.run([sys.executable, "-m", "pyrlab", *args], capture_output=True,
-                          text=True, check=False, env=env)
+                          text=True, check=False, env=user_env())
     if check and done.returncode != 0:
         sys.exit(f"pyrlab {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return done
@@ -144,11 +149,14 @@ class Original:
     def write(self, requirements: list[str]) -> None:
         (self.folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
 
+    def build_argv(self) -> list[str]:
+        return ["docker", "buildx", "build", "--load", "--network", "host", "-t", self.tag,
+                str(self.folder)]
+
     def build(self) -> float:
         before = sh("docker", "image", "inspect", "--format", "{{.Id}}", self.tag,
                     check=False).stdout.strip()
-        seconds = timed(lambda: sh("docker", "buildx", "build", "--load", "--network", "host",
-                                   "-t", self.tag, str(self.folder)))
+        seconds = timed(lambda: sh(*self.build_argv()))
         if before and before != sh("docker", "image", "inspect", "--format", "{{.Id}}",
                                    self.tag).stdout.strip():
             sh("docker", "rmi", before, check=False)  # the replaced build, now untagged
@@ -204,10 +212,20 @@ class Lab:
         is added to self.test_seconds, the bytecode compiler's (from the build logs) to
         self.bytecode_seconds."""
         started = time.perf_counter()
-        done = pyrlab("build", "-C", str(self.root), "--engine", "docker", "--json",
-                      *(images or ("pylab",)))
+        done = pyrlab(*self.build_args(*images))
         wall = time.perf_counter() - started
-        result = json.loads(done.stdout)
+        self.account(done.stdout)
+        return wall
+
+    def build_args(self, *images: str) -> list[str]:
+        """`pyrlab build`'s arguments (after `pyrlab`) for `images` (default pylab)."""
+        return ["build", "-C", str(self.root), "--engine", "docker", "--json",
+                *(images or ("pylab",))]
+
+    def account(self, stdout: str) -> dict[str, Any]:
+        """Adds a build's gate and bytecode seconds (from its --json output and its logs) to
+        self.test_seconds and self.bytecode_seconds; returns the parsed output."""
+        result: dict[str, Any] = json.loads(stdout)
         self.test_seconds.append(float(result.get("seconds", {}).get("self_test", 0.0)))
         compiled = 0.0
         for image in result.get("images", []):
@@ -216,7 +234,7 @@ class Lab:
                 for seconds in BYTECODE_LINE.findall(Path(log).read_text()):
                     compiled += float(seconds)
         self.bytecode_seconds.append(compiled)
-        return wall
+        return result
 
 
 # ----------------------------------------------------------------------- helpers
