@@ -1,6 +1,6 @@
 """Held-back listed packages: the rule, upload times, uv's explanation of what holds one
 back, and the probes' decisions (src/pyrlab/container/heldback.py, run in images; the
-build's and `outdated`'s reading of its lines: contents/heldback.py)."""
+build's reading of its lines: ecosystems/python.py `held_back_in`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime
 from collections.abc import Sequence
 
 from pyrlab.container import heldback
-from pyrlab.contents.heldback import from_output, parse_line
+from pyrlab.ecosystems.python import held_back_in
 
 UTC = datetime.UTC
 
@@ -146,15 +146,15 @@ def test_the_build_reads_the_findings_from_any_engine_s_output_line() -> None:
     line = ('#12 41.07 pyrlab-held-back: {"holder": "all versions of b depend on a<2", '
             '"kind": "held", "name": "a", "newest": "2.0", "resolved": "1.0", '
             '"why": "major version 2 is out"}')
-    finding = parse_line(line)
+    finding = held_back_in(line)
     assert finding is not None
     assert finding.describe() == ("held back: a 1.0, newest 2.0 (major version 2 is out); "
                                   "held by all versions of b depend on a<2")
-    assert from_output([line, "#12 41.08 pyrlab: a held back", line]) == [finding]
+    assert held_back_in("#12 41.08 pyrlab: a held back") is None
     # Where no requirement was found, the line says why instead of "held by".
-    unprobed = parse_line(line.replace("all versions of b depend on a<2",
-                                       "not probed (the probes' 120 s are spent)"))
+    unprobed = held_back_in(line.replace("all versions of b depend on a<2",
+                                         "not probed (the probes' 120 s are spent)"))
     assert unprobed is not None
     assert unprobed.describe() == ("held back: a 1.0, newest 2.0 (major version 2 is out); "
                                    "not probed (the probes' 120 s are spent)")
-    assert parse_line("pyrlab-held-back: {broken") is None
+    assert held_back_in("pyrlab-held-back: {broken") is None

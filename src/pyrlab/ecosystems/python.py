@@ -461,6 +461,25 @@ class HeldBack:
         return dataclasses.asdict(self)
 
 
+# What heldback.py (run by uv-install after a fresh resolution) prints before each finding:
+# a build finds its lines in the engine's output.
+HELD_BACK_MARKER = "pyrlab-held-back: "
+
+
+def held_back_in(line: str) -> HeldBack | None:
+    """The finding a line of a build's output carries (the engine may prefix it), or None."""
+    at = line.find(HELD_BACK_MARKER)
+    if at < 0:
+        return None
+    try:
+        data = json.loads(line[at + len(HELD_BACK_MARKER):])
+        return HeldBack(**{k: str(v) for k, v in data.items()
+                           if k in HeldBack.__dataclass_fields__})
+    except (ValueError, TypeError):
+        return None
+
+
+
 def python_resolution(answer: str) -> Answer:
     """{normalised name: version} of the resolution heldback.py printed, and its findings."""
     try:

@@ -26,7 +26,6 @@ from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases
 from pyrlab.config.model import Config, ProxyConfig
 from pyrlab.config.paths import work_dir
 from pyrlab.config.project import Project
-from pyrlab.contents.heldback import HeldBack, parse_line
 from pyrlab.contents.images import (
     LABEL_DELTA_DEPTH,
     LABEL_INPUT_HASH,
@@ -45,6 +44,7 @@ from pyrlab.dockerfile.context import secret_folder, write_context
 from pyrlab.dockerfile.network import build_secrets, secret_id
 from pyrlab.dockerfile.render import Delta, RenderOptions, render_context
 from pyrlab.ecosystems.base import PinMode
+from pyrlab.ecosystems.python import HeldBack, held_back_in
 from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id, short_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
@@ -393,7 +393,7 @@ class Executor:
             def on_line(line: str) -> None:
                 line = self.redact(line)  # a tool may echo a URL it was given
                 log.write(line)
-                finding = parse_line(line)
+                finding = held_back_in(line)
                 if finding is not None and finding not in held:
                     held.append(finding)
                 title = parser.feed(line)
