@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from pyrlab.engine_names import AUTO, ENGINES
+from pyrlab.engine_names import ENGINES, engine_choices
 
 if TYPE_CHECKING:
     from pyrlab.engines.base import Engine
@@ -24,8 +24,9 @@ def names() -> tuple[str, ...]:
 
 
 def choices() -> tuple[str, ...]:
-    """What `--engine`, PYRLAB_ENGINE and the config's `engine` accept."""
-    return (AUTO, *ENGINES)
+    """What `--engine`, PYRLAB_ENGINE and the config's `engine` accept (the config's own
+    check asks engine_names the same)."""
+    return engine_choices()
 
 
 def find(name: str) -> Engine:
