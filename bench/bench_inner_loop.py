@@ -1,7 +1,7 @@
 """The inner loop, side by side with the original way of building.
 
     .venv/bin/python bench/bench_inner_loop.py [--lab ds25|heavy] [--adds 3] [--with-r]
-                                               [--skip-cold] [--keep]
+                                               [--cold-runs 3] [--skip-cold] [--keep]
 
 The original way (the Makefile-and-Dockerfiles project pyrlab replaces) is one `apt-get
 install` layer, then `pip install --no-cache-dir --no-compile -r requirements.txt` in one
@@ -9,7 +9,9 @@ layer. Both ways use the same lists, the same base image (bootstrapped by pyrlab
 Debian mirror), the same engine (Docker with BuildKit) and the host's extra CA files.
 Scenarios, each run for pyrlab and the original way alternately in one run:
 
-- cold: build cache records of both ways pruned (download caches included), no images;
+- cold: build cache records of both ways pruned (download caches included), no images, no
+  pyrlab.lock; --cold-runs times (3), alternating which way goes first: the median, every
+  run and the spread are printed and kept;
 - add one package (median of --adds, a different package each time, never built before);
 - remove one package;
 - no-op rebuild;
@@ -284,11 +286,16 @@ class Table:
         self.rows: list[dict[str, object]] = []
 
     def add(self, scenario: str, original: float | None, ours: float, unit: str = "s",
-            self_test: float | None = None, bytecode: float | None = None) -> None:
+            self_test: float | None = None, bytecode: float | None = None,
+            runs: list[tuple[float, float]] | None = None) -> None:
+        """`runs`: (original, pyrlab) of each run a median row stands for, kept with it."""
         ratio = ours / original if original else None
-        self.rows.append({"scenario": scenario, "original": original, "pyrlab": ours,
-                          "unit": unit, "ratio": ratio, "pyrlab_self_test": self_test,
-                          "pyrlab_bytecode": bytecode})
+        row: dict[str, object] = {"scenario": scenario, "original": original, "pyrlab": ours,
+                                  "unit": unit, "ratio": ratio, "pyrlab_self_test": self_test,
+                                  "pyrlab_bytecode": bytecode}
+        if runs:
+            row["runs"] = [{"original": o, "pyrlab": p, "ratio": p / o} for o, p in runs]
+        self.rows.append(row)
         shown = "-" if original is None else f"{original:9.2f}"
         shares = [f"self-test {self_test:.1f} s"] if self_test is not None else []
         if bytecode:
@@ -296,6 +303,14 @@ class Table:
         gate = f"  (of which {', '.join(shares)})" if shares else ""
         print(f"{scenario:<52} {shown:>9} {ours:9.2f} {unit:<3} "
               f"{'' if ratio is None else f'{ratio:5.2f}'}{gate}", flush=True)
+        if runs:
+            print(f"{'  runs (original / pyrlab / ratio):':<52} " + "; ".join(
+                f"{o:.1f} / {p:.1f} / {p / o:.2f}" for o, p in runs), flush=True)
+            print(f"{'  spread (min-max):':<52} "
+                  f"{min(o for o, _ in runs):.1f}-{max(o for o, _ in runs):.1f}  "
+                  f"{min(p for _, p in runs):.1f}-{max(p for _, p in runs):.1f}  "
+                  f"{min(p / o for o, p in runs):.2f}-{max(p / o for o, p in runs):.2f}",
+                  flush=True)
 
 
 def machine() -> dict[str, object]:
@@ -314,6 +329,8 @@ def main() -> None:
     parser.add_argument("--lab", choices=("ds25", "heavy"), default="ds25")
     parser.add_argument("--adds", type=int, default=3)
     parser.add_argument("--with-r", action="store_true")
+    parser.add_argument("--cold-runs", type=int, default=3,
+                        help="cold builds per way, alternating which goes first (median)")
     parser.add_argument("--skip-cold", action="store_true",
                         help="keep the build caches (cold figures are then not cold)")
     parser.add_argument("--keep", action="store_true")
@@ -332,13 +349,33 @@ def main() -> None:
         original = Original(work / "original", requirements, debs + PYLAB_DEBS)
         lab = Lab(work / "lab", requirements, args.with_r, debs)
 
-        if not args.skip_cold:
-            remove_images()
-            prune(ORIGINAL_MARK)
-            prune(PYRLAB_MARK)
-        table.add("cold build of pylab" + ("" if not args.skip_cold else " (warm cache)"),
-                  original.build(), lab.build(), self_test=lab.test_seconds[-1],
-                  bytecode=lab.bytecode_seconds[-1])
+        if args.skip_cold:
+            table.add("cold build of pylab (warm cache)", original.build(), lab.build(),
+                      self_test=lab.test_seconds[-1], bytecode=lab.bytecode_seconds[-1])
+        else:
+            # Each run from a cold cache, no images and no pyrlab.lock (a new project's first
+            # build); which way goes first alternates, as the machine's state drifts.
+            colds: list[tuple[float, float, float, float]] = []
+            for run in range(max(1, args.cold_runs)):
+                remove_images()
+                prune(ORIGINAL_MARK)
+                prune(PYRLAB_MARK)
+                (lab.root / "pyrlab.lock").unlink(missing_ok=True)
+                if run % 2 == 0:
+                    theirs, ours = original.build(), lab.build()
+                else:
+                    ours = lab.build()
+                    theirs = original.build()
+                colds.append((theirs, ours, lab.test_seconds[-1], lab.bytecode_seconds[-1]))
+                print(f"  cold run {run + 1}: original {theirs:.1f} s, pyrlab {ours:.1f} s "
+                      f"({ours / theirs:.2f})", flush=True)
+            n = len(colds)
+            table.add(f"cold build of pylab (median of {n}, alternated)",
+                      statistics.median(c[0] for c in colds),
+                      statistics.median(c[1] for c in colds),
+                      self_test=statistics.median(c[2] for c in colds),
+                      bytecode=statistics.median(c[3] for c in colds),
+                      runs=[(c[0], c[1]) for c in colds])
 
         adds: list[tuple[float, float, float, float]] = []
         for _ in range(args.adds):

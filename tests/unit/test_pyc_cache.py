@@ -178,3 +178,31 @@ def test_an_unwritable_cache_still_gives_the_image_its_bytecode(tmp_path: Path) 
     blocker.write_text("not a folder", encoding="utf-8")
     assert run(blocker, site) == (4, 3, 0, 1)
     assert pyc_of(site / "top.py").is_file()
+
+
+
+def test_two_builds_sharing_the_cache_take_turns_and_the_second_reuses(tmp_path: Path) -> None:
+    """Builds compiling into one cache take turns (its lock file): while a third holds it
+    both wait, then one compiles every file and the other reuses them all; nothing is
+    compiled twice."""
+    import fcntl
+
+    site = make_site(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    skipfile = site.parent / "skip.txt"
+    skipfile.write_text(f"{site / 'pkg/tests'}\n{site / 'pkg/test'}\n", encoding="utf-8")
+    argv = [sys.executable, "-I", str(SCRIPT), "--skip", str(skipfile), str(cache), str(site)]
+    with open(cache / "compile.lock", "w") as held:  # a build compiling now
+        fcntl.flock(held, fcntl.LOCK_EX)
+        builds = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        time.sleep(1.5)
+        assert [b.poll() for b in builds] == [None, None], "they went on beside the holder"
+    outs = [b.communicate(timeout=60)[0] for b in builds]
+    assert all("waited" in out for out in outs), outs
+    counts = []
+    for out in outs:
+        found = LINE.search(out)
+        assert found, out
+        counts.append(tuple(int(n) for n in found.groups()))
+    assert sorted(counts) == [(4, 0, 3, 1), (4, 3, 0, 1)], counts

@@ -13,10 +13,16 @@ is seen as changed. A miss is compiled on every core and stored. The folders SKI
 (the test suites nothing imports, test_folders.py's list) are skipped, and a file that does
 not compile never fails the build. Writes go to a temporary name renamed into place (two
 builds may share the cache), and entries unused for PRUNE_DAYS are removed once a day.
+Builds sharing the cache take turns (a lock file in it, waited on for at most LOCK_WAIT
+seconds): of two images built at the same time with files in common (pylab and rlab both
+hold JupyterLab), the second finds the first's work done instead of compiling the same
+files beside it on the same cores.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import marshal
@@ -30,6 +36,7 @@ from collections.abc import Iterator
 MASK = 0xFFFFFFFF
 PRUNE_DAYS = 30
 CHUNK = 64
+LOCK_WAIT = 900
 
 
 def write(target: str, data: bytes) -> None:
@@ -147,6 +154,33 @@ def prune(root: str) -> int:
     return removed
 
 
+@contextlib.contextmanager
+def turn(root: str) -> Iterator[float]:
+    """The cache to this build alone while it compiles; yields the seconds it waited for
+    another. Past LOCK_WAIT, or where the lock cannot be had, it goes on without."""
+    started = time.monotonic()
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(os.path.join(root, "compile.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield 0.0
+        return
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - started > LOCK_WAIT:
+                    break
+                time.sleep(0.1)
+            except OSError:
+                break
+        yield time.monotonic() - started
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
 def lines(listfile: str) -> list[str]:
     with open(listfile, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.strip()]
@@ -163,14 +197,18 @@ def main(argv: list[str]) -> None:
     paths = [p for p in paths if p.endswith(".py") and not p.startswith(skipped)]
     tag = f"{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}"
     cache = os.path.join(root, tag)
-    started = time.monotonic()
     chunks = [(cache, paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]
     totals = {"reused": 0, "compiled": 0, "failed": 0}
-    if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
-        with multiprocessing.Pool() as pool:
-            results = list(pool.imap_unordered(work, chunks))
-    else:
-        results = [work(chunk) for chunk in chunks]
+    with turn(root) as waited:
+        started = time.monotonic()
+        if waited >= 1:
+            print(f"pyrlab: bytecode: waited {waited:.1f}s for another build compiling "
+                  "into the same cache")
+        if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
+            with multiprocessing.Pool() as pool:
+                results = list(pool.imap_unordered(work, chunks))
+        else:
+            results = [work(chunk) for chunk in chunks]
     for counts in results:
         for k, v in counts.items():
             totals[k] += v
