@@ -71,10 +71,10 @@ from bench_inner_loop import (
     HEAVY_DEBS,
     ORIGINAL_MARK,
     PYLAB_DEBS,
-    PYRLAB_MARK,
     RESULTS,
     Lab,
     Original,
+    cold_start,
     machine,
     prune,
     pyrlab,
@@ -667,9 +667,7 @@ def main() -> None:
             lab = Lab(work / f"lab-{number}", requirements, False, debs)
             print(f"run {number + 1}: cold cache (images removed, both ways' records pruned); "
                   f"{' then '.join(order)}", flush=True)
-            remove_images()
-            prune(ORIGINAL_MARK)
-            prune(PYRLAB_MARK)
+            cold_start()
             run: dict[str, Any] = {"order": list(order)}
             for way in order:
                 load = settle(sampler, cores)

@@ -249,6 +249,14 @@ def prune(mark: str) -> int:
                                                   check=False), mark))
 
 
+def cold_start() -> None:
+    """Cold, for both ways: this benchmark's images removed, both ways' build cache records
+    pruned (download caches included)."""
+    remove_images()
+    prune(ORIGINAL_MARK)
+    prune(PYRLAB_MARK)
+
+
 def remove_images() -> None:
     refs = [r for r in sh("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
             .split() if r.startswith(PREFIX) and r != BASE]
@@ -357,9 +365,7 @@ def main() -> None:
             # build); which way goes first alternates, as the machine's state drifts.
             colds: list[tuple[float, float, float, float]] = []
             for run in range(max(1, args.cold_runs)):
-                remove_images()
-                prune(ORIGINAL_MARK)
-                prune(PYRLAB_MARK)
+                cold_start()
                 (lab.root / "pyrlab.lock").unlink(missing_ok=True)
                 if run % 2 == 0:
                     theirs, ours = original.build(), lab.build()

@@ -19,20 +19,30 @@ LINE = re.compile(r"pyrlab: bytecode for (\d+) files: (\d+) compiled, (\d+) reus
                   r"cache, (\d+) not compilable")
 
 
-def run(cache: Path, site: Path, listfile: Path | None = None,
-        skip: tuple[str, ...] = ("pkg/tests", "pkg/test")) -> tuple[int, int, int, int]:
-    """(files, compiled, reused, not compilable) from the step's log line; the folders
-    `skip` names (relative to site) are what test_folders.py would list: left out."""
+def step_argv(cache: Path, site: Path, listfile: Path | None = None,
+              skip: tuple[str, ...] = ("pkg/tests", "pkg/test")) -> list[str]:
+    """The step's command line; the folders `skip` names (relative to site) are what
+    test_folders.py would list: left out."""
     skipfile = site.parent / "skip.txt"
     skipfile.write_text("".join(f"{site / folder}\n" for folder in skip), encoding="utf-8")
     argv = [sys.executable, "-I", str(SCRIPT), "--skip", str(skipfile), str(cache), str(site)]
-    if listfile is not None:
-        argv.append(str(listfile))
-    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
-    found = LINE.search(done.stdout)
-    assert found, done.stdout + done.stderr
+    return argv if listfile is None else [*argv, str(listfile)]
+
+
+def counts(output: str) -> tuple[int, int, int, int]:
+    """(files, compiled, reused, not compilable) from the step's log line."""
+    found = LINE.search(output)
+    assert found, output
     files, compiled, reused, bad = (int(n) for n in found.groups())
     return files, compiled, reused, bad
+
+
+def run(cache: Path, site: Path, listfile: Path | None = None,
+        skip: tuple[str, ...] = ("pkg/tests", "pkg/test")) -> tuple[int, int, int, int]:
+    """The step's counts (see `counts`) for `site`, `skip` left out (see `step_argv`)."""
+    done = subprocess.run(step_argv(cache, site, listfile, skip), capture_output=True,
+                          text=True, check=True, timeout=120)
+    return counts(done.stdout + done.stderr)
 
 
 def make_site(root: Path) -> Path:
@@ -180,7 +190,6 @@ def test_an_unwritable_cache_still_gives_the_image_its_bytecode(tmp_path: Path) 
     assert pyc_of(site / "top.py").is_file()
 
 
-
 def test_two_builds_sharing_the_cache_take_turns_and_the_second_reuses(tmp_path: Path) -> None:
     """Builds compiling into one cache take turns (its lock file): while a third holds it
     both wait, then one compiles every file and the other reuses them all; nothing is
@@ -190,9 +199,7 @@ def test_two_builds_sharing_the_cache_take_turns_and_the_second_reuses(tmp_path:
     site = make_site(tmp_path)
     cache = tmp_path / "cache"
     cache.mkdir()
-    skipfile = site.parent / "skip.txt"
-    skipfile.write_text(f"{site / 'pkg/tests'}\n{site / 'pkg/test'}\n", encoding="utf-8")
-    argv = [sys.executable, "-I", str(SCRIPT), "--skip", str(skipfile), str(cache), str(site)]
+    argv = step_argv(cache, site)
     with open(cache / "compile.lock", "w") as held:  # a build compiling now
         fcntl.flock(held, fcntl.LOCK_EX)
         builds = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -200,9 +207,4 @@ def test_two_builds_sharing_the_cache_take_turns_and_the_second_reuses(tmp_path:
         assert [b.poll() for b in builds] == [None, None], "they went on beside the holder"
     outs = [b.communicate(timeout=60)[0] for b in builds]
     assert all("waited" in out for out in outs), outs
-    counts = []
-    for out in outs:
-        found = LINE.search(out)
-        assert found, out
-        counts.append(tuple(int(n) for n in found.groups()))
-    assert sorted(counts) == [(4, 0, 3, 1), (4, 3, 0, 1)], counts
+    assert sorted(counts(out) for out in outs) == [(4, 0, 3, 1), (4, 3, 0, 1)], outs

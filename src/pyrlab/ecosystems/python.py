@@ -479,7 +479,6 @@ def held_back_in(line: str) -> HeldBack | None:
         return None
 
 
-
 def python_resolution(answer: str) -> Answer:
     """{normalised name: version} of the resolution heldback.py printed, and its findings."""
     try:
