@@ -133,5 +133,36 @@ def qemu_name(platform: Platform) -> str:
     return ARCHES[platform].qemu
 
 
+def is_native(platform: Platform, host: Platform) -> bool:
+    """Whether images for `platform` are named, rendered and hashed as today's: NATIVE
+    (none named) or the engine's own (`host`, from Engine.platform())."""
+    return platform in (NATIVE, host)
+
+
+def platform_ref(ref: str, platform: Platform, host: Platform) -> str:
+    """The local name of `ref`'s image for `platform`: the host's (or NATIVE) is `ref` as
+    it is; another platform's adds its token as the repository's last path component,
+    before any tag or digest (`pyrlab/debian:trixie` → `pyrlab/debian/arm64:trixie`). A
+    path component, not a tag suffix: tags (`latest`, `previous`, base tags) keep their
+    meaning on every platform, and no image name can hold a `/` to clash with it."""
+    if is_native(platform, host):
+        return ref
+    name, sep, pinned = ref.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:  # a tag, not a registry's port
+        name, tag = name[:colon], name[colon:]
+    else:
+        tag = ""
+    return f"{name}/{token(platform)}{tag}{sep}{pinned}"
+
+
+def cache_id(name: str, platform: Platform, host: Platform) -> str:
+    """A BuildKit cache mount's id for `platform`: BuildKit keys cache mounts by id alone,
+    not by platform, so another platform's (wheels, compiled R packages, the uv binary,
+    apt's lists) get their own; the host's keeps `name`, so native renders do not move."""
+    return name if is_native(platform, host) else f"{name}-{token(platform)}"
+
+
 def _listed() -> str:
     return "pyrlab builds for " + " and ".join(SUPPORTED)

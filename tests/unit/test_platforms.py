@@ -162,3 +162,30 @@ def test_the_fake_engine_is_an_amd64_machine() -> None:
     assert engine.platform() == "linux/amd64"
     base = engine.image(BASE_REF)
     assert base is not None and base.platform == "linux/amd64"
+
+
+@pytest.mark.parametrize("ref, named", [
+    ("pyrlab/debian:trixie", "pyrlab/debian/arm64:trixie"),
+    ("mylab/pylab:latest", "mylab/pylab/arm64:latest"),
+    ("pylab", "pylab/arm64"),
+    ("localhost:5000/team/pylab:previous", "localhost:5000/team/pylab/arm64:previous"),
+    ("localhost:5000/pylab", "localhost:5000/pylab/arm64"),
+    ("debian@sha256:" + "a" * 64, "debian/arm64@sha256:" + "a" * 64),
+])
+def test_a_foreign_platform_s_image_has_its_token_in_the_repository(ref: str,
+                                                                    named: str) -> None:
+    assert platforms.platform_ref(ref, "linux/arm64", "linux/amd64") == named
+
+
+@pytest.mark.parametrize("platform", [platforms.NATIVE, "linux/amd64"])
+def test_the_host_s_names_and_cache_ids_are_today_s(platform: str) -> None:
+    assert platforms.platform_ref("mylab/pylab:latest", platform, "linux/amd64") \
+        == "mylab/pylab:latest"
+    assert platforms.cache_id("pyrlab-uv", platform, "linux/amd64") == "pyrlab-uv"
+    assert platforms.is_native(platform, "linux/amd64")
+
+
+def test_a_foreign_platform_s_cache_mounts_are_its_own() -> None:
+    assert platforms.cache_id("pyrlab-uv", "linux/arm64", "linux/amd64") == "pyrlab-uv-arm64"
+    assert platforms.cache_id("pyrlab-uv", "linux/amd64", "linux/arm64") == "pyrlab-uv-amd64"
+    assert not platforms.is_native("linux/arm64", "linux/amd64")
