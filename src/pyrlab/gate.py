@@ -48,6 +48,7 @@ from importlib import resources
 from typing import Any
 
 from pyrlab import ecosystems, proc
+from pyrlab.config.model import Mark
 from pyrlab.config.project import Project
 from pyrlab.config.tomlread import toml_key
 from pyrlab.contents.dependencies import (
@@ -65,6 +66,7 @@ from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab
 from pyrlab.launch.ready import NotReady, wait_ready
 from pyrlab.launch.safety import harmless_args
+from pyrlab.platforms import Platform
 
 # A check's kind: an ecosystem's name ("python", "r"), "kernel" or "lab". Its verdict: see
 # ecosystems/base.py Verdict.
@@ -201,12 +203,14 @@ def marks_table(eco: Ecosystem) -> str | None:
                  if key.startswith(MARKS)), None)
 
 
-def marks_of(project: Project, eco: Ecosystem) -> dict[str, str]:
-    """The project's known failures of one ecosystem."""
+def marks_of(project: Project, eco: Ecosystem, platform: Platform) -> dict[str, str]:
+    """The project's known failures of one ecosystem that hold on `platform` (a concrete
+    one): name -> the expected error."""
     table = marks_table(eco)
     if table is None:
         return {}
-    return dict(getattr(project.config.test, f"known_failures_{table}", ()))
+    marks: tuple[Mark, ...] = getattr(project.config.test, f"known_failures_{table}", ())
+    return {mark.name: mark.expected for mark in marks if mark.holds_on(platform)}
 
 
 def mark_key(eco: Ecosystem, marks_in: str) -> Callable[[str], str]:
@@ -430,7 +434,7 @@ class SelfTester:
         command, judge = eco.checks.command, eco.checks.judge
         assert command is not None and judge is not None
         answer = self._exec(container, command(pairs))
-        marks = marks_of(self.project, eco) if judged else {}
+        marks = marks_of(self.project, eco, self.engine.platform()) if judged else {}
         return [Check.of(eco, finding) for finding in
                 judge(answer, wanted, marks, mark_key(eco, self.marks_in))]
 

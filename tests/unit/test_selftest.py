@@ -404,7 +404,8 @@ def test_the_accept_hint_is_toml_that_accepts_exactly_those_failures(tmp_path: P
     assert "ghost" not in toml  # not installed is no upstream breakage to accept
     (tmp_path / "pyrlab.toml").write_text(toml)
     config = load_config(tmp_path, environ={})
-    python, r = (dict(config.test.known_failures_python), dict(config.test.known_failures_r))
+    python, r = ({m.name: m.expected for m in config.test.known_failures_python},
+                 {m.name: m.expected for m in config.test.known_failures_r})
     assert python == {"trapd": "cannot import name 'old_api' from 'dep' (/opt/venv/x \"y\".py)"}
     judged = judge_imports(rows_of(("trapd", "trapd", error)),
                            {"trapd": Listed("requirements.txt:4")}, python)
@@ -454,6 +455,32 @@ def test_known_failure_marks_are_checked_naming_file_and_key(
     _, problems = read_config(tmp_path, environ={})
     # Each case's key is on (or in the table of) the second line.
     assert any(str(p).startswith(f"pyrlab.toml:2: {problem}") for p in problems), problems
+
+
+def test_a_mark_limited_to_platforms_holds_only_on_them(tmp_path: Path) -> None:
+    from pyrlab import ecosystems
+    from pyrlab.config.model import Mark
+    from pyrlab.config.project import load_project
+    from pyrlab.gate import marks_of
+
+    (tmp_path / "pyrlab.toml").write_text(
+        '[test.known_failures.python]\n'
+        'chartpy = "ModuleNotFoundError"\n'
+        'tables = { error = "OSError", platforms = ["aarch64"] }\n'
+        '[test.known_failures.r]\n'
+        'sf = { error = "libgdal", platforms = ["linux/amd64", "linux/arm64/v8"] }\n')
+    for name in ("base_debs.txt", "requirements.txt", "r_debs.txt", "r_requirements.txt",
+                 "r_packages.txt"):
+        (tmp_path / name).write_text("")
+    project = load_project(tmp_path, environ={})
+    assert project.config.test.known_failures_python == (
+        Mark("chartpy", "ModuleNotFoundError"), Mark("tables", "OSError", ("linux/arm64",)))
+    python, r = ecosystems.named("python"), ecosystems.named("r")
+    assert marks_of(project, python, "linux/amd64") == {"chartpy": "ModuleNotFoundError"}
+    assert marks_of(project, python, "linux/arm64") == {"chartpy": "ModuleNotFoundError",
+                                                        "tables": "OSError"}
+    assert marks_of(project, r, "linux/amd64") == marks_of(project, r, "linux/arm64") \
+        == {"sf": "libgdal"}
 
 
 # --------------------------------------------------------------------------- delta scope

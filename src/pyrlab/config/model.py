@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pyrlab.config.key import project_key
 from pyrlab.config.tomlread import line_of, toml_key
@@ -144,13 +144,28 @@ class BuildConfig:
     platforms: tuple[Platform, ...] = ()
 
 
+class Mark(NamedTuple):
+    """One accepted failure of [test.known_failures.*]: a top-level module or R package,
+    the error it is expected to fail with (an exception type, or a text the error
+    contains) and the platforms it is accepted on (`{ error = ..., platforms = [...] }`;
+    () is every platform)."""
+
+    name: str
+    expected: str
+    platforms: tuple[Platform, ...] = ()
+
+    def holds_on(self, platform: Platform) -> bool:
+        """Whether it is accepted on `platform` (a concrete one, as Engine.platform() and
+        Inventory.platform say)."""
+        return not self.platforms or platform in self.platforms
+
+
 @dataclass(frozen=True)
 class SelfTestConfig:
-    # Failures the project accepts ([test.known_failures.python] / .r): top-level module
-    # or R package → the expected error (an exception type, or a text the error contains).
-    # The self-test reports them as known failures and lets the image through.
-    known_failures_python: tuple[tuple[str, str], ...] = ()
-    known_failures_r: tuple[tuple[str, str], ...] = ()
+    # Failures the project accepts ([test.known_failures.python] / .r). The self-test
+    # reports them as known failures and lets the image through.
+    known_failures_python: tuple[Mark, ...] = ()
+    known_failures_r: tuple[Mark, ...] = ()
 
 
 @dataclass(frozen=True)

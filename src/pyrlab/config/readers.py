@@ -31,6 +31,7 @@ from pyrlab.config.model import (
     BuildConfig,
     Config,
     ImageConfig,
+    Mark,
     ProxyConfig,
     RunConfig,
     SelfTestConfig,
@@ -301,25 +302,67 @@ def _is_list_or_one(v: Any) -> str | None:
 
 
 def _read_marks(r: _Reader, raw: Any, key: str, name_ok: Callable[[str], bool],
-                what: str) -> tuple[tuple[str, str], ...]:
-    """NAME = "expected error" lines of one [test.known_failures.*] table."""
+                what: str) -> tuple[Mark, ...]:
+    """NAME = "expected error" lines of one [test.known_failures.*] table, or NAME = {
+    error = "expected error", platforms = ["linux/arm64"] } for a failure accepted on some
+    platforms only."""
     if raw is None:
         return ()
     if not isinstance(raw, dict):
         r.problem(key, f"expected a table of NAME = \"expected error\", got {toml_kind(raw)}")
         return ()
     marks = []
-    for name, expected in raw.items():
+    for name, value in raw.items():
         where = f"{key}.{toml_key(name)}"
         if not name_ok(name):
             r.problem(where, f"expected {what}")
-        elif not isinstance(expected, str) or not expected.strip():
+            continue
+        expected: Any = value
+        chosen: tuple[Platform, ...] = ()
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"error", "platforms"})
+            if unknown:
+                r.problem(f"{where}.{toml_key(unknown[0])}", "unknown key: a limited mark "
+                          "takes error = \"...\" and platforms = [\"linux/arm64\"]")
+                continue
+            expected = value.get("error")
+            limited = _mark_platforms(r, value.get("platforms"), f"{where}.platforms")
+            if limited is None:
+                continue
+            chosen = limited
+            where = f"{where}.error"
+        if not isinstance(expected, str) or not expected.strip():
             r.problem(where, "expected the error it fails with: an exception type such as "
                       "\"ModuleNotFoundError\" or a text the error contains, as a string, "
-                      f"got {toml_kind(expected) if not isinstance(expected, str) else 'an empty one'}")
+                      f"got {_kind_of_expected(expected)}")
         else:
-            marks.append((name, expected))
+            marks.append(Mark(name, expected, chosen))
     return tuple(marks)
+
+
+def _kind_of_expected(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return toml_kind(value) if not isinstance(value, str) else "an empty one"
+
+
+def _mark_platforms(r: _Reader, raw: Any, where: str) -> tuple[Platform, ...] | None:
+    """A limited mark's platforms (a non-empty list, each once); None after a problem."""
+    if not isinstance(raw, list) or not raw:
+        r.problem(where, "expected the platforms it is accepted on, such as "
+                  f"[\"linux/arm64\"], got {toml_kind(raw) if raw is not None else 'nothing'}"
+                  + (" (leave the mark a plain string to accept it everywhere)"
+                     if raw == [] else ""))
+        return None
+    chosen: list[Platform] = []
+    for i, item in enumerate(raw):
+        found, problem = platform_of(item)
+        if found is None:
+            r.problem(f"{where}[{i}]", problem or "not a platform")
+            return None
+        if found not in chosen:
+            chosen.append(found)
+    return tuple(chosen)
 
 
 def _read_test(r: _Reader, raw: Any) -> SelfTestConfig:
