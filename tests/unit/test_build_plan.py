@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import BASE_ID, FakeEngine
+from fakes import BASE_ID, FILES, FakeEngine
 from labfiles import make_project
 
 from pyrlab import proc
@@ -531,3 +531,23 @@ def test_promote_moves_latest_last_and_not_after_an_interrupt() -> None:
         proc.reset()
     assert engine.refs["x:latest"] == engine.refs["x:trixie"] == "1" * 64
     assert "x:previous" not in engine.refs
+
+
+def test_lines_limited_to_another_platform_are_not_rendered(tmp_path: Path) -> None:
+    """On this (amd64) engine, `[arm64]` lines vanish and `[amd64]` ones are plain lines:
+    the contexts, hashes included, are those of a list that names only what applies."""
+    def plan_of(root: Path, debs: str, r: str) -> dict[str, str]:
+        toml = FILES["pyrlab.toml"]
+        assert isinstance(toml, str)
+        files = {**FILES, "debs.txt": debs, "r.txt": r, "pyrlab.toml": toml.replace(
+            'requirements = ["requirements.txt"]',
+            'requirements = ["requirements.txt"]\ndebs = ["debs.txt"]\nr = "debian"\n'
+            'r_packages = ["r.txt"]')}
+        plan = make_plan(load(make_project(root, files)), FakeEngine(), ["pylab"])
+        return {p.target.name: p.target.context.input_hash for p in plan.images}
+
+    limited = plan_of(tmp_path / "limited", "curl\nintel-mkl [amd64]\nlibarmpl [arm64]\n",
+                      "sf [!amd64]\nRcpp [amd64 arm64]\n")
+    plain = plan_of(tmp_path / "plain", "curl\nintel-mkl\n", "Rcpp\n")
+    assert limited == plain
+    assert plan_of(tmp_path / "other", "curl\nintel-mkl\nlibarmpl\n", "Rcpp\n") != plain

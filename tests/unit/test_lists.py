@@ -17,7 +17,8 @@ INDEX_HINT = "(set indexes in pyrlab.toml [proxy])"
 HASH_REFUSAL = ("option '--hash' is not supported: a hash-checking install needs a hash for "
                 "every dependency too; pin versions here and let pyrlab.lock record exactly "
                 "what was installed")
-ARCH_HINT = "list the package without one, for the image's own architecture"
+ARCH_HINT = ("list the package without one, for the image's own architecture (limit it to "
+             "some with a trailing [amd64] or [!arm64])")
 CURL_HINT = "write 'curl' for the current version or 'curl=VERSION' for an exact one"
 NOT_PEP508 = (  # packaging's reason, with its first letter lower-cased
     "not a valid Python requirement: expected semicolon (after name with no version specifier)"
@@ -144,6 +145,17 @@ BAD_LINES: list[tuple[Ecosystem, str, str]] = [
     (R, "foo:bar", "unknown source 'foo:' (use apt: or cran:)"),
     (R, "cran:", "missing R package name"),
     (R, "-r other.txt", "options are not allowed in an R list"),
+    # Architecture lists, Debian's way (`foo [amd64]`), in Debian and R lists.
+    (DEB, "curl []", "an empty architecture list '[]': name some, such as [amd64]"),
+    (DEB, "curl [amd64 !arm64]", ("'[amd64 !arm64]' mixes architectures and negated ones: "
+     "write either [amd64 arm64] or [!arm64]")),
+    (DEB, "curl [armhf]", ("unknown architecture 'armhf' in '[armhf]': pyrlab builds for "
+     "amd64 and arm64 (Debian's names)")),
+    (DEB, "curl [!amd64 !arm64]", "'[!amd64 !arm64]' leaves no platform: remove the line"),
+    (DEB, "[amd64]", "missing package name before the architecture list"),
+    (DEB, "curl [amd64] [arm64]", "one package per line, without spaces"),
+    (R, "sf [aarch64]", ("unknown architecture 'aarch64' in '[aarch64]': pyrlab builds for "
+     "amd64 and arm64 (Debian's names)")),
 ]
 
 
@@ -543,3 +555,56 @@ def test_empty_input(tmp_path: Path) -> None:
     parsed = parse(tmp_path, R, "empty.txt")
     assert parsed == ParsedList(entries=(), problems=(), files=(tmp_path / "empty.txt",))
     assert parse_lists([], PY, root=tmp_path) == ParsedList((), (), ())
+
+
+def limits(parsed: ParsedList) -> list[tuple[str, str, list[str] | None]]:
+    return [(e.name, e.text, None if e.platforms is None else sorted(e.platforms))
+            for e in parsed.entries]
+
+
+def test_debian_and_r_lines_can_be_limited_to_platforms(tmp_path: Path) -> None:
+    write(tmp_path, "debs.txt", lines("curl", "intel-mkl [amd64]", "libfoo=1.0  [!amd64]",
+                                      "both [amd64 arm64]"))
+    write(tmp_path, "r.txt", lines("sf [arm64]", "cran: ggplot2>=3.5 [!arm64]", "Rcpp"))
+    debs, r = parse(tmp_path, DEB, "debs.txt"), parse(tmp_path, R, "r.txt")
+    assert debs.problems == r.problems == ()
+    assert limits(debs) == [
+        ("curl", "curl", None), ("intel-mkl", "intel-mkl", ["linux/amd64"]),
+        ("libfoo", "libfoo=1.0", ["linux/arm64"]),
+        ("both", "both", ["linux/amd64", "linux/arm64"])]
+    assert limits(r) == [("sf", "sf", ["linux/arm64"]),
+                         ("ggplot2", "ggplot2>=3.5", ["linux/amd64"]), ("Rcpp", "Rcpp", None)]
+    assert r.entries[1].source == "cran" and r.entries[1].version == "3.5"
+    assert [e.applies_to("linux/arm64") for e in debs.entries] == [True, False, True, True]
+    assert [e.applies_to("linux/amd64") for e in debs.entries] == [True, True, False, True]
+
+
+def test_python_brackets_are_still_extras(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", lines("requests[socks]"))
+    parsed = parse(tmp_path, PY, "requirements.txt")
+    assert parsed.problems == () and parsed.entries[0].platforms is None
+
+
+def test_one_package_for_each_platform_is_two_alternatives(tmp_path: Path) -> None:
+    write(tmp_path, "debs.txt", lines("libmkl [amd64]", "libopenblas0 [arm64]",
+                                      "libfoo=1 [amd64]", "libfoo=2 [arm64]",
+                                      "libbar [amd64]", "libbar=3 [amd64]"))
+    parsed = parse(tmp_path, DEB, "debs.txt")
+    assert parsed.problems == ()
+    assert limits(parsed) == [
+        ("libmkl", "libmkl", ["linux/amd64"]), ("libopenblas0", "libopenblas0", ["linux/arm64"]),
+        ("libfoo", "libfoo=1", ["linux/amd64"]), ("libfoo", "libfoo=2", ["linux/arm64"]),
+        ("libbar", "libbar=3", ["linux/amd64"])]
+
+
+@pytest.mark.parametrize(("first", "later", "both"), [
+    ("curl", "curl [arm64]", "linux/arm64"),
+    ("curl [!amd64]", "curl", "linux/arm64"),
+    ("curl [amd64]", "curl=8 [amd64 arm64]", "linux/amd64"),
+])
+def test_lines_for_one_package_whose_platforms_meet_are_an_error(
+        tmp_path: Path, first: str, later: str, both: str) -> None:
+    write(tmp_path, "debs.txt", lines(first, later))
+    assert messages(parse(tmp_path, DEB, "debs.txt")) == [
+        (f"debs.txt:2: 'curl' is listed for {both} at debs.txt:1 too: limit the lines to "
+        "platforms that do not meet, or list it once")]

@@ -27,6 +27,7 @@ from pathlib import Path
 from pyrlab.config.confine import outside, regular_file
 from pyrlab.ecosystems.base import Ecosystem, Entry, Include
 from pyrlab.errors import Problem
+from pyrlab.platforms import SUPPORTED
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ class _Parser:
         duplicate is a warning, contradictory versions are an error naming both lines."""
         marker = self.eco.grammar.marker(entry)
         earlier = self._first.setdefault(entry.name, [])
+        if any(self.entries[index].platforms != entry.platforms for _, index in earlier):
+            self._add_limited(entry, [self.entries[index] for _, index in earlier])
+            return
         for other_marker, index in earlier:
             # Lines for one package under different markers are alternatives, not duplicates.
             if marker is None or other_marker is None or marker == other_marker:
@@ -259,6 +263,22 @@ class _Parser:
                     self.entries[index] = merged
                 return
         earlier.append((marker, len(self.entries)))
+        self.entries.append(entry)
+
+
+    def _add_limited(self, entry: Entry, earlier: list[Entry]) -> None:
+        """A package's lines limited to platforms (`foo [amd64]`) are alternatives when
+        their platforms do not meet; each platform takes at most one of them."""
+        for first in earlier:
+            both = (frozenset(SUPPORTED) if first.platforms is None else first.platforms) & (
+                frozenset(SUPPORTED) if entry.platforms is None else entry.platforms)
+            if both:
+                self.problems.append(Problem(
+                    entry.where, f"'{entry.name}' is listed for {', '.join(sorted(both))} at "
+                    f"{first.where} too: limit the lines to platforms that do not meet, "
+                    "or list it once"))
+                return
+        self._first[entry.name].append((self.eco.grammar.marker(entry), len(self.entries)))
         self.entries.append(entry)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pyrlab import ecosystems
@@ -15,6 +15,7 @@ from pyrlab.config.readers import read_config
 from pyrlab.config.tomlread import toml_key
 from pyrlab.ecosystems.base import Entry
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.platforms import Platform
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,26 @@ class ImageLists:
 
     def lines_of(self, eco: str) -> tuple[Entry, ...]:
         return self.lines.get(eco, ())
+
+    @property
+    def limited(self) -> bool:
+        """Whether any entry is limited to some platforms (`foo [amd64]`)."""
+        return any(e.platforms is not None for group in (self.entries, self.lines)
+                   for entries in group.values() for e in entries)
+
+    def for_platform(self, platform: Platform) -> ImageLists:
+        """What an image for `platform` (a concrete one) installs: the entries that apply
+        to it. Itself where no entry is limited, so that unlimited lists keep their bytes."""
+        if not self.limited:
+            return self
+        return replace(self, entries=_applying(self.entries, platform),
+                       lines=_applying(self.lines, platform))
+
+
+def _applying(by_eco: Mapping[str, tuple[Entry, ...]],
+              platform: Platform) -> dict[str, tuple[Entry, ...]]:
+    return {eco: tuple(e for e in entries if e.applies_to(platform))
+            for eco, entries in by_eco.items()}
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,19 @@ class Project:
 
     def order(self, names: Iterable[str] | None = None) -> list[str]:
         return build_order(self.config, names)
+
+    @property
+    def limited(self) -> bool:
+        """Whether a list has lines limited to some platforms (`foo [amd64]`)."""
+        return any(lists.limited for lists in self.lists.values())
+
+    def for_platform(self, platform: Platform) -> Project:
+        """The project as a build for `platform` (a concrete one, such as Engine.platform()
+        says) sees it: each list without the lines limited to other platforms."""
+        if not self.limited:
+            return self
+        return replace(self, lists={name: lists.for_platform(platform)
+                                    for name, lists in self.lists.items()})
 
 
 def build_order(config: Config, names: Iterable[str] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ a parser) for the layer above to run.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -50,6 +51,48 @@ class Entry:
     version: str | None  # the pinned (or, in R, minimum) version when given
     source: str | None  # R only: "apt" or "cran" when the entry asks for one
     where: str  # "FILE:LINE", FILE relative to the project root when under it
+    # The platforms it is for (`intel-mkl [amd64]` in a Debian or R list); None: every one.
+    platforms: frozenset[Platform] | None = None
+
+    def applies_to(self, platform: Platform) -> bool:
+        """Whether an image for `platform` (a concrete one) installs it."""
+        return self.platforms is None or platform in self.platforms
+
+
+# A trailing architecture list, as Debian's control files limit a dependency: `[amd64]`,
+# `[amd64 arm64]`, or all negated, `[!arm64]`.
+_ARCH_LIST_RE = re.compile(r"^(?P<rest>.*?)[ \t]*\[(?P<arches>[^\[\]]*)\]$")
+
+
+def split_platforms(line: str) -> tuple[str, frozenset[Platform] | None] | str:
+    """A list line without its trailing `[ARCH ...]` or `[!ARCH ...]` (Debian's
+    architectures) and the platforms that leaves; (line, None) when it has none; why it is
+    refused otherwise. For the ecosystems whose lines have no brackets of their own."""
+    found = _ARCH_LIST_RE.match(line)
+    if found is None:
+        return line, None
+    words = found.group("arches").split()
+    if not words:
+        return "an empty architecture list '[]': name some, such as [amd64]"
+    negated = {word.startswith("!") for word in words}
+    if len(negated) > 1:
+        return (f"'[{found.group('arches')}]' mixes architectures and negated ones: "
+                "write either [amd64 arm64] or [!arm64]")
+    by_arch = {platforms.debian_arch(p): p for p in platforms.SUPPORTED}
+    named = [word.removeprefix("!") for word in words]
+    unknown = [arch for arch in named if arch not in by_arch]
+    if unknown:
+        return (f"unknown architecture '{unknown[0]}' in '[{found.group('arches')}]': pyrlab "
+                f"builds for {' and '.join(by_arch)} (Debian's names)")
+    chosen = frozenset(by_arch[arch] for arch in named)
+    if negated == {True}:
+        chosen = frozenset(platforms.SUPPORTED) - chosen
+        if not chosen:
+            return f"'[{found.group('arches')}]' leaves no platform: remove the line"
+    rest = found.group("rest")
+    if not rest:
+        return "missing package name before the architecture list"
+    return rest, chosen
 
 
 class Include(NamedTuple):

@@ -37,6 +37,7 @@ from pyrlab.ecosystems.base import (
     container_file,
     lines,
     sign,
+    split_platforms,
 )
 from pyrlab.errors import Problem
 
@@ -52,6 +53,15 @@ _DEB_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[^=/]*)")
 
 
 def _parse_deb(line: str, where: str) -> Entry | str:
+    limited = split_platforms(line)
+    if isinstance(limited, str):
+        return limited
+    line, chosen = limited
+    found = _parse_deb_package(line, where)
+    return replace(found, platforms=chosen) if isinstance(found, Entry) and chosen else found
+
+
+def _parse_deb_package(line: str, where: str) -> Entry | str:
     if line.startswith("-"):
         return "options are not allowed in a Debian list"
     relation = _DEB_RELATION_RE.match(line)
@@ -62,7 +72,8 @@ def _parse_deb(line: str, where: str) -> Entry | str:
     arch = _DEB_ARCH_RE.match(line)
     if arch:
         return (f"architecture qualifiers (`{arch.group(1)}`) are not supported: "
-                "list the package without one, for the image's own architecture")
+                "list the package without one, for the image's own architecture (limit "
+                "it to some with a trailing [amd64] or [!arm64])")
     if any(c in line for c in " \t"):
         return "one package per line, without spaces"
     split = _DEB_SEPARATOR_RE.search(line)

@@ -44,6 +44,7 @@ from pyrlab.ecosystems.base import (
     lines,
     mark_matches,
     sign,
+    split_platforms,
 )
 from pyrlab.ecosystems.debian import APT_CACHES, APT_PROXY_SECRET, apt_net_files
 from pyrlab.errors import Problem
@@ -59,6 +60,15 @@ _R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
 
 
 def _parse_r(line: str, where: str) -> Entry | str:
+    limited = split_platforms(line)
+    if isinstance(limited, str):
+        return limited
+    line, chosen = limited
+    found = _parse_r_package(line, where)
+    return replace(found, platforms=chosen) if isinstance(found, Entry) and chosen else found
+
+
+def _parse_r_package(line: str, where: str) -> Entry | str:
     if line.startswith("-"):
         return "options are not allowed in an R list"
     source = None

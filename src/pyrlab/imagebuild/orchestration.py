@@ -39,7 +39,7 @@ from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
 from pyrlab.imagebuild.offered import preflight_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
-from pyrlab.imagebuild.planner import Plan, Target, make_plan
+from pyrlab.imagebuild.planner import Plan, Target, make_plan, on_engine
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.platforms import ALL, NATIVE, Platform
 
@@ -88,6 +88,9 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
     planner.make_plan)."""
     config = project.config
     refuse_foreign(config, engine, target_platforms(config, options.platforms))
+    # Lines limited to other platforms (`foo [arm64]`) are not this build's: not rendered,
+    # pinned, locked or self-tested.
+    project = on_engine(project, engine)
     locked = options.pins == "exact"
     progress = Progress()
     try:

@@ -112,6 +112,12 @@ class Target:
         return input_parts(self.context)
 
 
+def on_engine(project: Project, engine: Engine) -> Project:
+    """The project as a build by `engine`, for its own platform, sees it (see
+    Project.for_platform); the engine is asked its platform only where a list is limited."""
+    return project.for_platform(engine.platform()) if project.limited else project
+
+
 def targets(project: Project, names: Iterable[str] | None,
             options: RenderOptions) -> list[Target]:
     """The selected images and their ancestors, rendered, parents first."""
@@ -315,7 +321,7 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
     what `targets(project, names, engine.render_options)` returned, when the caller
     rendered it already (it depends on the project only, not on the engine's images)."""
     if rendered is None:
-        rendered = targets(project, names, RenderOptions.for_builder(engine))
+        rendered = targets(on_engine(project, engine), names, RenderOptions.for_builder(engine))
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
     base = base_status(project, known[project.config.base.image], pull=pull,

@@ -64,9 +64,9 @@ def render_targets(project: Project, engine: Engine, image: str) -> list[Target]
     """The contexts `ensure_image` plans with: they do not depend on what is built, so they
     may be rendered before the build lock is held."""
     from pyrlab.dockerfile.render import RenderOptions
-    from pyrlab.imagebuild.planner import targets
+    from pyrlab.imagebuild.planner import on_engine, targets
 
-    return targets(project, [image], RenderOptions.for_builder(engine))
+    return targets(on_engine(project, engine), [image], RenderOptions.for_builder(engine))
 
 
 def check_built(project: Project, engine: Engine, image: str) -> str | None:
