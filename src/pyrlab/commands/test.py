@@ -14,6 +14,7 @@ from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
 from pyrlab.gate import Check, ImageTest, SelfTester
+from pyrlab.imagebuild.planner import on_engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> SelfTestResult:
     if args.images and missing:
         raise NotBuiltError(f"not built: {', '.join(missing)}",
                             hint=f"build with `pyrlab build {' '.join(missing)}`")
-    tester = SelfTester(project, engine)
+    tester = SelfTester(on_engine(project, engine), engine)  # lines for its platform only
     tests = []
     for name in names:
         info = known[project.config.image_ref(name)]
