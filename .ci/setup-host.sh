@@ -5,7 +5,13 @@
 #   bash .ci/setup-host.sh                   what pyrlab's main job needs (the README's first
 #                                            command): Docker (docker.io), mmdebstrap (the
 #                                            bootstrapped base, root or not), debootstrap, pipx
+#   bash .ci/setup-host.sh --emulation       also emulation of the other platform pyrlab
+#                                            builds for (arm64 on amd64, amd64 on arm64):
+#                                            qemu-user-static and binfmt-support, binfmt_misc
+#                                            mounted, the qemu handler registered with flag F
 #   bash .ci/setup-host.sh --tests           also what the test suite needs (`.ci/run`):
+#                                            emulation (as --emulation; a host that cannot
+#                                            have it only gets a warning),
 #                                            Podman and its helpers, ShellCheck, apt-cacher-ng,
 #                                            R (r-base-core, for `R CMD build`), chromium,
 #                                            python3-venv, a Distribution registry
@@ -13,7 +19,7 @@
 #                                            for the push tests, docker-compose, Node.js +
 #                                            npm and configurable-http-proxy (JupyterHub's
 #                                            proxy)
-#   bash .ci/setup-host.sh --print-packages [--tests]   the Debian packages it would make
+#   bash .ci/setup-host.sh --print-packages [--tests|--emulation]   the Debian packages it would make
 #                                            sure of, one a line; installs nothing
 #
 #  - installs the packages that are missing
@@ -22,6 +28,10 @@
 #  - installs the docker-buildx CLI plugin into ~/.docker/cli-plugins/ (optional; taken
 #    from Debian trixie's docker-buildx package, fetched inside a debootstrapped trixie
 #    image, so no container registry is needed; cached in /var/cache/pyrlab-ci/)
+#  - with --emulation (or --tests): mounts binfmt_misc where it is not, and registers
+#    qemu-user-static's handler for the other platform where installing it did not (no
+#    systemd or binfmt-support service runs in a container); checks its flag F, without
+#    which a container cannot reach the interpreter
 #  - with --tests: gives Podman default ulimits (without them `podman run` fails setting
 #    rlimits), opens /dev/net/tun to users as stock Debian does (rootless Podman's network;
 #    test_podman_rootless.py makes its own user, whose subordinate IDs useradd gives),
@@ -43,6 +53,11 @@ MAIN_PACKAGES=(docker.io mmdebstrap debootstrap pipx ca-certificates)
 # Installed where the release has them: from Debian 13 on, docker.io only recommends its
 # client (docker-cli), and a client >= 23 builds with BuildKit only through docker-buildx.
 MAIN_WHERE_AVAILABLE=(docker-cli docker-buildx)
+# Building for another platform runs its programs under qemu. On Debian 13 qemu-user-static
+# is a transitional package that brings qemu-user (static there) and qemu-user-binfmt; on 12
+# it is the static qemu and registers its handlers itself. binfmt-support's update-binfmts
+# registers them where no systemd does.
+EMULATION_PACKAGES=(qemu-user-static binfmt-support)
 TEST_PACKAGES=(
   podman uidmap slirp4netns fuse-overlayfs
   # /usr/share/containers/storage.conf (driver = "overlay"): without it Debian 12's rootless
@@ -58,14 +73,19 @@ TEST_PACKAGES=(
 
 TESTS=0
 PRINT=0
+EMULATION=0  # 1: implied by --tests (a failure is a warning), 2: asked for (an error)
 for arg in "$@"; do
   case $arg in
-    --tests) TESTS=1 ;;
+    --tests) TESTS=1; ((EMULATION)) || EMULATION=1 ;;
+    --emulation) EMULATION=2 ;;
     --print-packages) PRINT=1 ;;
     *) printf 'setup-host: unknown option %s (see the top of %s)\n' "$arg" "$0" >&2; exit 2 ;;
   esac
 done
 PACKAGES=("${MAIN_PACKAGES[@]}")
+if ((EMULATION)); then
+  PACKAGES+=("${EMULATION_PACKAGES[@]}")
+fi
 if ((TESTS)); then
   PACKAGES+=("${TEST_PACKAGES[@]}")
 fi
@@ -292,6 +312,73 @@ install_buildx() {
   log "buildx: installed $("$dir/docker-buildx" version 2>/dev/null) into $dir"
 }
 
+# --- emulation ------------------------------------------------------------------------
+
+BINFMT=/proc/sys/fs/binfmt_misc
+
+# `uname -m` of the other platform pyrlab builds for (qemu's name, binfmt_misc's
+# qemu-NAME): amd64 machines emulate arm64, arm64 machines amd64.
+foreign_machine() {
+  case $(uname -m) in
+    x86_64) echo aarch64 ;;
+    aarch64 | arm64) echo x86_64 ;;
+  esac
+}
+
+# emulates NAME: qemu-NAME is registered, enabled, with flag F (the kernel opens the
+# interpreter when it registers it, so containers without qemu inside can use it).
+emulates() {
+  local entry=$BINFMT/qemu-$1
+  [[ -f $entry ]] && [[ $(head -n 1 "$entry") == enabled ]] && grep -q '^flags:.*F' "$entry"
+}
+
+mount_binfmt() {
+  [[ -f $BINFMT/status ]] && return 0
+  if ! as_root mount -t binfmt_misc binfmt_misc "$BINFMT"; then
+    log "emulation: cannot mount binfmt_misc at $BINFMT (in a container: run it --privileged)"
+    return 1
+  fi
+  log "emulation: mounted binfmt_misc at $BINFMT"
+}
+
+# Register qemu-NAME where installing qemu-user-static did not (binfmt_misc was not mounted,
+# or no service registers at boot in a container): with update-binfmts, else from the
+# package's systemd-binfmt file. A handler without F (another package's) is replaced.
+register_emulation() {
+  local machine=$1 conf=/usr/lib/binfmt.d/qemu-$1.conf
+  if command -v update-binfmts >/dev/null; then
+    as_root update-binfmts --enable "qemu-$machine" >/dev/null 2>&1 || true
+  fi
+  emulates "$machine" && return 0
+  [[ -f $conf ]] || return 1
+  if [[ -f $BINFMT/qemu-$machine ]]; then
+    log "emulation: replacing $BINFMT/qemu-$machine ($(grep '^flags' "$BINFMT/qemu-$machine"))"
+    echo -1 | as_root tee "$BINFMT/qemu-$machine" >/dev/null
+  fi
+  grep -v '^[#;]' "$conf" | as_root tee "$BINFMT/register" >/dev/null
+}
+
+setup_emulation() {
+  local machine
+  machine=$(foreign_machine)
+  if [[ -z $machine ]]; then
+    log "emulation: pyrlab builds no other platform on $(uname -m)"
+    return 0
+  fi
+  if emulates "$machine"; then
+    log "emulation: $BINFMT/qemu-$machine is registered ($(grep '^flags' "$BINFMT/qemu-$machine"))"
+    return 0
+  fi
+  mount_binfmt || return 1
+  register_emulation "$machine" || true
+  if ! emulates "$machine"; then
+    log "emulation: $BINFMT/qemu-$machine is missing, disabled or lacks flag F:"
+    cat "$BINFMT/qemu-$machine" >&2 2>/dev/null || true
+    return 1
+  fi
+  log "emulation: registered $BINFMT/qemu-$machine ($(grep '^flags' "$BINFMT/qemu-$machine"))"
+}
+
 # --- apt-cacher-ng --------------------------------------------------------------------
 
 start_apt_cacher() {
@@ -326,8 +413,16 @@ install_chp() {
 
 # --------------------------------------------------------------------------------------
 
+if ((EMULATION)); then
+  # Mounted first, so that the packages' own scripts register their handlers.
+  mount_binfmt || true
+fi
 install_packages
 start_dockerd
+if ((EMULATION)) && ! setup_emulation; then
+  ((EMULATION == 1)) || die "no emulation of $(foreign_machine) here (see above)"
+  log "warning: no emulation here: tests that build for another platform will fail"
+fi
 if ((TESTS)); then
   configure_podman
   open_tun

@@ -41,6 +41,7 @@ def _commands(text: str) -> set[str]:
 HOST_HINTS = {
     ("engines/docker.py", "apt-get"): "how to install Docker on the host",
     ("engines/podman.py", "apt-get"): "how to install Podman on the host",
+    ("engines/emulation.py", "apt-get"): "how to install qemu-user-static on the host",
     ("baseimage.py", "apt-get"): "how to install mmdebstrap on the host",
     ("exports/ci.py", "apt-get"): "the CI runner's own setup, written into the CI file",
 }

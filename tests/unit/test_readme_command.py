@@ -133,6 +133,13 @@ def test_the_test_command_installs_the_test_tools() -> None:
     assert setup_packages() <= with_tests
 
 
+def test_emulation_comes_with_the_tests_or_on_its_own_never_with_the_main_job() -> None:
+    emulation = {"qemu-user-static", "binfmt-support"}
+    assert setup_packages("--emulation") == setup_packages() | emulation
+    assert emulation <= setup_packages("--tests")
+    assert not setup_packages() & emulation
+
+
 def test_setup_host_refuses_an_unknown_option() -> None:
     done = subprocess.run(["bash", str(SETUP), "--print-packages", "--frobnicate"],
                           capture_output=True, text=True, timeout=30, check=False)

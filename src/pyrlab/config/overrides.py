@@ -20,7 +20,9 @@ from pyrlab.errors import Problem
 ENV_PREFIX = "PYRLAB_"
 # Environment variables that belong to pyrlab but are not config paths (docs/configuration.md
 # lists them); any other one-word PYRLAB_NAME that is no top-level key is a warning.
-ENV_NOT_CONFIG = frozenset({"PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR", USER_CONFIG_ENV})
+# PYRLAB_BINFMT_DIR: where engines/emulation.py reads binfmt_misc (tests).
+ENV_NOT_CONFIG = frozenset({"PYRLAB_LOG_LEVEL", "PYRLAB_STATE_DIR", "PYRLAB_BINFMT_DIR",
+                            USER_CONFIG_ENV})
 # The host setup script's own (.ci/setup-host.sh: PYRLAB_CI_MIRROR, PYRLAB_CI_SKIP_BUILDX…),
 # which a user may export for the README's first command and still have set for pyrlab.
 ENV_NOT_CONFIG_PREFIX = "PYRLAB_CI_"

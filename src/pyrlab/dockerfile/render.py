@@ -53,6 +53,7 @@ from pyrlab import __version__, ecosystems
 from pyrlab.config.project import Project
 from pyrlab.dockerfile.network import SECRET_DIR, net_files, secret_id, step_secrets
 from pyrlab.ecosystems.base import EXECUTABLE, REGULAR, Cache, Context, Needs, container_file, lines
+from pyrlab.platforms import NATIVE, Platform, cache_id
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
 META_FILE = "pyrlab/inventory/meta.json"
@@ -89,7 +90,7 @@ RUNTIME_EXECUTABLES = ("start.sh", "tensorboard.py")
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Engine-dependent rendering choices."""
+    """Engine-dependent rendering choices, and the platform rendered for."""
 
     cache_sharing_locked: bool = True  # Podman's buildah hangs on a second locked mount
     # Podman's buildah (1.28) keeps a RUN layer cached when only its bind-mounted files
@@ -98,6 +99,16 @@ class RenderOptions:
     # Build-only tools from a stage of their own, bind-mounted into the step that uses them
     # (RUN --mount=type=bind,from=STAGE); without it, `slim` leaves debug symbols in place.
     tools_stage: bool = True
+    # The platform the image is for, and the engine's own (Engine.platform()): another
+    # platform's steps get cache mounts of their own (platforms.cache_id); the engine's own,
+    # or NATIVE, renders as every build so far.
+    platform: Platform = NATIVE
+    host: Platform = NATIVE
+
+    def __post_init__(self) -> None:
+        if self.platform != NATIVE and self.host == NATIVE:
+            raise ValueError(f"rendering for {self.platform} needs the engine's own platform "
+                             "(host) to tell whether it is foreign")
 
     @classmethod
     def for_builder(cls, builder: Builder) -> RenderOptions:
@@ -216,9 +227,15 @@ class _Mounts:
 
     def __init__(self, options: RenderOptions) -> None:
         self.lock = ",sharing=locked" if options.cache_sharing_locked else ""
+        self.platform = options.platform
+        self.host = options.host
 
     def cache(self, cache: Cache) -> str:
-        return (f"--mount=type=cache,id=pyrlab-{cache.id},target={cache.target}"
+        # BuildKit and buildah key a cache mount by its id alone, whatever the platform: one
+        # platform's must not see another's (uv's binary, compiled wheels and R packages,
+        # apt's lists and the apt-install stamp in them, see container/apt-install).
+        mount_id = cache_id(f"pyrlab-{cache.id}", self.platform, self.host)
+        return (f"--mount=type=cache,id={mount_id},target={cache.target}"
                 f"{self.lock if cache.locked else ''}")
 
     @staticmethod

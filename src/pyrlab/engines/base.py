@@ -41,6 +41,9 @@ class BuildRequest:
     pull: bool = False
     # Registry images whose layer cache the build may reuse (a teammate's or CI's push).
     cache_from: tuple[str, ...] = ()
+    # The platform to build for ("linux/arm64"): another than the engine's own runs its
+    # RUN steps under emulation. NATIVE: none asked, the argv of every build so far.
+    platform: Platform = NATIVE
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class RunRequest:
     cap_drop: tuple[str, ...] = ()  # e.g. ("ALL",): the lab needs no capability
     hostname: str | None = None
     health_interval: int | None = None  # seconds; overrides the image's HEALTHCHECK interval
+    # The image's platform, when it is not the engine's own ("linux/arm64": run under
+    # emulation); NATIVE asks for none, as every run so far.
+    platform: Platform = NATIVE
 
 
 @dataclass(frozen=True)
@@ -159,9 +165,9 @@ def step_title(instruction: str) -> str:
 
 
 def request_args(request: BuildRequest) -> list[str]:
-    """The build options Docker and Podman spell the same way (tags, labels, args, secrets,
-    network)."""
-    argv: list[str] = []
+    """The build options Docker and Podman spell the same way (platform, tags, labels,
+    args, secrets, network)."""
+    argv: list[str] = ["--platform", request.platform] if request.platform else []
     for tag in request.tags:
         argv += ["--tag", tag]
     for key, value in sorted(request.labels.items()):
@@ -308,6 +314,13 @@ class Engine(ABC):
 
     def describe(self) -> str:
         return f"{self.name} ({self.binary})"
+
+    def runs_here(self) -> bool:
+        """Whether its containers run on this machine's Linux kernel, whose binfmt_misc then
+        decides what another platform's programs run under (engines/emulation.py). False
+        where they run elsewhere (a remote daemon; Docker Desktop's or Podman machine's VM,
+        which bring emulation of their own) or where the engine cannot tell."""
+        return False
 
     # ------------------------------------------------------------ build
     @abstractmethod
@@ -465,6 +478,8 @@ class Engine(ABC):
         if request.remove:
             argv.append("--rm")
         argv += ["--name", request.name]
+        if request.platform:
+            argv += ["--platform", request.platform]
         if request.user:
             argv += ["--user", request.user]
         for opt in request.security_opts:

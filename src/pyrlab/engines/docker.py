@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from pyrlab import proc
@@ -107,6 +108,9 @@ class Docker(Engine):
     def build_output(self) -> BuildOutput:
         return BuildKitOutput()
 
+    def runs_here(self) -> bool:
+        return sys.platform.startswith("linux") and local_socket() is not None
+
     def build_cache_records(self) -> list[dict[str, str]]:
         """BuildKit's cache records (ID, CacheType, Description, InUse, Size)."""
         result = self._check(["system", "df", "--verbose", "--format", "{{json .BuildCache}}"])
@@ -188,16 +192,25 @@ def has_buildx(binary: str) -> bool:
         return False
 
 
+def local_socket() -> str | None:
+    """The daemon's socket on this machine (DOCKER_HOST's unix:// path, else the default),
+    or None when the CLI talks to another daemon: a tcp:// or ssh:// DOCKER_HOST, or a
+    context other than the default (Docker Desktop's, also on Linux, is its VM's)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if os.environ.get("DOCKER_CONTEXT") or (host and not host.startswith("unix://")):
+        return None
+    if _cli_config().get("currentContext") not in (None, "", "default"):
+        return None
+    return host.removeprefix("unix://") or "/var/run/docker.sock"
+
+
 def daemon_answers_ping() -> bool:
     """True when the default daemon socket answers /_ping (about a millisecond, where
     `docker version` starts a process); False when that cannot be told this way (another
     DOCKER_HOST or context, no socket): the caller then asks the CLI."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if os.environ.get("DOCKER_CONTEXT") or (host and not host.startswith("unix://")):
+    path = local_socket()
+    if path is None:
         return False
-    if _cli_config().get("currentContext") not in (None, "", "default"):
-        return False
-    path = host.removeprefix("unix://") or "/var/run/docker.sock"
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from pyrlab.engines.base import (
@@ -122,6 +123,12 @@ class Podman(Engine):
 
     def build_output(self) -> BuildOutput:
         return PodmanOutput()
+
+    def runs_here(self) -> bool:
+        # Podman on Linux runs its containers itself, unless told to reach another's
+        # service (podman --remote, a connection); on a Mac its machine's VM runs them.
+        return sys.platform.startswith("linux") and not any(
+            os.environ.get(name) for name in ("CONTAINER_HOST", "CONTAINER_CONNECTION"))
 
     def build_env(self) -> dict[str, str]:
         tmpdir = buildah_tmpdir()

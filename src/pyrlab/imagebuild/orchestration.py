@@ -33,6 +33,7 @@ from pyrlab.contents.images import ImageSpec, LockFile, image_inventory, lock_fi
 from pyrlab.contents.lockfile import read_lock
 from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.base import PinMode
+from pyrlab.engines import emulation
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.imagebuild.buildlock import build_lock
@@ -177,10 +178,12 @@ def target_platforms(config: Config, flag: Sequence[Platform] = (), *,
 def refuse_foreign(config: Config, engine: Engine, targets: Targets) -> None:
     """Until builds for another platform land (issue 23: a base, names, the lock and the
     gate per platform), a platform other than the engine's own stops the command here,
-    before anything is built: UsageError for --platform, ConfigError for the setting."""
+    before anything is built: UsageError for --platform, ConfigError for the setting.
+    A machine that could not emulate the platform anyway says that first (EngineError)."""
     foreign = [p for p in targets.platforms if p != NATIVE and p != engine.platform()]
     if not foreign:
         return
+    emulation.check(engine, foreign)
     host = engine.platform()
     named = " and ".join(foreign)
     why = (f"is not supported yet: pyrlab builds and runs images for the engine's own "
