@@ -466,16 +466,24 @@ def pull_base(engine: Engine, ref: str, on_line: Callable[[str], None], *,
               platform: Platform = NATIVE) -> ImageInfo:
     """Pull a registry base for `platform` and return the image: the engine's own platform
     as `ref`, as always; another one named platform_ref(ref) (`python/arm64:3.13`), its
-    image checked to be for that platform. An engine's store holds one image per name
-    (Docker 20.10's does), so pulling another platform's moves `ref` to it: `ref` is put
-    back where it pointed before (or untagged when it named nothing), so that the host's
-    base stays what its name says. A digest ref (REPO@sha256:…) has no tag to put back.
-    EngineError when the pull fails or the registry has no image for the platform."""
+    image checked to be for that platform. EngineError when the pull fails or the registry
+    has no image for the platform.
+
+    An engine's store holds one image per name (Docker 20.10's does): pulling another
+    platform's moves the tag `ref` to it, so `ref` is put back where it pointed before (or
+    untagged when it named nothing), and the host's base stays what its name says. A
+    digest (REPO@sha256:… of a multi-platform index) names one image too, and 20.10
+    refuses to point it at another ("Cannot overwrite digest") until that reference is
+    removed; the image it named keeps its other names."""
     host = engine.platform()
-    if is_native(platform, host):
+    want = host if is_native(platform, host) else platform
+    before = engine.image(ref)
+    if "@" in ref and before is not None and before.platform not in (NATIVE, want):
+        engine.remove_image(ref)  # the reference only, where the image has another name
+        before = None
+    if want == host:
         engine.pull(ref, on_line)
         return _pulled(engine, ref)
-    before = engine.image(ref)
     engine.pull(ref, on_line, platform=platform)
     info = _pulled(engine, ref)
     local = platform_ref(ref, platform, host)

@@ -164,6 +164,9 @@ class FakeEngine(Engine):
             self.registry.get(ref)
         if found is None:
             raise EngineError(f"cannot pull {ref}: manifest unknown")
+        if "@" in ref and self.refs.get(ref, found) != found:  # as Docker 20.10 refuses
+            raise EngineError(f"cannot pull {ref}: Cannot overwrite digest "
+                              f"{ref.partition('@')[2]}")
         self.images.setdefault(found, {})
         self.refs[ref] = found  # one image per name: another platform's takes it over
 

@@ -294,6 +294,8 @@ def test_locked_base_by_index_digest_gives_each_platform_its_own_image() -> None
     engine.registry_platforms[(locked, ARM)] = "e" * 64
     use: Callable[..., str] = use_locked_base
     assert use(engine, "python:3.13", locked, print) == "a" * 64
+    # The digest named the amd64 image: Docker 20.10 will not point it at another
+    # ("Cannot overwrite digest", as the fake says) until the reference is removed.
     assert use(engine, "python:3.13", locked, print, ARM) == "e" * 64
     assert engine.refs["python/arm64:3.13"] == "e" * 64
     assert engine.refs["python:3.13"] == "a" * 64
