@@ -13,6 +13,13 @@ state of snapshot.debian.org.
 Bootstrapping again under a name that exists (`pyrlab upgrade`, `bootstrap --tag` of a
 present base) moves the name to the new image; the one it named before is removed when
 nothing names or uses it any more, so re-bootstrapping does not pile up untagged bases.
+
+Another platform's base (`--platform linux/arm64` on an amd64 machine) is bootstrapped by
+mmdebstrap `--arch`, which runs the packages' maintainer scripts under the host's qemu-user
+emulation (binfmt_misc), and is named as platforms.platform_ref says
+(`pyrlab/debian/arm64:trixie`); its image configuration says its architecture, which the
+engines match a build's `--platform` against. A registry base is pulled for the platform
+(pull_base). The host's platform bootstraps, names and pulls exactly as before.
 """
 
 from __future__ import annotations
@@ -33,8 +40,18 @@ from pyrlab import proc, rootfs
 from pyrlab.config.model import BaseConfig
 from pyrlab.config.validators import IMAGE_REF_RE, SUITE_RE
 from pyrlab.ecosystems.debian import SNAPSHOT_ARCHIVE, snapshot_mirror
-from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, short_id
-from pyrlab.errors import BuildError, ConfigError, Problem, UsageError
+from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, ImageInfo, short_id
+from pyrlab.errors import BuildError, ConfigError, EngineError, Problem, UsageError
+from pyrlab.platforms import (
+    NATIVE,
+    Platform,
+    debian_arch,
+    host_platform,
+    is_native,
+    platform_ref,
+    qemu_name,
+    token,
+)
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 VARIANT = "minbase"
@@ -43,6 +60,8 @@ SOURCES_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 _SIDE_SUITE_RE = re.compile(r"[-/](security|updates|backports|proposed-updates)$")
 LABEL_SUITE = "org.pyrlab.bootstrap"
 RELEASE_TIMEOUT = 60
+# Where the kernel lists the interpreters it runs other architectures' programs with.
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
 def release_url(mirror: str, suite: str) -> str:
@@ -78,6 +97,7 @@ class BootstrapResult:
     seconds: float
     log: Path
     replaced: Replaced | None = None  # the image `ref` named before, when there was one
+    platform: Platform = NATIVE  # what it was bootstrapped for; NATIVE: the engine's own
 
 
 @dataclass(frozen=True)
@@ -268,9 +288,19 @@ def check_arguments(suite: str, mirror: str, ref: str) -> None:
         raise ConfigError(problems)
 
 
-def choose_tool() -> str:
-    """mmdebstrap when installed (tarball out, no root needed), else debootstrap as root."""
+def choose_tool(platform: Platform = NATIVE) -> str:
+    """mmdebstrap when installed (tarball out, no root needed), else debootstrap as root.
+    Another machine's `platform` needs mmdebstrap (and arch-test, with which it checks the
+    emulation): debootstrap would need a root-only `--foreign` second stage."""
     mmdebstrap = shutil.which("mmdebstrap")
+    if not is_native(platform, host_platform()):
+        if mmdebstrap is None:
+            raise UsageError(f"bootstrapping {platform} needs mmdebstrap",
+                             hint="apt-get install mmdebstrap arch-test")
+        if shutil.which("arch-test") is None:
+            raise UsageError(f"bootstrapping {platform} needs arch-test, with which "
+                             "mmdebstrap checks that the host can run its programs",
+                             hint="apt-get install arch-test")
     if mmdebstrap:
         return mmdebstrap
     debootstrap = shutil.which("debootstrap") or next(
@@ -285,6 +315,47 @@ def choose_tool() -> str:
     return debootstrap
 
 
+def check_emulation(platform: Platform) -> None:
+    """Whether this machine can run `platform`'s programs, as mmdebstrap's maintainer
+    scripts and every later build step for it need: natively, or through a qemu-user
+    interpreter registered with binfmt_misc. A UsageError naming the platform and the fix
+    otherwise, before anything is downloaded."""
+    host = host_platform()
+    if is_native(platform, host):
+        return
+    entry = BINFMT_DIR / f"qemu-{qemu_name(platform)}"
+    try:
+        state = entry.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    except OSError:
+        problem = f"{entry} is missing"
+    else:
+        if state.strip() == "enabled":
+            return
+        problem = f"{entry} says {state.strip()!r}"
+    raise UsageError(
+        f"bootstrapping {platform} needs emulation of {token(platform)} on this {host} "
+        f"machine: {problem}",
+        hint="sudo apt-get install qemu-user-static binfmt-support (Debian and Ubuntu; "
+        "binfmt_misc must be mounted: mount -t binfmt_misc binfmt_misc "
+        f"{BINFMT_DIR}); check: cat {entry}")
+
+
+def tool_argv(tool: str, suite: str, tarball: Path, mirror: str, *,
+              platform: Platform = NATIVE) -> list[str]:
+    """mmdebstrap's command line: the host's architecture unless `platform` is given (a
+    Debian architecture then, `--arch=arm64`: the host's own argv is unchanged)."""
+    # A dated state's Release files have long expired: apt must not check that.
+    snapshot = mirror.startswith(SNAPSHOT_ARCHIVE + "/")
+    options = ['--aptopt=Acquire::Check-Valid-Until "false"'] if snapshot else []
+    if platform:
+        options.append(f"--arch={debian_arch(platform)}")
+    # apt's lists stay in the tarball until rootfs.normalize drops them: their Release
+    # date is the state the packages came from.
+    # --verbose: apt's and dpkg's own lines, for the log and the package count.
+    return [tool, "--verbose", f"--variant={VARIANT}", "--mode=auto", "--format=tar",
+            "--skip=cleanup/apt/lists", *options, suite, str(tarball), mirror]
+
+
 def bootstrap(
     engine: Engine,
     *,
@@ -294,10 +365,18 @@ def bootstrap(
     log_path: Path,
     on_line: Callable[[str], None] = lambda line: None,
     workdir: Path | None = None,
+    platform: Platform = NATIVE,
 ) -> BootstrapResult:
-    """Make the root file system of Debian `suite` from `mirror` and load it as `ref`."""
+    """Make the root file system of Debian `suite` from `mirror` and load it as `ref`; for
+    another `platform` than the engine's, that platform's Debian architecture, loaded as
+    platform_ref(ref) (`pyrlab/debian/arm64:trixie`)."""
     check_arguments(suite, mirror, ref)
-    tool = choose_tool()
+    host = engine.platform()
+    target = NATIVE if is_native(platform, host) else platform
+    if target:
+        ref = platform_ref(ref, target, host)
+    tool = choose_tool(target)
+    check_emulation(target)
     started = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     epoch = fetch_release_epoch(mirror, suite)
@@ -314,15 +393,7 @@ def bootstrap(
         out(f"SOURCE_DATE_EPOCH={epoch} (the Date of {release_url(mirror, suite)})")
         try:
             if Path(tool).name == "mmdebstrap":
-                # A dated state's Release files have long expired: apt must not check that.
-                snapshot = mirror.startswith(SNAPSHOT_ARCHIVE + "/")
-                options = ['--aptopt=Acquire::Check-Valid-Until "false"'] if snapshot else []
-                # apt's lists stay in the tarball until rootfs.normalize drops them: their
-                # Release date is the state the packages came from.
-                # --verbose: apt's and dpkg's own lines, for the log and the package count.
-                _run(out, [tool, "--verbose", f"--variant={VARIANT}", "--mode=auto",
-                           "--format=tar", "--skip=cleanup/apt/lists", *options, suite,
-                           str(tarball), mirror],
+                _run(out, tool_argv(tool, suite, tarball, mirror, platform=target),
                      "mmdebstrap", log_path, env)
             else:
                 rootfs_dir = temp / "rootfs"
@@ -339,21 +410,23 @@ def bootstrap(
                     "latter")
                 epoch = used
             image_id, replaced = import_base(engine, tarball, ref, suite, out, epoch=epoch,
-                                             workdir=temp)
+                                             workdir=temp, platform=target)
         finally:
             _remove_tree(temp, out)
     return BootstrapResult(ref=ref, image_id=image_id, suite=suite, mirror=mirror,
                            tool=Path(tool).name, seconds=time.monotonic() - started, log=log_path,
-                           replaced=replaced)
+                           replaced=replaced, platform=target)
 
 
 def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
                 out: Callable[[str], None], *, epoch: int = 0,
-                workdir: Path | None = None) -> tuple[str, Replaced | None]:
+                workdir: Path | None = None,
+                platform: Platform = NATIVE) -> tuple[str, Replaced | None]:
     """Load the root file system `tarball` as `ref` (labelled with its suite), made
     deterministic (see rootfs.py: every time stamp `epoch`); the image `ref` named before
-    goes when nothing else uses it (see remove_replaced). Returns the new image's ID and
-    what became of the one it replaced."""
+    goes when nothing else uses it (see remove_replaced). `platform`: the one its files
+    are for, when not the engine's (its configuration says so). Returns the new image's
+    ID and what became of the one it replaced."""
     before = engine.image(ref)
     with tempfile.TemporaryDirectory(prefix="pyrlab-image-", dir=workdir or _temp_root()) as t:
         layer, archive = Path(t) / "layer.tar", Path(t) / "image.tar"
@@ -361,14 +434,25 @@ def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
             "no logs, apt lists or host files")
         digest = rootfs.normalize(tarball, layer, epoch)
         config = rootfs.ImageConfig(labels={LABEL_SUITE: suite})
-        image_id = rootfs.write_archive(layer, digest, config, epoch, archive)
+        image_id = rootfs.write_archive(layer, digest, config, epoch, archive,
+                                        token(platform) if platform else "")
         layer.unlink()
         out(f"+ {engine.binary} load --input {archive}")
         loaded = engine.load(archive)
-    if engine.image(image_id) is None and loaded:
+    info = engine.image(image_id)
+    if info is None and loaded:
         # An engine whose ID is not the configuration's digest (Docker's containerd image
         # store names an image by its manifest's): the ID it printed.
         image_id = loaded[-1]
+        info = engine.image(image_id)
+    if platform and info is not None and info.platform != platform:
+        # Docker 20.10, Podman and containerd keep the configuration's architecture
+        # (measured on 20.10: a build --platform linux/arm64 then starts FROM it, with no
+        # registry asked). An engine that did not would run it as the host's.
+        engine.remove_image(image_id)
+        raise EngineError(f"{engine.name} loaded the {platform} base as "
+                          f"{info.platform or 'an image of no platform'}: it cannot "
+                          f"build {platform} images on it")
     engine.tag(image_id, ref)
     out(f"loaded {ref} ({image_id[:12]})")
     if before is None or before.id == image_id:
@@ -376,6 +460,55 @@ def import_base(engine: Engine, tarball: Path, ref: str, suite: str,
     replaced = remove_replaced(engine, before.id)
     out(replaced.describe(ref))
     return image_id, replaced
+
+
+def pull_base(engine: Engine, ref: str, on_line: Callable[[str], None], *,
+              platform: Platform = NATIVE) -> ImageInfo:
+    """Pull a registry base for `platform` and return the image: the engine's own platform
+    as `ref`, as always; another one named platform_ref(ref) (`python/arm64:3.13`), its
+    image checked to be for that platform. EngineError when the pull fails or the registry
+    has no image for the platform.
+
+    An engine's store holds one image per name (Docker 20.10's does): pulling another
+    platform's moves the tag `ref` to it, so `ref` is put back where it pointed before (or
+    untagged when it named nothing), and the host's base stays what its name says. A
+    digest (REPO@sha256:… of a multi-platform index) names one image too, and 20.10
+    refuses to point it at another ("Cannot overwrite digest") until that reference is
+    removed; the image it named keeps its other names."""
+    host = engine.platform()
+    want = host if is_native(platform, host) else platform
+    before = engine.image(ref)
+    if "@" in ref and before is not None and before.platform not in (NATIVE, want):
+        engine.remove_image(ref)  # the reference only, where the image has another name
+        before = None
+    if want == host:
+        engine.pull(ref, on_line)
+        return _pulled(engine, ref)
+    engine.pull(ref, on_line, platform=platform)
+    info = _pulled(engine, ref)
+    local = platform_ref(ref, platform, host)
+    try:
+        if info.platform != platform:
+            raise EngineError(f"cannot pull {ref} for {platform}: the registry gave an "
+                              f"image for {info.platform or 'no platform'}")
+        if "@" not in local:
+            engine.tag(info.id, local)
+    finally:
+        if "@" not in ref and (before is None or before.id != info.id):
+            with proc.uninterruptible():  # the host's name: after an interrupt too
+                if before is not None:
+                    engine.tag(before.id, ref)
+                else:
+                    engine.remove_image(ref)  # untags: `local` names it
+    return engine.image(local) or info
+
+
+def _pulled(engine: Engine, ref: str) -> ImageInfo:
+    info = engine.image(ref)
+    if info is None:
+        raise EngineError(f"cannot pull {ref}: the engine says it pulled it, but has no "
+                          "image of that name")
+    return info
 
 
 def remove_replaced(engine: Engine, image_id: str) -> Replaced:

@@ -177,10 +177,14 @@ class ImageConfig:
     cmd: tuple[str, ...] = ("/bin/bash",)
     comment: str = ""
 
-    def render(self, layer_digest: str, epoch: int) -> bytes:
-        """The image configuration: no host name, no time but the epoch."""
+    def render(self, layer_digest: str, epoch: int, arch: str = "") -> bytes:
+        """The image configuration: no host name, no time but the epoch. `arch`: the
+        GOARCH its files are built for ("arm64"), what the engines match a build's or a
+        run's --platform against; "" for the host's. Written without a variant, as an
+        arm64 host writes its own: the same packages give the same ID wherever they were
+        bootstrapped."""
         config = {
-            "architecture": architecture(),
+            "architecture": arch or architecture(),
             "config": {"Cmd": list(self.cmd), "Labels": dict(sorted(self.labels.items()))},
             "created": timestamp(epoch),
             "history": [{"created": timestamp(epoch), "created_by": "pyrlab bootstrap",
@@ -201,10 +205,11 @@ def _entries(config: bytes, config_digest: str, layer: Path,
 
 
 def write_archive(layer: Path, layer_digest: str, config: ImageConfig, epoch: int,
-                  target: Path) -> str:
-    """An archive for `docker load`/`podman load` of one untagged image with that layer;
-    returns the image's ID (the configuration's sha256)."""
-    config_bytes = config.render(layer_digest, epoch)
+                  target: Path, arch: str = "") -> str:
+    """An archive for `docker load`/`podman load` of one untagged image with that layer,
+    for `arch` (GOARCH; "" for the host's); returns the image's ID (the configuration's
+    sha256)."""
+    config_bytes = config.render(layer_digest, epoch, arch)
     config_digest = hashlib.sha256(config_bytes).hexdigest()
     with tarfile.open(target, "w:", format=tarfile.USTAR_FORMAT) as tar:
         for folder in ("blobs/", "blobs/sha256/"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -73,7 +74,9 @@ class FakeEngine(Engine):
     Containers: `containers` (name → as `container inspect` shows it), started by `run`;
     `exec` answers as container/selftest.py would.
     Registries: `push` refuses refs under `refuse` the way a registry would; `pull` takes
-    images from `registry` (ref → ID).
+    images from `registry` (ref → ID), and for another platform from `registry_platforms`
+    ((ref, platform) → ID), moving the ref as Docker 20.10 does. `load` reads an archive
+    as `docker load` does (its image configuration's ID and architecture).
     `name` is what `describe` shows ("docker" where a test reads an engine's own words).
     Its own platform (`platform()`, and its images') is `host_platform`: linux/amd64."""
 
@@ -103,6 +106,9 @@ class FakeEngine(Engine):
         self.refuse = ""  # a push of a ref starting with this is refused
         self.pushed: list[str] = []
         self.registry: dict[str, str] = {}  # what `pull` can fetch: ref → image ID
+        # What `pull --platform P` fetches: (ref, P) → image ID.
+        self.registry_platforms: dict[tuple[str, str], str] = {}
+        self.image_platforms: dict[str, str] = {}  # image ID → its platform, if not the host's
         self.broken_imports: dict[str, str] = {}  # distribution or module → its error
         self.unbroken: set[str] = set()  # image IDs where nothing in broken_imports fails
         self.modules: dict[str, list[str]] = {}  # distribution → its top-level modules
@@ -136,7 +142,7 @@ class FakeEngine(Engine):
             return None
         tags = tuple(sorted(r for r, i in self.refs.items() if i == image_id))
         return ImageInfo(image_id, dict(self.images[image_id]), tags,
-                         platform=self.host_platform)
+                         platform=self.image_platforms.get(image_id, self.host_platform))
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         info = self.image(ref)
@@ -152,12 +158,29 @@ class FakeEngine(Engine):
         self.calls.append(("tag", source, target))
         self.refs[target] = image_id
 
-    def pull(self, ref: str, on_line: Callable[[str], None]) -> None:
-        self.calls.append(("pull", ref))
-        if ref not in self.registry:
+    def pull(self, ref: str, on_line: Callable[[str], None], platform: str = "") -> None:
+        self.calls.append(("pull", ref, platform) if platform else ("pull", ref))
+        found = self.registry_platforms.get((ref, platform)) if platform else \
+            self.registry.get(ref)
+        if found is None:
             raise EngineError(f"cannot pull {ref}: manifest unknown")
-        self.images.setdefault(self.registry[ref], {})
-        self.refs[ref] = self.registry[ref]
+        if "@" in ref and self.refs.get(ref, found) != found:  # as Docker 20.10 refuses
+            raise EngineError(f"cannot pull {ref}: Cannot overwrite digest "
+                              f"{ref.partition('@')[2]}")
+        self.images.setdefault(found, {})
+        self.refs[ref] = found  # one image per name: another platform's takes it over
+
+    def load(self, archive: Path) -> list[str]:
+        with tarfile.open(archive) as tar:
+            manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+            config_name = manifest[0]["Config"]
+            config = json.loads(tar.extractfile(config_name).read())  # type: ignore[union-attr]
+        image_id = config_name.rsplit("/", 1)[-1]
+        self.images[image_id] = dict(config["config"]["Labels"])
+        platform = f"{config['os']}/{config['architecture']}"
+        if platform != self.host_platform:
+            self.image_platforms[image_id] = platform
+        return [image_id]
 
     def push(self, ref: str, on_line: Callable[[str], None], *,
              plain_http: bool = False) -> str:

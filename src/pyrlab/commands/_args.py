@@ -62,10 +62,12 @@ def add_image(parser: argparse.ArgumentParser, *, optional: bool = False,
     parser.add_argument("--port", type=int, metavar="N", default=None, help=port_help)
 
 
-def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
+def add_platform(parser: argparse.ArgumentParser, *, many: bool,
+                 help: str | None = None) -> None:
     """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
     repeatable for the commands that build (`all`: every one of [build] platforms), once
-    for those that act on one image (`up`). Only the engine's own is built for now."""
+    for those that act on one image (`up`; `help` says what it does where it is not the
+    one to run). Only the engine's own is built for now."""
     if many:
         parser.add_argument(
             "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
@@ -76,8 +78,8 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
     else:
         parser.add_argument(
             "--platform", default=None, metavar="PLATFORM", type=_platform,
-            help="the platform to run (linux/amd64, linux/arm64); default: the engine's own. "
-            "In progress: only the engine's own platform runs so far")
+            help=help or "the platform to run (linux/amd64, linux/arm64); default: the "
+            "engine's own. In progress: only the engine's own platform runs so far")
 
 
 def _platform(text: str) -> str:

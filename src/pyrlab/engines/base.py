@@ -383,8 +383,14 @@ class Engine(ABC):
                               f"label={label}"])
         return list(dict.fromkeys(normalize_id(i) for i in result.stdout.split()))
 
-    def pull(self, ref: str, on_line: Callable[[str], None]) -> None:
-        argv = [self.binary, "pull", ref]
+    def pull_argv(self, ref: str, platform: Platform = NATIVE) -> list[str]:
+        """`pull REF`; `--platform P` only for a platform named (Docker ≥ 20.10, Podman)."""
+        return [self.binary, "pull", *(["--platform", platform] if platform else []), ref]
+
+    def pull(self, ref: str, on_line: Callable[[str], None], platform: Platform = NATIVE) -> None:
+        """Pull `ref`, for `platform` when one is named. The engine's store holds one image
+        per name: pulling another platform's moves `ref` to it (see baseimage.pull_base)."""
+        argv = self.pull_argv(ref, platform)
         on_line(f"+ {proc.describe(argv)}")
         lines: list[str] = []
 

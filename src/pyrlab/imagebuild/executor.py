@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pyrlab import __version__, proc
-from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases
+from pyrlab.baseimage import BootstrapFailed, base_mirror, bootstrap, phases, pull_base
 from pyrlab.config.model import Config, ProxyConfig
 from pyrlab.config.paths import work_dir
 from pyrlab.config.project import Project
@@ -61,6 +61,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
+from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref
 
 if TYPE_CHECKING:  # the self-test is imported by the gate: a no-op build runs none
     from pyrlab.gate import ImageTest
@@ -150,26 +151,29 @@ def registry_base_id(ref: str, repo_digests: list[str]) -> str:
 
 
 def use_locked_base(engine: Engine, ref: str, digest_ref: str,
-                    on_line: Callable[[str], None]) -> str:
+                    on_line: Callable[[str], None], platform: Platform = NATIVE) -> str:
     """`build --locked` of a project whose base comes from a registry: the base is the
     image pyrlab.lock names by digest (REPOSITORY@sha256:…), pulled when missing and named
-    `ref` here, so that the Dockerfiles' FROM `ref` starts from it whatever the tag points
-    to in the registry now. Returns its ID."""
+    `ref` here (platform_ref(ref) for another `platform` than the engine's), so that the
+    Dockerfiles' FROM starts from it whatever the tag points to in the registry now. A
+    multi-platform base's digest names its index, which the engine resolves to one
+    platform's image: one of another platform is pulled again. Returns its ID."""
+    host = engine.platform()
+    want = host if is_native(platform, host) else platform
     info = engine.image(digest_ref)
-    if info is None:
+    if info is None or info.platform not in (NATIVE, want):
         try:
-            engine.pull(digest_ref, on_line)
+            info = pull_base(engine, digest_ref, on_line,
+                             platform=NATIVE if want == host else want)
         except EngineError as exc:
             raise BuildError(f"the base image pyrlab.lock names, {digest_ref}, cannot be "
-                             f"pulled: {exc.message}",
+                             f"pulled{'' if want == host else f' for {want}'}: {exc.message}",
                              hint="`pyrlab build` (without --locked) uses what [base] image "
                              "names now and records its digest") from None
-        info = engine.image(digest_ref)
-        if info is None:
-            raise BuildError(f"the base image {digest_ref} is still missing after pulling it")
-    current = engine.image(ref)
+    local = platform_ref(ref, want, host)
+    current = engine.image(local)
     if current is None or current.id != info.id:
-        engine.tag(digest_ref, ref)
+        engine.tag(digest_ref, local)
     return info.id
 
 
