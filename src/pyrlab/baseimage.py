@@ -41,6 +41,7 @@ from pyrlab.config.model import BaseConfig
 from pyrlab.config.validators import IMAGE_REF_RE, SUITE_RE
 from pyrlab.ecosystems.debian import SNAPSHOT_ARCHIVE, snapshot_mirror
 from pyrlab.engines.base import BuildFailure, BuildOutput, Engine, ImageInfo, short_id
+from pyrlab.engines.emulation import fix, host_problem
 from pyrlab.errors import BuildError, ConfigError, EngineError, Problem, UsageError
 from pyrlab.platforms import (
     NATIVE,
@@ -49,7 +50,6 @@ from pyrlab.platforms import (
     host_platform,
     is_native,
     platform_ref,
-    qemu_name,
     token,
 )
 
@@ -61,7 +61,6 @@ _SIDE_SUITE_RE = re.compile(r"[-/](security|updates|backports|proposed-updates)$
 LABEL_SUITE = "org.pyrlab.bootstrap"
 RELEASE_TIMEOUT = 60
 # Where the kernel lists the interpreters it runs other architectures' programs with.
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
 def release_url(mirror: str, suite: str) -> str:
@@ -317,27 +316,13 @@ def choose_tool(platform: Platform = NATIVE) -> str:
 
 def check_emulation(platform: Platform) -> None:
     """Whether this machine can run `platform`'s programs, as mmdebstrap's maintainer
-    scripts and every later build step for it need: natively, or through a qemu-user
-    interpreter registered with binfmt_misc. A UsageError naming the platform and the fix
-    otherwise, before anything is downloaded."""
-    host = host_platform()
-    if is_native(platform, host):
-        return
-    entry = BINFMT_DIR / f"qemu-{qemu_name(platform)}"
-    try:
-        state = entry.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
-    except OSError:
-        problem = f"{entry} is missing"
-    else:
-        if state.strip() == "enabled":
-            return
-        problem = f"{entry} says {state.strip()!r}"
-    raise UsageError(
-        f"bootstrapping {platform} needs emulation of {token(platform)} on this {host} "
-        f"machine: {problem}",
-        hint="sudo apt-get install qemu-user-static binfmt-support (Debian and Ubuntu; "
-        "binfmt_misc must be mounted: mount -t binfmt_misc binfmt_misc "
-        f"{BINFMT_DIR}); check: cat {entry}")
+    scripts (run here, not in the engine) and every later build step for it need:
+    natively, or through a qemu-user interpreter registered with binfmt_misc (see
+    engines/emulation.py). A UsageError naming the platform and the fix otherwise, before
+    anything is downloaded."""
+    problem = host_problem(platform, host_platform())
+    if problem is not None:
+        raise UsageError(f"bootstrapping {problem}", hint=fix(platform))
 
 
 def tool_argv(tool: str, suite: str, tarball: Path, mirror: str, *,

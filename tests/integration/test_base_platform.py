@@ -26,6 +26,7 @@ from labtools import EngineCli, engine_unavailable, run_pyrlab
 from test_push import start_registry, stop
 
 from pyrlab.baseimage import pull_base
+from pyrlab.engines.emulation import host_problem
 from pyrlab.engines.select import select_engine
 from pyrlab.imagebuild.executor import use_locked_base
 from pyrlab.platforms import SUPPORTED, host_platform, qemu_name, token
@@ -41,10 +42,10 @@ def emulated() -> str:
     """The other supported platform, when this machine can run its programs."""
     if not FOREIGN or HOST not in SUPPORTED:
         pytest.skip(f"no other platform to bootstrap on {HOST}")
-    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{qemu_name(FOREIGN)}"
-    if not entry.is_file() or not entry.read_text().startswith("enabled"):
-        engine_unavailable(f"no emulation of {FOREIGN} here ({entry}): "
-                           "bash .ci/setup-host.sh --tests registers it")
+    problem = host_problem(FOREIGN, HOST)
+    if problem is not None:
+        engine_unavailable(f"no emulation here: {problem}: bash .ci/setup-host.sh --tests "
+                           "registers it")
     return FOREIGN
 
 

@@ -26,6 +26,7 @@ from pyrlab import baseimage, rootfs
 from pyrlab.baseimage import check_emulation, choose_tool, import_base, pull_base, tool_argv
 from pyrlab.cli import main
 from pyrlab.engines.base import ImageInfo
+from pyrlab.engines.emulation import BINFMT_DIR_ENV, binfmt_dir
 from pyrlab.errors import BuildError, EngineError, UsageError
 from pyrlab.imagebuild.executor import use_locked_base
 
@@ -60,7 +61,8 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     binfmt.mkdir()
     (binfmt / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\n"
                                          "flags: PF\n")
-    monkeypatch.setattr(baseimage, "BINFMT_DIR", binfmt)
+    (binfmt / "status").write_text("enabled\n")
+    monkeypatch.setenv(BINFMT_DIR_ENV, str(binfmt))
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "mmdebstrap").write_text(MMDEBSTRAP % (sys.executable, RELEASE))
@@ -150,17 +152,18 @@ def test_another_platform_needs_mmdebstrap_and_arch_test(
 
 
 def test_without_emulation_the_error_names_the_platform_and_the_fix(machine: Path) -> None:
-    entry = baseimage.BINFMT_DIR / "qemu-aarch64"
+    entry = binfmt_dir() / "qemu-aarch64"
     check_emulation(ARM)  # registered and enabled
     check_emulation(HOST)
     entry.write_text("disabled\n")
-    with pytest.raises(UsageError, match="says 'disabled'"):
+    with pytest.raises(UsageError, match="qemu-aarch64 is disabled"):
         check_emulation(ARM)
     entry.unlink()
     with pytest.raises(UsageError) as caught:
         check_emulation(ARM)
-    assert str(caught.value) == (f"bootstrapping linux/arm64 needs emulation of arm64 on "
-                                 f"this linux/amd64 machine: {entry} is missing")
+    assert str(caught.value) == (f"bootstrapping linux/arm64 needs emulation of aarch64 on "
+                                 f"this linux/amd64 machine: {entry} is missing (no handler "
+                                 "for aarch64)")
     assert "apt-get install qemu-user-static binfmt-support" in (caught.value.hint or "")
 
 
@@ -204,11 +207,11 @@ def test_bootstrap_for_arm64_says_where_it_went(
 def test_bootstrap_without_emulation_fails_before_downloading(
         machine: Path, mirror: str, engine: FakeEngine, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    (baseimage.BINFMT_DIR / "qemu-aarch64").unlink()
+    (binfmt_dir() / "qemu-aarch64").unlink()
     assert main(["bootstrap", "-C", str(tmp_path), "--platform", "linux/arm64",
                  "--mirror", mirror]) == 2
     err = capsys.readouterr().err
-    assert "bootstrapping linux/arm64 needs emulation of arm64" in err
+    assert "bootstrapping linux/arm64 needs emulation of aarch64" in err
     assert "qemu-user-static" in err and "Traceback" not in err
     assert not machine.exists()  # mmdebstrap never ran
 
