@@ -278,6 +278,17 @@ def test_lock_drop_platform(lab: Path, engine: FakeEngine,
     assert path.read_text() == one
 
 
+def test_completion_offers_the_platforms_to_drop_and_to_compare(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from test_completion import candidates
+
+    for name in ("_ARGCOMPLETE", "_ARGCOMPLETE_SUPPRESS_SPACE"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("PYRLAB_USER_CONFIG", "")
+    for line in ("pyrlab lock --drop-platform linux/", "pyrlab diff --platform linux/"):
+        assert candidates(monkeypatch, line, tmp_path) == [AMD, ARM]
+
+
 def test_diff_compares_one_platform_of_two_locks(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], no_engine: None,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,7 +122,7 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
                         raise
                     unread = exc
             platform = build_platform(config, engine, options.platforms, whole, lock.shown,
-                                      progress.note, adds=not locked)
+                                      progress.note, adds=not (locked or options.dry_run))
             sections: dict[str, Inventory] | None = None
             stale: Callable[[Target, ImageInfo], str | None] | None = None
             before_build: Callable[[str], None] | None = None
@@ -206,8 +206,8 @@ def build_platform(config: Config, engine: Engine, flag: Sequence[Platform],
     (refuse_foreign stopped any other that --platform or [build] platforms asked). What
     the lock says is told: other platforms it records, whose sections the build keeps,
     and a version 1 lock that describes another platform, beside which this one's
-    sections are written (the lock becomes version 2; not said when the build `adds`
-    nothing: --locked)."""
+    sections are written (the lock becomes version 2; said only when the build `adds`
+    them: not for --locked or a dry run)."""
     host = engine.platform()
     targets = target_platforms(config, flag, recorded=recorded_platforms(lock))
     if lock is None:
