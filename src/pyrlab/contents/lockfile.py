@@ -111,14 +111,15 @@ class Lock:
 
     def with_platform(self, platform: Platform, sections: Mapping[str, Inventory]) -> Lock:
         """This lock with `platform`'s sections replaced by `sections` (none: dropped);
-        the other platforms' are kept."""
+        the other platforms' are kept. `recorded` as the file it writes will be: with two
+        platforms or more (version 2)."""
         if platform == NATIVE:
             raise ValueError("a lock's sections are filed under a concrete platform")
         by_platform = {p: images for p, images in self.by_platform.items() if p != platform}
         if sections:
             by_platform[platform] = {name: on_platform(inventory, platform)
                                      for name, inventory in sections.items()}
-        return Lock(dict(sorted(by_platform.items())), self.recorded)
+        return Lock(dict(sorted(by_platform.items())), recorded=len(by_platform) > 1)
 
     def without(self, platform: Platform) -> Lock:
         return self.with_platform(platform, {})
