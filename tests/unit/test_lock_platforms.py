@@ -271,6 +271,12 @@ def test_lock_drop_platform(lab: Path, engine: FakeEngine,
     assert code == 0, err
     assert out == "pyrlab.lock: dropped linux/arm64 (pylab); it holds linux/amd64\n"
     assert path.read_text() == one  # version 1 again, byte for byte
+    update_lock(path, {"pylab": arm_inventory()}, platform=ARM)
+    code, out, err = pyrlab(capsys, "lock", "-C", str(lab), "--drop-platform", ARM, "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"path": "pyrlab.lock", "dropped": ARM, "images": ["pylab"],
+                               "platforms": [AMD]}
+    assert path.read_text() == one
     code, _, err = pyrlab(capsys, "lock", "-C", str(lab), "--drop-platform", "linux/arm64")
     assert code == EXIT_CONFIG
     assert "pyrlab.lock: no section for linux/arm64 (it holds linux/amd64)" in err
@@ -341,3 +347,18 @@ def test_the_sbom_names_the_platform(lab: Path, engine: FakeEngine,
     assert code == 0
     assert json.loads(out)["metadata"]["component"]["properties"] == [
         {"name": "pyrlab:platform", "value": AMD}]
+
+
+def test_rollback_replaces_the_engine_s_platform_s_section_only(
+        lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build_json(capsys, lab)
+    (lab / "requirements.txt").write_text("six\nidna\n")
+    build_json(capsys, lab)
+    path = lab / "pyrlab.lock"
+    update_lock(path, {"pylab": arm_inventory()}, platform=ARM)
+    arm64 = read_lock_all(path, host=AMD).view(ARM)
+    code, _, err = pyrlab(capsys, "rollback", "-C", str(lab), "pylab")
+    assert code == 0, err
+    lock = read_lock_all(path, host=AMD)
+    assert lock.view(ARM) == arm64
+    assert {d.name for d in lock.view(AMD)["pylab"].packages("python")} == {"six"}
