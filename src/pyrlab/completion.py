@@ -114,7 +114,7 @@ class _Places:
 
 def _attach_completers(parser: argparse.ArgumentParser) -> None:
     """Set argcomplete's `.completer` on the actions that take image names, -C, --set and
-    --platform, in every parser reachable from `parser` (the verbs' options are added by
+    a platform, in every parser reachable from `parser` (the verbs' options are added by
     their own modules: they are found by what they are, not listed here)."""
     from argcomplete.completers import DirectoriesCompleter, FilesCompleter
 
@@ -154,7 +154,7 @@ def _attach_completers(parser: argparse.ArgumentParser) -> None:
                 action.completer = DirectoriesCompleter()  # type: ignore[attr-defined]
             elif "--set" in action.option_strings:
                 action.completer = set_items  # type: ignore[attr-defined]
-            elif "--platform" in action.option_strings:
+            elif {"--platform", "--drop-platform"} & set(action.option_strings):
                 # Repeatable where it builds, and there `all` names [build] platforms.
                 offered = [*SUPPORTED, ALL] if isinstance(action, argparse._AppendAction) \
                     else list(SUPPORTED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import pytest
 from fakes import FILES, FakeEngine
@@ -15,9 +15,6 @@ from pyrlab.engines import registry
 from pyrlab.engines.base import Engine
 
 E = TypeVar("E", bound=Engine)
-
-if TYPE_CHECKING:
-    from pyrlab.contents.model import Inventory
 
 
 @pytest.fixture(autouse=True)
@@ -63,13 +60,13 @@ def lock_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from pyrlab.contents import lockfile
 
     reads: list[str] = []
-    parse = lockfile.parse_lock
+    parse = lockfile.parse_lock_all
 
-    def spy(text: str, shown: str = lockfile.LOCK_NAME) -> dict[str, Inventory]:
+    def spy(text: str, shown: str = lockfile.LOCK_NAME, *, host: str) -> lockfile.Lock:
         reads.append(shown)
-        return parse(text, shown)
+        return parse(text, shown, host=host)
 
-    monkeypatch.setattr(lockfile, "parse_lock", spy)
+    monkeypatch.setattr(lockfile, "parse_lock_all", spy)
     return reads
 
 

@@ -172,11 +172,11 @@ def test_a_lock_that_cannot_be_read(tmp_path: Path) -> None:
 
 def test_a_lock_error_is_a_config_error_with_its_exit_code() -> None:
     with pytest.raises(LockError) as caught:
-        parse_lock("version = 2\n")
+        parse_lock("version = 3\n")
     assert isinstance(caught.value, ConfigError)
     assert caught.value.exit_code == EXIT_CONFIG
-    assert str(caught.value) == ("pyrlab.lock:1: unknown lock file version 2 (this pyrlab reads "
-                                 "version 1; a newer pyrlab wrote it?)")
+    assert str(caught.value) == ("pyrlab.lock:1: unknown lock file version 3 (this pyrlab reads "
+                                 "versions 1 and 2; a newer pyrlab wrote it?)")
 
 
 def test_toml_syntax_errors_name_the_line() -> None:

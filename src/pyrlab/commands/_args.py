@@ -77,12 +77,13 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool,
             "progress: only the engine's own platform is built so far")
     else:
         parser.add_argument(
-            "--platform", default=None, metavar="PLATFORM", type=_platform,
+            "--platform", default=None, metavar="PLATFORM", type=platform_argument,
             help=help or "the platform to run (linux/amd64, linux/arm64); default: the "
             "engine's own. In progress: only the engine's own platform runs so far")
 
 
-def _platform(text: str) -> str:
+def platform_argument(text: str) -> str:
+    """A platform on the command line, as platforms.parse writes it."""
     from pyrlab.config.validators import platform_of
 
     found, problem = platform_of(text)
@@ -92,4 +93,4 @@ def _platform(text: str) -> str:
 
 
 def _platform_or_all(text: str) -> str:
-    return ALL if text.strip().lower() == ALL else _platform(text)
+    return ALL if text.strip().lower() == ALL else platform_argument(text)

@@ -11,6 +11,10 @@ An argument that names an image of the project (NAME or NAME:TAG) is an image; a
 else is a lock file (write ./pylab for a file that is called like an image). The exit code
 says what was found, as diff(1) and `git diff --exit-code` do: 0 nothing differs, 1 something
 does (a package, an image's OS, Python, R or base), and an error's own code otherwise.
+
+A lock of format version 2 holds several platforms: one platform's sections are compared,
+--platform's, else the engine's (this machine's for two lock files), and the output names
+it. The images compared are the engine's own platform's. A version 1 lock reads as before.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from pyrlab.commands._args import config_from, engine_from
+from pyrlab.commands._args import config_from, engine_from, platform_argument
 from pyrlab.config.model import Config
 from pyrlab.contents.diff import InventoryDiff, diff, diff_locks
 from pyrlab.contents.images import (
@@ -30,17 +34,22 @@ from pyrlab.contents.images import (
     image_spec,
     lock_file,
 )
-from pyrlab.contents.lockfile import LOCK_NAME, read_lock
+from pyrlab.contents.lockfile import LOCK_NAME, read_lock_all
 from pyrlab.contents.model import Inventory
 from pyrlab.contents.tables import diff_table
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
+from pyrlab.platforms import NATIVE, Platform, host_platform
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sides", nargs="*", metavar="A [B]",
                         help="images (NAME or NAME:TAG) or lock files; none: pyrlab.lock → "
                         "the images now; one: it → the image now (or the images now)")
+    parser.add_argument("--platform", default=None, metavar="PLATFORM",
+                        type=platform_argument,
+                        help="the platform whose sections of a lock to compare (linux/amd64, "
+                        "linux/arm64); default: the engine's own")
     add_engine_argument(parser)
 
 
@@ -50,6 +59,7 @@ class DiffResult:
     new: str
     diffs: tuple[InventoryDiff, ...]
     not_built: tuple[str, ...] = ()  # images of the project left out: there is none to read
+    platform: Platform = ""  # the lock sections' platform, where a lock holds several
 
     @property
     def exit_code(self) -> int:
@@ -58,11 +68,12 @@ class DiffResult:
         return EXIT_DIFFERENT if differs else EXIT_OK
 
     def to_data(self) -> Any:
-        return {"old": self.old, "new": self.new, "not_built": list(self.not_built),
+        data = {"old": self.old, "new": self.new, "not_built": list(self.not_built),
                 "images": [d.to_json() for d in self.diffs]}
+        return {**data, "platform": self.platform} if self.platform else data
 
     def to_text(self) -> str:
-        lines = [f"{self.old} → {self.new}"]
+        lines = [f"{self.old} → {self.new}" + (f" ({self.platform})" if self.platform else "")]
         if self.diffs:
             lines.append(diff_table(self.diffs, stream=sys.stdout).rstrip("\n"))
         lines += [f"{name}: not built, not compared (`pyrlab build {name}`)"
@@ -70,12 +81,27 @@ class DiffResult:
         return "\n".join(lines)
 
 
-def _lock(path: Path, shown: str) -> dict[str, Inventory]:
+class _Side(NamedTuple):
+    sections: dict[str, Inventory]
+    platform: Platform  # "" for a one-platform lock read as it is
+
+
+def _lock(path: Path, shown: str, asked: Platform, host: Platform) -> _Side:
+    """One platform's sections of a lock file: `asked` (--platform), else, in a lock that
+    records several, `host`'s; a one-platform lock as it is."""
     if not path.is_file():
         hint = ("`pyrlab lock` writes it from the images (every `pyrlab build` updates it)"
                 if path.name == LOCK_NAME else None)
         raise ConfigError(Problem(shown, "no such lock file"), hint=hint)
-    return read_lock(path, shown=shown)
+    whole = read_lock_all(path, shown=shown, host=host)
+    if not asked and not whole.recorded:
+        return _Side(whole.view(NATIVE), "")
+    platform = asked or host
+    if whole.platforms and platform not in whole.platforms:
+        raise ConfigError(Problem(shown, f"no section for {platform} (it holds "
+                                  f"{whole.held()})"),
+                          hint=None if asked else "choose one with --platform")
+    return _Side(whole.view(platform), platform)
 
 
 def _is_image(config: Config, text: str) -> bool:
@@ -86,10 +112,10 @@ def run(args: argparse.Namespace) -> DiffResult:
     sides: list[str] = args.sides
     if len(sides) > 2:
         raise UsageError("diff compares two things: give at most two images or lock files")
+    asked: Platform = args.platform or NATIVE
     if len(sides) == 2 and all(Path(side).is_file() for side in sides):
         # Two lock files: no project and no engine needed (`pyrlab diff a.lock b.lock`).
-        old = _lock(Path(sides[0]), sides[0])
-        return DiffResult(sides[0], sides[1], diff_locks(old, _lock(Path(sides[1]), sides[1])))
+        return _two_locks(sides, asked, host_platform())
     config = config_from(args)
     project_lock = lock_file(config)
     kinds = [_is_image(config, side) for side in sides]
@@ -98,24 +124,39 @@ def run(args: argparse.Namespace) -> DiffResult:
                          hint="compare two images, two lock files, or one lock file with "
                          "the images now (`pyrlab diff FILE`)")
     engine = engine_from(args, config)
+    host = engine.platform()
+    if asked and asked != host and not (len(sides) == 2 and not kinds[0]):
+        raise UsageError(f"--platform {asked}: the images here are {host}'s, so far; another "
+                         "platform's sections are compared between two lock files",
+                         hint=f"leave out --platform (or give --platform {host})")
 
     if len(sides) == 2 and kinds[0]:
         a, b = image_spec(config, sides[0]), image_spec(config, sides[1])
         return DiffResult(a.ref, b.ref, (diff(image_inventory(engine, a),
                                               image_inventory(engine, b)),))
     if len(sides) == 2:
-        old = _lock(Path(sides[0]), sides[0])
-        return DiffResult(sides[0], sides[1], diff_locks(old, _lock(Path(sides[1]), sides[1])))
+        return _two_locks(sides, asked, host)
     if len(sides) == 1 and kinds[0]:
         spec = image_spec(config, sides[0])
-        section = _lock(project_lock.path, project_lock.shown).get(spec.name)
+        side = _lock(project_lock.path, project_lock.shown, asked, host)
         return DiffResult(f"{project_lock.shown} [{spec.name}]", spec.ref,
-                          (diff(section, image_inventory(engine, spec)),))
+                          (diff(side.sections.get(spec.name), image_inventory(engine, spec)),),
+                          platform=side.platform)
     if sides:
-        old_shown, old = sides[0], _lock(Path(sides[0]), sides[0])
+        old_shown, side = sides[0], _lock(Path(sides[0]), sides[0], asked, host)
     else:
-        old_shown, old = project_lock.shown, _lock(project_lock.path, project_lock.shown)
+        old_shown = project_lock.shown
+        side = _lock(project_lock.path, project_lock.shown, asked, host)
     now, not_built = current_inventories(engine, config)
     # An image that is not built here is not compared (it would read as "removed").
-    old = {name: inventory for name, inventory in old.items() if name not in not_built}
-    return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built))
+    old = {name: inventory for name, inventory in side.sections.items()
+           if name not in not_built}
+    return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built),
+                      platform=side.platform)
+
+
+def _two_locks(sides: list[str], asked: Platform, host: Platform) -> DiffResult:
+    old = _lock(Path(sides[0]), sides[0], asked, host)
+    new = _lock(Path(sides[1]), sides[1], asked, host)
+    return DiffResult(sides[0], sides[1], diff_locks(old.sections, new.sections),
+                      platform=old.platform or new.platform)

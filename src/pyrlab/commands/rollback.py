@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> RollbackResult:
         inventory = image_inventory(engine, ImageSpec(name, previous.id))
         lock = lock_file(config)
         read_lock(lock.path, shown=lock.shown)  # a broken lock, too
+        platform = engine.platform()  # the lock's sections it replaces (asked before any move)
         refs = [latest_ref]
         if config.base.tag not in RESERVED_TAGS:
             refs.append(config.image_ref(name, config.base.tag))
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> RollbackResult:
                 engine.tag(previous.id, ref)
             # NAME:previous now names latest: untag it, so that a second rollback says so.
             engine.remove_image(previous_ref)
-            update_lock(lock.path, {name: inventory}, shown=lock.shown)
+            # The engine's platform's section: a lock's other platforms keep theirs.
+            update_lock(lock.path, {name: inventory}, platform=platform, shown=lock.shown)
     # What the next build does, as its planner sees it: children built on the rolled-back
     # image (their parent-id label) and, when the lists still ask for it, the image itself.
     plan = make_plan(project, engine, [name, *descendants(config, name)])

@@ -61,11 +61,13 @@ def is_pyrlab_sbom(content: bytes) -> bool:
 def run(args: argparse.Namespace) -> SbomResult:
     config = config_from(args)
     spec = image_spec(config, args.image)
-    inventory = image_inventory(engine_from(args, config), spec)
+    engine = engine_from(args, config)
+    inventory = image_inventory(engine, spec)
     # cyclonedx is imported only here: every other command would pay for it at start-up.
     from pyrlab.contents.sbom import sbom
 
-    document = sbom(inventory)
+    # The image's platform: its inventory's, else the engine's own (the only one built).
+    document = sbom(inventory, platform=inventory.platform or engine.platform())
     components = len(json.loads(document).get("components", []))
     output = Path(args.output) if args.output else None
     if output is not None:

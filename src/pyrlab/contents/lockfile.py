@@ -5,14 +5,26 @@ TOML, one table per image and ecosystem, one package per line, everything sorted
 written by the small deterministic writer below (the same inventories give the same
 bytes). A lock file is input a person may edit or merge, so every problem in it is
 reported as `pyrlab.lock:LINE: what is wrong`, all of them at once.
+
+Two versions of the format. Version 1 holds one platform: `[images.pylab]`,
+`[images.pylab.python]`…; which platform it describes is not written, so a reader takes it
+from its Debian packages' architecture ("VERSION ARCH"). Version 2 holds several, each
+under its name as a quoted key after the image's: `[images.pylab."linux/arm64"]`,
+`[images.pylab."linux/arm64".python]`…, so that a diff hunk reads "pylab linux/arm64". A
+lock is written as version 1 while it holds one platform, so a lock of today keeps its
+bytes; it becomes version 2 when a build adds a second platform, and version 1 again when
+`pyrlab lock --drop-platform` leaves one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyrlab import ecosystems
@@ -21,15 +33,17 @@ from pyrlab.config.validators import IMAGE_NAME_RE
 from pyrlab.contents.model import Inventory, Meta, duplicate_names
 from pyrlab.ecosystems.base import NATIVE, Ecosystem, Package, Platform, sort_key
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.platforms import ARCHES, UnknownPlatform, host_platform, parse
 from pyrlab.safewrite import has_pyrlab_header, write_file
 
 LOCK_NAME = "pyrlab.lock"
-LOCK_VERSION = 1
+LOCK_VERSION = 1  # one platform (the only version before issue 23)
+LOCK_VERSION_PLATFORMS = 2  # a table per platform under each image
+LOCK_VERSIONS = (LOCK_VERSION, LOCK_VERSION_PLATFORMS)
 HEADER = (
     f"# {LOCK_NAME} — exactly what each image holds; written by `pyrlab build` and"
     " `pyrlab lock`.\n# Commit it: its diff shows what changed in each image.\n"
 )
-
 
 
 def _meta_keys() -> tuple[tuple[str, str], ...]:
@@ -40,11 +54,21 @@ def _meta_keys() -> tuple[tuple[str, str], ...]:
             ("pyrlab", "pyrlab_version"))
 
 
+def image_path(image: str, platform: Platform = NATIVE) -> tuple[str, ...]:
+    """The table of one image's facts: NATIVE gives version 1's (the lock holds one
+    platform), a platform version 2's."""
+    return ("images", image) if platform == NATIVE else ("images", image, platform)
+
+
 def section_path(image: str, eco: Ecosystem, platform: Platform = NATIVE) -> tuple[str, ...]:
-    """Where the packages of one image and ecosystem are in the lock (its TOML table)."""
-    if platform != NATIVE:
-        raise ValueError(f"no lock section for platform {platform!r}: one platform per image")
-    return ("images", image, eco.lock_key)
+    """Where the packages of one image and ecosystem are in the lock (its TOML table):
+    NATIVE gives version 1's path, a platform version 2's (see image_path)."""
+    return (*image_path(image, platform), eco.lock_key)
+
+
+def section_name(image: str, platform: Platform = NATIVE) -> str:
+    """How messages name an image's section: `[images.pylab]`, `[images.pylab."linux/arm64"]`."""
+    return f"[{_dotted(image_path(image, platform))}]"
 
 
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -56,16 +80,89 @@ class LockError(ConfigError):
     """pyrlab.lock cannot be read, or says something pyrlab cannot use."""
 
 
+@dataclass(frozen=True)
+class Lock:
+    """What a lock file says: per platform (a concrete one, "linux/amd64"), each image's
+    inventory (whose `platform` is that one). `recorded`: the file names its platforms
+    (version 2); a version 1 lock's one platform was inferred (see `infer_platform`)."""
+
+    by_platform: Mapping[Platform, Mapping[str, Inventory]] = field(default_factory=dict)
+    recorded: bool = False
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        """The platforms that have at least one image's section, sorted."""
+        return tuple(sorted(p for p, images in self.by_platform.items() if images))
+
+    def held(self) -> str:
+        """The platforms, as messages list them: "linux/amd64 and linux/arm64"."""
+        return " and ".join(self.platforms) or "no platform"
+
+    def view(self, platform: Platform) -> dict[str, Inventory]:
+        """One platform's sections ({} when it has none), each inventory's `platform` set
+        to `platform` as asked (NATIVE too: what `read_lock` returns). NATIVE is a
+        one-platform lock's only platform, and else this machine's (host_platform)."""
+        if platform == NATIVE:
+            concrete = self.platforms[0] if len(self.platforms) == 1 else host_platform()
+        else:
+            concrete = platform
+        return {name: on_platform(inventory, platform)
+                for name, inventory in self.by_platform.get(concrete, {}).items()}
+
+    def with_platform(self, platform: Platform, sections: Mapping[str, Inventory]) -> Lock:
+        """This lock with `platform`'s sections replaced by `sections` (none: dropped);
+        the other platforms' are kept. `recorded` as the file it writes will be: with two
+        platforms or more (version 2)."""
+        if platform == NATIVE:
+            raise ValueError("a lock's sections are filed under a concrete platform")
+        by_platform = {p: images for p, images in self.by_platform.items() if p != platform}
+        if sections:
+            by_platform[platform] = {name: on_platform(inventory, platform)
+                                     for name, inventory in sections.items()}
+        return Lock(dict(sorted(by_platform.items())), recorded=len(by_platform) > 1)
+
+    def without(self, platform: Platform) -> Lock:
+        return self.with_platform(platform, {})
+
+
+def on_platform(inventory: Inventory, platform: Platform) -> Inventory:
+    """`inventory` as a section of `platform` (its `platform` set)."""
+    if inventory.platform == platform:
+        return inventory
+    return dataclasses.replace(inventory, platform=platform)
+
+
+def infer_platform(inventories: Mapping[str, Inventory], host: Platform) -> Platform:
+    """The platform a version 1 lock describes: its Debian packages' architecture (the most
+    common one other than `all`, so a multiarch `libc6:i386` does not decide), else `host`
+    (no Debian package with an architecture, or one pyrlab does not build for)."""
+    arches = Counter(arch for inventory in inventories.values()
+                     for package in inventory.packages("debian")
+                     if (arch := getattr(package, "arch", "all")) != "all")
+    by_debian = {arch.debian: platform for platform, arch in ARCHES.items()}
+    for arch, _ in sorted(arches.items(), key=lambda item: (-item[1], item[0]))[:1]:
+        return by_debian.get(arch, host)
+    return host
+
+
 # --- reading ----------------------------------------------------------------------------
 
-def read_lock(path: Path, *, shown: str | None = None) -> dict[str, Inventory]:
-    """Every image's inventory in the lock file at `path` ({} when there is none yet).
-    `shown` is how messages name the file (default: `path` as given)."""
+def read_lock(path: Path, *, shown: str | None = None,
+              platform: Platform = NATIVE) -> dict[str, Inventory]:
+    """Every image's inventory in the lock file at `path` for one platform ({} when there
+    is none yet, or no section for it); see Lock.view for NATIVE. `shown` is how messages
+    name the file (default: `path` as given)."""
+    return read_lock_all(path, shown=shown, host=host_platform()).view(platform)
+
+
+def read_lock_all(path: Path, *, shown: str | None = None, host: Platform) -> Lock:
+    """The whole lock file at `path`, every platform (an empty Lock when there is none).
+    `host`: what a version 1 lock without Debian architectures describes (the engine's)."""
     shown = shown or str(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return Lock()
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise LockError(Problem(shown, f"cannot read: {reason}")) from None
@@ -74,11 +171,17 @@ def read_lock(path: Path, *, shown: str | None = None) -> dict[str, Inventory]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise LockError(Problem(f"{shown}:{line}", "not valid UTF-8")) from None
-    return parse_lock(text, shown)
+    return parse_lock_all(text, shown, host=host)
 
 
 def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
-    """The inventories in lock file text; `shown` names the file in messages."""
+    """The inventories in lock file text, one platform's (Lock.view(NATIVE)); `shown`
+    names the file in messages."""
+    return parse_lock_all(text, shown, host=host_platform()).view(NATIVE)
+
+
+def parse_lock_all(text: str, shown: str = LOCK_NAME, *, host: Platform) -> Lock:
+    """Every platform's inventories in lock file text (see read_lock_all)."""
     try:
         data = toml_loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
@@ -86,10 +189,10 @@ def parse_lock(text: str, shown: str = LOCK_NAME) -> dict[str, Inventory]:
                         hint=f"fix the line, or delete {LOCK_NAME} and run `pyrlab lock`"
                         ) from None
     reader = _LockReader(shown, text)
-    inventories = reader.lock(data)
+    lock = reader.lock(data, host)
     if reader.problems:
         raise LockError(reader.problems)
-    return inventories
+    return lock
 
 
 class _LockReader:
@@ -126,29 +229,59 @@ class _LockReader:
                 where = f"in [{_dotted(path)}]" if path else "at the top level"
                 self.problem((*path, key), f"unknown key '{key}' {where}")
 
-    def lock(self, data: dict[str, object]) -> dict[str, Inventory]:
+    def lock(self, data: dict[str, object], host: Platform) -> Lock:
         self.unknown_keys(data, {"version", "images"}, ())
         version = data.get("version")
         if version is None:
             self.problem((), f"missing 'version = {LOCK_VERSION}' at the top")
-            return {}
-        if type(version) is not int or version != LOCK_VERSION:
+            return Lock()
+        if type(version) is not int or version not in LOCK_VERSIONS:
             self.problem(("version",), f"unknown lock file version {version!r} (this pyrlab "
-                         f"reads version {LOCK_VERSION}; a newer pyrlab wrote it?)")
-            return {}
+                         f"reads versions {LOCK_VERSION} and {LOCK_VERSION_PLATFORMS}; a "
+                         "newer pyrlab wrote it?)")
+            return Lock()
         images = self.table(data, ("images",))
-        inventories = {}
+        by_platform: dict[Platform, dict[str, Inventory]] = {}
         for name, value in images.items():
             path = ("images", name)
             if not IMAGE_NAME_RE.match(name):
                 self.problem(path, f"not a valid image name: '{name}'")
             elif not isinstance(value, dict):
                 self.problem(path, f"'{_dotted(path)}' must be a table, not {toml_kind(value)}")
+            elif version == LOCK_VERSION:
+                by_platform.setdefault(NATIVE, {})[name] = self.inventory(name, value, NATIVE)
             else:
-                inventories[name] = self.inventory(name, value, path)
-        return inventories
+                for platform, inventory in self.platforms(name, value):
+                    by_platform.setdefault(platform, {})[name] = inventory
+        if version == LOCK_VERSION:
+            one = by_platform.pop(NATIVE, {})
+            if one:
+                inferred = infer_platform(one, host)
+                by_platform[inferred] = {n: on_platform(i, inferred) for n, i in one.items()}
+        return Lock(dict(sorted(by_platform.items())), recorded=version != LOCK_VERSION)
 
-    def inventory(self, name: str, data: dict[str, object], path: tuple[str, ...]) -> Inventory:
+    def platforms(self, name: str,
+                  data: dict[str, object]) -> Iterator[tuple[Platform, Inventory]]:
+        """A version 2 image table: one table per platform, under its name."""
+        for key, value in data.items():
+            path = ("images", name, key)
+            try:
+                platform = parse(key)
+            except UnknownPlatform:
+                platform = ""
+            if platform != key:
+                self.problem(path, f"{_toml_string(key)} in [{_dotted(path[:2])}] is no "
+                             "platform (a version 2 lock holds a table per platform here, "
+                             'such as "linux/amd64"'
+                             + (f"; write {_toml_string(platform)}" if platform else "")
+                             + ")")
+            elif not isinstance(value, dict):
+                self.problem(path, f"'{_dotted(path)}' must be a table, not {toml_kind(value)}")
+            else:
+                yield platform, self.inventory(name, value, platform)
+
+    def inventory(self, name: str, data: dict[str, object], platform: Platform) -> Inventory:
+        path = image_path(name, platform)
         meta_keys = _meta_keys()
         registered = ecosystems.registered()
         self.unknown_keys(data, {key for key, _ in meta_keys}
@@ -162,11 +295,12 @@ class _LockReader:
                 value = ""
             facts[attribute] = value
         meta = Meta(image=name, **facts)
-        return Inventory(meta, {eco.name: self.packages(data, name, eco) for eco in registered})
+        return Inventory(meta, {eco.name: self.packages(data, name, eco, platform)
+                                for eco in registered}, platform=platform)
 
-    def packages(self, data: dict[str, object], image: str,
-                 eco: Ecosystem) -> tuple[Package, ...]:
-        path = section_path(image, eco)
+    def packages(self, data: dict[str, object], image: str, eco: Ecosystem,
+                 platform: Platform) -> tuple[Package, ...]:
+        path = section_path(image, eco, platform)
         shape = eco.contents.value_shape
         packages: list[Package] = []
         for name, value in self.table(data, path).items():
@@ -291,18 +425,38 @@ def _basic_string_end(text: str, start: int) -> int | None:
 # --- writing ----------------------------------------------------------------------------
 
 def render_lock(inventories: Mapping[str, Inventory]) -> str:
-    """The lock file text for `inventories` ({image name: inventory}); same input, same text."""
-    out = [HEADER, f"version = {LOCK_VERSION}\n"]
-    for name in sorted(inventories):
-        inventory = inventories[name]
-        if inventory.meta.image != name:
-            raise ValueError(f"inventory of {inventory.meta.image!r} filed under {name!r}")
-        out.append(f"\n[images.{_key(name)}]\n")
-        out.extend(f"{key} = {_toml_string(getattr(inventory.meta, attribute))}\n"
-                   for key, attribute in _meta_keys())
-        for eco in ecosystems.registered():
-            out.append(f"\n[{_dotted(section_path(name, eco, inventory.platform))}]\n")
-            out.extend(_package_lines(eco, inventory.packages(eco.name)))
+    """The lock file text of one platform's `inventories` ({image name: inventory}), as
+    version 1 (their `platform` is not written); same input, same text."""
+    return _render({NATIVE: inventories})
+
+
+def render_lock_all(lock: Lock) -> str:
+    """The text of a whole lock: version 1 while it holds one platform (today's bytes),
+    version 2, a table per platform, when it holds more."""
+    platforms = lock.platforms
+    if len(platforms) <= 1:
+        return _render({NATIVE: lock.by_platform[platforms[0]] if platforms else {}})
+    return _render({p: lock.by_platform[p] for p in platforms})
+
+
+def _render(by_platform: Mapping[Platform, Mapping[str, Inventory]]) -> str:
+    """NATIVE as the only key: version 1; platforms: version 2, each image's platforms
+    together (sorted), so that a diff hunk names the image, then the platform."""
+    version = LOCK_VERSION if NATIVE in by_platform else LOCK_VERSION_PLATFORMS
+    out = [HEADER, f"version = {version}\n"]
+    for name in sorted({name for images in by_platform.values() for name in images}):
+        for platform in sorted(by_platform):
+            inventory = by_platform[platform].get(name)
+            if inventory is None:
+                continue
+            if inventory.meta.image != name:
+                raise ValueError(f"inventory of {inventory.meta.image!r} filed under {name!r}")
+            out.append(f"\n[{_dotted(image_path(name, platform))}]\n")
+            out.extend(f"{key} = {_toml_string(getattr(inventory.meta, attribute))}\n"
+                       for key, attribute in _meta_keys())
+            for eco in ecosystems.registered():
+                out.append(f"\n[{_dotted(section_path(name, eco, platform))}]\n")
+                out.extend(_package_lines(eco, inventory.packages(eco.name)))
     return "".join(out)
 
 
@@ -335,19 +489,22 @@ def is_pyrlab_lock(content: bytes) -> bool:
     if has_pyrlab_header(content):
         return True
     try:
-        parse_lock(content.decode("utf-8"))
+        parse_lock_all(content.decode("utf-8"), host=host_platform())
     except (UnicodeDecodeError, LockError):
         return False
     return True
 
 
-def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
+def write_lock(path: Path, inventories: Mapping[str, Inventory] | Lock, *,
                shown: str | None = None, force: bool = False) -> None:
     """Write the lock file at `path` atomically: readers see the old file or the new one.
-    A file that already says the same is left untouched; one that is no lock of pyrlab's
-    is replaced only with `force` (see safewrite)."""
+    `inventories`: a whole Lock (see render_lock_all), or one platform's sections, written
+    as version 1. A file that already says the same is left untouched; one that is no lock
+    of pyrlab's is replaced only with `force` (see safewrite)."""
     shown = shown or str(path)
-    data = render_lock(inventories).encode("utf-8")
+    text = (render_lock_all(inventories) if isinstance(inventories, Lock)
+            else render_lock(inventories))
+    data = text.encode("utf-8")
     try:
         if path.read_bytes() == data:
             return
@@ -361,12 +518,17 @@ def write_lock(path: Path, inventories: Mapping[str, Inventory], *,
         raise LockError(exc.problems, hint=exc.hint) from None
 
 
-def update_lock(path: Path, changed: Mapping[str, Inventory], *,
+def update_lock(path: Path, changed: Mapping[str, Inventory], *, platform: Platform = NATIVE,
                 shown: str | None = None) -> dict[str, Inventory]:
-    """Replace the sections of the images in `changed`, keep the others; returns the whole
-    lock as written."""
-    inventories = read_lock(path, shown=shown)
-    inventories.update(changed)
-    write_lock(path, inventories, shown=shown)
-    return inventories
+    """Replace the sections of the images in `changed` on `platform`, keep the other images
+    and every other platform's; returns that platform's sections as written (see
+    Lock.view). NATIVE: the only platform of a one-platform lock (it stays one), else
+    this machine's."""
+    lock = read_lock_all(path, shown=shown, host=platform or host_platform())
+    concrete = platform
+    if platform == NATIVE:
+        concrete = lock.platforms[0] if len(lock.platforms) == 1 else host_platform()
+    sections = {**lock.view(concrete), **changed}
+    write_lock(path, lock.with_platform(concrete, sections), shown=shown)
+    return {name: on_platform(inventory, platform) for name, inventory in sections.items()}
 

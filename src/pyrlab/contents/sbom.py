@@ -3,6 +3,8 @@
 Built with cyclonedx-python-lib, which knows the schema; every package is a component
 with a package URL (purl) that vulnerability databases key on. The same inventory gives
 the same document apart from its timestamp: the serial number is derived from the content.
+The image's platform is a property of the image's component, `pyrlab:platform`
+("linux/arm64"); each Debian package's purl names its architecture (`arch=`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.tool import ToolRepository
@@ -19,10 +22,12 @@ from packageurl import PackageURL
 
 from pyrlab import ecosystems
 from pyrlab.contents.model import Inventory
+from pyrlab.platforms import NATIVE, Platform
 
 SCHEMA_VERSION = SchemaVersion.V1_6
 # uuid5 namespace for serial numbers: one inventory, one serial number.
 _SERIAL_NAMESPACE = uuid.UUID("6f2f4a53-93c1-4d3e-9d0c-7a1e4b0f5c21")
+PLATFORM_PROPERTY = "pyrlab:platform"  # a property name in pyrlab's own namespace
 
 
 def _purls(inventory: Inventory) -> list[PackageURL]:
@@ -39,9 +44,12 @@ def _purls(inventory: Inventory) -> list[PackageURL]:
     return purls
 
 
-def sbom(inventory: Inventory, *, timestamp: datetime | None = None) -> str:
-    """The CycloneDX 1.6 JSON document for `inventory` (timestamp: now unless given)."""
+def sbom(inventory: Inventory, *, timestamp: datetime | None = None,
+         platform: Platform = NATIVE) -> str:
+    """The CycloneDX 1.6 JSON document for `inventory` (timestamp: now unless given).
+    `platform`: the image's, where the inventory does not say it (NATIVE: unsaid)."""
     meta = inventory.meta
+    platform = inventory.platform or platform
     purls = _purls(inventory)
     packages = [
         Component(name=purl.name, version=purl.version, purl=purl, bom_ref=purl.to_string())
@@ -52,7 +60,8 @@ def sbom(inventory: Inventory, *, timestamp: datetime | None = None) -> str:
         type=ComponentType.OPERATING_SYSTEM, bom_ref=f"os:{meta.os_id}-{meta.os_version}")
     image = Component(
         name=meta.image, version=meta.input_hash or None, type=ComponentType.CONTAINER,
-        bom_ref=f"image:{meta.image}")
+        bom_ref=f"image:{meta.image}",
+        properties=[Property(name=PLATFORM_PROPERTY, value=platform)] if platform else None)
     pyrlab = Component(name="pyrlab", version=meta.pyrlab_version or None,
                        type=ComponentType.APPLICATION)
     bom = Bom(

@@ -37,7 +37,7 @@ from pyrlab.contents.images import (
     image_inventory,
     lock_file,
 )
-from pyrlab.contents.lockfile import write_lock
+from pyrlab.contents.lockfile import Lock, on_platform, write_lock
 from pyrlab.contents.model import Inventory
 from pyrlab.credentials import Redactor, is_loopback_url
 from pyrlab.dockerfile.context import secret_folder, write_context
@@ -577,14 +577,17 @@ def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress,
                lock: dict[str, Inventory], network_host: bool, no_cache: bool = False,
                jobs: int = 2, gate: Gate | None = None, pins: PinMode | None = "prefer",
                before_build: Callable[[str], None] | None = None,
-               cache_from: Sequence[str] = ()) -> Built:
+               cache_from: Sequence[str] = (), whole_lock: Lock | None = None,
+               platform: Platform = NATIVE) -> Built:
     """Carry out a plan (see orchestration.py, which `build`, `upgrade` and `up` go
     through) and update pyrlab.lock; BuildError on failure, when the lock is left as it
     was. `lock`: pyrlab.lock's sections as read once for this build. With `gate`, each
     image built is tested before its tags move (a failure is a build failure). `pins`: how
     the install steps use the lock's versions, `before_build` what runs once the base is
     there (see Settings); `cache_from`: registry images to reuse layers of, besides the
-    config's (none with `no_cache`)."""
+    config's (none with `no_cache`). `whole_lock`, `platform`: the whole lock `lock` is
+    `platform`'s view of, whose other platforms' sections the lock keeps (None: `lock` is
+    all of it, written as one platform's)."""
     sources = () if no_cache else cache_sources(project.config, cache_from)
     if sources:
         progress.note(f"layer cache also from: {', '.join(sources)}")
@@ -596,16 +599,19 @@ def build_plan(project: Project, engine: Engine, plan: Plan, progress: Progress,
     if error is not None:
         raise error
     return Built(base, tuple(outcomes),
-                 record_inventories(project, engine, plan, base, outcomes, lock, progress))
+                 record_inventories(project, engine, plan, base, outcomes, lock, progress,
+                                    whole=whole_lock, platform=platform))
 
 
 def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseOutcome,
                        outcomes: list[Outcome], before: dict[str, Inventory],
-                       progress: Progress) -> LockUpdate:
+                       progress: Progress, *, whole: Lock | None = None,
+                       platform: Platform = NATIVE) -> LockUpdate:
     """Write the inventory of each image built into pyrlab.lock. A skipped image keeps its
     section unless it has none, or the section is not of this image: its input hash or
     base differ (an earlier build of it succeeded while another failed, which left the
-    lock as it was)."""
+    lock as it was). `before` is `platform`'s part of the `whole` lock: only it is
+    replaced."""
     lock = lock_file(project.config)
     hashes = {item.target.name: item.target.context.input_hash for item in plan.images}
     base_id = base.recorded
@@ -615,12 +621,13 @@ def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseO
         if (outcome.action == "built" or section is None
                 or section.meta.input_hash != hashes[outcome.name]
                 or section.meta.base_id != base_id):
-            changed[outcome.name] = image_inventory(
-                engine, ImageSpec(outcome.name, outcome.image_id))
+            changed[outcome.name] = on_platform(image_inventory(
+                engine, ImageSpec(outcome.name, outcome.image_id)), platform)
     if changed:
         progress.note(f"{lock.shown}: recorded what {', '.join(changed)} hold"
                       + ("s" if len(changed) == 1 else ""))
     # The build lock is held since `before` was read: it is still what the file says.
     after = {**before, **changed}
-    write_lock(lock.path, after, shown=lock.shown)
+    write_lock(lock.path, after if whole is None else whole.with_platform(platform, after),
+               shown=lock.shown)
     return LockUpdate(lock.shown, tuple(changed), after != before, after)

@@ -14,7 +14,11 @@
    move.
 
 Before all of it, the platforms the build is for (target_platforms); until builds for
-another platform land (issue 23), one other than the engine's own is refused there.
+another platform land (issue 23), one other than the engine's own is refused there. When
+neither --platform nor [build] platforms says, pyrlab.lock does (a version 2 lock records
+its platforms), so it is read first then; until other platforms are built, the build is
+for the engine's own and keeps the others' sections. The lock's sections the build uses
+are the engine's platform's (see lockfile.Lock); what it writes replaces only those.
 
 The commands only turn their options into `BuildOptions` and a `BuildRun` into output.
 """
@@ -30,7 +34,7 @@ from pyrlab.config.model import Config
 from pyrlab.config.project import Project
 from pyrlab.config.validators import cache_source_problem
 from pyrlab.contents.images import ImageSpec, LockFile, image_inventory, lock_file
-from pyrlab.contents.lockfile import read_lock
+from pyrlab.contents.lockfile import Lock, LockError, read_lock_all
 from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines import emulation
@@ -88,7 +92,8 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
     `rendered`: the targets' contexts, when the caller rendered them already (see
     planner.make_plan)."""
     config = project.config
-    refuse_foreign(config, engine, target_platforms(config, options.platforms))
+    chosen = target_platforms(config, options.platforms)
+    refuse_foreign(config, engine, chosen)
     # Lines limited to other platforms (`foo [arm64]`) are not this build's: not rendered,
     # pinned, locked or self-tested.
     project = on_engine(project, engine)
@@ -107,15 +112,28 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
             say_networking()
         with nullcontext() if options.dry_run else build_lock(project.root, progress.note):
             lock = lock_file(config)
-            # Read once, for the whole build: first thing with --locked (its check), else
-            # once the plan says there is something to build.
+            # Read once, for the whole build: first thing with --locked (its check) or
+            # when the lock is to say which platforms (a lock that cannot be read stops
+            # the build only where its sections are needed), else once the plan says
+            # there is something to build.
+            whole: Lock | None = None
+            unread: LockError | None = None
+            if locked or chosen.source == "default":
+                try:
+                    whole = read_lock_all(lock.path, shown=lock.shown, host=engine.platform())
+                except LockError as exc:
+                    if locked:
+                        raise
+                    unread = exc
+            platform = build_platform(config, engine, options.platforms, whole, lock.shown,
+                                      progress.note, adds=not (locked or options.dry_run))
             sections: dict[str, Inventory] | None = None
             stale: Callable[[Target, ImageInfo], str | None] | None = None
             before_build: Callable[[str], None] | None = None
-            if locked:
-                sections = read_lock(lock.path, shown=lock.shown)
+            if whole is not None and locked:
+                sections = whole.view(platform)
                 order = project.order(options.names)
-                check_locked(project, order, sections, lock.shown)
+                check_locked(project, order, whole, lock.shown, platform)
                 stale = _differs_from_lock(engine, sections, lock)
                 # Once the base image is there: the sources still offer every locked
                 # version (the ecosystems' preflights: Debian's).
@@ -132,13 +150,18 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
                 return BuildRun(network_host, plan, None, sections or {})
             if options.quiet_when_current:
                 say_networking()
-            if sections is None:  # a broken lock stops the build before it starts
-                sections = read_lock(lock.path, shown=lock.shown)
+            if unread is not None:  # a broken lock stops the build before it starts
+                raise unread
+            if whole is None:
+                whole = read_lock_all(lock.path, shown=lock.shown, host=engine.platform())
+            if sections is None:
+                sections = whole.view(platform)
             built = build_plan(
                 project, engine, plan, progress, lock=sections, network_host=network_host,
                 no_cache=options.no_cache, jobs=options.jobs,
                 gate=self_test_gate(project, engine) if options.test else None,
-                pins=options.pins, before_build=before_build, cache_from=options.cache_from)
+                pins=options.pins, before_build=before_build, cache_from=options.cache_from,
+                whole_lock=whole, platform=platform)
     finally:
         progress.close()
     return BuildRun(network_host, plan, built, sections)
@@ -157,10 +180,10 @@ def target_platforms(config: Config, flag: Sequence[Platform] = (), *,
     [build] platforms), else [build] platforms, else the platforms pyrlab.lock records,
     else the engine's own (NATIVE: the engine is asked for it only where a name needs it).
 
-    `recorded` is for step 5 of issue 23 (a lock of format version 2, which records its
-    platforms); nothing passes it yet. A lock of today records none, and its Debian
-    versions' architecture must not decide: a lock written on a Mac would make amd64 CI
-    build arm64."""
+    `recorded`: the platforms of a lock of format version 2, which records them
+    (lockfile.Lock.recorded). A version 1 lock records none, and its Debian versions'
+    architecture must not decide: a lock written on a Mac would make amd64 CI build
+    arm64."""
     wanted = list(flag)
     if ALL in wanted:
         wanted = [p for p in wanted if p != ALL] + list(config.build.platforms)
@@ -173,6 +196,35 @@ def target_platforms(config: Config, flag: Sequence[Platform] = (), *,
     if recorded:
         return Targets(tuple(recorded), "pyrlab.lock")
     return Targets((NATIVE,), "default")
+
+
+def recorded_platforms(lock: Lock | None) -> tuple[Platform, ...]:
+    """The platforms a lock records (version 2), for target_platforms; () for version 1."""
+    return lock.platforms if lock is not None and lock.recorded else ()
+
+
+def build_platform(config: Config, engine: Engine, flag: Sequence[Platform],
+                   lock: Lock | None, shown: str, note: Callable[[str], None], *,
+                   adds: bool = True) -> Platform:
+    """The platform a build is for, concrete: the engine's own, the only one built so far
+    (refuse_foreign stopped any other that --platform or [build] platforms asked). What
+    the lock says is told: other platforms it records, whose sections the build keeps,
+    and a version 1 lock that describes another platform, beside which this one's
+    sections are written (the lock becomes version 2; said only when the build `adds`
+    them: not for --locked or a dry run)."""
+    host = engine.platform()
+    targets = target_platforms(config, flag, recorded=recorded_platforms(lock))
+    if lock is None:
+        return host
+    if targets.source == "pyrlab.lock":
+        others = [p for p in targets.platforms if p != host]
+        if others:
+            note(f"{shown} also holds {' and '.join(others)}: builds for it are not "
+                 f"supported yet, so this one is for {host} and keeps its sections")
+    elif adds and not lock.recorded and lock.platforms and host not in lock.platforms:
+        note(f"{shown} describes {lock.held()} (its Debian packages' architecture): this "
+             f"build adds {host}'s sections beside it (lock format version 2)")
+    return host
 
 
 def refuse_foreign(config: Config, engine: Engine, targets: Targets) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pyrlab import ecosystems
 from pyrlab.config.project import Project
+from pyrlab.contents.lockfile import Lock, section_name
 from pyrlab.contents.model import Inventory
 from pyrlab.dockerfile.render import PINS_FOLDER, BuildContext
 from pyrlab.ecosystems.base import (
@@ -113,12 +114,23 @@ def pins_for(project: Project, name: str, lock: Mapping[str, Inventory],
     return ImagePins(mode, Locked(kept))
 
 
-def check_locked(project: Project, names: Iterable[str], lock: Mapping[str, Inventory],
-                 shown: str) -> None:
+def check_locked(project: Project, names: Iterable[str], lock: Lock | Mapping[str, Inventory],
+                 shown: str, platform: Platform = NATIVE) -> None:
     """ConfigError naming FILE:LINE and the package for every list entry (of every
     ecosystem) the lock cannot satisfy: not in the image's section, or locked at a version
     (or URL) the entry does not allow. A loosened entry the locked version satisfies is
-    fine."""
+    fine. `lock`: the whole lock, of which `platform`'s sections are checked (a lock
+    without that platform is one error, naming it), or one platform's sections."""
+    if isinstance(lock, Lock):
+        if platform != NATIVE and lock.platforms and platform not in lock.platforms:
+            raise ConfigError(Problem(shown, f"no section for {platform} (it holds "
+                                      f"{lock.held()})"),
+                              hint=f"`pyrlab build --platform {platform}` (without --locked) "
+                              f"adds {platform}'s sections to {shown}")
+        recorded = lock.recorded
+        lock = lock.view(platform)
+    else:
+        recorded = False
     problems: list[Problem] = []
     for name in names:
         listed = [(eco, project.lists[name].of(eco.name)) for eco in ecosystems.registered()]
@@ -126,10 +138,11 @@ def check_locked(project: Project, names: Iterable[str], lock: Mapping[str, Inve
             continue
         inventory = lock.get(name)
         if inventory is None:
-            problems.append(Problem(shown, f"no section for the image '{name}': build it "
-                                    "without --locked first"))
+            problems.append(Problem(shown, f"no section for the image '{name}'"
+                                    + (f" on {platform}" if recorded else "")
+                                    + ": build it without --locked first"))
             continue
-        where = f"{shown} [images.{name}]"
+        where = f"{shown} {section_name(name, platform if recorded else NATIVE)}"
         locked = locked_of(inventory)
         for eco, found in listed:
             if eco.pins.problems is not None:
