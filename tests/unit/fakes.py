@@ -75,7 +75,8 @@ class FakeEngine(Engine):
     Registries: `push` refuses refs under `refuse` the way a registry would; `pull` takes
     images from `registry` (ref → ID).
     `name` is what `describe` shows ("docker" where a test reads an engine's own words).
-    Its own platform (`platform()`, and its images') is `host_platform`: linux/amd64."""
+    Its own platform (`platform()`, and its images' unless `image_platforms` names another)
+    is `host_platform`: linux/amd64."""
 
     def __init__(self, name: str = "fake", *, tags: Mapping[str, str] | None = None) -> None:
         super().__init__(name)
@@ -115,6 +116,7 @@ class FakeEngine(Engine):
         self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
         self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
         self.host_platform = "linux/amd64"
+        self.image_platforms: dict[str, str] = {}  # image ID → its platform, if not the host's
         self._lock = threading.Lock()
 
     def platform(self) -> str:
@@ -136,7 +138,7 @@ class FakeEngine(Engine):
             return None
         tags = tuple(sorted(r for r, i in self.refs.items() if i == image_id))
         return ImageInfo(image_id, dict(self.images[image_id]), tags,
-                         platform=self.host_platform)
+                         platform=self.image_platforms.get(image_id, self.host_platform))
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         info = self.image(ref)

@@ -65,7 +65,8 @@ def add_image(parser: argparse.ArgumentParser, *, optional: bool = False,
 def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
     """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
     repeatable for the commands that build (`all`: every one of [build] platforms), once
-    for those that act on one image (`up`). Only the engine's own is built for now."""
+    for those that act on one image (`up`, `inspect`, `diff`). Only the engine's own is
+    built for now."""
     if many:
         parser.add_argument(
             "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
@@ -76,8 +77,9 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
     else:
         parser.add_argument(
             "--platform", default=None, metavar="PLATFORM", type=_platform,
-            help="the platform to run (linux/amd64, linux/arm64); default: the engine's own. "
-            "In progress: only the engine's own platform runs so far")
+            help="the platform whose image to use (linux/amd64, linux/arm64); default: the "
+            "engine's own. Another platform's image is named NAME/arm64:TAG; in progress: "
+            "only the engine's own platform is built so far")
 
 
 def _platform(text: str) -> str:

@@ -8,7 +8,9 @@ two lock files, per ecosystem: added, removed, upgraded, downgraded.
     pyrlab diff old.lock pyrlab.lock    one lock file → another
 
 An argument that names an image of the project (NAME or NAME:TAG) is an image; anything
-else is a lock file (write ./pylab for a file that is called like an image). The exit code
+else is a lock file (write ./pylab for a file that is called like an image). Images are
+the engine's own platform's, or with --platform another one's (NAME/arm64:TAG), which the
+heading then names; pyrlab.lock records the engine's own platform only so far. The exit code
 says what was found, as diff(1) and `git diff --exit-code` do: 0 nothing differs, 1 something
 does (a package, an image's OS, Python, R or base), and an error's own code otherwise.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.commands._args import config_from, engine_from
+from pyrlab.commands._args import add_platform, config_from, engine_from
 from pyrlab.config.model import Config
 from pyrlab.contents.diff import InventoryDiff, diff, diff_locks
 from pyrlab.contents.images import (
@@ -35,12 +37,14 @@ from pyrlab.contents.model import Inventory
 from pyrlab.contents.tables import diff_table
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
+from pyrlab.platforms import NATIVE, is_native
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sides", nargs="*", metavar="A [B]",
                         help="images (NAME or NAME:TAG) or lock files; none: pyrlab.lock → "
                         "the images now; one: it → the image now (or the images now)")
+    add_platform(parser, many=False)
     add_engine_argument(parser)
 
 
@@ -50,6 +54,10 @@ class DiffResult:
     new: str
     diffs: tuple[InventoryDiff, ...]
     not_built: tuple[str, ...] = ()  # images of the project left out: there is none to read
+    # The platform of the images compared (None: two lock files); `foreign`: not the
+    # engine's own, so the heading names it (the engine's own keeps today's heading).
+    platform: str | None = None
+    foreign: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -58,11 +66,11 @@ class DiffResult:
         return EXIT_DIFFERENT if differs else EXIT_OK
 
     def to_data(self) -> Any:
-        return {"old": self.old, "new": self.new, "not_built": list(self.not_built),
-                "images": [d.to_json() for d in self.diffs]}
+        return {"old": self.old, "new": self.new, "platform": self.platform,
+                "not_built": list(self.not_built), "images": [d.to_json() for d in self.diffs]}
 
     def to_text(self) -> str:
-        lines = [f"{self.old} → {self.new}"]
+        lines = [f"{self.old} → {self.new}" + (f" ({self.platform})" if self.foreign else "")]
         if self.diffs:
             lines.append(diff_table(self.diffs, stream=sys.stdout).rstrip("\n"))
         lines += [f"{name}: not built, not compared (`pyrlab build {name}`)"
@@ -98,19 +106,31 @@ def run(args: argparse.Namespace) -> DiffResult:
                          hint="compare two images, two lock files, or one lock file with "
                          "the images now (`pyrlab diff FILE`)")
     engine = engine_from(args, config)
+    host = engine.platform()
+    platform = args.platform or NATIVE
+    at, foreign = platform or host, not is_native(platform, host)
 
     if len(sides) == 2 and kinds[0]:
-        a, b = image_spec(config, sides[0]), image_spec(config, sides[1])
+        a = image_spec(config, sides[0], platform, host)
+        b = image_spec(config, sides[1], platform, host)
         return DiffResult(a.ref, b.ref, (diff(image_inventory(engine, a),
-                                              image_inventory(engine, b)),))
+                                              image_inventory(engine, b)),),
+                          platform=at, foreign=foreign)
     if len(sides) == 2:
         old = _lock(Path(sides[0]), sides[0])
         return DiffResult(sides[0], sides[1], diff_locks(old, _lock(Path(sides[1]), sides[1])))
+    if foreign:
+        image = sides[0].partition(":")[0] if sides and kinds[0] else next(iter(config.images))
+        raise UsageError(f"--platform {platform}: pyrlab.lock records the engine's own "
+                         f"platform ({host}) only, so far; a lock per platform is in progress",
+                         hint=f"compare two images of {platform}: `pyrlab diff --platform "
+                         f"{platform} {image}:previous {image}`")
     if len(sides) == 1 and kinds[0]:
         spec = image_spec(config, sides[0])
         section = _lock(project_lock.path, project_lock.shown).get(spec.name)
         return DiffResult(f"{project_lock.shown} [{spec.name}]", spec.ref,
-                          (diff(section, image_inventory(engine, spec)),))
+                          (diff(section, image_inventory(engine, spec)),),
+                          platform=at, foreign=foreign)
     if sides:
         old_shown, old = sides[0], _lock(Path(sides[0]), sides[0])
     else:
@@ -118,4 +138,5 @@ def run(args: argparse.Namespace) -> DiffResult:
     now, not_built = current_inventories(engine, config)
     # An image that is not built here is not compared (it would read as "removed").
     old = {name: inventory for name, inventory in old.items() if name not in not_built}
-    return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built))
+    return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built),
+                      platform=at, foreign=foreign)

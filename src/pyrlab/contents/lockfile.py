@@ -301,7 +301,9 @@ def render_lock(inventories: Mapping[str, Inventory]) -> str:
         out.extend(f"{key} = {_toml_string(getattr(inventory.meta, attribute))}\n"
                    for key, attribute in _meta_keys())
         for eco in ecosystems.registered():
-            out.append(f"\n[{_dotted(section_path(name, eco, inventory.platform))}]\n")
+            # One platform per lock so far: its sections are those of today, whichever
+            # platform the inventory is of (a lock per platform is issue 23, step 5).
+            out.append(f"\n[{_dotted(section_path(name, eco))}]\n")
             out.extend(_package_lines(eco, inventory.packages(eco.name)))
     return "".join(out)
 
