@@ -1,7 +1,7 @@
 """Local names per platform (issue 23, step 3). The engine's own platform keeps every name
 of today, byte for byte (pinned here); another platform's image adds its token as the
 repository's last path component (t/pylab/arm64:latest, every tag kept), its lab its token
-after the image (t__pylab__arm64-8888) and a label, its run-time installs a folder of
+after the port (t__pylab-8888__arm64) and a label, its run-time installs a folder of
 their own. `inspect`, `diff` and `ps` say which platform they show; `clean` removes every
 platform's images."""
 
@@ -75,15 +75,15 @@ def test_another_platform_s_names_carry_its_token(named: Config, bare: Config) -
         assert bare.image_ref("pylab", tag, ARM, HOST) == f"ghcr.io/me/pylab/arm64:{tag}"
     assert named.layer_key("pylab", ARM, HOST) == "lab/pylab/arm64"
     assert bare.layer_key("pylab", ARM, HOST) == "pylab/arm64"
-    assert container_name(named, "pylab", 8888, ARM, HOST) == "lab__pylab__arm64-8888"
-    assert container_name(bare, "pylab", 8888, ARM, HOST) == "pyrlab-pylab__arm64-8888"
+    assert container_name(named, "pylab", 8888, ARM, HOST) == "lab__pylab-8888__arm64"
+    assert container_name(bare, "pylab", 8888, ARM, HOST) == "pyrlab-pylab-8888__arm64"
     # A registry's name has no platform in it (one index per tag, when pushed).
     assert bare.registry_ref("pylab") == "ghcr.io/me/pylab:latest"
     # On an arm64 machine, amd64 is the other platform.
     arm_host = ARM
     assert named.image_ref("pylab", "latest", ARM, arm_host) == "lab/pylab:latest"
     assert named.image_ref("pylab", "latest", HOST, arm_host) == "lab/pylab/amd64:latest"
-    assert container_name(named, "pylab", 8888, HOST, arm_host) == "lab__pylab__amd64-8888"
+    assert container_name(named, "pylab", 8888, HOST, arm_host) == "lab__pylab-8888__amd64"
 
 
 def test_another_platform_s_names_are_no_other_image_s(named: Config) -> None:
@@ -93,6 +93,21 @@ def test_another_platform_s_names_are_no_other_image_s(named: Config) -> None:
         assert named.layer_key(image) != named.layer_key("pylab", ARM, HOST)
         assert container_name(named, image, 8888) != \
             container_name(named, "pylab", 8888, ARM, HOST)
+
+
+def test_no_two_labs_share_a_name_across_projects_images_ports_and_platforms(
+        named: Config) -> None:
+    """Among them project pyrlab-pylab's lab of an image called arm64, which an infix
+    (pyrlab-pylab__arm64-8888 for the bare names' arm64 pylab) would have taken."""
+    projects = ("", "a", "a-b", "pyrlab", "pyrlab-pylab", "pyrlab-pylab-8888")
+    images = ("pylab", "b-pylab", "arm64", "pylab-arm64", "pylab-8888", "8888")
+    labs = [(project, image, port, platform) for project in projects for image in images
+            for port in (8888, 88) for platform in (NATIVE, ARM, HOST)]
+    names = {(p, i, n, f): container_name(replace(named, name=p), i, n, f, HOST)
+             for p, i, n, f in labs}
+    # The engine's own platform, named or not, is one lab; every other lab has its own name.
+    distinct = {(p, i, n, f or HOST) for p, i, n, f in labs}
+    assert len(set(names.values())) == len(distinct)
 
 
 def test_a_lab_of_another_platform_differs_only_by_its_image_name_and_label(
@@ -106,7 +121,7 @@ def test_a_lab_of_another_platform_differs_only_by_its_image_name_and_label(
     assert "lab/pylab:latest" in argv and "--platform" not in argv
     assert not any(LABEL_PLATFORM in a for a in argv)
     foreign = plan_lab(named, "pylab", token="x", platform=ARM, host=HOST)
-    assert (foreign.name, foreign.request.image) == ("lab__pylab__arm64-8888",
+    assert (foreign.name, foreign.request.image) == ("lab__pylab-8888__arm64",
                                                      "lab/pylab/arm64:latest")
     assert foreign.request.labels == {**native.request.labels, LABEL_PLATFORM: ARM}
     assert replace(foreign, name=native.name,
@@ -251,7 +266,7 @@ def test_ps_shows_a_platform_column_only_beside_another_platform_s_lab() -> None
     assert native.to_text().splitlines()[0].split() == [
         "IMAGE", "STATUS", "UPTIME", "URL", "PORTS"]
     assert native.to_data()[0]["platform"] == HOST
-    both = PsResult((lab("x__pylab-8888", NATIVE), lab("x__pylab__arm64-8888", ARM)), now,
+    both = PsResult((lab("x__pylab-8888", NATIVE), lab("x__pylab-8888__arm64", ARM)), now,
                     host=HOST)
     header, *rows = both.to_text().splitlines()
     assert header.split() == ["IMAGE", "PLATFORM", "STATUS", "UPTIME", "URL", "PORTS"]

@@ -170,10 +170,10 @@ def test_up_starts_another_platform_s_image_as_a_lab_of_its_own(
     code, _, err = run(capsys, "up", "pylab", "--platform", "arm64", "--no-build")
     assert code == 0, err
     request = engine.runs[-1]
-    assert (request.name, request.image) == (f"pyrlab-pylab__arm64-{port}",
+    assert (request.name, request.image) == (f"pyrlab-pylab-{port}__arm64",
                                              "pylab/arm64:latest")
     assert request.labels[LABEL_PLATFORM] == "linux/arm64"
-    token_file = lab / ".pyrlab" / "tokens" / f"pyrlab-pylab__arm64-{port}.token"
+    token_file = lab / ".pyrlab" / "tokens" / f"pyrlab-pylab-{port}__arm64.token"
     assert token_file.read_text().strip() == request.env["JUPYTER_TOKEN"]
     code, out, _ = run(capsys, "up", "pylab", "--platform", "linux/arm64", "--no-build",
                        "--json")

@@ -78,7 +78,7 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool) -> None:
         parser.add_argument(
             "--platform", default=None, metavar="PLATFORM", type=_platform,
             help="the platform whose image to use (linux/amd64, linux/arm64); default: the "
-            "engine's own. Another platform's image is named NAME/arm64:TAG; in progress: "
+            "engine's own. Another platform's image is named IMAGE/arm64:TAG; in progress: "
             "only the engine's own platform is built so far")
 
 

@@ -87,10 +87,12 @@ def container_name(config: Config, image: str, port: int, platform: Platform = N
     """Stable per project, image, platform and port: a second `up` finds the first lab by
     name. PROJECT__IMAGE-PORT: neither name holds "__", so two projects never share one;
     with bare names, pyrlab-IMAGE-PORT as before. A lab of another platform than the
-    engine's own (`host`) adds its token after the image, PROJECT__IMAGE__arm64-PORT
-    (pyrlab-IMAGE__arm64-PORT), so that it never takes the native lab's name."""
-    shown = image if is_native(platform, host) else f"{image}__{platform_token(platform)}"
-    return f"{config.name}__{shown}-{port}" if config.name else f"pyrlab-{shown}-{port}"
+    engine's own (`host`) is that name and its token, PROJECT__IMAGE-PORT__arm64
+    (pyrlab-IMAGE-PORT__arm64): every name of the engine's own ends in -PORT, so neither
+    kind takes the other's, with or without bare names (an infix, pyrlab-IMAGE__arm64-PORT,
+    would be project pyrlab-IMAGE's lab of an image called arm64)."""
+    name = f"{config.name}__{image}-{port}" if config.name else f"pyrlab-{image}-{port}"
+    return name if is_native(platform, host) else f"{name}__{platform_token(platform)}"
 
 
 def is_loopback(bind: str) -> bool:

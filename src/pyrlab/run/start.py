@@ -178,7 +178,7 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     """`up`: start the lab (or find it running) and wait until JupyterLab answers. `draft`:
     the lab's plan when the caller made it already (see draft_plan), with the same port
     and platform. `platform`: which of the image's platforms to start (NATIVE: the
-    engine's own; another one is its own lab, PROJECT__IMAGE__arm64-PORT)."""
+    engine's own; another one is its own lab, PROJECT__IMAGE-PORT__arm64)."""
     began = time.monotonic()
     config = project.config
     spec = lab_image(config, image)
