@@ -78,7 +78,8 @@ class FakeEngine(Engine):
     ((ref, platform) → ID), moving the ref as Docker 20.10 does. `load` reads an archive
     as `docker load` does (its image configuration's ID and architecture).
     `name` is what `describe` shows ("docker" where a test reads an engine's own words).
-    Its own platform (`platform()`, and its images') is `host_platform`: linux/amd64."""
+    Its own platform (`platform()`, and its images' unless `image_platforms` names another)
+    is `host_platform`: linux/amd64."""
 
     def __init__(self, name: str = "fake", *, tags: Mapping[str, str] | None = None) -> None:
         super().__init__(name)
@@ -121,6 +122,7 @@ class FakeEngine(Engine):
         self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
         self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
         self.host_platform = "linux/amd64"
+        self.image_platforms: dict[str, str] = {}  # image ID → its platform, if not the host's
         self._lock = threading.Lock()
 
     def platform(self) -> str:

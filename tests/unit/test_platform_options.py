@@ -218,12 +218,18 @@ def test_the_engine_s_own_platform_is_whatever_it_says(
 
 def test_up_for_another_platform_is_refused_before_anything_starts(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
-    for extra in ([], ["--no-build"]):
-        code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform",
-                              "linux/arm64", "--set", "images.pylab.ports.lab=8888",
-                              "--timeout", "1", *extra)
-        assert code == EXIT_USAGE
-        assert "pyrlab: error: --platform linux/arm64 is not supported yet" in err
+    """Where `up` would build; with --no-build it starts that platform's image if there is
+    one (test_run_lifecycle.py), and names it when there is none."""
+    code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
+                          "--set", "images.pylab.ports.lab=8888", "--timeout", "1")
+    assert code == EXIT_USAGE
+    assert "pyrlab: error: --platform linux/arm64 is not supported yet" in err
+    assert engine.built == [] and engine.runs == [] and engine.calls == []
+    code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
+                          "--set", "images.pylab.ports.lab=8888", "--timeout", "1",
+                          "--no-build")
+    assert "pyrlab: error: image t/pylab/arm64:latest is not built" in err
+    assert "pyrlab: hint: build it with `pyrlab build pylab --platform linux/arm64`" in err
     assert engine.built == [] and engine.runs == [] and engine.calls == []
 
 

@@ -21,6 +21,7 @@ from pyrlab.engines.base import Engine, HealthCheckRun, RunRequest
 from pyrlab.errors import EngineError
 from pyrlab.imagebuild.orchestration import BuildOptions, nothing_to_do
 from pyrlab.imagebuild.planner import Target, make_plan
+from pyrlab.launch.plan import LABEL_PLATFORM
 from pyrlab.launch.ready import NotReady
 from pyrlab.run import start as start_module
 
@@ -156,6 +157,38 @@ def test_up_no_build_with_an_outdated_image_says_so(
     assert code == 0
     assert "note: pylab:latest is out of date" in err
     assert built == []
+
+
+def test_up_starts_another_platform_s_image_as_a_lab_of_its_own(
+        lab: Path, engine: FakeEngine, built: list[list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`up --platform linux/arm64 --no-build`: that platform's image (built elsewhere, until
+    pyrlab builds it), under its own name, token file and label; found again by that name,
+    restarted as that platform's, and `ps` names the platform."""
+    engine.add_image("pylab/arm64:latest", "sha256:" + "a" * 64)
+    port = lab_port()
+    code, _, err = run(capsys, "up", "pylab", "--platform", "arm64", "--no-build")
+    assert code == 0, err
+    request = engine.runs[-1]
+    assert (request.name, request.image) == (f"pyrlab-pylab-{port}__arm64",
+                                             "pylab/arm64:latest")
+    assert request.labels[LABEL_PLATFORM] == "linux/arm64"
+    token_file = lab / ".pyrlab" / "tokens" / f"pyrlab-pylab-{port}__arm64.token"
+    assert token_file.read_text().strip() == request.env["JUPYTER_TOKEN"]
+    code, out, _ = run(capsys, "up", "pylab", "--platform", "linux/arm64", "--no-build",
+                       "--json")
+    assert json.loads(out)["already_running"] is True and len(engine.runs) == 1
+    header, row = run(capsys, "ps")[1].splitlines()
+    assert header.split()[:2] == ["IMAGE", "PLATFORM"]
+    assert row.split()[:2] == ["pylab", "linux/arm64"]
+    code, _, err = run(capsys, "restart", "pylab")
+    assert code == 0, err
+    again = engine.runs[-1]
+    assert (again.name, again.image, again.env["JUPYTER_TOKEN"]) == (
+        request.name, request.image, request.env["JUPYTER_TOKEN"])
+    assert again.labels[LABEL_PLATFORM] == "linux/arm64"
+    # Nothing of the engine's own: no build asked, its image's name untouched.
+    assert built == [] and engine.refs["pylab:latest"] == "sha256:" + "p" * 64
 
 
 def test_up_builds_only_what_the_image_needs(lab: Path, engine: FakeEngine,

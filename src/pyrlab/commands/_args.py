@@ -66,8 +66,8 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool,
                  help: str | None = None) -> None:
     """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
     repeatable for the commands that build (`all`: every one of [build] platforms), once
-    for those that act on one image (`up`; `help` says what it does where it is not the
-    one to run). Only the engine's own is built for now."""
+    for those that act on one image (`up`, `inspect`, `diff`; `help` says what it does
+    where it is not the one to run). Only the engine's own is built for now."""
     if many:
         parser.add_argument(
             "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
@@ -78,8 +78,9 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool,
     else:
         parser.add_argument(
             "--platform", default=None, metavar="PLATFORM", type=platform_argument,
-            help=help or "the platform to run (linux/amd64, linux/arm64); default: the "
-            "engine's own. In progress: only the engine's own platform runs so far")
+            help=help or "the platform whose image to use (linux/amd64, linux/arm64); "
+            "default: the engine's own. Another platform's image is named IMAGE/arm64:TAG; "
+            "in progress: only the engine's own platform is built so far")
 
 
 def platform_argument(text: str) -> str:

@@ -2,8 +2,9 @@
 cache); --dry-run says what would go and removes nothing.
 
 Only images this project built are touched: the tags of its graph (latest, previous,
-failed, rolled-back and the base tag) when the image carries this project's label, then
-any untagged image with that label. The base image is kept (it is shared, and may have
+failed, rolled-back and the base tag) on every platform (NAME/arm64:TAG, see
+Config.image_ref) when the image carries this project's label, then any untagged image
+with that label. The base image is kept (it is shared, and may have
 been pulled or bootstrapped at some cost); an image a container still uses is kept and
 said so. Images under the bare names of before projects had names (pylab:latest) are left
 alone and named, with how to remove them. The build cache is the engine's, shared by every
@@ -22,6 +23,7 @@ from pyrlab.engines.base import short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.imagebuild.planner import RESERVED_TAGS
 from pyrlab.output import info
+from pyrlab.platforms import NATIVE, SUPPORTED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,25 +84,31 @@ def run(args: argparse.Namespace) -> CleanResult:
     removed: list[str] = []
     kept: list[tuple[str, str]] = []
     kept_ids: set[str] = set()
-    for name in reversed(project.order()):  # children before their parents
-        refs = [config.image_ref(name, tag) for tag in (*RESERVED_TAGS, config.base.tag)]
-        for ref in dict.fromkeys(refs):
-            image = engine.image(ref)
-            if image is None:
-                continue
-            if image.labels.get(LABEL_PROJECT) != key:
-                kept.append((ref, "not built by this project (another folder's lab?)"))
-                continue
-            if args.dry_run:  # whether the engine would refuse shows only when it is asked
-                removed.append(ref)
-                kept_ids.add(image.id)
-                continue
-            refused = engine.remove_image(ref)
-            if refused:
-                kept.append((ref, refused))
-                kept_ids.add(image.id)
-            else:
-                removed.append(ref)
+    # Every platform's names (the engine's own as today, each other one's NAME/arm64:TAG),
+    # children before their parents; one engine command says which exist.
+    host = engine.platform()
+    tags = (*RESERVED_TAGS, config.base.tag)
+    refs = list(dict.fromkeys(config.image_ref(name, tag, platform, host)
+                              for name in reversed(project.order())
+                              for platform in (NATIVE, *SUPPORTED) for tag in tags))
+    found = engine.images_by_ref(refs)
+    for ref in refs:
+        image = found[ref]
+        if image is None:
+            continue
+        if image.labels.get(LABEL_PROJECT) != key:
+            kept.append((ref, "not built by this project (another folder's lab?)"))
+            continue
+        if args.dry_run:  # whether the engine would refuse shows only when it is asked
+            removed.append(ref)
+            kept_ids.add(image.id)
+            continue
+        refused = engine.remove_image(ref)
+        if refused:
+            kept.append((ref, refused))
+            kept_ids.add(image.id)
+        else:
+            removed.append(ref)
     # Untagged images this project left (replaced builds a container or child still used).
     leftovers = [i for i in engine.image_ids(f"{LABEL_PROJECT}={key}") if i not in kept_ids]
     if args.dry_run:

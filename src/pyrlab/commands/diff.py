@@ -12,9 +12,11 @@ else is a lock file (write ./pylab for a file that is called like an image). The
 says what was found, as diff(1) and `git diff --exit-code` do: 0 nothing differs, 1 something
 does (a package, an image's OS, Python, R or base), and an error's own code otherwise.
 
-A lock of format version 2 holds several platforms: one platform's sections are compared,
---platform's, else the engine's (this machine's for two lock files), and the output names
-it. The images compared are the engine's own platform's. A version 1 lock reads as before.
+One platform is compared: --platform's, else the engine's own (this machine's for two lock
+files). Its images are the engine's own names, or another platform's (NAME/arm64:TAG); a
+lock of format version 2 holds several platforms, and that platform's sections are compared.
+The heading names the platform where it is another one or the lock holds several; a version
+1 lock of the engine's own platform reads as before.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pyrlab.commands._args import config_from, engine_from, platform_argument
+from pyrlab.commands._args import add_platform, config_from, engine_from
 from pyrlab.config.model import Config
 from pyrlab.contents.diff import InventoryDiff, diff, diff_locks
 from pyrlab.contents.images import (
@@ -39,17 +41,16 @@ from pyrlab.contents.model import Inventory
 from pyrlab.contents.tables import diff_table
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_DIFFERENT, EXIT_OK, ConfigError, Problem, UsageError
-from pyrlab.platforms import NATIVE, Platform, host_platform
+from pyrlab.platforms import NATIVE, Platform, host_platform, is_native
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sides", nargs="*", metavar="A [B]",
                         help="images (NAME or NAME:TAG) or lock files; none: pyrlab.lock → "
                         "the images now; one: it → the image now (or the images now)")
-    parser.add_argument("--platform", default=None, metavar="PLATFORM",
-                        type=platform_argument,
-                        help="the platform whose sections of a lock to compare (linux/amd64, "
-                        "linux/arm64); default: the engine's own")
+    add_platform(parser, many=False, help="the platform whose images and lock sections to "
+                 "compare (linux/amd64, linux/arm64); default: the engine's own (another "
+                 "platform's image is NAME/arm64:TAG)")
     add_engine_argument(parser)
 
 
@@ -59,7 +60,11 @@ class DiffResult:
     new: str
     diffs: tuple[InventoryDiff, ...]
     not_built: tuple[str, ...] = ()  # images of the project left out: there is none to read
-    platform: Platform = ""  # the lock sections' platform, where a lock holds several
+    # The platform compared (None: two lock files that record none); `named`: the heading
+    # names it (another platform than the engine's, or a lock that records several; a
+    # one-platform comparison of the engine's own keeps today's heading).
+    platform: Platform | None = None
+    named: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -68,12 +73,11 @@ class DiffResult:
         return EXIT_DIFFERENT if differs else EXIT_OK
 
     def to_data(self) -> Any:
-        data = {"old": self.old, "new": self.new, "not_built": list(self.not_built),
-                "images": [d.to_json() for d in self.diffs]}
-        return {**data, "platform": self.platform} if self.platform else data
+        return {"old": self.old, "new": self.new, "platform": self.platform,
+                "not_built": list(self.not_built), "images": [d.to_json() for d in self.diffs]}
 
     def to_text(self) -> str:
-        lines = [f"{self.old} → {self.new}" + (f" ({self.platform})" if self.platform else "")]
+        lines = [f"{self.old} → {self.new}" + (f" ({self.platform})" if self.named else "")]
         if self.diffs:
             lines.append(diff_table(self.diffs, stream=sys.stdout).rstrip("\n"))
         lines += [f"{name}: not built, not compared (`pyrlab build {name}`)"
@@ -125,38 +129,38 @@ def run(args: argparse.Namespace) -> DiffResult:
                          "the images now (`pyrlab diff FILE`)")
     engine = engine_from(args, config)
     host = engine.platform()
-    if asked and asked != host and not (len(sides) == 2 and not kinds[0]):
-        raise UsageError(f"--platform {asked}: the images here are {host}'s, so far; another "
-                         "platform's sections are compared between two lock files",
-                         hint=f"leave out --platform (or give --platform {host})")
+    at, foreign = asked or host, not is_native(asked, host)
 
     if len(sides) == 2 and kinds[0]:
-        a, b = image_spec(config, sides[0]), image_spec(config, sides[1])
+        a = image_spec(config, sides[0], asked, host)
+        b = image_spec(config, sides[1], asked, host)
         return DiffResult(a.ref, b.ref, (diff(image_inventory(engine, a),
-                                              image_inventory(engine, b)),))
+                                              image_inventory(engine, b)),),
+                          platform=at, named=foreign)
     if len(sides) == 2:
         return _two_locks(sides, asked, host)
     if len(sides) == 1 and kinds[0]:
-        spec = image_spec(config, sides[0])
+        spec = image_spec(config, sides[0], asked, host)
         side = _lock(project_lock.path, project_lock.shown, asked, host)
         return DiffResult(f"{project_lock.shown} [{spec.name}]", spec.ref,
                           (diff(side.sections.get(spec.name), image_inventory(engine, spec)),),
-                          platform=side.platform)
+                          platform=at, named=foreign or bool(side.platform))
     if sides:
         old_shown, side = sides[0], _lock(Path(sides[0]), sides[0], asked, host)
     else:
         old_shown = project_lock.shown
         side = _lock(project_lock.path, project_lock.shown, asked, host)
-    now, not_built = current_inventories(engine, config)
+    now, not_built = current_inventories(engine, config, platform=asked, host=host)
     # An image that is not built here is not compared (it would read as "removed").
     old = {name: inventory for name, inventory in side.sections.items()
            if name not in not_built}
     return DiffResult(old_shown, "the images now", diff_locks(old, now), tuple(not_built),
-                      platform=side.platform)
+                      platform=at, named=foreign or bool(side.platform))
 
 
 def _two_locks(sides: list[str], asked: Platform, host: Platform) -> DiffResult:
     old = _lock(Path(sides[0]), sides[0], asked, host)
     new = _lock(Path(sides[1]), sides[1], asked, host)
+    platform = old.platform or new.platform
     return DiffResult(sides[0], sides[1], diff_locks(old.sections, new.sections),
-                      platform=old.platform or new.platform)
+                      platform=platform or None, named=bool(platform))

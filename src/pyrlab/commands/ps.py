@@ -1,6 +1,7 @@
 """`pyrlab ps [--all-projects]`: this project's labs (or every project's, each with its
 folder) with their URLs (JupyterLab's and every other named port's), published ports,
-uptime and health."""
+uptime and health. A PLATFORM column appears when a lab of another platform than the
+engine's own is listed (`up --platform linux/arm64`); JSON always names each lab's."""
 
 from __future__ import annotations
 
@@ -26,9 +27,14 @@ class PsResult:
     labs: tuple[Lab, ...]
     now: datetime
     all_projects: bool = False
+    host: str = ""  # the engine's own platform: that of every lab without one of its own
+
+    def platform(self, lab: Lab) -> str:
+        return lab.platform or self.host
 
     def to_data(self) -> Any:
-        return [{"image": lab.image, "container": lab.name, "project_dir": lab.project_dir, "port": lab.port, "url": lab.url,
+        return [{"image": lab.image, "container": lab.name, "project_dir": lab.project_dir,
+                 "platform": self.platform(lab) or None, "port": lab.port, "url": lab.url,
                  "state": lab.state, "health": lab.health, "status": lab.status,
                  "uptime_seconds": None if lab.uptime(self.now) is None
                  else round(lab.uptime(self.now) or 0.0),
@@ -43,7 +49,10 @@ class PsResult:
             if self.all_projects:
                 return "no lab of any project is running"
             return "no labs (start one with `pyrlab up pylab`)"
-        header: tuple[str, ...] = ("IMAGE", "STATUS", "UPTIME", "URL", "PORTS")
+        # Only where another platform's lab is listed: one platform's table stays as it was.
+        platforms = any(lab.platform for lab in self.labs)
+        header: tuple[str, ...] = ("IMAGE", *(("PLATFORM",) if platforms else ()), "STATUS",
+                                   "UPTIME", "URL", "PORTS")
         first: tuple[str, ...] = ("PROJECT",) if self.all_projects else ()
         rows = [first + header]
         notes = []
@@ -51,10 +60,12 @@ class PsResult:
             own = [entry for entry in lab.published
                    if entry not in {s.published for s in lab.services}]
             where = (lab.project_dir or "-",) if self.all_projects else ()
-            rows.append((*where, lab.image, lab.status, format_duration(lab.uptime(self.now)),
+            platform = (self.platform(lab) or "-",) if platforms else ()
+            rows.append((*where, lab.image, *platform, lab.status,
+                         format_duration(lab.uptime(self.now)),
                          lab.url if lab.running else "-", ", ".join(own) or "-"))
             # One row per other named port, under its lab: where the host reaches it.
-            rows += [(*("",) * len(where), f"  {s.name}", "", "",
+            rows += [(*("",) * len(where), f"  {s.name}", *("",) * len(platform), "", "",
                       s.url if lab.running else "-", s.published) for s in lab.services]
             if lab.health_note:
                 notes.append(f"note: {lab.name}: health unknown: {lab.health_note}")
@@ -84,4 +95,6 @@ def run(args: argparse.Namespace) -> PsResult:
         labs = find()
     labs = [replace(lab, health_note=runs[lab.name].problem)
             if lab.name in runs and runs[lab.name].problem else lab for lab in labs]
-    return PsResult(tuple(labs), datetime.now(UTC), every)
+    # The engine's own platform is asked only when there is a lab to name it for.
+    host = engine.platform() if labs else ""
+    return PsResult(tuple(labs), datetime.now(UTC), every, host)

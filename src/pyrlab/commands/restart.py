@@ -11,8 +11,9 @@ from pyrlab.errors import RunError
 from pyrlab.launch.plan import lab_image
 from pyrlab.launch.safety import check_plan
 from pyrlab.output import info
+from pyrlab.platforms import NATIVE
 from pyrlab.run.labs import find_labs
-from pyrlab.run.start import DEFAULT_TIMEOUT, draft_plan, start_lab, stop_lab
+from pyrlab.run.start import DEFAULT_TIMEOUT, draft_plan, host_of, start_lab, stop_lab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +38,12 @@ def run(args: argparse.Namespace) -> UpResult:
         raise RunError(f"{len(labs)} labs of {args.image} exist (ports {ports})",
                        hint="choose one with --port")
     port = labs[0].port if labs else args.port
+    # The same platform's image: a lab of another one than the engine's own stays one.
+    platform = labs[0].platform if labs else NATIVE
     # Refused before the running lab is stopped; start_lab shows the warnings and starts
     # the lab from this plan.
-    draft = draft_plan(config, args.image, port=port, gpus=args.gpus)
+    draft = draft_plan(config, args.image, port=port, gpus=args.gpus, platform=platform,
+                       host=host_of(engine, platform))
     check_plan(config, draft, allow_unsafe=args.allow_unsafe, command="pyrlab restart")
     if labs:
         stop_lab(engine, labs[0])
@@ -48,5 +52,5 @@ def run(args: argparse.Namespace) -> UpResult:
     # Not built here: restart picks up a new build or config, `up` is what builds.
     started = start_lab(project, engine, args.image, port=port, gpus=args.gpus, build=False,
                         timeout=args.timeout, allow_unsafe=args.allow_unsafe, draft=draft,
-                        note=info)
+                        platform=platform, note=info)
     return UpResult(started)

@@ -11,6 +11,7 @@ from pyrlab.commands._args import add_image, add_platform, engine_from, project_
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.launch.plan import lab_image
 from pyrlab.output import info
+from pyrlab.platforms import NATIVE
 from pyrlab.run.start import DEFAULT_TIMEOUT, Started, start_lab
 
 
@@ -56,13 +57,16 @@ def run(args: argparse.Namespace) -> UpResult:
     project = project_from(args)
     lab_image(project.config, args.image)  # a clear error for an unknown image, first
     engine = engine_from(args, project.config, announce=True)
-    if args.platform is not None:  # first: a lab running already is no answer to it
+    platform = args.platform or NATIVE
+    if platform != NATIVE and not args.no_build:
+        # Builds for another platform are refused so far (before a lab is looked for);
+        # --no-build starts one built elsewhere, under its own name (NAME/arm64:latest).
         from pyrlab.imagebuild.orchestration import refuse_foreign, target_platforms
 
-        refuse_foreign(project.config, engine, target_platforms(project.config, [args.platform]))
+        refuse_foreign(project.config, engine, target_platforms(project.config, [platform]))
     started = start_lab(project, engine, args.image, port=args.port, gpus=args.gpus,
                         build=not args.no_build, timeout=args.timeout,
-                        allow_unsafe=args.allow_unsafe, note=info)
+                        allow_unsafe=args.allow_unsafe, platform=platform, note=info)
     if args.open and not webbrowser.open(started.url):
         info("note: no web browser could be opened here; open the URL yourself")
     return UpResult(started)

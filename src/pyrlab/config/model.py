@@ -17,7 +17,7 @@ from pyrlab.config.key import project_key
 from pyrlab.config.tomlread import line_of, toml_key
 from pyrlab.config.user import USER_SOURCE
 from pyrlab.errors import Problem
-from pyrlab.platforms import Platform
+from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref, token
 
 CONFIG_NAME = "pyrlab.toml"
 # Where a lab's notebooks are by default (its home: default_home). A project may name these
@@ -221,19 +221,26 @@ class Config:
     name: str = ""
     name_from_folder: bool = False  # pyrlab.toml has no `name`: it is the folder's
 
-    def image_ref(self, name: str, tag: str = "latest") -> str:
-        """The image's local reference: PROJECT/IMAGE:TAG (PREFIXIMAGE:TAG with bare names)."""
-        return f"{self.name}/{name}:{tag}" if self.name else f"{self.prefix}{name}:{tag}"
+    def image_ref(self, name: str, tag: str = "latest", platform: Platform = NATIVE,
+                  host: Platform = NATIVE) -> str:
+        """The image's local reference: PROJECT/IMAGE:TAG (PREFIXIMAGE:TAG with bare names)
+        for the engine's own platform (NATIVE, or `host`: Engine.platform()); another
+        platform's adds its token as a path component, PROJECT/IMAGE/arm64:TAG (see
+        platforms.platform_ref), so that each platform keeps every tag of its own."""
+        ref = f"{self.name}/{name}:{tag}" if self.name else f"{self.prefix}{name}:{tag}"
+        return platform_ref(ref, platform, host)
 
     def registry_ref(self, name: str, tag: str = "latest") -> str:
         """The image's name in a registry: PREFIXIMAGE:TAG, whatever the project is called;
         without a prefix, the local reference (what a hub on this host would start)."""
         return f"{self.prefix}{name}:{tag}" if self.prefix else self.image_ref(name, tag)
 
-    def layer_key(self, name: str) -> str:
+    def layer_key(self, name: str, platform: Platform = NATIVE, host: Platform = NATIVE) -> str:
         """Where the image's run-time installs go under the lab's home
-        (~/.local/share/pyrlab/KEY/): PROJECT/IMAGE, or IMAGE with bare names."""
-        return f"{self.name}/{name}" if self.name else name
+        (~/.local/share/pyrlab/KEY/): PROJECT/IMAGE, or IMAGE with bare names; another
+        platform's lab gets KEY/arm64 (what a user pip-installs may hold compiled code)."""
+        key = f"{self.name}/{name}" if self.name else name
+        return key if is_native(platform, host) else f"{key}/{token(platform)}"
 
     @property
     def project_id(self) -> str:

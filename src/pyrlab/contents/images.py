@@ -21,6 +21,7 @@ from pyrlab.contents.model import Inventory, ManifestError, from_manifest
 from pyrlab.dockerfile.render import MANIFEST_PATH
 from pyrlab.engines.base import Engine, normalize_id
 from pyrlab.errors import ConfigError, EngineError, NotBuiltError, Problem
+from pyrlab.platforms import NATIVE, Platform
 
 # The labels a build puts on each image it makes (imagebuild/), read back by the next
 # build's planner and by the self-test gate.
@@ -61,16 +62,21 @@ class ImageSpec:
     ref: str
 
 
-def image_spec(config: Config, text: str) -> ImageSpec:
+def image_spec(config: Config, text: str, platform: Platform = NATIVE,
+               host: Platform = NATIVE) -> ImageSpec:
+    """NAME or NAME:TAG as `platform`'s image (NATIVE, or `host`: the engine's own names;
+    another's NAME/arm64:TAG, see Config.image_ref)."""
     name, colon, tag = text.partition(":")
     if name not in config.images:
         raise ConfigError(Problem("command line", f"unknown image '{name}' "
                                   f"(known: {', '.join(config.images)})"))
-    return ImageSpec(name, config.image_ref(name, tag if colon and tag else "latest"))
+    return ImageSpec(name, config.image_ref(name, tag if colon and tag else "latest",
+                                            platform, host))
 
 
-def manifest_inventory(raw: bytes, source: str) -> Inventory:
-    """The inventory in a manifest's bytes; ManifestError naming `source` when it is not one."""
+def manifest_inventory(raw: bytes, source: str, platform: Platform = NATIVE) -> Inventory:
+    """The inventory in a manifest's bytes, of an image for `platform` (what its engine
+    says); ManifestError naming `source` when it is not one."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -85,7 +91,7 @@ def manifest_inventory(raw: bytes, source: str) -> Inventory:
             raise ManifestError(f"{source}: not a valid pyrlab inventory: meta.{key}: "
                                 "expected a list of strings")
         pinned[eco.name] = names
-    return from_manifest(data, source, pinned=pinned)
+    return from_manifest(data, source, pinned=pinned, platform=platform)
 
 
 # Manifests read in this process, by engine and image ID: an ID names content that never
@@ -113,7 +119,7 @@ def image_inventory(engine: Engine, image: ImageSpec) -> Inventory:
             f"{image.ref} has no inventory: {exc.message}",
             hint=f"images built before pyrlab recorded inventories have none; rebuild it with "
                  f"`pyrlab build {image.name}`") from None
-    inventory = manifest_inventory(raw, f"{MANIFEST_PATH} in {image.ref}")
+    inventory = manifest_inventory(raw, f"{MANIFEST_PATH} in {image.ref}", info.platform)
     if inventory.meta.image != image.name:
         raise ManifestError(f"{image.ref} holds the image '{inventory.meta.image}', "
                             f"not '{image.name}'",
@@ -124,13 +130,14 @@ def image_inventory(engine: Engine, image: ImageSpec) -> Inventory:
 
 
 def current_inventories(engine: Engine, config: Config, names: Iterable[str] | None = None,
+                        platform: Platform = NATIVE, host: Platform = NATIVE,
                         ) -> tuple[dict[str, Inventory], list[str]]:
-    """The inventories of the images (default: every image of the graph) as they are now,
-    and the names of those not built."""
+    """The inventories of `platform`'s images (default: every image of the graph; see
+    image_spec) as they are now, and the names of those not built."""
     inventories: dict[str, Inventory] = {}
     missing: list[str] = []
     for name in config.images if names is None else names:
-        spec = image_spec(config, name)
+        spec = image_spec(config, name, platform, host)
         if engine.image(spec.ref) is None:
             missing.append(name)
         else:

@@ -93,13 +93,15 @@ def _terminal_width(stream: TextIO) -> int:
 
 # --- inspect ----------------------------------------------------------------------------
 
-def inspect_table(inventory: Inventory, *, stream: TextIO) -> str:
-    """One image: its facts, then a table per ecosystem."""
+def inspect_table(inventory: Inventory, *, stream: TextIO, platform: str = "") -> str:
+    """One image: its facts, then a table per ecosystem. `platform`: named after the
+    image's name (`pylab (linux/arm64): …`) when not the engine's own."""
     out = _Output(stream)
     meta = inventory.meta
     runtimes = [meta.os or f"{meta.os_id} {meta.os_version}", f"Python {meta.python}"]
     runtimes.append(f"R {meta.r}" if meta.r else "no R")
-    out.line(f"{meta.image}: {', '.join(runtimes)}", style="bold")
+    shown = f"{meta.image} ({platform})" if platform else meta.image
+    out.line(f"{shown}: {', '.join(runtimes)}", style="bold")
     out.line(f"input hash {meta.input_hash or '-'}, base {meta.base_id or '-'}, "
              f"pyrlab {meta.pyrlab_version or '-'}")
     for eco in ecosystems.registered():

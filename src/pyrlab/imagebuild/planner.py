@@ -34,6 +34,7 @@ from pyrlab.dockerfile.render import (
     render_context,
 )
 from pyrlab.engines.base import Engine, ImageInfo, short_id
+from pyrlab.platforms import NATIVE, Platform, platform_ref
 
 # Delta layers before a build starts from the parent again (and so compacts them).
 MAX_DELTA_DEPTH = 5
@@ -96,7 +97,8 @@ def decode_parts(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Target:
-    """One image of the graph, rendered, with the names it gets."""
+    """One image of the graph for one platform, rendered, with the names it gets (another
+    platform's than the engine's own are NAME/arm64:TAG, see Config.image_ref)."""
 
     name: str
     parent: str | None  # the graph image it is built on; None: the base image
@@ -106,38 +108,48 @@ class Target:
     previous_ref: str  # NAME:previous, where the replaced image stays reachable
     context: BuildContext
     failed_ref: str = ""  # NAME:failed, where an image that failed its self-test is kept
+    platform: Platform = NATIVE  # as asked: NATIVE (the engine's own) or a concrete one
 
     @property
     def parts(self) -> dict[str, str]:
         return input_parts(self.context)
 
 
-def on_engine(project: Project, engine: Engine) -> Project:
-    """The project as a build by `engine`, for its own platform, sees it (see
-    Project.for_platform); the engine is asked its platform only where a list is limited."""
-    return project.for_platform(engine.platform()) if project.limited else project
+def on_engine(project: Project, engine: Engine, platform: Platform = NATIVE) -> Project:
+    """The project as a build by `engine` for `platform` (NATIVE: the engine's own) sees it
+    (see Project.for_platform); the engine is asked its platform only where a list is
+    limited."""
+    if not project.limited:
+        return project
+    return project.for_platform(platform or engine.platform())
 
 
-def targets(project: Project, names: Iterable[str] | None,
-            options: RenderOptions) -> list[Target]:
-    """The selected images and their ancestors, rendered, parents first."""
+def targets(project: Project, names: Iterable[str] | None, options: RenderOptions, *,
+            platform: Platform = NATIVE, host: Platform = NATIVE) -> list[Target]:
+    """The selected images and their ancestors, rendered, parents first, named for
+    `platform` (NATIVE, or `host`, the engine's own: the names of today)."""
     config = project.config
+
+    def ref(name: str, tag: str = "latest") -> str:
+        return config.image_ref(name, tag, platform, host)
+
     out = []
     for name in project.order(names):
         image = config.images[name]
-        latest = config.image_ref(name, "latest")
-        refs = [latest]
+        refs = [ref(name)]
         if config.base.tag not in RESERVED_TAGS:
-            refs.append(config.image_ref(name, config.base.tag))
+            refs.append(ref(name, config.base.tag))
         out.append(Target(
             name=name,
             parent=image.parent,
-            from_ref=config.image_ref(image.parent) if image.parent else config.base.image,
-            ref=latest,
+            from_ref=(ref(image.parent) if image.parent
+                      else platform_ref(config.base.image, platform, host)),
+            ref=refs[0],
             refs=tuple(refs),
-            previous_ref=config.image_ref(name, "previous"),
+            previous_ref=ref(name, "previous"),
             context=render_context(project, name, options),
-            failed_ref=config.image_ref(name, "failed"),
+            failed_ref=ref(name, "failed"),
+            platform=platform,
         ))
     return out
 
@@ -314,18 +326,21 @@ class Plan:
 def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
               no_cache: bool = False, pull: bool = False, rebootstrap: bool = False,
               stale: Callable[[Target, ImageInfo], str | None] | None = None,
-              rendered: list[Target] | None = None) -> Plan:
+              rendered: list[Target] | None = None, platform: Platform = NATIVE,
+              host: Platform = NATIVE) -> Plan:
     """What `build` would do now, assuming every build changes the image it makes.
     `rebootstrap`: a bootstrapped base is made again (`upgrade`); `stale(target, current)`:
     a reason to rebuild an image whose inputs did not change (see `decide`). `rendered`:
     what `targets(project, names, engine.render_options)` returned, when the caller
-    rendered it already (it depends on the project only, not on the engine's images)."""
+    rendered it already (it depends on the project only, not on the engine's images).
+    `platform`, `host`: the images' names (see `targets`) and the base's."""
     if rendered is None:
-        rendered = targets(on_engine(project, engine), names, RenderOptions.for_builder(engine))
+        rendered = targets(on_engine(project, engine, platform), names,
+                           RenderOptions.for_builder(engine), platform=platform, host=host)
+    base_ref = platform_ref(project.config.base.image, platform, host)
     # One engine command for the base and every image of the graph.
-    known = engine.images_by_ref([project.config.base.image, *(t.ref for t in rendered)])
-    base = base_status(project, known[project.config.base.image], pull=pull,
-                       rebootstrap=rebootstrap)
+    known = engine.images_by_ref([base_ref, *(t.ref for t in rendered)])
+    base = base_status(project, known[base_ref], pull=pull, rebootstrap=rebootstrap)
     built_on: dict[str | None, str | None] = {
         None: base.image.id if base.image is not None and base.action == "use" else None,
     }

@@ -16,6 +16,8 @@ from pyrlab.config.confine import outside
 from pyrlab.config.model import DEFAULT_IMAGES, Config, ImageConfig
 from pyrlab.engines.base import Mount, Port, RunRequest
 from pyrlab.errors import RunError
+from pyrlab.platforms import NATIVE, Platform, is_native
+from pyrlab.platforms import token as platform_token
 
 HOME = "/home/notebook"  # the notebook user's home in every image
 WORK = "/home/notebook/work"  # the notebooks folder: JupyterLab's root and the working dir
@@ -29,6 +31,9 @@ LABEL_URL = "org.pyrlab.url"  # without the token
 # The other named ports this lab publishes ("dtale=40000,tensorboard=6006"): `url` and `ps`
 # show each as a URL. The image's org.pyrlab.ports may name more: a busy one is left out.
 LABEL_SERVICES = "org.pyrlab.services"
+# The platform a lab of another platform than the engine's own runs ("linux/arm64"); a lab
+# of the engine's own has none, so that its labels (and `docker run` argv) stay as before.
+LABEL_PLATFORM = "org.pyrlab.platform"
 
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
 # The lab port of pyrlab's default images (config/schema.py), the example hints give.
@@ -77,11 +82,17 @@ class LabPlan:
                                              labels=labels))
 
 
-def container_name(config: Config, image: str, port: int) -> str:
-    """Stable per project, image and port: a second `up` finds the first lab by name.
-    PROJECT__IMAGE-PORT: neither name holds "__", so two projects never share one; with
-    bare names, pyrlab-IMAGE-PORT as before."""
-    return f"{config.name}__{image}-{port}" if config.name else f"pyrlab-{image}-{port}"
+def container_name(config: Config, image: str, port: int, platform: Platform = NATIVE,
+                   host: Platform = NATIVE) -> str:
+    """Stable per project, image, platform and port: a second `up` finds the first lab by
+    name. PROJECT__IMAGE-PORT: neither name holds "__", so two projects never share one;
+    with bare names, pyrlab-IMAGE-PORT as before. A lab of another platform than the
+    engine's own (`host`) is that name and its token, PROJECT__IMAGE-PORT__arm64
+    (pyrlab-IMAGE-PORT__arm64): every name of the engine's own ends in -PORT, so neither
+    kind takes the other's, with or without bare names (an infix, pyrlab-IMAGE__arm64-PORT,
+    would be project pyrlab-IMAGE's lab of an image called arm64)."""
+    name = f"{config.name}__{image}-{port}" if config.name else f"pyrlab-{image}-{port}"
+    return name if is_native(platform, host) else f"{name}__{platform_token(platform)}"
 
 
 def is_loopback(bind: str) -> bool:
@@ -154,9 +165,12 @@ def _host_path(config: Config, value: str) -> Path | None:
 
 
 def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
-             gpus: bool = False, unpublished: Collection[str] = ()) -> LabPlan:
+             gpus: bool = False, unpublished: Collection[str] = (),
+             platform: Platform = NATIVE, host: Platform = NATIVE) -> LabPlan:
     """How to start `image`'s lab. `token` is "" only when run.allow_no_token is set;
-    `unpublished` names extra ports (dtale…) to leave out because they are busy."""
+    `unpublished` names extra ports (dtale…) to leave out because they are busy.
+    `platform`: the image's platform to run (NATIVE, or `host`, the engine's own, plans as
+    before; another starts that platform's image under its own name and label)."""
     spec = lab_image(config, image)
     run = config.run
     lab_port = port if port is not None else spec.lab_port
@@ -232,9 +246,10 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         mounts.append(Mount(path, f"{ETC}/{target}", read_only=True))
 
     url = lab_url(run.bind, lab_port)
-    name = container_name(config, image, lab_port)
+    name = container_name(config, image, lab_port, platform, host)
+    foreign = {} if is_native(platform, host) else {LABEL_PLATFORM: platform}
     request = RunRequest(
-        image=config.image_ref(image),
+        image=config.image_ref(image, "latest", platform, host),
         name=name,
         user=f"{run.uid}:{run.gid}",
         env=env,
@@ -247,6 +262,7 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
             LABEL_PORT: str(lab_port),
             LABEL_URL: url,
             LABEL_SERVICES: ",".join(services),
+            **foreign,
         },
         gpus=gpus or config.base.cuda,
         extra_args=run.docker_args + spec.run_args,

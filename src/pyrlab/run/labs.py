@@ -12,6 +12,7 @@ from pyrlab.engines.base import Engine
 from pyrlab.errors import RunError
 from pyrlab.launch.plan import (
     LABEL_LAB,
+    LABEL_PLATFORM,
     LABEL_PORT,
     LABEL_PROJECT,
     LABEL_PROJECT_DIR,
@@ -19,6 +20,7 @@ from pyrlab.launch.plan import (
     LABEL_URL,
     service_url,
 )
+from pyrlab.platforms import NATIVE, Platform
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Lab:
     privileged: bool = False  # started with run.sudo: capabilities kept, privileges gainable
     services: tuple[Service, ...] = ()  # its other named ports, in the config's order
     health_note: str = ""  # why the health shown may be stale (set by `ps`)
+    # The platform of a lab of another platform than the engine's own ("linux/arm64", its
+    # label); NATIVE ("") for the engine's own, whose labs carry no such label.
+    platform: Platform = NATIVE
 
     @property
     def running(self) -> bool:
@@ -137,6 +142,7 @@ def lab_from_inspect(data: Mapping[str, Any]) -> Lab:
         privileged="ALL" not in (host.get("CapDrop") or [])
         and "no-new-privileges" not in (host.get("SecurityOpt") or []),
         services=_services(labels.get(LABEL_SERVICES, ""), published),
+        platform=labels.get(LABEL_PLATFORM, NATIVE),
     )
 
 

@@ -21,6 +21,7 @@ from pyrlab.launch.state import (
     prepare_folders,
     token_path,
 )
+from pyrlab.platforms import NATIVE, Platform
 from pyrlab.run.labs import Lab, find_labs, lab_from_inspect
 
 if TYPE_CHECKING:  # lists, planning and building are imported where an image is checked or
@@ -48,41 +49,53 @@ class Started:
 
 
 def ensure_image(project: Project, engine: Engine, image: str, *,
-                 rendered: list[Target] | None = None) -> None:
+                 rendered: list[Target] | None = None, platform: Platform = NATIVE) -> None:
     """Build the image and its ancestors when missing or out of date, as `pyrlab build
     IMAGE` does (compose's `up`); nothing is said when they are up to date. `rendered`:
-    the image's and its ancestors' contexts, when rendered already (see render_targets)."""
+    the image's and its ancestors' contexts, when rendered already (see render_targets).
+    `platform`: the one `up` starts (NATIVE: the engine's own, whatever [build] platforms
+    lists); the build refuses another one so far."""
     from pyrlab.imagebuild.orchestration import BuildOptions, run_build
-    from pyrlab.platforms import NATIVE
 
-    # The engine's own platform, whatever [build] platforms lists: the one `up` starts.
     run_build(project, engine, BuildOptions(names=[image], quiet_when_current=True,
-                                            platforms=(NATIVE,)), rendered=rendered)
+                                            platforms=(platform,)), rendered=rendered)
 
 
-def render_targets(project: Project, engine: Engine, image: str) -> list[Target]:
+def host_of(engine: Engine, platform: Platform) -> Platform:
+    """What names `platform`'s images and labs need of the engine: its own platform, asked
+    only when another one than NATIVE is named (see platforms.is_native)."""
+    return NATIVE if platform == NATIVE else engine.platform()
+
+
+def render_targets(project: Project, engine: Engine, image: str,
+                   platform: Platform = NATIVE) -> list[Target]:
     """The contexts `ensure_image` plans with: they do not depend on what is built, so they
     may be rendered before the build lock is held."""
     from pyrlab.dockerfile.render import RenderOptions
     from pyrlab.imagebuild.planner import on_engine, targets
 
-    return targets(on_engine(project, engine), [image], RenderOptions.for_builder(engine))
+    return targets(on_engine(project, engine, platform), [image],
+                   RenderOptions.for_builder(engine), platform=platform,
+                   host=host_of(engine, platform))
 
 
-def check_built(project: Project, engine: Engine, image: str) -> str | None:
+def check_built(project: Project, engine: Engine, image: str,
+                platform: Platform = NATIVE) -> str | None:
     """`up --no-build`: the image must be there (RunError); out of date is only a note,
     returned."""
     from pyrlab.imagebuild.planner import make_plan
 
-    plan = make_plan(project, engine, [image])
+    plan = make_plan(project, engine, [image], platform=platform,
+                     host=host_of(engine, platform))
     planned = next(p for p in plan.images if p.target.name == image)
+    named = f"{image} --platform {platform}" if platform != NATIVE else image
     if planned.current is None:
         raise RunError(f"image {planned.target.ref} is not built",
-                       hint=f"build it with `pyrlab build {image}`, or run "
-                       f"`pyrlab up {image}` without --no-build")
+                       hint=f"build it with `pyrlab build {named}`, or run "
+                       f"`pyrlab up {named}` without --no-build")
     if planned.decision.build:
         return (f"note: {planned.target.ref} is out of date ({planned.decision.reason}); "
-                f"starting it anyway (--no-build); `pyrlab build {image}` updates it")
+                f"starting it anyway (--no-build); `pyrlab build {named}` updates it")
     return None
 
 
@@ -150,30 +163,36 @@ def _check_ports(engine: Engine, config: Config, plan: LabPlan) -> list[str]:
     return busy_names
 
 
-def draft_plan(config: Config, image: str, *, port: int | None, gpus: bool) -> LabPlan:
+def draft_plan(config: Config, image: str, *, port: int | None, gpus: bool,
+               platform: Platform = NATIVE, host: Platform = NATIVE) -> LabPlan:
     """The lab's plan before its token exists and its ports are checked (see
     LabPlan.finished)."""
     return plan_lab(config, image, port=port, gpus=gpus,
-                    token="" if config.run.allow_no_token else "-")
+                    token="" if config.run.allow_no_token else "-",
+                    platform=platform, host=host)
 
 
 def start_lab(project: Project, engine: Engine, image: str, *, port: int | None = None,
               gpus: bool = False, build: bool = True, timeout: float = DEFAULT_TIMEOUT,
               allow_unsafe: bool = False, draft: LabPlan | None = None,
-              note: Note) -> Started:
+              platform: Platform = NATIVE, note: Note) -> Started:
     """`up`: start the lab (or find it running) and wait until JupyterLab answers. `draft`:
-    the lab's plan when the caller made it already (see draft_plan), with the same port."""
+    the lab's plan when the caller made it already (see draft_plan), with the same port
+    and platform. `platform`: which of the image's platforms to start (NATIVE: the
+    engine's own; another one is its own lab, PROJECT__IMAGE-PORT__arm64)."""
     began = time.monotonic()
     config = project.config
     spec = lab_image(config, image)
     lab_port = port if port is not None else spec.lab_port
     assert lab_port is not None
-    name = container_name(config, image, lab_port)
+    host = host_of(engine, platform)
+    name = container_name(config, image, lab_port, platform, host)
     # The lab's one plan: refused here when it needs --allow-unsafe, before anything is
     # built, started or stopped; finished with its token and busy ports below.
     if draft is None:
-        draft = draft_plan(config, image, port=lab_port, gpus=gpus)
-    assert draft.port == lab_port
+        draft = draft_plan(config, image, port=lab_port, gpus=gpus, platform=platform,
+                           host=host)
+    assert draft.port == lab_port and draft.name == name
     for text in check_plan(config, draft, allow_unsafe=allow_unsafe, command="pyrlab up"):
         note(f"pyrlab: warning: {text}")
 
@@ -188,9 +207,9 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
         found = pool.submit(engine.inspect_container, name)
         try:
             if build:
-                rendered = render_targets(project, engine, image)
+                rendered = render_targets(project, engine, image, platform)
             else:
-                built_note = check_built(project, engine, image)
+                built_note = check_built(project, engine, image, platform)
         except PyrlabError as exc:
             image_error = exc
         existing = found.result()
@@ -210,7 +229,7 @@ def start_lab(project: Project, engine: Engine, image: str, *, port: int | None 
     if image_error is not None:
         raise image_error
     if build:
-        ensure_image(project, engine, image, rendered=rendered)
+        ensure_image(project, engine, image, rendered=rendered, platform=platform)
     elif built_note is not None:
         note(built_note)
     token = "" if config.run.allow_no_token else ensure_token(token_path(config, name),
@@ -247,7 +266,8 @@ def _already_running(project: Project, engine: Engine, lab: Lab, timeout: float,
                      note: Note) -> Started:
     config = project.config
     assert lab.port is not None
-    current = engine.inspect_image(config.image_ref(lab.image))
+    current = engine.inspect_image(config.image_ref(lab.image, "latest", lab.platform,
+                                                    host_of(engine, lab.platform)))
     if current is not None and current.get("Id") not in (None, lab.image_id):
         note(f"note: {lab.name} runs an older build of {lab.image}; "
              f"`pyrlab restart {lab.image}` starts it from the new one")
