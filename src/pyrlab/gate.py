@@ -66,7 +66,7 @@ from pyrlab.errors import EngineError, NotBuiltError, RunError
 from pyrlab.launch.plan import HOME, WORK, connect_host, plan_lab
 from pyrlab.launch.ready import NotReady, wait_ready
 from pyrlab.launch.safety import harmless_args
-from pyrlab.platforms import Platform
+from pyrlab.platforms import NATIVE, Platform, is_native
 
 # A check's kind: an ecosystem's name ("python", "r"), "kernel" or "lab". Its verdict: see
 # ecosystems/base.py Verdict.
@@ -76,6 +76,10 @@ VERDICT_LABELS: dict[Verdict, str] = {
     "warning": "WARN", "fixed": "NOTE", "skipped": "SKIP"}
 CHECK_TIMEOUT = 600.0  # seconds for one batch of imports or kernels
 LAB_TIMEOUT = 120.0
+# Under emulation (another platform's image, through qemu-user) Python imports and a
+# server start take several times as long: the same checks get longer.
+EMULATED_CHECK_TIMEOUT = 1800.0
+EMULATED_LAB_TIMEOUT = 600.0
 TEST_LABEL = "org.pyrlab.selftest"
 
 
@@ -275,10 +279,22 @@ def has_jupyterlab(lab_port: int | None, inventory: Inventory | None) -> bool:
 class SelfTester:
     """Runs the checks of one project's images through one engine."""
 
-    def __init__(self, project: Project, engine: Engine) -> None:
+    def __init__(self, project: Project, engine: Engine, platform: Platform = NATIVE,
+                 host: Platform = NATIVE) -> None:
+        """`platform`: the images' (NATIVE, or the engine's own `host`: tested as before;
+        another's run under emulation, with longer timeouts, judged by its marks)."""
         self.project = project
         self.engine = engine
         self.config = project.config
+        self.foreign = not is_native(platform, host)
+        self.platform = platform if self.foreign else NATIVE
+        self.host = host
+        self.check_timeout = EMULATED_CHECK_TIMEOUT if self.foreign else CHECK_TIMEOUT
+        self.lab_timeout = EMULATED_LAB_TIMEOUT if self.foreign else LAB_TIMEOUT
+
+    def judged_on(self) -> Platform:
+        """The platform whose known failures hold: the images' (concrete)."""
+        return self.platform or self.engine.platform()
 
     # ------------------------------------------------------------ one image
     def test(self, name: str, image_id: str, scope: Scope = Scope(),
@@ -404,6 +420,7 @@ class SelfTester:
             network_none=True,
             cap_drop=("ALL",),
             command=("sleep", "infinity"),
+            platform=self.platform,
         )
 
     def start_quiet(self, name: str, image_id: str) -> str:
@@ -417,10 +434,10 @@ class SelfTester:
 
     def _exec(self, container: str, command: list[str]) -> proc.Completed:
         try:
-            return self.engine.exec(container, command, timeout=CHECK_TIMEOUT)
+            return self.engine.exec(container, command, timeout=self.check_timeout)
         except subprocess.TimeoutExpired:
             return proc.Completed(tuple(command), 124, "",
-                                  f"no answer within {CHECK_TIMEOUT:g} s")
+                                  f"no answer within {self.check_timeout:g} s")
 
     def _python(self, container: str, mode: str, data: object) -> list[Any] | str:
         """The rows container/selftest.py prints, or why there are none."""
@@ -434,7 +451,7 @@ class SelfTester:
         command, judge = eco.checks.command, eco.checks.judge
         assert command is not None and judge is not None
         answer = self._exec(container, command(pairs))
-        marks = marks_of(self.project, eco, self.engine.platform()) if judged else {}
+        marks = marks_of(self.project, eco, self.judged_on()) if judged else {}
         return [Check.of(eco, finding) for finding in
                 judge(answer, wanted, marks, mark_key(eco, self.marks_in))]
 
@@ -461,7 +478,8 @@ class SelfTester:
         token = secrets.token_hex(16)
         port = free_port()
         plan = plan_lab(self.config, name, port=port, token=token,
-                        unpublished=[p for p, _ in self.config.images[name].ports])
+                        unpublished=[p for p, _ in self.config.images[name].ports],
+                        platform=self.platform, host=self.host)
         kept = tuple(m for m in plan.request.mounts if m.target not in (HOME, WORK))
         # Nobody passed --allow-unsafe to the self-test: only harmless run arguments.
         request = dataclasses.replace(
@@ -476,7 +494,7 @@ class SelfTester:
         try:
             base = f"http://{connect_host(self.config.run.bind)}:{port}"
             try:
-                wait_ready(f"{base}/api/status", token, timeout=LAB_TIMEOUT, label=name,
+                wait_ready(f"{base}/api/status", token, timeout=self.lab_timeout, label=name,
                            stopped=lambda: self._stopped(container))
             except NotReady as exc:
                 tail = self.engine.logs(container, tail=5).strip().splitlines()
@@ -534,15 +552,15 @@ def listed_before(engine: Engine, old_id: str) -> dict[str, frozenset[str]] | No
     return listed
 
 
-def build_gate(project: Project, engine: Engine,
-               ) -> Callable[[str, str, str | None], ImageTest]:
+def build_gate(project: Project, engine: Engine, platform: Platform = NATIVE,
+               host: Platform = NATIVE) -> Callable[[str, str, str | None], ImageTest]:
     """The self-test a build runs on each image it made, before the image's tags move.
     After a delta build (`delta_on`: the image it was built on), only what the delta may
     have changed is tested (`delta_scope`), plus one kernel start: seconds, not a
     full test. An unreadable manifest makes it a full test. A blocking failure is checked
     again in the image being replaced (`latest` until the tags move, or `delta_on`): where
     it worked there, it is named a regression."""
-    tester = SelfTester(project, engine)
+    tester = SelfTester(project, engine, platform, host)
 
     def inventory(name: str, image_id: str) -> Inventory | None:
         try:
@@ -551,7 +569,7 @@ def build_gate(project: Project, engine: Engine,
             return None
 
     def latest(name: str) -> str | None:
-        info = engine.image(project.config.image_ref(name))
+        info = engine.image(project.config.image_ref(name, "latest", platform, host))
         return info.id if info is not None else None
 
     def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:

@@ -122,7 +122,6 @@ class FakeEngine(Engine):
         self.apt_offered: dict[str, list[str]] = {"libc6": ["2.41-12"], "tini": ["0.19.0-3"]}
         self.debs: dict[str, str] = {"libc6": "2.41-12", "tini": "0.19.0-3"}  # in every image
         self.host_platform = "linux/amd64"
-        self.image_platforms: dict[str, str] = {}  # image ID → its platform, if not the host's
         self._lock = threading.Lock()
 
     def platform(self) -> str:
@@ -229,6 +228,9 @@ class FakeEngine(Engine):
             assert parent is not None
             parent_id = self._resolve(parent.group(1))
             assert parent_id is not None
+            assert (self.image_platforms.get(parent_id, self.host_platform)
+                    == (request.platform or self.host_platform)), \
+                f"a build for {request.platform or 'the host'} FROM another platform's image"
             if request.labels[LABEL_DELTA_DEPTH] != "0":  # on its own previous version
                 self.deltas.append(name.group(1))
                 added = request.context / "pyrlab" / "python" / "added.txt"
@@ -246,6 +248,8 @@ class FakeEngine(Engine):
                 self.counter += 1
                 image_id = f"{self.counter:064x}"
                 self.images[image_id] = dict(request.labels)
+                if request.platform:  # built for another platform (--platform)
+                    self.image_platforms[image_id] = request.platform
                 self.parents[image_id] = parent_id
                 self.built.append(name.group(1))
                 self.build_args.append(dict(request.build_args))

@@ -16,7 +16,7 @@ from pyrlab.engines.base import BuildRequest, RunRequest
 from pyrlab.engines.docker import DockerBuildx, DockerClassic
 from pyrlab.engines.emulation import BINFMT_DIR_ENV, check, host_problem
 from pyrlab.engines.podman import Podman
-from pyrlab.errors import EXIT_ENGINE, EXIT_USAGE, EngineError
+from pyrlab.errors import EXIT_ENGINE, EngineError
 from pyrlab.imagebuild.hints import exec_format_hint
 
 IID = Path("/lab/.pyrlab/contexts/.pylab.iid")
@@ -178,10 +178,14 @@ def test_a_foreign_platform_without_emulation_is_refused_naming_it_and_the_fix(
         "run --rm --platform linux/arm64 IMAGE uname -m` with any linux/arm64 IMAGE says "
         "aarch64\n")
     assert engine.built == [] and engine.runs == []
-    # With emulation, the refusal is the one of today: not supported yet.
+    # With emulation, the build plans the platform's images, on its base.
     mounted(binfmt, qemu_aarch64=AARCH64)
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--platform", "linux/arm64")
-    assert code == EXIT_USAGE and "--platform linux/arm64 is not supported yet" in err
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--platform", "linux/arm64",
+                            "--dry-run")
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["base", "pull", "t/debian/arm64:trixie:", "missing"]
+    assert ["pylab", "(linux/arm64)", "build", "not", "built", "yet"] in [
+        line.split() for line in out.splitlines()]
     # The engine's own platform is never checked.
     (binfmt / "status").unlink()
     code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--dry-run", "--platform",

@@ -53,13 +53,18 @@ def test_every_cache_mount_of_another_platform_is_its_own(full: Project, engine:
         for mount_id, target in mounts:
             assert mount_id.startswith("pyrlab-") and mount_id.endswith("-arm64"), (name, mount_id)
             targets.add(target)
-        # The same mounts as the engine's own, each with the platform's token, and nothing
-        # else in the Dockerfile differs.
+        # The same mounts as the engine's own, each with the platform's token; FROM the
+        # platform's parent or base (NAME/IMAGE/arm64, Config.image_ref), and its lab's
+        # run-time installs apart (KEY/arm64); nothing else in the Dockerfile differs.
         own = native[name].dockerfile
         assert [(f"{i}-arm64", t) for i, t in CACHE_MOUNT.findall(own)] == mounts
+        froms = re.findall(r"^FROM (\S+)", context.dockerfile, re.MULTILINE)
+        assert froms and all("/arm64:" in ref for ref in froms), froms
         assert (re.sub(r"(id=pyrlab-[^,]+)-arm64,", r"\1,", context.dockerfile)
-                .replace(context.input_hash, "HASH") == own.replace(native[name].input_hash,
-                                                                   "HASH"))
+                .replace("/arm64:", ":")
+                .replace(f"{full.config.layer_key(name)}/arm64", full.config.layer_key(name))
+                .replace(context.input_hash, "HASH")
+                == own.replace(native[name].input_hash, "HASH"))
         assert context.input_hash != native[name].input_hash  # an image of its own
     # The apt lists (and apt-install's freshness stamp in them), uv's cache (its binary and
     # the bytecode cache), R's packages, apt's archives.

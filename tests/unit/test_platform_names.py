@@ -8,6 +8,7 @@ platform's images."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_no_two_labs_share_a_name_across_projects_images_ports_and_platforms(
     assert len(set(names.values())) == len(distinct)
 
 
-def test_a_lab_of_another_platform_differs_only_by_its_image_name_and_label(
+def test_a_lab_of_another_platform_differs_only_by_its_image_name_label_and_platform(
         named: Config) -> None:
     native = plan_lab(named, "pylab", token="x")
     assert plan_lab(named, "pylab", token="x", platform=HOST, host=HOST) == native
@@ -124,16 +125,17 @@ def test_a_lab_of_another_platform_differs_only_by_its_image_name_and_label(
     assert (foreign.name, foreign.request.image) == ("lab__pylab-8888__arm64",
                                                      "lab/pylab/arm64:latest")
     assert foreign.request.labels == {**native.request.labels, LABEL_PLATFORM: ARM}
+    assert foreign.request.platform == ARM  # it runs under emulation: `docker run --platform`
     assert replace(foreign, name=native.name,
                    request=replace(foreign.request, name=native.request.name,
-                                   image=native.request.image,
-                                   labels=native.request.labels)) == native
+                                   image=native.request.image, labels=native.request.labels,
+                                   platform=native.request.platform)) == native
 
 
 # --------------------------------------------------------------------------- the graph
 
 
-def test_targets_are_named_for_their_platform_and_render_the_same(
+def test_targets_are_named_and_rendered_for_their_platform(
         lab: Path, engine: FakeEngine) -> None:
     project = load_project(lab, environ={})
     native = targets(project, None, RenderOptions())
@@ -159,8 +161,11 @@ def test_targets_are_named_for_their_platform_and_render_the_same(
         ("pylab", "t/pyrlab-base/arm64:latest", "t/pylab/arm64:latest",
          ("t/pylab/arm64:latest", "t/pylab/arm64:trixie"),
          "t/pylab/arm64:previous", "t/pylab/arm64:failed", ARM)]
-    # Only the names differ so far: the renders (and input hashes) are the same.
-    assert [t.context for t in foreign] == [t.context for t in native]
+    # Rendered for the platform: FROM its parent's and base's names (its cache mounts and
+    # lab key too, see test_platform_caches.py), so each has an input hash of its own.
+    assert [re.findall(r"^FROM (\S+)", t.context.dockerfile, re.MULTILINE)[-1] for t in foreign][:2] \
+        == ["t/debian/arm64:trixie", "t/pyrlab-base/arm64:latest"]
+    assert not {t.context.input_hash for t in foreign} & {t.context.input_hash for t in native}
 
 
 # --------------------------------------------------------------------------- the images

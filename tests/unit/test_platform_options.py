@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakeEngine
+from fakes import ORDER, FakeEngine
 from labfiles import pyrlab, write
 
 from pyrlab.cli import build_parser, main
 from pyrlab.config.model import Config
 from pyrlab.config.readers import load_config
-from pyrlab.errors import EXIT_CONFIG, EXIT_USAGE, ConfigError
+from pyrlab.errors import EXIT_BUILD, EXIT_CONFIG, EXIT_USAGE, ConfigError
 from pyrlab.imagebuild.orchestration import Targets, target_platforms
 from pyrlab.platforms import NATIVE
 
@@ -165,72 +165,69 @@ def test_completion_offers_the_supported_platforms(
 # --------------------------------------------------------------------------- the refusal
 
 
-def test_building_for_another_platform_is_refused_before_anything_is_built(
+def planned(capsys: pytest.CaptureFixture[str], lab: Path, *args: str,
+            ) -> list[tuple[str, str | None, str]]:
+    """(image, platform or None for the engine's own, ref) of `build --dry-run`."""
+    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--dry-run", "--json", *args)
+    assert code == 0, err
+    return [(i["name"], i["platform"], i["ref"]) for i in json.loads(out)["images"]]
+
+
+def test_a_build_for_another_platform_plans_that_platform_s_images(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = pyrlab(capsys, "build", "-C", str(lab), "--platform", "linux/arm64")
+    assert planned(capsys, lab, "--platform", "linux/arm64") == [
+        ("pyrlab-base", "linux/arm64", "t/pyrlab-base/arm64:latest"),
+        ("pylab", "linux/arm64", "t/pylab/arm64:latest"),
+        ("pylab-torch", "linux/arm64", "t/pylab-torch/arm64:latest"),
+        ("other", "linux/arm64", "t/other/arm64:latest")]
+    assert engine.built == [] and not (lab / "pyrlab.lock").exists()
+    # `upgrade --dry-run` is `outdated`, which reads the engine's own images only so far.
+    code, _, err = pyrlab(capsys, "upgrade", "--dry-run", "-C", str(lab), "--platform", "arm64")
     assert code == EXIT_USAGE
-    assert err == (
-        "pyrlab: error: --platform linux/arm64 is not supported yet: pyrlab builds and runs "
-        "images for the engine's own platform (linux/amd64) only, so far; other platforms "
-        "are in progress\n"
-        "pyrlab: hint: leave out --platform (or give --platform linux/amd64)\n")
-    assert out == "" and engine.built == [] and engine.contexts == []
-    assert not (lab / "pyrlab.lock").exists()
-    # A dry run and upgrade (even its dry run, `outdated`) stop the same way.
-    for argv in (["build", "--dry-run"], ["upgrade"], ["upgrade", "--dry-run"]):
-        code, _, err = pyrlab(capsys, *argv, "-C", str(lab), "--platform", "arm64")
-        assert code == EXIT_USAGE and "--platform linux/arm64 is not supported yet" in err
+    assert ("--platform linux/arm64: `upgrade --dry-run` (outdated) is for the engine's own "
+            "platform (linux/amd64) only, so far") in err
     assert engine.built == [] and engine.runs == []
 
 
-def test_a_configured_platform_is_refused_by_its_line(
+def test_the_configured_platforms_are_each_planned_the_engine_s_own_first(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
-    line = set_platforms(lab, '["linux/amd64", "linux/arm64"]')
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab))
-    assert code == EXIT_CONFIG
-    assert err.startswith(f"pyrlab: error: pyrlab.toml:{line}: build.platforms: linux/arm64 "
-                          "is not supported yet: ")
-    assert ("pyrlab: hint: remove linux/arm64 from build.platforms (or override it: "
-            "--set build.platforms=linux/amd64)") in err
-    assert engine.built == []
-    # `--platform all` is the same set, asked on the command line.
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--platform", "all")
-    assert code == EXIT_USAGE
-    assert "--platform all (linux/arm64) is not supported yet" in err
-    # The override that asked for it is named.
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--set", "build.platforms=arm64")
-    assert code == EXIT_CONFIG
-    assert err.startswith("pyrlab: error: pyrlab.toml: build.platforms: linux/arm64 is not "
-                          "supported yet: ")
-    assert "(from --set build.platforms)" in err
+    set_platforms(lab, '["linux/arm64", "linux/amd64"]')
+    both = planned(capsys, lab)
+    assert [(name, platform) for name, platform, _ in both] == [
+        *[(name, None) for name in ORDER], *[(name, "linux/arm64") for name in ORDER]]
+    assert planned(capsys, lab, "--platform", "all") == both
+    # An override chooses as the file does.
+    assert {p for _, p, _ in planned(capsys, lab, "--set", "build.platforms=arm64")} == {
+        "linux/arm64"}
 
 
 def test_the_engine_s_own_platform_is_whatever_it_says(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     engine.host_platform = "linux/arm64"  # an arm64 machine: amd64 is the foreign one
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--dry-run", "--platform", "arm64")
-    assert code == 0, err
-    code, _, err = pyrlab(capsys, "build", "-C", str(lab), "--platform", "linux/amd64")
-    assert code == EXIT_USAGE
-    assert "--platform linux/amd64 is not supported yet: pyrlab builds and runs images for " \
-           "the engine's own platform (linux/arm64)" in err
+    assert {(p, ref) for name, p, ref in planned(capsys, lab, "--platform", "arm64")
+            if name == "pylab"} == {(None, "t/pylab:latest")}
+    assert {(p, ref) for name, p, ref in planned(capsys, lab, "--platform", "linux/amd64")
+            if name == "pylab"} == {("linux/amd64", "t/pylab/amd64:latest")}
 
 
-def test_up_for_another_platform_is_refused_before_anything_starts(
+def test_up_for_another_platform_builds_that_platform_s_image(
         lab: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
-    """Where `up` would build; with --no-build it starts that platform's image if there is
-    one (test_run_lifecycle.py), and names it when there is none."""
+    """`up --platform` builds what is missing, on the platform's base (the fake registry
+    has none for arm64 here: the error names it); with --no-build it starts that
+    platform's image if there is one (test_run_lifecycle.py), and names it when there is
+    none."""
     code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
                           "--set", "images.pylab.ports.lab=8888", "--timeout", "1")
-    assert code == EXIT_USAGE
-    assert "pyrlab: error: --platform linux/arm64 is not supported yet" in err
-    assert engine.built == [] and engine.runs == [] and engine.calls == []
+    assert code == EXIT_BUILD
+    assert "pyrlab: error: the base image t/debian:trixie cannot be pulled for linux/arm64" \
+        in err
+    assert engine.built == [] and engine.runs == []
     code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
                           "--set", "images.pylab.ports.lab=8888", "--timeout", "1",
                           "--no-build")
     assert "pyrlab: error: image t/pylab/arm64:latest is not built" in err
     assert "pyrlab: hint: build it with `pyrlab build pylab --platform linux/arm64`" in err
-    assert engine.built == [] and engine.runs == [] and engine.calls == []
+    assert engine.built == [] and engine.runs == []
 
 
 # --------------------------------------------------------------------------- the host's

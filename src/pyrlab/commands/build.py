@@ -47,6 +47,12 @@ class BuildResult:
     network_host: bool
     plan: Plan
     built: Built | None  # None for a dry run
+    # A plan per platform (the engine's own first), where the build is for several.
+    plans: tuple[Plan, ...] = ()
+
+    @property
+    def all_plans(self) -> tuple[Plan, ...]:
+        return self.plans or (self.plan,)
 
     def to_data(self) -> Any:
         data: dict[str, Any] = {
@@ -63,19 +69,29 @@ class BuildResult:
                 {"name": p.target.name, "ref": p.target.ref,
                  "action": "build" if p.decision.build else "skip",
                  "reason": p.decision.reason, "input_hash": p.target.context.input_hash,
-                 "id": p.current.id if p.current else None}
-                for p in self.plan.images
+                 "id": p.current.id if p.current else None,
+                 "platform": plan.platform or None}
+                for plan in self.all_plans for p in plan.images
             ]
+            if len(self.all_plans) > 1:
+                data["bases"] = [{"platform": plan.platform or None, "ref": plan.base.ref,
+                                  "action": plan.base.action, "reason": plan.base.reason}
+                                 for plan in self.all_plans]
         else:
             used, lock = self.built.base, self.built.lock
             data["base"] = {"ref": used.ref, "action": used.action, "id": used.image_id,
                             "log": str(used.log) if used.log else None}
+            if self.built.other_bases:
+                data["bases"] = [{"platform": b.platform or None, "ref": b.ref,
+                                  "action": b.action, "id": b.image_id}
+                                 for b in (used, *self.built.other_bases)]
             data["images"] = [
                 {"name": o.name, "ref": o.ref, "action": o.action, "reason": o.reason,
                  "id": o.image_id or None, "tags": list(o.tags),
                  "seconds": round(o.seconds, 1), "log": str(o.log) if o.log else None,
                  "test": o.test.to_data() if o.test is not None else None,
-                 "held_back": [asdict(h) for h in o.held_back]}
+                 "held_back": [asdict(h) for h in o.held_back],
+                 "platform": o.platform or None}
                 for o in self.built.outcomes
             ]
             data["seconds"] = {"build": round(self.build_seconds, 1),
@@ -97,24 +113,32 @@ class BuildResult:
         return sum(o.test.seconds for o in self.built.outcomes if o.test is not None)
 
     def to_text(self) -> str:
-        width = max([len(p.target.name) for p in self.plan.images] + [4])
+        def named(name: str, platform: str) -> str:
+            return f"{name} ({platform})" if platform else name
+
+        width = max([len(named(p.target.name, plan.platform))
+                     for plan in self.all_plans for p in plan.images] + [4])
         if self.built is None:
-            base = self.plan.base
-            lines = [f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}"]
-            for p in self.plan.images:
-                action = "build" if p.decision.build else "skip"
-                lines.append(f"{p.target.name:<{width}}  {action:<9} {p.decision.reason}")
+            lines = []
+            for plan in self.all_plans:
+                base = plan.base
+                lines.append(f"{'base':<{width}}  {base.action:<9} {base.ref}: {base.reason}")
+                for p in plan.images:
+                    action = "build" if p.decision.build else "skip"
+                    lines.append(f"{named(p.target.name, plan.platform):<{width}}  "
+                                 f"{action:<9} {p.decision.reason}")
             return "\n".join(lines)
         built = self.built
-        lines = [(f"{'base':<{width}}  {built.base.action:<9} {built.base.ref} "
-                 f"({short_id(built.base.image_id)})")]
+        lines = [(f"{'base':<{width}}  {base.action:<9} {base.ref} "
+                  f"({short_id(base.image_id)})")
+                 for base in (built.base, *built.other_bases)]
         for o in built.outcomes:
             detail = o.reason
             if o.action == "built":
                 tested = (f" (self-test {o.test.seconds:.1f}s, {len(o.test.checks)} checks)"
                           if o.test is not None else " (not tested)")
                 detail += f"; {o.seconds:.0f}s{tested} → {', '.join(o.tags)}"
-            lines.append(f"{o.name:<{width}}  {o.action:<9} {detail}")
+            lines.append(f"{o.shown:<{width}}  {o.action:<9} {detail}")
             if o.action == "built" and o.test is not None:
                 # What the gate let through but the user should know: known failures,
                 # warnings, marks no longer needed.
@@ -140,4 +164,5 @@ def run(args: argparse.Namespace) -> BuildResult:
         pins="exact" if args.locked else "prefer", test=not args.no_test, jobs=args.jobs,
         network_host=args.network_host, cache_from=args.cache_from, dry_run=args.dry_run,
         announce=(selection.describe(),), platforms=args.platforms))
-    return BuildResult(selection, done.network_host, done.plan, done.built)
+    return BuildResult(selection, done.network_host, done.plan, done.built,
+                       done.plans if len(done.plans) > 1 else ())

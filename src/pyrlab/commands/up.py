@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> UpResult:
     lab_image(project.config, args.image)  # a clear error for an unknown image, first
     engine = engine_from(args, project.config, announce=True)
     platform = args.platform or NATIVE
-    if platform != NATIVE and not args.no_build:
-        # Builds for another platform are refused so far (before a lab is looked for);
-        # --no-build starts one built elsewhere, under its own name (NAME/arm64:latest).
-        from pyrlab.imagebuild.orchestration import refuse_foreign, target_platforms
+    if platform != NATIVE:
+        # Another platform's lab runs under emulation: a machine without it is told so
+        # (and the fix) before a lab is looked for or an image built.
+        from pyrlab.imagebuild.orchestration import check_emulation
 
-        refuse_foreign(project.config, engine, target_platforms(project.config, [platform]))
+        check_emulation(engine, [platform])
     started = start_lab(project, engine, args.image, port=args.port, gpus=args.gpus,
                         build=not args.no_build, timeout=args.timeout,
                         allow_unsafe=args.allow_unsafe, platform=platform, note=info)

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
             config = load_config(project_root(args), sets=tuple(args.sets))  # said there
             engine = select_engine(args.engine, config.engine,
                                    config_source=config.source_of("engine")).engine
-            refuse_foreign(config, engine, target_platforms(config, args.platforms))
+            refuse_foreign(config, engine, target_platforms(config, args.platforms),
+                           "`upgrade --dry-run` (outdated)")
         return outdated.find_outdated(args)
     project = project_from(args)
     config = project.config

@@ -53,7 +53,7 @@ from pyrlab import __version__, ecosystems
 from pyrlab.config.project import Project
 from pyrlab.dockerfile.network import SECRET_DIR, net_files, secret_id, step_secrets
 from pyrlab.ecosystems.base import EXECUTABLE, REGULAR, Cache, Context, Needs, container_file, lines
-from pyrlab.platforms import NATIVE, Platform, cache_id
+from pyrlab.platforms import NATIVE, Platform, cache_id, platform_ref
 
 HASH_PLACEHOLDER = "pyrlab-input-hash-placeholder"
 META_FILE = "pyrlab/inventory/meta.json"
@@ -111,10 +111,13 @@ class RenderOptions:
                              "(host) to tell whether it is foreign")
 
     @classmethod
-    def for_builder(cls, builder: Builder) -> RenderOptions:
-        """The options an engine (or its class) builds with, from what its builder does."""
+    def for_builder(cls, builder: Builder, platform: Platform = NATIVE,
+                    host: Platform = NATIVE) -> RenderOptions:
+        """The options an engine (or its class) builds with, from what its builder does,
+        for `platform` (NATIVE, or the engine's own `host`: as every build so far)."""
         return cls(cache_sharing_locked=builder.locked_cache_sharing,
-                   run_input_keys=not builder.cache_sees_bind_mounts)
+                   run_input_keys=not builder.cache_sees_bind_mounts,
+                   platform=platform, host=host if platform else NATIVE)
 
 
 class Builder(Protocol):
@@ -415,7 +418,16 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         add(f"pyrlab/runtime/{file.name}", file.content)
 
     ports = sorted({port for _, port in image.ports})
-    layer = config.layer_key(name)
+    # Another platform's image starts FROM that platform's parent and base, and its lab
+    # keeps its run-time installs apart (Config.image_ref, layer_key); the engine's own
+    # renders as before.
+    platform, host = options.platform, options.host
+
+    def image_ref(of: str) -> str:
+        return config.image_ref(of, "latest", platform, host)
+
+    base_ref = platform_ref(config.base.image, platform, host)
+    layer = config.layer_key(name, platform, host)
     ordered = [step for _, step in steps]
     # A delta records its inventory at the end of its last step rather than in a step of
     # its own: one container start less on the way to a one-package layer.
@@ -425,8 +437,8 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "version": __version__,
         "name": name,
         "parent": image.parent or "",
-        "from_ref": (config.image_ref(name) if delta is not None
-                     else config.image_ref(image.parent) if image.parent else config.base.image),
+        "from_ref": (image_ref(name) if delta is not None
+                     else image_ref(image.parent) if image.parent else base_ref),
         "delta": delta.steps if delta is not None else (),
         "delta_depth": delta.depth if delta is not None else 0,
         "is_root": is_root,
@@ -435,7 +447,7 @@ def render_context(project: Project, name: str, options: RenderOptions | None = 
         "steps": ordered,
         "tools": tools_stage,
         "tools_stage": TOOLS_STAGE,
-        "tools_ref": config.base.image,
+        "tools_ref": base_ref,
         "inventory_mount": mounts.bind("inventory"),
         "keys": _run_keys(files, [*ordered, *([tools_stage] if tools_stage else [])], options),
         "lab_port": image.lab_port or "",

@@ -55,13 +55,14 @@ from pyrlab.imagebuild.planner import (
     Decision,
     Plan,
     Planned,
+    Target,
     decide,
     encode_lists,
     encode_parts,
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref
+from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref, token
 
 if TYPE_CHECKING:  # the self-test is imported by the gate: a no-op build runs none
     from pyrlab.gate import ImageTest
@@ -71,8 +72,11 @@ if TYPE_CHECKING:  # the self-test is imported by the gate: a no-op build runs n
 Gate = Callable[[str, str, str | None], "ImageTest"]
 GATE_STEP = "self-test"
 LOCK_STEP = "lock check"  # build --locked: the new image against its pyrlab.lock section
+PROMOTION_STEP = "promotion"  # an image for several platforms: all its platforms, or none
 
-Action = Literal["built", "skipped", "failed", "not built"]
+# "passed": built and through its checks, its tags not moved yet: an image built for
+# several platforms is promoted once every platform's has passed (see groups.py).
+Action = Literal["built", "passed", "skipped", "failed", "not built"]
 # The build argument that tells the inventory step the base image's ID (see Dockerfile.j2).
 BASE_ID_ARG = "PYRLAB_BASE_ID"
 
@@ -98,6 +102,9 @@ class Settings:
     # checks of `build --locked` that need the base); raises to stop the build.
     before_build: Callable[[str], None] | None = None
     cache_from: tuple[str, ...] = ()  # registry images whose layer cache builds may reuse
+    # An image that passed is left untagged ("passed"): a build for several platforms
+    # promotes all of an image's platforms together, or none (see groups.py).
+    defer_promotion: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,12 @@ class Outcome:
     test: ImageTest | None = None  # the self-test gate's result, when it ran
     # A fresh resolution's listed packages left behind (or raised), from the build output.
     held_back: tuple[HeldBack, ...] = ()
+    platform: Platform = NATIVE  # the image's: NATIVE (the engine's own) or another
+
+    @property
+    def shown(self) -> str:
+        """Its name as output shows it: the platform after another platform's image."""
+        return f"{self.name} ({self.platform})" if self.platform else self.name
 
 
 @dataclass(frozen=True)
@@ -125,11 +138,24 @@ class BaseOutcome:
     image_id: str
     log: Path | None = None
     digest_ref: str = ""  # a registry base's NAME@sha256:… (see registry_base_id)
+    platform: Platform = NATIVE  # the base's: NATIVE (the engine's own) or another
 
     @property
     def recorded(self) -> str:
         """What the inventory and pyrlab.lock record as the base (base-id)."""
         return self.digest_ref or base_id_value(self.image_id)
+
+
+def _append(log: Path | None, line: str) -> None:
+    """A line at the end of a build's log, after the build (promotion happens later)."""
+    if log is not None:
+        with log.open("a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+
+def shown(target: Target) -> str:
+    """An image as progress and output name it: its platform after another platform's."""
+    return f"{target.name} ({target.platform})" if target.platform else target.name
 
 
 def base_id_value(image_id: str) -> str:
@@ -203,6 +229,8 @@ class Built:
     base: BaseOutcome
     outcomes: tuple[Outcome, ...]
     lock: LockUpdate
+    # A build for several platforms: the other platforms' bases (`base` is the first's).
+    other_bases: tuple[BaseOutcome, ...] = ()
 
 
 def network_mode(proxy: ProxyConfig, flag: bool) -> tuple[bool, str]:
@@ -231,72 +259,98 @@ class Executor:
         self.project_key = project.config.project_id
         self.base_id = ""  # known once the base image is there
         self.base_recorded = ""  # what the lock records of it (BaseOutcome.recorded)
+        self.platform: Platform = NATIVE  # the plan's (Plan.platform), once `start` ran
         # [proxy]'s credentials: build secrets, and masked in whatever the engine prints.
         self.secrets = build_secrets(project)
         self.redact = Redactor(project.config.proxy.urls())
 
     # ------------------------------------------------------------ base image
-    def ensure_base(self, status: BaseStatus) -> BaseOutcome:
+    def ensure_base(self, status: BaseStatus, platform: Platform = NATIVE) -> BaseOutcome:
+        """The base image of `platform`'s images (NATIVE: the engine's own), named
+        status.ref (platforms.platform_ref of the configured one)."""
         if status.action == "use":
             assert status.image is not None
             return BaseOutcome(status.ref, "used", status.image.id,
-                               digest_ref=self._digest_ref(status.ref))
+                               digest_ref=self._digest_ref(status.ref), platform=platform)
         if status.action == "bootstrap":
-            return self._bootstrap(status.ref)
-        return self._pull(status)
+            return self._bootstrap(status.ref, platform)
+        return self._pull(status, platform)
 
-    def _bootstrap(self, ref: str) -> BaseOutcome:
+    def _step(self, platform: Platform) -> str:
+        """The progress line of a platform's base: "base", "base (linux/arm64)"."""
+        return f"base ({platform})" if platform else "base"
+
+    def _bootstrap(self, ref: str, platform: Platform) -> BaseOutcome:
         base = self.project.config.base
         assert base.bootstrap is not None
         mirror, _ = base_mirror(base)
-        log = new_log_path(self.logs, f"bootstrap-{base.bootstrap}")
-        self.progress.start("base", f"bootstrapping {ref} from Debian {base.bootstrap} ({mirror})")
+        step = self._step(platform)
+        log = new_log_path(self.logs, f"bootstrap-{base.bootstrap}"
+                           + (f"-{platform.replace('/', '-')}" if platform else ""))
+        self.progress.start(step, f"bootstrapping {ref} from Debian {base.bootstrap} ({mirror})"
+                            + (" under emulation" if platform else ""))
         try:
-            result = bootstrap(self.engine, suite=base.bootstrap, mirror=mirror, ref=ref,
-                               log_path=log,
+            result = bootstrap(self.engine, suite=base.bootstrap, mirror=mirror, ref=base.image,
+                               log_path=log, platform=platform,
                                on_line=phases(
-                                   lambda text: self.progress.step("base", text),
-                                   lambda text: self.progress.status("base", text)))
+                                   lambda text: self.progress.step(step, text),
+                                   lambda text: self.progress.status(step, text)))
         except BootstrapFailed as exc:
-            self.progress.failed("base", exc.failure, exc.log)
+            self.progress.failed(step, exc.failure, exc.log)
             raise
-        self.progress.done("base", f"bootstrapped {ref} in {result.seconds:.0f}s "
+        self.progress.done(step, f"bootstrapped {result.ref} in {result.seconds:.0f}s "
                            f"({short_id(result.image_id)})")
-        return BaseOutcome(ref, "bootstrapped", result.image_id, log)
+        return BaseOutcome(result.ref, "bootstrapped", result.image_id, log, platform=platform)
 
-    def _pull(self, status: BaseStatus) -> BaseOutcome:
+    def _pull(self, status: BaseStatus, platform: Platform) -> BaseOutcome:
+        configured = self.project.config.base.image
+        step = self._step(platform)
         log_path = new_log_path(self.logs, "pull-base")
-        self.progress.start("base", f"pulling {status.ref} ({status.reason})")
+        self.progress.start(step, f"pulling {configured}"
+                            + (f" for {platform}" if platform else "") + f" ({status.reason})")
         with BuildLog(log_path) as log:
             try:
-                self.engine.pull(status.ref, log.write)
+                if platform:
+                    pull_base(self.engine, configured, log.write, platform=platform)
+                else:
+                    self.engine.pull(status.ref, log.write)
             except EngineError as exc:
-                self.progress.done("base", "pull failed")
-                raise BuildError(f"the base image {status.ref} cannot be pulled: "
-                                 f"{exc.message.removeprefix(f'cannot pull {status.ref}: ')}",
+                self.progress.done(step, "pull failed")
+                raise BuildError(f"the base image {configured} cannot be pulled"
+                                 + (f" for {platform}" if platform else "") + ": "
+                                 f"{exc.message.removeprefix(f'cannot pull {configured}: ')}",
                                  hint=NO_REGISTRY_HINT) from None
         info = self.engine.image(status.ref)
         if info is None:
             raise BuildError(f"the base image {status.ref} is still missing after pulling it",
                              hint=NO_REGISTRY_HINT)
-        self.progress.done("base", f"pulled {status.ref} ({short_id(info.id)})")
+        self.progress.done(step, f"pulled {status.ref} ({short_id(info.id)})")
         return BaseOutcome(status.ref, "pulled", info.id, log_path,
-                           digest_ref=self._digest_ref(status.ref))
+                           digest_ref=self._digest_ref(status.ref), platform=platform)
 
     def _digest_ref(self, ref: str) -> str:
         if self.project.config.base.bootstrap:
             return ""  # bootstrapped: the same ID everywhere (see baseimage.py)
         info = self.engine.image(ref)
-        return registry_base_id(ref, list(info.digests)) if info is not None else ""
+        # Another platform's base is named REPO/arm64:TAG here; the registry's name is the
+        # configured one.
+        return (registry_base_id(self.project.config.base.image, list(info.digests))
+                if info is not None else "")
 
     # ------------------------------------------------------------ the graph
-    def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
-        base = self.ensure_base(plan.base)
+    def start(self, plan: Plan) -> BaseOutcome:
+        """The plan's base image, and what runs once it is there (Settings.before_build)."""
+        self.platform = plan.platform
+        base = self.ensure_base(plan.base, plan.platform)
         self.base_id = base.image_id
         self.base_recorded = base.recorded
         if self.settings.before_build is not None and any(
                 item.decision.build for item in plan.images):
             self.settings.before_build(base.image_id)
+        return base
+
+    def run(self, plan: Plan) -> tuple[BaseOutcome, list[Outcome]]:
+        base = self.start(plan)
         outcomes: dict[str, Outcome] = {}
         pending = list(plan.images)
         running: dict[Future[Outcome], str] = {}
@@ -312,11 +366,12 @@ class Executor:
                     if failed or (parent_done is not None and not parent_done.image_id):
                         why = "an earlier build failed" if failed else f"{parent} was not built"
                         outcomes[item.target.name] = Outcome(item.target.name, item.target.ref,
-                                                             "not built", why)
+                                                             "not built", why,
+                                                             platform=plan.platform)
                         pending.remove(item)
                     elif len(running) < max(1, self.settings.jobs):
                         parent_id = parent_done.image_id if parent_done else base.image_id
-                        running[pool.submit(self._one, item, parent_id)] = item.target.name
+                        running[pool.submit(self.one, item, parent_id)] = item.target.name
                         pending.remove(item)
                 if not running:
                     if pending:  # cannot happen: parents come first in a plan
@@ -331,15 +386,24 @@ class Executor:
         ordered = [outcomes[item.target.name] for item in plan.images]
         return base, ordered
 
-    def _one(self, item: Planned, parent_id: str) -> Outcome:
+    def foreign(self, target: Target) -> Platform:
+        """The target's platform where it is not the engine's own; NATIVE otherwise (the
+        engine is asked only when the target names one)."""
+        if not target.platform or is_native(target.platform, self.engine.platform()):
+            return NATIVE
+        return target.platform
+
+    def one(self, item: Planned, parent_id: str) -> Outcome:
+        """Build one image on `parent_id` (or keep it, when up to date) and check it."""
         target = item.target
         decision = decide(target, item.current, parent_id, no_cache=self.settings.no_cache,
                           stale=item.stale)
         if not decision.build:
             assert item.current is not None
             return Outcome(target.name, target.ref, "skipped", decision.reason,
-                           image_id=item.current.id, tags=target.refs)
-        self.progress.start(target.name, f"building ({decision.reason})")
+                           image_id=item.current.id, tags=target.refs,
+                           platform=target.platform)
+        self.progress.start(shown(target), f"building ({decision.reason})")
         # A new folder for every build: BuildKit keeps the last copy of a context folder
         # and re-sends only files whose size or mtime changed, and rendered contexts have
         # fixed mtimes, so an edit of the same size in a reused folder would go unseen.
@@ -350,7 +414,10 @@ class Executor:
         if decision.delta:
             assert item.current is not None
             depth = int(item.current.labels.get(LABEL_DELTA_DEPTH, "0")) + 1
-            context = render_context(self.project, target.name, RenderOptions.for_builder(self.engine),
+            foreign = self.foreign(target)
+            options = RenderOptions.for_builder(
+                self.engine, foreign, self.engine.platform() if foreign else NATIVE)
+            context = render_context(self.project, target.name, options,
                                      Delta(decision.delta, depth, target.context.input_hash,
                                            decision.added))
         if self.settings.pins is not None:
@@ -358,8 +425,9 @@ class Executor:
                                                   self.settings.pins))
         try:
             with secret_folder(self.secrets) as secrets:
-                return self._build(item, decision, parent_id, write_context(context, folder),
-                                   depth, secrets)
+                return replace(self._build(item, decision, parent_id,
+                                           write_context(context, folder), depth, secrets),
+                               platform=target.platform)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -383,8 +451,10 @@ class Executor:
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
             cache_from=self.settings.cache_from,
+            platform=self.foreign(target),
         )
-        log_path = new_log_path(self.logs, target.name)
+        log_path = new_log_path(self.logs, target.name + (
+            f"-{token(target.platform)}" if target.platform else ""))
         parser = self.engine.build_output()
         with BuildLog(log_path) as log:
             log.write(f"# pyrlab {__version__}: building {target.name} on {target.from_ref} "
@@ -403,7 +473,7 @@ class Executor:
                 title = parser.feed(line)
                 if title:
                     running[0] = title
-                    self.progress.step(target.name, title)
+                    self.progress.step(shown(target), title)
 
             code, image_id = self.engine.build(request, on_line)
             seconds = time.monotonic() - started
@@ -426,7 +496,7 @@ class Executor:
                     log.write(f"# pyrlab: {hint}")
                     failure.error = f"{failure.error}\n  {hint}" if failure.error else hint
                 log.write(f"# pyrlab: build failed (exit {code}); no tag was changed")
-                self.progress.failed(target.name, failure, log_path)
+                self.progress.failed(shown(target), failure, log_path)
                 return Outcome(target.name, target.ref, "failed", decision.reason,
                                seconds=seconds, log=log_path, failed_step=failure.step,
                                error=error, hint=hint)
@@ -477,6 +547,13 @@ class Executor:
             if not test.ok:
                 return self._failed_test(item, decision, image_id, test, log, log_path,
                                          time.monotonic() - started)
+        if self.settings.defer_promotion:
+            log.write(f"# pyrlab: built {image_id}; its tags move once every platform's "
+                      f"{target.name} has passed")
+            self.progress.step(shown(target), "passed; waiting for the other platforms")
+            return Outcome(target.name, target.ref, "passed", decision.reason,
+                           image_id=image_id, seconds=time.monotonic() - started,
+                           log=log_path, test=test)
         try:
             promotion = promote(self.engine, image_id, target.refs, target.previous_ref)
         except PyrlabError as exc:
@@ -487,10 +564,36 @@ class Executor:
                      else ""))
         seconds = time.monotonic() - started
         tested = f", self-test {test.seconds:.1f}s" if test is not None else ""
-        self.progress.done(target.name, f"built in {seconds:.0f}s{tested} "
+        self.progress.done(shown(target), f"built in {seconds:.0f}s{tested} "
                            f"({short_id(image_id)}) → {', '.join(target.refs)}")
         return Outcome(target.name, target.ref, "built", decision.reason, image_id=image_id,
                        tags=target.refs, seconds=seconds, log=log_path, test=test)
+
+    def promote(self, item: Planned, passed: Outcome) -> Outcome:
+        """Move the tags of an image that passed (Settings.defer_promotion) to it."""
+        target = item.target
+        promotion = promote(self.engine, passed.image_id, target.refs, target.previous_ref)
+        _append(passed.log, f"# pyrlab: tagged {', '.join(promotion.tags)}"
+                + (f"; previous: {short_id(promotion.previous)}" if promotion.previous else ""))
+        tested = f", self-test {passed.test.seconds:.1f}s" if passed.test is not None else ""
+        self.progress.done(shown(target), f"built in {passed.seconds:.0f}s{tested} "
+                           f"({short_id(passed.image_id)}) → {', '.join(target.refs)}")
+        return replace(passed, action="built", tags=target.refs)
+
+    def withhold(self, item: Planned, passed: Outcome, why: str) -> Outcome:
+        """An image that passed but is not promoted (another platform's failed): its new
+        image goes (its layers stay in the engine's cache), its tags stay."""
+        target = item.target
+        with proc.uninterruptible():
+            info = self.engine.image(passed.image_id)
+            if info is not None and not info.tags:
+                self.engine.remove_image(passed.image_id)
+        error = f"passed, but not promoted: {why}"
+        _append(passed.log, f"# pyrlab: {error}; {target.ref} unchanged, the new image "
+                "was removed")
+        self.progress.failed(shown(target), BuildFailure(PROMOTION_STEP, [], error), passed.log)
+        return replace(passed, action="failed", failed_step=PROMOTION_STEP,
+                       error=f"{error}; {target.ref} unchanged", image_id="")
 
     def _gate(self, item: Planned, decision: Decision, image_id: str, log: BuildLog,
               ) -> ImageTest:
@@ -498,7 +601,8 @@ class Executor:
         assert self.settings.gate is not None
         name = item.target.name
         delta_on = item.current.id if decision.delta and item.current is not None else None
-        self.progress.step(name, f"{GATE_STEP}{' of what the delta changed' if delta_on else ''}")
+        self.progress.step(shown(item.target),
+                           f"{GATE_STEP}{' of what the delta changed' if delta_on else ''}")
         log.write(f"# pyrlab: {GATE_STEP} of {short_id(image_id)}"
                   + (f" (what changed since {short_id(delta_on)})" if delta_on else ""))
         try:
@@ -533,7 +637,7 @@ class Executor:
         kept = f"the new image is kept as {target.failed_ref} ({short_id(image_id)})"
         log.write(f"# pyrlab: {failure.step} failed; {target.ref} unchanged; {kept}")
         failure.error = f"{failure.error}; {target.ref} unchanged; {kept}"
-        self.progress.failed(target.name, failure, log_path)
+        self.progress.failed(shown(target), failure, log_path)
         return Outcome(target.name, target.ref, "failed", decision.reason,
                        tags=(target.failed_ref,), seconds=seconds, log=log_path,
                        failed_step=failure.step, error=error,
@@ -543,20 +647,23 @@ class Executor:
 
 def failure_error(outcomes: list[Outcome]) -> BuildError | None:
     """The error to end with when a build failed (its details were shown as it happened)."""
-    failed = [o for o in outcomes if o.action == "failed"]
+    # A platform's image that passed but was not promoted is named after the failure
+    # that stopped it (see groups.py).
+    failed = sorted((o for o in outcomes if o.action == "failed"),
+                    key=lambda o: o.failed_step == PROMOTION_STEP)
     if not failed:
         return None
     first = failed[0]
     at = f" at {first.failed_step}" if first.failed_step else ""
-    others = f" (and {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
+    others = f" (and {', '.join(o.shown for o in failed[1:])})" if len(failed) > 1 else ""
     log = f"full log: {first.log}" if first.log else ""
     hint = "; ".join(h for h in (first.hint, log) if h)
     if first.failed_step in (GATE_STEP, LOCK_STEP):
         what = "its self-test" if first.failed_step == GATE_STEP else "the check against the lock"
-        return BuildError(f"{first.name} failed {what}{others}: {first.error}; "
+        return BuildError(f"{first.shown} failed {what}{others}: {first.error}; "
                           f"{first.ref} was not changed, the new image is {first.tags[0]}",
                           hint=hint or None)
-    return BuildError(f"building {first.name} failed{at}{others}: {first.error}; "
+    return BuildError(f"building {first.shown} failed{at}{others}: {first.error}; "
                       "no tag was changed", hint=hint or None)
 
 
@@ -612,22 +719,53 @@ def record_inventories(project: Project, engine: Engine, plan: Plan, base: BaseO
     base differ (an earlier build of it succeeded while another failed, which left the
     lock as it was). `before` is `platform`'s part of the `whole` lock: only it is
     replaced."""
+    return record_lanes(project, engine, [LaneResult(platform, plan, base, outcomes, before)],
+                        progress, whole=whole)
+
+
+@dataclass(frozen=True)
+class LaneResult:
+    """What one platform's plan built, for the lock: `before` is its part of the lock."""
+
+    platform: Platform  # concrete (NATIVE only for a lock written as one platform's)
+    plan: Plan
+    base: BaseOutcome
+    outcomes: Sequence[Outcome]
+    before: dict[str, Inventory]
+
+
+def record_lanes(project: Project, engine: Engine, lanes: Sequence[LaneResult],
+                 progress: Progress, *, whole: Lock | None = None) -> LockUpdate:
+    """record_inventories for the platforms of one build: each platform's sections are
+    replaced, the lock's other platforms' kept, and the file written once. What it returns
+    says the first lane's sections (the engine's own platform's)."""
     lock = lock_file(project.config)
-    hashes = {item.target.name: item.target.context.input_hash for item in plan.images}
-    base_id = base.recorded
-    changed: dict[str, Inventory] = {}
-    for outcome in outcomes:
-        section = before.get(outcome.name)
-        if (outcome.action == "built" or section is None
-                or section.meta.input_hash != hashes[outcome.name]
-                or section.meta.base_id != base_id):
-            changed[outcome.name] = on_platform(image_inventory(
-                engine, ImageSpec(outcome.name, outcome.image_id)), platform)
-    if changed:
-        progress.note(f"{lock.shown}: recorded what {', '.join(changed)} hold"
-                      + ("s" if len(changed) == 1 else ""))
+    recorded: list[str] = []
+    changed_any = False
+    first: dict[str, Inventory] = {}
+    for lane in lanes:
+        hashes = {item.target.name: item.target.context.input_hash for item in lane.plan.images}
+        changed: dict[str, Inventory] = {}
+        for outcome in lane.outcomes:
+            section = lane.before.get(outcome.name)
+            if (outcome.action == "built" or section is None
+                    or section.meta.input_hash != hashes[outcome.name]
+                    or section.meta.base_id != lane.base.recorded):
+                changed[outcome.name] = on_platform(image_inventory(
+                    engine, ImageSpec(outcome.name, outcome.image_id)), lane.platform)
+        recorded += [f"{name} ({lane.plan.platform})" if lane.plan.platform else name
+                     for name in changed]
+        after = {**lane.before, **changed}
+        changed_any = changed_any or after != lane.before
+        if lane is lanes[0]:
+            first = after
+        if whole is not None:
+            whole = whole.with_platform(lane.platform, after)
+        elif len(lanes) > 1:
+            raise ValueError("the sections of several platforms go into a whole lock")
+    if recorded:
+        progress.note(f"{lock.shown}: recorded what {', '.join(recorded)} hold"
+                      + ("s" if len(recorded) == 1 else ""))
     # The build lock is held since `before` was read: it is still what the file says.
-    after = {**before, **changed}
-    write_lock(lock.path, after if whole is None else whole.with_platform(platform, after),
-               shown=lock.shown)
-    return LockUpdate(lock.shown, tuple(changed), after != before, after)
+    write_lock(lock.path, whole if whole is not None else first, shown=lock.shown)
+    return LockUpdate(lock.shown, tuple(recorded), changed_any, first)

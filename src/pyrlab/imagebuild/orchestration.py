@@ -42,6 +42,7 @@ from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.errors import ConfigError, Problem, UsageError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
+from pyrlab.imagebuild.groups import LaneSpec, build_lanes
 from pyrlab.imagebuild.offered import preflight_check
 from pyrlab.imagebuild.pins import check_locked, differs_from_lock, locked_base_ref
 from pyrlab.imagebuild.planner import Plan, Target, make_plan, on_engine
@@ -79,6 +80,8 @@ class BuildRun:
     plan: Plan
     built: Built | None  # None: a dry run, or nothing to do (quiet_when_current)
     lock: dict[str, Inventory]  # pyrlab.lock as it was before the build
+    # A plan per platform, the engine's own first (`plan` is the first); one for most builds.
+    plans: tuple[Plan, ...] = ()
 
     @property
     def lock_after(self) -> dict[str, Inventory]:
@@ -90,13 +93,10 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
     """Plan and build as the module docstring says; BuildError (or ConfigError, for
     `--locked`'s check) on failure, when no tag moved and pyrlab.lock is as it was.
     `rendered`: the targets' contexts, when the caller rendered them already (see
-    planner.make_plan)."""
+    planner.make_plan), for a build of one platform."""
     config = project.config
     chosen = target_platforms(config, options.platforms)
-    refuse_foreign(config, engine, chosen)
-    # Lines limited to other platforms (`foo [arm64]`) are not this build's: not rendered,
-    # pinned, locked or self-tested.
-    project = on_engine(project, engine)
+    check_emulation(engine, chosen.platforms)
     locked = options.pins == "exact"
     progress = Progress()
     try:
@@ -125,46 +125,95 @@ def run_build(project: Project, engine: Engine, options: BuildOptions, *,
                     if locked:
                         raise
                     unread = exc
-            platform = build_platform(config, engine, options.platforms, whole, lock.shown,
-                                      progress.note, adds=not (locked or options.dry_run))
-            sections: dict[str, Inventory] | None = None
-            stale: Callable[[Target, ImageInfo], str | None] | None = None
-            before_build: Callable[[str], None] | None = None
-            if whole is not None and locked:
-                sections = whole.view(platform)
-                order = project.order(options.names)
-                check_locked(project, order, whole, lock.shown, platform)
-                stale = _differs_from_lock(engine, sections, lock)
-                # Once the base image is there: the sources still offer every locked
-                # version (the ecosystems' preflights: Debian's).
-                before_build = preflight_check(project, engine, order, sections, lock.shown,
-                                               network_host=network_host)
+            platforms = build_platforms(config, engine, options.platforms, whole, lock.shown,
+                                        progress.note, adds=not (locked or options.dry_run))
             for problem in filter(None, map(cache_source_problem, options.cache_from)):
                 raise UsageError(f"--cache-from: {problem}")
-            if sections is not None and not options.dry_run:
-                _use_locked_base(project, engine, sections, lock, progress)
-            plan = make_plan(project, engine, options.names, no_cache=options.no_cache,
-                             pull=options.pull, rebootstrap=options.rebootstrap, stale=stale,
-                             rendered=rendered)
-            if options.dry_run or (options.quiet_when_current and nothing_to_do(plan)):
-                return BuildRun(network_host, plan, None, sections or {})
+            lanes = [_plan_lane(project, engine, options, platform, whole, lock, progress,
+                                network_host,
+                                rendered=rendered if len(platforms) == 1 else None)
+                     for platform in platforms]
+            plans = tuple(lane.plan for lane in lanes)
+            first = lanes[0]
+            if options.dry_run or (options.quiet_when_current
+                                   and all(nothing_to_do(plan) for plan in plans)):
+                return BuildRun(network_host, first.plan, None, first.lock or {}, plans)
             if options.quiet_when_current:
                 say_networking()
             if unread is not None:  # a broken lock stops the build before it starts
                 raise unread
             if whole is None:
                 whole = read_lock_all(lock.path, shown=lock.shown, host=engine.platform())
-            if sections is None:
-                sections = whole.view(platform)
-            built = build_plan(
-                project, engine, plan, progress, lock=sections, network_host=network_host,
-                no_cache=options.no_cache, jobs=options.jobs,
-                gate=self_test_gate(project, engine) if options.test else None,
-                pins=options.pins, before_build=before_build, cache_from=options.cache_from,
-                whole_lock=whole, platform=platform)
+            gates = [self_test_gate(lane.project, engine, lane.name, lane.host)
+                     if options.test else None for lane in lanes]
+            if len(lanes) == 1:
+                built = build_plan(
+                    first.project, engine, first.plan, progress,
+                    lock=first.sections(whole), network_host=network_host,
+                    no_cache=options.no_cache, jobs=options.jobs, gate=gates[0],
+                    pins=options.pins, before_build=first.before_build,
+                    cache_from=options.cache_from, whole_lock=whole, platform=first.platform)
+            else:
+                built = build_lanes(engine, [
+                    LaneSpec(lane.platform, lane.project, lane.plan, lane.sections(whole), gate,
+                             lane.before_build)
+                    for lane, gate in zip(lanes, gates, strict=True)], progress,
+                    whole=whole, network_host=network_host, no_cache=options.no_cache,
+                    jobs=options.jobs, pins=options.pins, cache_from=options.cache_from)
     finally:
         progress.close()
-    return BuildRun(network_host, plan, built, sections)
+    return BuildRun(network_host, first.plan, built, first.sections(whole), plans)
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """One platform's part of a build, planned."""
+
+    platform: Platform  # concrete
+    host: Platform  # the engine's own
+    project: Project  # its lists (Project.for_platform)
+    plan: Plan
+    lock: dict[str, Inventory] | None  # its sections, where they were read (--locked)
+    before_build: Callable[[str], None] | None
+
+    @property
+    def name(self) -> Platform:
+        """What names its images: NATIVE for the engine's own platform."""
+        return NATIVE if self.platform == self.host else self.platform
+
+    def sections(self, whole: Lock | None) -> dict[str, Inventory]:
+        if self.lock is not None:
+            return self.lock
+        return whole.view(self.platform) if whole is not None else {}
+
+
+def _plan_lane(project: Project, engine: Engine, options: BuildOptions, platform: Platform,
+               whole: Lock | None, lock: LockFile, progress: Progress, network_host: bool, *,
+               rendered: list[Target] | None) -> _Lane:
+    """One platform's plan (its lists, its names, its base), with --locked's checks."""
+    host = engine.platform()
+    name = NATIVE if platform == host else platform
+    # Lines limited to other platforms (`foo [arm64]`) are not this build's: not rendered,
+    # pinned, locked or self-tested.
+    mine = on_engine(project, engine, name)
+    sections: dict[str, Inventory] | None = None
+    stale: Callable[[Target, ImageInfo], str | None] | None = None
+    before_build: Callable[[str], None] | None = None
+    if whole is not None and options.pins == "exact":
+        sections = whole.view(platform)
+        order = mine.order(options.names)
+        check_locked(mine, order, whole, lock.shown, platform)
+        stale = _differs_from_lock(engine, sections, lock)
+        # Once the base image is there: the sources still offer every locked version (the
+        # ecosystems' preflights: Debian's).
+        before_build = preflight_check(mine, engine, order, sections, lock.shown,
+                                       network_host=network_host)
+        if not options.dry_run and name == NATIVE:
+            _use_locked_base(mine, engine, sections, lock, progress)
+    plan = make_plan(mine, engine, options.names, no_cache=options.no_cache,
+                     pull=options.pull, rebootstrap=options.rebootstrap, stale=stale,
+                     rendered=rendered, platform=name, host=host if name else NATIVE)
+    return _Lane(platform, host, mine, plan, sections, before_build)
 
 
 class Targets(NamedTuple):
@@ -203,71 +252,71 @@ def recorded_platforms(lock: Lock | None) -> tuple[Platform, ...]:
     return lock.platforms if lock is not None and lock.recorded else ()
 
 
-def build_platform(config: Config, engine: Engine, flag: Sequence[Platform],
-                   lock: Lock | None, shown: str, note: Callable[[str], None], *,
-                   adds: bool = True) -> Platform:
-    """The platform a build is for, concrete: the engine's own, the only one built so far
-    (refuse_foreign stopped any other that --platform or [build] platforms asked). What
-    the lock says is told: other platforms it records, whose sections the build keeps,
-    and a version 1 lock that describes another platform, beside which this one's
-    sections are written (the lock becomes version 2; said only when the build `adds`
-    them: not for --locked or a dry run)."""
+def build_platforms(config: Config, engine: Engine, flag: Sequence[Platform],
+                    lock: Lock | None, shown: str, note: Callable[[str], None], *,
+                    adds: bool = True) -> tuple[Platform, ...]:
+    """The platforms a build is for, concrete, the engine's own first where it is one of
+    them (target_platforms decides; NATIVE is the engine's own). Every other one must be
+    one this machine can emulate (EngineError naming the fix). A version 1 lock that
+    describes another platform is told: the build writes this one's sections beside it
+    (the lock becomes version 2; said only when the build `adds` them: not for --locked or
+    a dry run)."""
     host = engine.platform()
     targets = target_platforms(config, flag, recorded=recorded_platforms(lock))
-    if lock is None:
-        return host
-    if targets.source == "pyrlab.lock":
-        others = [p for p in targets.platforms if p != host]
-        if others:
-            note(f"{shown} also holds {' and '.join(others)}: builds for it are not "
-                 f"supported yet, so this one is for {host} and keeps its sections")
-    elif adds and not lock.recorded and lock.platforms and host not in lock.platforms:
+    chosen = tuple(dict.fromkeys(host if p == NATIVE else p for p in targets.platforms))
+    chosen = tuple(sorted(chosen, key=lambda p: p != host))
+    check_emulation(engine, chosen)
+    if (lock is not None and adds and not lock.recorded and lock.platforms
+            and host in chosen and host not in lock.platforms):
         note(f"{shown} describes {lock.held()} (its Debian packages' architecture): this "
              f"build adds {host}'s sections beside it (lock format version 2)")
-    return host
+    return chosen
 
 
-def refuse_foreign(config: Config, engine: Engine, targets: Targets) -> None:
-    """Until builds for another platform land (issue 23: a base, names, the lock and the
-    gate per platform), a platform other than the engine's own stops the command here,
-    before anything is built: UsageError for --platform, ConfigError for the setting.
-    A machine that could not emulate the platform anyway says that first (EngineError)."""
+def check_emulation(engine: Engine, platforms: Sequence[Platform]) -> None:
+    """EngineError (naming the fix) when this machine cannot run one of `platforms`'
+    programs: natively or under emulation (engines/emulation.py)."""
+    foreign = [p for p in platforms if p != NATIVE and p != engine.platform()]
+    if foreign:
+        emulation.check(engine, foreign)
+
+
+def refuse_foreign(config: Config, engine: Engine, targets: Targets, what: str) -> None:
+    """`what` (a command that reads the engine's own images only, so far) stops here for a
+    platform other than the engine's own: UsageError for --platform, ConfigError for the
+    setting."""
     foreign = [p for p in targets.platforms if p != NATIVE and p != engine.platform()]
     if not foreign:
         return
-    emulation.check(engine, foreign)
     host = engine.platform()
     named = " and ".join(foreign)
-    why = (f"is not supported yet: pyrlab builds and runs images for the engine's own "
-           f"platform ({host}) only, so far; other platforms are in progress")
-    if targets.source == "--platform":
-        raise UsageError(f"--platform {foreign[0]} {why}",
-                         hint=f"leave out --platform (or give --platform {host})")
-    if targets.source == f"--platform {ALL}":
-        raise UsageError(f"--platform {ALL} ({named}) {why}",
+    why = f"{what} is for the engine's own platform ({host}) only, so far"
+    if targets.source in ("--platform", f"--platform {ALL}"):
+        raise UsageError(f"{targets.source} {named}: {why}",
                          hint=f"leave out --platform (or give --platform {host})")
     key = "build.platforms"
     source = config.source_of(key)
     in_file = config.file is not None and source == config.file.name
-    raise ConfigError(Problem(config.where(key), f"{named} {why}"
+    raise ConfigError(Problem(config.where(key), f"{named}: {why}"
                               + ("" if in_file else f" (from {source})")),
-                      hint=f"remove {named} from {key} (or override it: --set {key}={host})")
+                      hint=f"override it: --set {key}={host}")
 
 
 def nothing_to_do(plan: Plan) -> bool:
     return plan.base.action == "use" and not any(p.decision.build for p in plan.images)
 
 
-def self_test_gate(project: Project, engine: Engine) -> Gate:
-    """selftest.build_gate, made (and its module imported: urllib, ssl…) when the first
-    image built is tested: a no-op build tests nothing."""
+def self_test_gate(project: Project, engine: Engine, platform: Platform = NATIVE,
+                   host: Platform = NATIVE) -> Gate:
+    """selftest.build_gate for `platform`'s images, made (and its module imported: urllib,
+    ssl…) when the first image built is tested: a no-op build tests nothing."""
     made: list[Gate] = []
 
     def gate(name: str, image_id: str, delta_on: str | None) -> ImageTest:
         if not made:
             from pyrlab.gate import build_gate
 
-            made.append(build_gate(project, engine))
+            made.append(build_gate(project, engine, platform, host))
         return made[0](name, image_id, delta_on)
 
     return gate

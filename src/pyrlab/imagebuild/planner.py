@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pyrlab import ecosystems
@@ -34,7 +34,7 @@ from pyrlab.dockerfile.render import (
     render_context,
 )
 from pyrlab.engines.base import Engine, ImageInfo, short_id
-from pyrlab.platforms import NATIVE, Platform, platform_ref
+from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref
 
 # Delta layers before a build starts from the parent again (and so compacts them).
 MAX_DELTA_DEPTH = 5
@@ -127,8 +127,11 @@ def on_engine(project: Project, engine: Engine, platform: Platform = NATIVE) -> 
 def targets(project: Project, names: Iterable[str] | None, options: RenderOptions, *,
             platform: Platform = NATIVE, host: Platform = NATIVE) -> list[Target]:
     """The selected images and their ancestors, rendered, parents first, named for
-    `platform` (NATIVE, or `host`, the engine's own: the names of today)."""
+    `platform` (NATIVE, or `host`, the engine's own: the names of today) and rendered for
+    it (`options` get its platform: FROM its parent's and base's names, its cache mounts)."""
     config = project.config
+    if platform and not is_native(platform, host):
+        options = replace(options, platform=platform, host=host)
 
     def ref(name: str, tag: str = "latest") -> str:
         return config.image_ref(name, tag, platform, host)
@@ -290,23 +293,24 @@ class BaseStatus:
 
 
 def base_status(project: Project, info: ImageInfo | None, *, pull: bool,
-                rebootstrap: bool = False) -> BaseStatus:
-    """What to do about the base image, given what the engine has under its name."""
+                rebootstrap: bool = False, ref: str = "") -> BaseStatus:
+    """What to do about the base image, given what the engine has under its name: `ref`,
+    the platform's (platforms.platform_ref), else the configured one."""
     base = project.config.base
+    ref = ref or base.image
     if base.bootstrap:
         if rebootstrap:
-            return BaseStatus(base.image, info, "bootstrap",
-                              f"made again from Debian {base.bootstrap}")
+            return BaseStatus(ref, info, "bootstrap", f"made again from Debian {base.bootstrap}")
         if info is None:
-            return BaseStatus(base.image, None, "bootstrap",
+            return BaseStatus(ref, None, "bootstrap",
                               f"missing: bootstrapped from Debian {base.bootstrap}")
-        return BaseStatus(base.image, info, "use",
+        return BaseStatus(ref, info, "use",
                           "present (bootstrapped; --pull does not apply)" if pull else "present")
     if pull:
-        return BaseStatus(base.image, info, "pull", "--pull")
+        return BaseStatus(ref, info, "pull", "--pull")
     if info is None:
-        return BaseStatus(base.image, None, "pull", "missing")
-    return BaseStatus(base.image, info, "use", "present")
+        return BaseStatus(ref, None, "pull", "missing")
+    return BaseStatus(ref, info, "use", "present")
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,7 @@ class Planned:
 class Plan:
     base: BaseStatus
     images: tuple[Planned, ...]
+    platform: Platform = NATIVE  # its images' platform: NATIVE (the engine's own) or another
 
 
 def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
@@ -340,7 +345,8 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
     base_ref = platform_ref(project.config.base.image, platform, host)
     # One engine command for the base and every image of the graph.
     known = engine.images_by_ref([base_ref, *(t.ref for t in rendered)])
-    base = base_status(project, known[base_ref], pull=pull, rebootstrap=rebootstrap)
+    base = base_status(project, known[base_ref], pull=pull, rebootstrap=rebootstrap,
+                       ref=base_ref)
     built_on: dict[str | None, str | None] = {
         None: base.image.id if base.image is not None and base.action == "use" else None,
     }
@@ -353,4 +359,4 @@ def make_plan(project: Project, engine: Engine, names: Iterable[str] | None, *,
                           pending=base_pending if target.parent is None else "built", stale=why)
         built_on[target.name] = None if decision.build or current is None else current.id
         planned.append(Planned(target, current, decision, why))
-    return Plan(base, tuple(planned))
+    return Plan(base, tuple(planned), platform if not is_native(platform, host) else NATIVE)

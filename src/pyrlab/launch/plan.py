@@ -271,6 +271,8 @@ def plan_lab(config: Config, image: str, *, port: int | None = None, token: str,
         hostname=image.replace("_", "-").replace(".", "-"),
         # The image checks every 30 s: `ps` would say "starting" for 30 s after `up`.
         health_interval=HEALTH_INTERVAL,
+        # Another platform's image runs under emulation; the engine's own as before.
+        platform=NATIVE if is_native(platform, host) else platform,
     )
     user_folders = [(key, path) for key, path in (("run.home", home),
                                                   ("run.notebooks", notebooks)) if path]
