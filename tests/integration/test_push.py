@@ -318,7 +318,8 @@ def test_two_platforms_go_under_one_tag_as_one_index(
         tmp_path: Path) -> None:
     """Issue 23: both platforms pushed under one tag; the registry's index lists both, the
     record holds the index's digest, each entry's configuration is that platform's local
-    image, and a pull by the index's digest for each platform gives that image."""
+    image, and a pull by the index's digest for each platform gives that image. A build
+    `--cache-from` the index reuses the install steps, as from a one-platform push."""
     if docker.image_id(lab.ref("pylab")) is None:  # an earlier test of the module removed it
         assert lab.pyrlab("build", "--no-test").returncode == 0
     native = {name: docker.image_id(lab.ref(name)) for name in ("pyrlab-base", "pylab")}
@@ -372,6 +373,24 @@ def test_two_platforms_go_under_one_tag_as_one_index(
             assert docker.image_id(pylab) == image_id, platform
             docker("rmi", pylab)  # only that reference: the image keeps its local name
         assert docker.image_id(lab.ref("pylab")) == native["pylab"]
+
+        # A teammate's `build --cache-from` of the index: BuildKit takes the engine's own
+        # platform's entry and its inline cache, as from a one-platform push.
+        for image_id in reversed(made):
+            docker("rmi", image_id)
+        made.clear()
+        docker.remove_by_prefix(lab.prefix)
+        remove_records(docker, RECORDS)
+        (lab.root / "pyrlab.lock").unlink(missing_ok=True)
+        before = record_ids(docker)
+        rebuilt = lab.pyrlab("build", "--no-test", "--cache-from", f"{target}/", "--json")
+        RECORDS.update(new_pyrlab_records(docker, before))
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        images = {image["name"]: image for image in json.loads(rebuilt.stdout)["images"]}
+        log = Path(images["pylab"]["log"]).read_text()
+        assert f"importing cache manifest from {target}/" in log, log[-3000:]
+        vertex, lines = uv_install_lines(log)
+        assert f"#{vertex} CACHED" in lines, steps(log)
     finally:
         for image_id in reversed(made):
             docker("rmi", image_id, check=False)
