@@ -16,6 +16,7 @@ and not before it that pyrlab's steps made (or are built on one), see buildcache
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -32,6 +33,8 @@ import pytest
 from labtools import EngineCli, Lab, engine_unavailable, free_port, stop_process
 
 from pyrlab.engines.buildcache import docker_records, marked_records
+from pyrlab.engines.podman import Podman
+from pyrlab.platforms import platform_ref
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +271,170 @@ def test_refused_pushes_are_clear_errors_and_leave_the_tags_as_they_were(
 
     assert local_refs(docker, lab, *hosts) == refs_before
     assert (record.read_text() if record.exists() else None) == record_before
+
+
+# ----------------------------------------------------------------- two platforms, one tag
+
+ARM = "linux/arm64"
+INDEX_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json, "
+               "application/vnd.oci.image.index.v1+json")
+MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
+                  "application/vnd.oci.image.manifest.v1+json")
+
+
+def registry_get(host: str, path: str, accept: str) -> tuple[dict[str, object], str]:
+    """(the JSON a registry on this host answers, its Docker-Content-Digest)."""
+    request = urllib.request.Request(f"http://{host}/v2/{path}", headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read()), answer.headers.get("Docker-Content-Digest", "")
+
+
+def arm64_stand_in(docker: EngineCli, lab: Lab, name: str, folder: Path) -> str:
+    """SCAFFOLDING until builds for another platform land (issue 23, step 6): an arm64
+    image of `name` "as pyrlab would have built it": under its per-platform local name
+    (PREFIX/NAME/arm64:latest), with the native image's labels, from a `FROM scratch`
+    build with --platform linux/arm64 (no RUN step, so no emulation is needed). Replace
+    it with `pyrlab build --platform linux/arm64` once that builds. Returns its ID."""
+    context = folder / name
+    context.mkdir(parents=True)
+    (context / "marker").write_text(f"arm64 stand-in of {name} {secrets.token_hex(8)}\n")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY marker /marker\n")
+    labels = [arg for key, value in sorted(docker.labels(lab.ref(name)).items())
+              for arg in ("--label", f"{key}={value}")]
+    ref = platform_ref(lab.ref(name), ARM, "linux/amd64")
+    built = subprocess.run([docker.binary, "build", "--platform", ARM, "--tag", ref, *labels,
+                            str(context)], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "DOCKER_BUILDKIT": "1"}, check=False)
+    assert built.returncode == 0, built.stderr
+    image_id = docker.image_id(ref)
+    assert image_id is not None
+    info = docker.image(ref)
+    assert info is not None and info["Architecture"] == "arm64", info
+    return image_id
+
+
+def test_two_platforms_go_under_one_tag_as_one_index(
+        lab: Lab, docker: EngineCli, registries: tuple[Registry, Registry],
+        tmp_path: Path) -> None:
+    """Issue 23: both platforms pushed under one tag; the registry's index lists both, the
+    record holds the index's digest, each entry's configuration is that platform's local
+    image, and a pull by the index's digest for each platform gives that image. A build
+    `--cache-from` the index reuses the install steps, as from a one-platform push."""
+    if docker.image_id(lab.ref("pylab")) is None:  # an earlier test of the module removed it
+        assert lab.pyrlab("build", "--no-test").returncode == 0
+    native = {name: docker.image_id(lab.ref(name)) for name in ("pyrlab-base", "pylab")}
+    made: list[str] = []
+    try:
+        arm = {}
+        for name in native:
+            arm[name] = arm64_stand_in(docker, lab, name, tmp_path)
+            made.append(arm[name])
+        registry = registries[0]
+        namespace = f"multi-{secrets.token_hex(3)}"
+        target = f"{registry.host}/{namespace}"
+        refs_before = local_refs(docker, lab, registry.host)
+
+        started = time.monotonic()
+        done = push(lab, "--registry", f"http://{target}", "--platform", "linux/amd64",
+                    "--platform", ARM, "--json")
+        assert done.returncode == 0, done.stderr
+        print(f"push of two platforms: {time.monotonic() - started:.1f}s")
+        by_name = {image["name"]: image for image in json.loads(done.stdout)["images"]}
+        assert local_refs(docker, lab, registry.host) == refs_before  # no tag left behind
+        # The bootstrapped base exists for the engine's own platform only: pushed plainly.
+        assert by_name["base"]["platforms"] == {}
+        record = tomllib.loads((lab.root / "pyrlab.pushed.toml").read_text())
+        for name, native_id in native.items():
+            pushed = by_name[name]
+            index = pushed["digest"]
+            assert pushed["ref"] == f"{target}/{name}@{index}"
+            assert record["images"][name]["digest"] == index
+            assert record["images"][name]["platforms"][ARM]["image-id"] == f"sha256:{arm[name]}"
+            # The registry: `latest` and the base tag are one index listing both platforms.
+            listed, digest = registry_get(registry.host, f"{namespace}/{name}/manifests/latest",
+                                          INDEX_TYPES)
+            assert digest == index, (digest, index)
+            assert registry_get(registry.host, f"{namespace}/{name}/manifests/trixie",
+                                INDEX_TYPES)[1] == index
+            entries = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+                       for m in listed["manifests"]}  # type: ignore[attr-defined]
+            assert set(entries) == {"linux/amd64", ARM}, listed
+            for platform, image_id in (("linux/amd64", native_id), (ARM, arm[name])):
+                assert entries[platform] == pushed["platforms"][platform]["digest"]
+                child, _ = registry_get(registry.host,
+                                        f"{namespace}/{name}/manifests/{entries[platform]}",
+                                        MANIFEST_TYPES)
+                assert child["config"]["digest"] == f"sha256:{image_id}"  # type: ignore[index]
+        # A pull by the index's digest gives each platform its own image. Docker 20.10
+        # keeps one image per digest reference: it goes between the two pulls.
+        pylab = by_name["pylab"]["ref"]
+        for platform, image_id in ((ARM, arm["pylab"]), ("linux/amd64", native["pylab"])):
+            docker("pull", "--platform", platform, pylab)
+            assert docker.image_id(pylab) == image_id, platform
+            docker("rmi", pylab)  # only that reference: the image keeps its local name
+        assert docker.image_id(lab.ref("pylab")) == native["pylab"]
+
+        # A teammate's `build --cache-from` of the index: BuildKit takes the engine's own
+        # platform's entry and its inline cache, as from a one-platform push.
+        for image_id in reversed(made):
+            docker("rmi", image_id)
+        made.clear()
+        docker.remove_by_prefix(lab.prefix)
+        remove_records(docker, RECORDS)
+        (lab.root / "pyrlab.lock").unlink(missing_ok=True)
+        before = record_ids(docker)
+        rebuilt = lab.pyrlab("build", "--no-test", "--cache-from", f"{target}/", "--json")
+        RECORDS.update(new_pyrlab_records(docker, before))
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        images = {image["name"]: image for image in json.loads(rebuilt.stdout)["images"]}
+        log = Path(images["pylab"]["log"]).read_text()
+        assert f"importing cache manifest from {target}/" in log, log[-3000:]
+        vertex, lines = uv_install_lines(log)
+        assert f"#{vertex} CACHED" in lines, steps(log)
+    finally:
+        for image_id in reversed(made):
+            docker("rmi", image_id, check=False)
+
+
+def test_podman_pushes_one_index_of_two_platforms(
+        get_engine: Callable[[str], EngineCli], registries: tuple[Registry, Registry],
+        tmp_path: Path) -> None:
+    """Podman 4.3's side of push_index, for real: a list under a local name of its own
+    gets both manifests from the registry, is pushed as the tag's index (its digest from
+    --digestfile) and removed. Two `FROM scratch` images (no RUN: no emulation)."""
+    podman = get_engine("podman")
+    engine = Podman(podman.binary)
+    repository = f"{registries[0].host}/pm-{secrets.token_hex(3)}/lab"
+    ids: dict[str, str] = {}
+    try:
+        for platform in ("linux/amd64", ARM):
+            context = tmp_path / platform.replace("/", "-")
+            context.mkdir()
+            (context / "marker").write_text(f"{platform} {secrets.token_hex(8)}\n")
+            (context / "Dockerfile").write_text("FROM scratch\nCOPY marker /marker\n")
+            ref = f"{repository}:latest-{platform.rsplit('/', 1)[1]}"
+            podman("build", "--quiet", "--no-cache", "--platform", platform, "--tag", ref,
+                   str(context))
+            image_id = podman.image_id(ref)
+            assert image_id is not None
+            ids[platform] = image_id
+        digests = {p: engine.push(f"{repository}:latest-{p.rsplit('/', 1)[1]}", print,
+                                  plain_http=True) for p in ids}
+        lists_before = podman("images", "--quiet", "--filter",
+                              "reference=localhost/pyrlab-index-*").stdout.split()
+        index = engine.push_index(f"{repository}:latest", digests, print, plain_http=True)
+        host, _, path = repository.partition("/")
+        listed, digest = registry_get(host, f"{path}/manifests/latest", INDEX_TYPES)
+        assert digest == index
+        entries = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+                   for m in listed["manifests"]}  # type: ignore[attr-defined]
+        assert entries == digests
+        for platform, image_id in ids.items():
+            child, _ = registry_get(host, f"{path}/manifests/{entries[platform]}",
+                                    MANIFEST_TYPES)
+            assert child["config"]["digest"] == f"sha256:{image_id}"  # type: ignore[index]
+        assert podman("images", "--quiet", "--filter",
+                      "reference=localhost/pyrlab-index-*").stdout.split() == lists_before
+    finally:
+        for image_id in ids.values():
+            podman("rmi", "--force", image_id, check=False)

@@ -6,6 +6,7 @@ Also the canned answers the fake's containers give for `outdated` and `upgrade`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
@@ -64,6 +65,11 @@ ORDER = ["pyrlab-base", "pylab", "pylab-torch", "other"]  # FILES' images, as in
 DIGEST = "sha256:" + "ab" * 32  # what every push stores
 
 
+def foreign_digest(image_id: str) -> str:
+    """What FakeEngine.push answers for an image of another platform than its own."""
+    return "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+
+
 class FakeEngine(Engine):
     """The unit tests' one engine, in memory.
 
@@ -73,7 +79,9 @@ class FakeEngine(Engine):
     the image's requirements, at `versions` (default "1.0").
     Containers: `containers` (name → as `container inspect` shows it), started by `run`;
     `exec` answers as container/selftest.py would.
-    Registries: `push` refuses refs under `refuse` the way a registry would; `pull` takes
+    Registries: `push` refuses refs under `refuse` the way a registry would (another
+    platform's image gets a digest of its own, DIGEST the others), `push_index` too, and
+    records each index in `indexes`; `pull` takes
     images from `registry` (ref → ID), and for another platform from `registry_platforms`
     ((ref, platform) → ID), moving the ref as Docker 20.10 does. `load` reads an archive
     as `docker load` does (its image configuration's ID and architecture).
@@ -106,6 +114,7 @@ class FakeEngine(Engine):
         self.log_text = ""  # what `logs` answers
         self.refuse = ""  # a push of a ref starting with this is refused
         self.pushed: list[str] = []
+        self.indexes: list[tuple[str, dict[str, str]]] = []  # (ref, {platform: digest})
         self.registry: dict[str, str] = {}  # what `pull` can fetch: ref → image ID
         # What `pull --platform P` fetches: (ref, P) → image ID.
         self.registry_platforms: dict[tuple[str, str], str] = {}
@@ -189,7 +198,19 @@ class FakeEngine(Engine):
             message, hint = push_refusal(ref, ["unauthorized: authentication required"])
             raise RegistryError(message, hint=hint)
         self.pushed.append(ref)
+        image_id = self._resolve(ref)
+        if image_id in self.image_platforms:  # another platform's: a manifest of its own
+            return foreign_digest(image_id)
         return DIGEST
+
+    def push_index(self, ref: str, digests: Mapping[str, str], on_line: Callable[[str], None],
+                   *, plain_http: bool = False) -> str:
+        if self.refuse and ref.startswith(self.refuse):
+            message, hint = push_refusal(ref, ["unauthorized: authentication required"])
+            raise RegistryError(message, hint=hint)
+        self.indexes.append((ref, dict(digests)))
+        listed = json.dumps(sorted(digests.items())).encode()
+        return "sha256:" + hashlib.sha256(listed).hexdigest()  # what it lists decides it
 
     def remove_image(self, ref: str) -> str | None:
         image_id = self._resolve(ref)

@@ -285,6 +285,31 @@ def test_workflow_builds_with_cache_and_pushes_on_default_branch(
     assert [k for k in env if k.startswith("PYRLAB_")] == ["PYRLAB_ENGINE"]
 
 
+def test_workflow_installs_emulation_for_another_platform_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[build] platforms with linux/arm64: the amd64 runner gets qemu-user-static (and
+    arch-test for the arm64 bootstrap) before anything builds; without it, no such step."""
+    plain = steps_by_name(workflow_of(init_lab(tmp_path / "plain"), capsys,
+                                      "--registry", "ghcr.io/org"))
+    assert not any("emulation" in name.lower() for name in plain)
+    assert "arch-test" not in plain["Install mmdebstrap (the Debian base is bootstrapped)"]["run"]
+    lab = init_lab(tmp_path / "both")
+    with (lab / "pyrlab.toml").open("a") as file:
+        file.write('\n[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n')
+    steps = steps_by_name(workflow_of(lab, capsys, "--registry", "ghcr.io/org"))
+    order = list(steps)
+    emulation = next(name for name in order if name.startswith("Install emulation"))
+    assert "linux/arm64" in emulation
+    run = steps[emulation]["run"]
+    assert "sudo apt-get install -y --no-install-recommends qemu-user-static\n" in run
+    assert "/proc/sys/fs/binfmt_misc/qemu-aarch64" in run  # checked: the job stops here
+    bootstrap = "Install mmdebstrap (the Debian base is bootstrapped)"
+    assert order.index(emulation) < order.index(bootstrap) < order.index("Build the images")
+    assert "arch-test" in steps[bootstrap]["run"]
+    # The build and the push take the platforms from the config: their lines are the same.
+    assert steps["Push the images"]["run"] == plain["Push the images"]["run"]
+
+
 def test_workflow_installs_the_pyrlab_it_is_told(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A pyrlab that is not on PyPI: the workflow installs what --pyrlab names, through the

@@ -9,29 +9,46 @@ beside pyrlab.lock (the lock and its diff are not touched).
 Nothing local changes: where the registry is not the config's `prefix`, the images are
 tagged for it only while they are pushed, and those tags go again (a tag that existed
 before points where it pointed), whether the push worked or not.
+
+Platforms: the ones a build is for (`--platform`, repeatable, `all`; else `[build]
+platforms`; else those pyrlab.lock records; else the engine's own: see
+orchestration.target_platforms), so that what one tag names is what the lock describes.
+An image built for some of them but not all is refused (an index without a platform the
+lock has would leave its machines without an image); one built for none is left out, as
+today. One platform is pushed as before, plainly. Several: each platform's image goes
+first under tags of its own (`latest-amd64`, `latest-arm64`), then one index (manifest
+list) per tag lists them (`latest`, the base tag), so `REPOSITORY:latest` never names one
+platform alone. The record's `digest` is the index's; each platform's manifest is
+recorded beside it (contents/pushed.py). The bootstrapped base goes for the platforms it
+was bootstrapped for.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyrlab.baseimage import LABEL_SUITE
+from pyrlab.commands._args import platform_argument
 from pyrlab.commands._common import project_from
 from pyrlab.config.model import Config
 from pyrlab.config.project import build_order
 from pyrlab.config.validators import PREFIX_RE
-from pyrlab.contents.images import shown_path
-from pyrlab.contents.pushed import Pushed, record_pushes
+from pyrlab.contents.images import lock_file, shown_path
+from pyrlab.contents.lockfile import read_lock_all
+from pyrlab.contents.pushed import PlatformPushed, Pushed, record_pushes
 from pyrlab.credentials import is_loopback_url
 from pyrlab.engines.base import Engine, ImageInfo, short_id
 from pyrlab.engines.select import Selection, add_engine_argument, select_engine
 from pyrlab.errors import NotBuiltError, RegistryError, UsageError
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
+from pyrlab.imagebuild.orchestration import recorded_platforms, target_platforms
 from pyrlab.imagebuild.planner import RESERVED_TAGS
 from pyrlab.imagebuild.progress import Progress
+from pyrlab.platforms import ALL, NATIVE, SUPPORTED, Platform, host_platform, platform_ref, token
 
 INSECURE_HINT = (
     "plain HTTP is refused for a registry on another host: serve it with TLS and give "
@@ -49,7 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="HOST[:PORT]/NAMESPACE",
                         help="where to push (default: `prefix` in pyrlab.toml); "
                         "http://HOST:PORT/NAMESPACE for a plain-HTTP registry on this host")
+    parser.add_argument("--platform", action="append", default=[], dest="platforms",
+                        metavar="PLATFORM", type=_platform_or_all,
+                        help="push the images built for PLATFORM (linux/amd64, linux/arm64; "
+                        "`all`: every one of [build] platforms); repeatable; several go as "
+                        "one index per tag; default: the platforms a build is for ([build] "
+                        "platforms, else pyrlab.lock's, else the engine's own)")
     add_engine_argument(parser)
+
+
+def _platform_or_all(text: str) -> Platform:
+    return ALL if text.strip().lower() == ALL else platform_argument(text)
 
 
 @dataclass(frozen=True)
@@ -104,10 +131,13 @@ class Upload:
     """One image to push: its local ID and the tags it gets in the registry."""
 
     name: str  # graph image name, or "base"
-    image: ImageInfo
+    image: ImageInfo  # the one pushed; for several platforms, the engine's own (else first)
     repository: str  # REGISTRY/NAMESPACE/NAME
     tags: tuple[str, ...]  # e.g. ("latest", "3.14-trixie")
     is_base: bool = False  # the bootstrapped base image, not one of the graph
+    # Two platforms or more: each one's local image, pushed as REPOSITORY:TAG-ARCH and
+    # listed by one index per tag. {} for one platform: `image` is pushed as REPOSITORY:TAG.
+    platforms: Mapping[Platform, ImageInfo] = field(default_factory=dict)
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -120,30 +150,82 @@ def _image_tags(config: Config) -> tuple[str, ...]:
     return ("latest",) if base_tag in RESERVED_TAGS else ("latest", base_tag)
 
 
-def uploads(config: Config, engine: Engine, names: list[str] | None,
-            registry: Registry) -> tuple[Upload | None, list[Upload]]:
-    """(the bootstrapped base or None, the graph images), parents first. Named images must
-    be built; without names, the graph's built images."""
+def push_platforms(config: Config, flag: Sequence[Platform] = ()) -> tuple[Platform, ...]:
+    """The platforms to push, as a build decides them (target_platforms): --platform
+    (`all`: [build] platforms), [build] platforms, the lock's (version 2), else (NATIVE,),
+    the engine's own. The lock is read only when the others say nothing."""
+    recorded: tuple[Platform, ...] = ()
+    if not flag and not config.build.platforms:
+        lock = lock_file(config)
+        recorded = recorded_platforms(read_lock_all(lock.path, shown=lock.shown,
+                                                    host=host_platform()))
+    return target_platforms(config, flag, recorded=recorded).platforms
+
+
+def _check_platform(ref: str, info: ImageInfo, platform: Platform) -> None:
+    """An index must not list an image under a platform it is not for."""
+    if platform != NATIVE and info.platform not in (NATIVE, platform):
+        raise NotBuiltError(f"{ref} is an image for {info.platform}, not {platform}",
+                            hint=f"build it again: `pyrlab build --platform {platform}`")
+
+
+def _upload(name: str, built: Mapping[Platform, ImageInfo], repository: str,
+            tags: tuple[str, ...], host: Platform, *, is_base: bool = False) -> Upload:
+    shown = built.get(host) or next(iter(built.values()))
+    return Upload(name, shown, repository, tags, is_base,
+                  dict(built) if len(built) > 1 else {})
+
+
+def uploads(config: Config, engine: Engine, names: list[str] | None, registry: Registry,
+            platforms: Sequence[Platform] = (NATIVE,)) -> tuple[Upload | None, list[Upload]]:
+    """(the bootstrapped base or None, the graph images), parents first, for `platforms`
+    (concrete ones, or (NATIVE,): the engine's own, the local names it has always had).
+    Named images must be built for every platform; without names, the graph's images
+    built for any must be built for all, and those built for none are left out. The base
+    goes for the platforms it was bootstrapped for."""
+    host = engine.platform() if list(platforms) != [NATIVE] else NATIVE
     order = build_order(config, names)
-    infos = engine.images_by_ref([config.base.image,
-                                  *(config.image_ref(name) for name in order)])
+    refs = {(name, p): config.image_ref(name, "latest", p, host)
+            for name in order for p in platforms}
+    bases = {p: platform_ref(config.base.image, p, host) for p in platforms}
+    infos = engine.images_by_ref([*bases.values(), *refs.values()])
     images = []
     missing = []
+    partial = []
     for name in order:
-        info = infos[config.image_ref(name)]
-        if info is None:
+        built = {p: info for p in platforms if (info := infos[refs[name, p]]) is not None}
+        if not built:
             missing.append(name)
             continue
-        images.append(Upload(name, info, f"{registry.prefix}{name}", _image_tags(config)))
+        lacking = [p for p in platforms if p not in built]
+        if lacking:
+            partial.append(f"{name} for {', '.join(lacking)}")
+            continue
+        for p, info in built.items():
+            _check_platform(refs[name, p], info, p)
+        images.append(_upload(name, built, f"{registry.prefix}{name}", _image_tags(config),
+                              host))
+    foreign = [p for p in platforms if p not in (NATIVE, host)]
+    again = "".join(f" --platform {p}" for p in platforms) if foreign else ""
+    if partial:
+        raise NotBuiltError(f"not built: {'; '.join(partial)} (pushed for "
+                            f"{' and '.join(platforms)}, each tag names one image per "
+                            "platform)",
+                            hint=f"`pyrlab build{again}` first, or push fewer platforms "
+                            "with --platform")
     if missing and (names or not images):
-        raise NotBuiltError(f"not built: {', '.join(config.image_ref(n) for n in missing)}",
-                            hint=f"`pyrlab build {' '.join(missing)}` first")
-    base_info = infos[config.base.image]
+        first = platforms[0]
+        raise NotBuiltError(f"not built: {', '.join(refs[n, first] for n in missing)}",
+                            hint=f"`pyrlab build{again} {' '.join(missing)}` first")
+    base_built = {p: info for p in platforms if (info := infos[bases[p]]) is not None
+                  and LABEL_SUITE in info.labels}
     base = None
-    if base_info is not None and LABEL_SUITE in base_info.labels:
+    if base_built:
+        for p, info in base_built.items():
+            _check_platform(bases[p], info, p)
         repository, tag = split_ref(config.base.image)
-        base = Upload("base", base_info,
-                      f"{registry.prefix}{repository.rsplit('/', 1)[-1]}", (tag,), is_base=True)
+        base = _upload("base", base_built, f"{registry.prefix}{repository.rsplit('/', 1)[-1]}",
+                       (tag,), host, is_base=True)
     return base, images
 
 
@@ -196,12 +278,18 @@ class PushResult:
         return {"engine": self.selection.engine.describe(), "registry": self.registry.prefix,
                 "record": self.record, "log": str(self.log),
                 "images": [{"name": name, "ref": p.ref, "digest": p.digest,
-                            "image_id": p.image_id, "tags": list(p.tags)}
+                            "image_id": p.image_id, "tags": list(p.tags),
+                            "platforms": {platform: {"digest": one.digest,
+                                                     "image_id": one.image_id,
+                                                     "tags": list(one.tags)}
+                                          for platform, one in sorted(p.platforms.items())}}
                            for name, p in self.pushed]}
 
     def to_text(self) -> str:
         width = max(len(name) for name, _ in self.pushed)
-        lines = [f"{name:<{width}}  {p.ref}  ({', '.join(t.rsplit(':', 1)[1] for t in p.tags)})"
+        lines = [f"{name:<{width}}  {p.ref}  ({', '.join(t.rsplit(':', 1)[1] for t in p.tags)}"
+                 + (f"; index of {', '.join(sorted(p.platforms))}" if p.platforms else "")
+                 + ")"
                  for name, p in self.pushed]
         lines.append(f"{self.record}: recorded {len(self.pushed)} digests")
         return "\n".join(lines)
@@ -216,6 +304,10 @@ def push_all(engine: Engine, registry: Registry, todo: list[Upload], log: BuildL
     try:
         for upload in todo:
             progress.start(upload.name, f"pushing {upload.repository}")
+            if upload.platforms:
+                done.append((upload, _push_index(engine, registry, upload, tags, log,
+                                                 progress)))
+                continue
             digests = []
             for ref in upload.refs:
                 tags.point(ref, upload.image.id)
@@ -237,17 +329,61 @@ def push_all(engine: Engine, registry: Registry, todo: list[Upload], log: BuildL
     return done
 
 
+def _push_index(engine: Engine, registry: Registry, upload: Upload, tags: Tags,
+                log: BuildLog, progress: Progress) -> Pushed:
+    """Each platform's image as REPOSITORY:TAG-ARCH, then one index per tag listing them:
+    REPOSITORY:TAG is only ever moved to the whole index."""
+    entries: dict[Platform, PlatformPushed] = {}
+    for platform in sorted(upload.platforms):
+        info = upload.platforms[platform]
+        refs = tuple(f"{ref}-{token(platform)}" for ref in upload.refs)
+        digests = []
+        for ref in refs:
+            tags.point(ref, info.id)
+            digests.append(engine.push(ref, log.write, plain_http=registry.plain_http))
+        if len(set(digests)) > 1:
+            log.write(f"# pyrlab: the {platform} tags of {upload.name} got different "
+                      f"digests: {', '.join(digests)}")
+        entries[platform] = PlatformPushed(digests[0], f"sha256:{info.id}", refs)
+    indexes = [engine.push_index(ref, {p: e.digest for p, e in entries.items()}, log.write,
+                                 plain_http=registry.plain_http)
+               for ref in upload.refs]
+    if len(set(indexes)) > 1:
+        log.write(f"# pyrlab: the indexes of {upload.name} got different digests: "
+                  f"{', '.join(indexes)}")
+    progress.done(upload.name, f"pushed {', '.join(sorted(entries))} as "
+                  f"{upload.repository}@{indexes[0]}")
+    return Pushed(upload.repository, indexes[0], f"sha256:{upload.image.id}", upload.refs,
+                  entries)
+
+
+def _resolved(engine: Engine, platforms: Sequence[Platform]) -> tuple[Platform, ...]:
+    """Concrete platforms, the engine's own first; (NATIVE,) when that is all there is
+    (the local names and the push as they have always been)."""
+    if list(platforms) == [NATIVE]:
+        return (NATIVE,)
+    host = engine.platform()
+    concrete = dict.fromkeys(p or host for p in platforms)
+    ordered = sorted(concrete, key=lambda p: (p != host, SUPPORTED.index(p)
+                                              if p in SUPPORTED else len(SUPPORTED), p))
+    return (NATIVE,) if ordered == [host] else tuple(ordered)
+
+
 def run(args: argparse.Namespace) -> PushResult:
     project = project_from(args)
     config = project.config
     registry = registry_for(config, args.registry)  # refusals before the engine is asked
+    wanted = push_platforms(config, getattr(args, "platforms", None) or ())
     selection = select_engine(args.engine, config.engine,
                               config_source=config.source_of("engine"))
     engine = selection.engine
     progress = Progress()
     try:
         progress.note(selection.describe())
-        base, images = uploads(config, engine, args.images or None, registry)
+        platforms = _resolved(engine, wanted)
+        if len(platforms) > 1:
+            progress.note(f"pushing {' and '.join(platforms)}: one index per tag")
+        base, images = uploads(config, engine, args.images or None, registry, platforms)
         log_path = new_log_path(logs_dir(project.root), "push")
         with BuildLog(log_path) as log:
             try:

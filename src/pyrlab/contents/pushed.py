@@ -10,6 +10,18 @@ when it was pushed:
     image-id = "sha256:…"
     tags = ["registry.example.org/team/pylab:latest", "registry.example.org/team/pylab:trixie"]
 
+An image pushed for several platforms is one index (manifest list) per tag: `ref` and
+`digest` name that index, from which each machine pulls its own platform's image, and
+`image-id` is the engine's own platform's image. Each platform's image, pushed under tags
+of its own (`latest-arm64`), gets a table below the image's:
+
+    [images.pylab.platforms."linux/arm64"]
+    digest = "sha256:…"                                   # that platform's manifest
+    image-id = "sha256:…"
+    tags = ["registry.example.org/team/pylab:latest-arm64", …]
+
+A pyrlab that knows no platforms reads the four keys above and ignores that table.
+
 `pushed_refs(root)` gives {image: ref@digest} for other writers (JupyterHub profiles,
 compose files).
 """
@@ -19,10 +31,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyrlab.errors import ConfigError, Problem
+from pyrlab.platforms import Platform, UnknownPlatform, parse
 from pyrlab.safewrite import write_file
 
 PUSHED_NAME = "pyrlab.pushed.toml"
@@ -34,13 +47,26 @@ HEADER = (f"# {PUSHED_NAME} — where `pyrlab push` last sent each image, by dig
 
 
 @dataclass(frozen=True)
+class PlatformPushed:
+    """One platform's image of an image pushed for several, as the registry holds it."""
+
+    digest: str  # its manifest's digest, "sha256:…" (an entry of the index)
+    image_id: str  # the local image's ID, "sha256:…" (the same after a pull for it)
+    tags: tuple[str, ...]  # the REPOSITORY:TAG-ARCH it was pushed as
+
+
+@dataclass(frozen=True)
 class Pushed:
     """One image as a registry now holds it."""
 
     repository: str  # REGISTRY/NAMESPACE/NAME, without tag
-    digest: str  # the manifest digest the registry answered, "sha256:…"
+    # The digest the registry answered: the image's manifest, or, for several platforms,
+    # the index that lists each platform's manifest ("sha256:…").
+    digest: str
     image_id: str  # the local image's ID, "sha256:…" (the same after a pull)
     tags: tuple[str, ...]  # every REPOSITORY:TAG pushed
+    # Pushed for several platforms: each one's image, the index's entries ({} for one).
+    platforms: Mapping[Platform, PlatformPushed] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -72,6 +98,12 @@ def render_record(record: PushRecord) -> str:
         out.append(f"digest = {_quoted(pushed.digest)}\n")
         out.append(f"image-id = {_quoted(pushed.image_id)}\n")
         out.append("tags = [" + ", ".join(_quoted(t) for t in pushed.tags) + "]\n")
+        for platform in sorted(pushed.platforms):
+            one = pushed.platforms[platform]
+            out.append(f"\n[{header}.platforms.{_quoted(platform)}]\n")
+            out.append(f"digest = {_quoted(one.digest)}\n")
+            out.append(f"image-id = {_quoted(one.image_id)}\n")
+            out.append("tags = [" + ", ".join(_quoted(t) for t in one.tags) + "]\n")
 
     if record.base is not None:
         table(BASE_KEY, record.base)
@@ -91,7 +123,29 @@ def _pushed(data: object, where: str, shown: str) -> Pushed:
         raise ConfigError(Problem(shown, f"{where}: expected ref = REPOSITORY@DIGEST, digest, "
                                   "image-id and tags"),
                           hint=f"delete {PUSHED_NAME}; the next `pyrlab push` writes it again")
-    return Pushed(ref.removesuffix(f"@{digest}"), digest, image_id, tuple(tags))
+    return Pushed(ref.removesuffix(f"@{digest}"), digest, image_id, tuple(tags),
+                  _platforms(data.get("platforms", {}), f"{where}.platforms", shown))
+
+
+def _platforms(data: object, where: str, shown: str) -> dict[Platform, PlatformPushed]:
+    if not isinstance(data, dict):
+        raise ConfigError(Problem(shown, f"{where}: expected a table"))
+    found = {}
+    for key, value in data.items():
+        try:
+            platform = parse(key)
+        except UnknownPlatform as exc:
+            raise ConfigError(Problem(shown, f"{where}: {exc}")) from None
+        digest, image_id, tags = (value.get(k) for k in ("digest", "image-id", "tags")) \
+            if isinstance(value, dict) else (None, None, None)
+        if not (isinstance(digest, str) and isinstance(image_id, str)
+                and isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise ConfigError(Problem(shown, f"{where}.{_quoted(key)}: expected digest, "
+                                      "image-id and tags"),
+                              hint=f"delete {PUSHED_NAME}; the next `pyrlab push` writes it "
+                              "again")
+        found[platform] = PlatformPushed(digest, image_id, tuple(tags))
+    return found
 
 
 def read_record(root: Path) -> PushRecord:
@@ -134,5 +188,6 @@ def record_pushes(root: Path, images: Mapping[str, Pushed], base: Pushed | None)
 
 def pushed_refs(root: Path) -> dict[str, str]:
     """{image name: REPOSITORY@DIGEST} of every image the project pushed: what a JupyterHub
-    profile or a compose file should name."""
+    profile or a compose file should name (an image pushed for several platforms: its
+    index, from which each machine pulls its own)."""
     return {name: pushed.ref for name, pushed in read_record(root).images.items()}

@@ -282,6 +282,24 @@ def push_refusal(ref: str, lines: Sequence[str]) -> tuple[str, str]:
     return f"cannot push {ref}: {last}", "see the push log for the registry's answer"
 
 
+def repository_of(ref: str) -> str:
+    """REPOSITORY of REPOSITORY:TAG or REPOSITORY@DIGEST (a port's colon is not a tag's)."""
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    name = last.split(":", 1)[0]
+    return f"{head}/{name}" if head else name
+
+
+@dataclass(frozen=True)
+class IndexSteps:
+    """The engine commands (without the binary) that push one index, in order: each with
+    whether it may fail (a list to forget that is not there); `cleanup` runs afterwards
+    whatever happened."""
+
+    steps: tuple[tuple[list[str], bool], ...]
+    cleanup: tuple[list[str], ...]
+
+
 class Engine(ABC):
     """One container engine, reached through its command line client."""
 
@@ -430,6 +448,60 @@ class Engine(ABC):
         digest = written or printed_digest(lines)
         if not DIGEST_RE.fullmatch(digest):
             raise RegistryError(f"{self.name} pushed {ref} but printed no digest",
+                                hint="see the push log")
+        return digest
+
+    def index_steps(self, ref: str, manifests: Sequence[str], digestfile: Path, *,
+                    plain_http: bool) -> IndexSteps:
+        """The commands that make `ref` (REPOSITORY:TAG) an index of `manifests`
+        (REPOSITORY@DIGEST each, in the registry already) and push it. Docker's client
+        keeps lists of its own (~/.docker/manifests): one left by an earlier push that
+        stopped halfway goes first (none is fine); `create` reads each entry's platform
+        from the registry, `push --purge` prints the index's digest and forgets the list.
+        `--insecure`: the client itself speaks to the registry, and plain HTTP is only
+        given for a registry on this host (checked by the caller)."""
+        insecure = ["--insecure"] if plain_http else []
+        return IndexSteps(
+            steps=((["manifest", "rm", ref], True),
+                   (["manifest", "create", *insecure, ref, *manifests], False),
+                   (["manifest", "push", "--purge", *insecure, ref], False)),
+            cleanup=())
+
+    def push_index(self, ref: str, digests: Mapping[Platform, str],
+                   on_line: Callable[[str], None], *, plain_http: bool = False) -> str:
+        """Push one index (manifest list) at `ref` (REPOSITORY:TAG) that lists each
+        platform's manifest, pushed to the same repository already ({platform: digest});
+        returns the index's digest. A registry that refuses is a RegistryError, as `push`."""
+        repository = repository_of(ref)
+        manifests = [f"{repository}@{digests[p]}" for p in sorted(digests)]
+        with tempfile.TemporaryDirectory(prefix="pyrlab-index-") as folder:
+            digestfile = Path(folder) / "digest"
+            plan = self.index_steps(ref, manifests, digestfile, plain_http=plain_http)
+            lines: list[str] = []
+
+            def keep(line: str) -> None:
+                lines.append(line)
+                on_line(line)
+
+            try:
+                for args, may_fail in plan.steps:
+                    argv = [self.binary, *args]
+                    on_line(f"+ {proc.describe(argv)}")
+                    start = len(lines)
+                    if self._stream(argv, keep) != 0 and not may_fail:
+                        message, hint = push_refusal(ref, lines[start:])
+                        raise RegistryError(message, hint=hint)
+            finally:
+                for args in plan.cleanup:
+                    argv = [self.binary, *args]
+                    on_line(f"+ {proc.describe(argv)}")
+                    with proc.uninterruptible():
+                        self._stream(argv, on_line)
+            written = digestfile.read_text().strip() if digestfile.exists() else ""
+        found = [m.group(0) for line in lines for m in [DIGEST_RE.search(line)] if m]
+        digest = written or (found[-1] if found else "")
+        if not DIGEST_RE.fullmatch(digest):
+            raise RegistryError(f"{self.name} pushed the index {ref} but printed no digest",
                                 hint="see the push log")
         return digest
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyrlab.engines.base import (
@@ -15,6 +17,7 @@ from pyrlab.engines.base import (
     BuildRequest,
     Engine,
     HealthCheckRun,
+    IndexSteps,
     RunRequest,
     reported,
     request_args,
@@ -152,6 +155,23 @@ class Podman(Engine):
         if plain_http:
             argv.append("--tls-verify=false")
         return argv + [ref]
+
+    def index_steps(self, ref: str, manifests: Sequence[str], digestfile: Path, *,
+                    plain_http: bool) -> IndexSteps:
+        """Podman keeps a list as a local image: it gets a name of its own (not `ref`,
+        which may name a local image, as when pushing to the config's prefix), takes each
+        entry from the registry, is pushed with its entries (there already: nothing is
+        sent again) and the index's digest written to a file, and goes afterwards."""
+        tls = ["--tls-verify=false"] if plain_http else []
+        tag = ref.rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else "latest"
+        local = f"localhost/pyrlab-index-{secrets.token_hex(6)}:{tag}"
+        return IndexSteps(
+            steps=((["manifest", "create", local], False),
+                   *((["manifest", "add", *tls, local, f"docker://{m}"], False)
+                     for m in manifests),
+                   (["manifest", "push", "--all", "--digestfile", str(digestfile), *tls,
+                     local, f"docker://{ref}"], False)),
+            cleanup=(["manifest", "rm", local],))
 
     def run_argv(self, request: RunRequest) -> list[str]:
         argv = super().run_argv(request)

@@ -7,6 +7,11 @@ builds are the ones `pyrlab build` builds here. Nothing of the user's (project f
 registry) is written into a `run:` line: it goes into the job's `env:` as quoted YAML
 strings, and the scripts only say "$LAB_PROJECT". Those names do not start with PYRLAB_,
 which pyrlab would read as configuration.
+
+With `[build] platforms` naming another platform than the runner's (GitHub's ubuntu-latest
+is linux/amd64), the job first installs qemu-user-static, whose binfmt_misc handlers let
+the runner build and self-test arm64 images under emulation, and checks that the handler
+is there; `pyrlab push` then sends one index per tag (see commands/push.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pyrlab.config.model import Config
 from pyrlab.errors import UsageError
 from pyrlab.exports import Exported
 from pyrlab.exports.yamltext import Block, dump
+from pyrlab.platforms import Platform, qemu_name
 
 HELP = "a CI workflow (GitHub Actions) that builds the images with the registry cache and " \
     "pushes them from the default branch"
@@ -38,6 +44,7 @@ HAS_SECRETS = ("github.event_name != 'pull_request' || "
 # Actions by major version, as their authors recommend.
 CHECKOUT = "actions/checkout@v4"
 LOGIN = "docker/login-action@v3"
+RUNNER_PLATFORM = "linux/amd64"  # runs-on: ubuntu-latest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,20 +102,42 @@ def _login(registry: str) -> dict[str, Any]:
             "with": {"registry": host, "username": username, "password": password}}
 
 
+def _emulation(platforms: tuple[Platform, ...]) -> dict[str, Any] | None:
+    """The step that lets the runner run the other platforms' programs, or None."""
+    foreign = [p for p in platforms if p != RUNNER_PLATFORM]
+    if not foreign:
+        return None
+    # Ubuntu's package registers its handlers (flag F: containers reach the interpreter);
+    # the check fails the job here, not an hour later inside a build step.
+    checks = "".join(f"cat /proc/sys/fs/binfmt_misc/qemu-{qemu_name(p)}\n" for p in foreign)
+    return {"name": f"Install emulation ({', '.join(foreign)} on this {RUNNER_PLATFORM} "
+                    "runner)",
+            "run": Block("sudo apt-get update\n"
+                         "sudo apt-get install -y --no-install-recommends qemu-user-static\n"
+                         + checks)}
+
+
 def workflow(*, project_name: str, project_dir: str, registry: str, cache_from: str,
-             pyrlab: str, bootstrap: bool) -> dict[str, Any]:
-    """The workflow as data (pure: tests read it without writing a file)."""
+             pyrlab: str, bootstrap: bool,
+             platforms: tuple[Platform, ...] = ()) -> dict[str, Any]:
+    """The workflow as data (pure: tests read it without writing a file). `platforms`:
+    [build] platforms (the build and the push take them from the config)."""
     steps: list[dict[str, Any]] = [
         {"uses": CHECKOUT},
         {"name": "Install pyrlab", "run": Block('pipx install "$LAB_PYRLAB"\n')},
     ]
+    emulation = _emulation(platforms)
+    if emulation is not None:  # before the bootstrap, which runs a foreign Debian's scripts
+        steps.append(emulation)
     if bootstrap:
         # The Debian base comes from the mirror (no registry); mmdebstrap makes it without
         # root in a user namespace, which Ubuntu 24.04's AppArmor forbids unless told.
         steps.append({"name": "Install mmdebstrap (the Debian base is bootstrapped)",
                       "run": Block(
                           "sudo apt-get update\n"
-                          "sudo apt-get install -y --no-install-recommends mmdebstrap uidmap\n"
+                          "sudo apt-get install -y --no-install-recommends mmdebstrap uidmap"
+                          # another platform's Debian: mmdebstrap checks it runs with arch-test
+                          + (" arch-test" if emulation is not None else "") + "\n"
                           "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 "
                           "|| true\n")})
     steps += [
@@ -167,7 +196,8 @@ def export(config: Config, args: argparse.Namespace) -> Exported:
                     project_dir=_user_text(project_dir, "the project folder"),
                     registry=registry, cache_from=cache_from,
                     pyrlab=_user_text(args.pyrlab or f"pyrlab=={__version__}", "--pyrlab"),
-                    bootstrap=config.base.bootstrap is not None)
+                    bootstrap=config.base.bootstrap is not None,
+                    platforms=config.build.platforms)
     return Exported(text=render(data), summary=f"GitHub Actions workflow for {root.name}",
                     notes=tuple(notes),
                     data={"registry": registry, "cache_from": cache_from,
