@@ -6,8 +6,10 @@ image the tests make. The helpers they use live in labtools.py.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from labtools import (
     Lab,
     checked_engine,
     copy_case,
+    engine_binary,
     engine_unavailable,
     make_bad_wheel,
     new_prefix,
@@ -78,6 +81,33 @@ def bootstrapped_bases() -> Iterator[Callable[[str], str]]:
                 engine("rmi", image_id, check=False)
 
 
+FOREIGN_ENGINE = "docker"  # the engine whose foreign base is made early (the platform tests')
+_early: dict[str, tuple[float, Future[subprocess.CompletedProcess[str]]]] = {}
+
+
+def _foreign_bootstrap(engine_name: str, foreign: str) -> subprocess.CompletedProcess[str]:
+    return run_pyrlab("bootstrap", "--engine", engine_name, "--suite", "trixie", "--tag",
+                      BASE_REF, "--platform", foreign, "--json", timeout=1200)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """When a selected test needs the other platform's base, start making it now, beside
+    the tests that come first: mmdebstrap under emulation is minutes of mostly one core,
+    and touches no build cache, image or container of theirs (it loads one image)."""
+    host = host_platform()
+    foreign = next((p for p in SUPPORTED if p != host), "")
+    wanted = any("foreign_bases" in getattr(item, "fixturenames", ()) for item in items)
+    if (not wanted or not foreign or host not in SUPPORTED or host_problem(foreign, host)
+            or engine_binary(FOREIGN_ENGINE) is None
+            or (KEEP_BASE and checked_engine(FOREIGN_ENGINE).image(
+                platform_ref(BASE_REF, foreign, host)))):
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="foreign-base")
+    _early[FOREIGN_ENGINE] = (time.monotonic(),
+                              pool.submit(_foreign_bootstrap, FOREIGN_ENGINE, foreign))
+    pool.shutdown(wait=False)
+
+
 @pytest.fixture(scope="session")
 def foreign_bases() -> Iterator[Callable[[str], ForeignBase]]:
     """A function engine_name → the session's Debian trixie base for the other supported
@@ -102,9 +132,14 @@ def foreign_bases() -> Iterator[Callable[[str], ForeignBase]]:
         ref = platform_ref(BASE_REF, foreign, host)
         data: dict[str, Any] = {}
         started = time.monotonic()
-        if not (KEEP_BASE and engine.image(ref)):
-            done = run_pyrlab("bootstrap", "--engine", engine_name, "--suite", "trixie",
-                              "--tag", BASE_REF, "--platform", foreign, "--json", timeout=1200)
+        if engine_name in _early:  # started at collection (see pytest_collection_modifyitems)
+            started, future = _early[engine_name]
+            done = future.result()
+        elif not (KEEP_BASE and engine.image(ref)):
+            done = _foreign_bootstrap(engine_name, foreign)
+        else:
+            done = None
+        if done is not None:
             assert done.returncode == 0, f"pyrlab bootstrap --platform failed:\n{done.stderr}"
             data = json.loads(done.stdout)
         made[engine_name] = (engine, ForeignBase(foreign, ref, data,
@@ -112,6 +147,10 @@ def foreign_bases() -> Iterator[Callable[[str], ForeignBase]]:
         return made[engine_name][1]
 
     yield get
+    for engine_name, (_, future) in _early.items():
+        if engine_name not in made and future.result().returncode == 0:  # made, unused
+            made[engine_name] = (checked_engine(engine_name), ForeignBase(
+                foreign, platform_ref(BASE_REF, foreign, host), {}, 0.0))
     if not KEEP_BASE:
         for engine, base in made.values():
             engine("rmi", base.ref, check=False)

@@ -163,7 +163,7 @@ class EngineCli:
             self("rmi", "--force", *ids, check=False)
 
 
-def _engine_binary(name: str) -> str | None:
+def engine_binary(name: str) -> str | None:
     if name == "podman":
         return shutil.which("podman")
     # The client pyrlab itself would pick; any docker client talks to the same daemon.
@@ -171,7 +171,7 @@ def _engine_binary(name: str) -> str | None:
 
 
 def checked_engine(name: str) -> EngineCli:
-    binary = _engine_binary(name)
+    binary = engine_binary(name)
     if binary is None:
         engine_unavailable(f"{name} is not installed")
     assert binary is not None
@@ -357,7 +357,7 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 def remove_lab_images(engine_name: str, prefix: str, labs: list[Lab]) -> None:
     """Remove every image under prefix and the untagged ones the labs' builds left."""
-    binary = _engine_binary(engine_name)
+    binary = engine_binary(engine_name)
     if binary is None:
         return
     engine = EngineCli(engine_name, binary)
