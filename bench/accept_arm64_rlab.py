@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pyrlab.platforms import SUPPORTED, host_platform, qemu_name, token  # noqa: E402
+from pyrlab.platforms import SUPPORTED, host_platform, qemu_name, token
 
 NAME = "pyrlab-accept-rlab"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
