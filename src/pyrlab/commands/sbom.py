@@ -1,4 +1,5 @@
-"""`pyrlab sbom IMAGE [-o FILE]`: a CycloneDX SBOM of what an image holds, for scanners."""
+"""`pyrlab sbom IMAGE [-o FILE] [--platform P]`: a CycloneDX SBOM of what an image holds,
+for scanners; it names the image's platform (contents/sbom.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrlab.commands._args import config_from, engine_from
+from pyrlab.commands._args import add_platform, config_from, engine_from
 from pyrlab.contents.images import image_inventory, image_spec
 from pyrlab.engines.select import add_engine_argument
+from pyrlab.platforms import NATIVE
 from pyrlab.safewrite import write_file
 
 SPEC_VERSION = "1.6"  # the CycloneDX version contents/sbom.py writes
@@ -24,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "that is not pyrlab's SBOM is kept unless --force")
     parser.add_argument("--force", action="store_true",
                         help="replace FILE even when pyrlab did not write it")
+    add_platform(parser, many=False,
+                 help="the SBOM of PLATFORM's image (linux/amd64, linux/arm64; another "
+                 "platform's is IMAGE/arm64:TAG); default: the engine's own")
     add_engine_argument(parser)
 
 
@@ -60,13 +65,18 @@ def is_pyrlab_sbom(content: bytes) -> bool:
 
 def run(args: argparse.Namespace) -> SbomResult:
     config = config_from(args)
-    spec = image_spec(config, args.image)
+    image_spec(config, args.image)  # an unknown image is named before the engine is asked
     engine = engine_from(args, config)
+    platform = args.platform or NATIVE
+    # The engine is asked its platform only when one is named (as `inspect`).
+    spec = image_spec(config, args.image, platform,
+                      engine.platform() if platform else NATIVE)
     inventory = image_inventory(engine, spec)
     # cyclonedx is imported only here: every other command would pay for it at start-up.
     from pyrlab.contents.sbom import sbom
 
-    # The image's platform: its inventory's, else the engine's own (the only one built).
+    # The image's platform: its inventory's (what the engine says the image is for), else
+    # the engine's own.
     document = sbom(inventory, platform=inventory.platform or engine.platform())
     components = len(json.loads(document).get("components", []))
     output = Path(args.output) if args.output else None

@@ -1,6 +1,8 @@
 """`pyrlab test [IMAGE…]`: import every listed Python distribution, attach every listed R
 package and run code in every kernel, in throwaway containers of the built images; judged
-as the build's gate judges (known failures, warnings; see pyrlab/gate.py)."""
+as the build's gate judges (known failures, warnings; see pyrlab/gate.py). The engine's
+own platform's images, or `--platform P`'s (under emulation, with the gate's longer
+timeouts and P's known failures)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrlab import ecosystems
-from pyrlab.commands._args import engine_from, project_from
+from pyrlab.commands._args import add_platform, engine_from, project_from
 from pyrlab.engines.base import short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import EXIT_OK, EXIT_TEST, NotBuiltError
 from pyrlab.gate import Check, ImageTest, SelfTester
 from pyrlab.imagebuild.planner import on_engine
+from pyrlab.platforms import NATIVE, Platform, is_native
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="images to test (default: every built image of the project)")
+    add_platform(parser, many=False,
+                 help="test PLATFORM's images (linux/amd64, linux/arm64; another platform's "
+                 "run under emulation: minutes); default: the engine's own")
     add_engine_argument(parser)
 
 
@@ -73,6 +79,7 @@ def reported(test: ImageTest) -> list[Check]:
 class SelfTestResult:
     tests: tuple[ImageTest, ...]
     not_built: tuple[str, ...] = ()  # images of the project left out: nothing to test
+    platform: Platform = NATIVE  # the images', when another than the engine's own
 
     @property
     def exit_code(self) -> int:
@@ -80,10 +87,11 @@ class SelfTestResult:
 
     def to_data(self) -> Any:
         return {"ok": self.exit_code == EXIT_OK, "images": [t.to_data() for t in self.tests],
-                "not_built": list(self.not_built)}
+                "not_built": list(self.not_built), "platform": self.platform or None}
 
     def to_text(self) -> str:
-        lines = [line for t in self.tests for line in render_test(t)]
+        lines = [f"{self.platform}'s images, under emulation:"] if self.platform else []
+        lines += [line for t in self.tests for line in render_test(t)]
         if self.not_built:
             lines.append(f"not built, not tested: {', '.join(self.not_built)}")
         return "\n".join(lines)
@@ -95,17 +103,26 @@ def run(args: argparse.Namespace) -> SelfTestResult:
     names = project.order(args.images or None) if args.images else list(project.config.images)
     if args.images:  # the images named, not their ancestors: those are tested by name
         names = [n for n in names if n in args.images]
-    known = engine.images_by_ref([project.config.image_ref(n) for n in names])
-    missing = [n for n in names if known[project.config.image_ref(n)] is None]
+    # The engine is asked its platform only when one is named (as `inspect`).
+    host = engine.platform() if args.platform else NATIVE
+    platform: Platform = NATIVE if is_native(args.platform or NATIVE, host) else args.platform
+    refs = {n: project.config.image_ref(n, "latest", platform, host) for n in names}
+    known = engine.images_by_ref(list(refs.values()))
+    missing = [n for n in names if known[refs[n]] is None]
+    flag = f" --platform {platform}" if platform else ""
     if args.images and missing:
-        raise NotBuiltError(f"not built: {', '.join(missing)}",
-                            hint=f"build with `pyrlab build {' '.join(missing)}`")
-    tester = SelfTester(on_engine(project, engine), engine)  # lines for its platform only
+        raise NotBuiltError(f"not built{f' for {platform}' if platform else ''}: "
+                            f"{', '.join(missing)}",
+                            hint=f"build with `pyrlab build{flag} {' '.join(missing)}`")
+    # Lines limited to other platforms are not this one's to check.
+    tester = SelfTester(on_engine(project, engine, platform), engine, platform, host)
     tests = []
     for name in names:
-        info = known[project.config.image_ref(name)]
+        info = known[refs[name]]
         if info is not None:
             tests.append(tester.test(name, info.id))
     if not tests:
-        raise NotBuiltError("no image of this project is built", hint="run `pyrlab build`")
-    return SelfTestResult(tuple(tests), tuple(missing))
+        raise NotBuiltError(f"no image of this project is built"
+                            f"{f' for {platform}' if platform else ''}",
+                            hint=f"run `pyrlab build{flag}`")
+    return SelfTestResult(tuple(tests), tuple(missing), platform)

@@ -7,7 +7,8 @@ constraint on its version: a list line that names it, each installed package's d
 on it (`mlflow 3.17.2 requires sqlalchemy<3,>=1.4.0`, `IRkernel 1.3.2 imports jsonlite
 (>= 0.9.6)`), and pyrlab.lock's version. Offline: the image's metadata is read in a
 throwaway container with no network (contents/dependencies.py); the lists are the
-project's as they are now.
+project's as they are now. `--platform P`: P's images (under emulation), its lines
+and its sections of pyrlab.lock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pyrlab import ecosystems
-from pyrlab.commands._args import engine_from, project_from
+from pyrlab.commands._args import add_platform, engine_from, project_from
 from pyrlab.config.project import Project
 from pyrlab.contents.dependencies import (
     Bound,
@@ -38,6 +39,8 @@ from pyrlab.contents.lockfile import LOCK_NAME, LockError, read_lock
 from pyrlab.engines.base import Engine, short_id
 from pyrlab.engines.select import add_engine_argument
 from pyrlab.errors import ConfigError, NotBuiltError, Problem
+from pyrlab.imagebuild.planner import on_engine
+from pyrlab.platforms import NATIVE, Platform, is_native
 
 NOBODY = 65534
 
@@ -48,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="IMAGE", default=None,
                         help="the image to look in, e.g. pylab (pylab:previous: another tag; "
                              "default: every built image of the project that holds it)")
+    add_platform(parser, many=False,
+                 help="look in PLATFORM's images (linux/amd64, linux/arm64; another "
+                 "platform's run under emulation); default: the engine's own")
     add_engine_argument(parser)
 
 
@@ -135,10 +141,13 @@ def list_lines(project: Project, name: str, ecosystem: str) -> list[ListLine]:
             for entry in project.lists[image].of(ecosystem)]
 
 
-def lock_bound(project: Project, image: str, found: Why) -> Bound | None:
+def lock_bound(project: Project, image: str, found: Why,
+               platform: Platform = NATIVE) -> Bound | None:
+    """pyrlab.lock's version of `found` in `platform`'s section of `image` (NATIVE: the
+    engine's own platform's, see lockfile.Lock.view)."""
     lock = lock_file(project.config)
     try:
-        section = read_lock(lock.path, shown=lock.shown).get(image)
+        section = read_lock(lock.path, shown=lock.shown, platform=platform).get(image)
     except LockError:
         return None  # a lock that cannot be read says nothing here (`build` names why)
     eco = ecosystems.named(found.ecosystem)  # the graph's: "python" or "r"
@@ -160,11 +169,12 @@ def close_names(package: str, names: Iterable[str]) -> list[str]:
     return [by_key[k] for k in close[:5]]
 
 
-def find(engine: Engine, image_id: str, user: str, package: str,
+def find(engine: Engine, image_id: str, user: str, package: str, platform: Platform = NATIVE,
          ) -> tuple[DependencyGraph | None, list[str]]:
     """The graph of the ecosystem that holds `package` in the image (Python first, then
-    R where the image has it), or None and every name the image holds."""
-    with Throwaway(engine, image_id, user) as container:
+    R where the image has it), or None and every name the image holds. `platform`: the
+    image's, where it is another than the engine's own."""
+    with Throwaway(engine, image_id, user, platform) as container:
         installed = container.python()
         graphs: list[DependencyGraph] = [PythonGraph(installed)]
         if graphs[0].key(package) not in graphs[0].nodes and installed.has_r:
@@ -179,16 +189,24 @@ def run(args: argparse.Namespace) -> WhyResult:
     project = project_from(args)
     config = project.config
     engine = engine_from(args, config)
-    specs = ([image_spec(config, args.image)] if args.image
-             else [ImageSpec(n, config.image_ref(n)) for n in config.images])
+    # The engine is asked its platform only when one is named (as `inspect`).
+    host = engine.platform() if args.platform else NATIVE
+    platform: Platform = NATIVE if is_native(args.platform or NATIVE, host) else args.platform
+    concrete = args.platform or NATIVE  # whose lock sections: NATIVE is the engine's own
+    mine = on_engine(project, engine, platform)  # its lists: lines limited to it
+    specs = ([image_spec(config, args.image, platform, host)] if args.image
+             else [ImageSpec(n, config.image_ref(n, "latest", platform, host))
+                   for n in config.images])
     known = engine.images_by_ref([s.ref for s in specs])
     not_built = tuple(s.name for s in specs if known[s.ref] is None)
+    flag = f" --platform {platform}" if platform else ""
     if args.image and not_built:
         raise NotBuiltError(f"image {specs[0].ref} is not built",
-                            hint=f"build it with `pyrlab build {specs[0].name}`")
+                            hint=f"build it with `pyrlab build{flag} {specs[0].name}`")
     if len(not_built) == len(specs):
-        raise NotBuiltError("no image of the project is built",
-                            hint="build them with `pyrlab build`")
+        raise NotBuiltError(f"no image of the project is built"
+                            f"{f' for {platform}' if platform else ''}",
+                            hint=f"build them with `pyrlab build{flag}`")
     # The lab's user; never root, even where pyrlab runs as root (nobody reads as well).
     user = f"{config.run.uid}:{config.run.gid}" if config.run.uid else f"{NOBODY}:{NOBODY}"
     answers: list[ImageWhy] = []
@@ -198,14 +216,14 @@ def run(args: argparse.Namespace) -> WhyResult:
         info = known[spec.ref]
         if info is None:
             continue
-        graph, held = find(engine, info.id, user, args.package)
+        graph, held = find(engine, info.id, user, args.package, platform)
         if graph is None:
             not_in.append(spec.name)
             names += held
             continue
-        found = why(graph, args.package, list_lines(project, spec.name, graph.ecosystem))
+        found = why(graph, args.package, list_lines(mine, spec.name, graph.ecosystem))
         answers.append(ImageWhy(spec.name, spec.ref, info.id, found,
-                                lock_bound(project, spec.name, found)))
+                                lock_bound(project, spec.name, found, concrete)))
     if not answers:
         suggestions = close_names(args.package, names)
         where = specs[0].ref if args.image else ", ".join(not_in)

@@ -38,6 +38,7 @@ from pyrlab.errors import EngineError
 
 PYTHON = "/opt/venv/bin/python"  # the lab's Python: what the lists were installed into
 READ_TIMEOUT = 120.0  # seconds for the script: it reads metadata files, nothing more
+EMULATED_READ_TIMEOUT = 360.0  # the same under emulation (qemu: several times slower)
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,20 @@ class DumpError(ValueError):
 
 class Throwaway:
     """A container of the image that only sleeps while scripts run in it: no network, as
-    `user` (UID:GID), no capabilities; removed by its ID when the `with` ends."""
+    `user` (UID:GID), no capabilities; removed by its ID when the `with` ends. `platform`:
+    the image's, where it is another than the engine's own (run under emulation)."""
 
-    def __init__(self, engine: Engine, image_id: str, user: str) -> None:
+    def __init__(self, engine: Engine, image_id: str, user: str, platform: str = "") -> None:
         self.engine, self.image_id, self.user = engine, image_id, user
+        self.platform = platform
+        self.timeout = EMULATED_READ_TIMEOUT if platform else READ_TIMEOUT
         self.container = ""
 
     def __enter__(self) -> Self:
         request = RunRequest(image=self.image_id, name=f"pyrlab-why-{secrets.token_hex(4)}",
                              user=self.user, env={"HOME": "/tmp"}, network_none=True,
-                             cap_drop=("ALL",), command=("sleep", "infinity"))
+                             cap_drop=("ALL",), command=("sleep", "infinity"),
+                             platform=self.platform)
         try:
             self.container = self.engine.run(request).split()[-1]
         except EngineError as exc:
@@ -110,10 +115,10 @@ class Throwaway:
 
     def output(self, command: list[str], what: str) -> str:
         try:
-            done = self.engine.exec(self.container, command, timeout=READ_TIMEOUT)
+            done = self.engine.exec(self.container, command, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise EngineError(f"{short_id(self.image_id)}: reading its {what} took more "
-                              f"than {READ_TIMEOUT:g} s") from None
+                              f"than {self.timeout:g} s") from None
         if not done.ok:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise EngineError(f"cannot read the {what} of {short_id(self.image_id)}: "
