@@ -4,7 +4,7 @@ arm64, the name `…/arm64:TAG`), and a registry base pulled for a platform whil
 name keeps its image. The host's platform renders, runs and names exactly as before.
 
 mmdebstrap and arch-test are small scripts on PATH here (the real bootstrap is
-tests/integration/test_base_platform.py); the mirror is a local HTTP server with a
+tests/integration/test_foreign_base.py); the mirror is a local HTTP server with a
 Release file; the engine is the fake one, whose `load` reads the archive as Docker does.
 """
 

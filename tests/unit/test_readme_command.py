@@ -144,3 +144,13 @@ def test_setup_host_refuses_an_unknown_option() -> None:
     done = subprocess.run(["bash", str(SETUP), "--print-packages", "--frobnicate"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2 and "unknown option --frobnicate" in done.stderr
+
+
+def test_no_test_module_name_is_in_both_suites() -> None:
+    """`.ci/run` collects tests/unit and tests/integration in one session, where pytest
+    imports each test module by its name: one name in both is a collection error there."""
+    tests = ROOT / "tests"
+    unit = {p.name for p in (tests / "unit").glob("test_*.py")}
+    integration = {p.name for p in (tests / "integration").glob("test_*.py")}
+    assert unit and integration
+    assert unit & integration == set()

@@ -67,20 +67,21 @@ def add_platform(parser: argparse.ArgumentParser, *, many: bool,
     """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
     repeatable for the commands that build (`all`: every one of [build] platforms), once
     for those that act on one image (`up`, `inspect`, `diff`; `help` says what it does
-    where it is not the one to run). Only the engine's own is built for now."""
+    where it is not the one to run)."""
     if many:
         parser.add_argument(
             "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
             type=_platform_or_all,
             help="build for PLATFORM (linux/amd64, linux/arm64; `all`: every one of [build] "
-            "platforms); repeatable; default: [build] platforms, else the engine's own. In "
-            "progress: only the engine's own platform is built so far")
+            "platforms; another than the engine's own under emulation); repeatable; "
+            "default: [build] platforms, else the platforms pyrlab.lock records, else the "
+            "engine's own")
     else:
         parser.add_argument(
             "--platform", default=None, metavar="PLATFORM", type=platform_argument,
             help=help or "the platform whose image to use (linux/amd64, linux/arm64); "
-            "default: the engine's own. Another platform's image is named IMAGE/arm64:TAG; "
-            "in progress: only the engine's own platform is built so far")
+            "default: the engine's own. Another platform's image is named IMAGE/arm64:TAG "
+            "and runs under emulation")
 
 
 def platform_argument(text: str) -> str:
