@@ -207,7 +207,7 @@ def _plan_lane(project: Project, engine: Engine, options: BuildOptions, platform
         # Once the base image is there: the sources still offer every locked version (the
         # ecosystems' preflights: Debian's).
         before_build = preflight_check(mine, engine, order, sections, lock.shown,
-                                       network_host=network_host)
+                                       network_host=network_host, platform=name, host=host)
         if not options.dry_run and name == NATIVE:
             _use_locked_base(mine, engine, sections, lock, progress)
     plan = make_plan(mine, engine, options.names, no_cache=options.no_cache,

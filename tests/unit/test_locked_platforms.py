@@ -1,0 +1,115 @@
+"""The lock's commands for several platforms (issue 23), against the in-memory engine:
+`build --locked` checks and pins each platform with its own sections (Debian's preflight
+in that platform's base, under emulation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import BASE_ID, BASE_REF, FILES, FakeEngine
+from labfiles import make_project, pyrlab
+
+from pyrlab.contents.lockfile import read_lock_all, update_lock
+from pyrlab.ecosystems.debian import Deb
+from pyrlab.ecosystems.python import PyDist
+from pyrlab.errors import EXIT_BUILD
+
+AMD, ARM = "linux/amd64", "linux/arm64"
+ARM_BASE_ID = "a" * 64
+GRAPH = ["pyrlab-base", "pylab", "pylab-torch", "other"]
+
+
+@pytest.fixture
+def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> Path:
+    """The FILES lab for linux/amd64 and linux/arm64 (the registry has its base for both),
+    built once: pyrlab.lock holds both platforms."""
+    monkeypatch.chdir(tmp_path)
+    toml = FILES["pyrlab.toml"]
+    assert isinstance(toml, str)
+    lab = make_project(tmp_path / "lab", {**FILES, "pyrlab.toml": toml.replace(
+        "[images.pyrlab-base]", '[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
+        "[images.pyrlab-base]")})
+    engine.registry[BASE_REF] = BASE_ID
+    engine.registry_platforms[(BASE_REF, ARM)] = ARM_BASE_ID
+    engine.images[ARM_BASE_ID] = {}
+    engine.image_platforms[ARM_BASE_ID] = ARM
+    return lab
+
+
+def build(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> None:
+    code, _, err = pyrlab(capsys, "build", "-C", str(lab), *args)
+    assert code == 0, err
+
+
+def lock_python(lab: Path, platform: str, image: str = "pylab") -> dict[str, str]:
+    section = read_lock_all(lab / "pyrlab.lock", host=AMD).view(platform)[image]
+    return {d.name: d.version for d in section.packages("python")}
+
+
+def relock(lab: Path, platform: str, image: str, **parts: Any) -> None:
+    """Replace parts of one platform's section of an image, as an edit of the file would."""
+    section = read_lock_all(lab / "pyrlab.lock", host=AMD).view(platform)[image]
+    update_lock(lab / "pyrlab.lock", {image: dataclasses.replace(section, **parts)},
+                platform=platform)
+
+
+# --------------------------------------------------------------------------- --locked
+
+
+def test_locked_asks_apt_in_each_platform_s_base_with_its_own_sections(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build(capsys, two)
+    engine.runs.clear()
+    build(capsys, two, "--locked", "--no-cache")
+    offered = [r for r in engine.runs if r.command[-1:] == ("--offered",)]
+    # Once per platform, in its own base; arm64's under emulation (`run --platform`).
+    assert [(r.image, r.platform) for r in offered] == [(BASE_ID, ""), (ARM_BASE_ID, ARM)]
+
+    # arm64's section locks a tini the sources no longer offer: named with its platform,
+    # before anything is built; no tag moves, the lock is as it was.
+    section = read_lock_all(two / "pyrlab.lock", host=AMD).view(ARM)["pyrlab-base"]
+    debs: tuple[Any, ...] = section.packages("debian")
+    relock(two, ARM, "pyrlab-base", debs=tuple(
+        Deb(d.name, "0.0.1-1", d.arch) if d.name == "tini" else d for d in debs))
+    lock, refs, built = (two / "pyrlab.lock").read_text(), dict(engine.refs), len(engine.built)
+    code, _, err = pyrlab(capsys, "build", "-C", str(two), "--locked", "--no-cache")
+    assert code == EXIT_BUILD
+    assert ("pyrlab: error: pyrlab.lock (pyrlab-base, pylab, pylab-torch, other on "
+            "linux/arm64): Debian package tini 0.0.1-1: the sources offer 0.19.0-3; --locked "
+            "cannot pin it") in err
+    assert "tini 0.19.0-3" not in err  # amd64's sections were offered
+    assert len(engine.built) == built and engine.refs == refs
+    assert (two / "pyrlab.lock").read_text() == lock
+
+
+def test_locked_pins_each_platform_to_its_own_python_versions(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build(capsys, two)
+    relock(two, ARM, "pylab", python=(PyDist("six", "1.5"),))
+    engine.pins.clear()
+    build(capsys, two, "--locked", "--no-cache", "pylab")
+    assert {text for image, pins, text in engine.pins if (image, pins) == (
+        "pylab", "python/exact.txt")} == {"six==1.0\n", "six==1.5\n"}
+    manifest = json.loads(engine.manifests[engine.refs["t/pylab/arm64:latest"]])
+    assert ["six", "1.5", ""] in manifest["python_dists"]
+    assert lock_python(two, ARM) == {"six": "1.5"} and lock_python(two, AMD) == {"six": "1.0"}
+
+
+def test_locked_with_a_python_version_gone_for_arm64_fails_and_moves_no_tag(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    """As on the engine's own platform: uv's install step cannot meet the constraint and
+    says which; the image's platforms are promoted together, so neither moves."""
+    build(capsys, two)
+    relock(two, ARM, "pylab", python=(PyDist("six", "1.99.99"),))
+    engine.gone = {"six==1.99.99"}
+    lock, refs = (two / "pyrlab.lock").read_text(), dict(engine.refs)
+    # arm64's pylab no longer holds its section: it is rebuilt, the others are not.
+    code, _, err = pyrlab(capsys, "build", "-C", str(two), "--locked")
+    assert code == EXIT_BUILD
+    assert "error: building pylab (linux/arm64) failed at [1/2] RUN uv-install" in err
+    assert "there is no version of six==1.99.99" in err
+    assert engine.refs == refs and (two / "pyrlab.lock").read_text() == lock
