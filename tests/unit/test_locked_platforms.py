@@ -1,6 +1,6 @@
 """The lock's commands for several platforms (issue 23), against the in-memory engine:
 `build --locked` checks and pins each platform with its own sections (Debian's preflight
-in that platform's base, under emulation)."""
+in that platform's base, under emulation); `outdated` asks each platform's images."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import BASE_ID, BASE_REF, FILES, FakeEngine
+from fakes import APT_OUTPUT, BASE_ID, BASE_REF, FILES, RESOLUTION_JSON, FakeEngine
 from labfiles import make_project, pyrlab
 
 from pyrlab.contents.lockfile import read_lock_all, update_lock
 from pyrlab.ecosystems.debian import Deb
-from pyrlab.ecosystems.python import PyDist
+from pyrlab.ecosystems.python import UV_RESOLVE, PyDist
+from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD
 
 AMD, ARM = "linux/amd64", "linux/arm64"
@@ -113,3 +114,63 @@ def test_locked_with_a_python_version_gone_for_arm64_fails_and_moves_no_tag(
     assert "error: building pylab (linux/arm64) failed at [1/2] RUN uv-install" in err
     assert "there is no version of six==1.99.99" in err
     assert engine.refs == refs and (two / "pyrlab.lock").read_text() == lock
+
+
+# --------------------------------------------------------------------------- outdated
+
+
+def answer(asked: list[RunRequest]) -> object:
+    def run(request: RunRequest) -> str:
+        asked.append(request)
+        return RESOLUTION_JSON if request.command == UV_RESOLVE else APT_OUTPUT
+    return run
+
+
+def test_outdated_asks_each_platform_s_images_under_its_heading(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build(capsys, two)
+    asked: list[RunRequest] = []
+    monkeypatch.setattr(engine, "run", answer(asked))
+    code, out, err = pyrlab(capsys, "outdated", "-C", str(two), "--json", "pylab")
+    assert code == 0, err
+    # Each platform's image, arm64's in a container run for arm64 (under emulation).
+    assert [(r.image, r.platform) for r in asked] == [
+        ("t/pylab:latest", ""), ("t/pylab/arm64:latest", ARM)]
+    data = json.loads(out)
+    assert [(r["platform"], r["name"], r["available"]) for r in data["outdated"]] == [
+        (None, "six", "2.0"), (ARM, "six", "2.0")]
+    assert [(h["platform"], h["name"]) for h in data["held_back"]] == [(None, "idna"), (ARM, "idna")]
+    assert data["platforms"] == [
+        {"platform": AMD, "native": True, "checked": ["pylab"], "not_built": []},
+        {"platform": ARM, "native": False, "checked": ["pylab"], "not_built": []}]
+    assert data["checked"] == ["pylab"]
+    code, out, _ = pyrlab(capsys, "outdated", "-C", str(two), "pylab")
+    assert out.startswith("linux/amd64:\npylab: 1 outdated")
+    assert "\n\nlinux/arm64:\npylab: 1 outdated" in out
+
+    # One platform: --platform (upgrade --dry-run's too); the engine's own alone as before.
+    asked.clear()
+    code, out, _ = pyrlab(capsys, "upgrade", "--dry-run", "-C", str(two), "--platform", ARM,
+                          "pylab")
+    assert code == 0 and out.startswith("linux/arm64:\npylab: 1 outdated")
+    assert [r.image for r in asked] == ["t/pylab/arm64:latest"]
+    code, out, _ = pyrlab(capsys, "outdated", "-C", str(two), "--json", "--platform", AMD,
+                          "pylab")
+    assert code == 0 and "platforms" not in json.loads(out)
+    assert "platform" not in json.loads(out)["outdated"][0]
+
+
+def test_outdated_defaults_to_the_platforms_the_lock_records(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    build(capsys, two)
+    toml = two / "pyrlab.toml"
+    toml.write_text(toml.read_text().replace(
+        '[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n', ""))
+    del engine.refs["t/other/arm64:latest"]
+    monkeypatch.setattr(engine, "run", answer([]))
+    code, out, err = pyrlab(capsys, "outdated", "-C", str(two), "other")
+    assert code == 0, err
+    assert ("linux/arm64:\nEverything is up to date.\nother: not built, not checked "
+            "(`pyrlab build other --platform linux/arm64`)") in out

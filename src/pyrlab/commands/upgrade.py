@@ -14,18 +14,14 @@ from typing import Any
 
 from pyrlab.commands import outdated
 from pyrlab.commands._common import add_build_options, project_from
-from pyrlab.config.readers import load_config
 from pyrlab.contents.diff import InventoryDiff, diff_locks
 from pyrlab.contents.tables import diff_table
-from pyrlab.discovery import project_root
 from pyrlab.engines.select import select_engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.executor import Built
 from pyrlab.imagebuild.orchestration import (
     BuildOptions,
-    refuse_foreign,
     run_build,
-    target_platforms,
 )
 
 
@@ -66,14 +62,9 @@ class UpgradeResult:
         return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> UpgradeResult | outdated.OutdatedResult:
-    if args.dry_run:
-        if args.platforms:  # `outdated` asks the engine's own images: say so, not less
-            config = load_config(project_root(args), sets=tuple(args.sets))  # said there
-            engine = select_engine(args.engine, config.engine,
-                                   config_source=config.source_of("engine")).engine
-            refuse_foreign(config, engine, target_platforms(config, args.platforms),
-                           "`upgrade --dry-run` (outdated)")
+def run(args: argparse.Namespace,
+        ) -> UpgradeResult | outdated.OutdatedResult | outdated.PlatformsOutdated:
+    if args.dry_run:  # every platform the upgrade would build (its --platform too)
         return outdated.find_outdated(args)
     project = project_from(args)
     config = project.config
