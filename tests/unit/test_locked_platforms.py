@@ -1,6 +1,7 @@
 """The lock's commands for several platforms (issue 23), against the in-memory engine:
 `build --locked` checks and pins each platform with its own sections (Debian's preflight
-in that platform's base, under emulation); `outdated` asks each platform's images."""
+in that platform's base, under emulation); `outdated` asks each platform's images;
+`upgrade` resolves the engine's own platform first and the others prefer its versions."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fakes import APT_OUTPUT, BASE_ID, BASE_REF, FILES, RESOLUTION_JSON, FakeEng
 from labfiles import make_project, pyrlab
 
 from pyrlab.contents.lockfile import read_lock_all, update_lock
+from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.debian import Deb
 from pyrlab.ecosystems.python import UV_RESOLVE, PyDist
 from pyrlab.engines.base import RunRequest
@@ -174,3 +176,81 @@ def test_outdated_defaults_to_the_platforms_the_lock_records(
     assert code == 0, err
     assert ("linux/arm64:\nEverything is up to date.\nother: not built, not checked "
             "(`pyrlab build other --platform linux/arm64`)") in out
+
+
+# --------------------------------------------------------------------------- upgrade
+
+
+def test_upgrade_resolves_the_engine_s_platform_first_and_the_others_prefer_it(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.versions = {"six": "1.0"}
+    build(capsys, two)
+    engine.versions = {"six": "2.0", "idna": "3.0"}
+    engine.pins.clear()
+    engine.built.clear()
+    code, out, err = pyrlab(capsys, "upgrade", "-C", str(two), "--keep-base", "--json")
+    assert code == 0, err
+    # Each image on amd64 first, fresh; then arm64, preferring what amd64's image holds.
+    assert engine.built == [name for name in GRAPH for _ in (AMD, ARM)]
+    python = [(image, pins, text) for image, pins, text in engine.pins
+              if pins.startswith("python/")]
+    assert python == [
+        ("pylab", "python/fresh.txt", ""), ("pylab", "python/prefer.txt", "six==2.0\n"),
+        ("pylab-torch", "python/fresh.txt", ""),
+        ("pylab-torch", "python/prefer.txt", "packaging==1.0\nsix==2.0\n"),
+        ("other", "python/fresh.txt", ""), ("other", "python/prefer.txt", "idna==3.0\n")]
+    data = json.loads(out)
+    assert {(i["name"], i["platform"]) for i in data["images"]} == {
+        (name, p) for name in GRAPH for p in (None, ARM)}
+    assert [c["image"] for c in data["changes"] if c["status"] == "changed"] == [
+        "other", "pylab", "pylab-torch"]
+    [arm] = data["platforms"]
+    assert arm["platform"] == ARM and arm["apart"] == []
+    assert [c["image"] for c in arm["changes"] if c["status"] == "changed"] == [
+        "other", "pylab", "pylab-torch"]
+    assert lock_python(two, ARM) == lock_python(two, AMD) == {"six": "2.0"}
+
+
+def test_upgrade_names_what_another_platform_could_not_take(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build(capsys, two)
+    engine.versions = {"six": "2.0"}
+    engine.platform_versions = {ARM: {"six": "1.9"}}  # no arm64 wheel of six 2.0
+    code, out, err = pyrlab(capsys, "upgrade", "-C", str(two), "--keep-base")
+    assert code == 0, err
+    assert "\nlinux/amd64:\n" in out and "\nlinux/arm64:\n" in out
+    apart = out[out.index("\n\nlinux/arm64's versions that are not linux/amd64's (old: "
+                          "linux/amd64's, new: linux/arm64's):\n"):]
+    assert "six" in apart and "2.0" in apart and "1.9" in apart
+    assert "pylab-torch" in apart and "other" not in apart
+    assert lock_python(two, AMD) == {"six": "2.0"} and lock_python(two, ARM) == {"six": "1.9"}
+
+
+def test_upgrade_builds_no_other_platform_of_an_image_the_engine_s_own_failed(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    build(capsys, two)
+    pylab = {ref: engine.refs[ref] for ref in ("t/pylab:latest", "t/pylab/arm64:latest")}
+    lock = (two / "pyrlab.lock").read_text()
+    (two / "requirements.txt").write_text("six\nbroken\n")  # amd64's resolution fails
+    engine.built.clear()
+    code, _, err = pyrlab(capsys, "upgrade", "-C", str(two), "--keep-base", "--json")
+    assert code == EXIT_BUILD
+    assert "error: building pylab failed at [1/2] RUN uv-install" in err
+    # arm64's pylab would have preferred what amd64's resolved: it is not built.
+    assert "pylab (linux/arm64): building" not in err
+    assert engine.built == ["pyrlab-base", "pyrlab-base"]
+    assert {ref: engine.refs[ref] for ref in pylab} == pylab
+    assert (two / "pyrlab.lock").read_text() == lock
+
+
+def test_an_image_s_pins_prefer_the_lead_s_versions_in_fresh_mode_only() -> None:
+    from pyrlab.contents.model import Meta
+    from pyrlab.imagebuild.pins import ImagePins, preferring
+
+    lead = Inventory(Meta("pylab", "h", "0", "b", "Debian", "debian", "13", "3.13.5", ""),
+                     python=(PyDist("six", "2.0"),), debs=(Deb("tini", "0.19.0-3", "amd64"),))
+    files = preferring(ImagePins("fresh"), lead).step_files(ARM)
+    assert files["python"] == {"prefer.txt": b"six==2.0\n"}
+    assert files["apt"] == {"debs.txt": b"", "fresh": b""}  # Debian does not prefer
+    exact = ImagePins("exact")
+    assert preferring(exact, lead) is exact
