@@ -5,8 +5,11 @@ image the tests make. The helpers they use live in labtools.py.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from labtools import (
@@ -14,15 +17,20 @@ from labtools import (
     HOST_CA_DIR,
     KEEP_BASE,
     EngineCli,
+    ForeignBase,
     Lab,
     checked_engine,
     copy_case,
+    engine_unavailable,
     make_bad_wheel,
     new_prefix,
     remove_lab_images,
     run_pyrlab,
     serve_folder,
 )
+
+from pyrlab.engines.emulation import host_problem
+from pyrlab.platforms import SUPPORTED, host_platform, platform_ref
 
 
 @pytest.fixture(params=["docker"])
@@ -68,6 +76,45 @@ def bootstrapped_bases() -> Iterator[Callable[[str], str]]:
             left = engine.image(image_id) if image_id else None
             if image_id and left is not None and not left.get("RepoTags"):
                 engine("rmi", image_id, check=False)
+
+
+@pytest.fixture(scope="session")
+def foreign_bases() -> Iterator[Callable[[str], ForeignBase]]:
+    """A function engine_name → the session's Debian trixie base for the other supported
+    platform, made under emulation by `pyrlab bootstrap --platform P --tag BASE_REF` the
+    first time it is asked for (a few minutes: the platform's tests share it) and removed
+    at the end of the session (kept, and reused, with PYRLAB_TEST_KEEP_BASE=1). Skipped
+    without emulation (failed in CI)."""
+    host = host_platform()
+    foreign = next((p for p in SUPPORTED if p != host), "")
+    made: dict[str, tuple[EngineCli, ForeignBase]] = {}
+
+    def get(engine_name: str) -> ForeignBase:
+        if engine_name in made:
+            return made[engine_name][1]
+        if not foreign or host not in SUPPORTED:
+            pytest.skip(f"no other platform to build for on {host}")
+        problem = host_problem(foreign, host)
+        if problem is not None:
+            engine_unavailable(f"no emulation here: {problem}: bash .ci/setup-host.sh "
+                               "--tests registers it")
+        engine = checked_engine(engine_name)
+        ref = platform_ref(BASE_REF, foreign, host)
+        data: dict[str, Any] = {}
+        started = time.monotonic()
+        if not (KEEP_BASE and engine.image(ref)):
+            done = run_pyrlab("bootstrap", "--engine", engine_name, "--suite", "trixie",
+                              "--tag", BASE_REF, "--platform", foreign, "--json", timeout=1200)
+            assert done.returncode == 0, f"pyrlab bootstrap --platform failed:\n{done.stderr}"
+            data = json.loads(done.stdout)
+        made[engine_name] = (engine, ForeignBase(foreign, ref, data,
+                                                 time.monotonic() - started))
+        return made[engine_name][1]
+
+    yield get
+    if not KEEP_BASE:
+        for engine, base in made.values():
+            engine("rmi", base.ref, check=False)
 
 
 @pytest.fixture

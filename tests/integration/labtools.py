@@ -206,6 +206,16 @@ class Lab:
         return f"{self.prefix}{image}:{tag}"
 
 
+@dataclass(frozen=True)
+class ForeignBase:
+    """The session's base for the other supported platform (see foreign_bases)."""
+
+    platform: str  # linux/arm64 on an amd64 machine
+    ref: str  # its local name: BASE_REF's, with the platform's token (debian/arm64:trixie)
+    bootstrap: dict[str, Any]  # `pyrlab bootstrap --json`'s answer ({} for a kept one)
+    seconds: float  # how long that bootstrap took here
+
+
 def named(text: str, prefix: str) -> str:
     """A pyrlab.toml's text with `name` set from a test prefix (`pyrlab-test-1a2b/` →
     `pyrlab-test-1a2b`) unless it has one: its images are then PREFIXIMAGE (what Lab.ref
