@@ -118,6 +118,28 @@ def test_locked_with_a_python_version_gone_for_arm64_fails_and_moves_no_tag(
     assert engine.refs == refs and (two / "pyrlab.lock").read_text() == lock
 
 
+def test_locked_pulls_each_platform_s_base_by_the_digest_its_sections_name(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    """A registry base's index digest names each platform's image: arm64's base is pulled
+    by it for arm64 (Docker 20.10 keeps one image per reference: the host's went first)."""
+    build(capsys, two)
+    index = "t/debian@sha256:" + "12" * 32
+    for platform in (AMD, ARM):
+        section = read_lock_all(two / "pyrlab.lock", host=AMD).view(platform)["pyrlab-base"]
+        relock(two, platform, "pyrlab-base",
+               meta=dataclasses.replace(section.meta, base_id=index))
+    engine.registry[index] = BASE_ID
+    engine.registry_platforms[(index, ARM)] = ARM_BASE_ID
+    engine.calls.clear()
+    code, _, err = pyrlab(capsys, "build", "-C", str(two), "--locked")
+    assert code == 0, err
+    assert [c for c in engine.calls if c[0] == "pull"] == [("pull", index), ("pull", index, ARM)]
+    assert (f"base: t/debian:trixie (linux/arm64) is {index} ({ARM_BASE_ID[:12]}), as "
+            "pyrlab.lock says") in err
+    assert engine.refs["t/debian/arm64:trixie"] == ARM_BASE_ID
+    assert engine.refs[BASE_REF] == BASE_ID
+
+
 # --------------------------------------------------------------------------- outdated
 
 
