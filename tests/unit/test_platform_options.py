@@ -156,6 +156,8 @@ def test_completion_offers_the_supported_platforms(
     monkeypatch.setenv("PYRLAB_USER_CONFIG", "")
     assert candidates(monkeypatch, "pyrlab build --platform ", tmp_path) == [
         "linux/amd64", "linux/arm64", "all"]
+    assert candidates(monkeypatch, "pyrlab outdated --platform ", tmp_path) == [
+        "linux/amd64", "linux/arm64", "all"]
     assert candidates(monkeypatch, "pyrlab up pylab --platform linux/a", tmp_path) == [
         "linux/amd64", "linux/arm64"]
     assert candidates(monkeypatch, "pyrlab --set build.platforms=", tmp_path) == [
