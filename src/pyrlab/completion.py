@@ -155,7 +155,8 @@ def _attach_completers(parser: argparse.ArgumentParser) -> None:
             elif "--set" in action.option_strings:
                 action.completer = set_items  # type: ignore[attr-defined]
             elif {"--platform", "--drop-platform"} & set(action.option_strings):
-                # Repeatable where it builds, and there `all` names [build] platforms.
+                # Repeatable where it builds and in `outdated`, and there `all` names
+                # [build] platforms.
                 offered = [*SUPPORTED, ALL] if isinstance(action, argparse._AppendAction) \
                     else list(SUPPORTED)
                 action.completer = (  # type: ignore[attr-defined]

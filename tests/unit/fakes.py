@@ -125,6 +125,12 @@ class FakeEngine(Engine):
         self.requires: dict[str, list[str]] = {}  # distribution → its Requires-Dist
         self.dependencies: dict[str, str] = {}  # unlisted distributions in every image
         self.pins: list[tuple[str, str, str]] = []  # (image, pins file, its text) per build
+        # Python pins ("six==1.99.99") the index no longer has: a build pinned to one fails
+        # at its uv step, naming it, as uv does for a constraint it cannot meet.
+        self.gone: set[str] = set()
+        # What uv picks on a platform whatever the pins (no wheel there for the others):
+        # platform → {distribution: version}.
+        self.platform_versions: dict[str, dict[str, str]] = {}
         # What apt answers in a container of the base image (apt-install --offered): the
         # packages installed there, and the versions the sources offer.
         self.apt_installed: dict[str, str] = {"libc6": "2.41-12"}
@@ -265,6 +271,14 @@ class FakeEngine(Engine):
                 on_line("#5 0.1 error: no such package: broken")
                 on_line("#5 ERROR: executor failed running [/bin/bash]: exit code: 1")
                 return 1, ""
+            pinned = {line for p in (request.context / "pyrlab" / "pins").glob("python/*.txt")
+                      for line in p.read_text().split()}
+            for pin in sorted(pinned & self.gone):
+                on_line("#5 0.2   × No solution found when resolving dependencies:")
+                on_line(f"#5 0.2   ╰─▶ Because there is no version of {pin} and you require "
+                        f"{pin}, we can conclude that your requirements are unsatisfiable.")
+                on_line("#5 ERROR: executor failed running [/bin/bash]: exit code: 1")
+                return 1, ""
             with self._lock:
                 self.counter += 1
                 image_id = f"{self.counter:064x}"
@@ -297,7 +311,8 @@ class FakeEngine(Engine):
             for line in requirements.read_text().split():
                 name = re.split(r"[=<>!~]", line)[0]
                 _, _, version = line.partition("==")
-                version = version or pins.get(name) or self.versions.get(name, "1.0")
+                version = (self.platform_versions.get(request.platform, {}).get(name)
+                           or version or pins.get(name) or self.versions.get(name, "1.0"))
                 dists[name] = [name, version, ""]
         return json.dumps({
             "format": 1, "meta": {**meta, "base_id": request.build_args["PYRLAB_BASE_ID"]},

@@ -156,6 +156,8 @@ def test_completion_offers_the_supported_platforms(
     monkeypatch.setenv("PYRLAB_USER_CONFIG", "")
     assert candidates(monkeypatch, "pyrlab build --platform ", tmp_path) == [
         "linux/amd64", "linux/arm64", "all"]
+    assert candidates(monkeypatch, "pyrlab outdated --platform ", tmp_path) == [
+        "linux/amd64", "linux/arm64", "all"]
     assert candidates(monkeypatch, "pyrlab up pylab --platform linux/a", tmp_path) == [
         "linux/amd64", "linux/arm64"]
     assert candidates(monkeypatch, "pyrlab --set build.platforms=", tmp_path) == [
@@ -181,11 +183,11 @@ def test_a_build_for_another_platform_plans_that_platform_s_images(
         ("pylab-torch", "linux/arm64", "t/pylab-torch/arm64:latest"),
         ("other", "linux/arm64", "t/other/arm64:latest")]
     assert engine.built == [] and not (lab / "pyrlab.lock").exists()
-    # `upgrade --dry-run` is `outdated`, which reads the engine's own images only so far.
-    code, _, err = pyrlab(capsys, "upgrade", "--dry-run", "-C", str(lab), "--platform", "arm64")
-    assert code == EXIT_USAGE
-    assert ("--platform linux/arm64: `upgrade --dry-run` (outdated) is for the engine's own "
-            "platform (linux/amd64) only, so far") in err
+    # `upgrade --dry-run` is `outdated` of that platform's images: none is built yet.
+    code, out, err = pyrlab(capsys, "upgrade", "--dry-run", "-C", str(lab), "--platform", "arm64")
+    assert code == 0, err
+    assert out.startswith("linux/arm64:\n")
+    assert "pylab: not built, not checked (`pyrlab build pylab --platform linux/arm64`)" in out
     assert engine.built == [] and engine.runs == []
 
 

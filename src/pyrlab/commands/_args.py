@@ -65,15 +65,15 @@ def add_image(parser: argparse.ArgumentParser, *, optional: bool = False,
 def add_platform(parser: argparse.ArgumentParser, *, many: bool,
                  help: str | None = None) -> None:
     """--platform PLATFORM (platforms.SUPPORTED; `linux/arm64/v8` reads as linux/arm64):
-    repeatable for the commands that build (`all`: every one of [build] platforms), once
-    for those that act on one image (`up`, `inspect`, `diff`; `help` says what it does
-    where it is not the one to run)."""
+    repeatable for the commands that build and `outdated` (`all`: every one of [build]
+    platforms), once for those that act on one image (`up`, `inspect`, `diff`). `help`
+    says what it does where it is not the default's."""
     if many:
         parser.add_argument(
             "--platform", action="append", default=[], dest="platforms", metavar="PLATFORM",
             type=_platform_or_all,
-            help="build for PLATFORM (linux/amd64, linux/arm64; `all`: every one of [build] "
-            "platforms; another than the engine's own under emulation); repeatable; "
+            help=help or "build for PLATFORM (linux/amd64, linux/arm64; `all`: every one of "
+            "[build] platforms; another than the engine's own under emulation); repeatable; "
             "default: [build] platforms, else the platforms pyrlab.lock records, else the "
             "engine's own")
     else:

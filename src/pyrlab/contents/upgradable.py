@@ -28,6 +28,7 @@ from pyrlab.dockerfile.render import RenderOptions, render_context
 from pyrlab.ecosystems.base import ASK_ROOT, Note
 from pyrlab.engines.base import Engine, Mount, RunRequest
 from pyrlab.errors import BuildError, EngineError
+from pyrlab.platforms import NATIVE, Platform
 
 
 def outdated_rows(image: str, inventory: Inventory,
@@ -47,16 +48,18 @@ def outdated_rows(image: str, inventory: Inventory,
 def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
               command: tuple[str, ...], secrets: Path, network_host: bool, *,
               redact: Callable[[str], str], env: Mapping[str, str] | None = None,
-              question: str = "what {ref} could upgrade") -> str:
+              question: str = "what {ref} could upgrade", platform: Platform = NATIVE) -> str:
     """The output of `command`, run as root in a throwaway container of `ref` with the
     context folders `mounts` (context path under pyrlab/ → path under /run/pyrlab) and the
     folder of build secrets `secrets` at SECRET_DIR, read-only. A failure's message is
-    `redact`ed (R, for one, names the repository URL it could not read)."""
+    `redact`ed (R, for one, names the repository URL it could not read). `platform`: the
+    image's where it is not the engine's own (run under emulation)."""
     request = RunRequest(
         image=ref, name=f"pyrlab-ask-{token_hex(4)}", user="0:0", env=env or {},
         mounts=(*(Mount(folder / "pyrlab" / src, f"{ASK_ROOT}/{dst}", True)
                   for src, dst in mounts.items()), Mount(secrets, SECRET_DIR, True)),
         network_host=network_host, command=command, detach=False, remove=True,
+        platform=platform,
     )
     try:
         return engine.run(request)
@@ -69,10 +72,13 @@ def ask_image(engine: Engine, ref: str, folder: Path, mounts: Mapping[str, str],
 
 
 def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory: Inventory,
-               *, network_host: bool) -> tuple[list[Outdated], list[Note]]:
+               *, network_host: bool, platform: Platform = NATIVE,
+               host: Platform = NATIVE) -> tuple[list[Outdated], list[Note]]:
     """What an upgrade would change in the built image `ref` of `name`, and what the answers
-    say beside (the listed Python packages its resolution would hold back)."""
-    context = render_context(project, name, RenderOptions.for_builder(engine))
+    say beside (the listed Python packages its resolution would hold back). `platform`: the
+    image's where it is not the engine's own (`host`): its containers run under emulation,
+    with the context rendered for it (`project`: as that platform sees it)."""
+    context = render_context(project, name, RenderOptions.for_builder(engine, platform, host))
     secrets = build_secrets(project)
     redact = Redactor(project.config.proxy.urls())
     available: dict[str, Mapping[str, str]] = {}
@@ -86,7 +92,8 @@ def upgradable(project: Project, engine: Engine, name: str, ref: str, inventory:
             if query is None:
                 continue
             answer = query.parse(ask_image(engine, ref, folder, query.mounts, query.argv,
-                                           secret_files, network_host, redact=redact))
+                                           secret_files, network_host, redact=redact,
+                                           platform=platform))
             available[eco.name] = answer.available
             notes += answer.notes
     return outdated_rows(name, inventory, available), notes

@@ -49,7 +49,7 @@ from pyrlab.engines.base import BuildFailure, BuildRequest, Engine, normalize_id
 from pyrlab.errors import BuildError, EngineError, PyrlabError
 from pyrlab.imagebuild.hints import timeout_hint
 from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
-from pyrlab.imagebuild.pins import differs_from_lock, pins_for, with_pins
+from pyrlab.imagebuild.pins import differs_from_lock, pins_for, preferring, with_pins
 from pyrlab.imagebuild.planner import (
     BaseStatus,
     Decision,
@@ -222,6 +222,9 @@ class LockUpdate:
     recorded: tuple[str, ...]  # images whose section was read from the image now
     changed: bool  # whether the lock now says something else than before
     sections: dict[str, Inventory] = field(default_factory=dict)  # the lock as written
+    # A build for several platforms: each other platform's sections, (its platform as its
+    # plan names it, before, as written); `sections` are the first's.
+    others: tuple[tuple[Platform, dict[str, Inventory], dict[str, Inventory]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -393,8 +396,10 @@ class Executor:
             return NATIVE
         return target.platform
 
-    def one(self, item: Planned, parent_id: str) -> Outcome:
-        """Build one image on `parent_id` (or keep it, when up to date) and check it."""
+    def one(self, item: Planned, parent_id: str, prefer: Inventory | None = None) -> Outcome:
+        """Build one image on `parent_id` (or keep it, when up to date) and check it.
+        `prefer`: with "fresh" pins (`upgrade`), the versions to prefer where the lists
+        allow them (the engine's own platform's new image of it; see pins.preferring)."""
         target = item.target
         decision = decide(target, item.current, parent_id, no_cache=self.settings.no_cache,
                           stale=item.stale)
@@ -421,8 +426,8 @@ class Executor:
                                      Delta(decision.delta, depth, target.context.input_hash,
                                            decision.added))
         if self.settings.pins is not None:
-            context = with_pins(context, pins_for(self.project, target.name, self.settings.lock,
-                                                  self.settings.pins))
+            pins = pins_for(self.project, target.name, self.settings.lock, self.settings.pins)
+            context = with_pins(context, pins if prefer is None else preferring(pins, prefer))
         try:
             with secret_folder(self.secrets) as secrets:
                 return replace(self._build(item, decision, parent_id,
@@ -743,6 +748,7 @@ def record_lanes(project: Project, engine: Engine, lanes: Sequence[LaneResult],
     recorded: list[str] = []
     changed_any = False
     first: dict[str, Inventory] = {}
+    others: list[tuple[Platform, dict[str, Inventory], dict[str, Inventory]]] = []
     for lane in lanes:
         hashes = {item.target.name: item.target.context.input_hash for item in lane.plan.images}
         changed: dict[str, Inventory] = {}
@@ -759,6 +765,8 @@ def record_lanes(project: Project, engine: Engine, lanes: Sequence[LaneResult],
         changed_any = changed_any or after != lane.before
         if lane is lanes[0]:
             first = after
+        else:
+            others.append((lane.plan.platform, lane.before, after))
         if whole is not None:
             whole = whole.with_platform(lane.platform, after)
         elif len(lanes) > 1:
@@ -768,4 +776,4 @@ def record_lanes(project: Project, engine: Engine, lanes: Sequence[LaneResult],
                       + ("s" if len(recorded) == 1 else ""))
     # The build lock is held since `before` was read: it is still what the file says.
     write_lock(lock.path, whole if whole is not None else first, shown=lock.shown)
-    return LockUpdate(lock.shown, tuple(recorded), changed_any, first)
+    return LockUpdate(lock.shown, tuple(recorded), changed_any, first, tuple(others))

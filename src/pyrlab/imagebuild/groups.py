@@ -9,6 +9,11 @@ one uninterruptible block, and only then do the image's children start, FROM the
 images. If one platform's build or check fails, none is promoted: the others' new images
 go (their layers stay in the engine's cache), each says why, and nothing after it builds.
 So an image's tags on every platform always name images of one build.
+
+`upgrade` (fresh pins) for the engine's own platform and others: each image is built on
+the engine's own platform first, alone, and the other platforms' builds of it then prefer
+the Python versions that image holds (pins.preferring), so that the platforms agree
+wherever the lists and the wheels allow it; where its build fails, theirs do not start.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 
 from pyrlab import proc
 from pyrlab.config.project import Project
+from pyrlab.contents.images import ImageSpec, image_inventory
 from pyrlab.contents.lockfile import Lock
 from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.base import PinMode
@@ -49,9 +55,13 @@ class Lane:
     executor: Executor
 
 
-def run_lanes(lanes: Sequence[Lane], jobs: int) -> list[tuple[BaseOutcome, list[Outcome]]]:
+def run_lanes(lanes: Sequence[Lane], jobs: int, *,
+              lead: Callable[[str, Outcome], Inventory] | None = None,
+              ) -> list[tuple[BaseOutcome, list[Outcome]]]:
     """Carry out every lane's plan as the module says: per lane, its base and its outcomes
-    in plan order."""
+    in plan order. `lead` (`upgrade`): the first lane's image is built first, alone, and
+    the others prefer the versions of what it built (`lead(name, outcome)`: its inventory;
+    see pins.preferring); where it failed, the others are not built."""
     bases = [lane.executor.start(lane.plan) for lane in lanes]
     done: list[dict[str, Outcome]] = [{} for _ in lanes]
     names = [item.target.name for item in lanes[0].plan.images]
@@ -68,11 +78,14 @@ def run_lanes(lanes: Sequence[Lane], jobs: int) -> list[tuple[BaseOutcome, list[
                     done[i][name] = Outcome(name, item.target.ref, "not built", why,
                                             platform=lane.plan.platform)
                 continue
-            futures = [pool.submit(lane.executor.one, item,
-                                   parent.image_id if parent else bases[i].image_id)
-                       for i, (lane, item, parent) in enumerate(zip(lanes, items, parents,
-                                                                    strict=True))]
-            results = _gather(lanes, items, futures)
+            on = [parent.image_id if parent else bases[i].image_id
+                  for i, parent in enumerate(parents)]
+            if lead is None or len(lanes) == 1:
+                results = _gather(lanes, items, [
+                    pool.submit(lane.executor.one, item, on[i])
+                    for i, (lane, item) in enumerate(zip(lanes, items, strict=True))])
+            else:
+                results = _led(lanes, items, on, pool, lead)
             if all(r.action in ("passed", "skipped") for r in results):
                 with proc.uninterruptible():
                     results = [lane.executor.promote(item, r) if r.action == "passed" else r
@@ -87,6 +100,30 @@ def run_lanes(lanes: Sequence[Lane], jobs: int) -> list[tuple[BaseOutcome, list[
             for i, result in enumerate(results):
                 done[i][name] = result
     return [(bases[i], [done[i][name] for name in names]) for i in range(len(lanes))]
+
+
+def _led(lanes: Sequence[Lane], items: Sequence[Planned], on: Sequence[str],
+         pool: ThreadPoolExecutor, lead: Callable[[str, Outcome], Inventory],
+         ) -> list[Outcome]:
+    """One image's outcomes, the first lane's built first and its versions preferred by
+    the others (see run_lanes)."""
+    [first] = _gather(lanes[:1], items[:1], [pool.submit(lanes[0].executor.one, items[0],
+                                                         on[0])])
+    if first.action not in ("passed", "skipped"):
+        why = f"{items[0].target.name} failed for {lanes[0].platform}"
+        return [first, *(Outcome(item.target.name, item.target.ref, "not built", why,
+                                 platform=lane.plan.platform)
+                         for lane, item in zip(lanes[1:], items[1:], strict=True))]
+    try:
+        prefer = lead(items[0].target.name, first) if first.action == "passed" else None
+        rest = _gather(lanes[1:], items[1:], [
+            pool.submit(lane.executor.one, item, on[i + 1], prefer)
+            for i, (lane, item) in enumerate(zip(lanes[1:], items[1:], strict=True))])
+    except BaseException:
+        if first.action == "passed":
+            lanes[0].executor.withhold(items[0], first, "the build stopped")
+        raise
+    return [first, *rest]
 
 
 def _item(plan: Plan, name: str) -> Planned:
@@ -139,7 +176,11 @@ def build_lanes(engine: Engine, specs: Sequence[LaneSpec], progress: Progress, *
         no_cache=no_cache, network_host=network_host, jobs=max(1, jobs), gate=spec.gate,
         pins=pins, lock=spec.lock, before_build=spec.before_build, cache_from=sources,
         defer_promotion=True), progress)) for spec in specs]
-    results = run_lanes(lanes, jobs)
+    # `upgrade` (fresh pins) with the engine's own platform among others: it resolves
+    # first, and the other platforms prefer its new versions (see pins.preferring).
+    led = pins == "fresh" and len(specs) > 1 and specs[0].platform == engine.platform()
+    results = run_lanes(lanes, jobs, lead=(lambda name, outcome: image_inventory(
+        engine, ImageSpec(name, outcome.image_id))) if led else None)
     outcomes = [o for _, lane_outcomes in results for o in lane_outcomes]
     error = failure_error(outcomes)
     if error is not None:

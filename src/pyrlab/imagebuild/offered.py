@@ -3,7 +3,13 @@ sources still give every version pyrlab.lock names? Each ecosystem with a prefli
 asks apt what it offers) is asked in a throwaway container of the base image, with each root
 image's build context (its sources and network settings) and the versions as pins. What
 cannot be had is named, and the build stops: a --locked build installs exactly the lock or
-nothing."""
+nothing.
+
+A build for several platforms asks once per platform, in that platform's base with that
+platform's sections: another platform's container runs under emulation (RunRequest.platform),
+with the context rendered for it (its lists, its cache ids), and its problems name it.
+Python has no preflight: a locked version the index no longer has fails the uv step
+(constraints), on every platform alike, before any tag moves."""
 
 from __future__ import annotations
 
@@ -23,14 +29,19 @@ from pyrlab.ecosystems.base import Locked
 from pyrlab.engines.base import Engine
 from pyrlab.errors import BuildError
 from pyrlab.imagebuild.pins import ImagePins, held, with_pins
+from pyrlab.platforms import NATIVE, Platform
 
 
 def preflight_check(project: Project, engine: Engine, names: list[str],
                     lock: Mapping[str, Inventory], shown: str, *,
-                    network_host: bool) -> Callable[[str], None]:
+                    network_host: bool, platform: Platform = NATIVE,
+                    host: Platform = NATIVE) -> Callable[[str], None]:
     """What checks, given the base image's ID, that every locked version of `names` (in
     dependency order) of each ecosystem with a preflight can be installed; BuildError
-    naming each one that cannot."""
+    naming each one that cannot. `platform`: the base's and `lock`'s, NATIVE for the
+    engine's own (`host`); another one's base is asked under emulation."""
+    options = RenderOptions.for_builder(engine, platform, host)
+    on = f" on {platform}" if platform else ""
 
     def check(base_id: str) -> None:
         by_root: dict[str, list[str]] = {}
@@ -49,7 +60,7 @@ def preflight_check(project: Project, engine: Engine, names: list[str],
                 if not pinned:
                     continue
                 context = with_pins(
-                    render_context(project, root, RenderOptions.for_builder(engine)),
+                    render_context(project, root, options),
                     ImagePins("exact", Locked({eco.name: pinned})))
                 with tempfile.TemporaryDirectory(prefix="pyrlab-offered-") as tmp, \
                         secret_folder(build_secrets(project)) as secrets:
@@ -57,8 +68,8 @@ def preflight_check(project: Project, engine: Engine, names: list[str],
                     answer = ask_image(engine, base_id, folder, dict(preflight.mounts),
                                        preflight.argv, secrets, network_host,
                                        redact=Redactor(project.config.proxy.urls()),
-                                       question=preflight.question)
-                images = ", ".join(members)
+                                       question=preflight.question, platform=platform)
+                images = ", ".join(members) + on
                 problems += [f"{shown} ({images}): {preflight.noun} {problem}; --locked "
                              "cannot pin it"
                              for problem in preflight.unavailable(pinned, answer)]

@@ -13,12 +13,14 @@
 5. the build (executor.build_plan), each image through the self-test gate before its tags
    move.
 
-Before all of it, the platforms the build is for (target_platforms); until builds for
-another platform land (issue 23), one other than the engine's own is refused there. When
-neither --platform nor [build] platforms says, pyrlab.lock does (a version 2 lock records
-its platforms), so it is read first then; until other platforms are built, the build is
-for the engine's own and keeps the others' sections. The lock's sections the build uses
-are the engine's platform's (see lockfile.Lock); what it writes replaces only those.
+Before all of it, the platforms the build is for (target_platforms). When neither
+--platform nor [build] platforms says, pyrlab.lock does (a version 2 lock records its
+platforms), so it is read first then. Each platform is a lane with its own plan (the
+engine's own first), and steps 3 and 4 happen per lane with that platform's sections of
+the lock (see lockfile.Lock): with --locked, its entries are checked against them, its
+registry base is the digest they name (pulled for the platform), and Debian's preflight
+asks apt in its base (under emulation for another platform). Several lanes are built by
+groups.build_lanes; what the build writes replaces only its platforms' sections.
 
 The commands only turn their options into `BuildOptions` and a `BuildRun` into output.
 """
@@ -39,7 +41,7 @@ from pyrlab.contents.model import Inventory
 from pyrlab.ecosystems.base import PinMode
 from pyrlab.engines import emulation
 from pyrlab.engines.base import Engine, ImageInfo, short_id
-from pyrlab.errors import ConfigError, Problem, UsageError
+from pyrlab.errors import UsageError
 from pyrlab.imagebuild.buildlock import build_lock
 from pyrlab.imagebuild.executor import Built, Gate, build_plan, network_mode, use_locked_base
 from pyrlab.imagebuild.groups import LaneSpec, build_lanes
@@ -207,9 +209,9 @@ def _plan_lane(project: Project, engine: Engine, options: BuildOptions, platform
         # Once the base image is there: the sources still offer every locked version (the
         # ecosystems' preflights: Debian's).
         before_build = preflight_check(mine, engine, order, sections, lock.shown,
-                                       network_host=network_host)
-        if not options.dry_run and name == NATIVE:
-            _use_locked_base(mine, engine, sections, lock, progress)
+                                       network_host=network_host, platform=name, host=host)
+        if not options.dry_run:
+            _use_locked_base(mine, engine, sections, lock, progress, name)
     plan = make_plan(mine, engine, options.names, no_cache=options.no_cache,
                      pull=options.pull, rebootstrap=options.rebootstrap, stale=stale,
                      rendered=rendered, platform=name, host=host if name else NATIVE)
@@ -281,27 +283,6 @@ def check_emulation(engine: Engine, platforms: Sequence[Platform]) -> None:
         emulation.check(engine, foreign)
 
 
-def refuse_foreign(config: Config, engine: Engine, targets: Targets, what: str) -> None:
-    """`what` (a command that reads the engine's own images only, so far) stops here for a
-    platform other than the engine's own: UsageError for --platform, ConfigError for the
-    setting."""
-    foreign = [p for p in targets.platforms if p != NATIVE and p != engine.platform()]
-    if not foreign:
-        return
-    host = engine.platform()
-    named = " and ".join(foreign)
-    why = f"{what} is for the engine's own platform ({host}) only, so far"
-    if targets.source in ("--platform", f"--platform {ALL}"):
-        raise UsageError(f"{targets.source} {named}: {why}",
-                         hint=f"leave out --platform (or give --platform {host})")
-    key = "build.platforms"
-    source = config.source_of(key)
-    in_file = config.file is not None and source == config.file.name
-    raise ConfigError(Problem(config.where(key), f"{named}: {why}"
-                              + ("" if in_file else f" (from {source})")),
-                      hint=f"override it: --set {key}={host}")
-
-
 def nothing_to_do(plan: Plan) -> bool:
     return plan.base.action == "use" and not any(p.decision.build for p in plan.images)
 
@@ -323,15 +304,18 @@ def self_test_gate(project: Project, engine: Engine, platform: Platform = NATIVE
 
 
 def _use_locked_base(project: Project, engine: Engine, sections: dict[str, Inventory],
-                     lock: LockFile, progress: Progress) -> None:
+                     lock: LockFile, progress: Progress, platform: Platform = NATIVE) -> None:
     """`build --locked` of a project whose base comes from a registry: start from the
-    image pyrlab.lock names by digest (see use_locked_base)."""
+    image pyrlab.lock names by digest (see use_locked_base), in `platform`'s sections
+    (NATIVE: the engine's own), pulled for that platform (an index's digest names each
+    platform's image)."""
     digest_ref = locked_base_ref(project, sections)
     if digest_ref is None:
         return
     image_id = use_locked_base(engine, project.config.base.image, digest_ref,
-                               lambda line: None)
-    progress.note(f"base: {project.config.base.image} is {digest_ref} ({short_id(image_id)}), "
+                               lambda line: None, platform=platform)
+    shown = project.config.base.image + (f" ({platform})" if platform else "")
+    progress.note(f"base: {shown} is {digest_ref} ({short_id(image_id)}), "
                   f"as {lock.shown} says")
 
 

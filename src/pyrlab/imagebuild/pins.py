@@ -59,11 +59,31 @@ class ImagePins:
 
     mode: PinMode
     locked: Locked = field(default_factory=Locked)
+    # "fresh" only (`upgrade` of another platform than the engine's own): the versions the
+    # engine's own platform's image just resolved, which the ecosystems that prefer
+    # (Python) take as a plain build takes the lock's (see `preferring`); the others
+    # resolve fresh.
+    prefer: Locked = field(default_factory=Locked)
 
     def step_files(self, platform: Platform = NATIVE) -> dict[str, dict[str, bytes]]:
         """The files of each step's pins folder."""
-        return {eco.step: dict(eco.pins.files(self.mode, self.locked, platform))
+        return {eco.step: dict(eco.pins.files("prefer", self.prefer, platform)
+                               if self.mode == "fresh" and self.prefer.of(eco.name)
+                               else eco.pins.files(self.mode, self.locked, platform))
                 for eco in ecosystems.registered() if eco.pins.files is not None}
+
+
+def preferring(pins: ImagePins, image: Inventory) -> ImagePins:
+    """`upgrade` for several platforms: the pins of another platform's image ("fresh")
+    with `image`'s versions preferred, `image` being the same image as the engine's own
+    platform just resolved it (every version it holds). Where the lists allow those
+    versions and the platform has them (wheels for it), the platforms agree; elsewhere its
+    resolution differs, and its sections of pyrlab.lock record that. Other modes as
+    they are."""
+    if pins.mode != "fresh":
+        return pins
+    return dataclasses.replace(pins, prefer=Locked(
+        {eco.name: held(image, eco) for eco in ecosystems.registered() if eco.pins.prefers}))
 
 
 def with_pins(context: BuildContext, pins: ImagePins) -> BuildContext:
