@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from fakes import FILES, FakeEngine
+from fakes import ARM_BASE_ID, BASE_ID, BASE_REF, FILES, FakeEngine
 from labfiles import FULL_FILES, make_project
 
 from pyrlab.engines import registry
@@ -114,6 +114,23 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"an engine was chosen ({name})")
 
     monkeypatch.setattr(registry, "find", refuse)
+
+
+@pytest.fixture
+def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> Path:
+    """The FILES lab for linux/amd64 and linux/arm64 ([build] platforms); the FakeEngine's
+    registry has its base for both (ARM_BASE_ID for arm64). Run from its parent folder."""
+    monkeypatch.chdir(tmp_path)
+    toml = FILES["pyrlab.toml"]
+    assert isinstance(toml, str)
+    lab = make_project(tmp_path / "lab", {**FILES, "pyrlab.toml": toml.replace(
+        "[images.pyrlab-base]", '[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
+        "[images.pyrlab-base]")})
+    engine.registry[BASE_REF] = BASE_ID
+    engine.registry_platforms[(BASE_REF, "linux/arm64")] = ARM_BASE_ID
+    engine.images[ARM_BASE_ID] = {}
+    engine.image_platforms[ARM_BASE_ID] = "linux/arm64"
+    return lab
 
 
 @pytest.fixture

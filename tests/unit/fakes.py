@@ -61,6 +61,7 @@ FILES: dict[str, str | bytes] = {
 }
 BASE_ID = "b" * 64
 BASE_REF = "t/debian:trixie"  # TOML's base image
+ARM_BASE_ID = "a" * 64  # the base for linux/arm64 in the registry of the `two` fixture
 ORDER = ["pyrlab-base", "pylab", "pylab-torch", "other"]  # FILES' images, as in TOML
 DIGEST = "sha256:" + "ab" * 32  # what every push stores
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import APT_OUTPUT, BASE_ID, BASE_REF, FILES, RESOLUTION_JSON, FakeEngine
-from labfiles import make_project, pyrlab
+from fakes import APT_OUTPUT, ARM_BASE_ID, BASE_ID, BASE_REF, RESOLUTION_JSON, FakeEngine
+from labfiles import pyrlab
 
 from pyrlab.contents.lockfile import read_lock_all, update_lock
 from pyrlab.contents.model import Inventory
@@ -22,25 +22,8 @@ from pyrlab.engines.base import RunRequest
 from pyrlab.errors import EXIT_BUILD
 
 AMD, ARM = "linux/amd64", "linux/arm64"
-ARM_BASE_ID = "a" * 64
 GRAPH = ["pyrlab-base", "pylab", "pylab-torch", "other"]
 
-
-@pytest.fixture
-def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> Path:
-    """The FILES lab for linux/amd64 and linux/arm64 (the registry has its base for both),
-    built once: pyrlab.lock holds both platforms."""
-    monkeypatch.chdir(tmp_path)
-    toml = FILES["pyrlab.toml"]
-    assert isinstance(toml, str)
-    lab = make_project(tmp_path / "lab", {**FILES, "pyrlab.toml": toml.replace(
-        "[images.pyrlab-base]", '[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
-        "[images.pyrlab-base]")})
-    engine.registry[BASE_REF] = BASE_ID
-    engine.registry_platforms[(BASE_REF, ARM)] = ARM_BASE_ID
-    engine.images[ARM_BASE_ID] = {}
-    engine.image_platforms[ARM_BASE_ID] = ARM
-    return lab
 
 
 def build(capsys: pytest.CaptureFixture[str], lab: Path, *args: str) -> None:

@@ -9,31 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import BASE_ID, BASE_REF, FILES, FakeEngine
-from labfiles import build_json, make_project, pyrlab
+from fakes import FakeEngine
+from labfiles import build_json, pyrlab
 
 from pyrlab.contents.lockfile import read_lock_all
 from pyrlab.errors import EXIT_NOT_BUILT
 
 AMD, ARM = "linux/amd64", "linux/arm64"
-ARM_BASE_ID = "a" * 64
 
-
-@pytest.fixture
-def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: FakeEngine) -> Path:
-    """The FILES lab for linux/amd64 and linux/arm64; the registry has its base for both
-    (as tests/unit/test_platform_builds.py's)."""
-    monkeypatch.chdir(tmp_path)
-    toml = FILES["pyrlab.toml"]
-    assert isinstance(toml, str)
-    lab = make_project(tmp_path / "lab", {**FILES, "pyrlab.toml": toml.replace(
-        "[images.pyrlab-base]", '[build]\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
-        "[images.pyrlab-base]")})
-    engine.registry[BASE_REF] = BASE_ID
-    engine.registry_platforms[(BASE_REF, ARM)] = ARM_BASE_ID
-    engine.images[ARM_BASE_ID] = {}
-    engine.image_platforms[ARM_BASE_ID] = ARM
-    return lab
 
 
 def ids(engine: FakeEngine, tag: str) -> tuple[str | None, str | None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
@@ -62,6 +62,25 @@ class Entry:
 # A trailing architecture list, as Debian's control files limit a dependency: `[amd64]`,
 # `[amd64 arm64]`, or all negated, `[!arm64]`.
 _ARCH_LIST_RE = re.compile(r"^(?P<rest>.*?)[ \t]*\[(?P<arches>[^\[\]]*)\]$")
+
+
+def limited_to_platforms(parse: Callable[[str, str], Entry | str],
+                         ) -> Callable[[str, str], Entry | str]:
+    """A Grammar.parse_line for an ecosystem whose lines have no brackets of their own:
+    `parse` for the line without its trailing architecture list (split_platforms), the
+    entry limited to the platforms the list leaves."""
+
+    def parse_line(line: str, where: str) -> Entry | str:
+        limited = split_platforms(line)
+        if isinstance(limited, str):
+            return limited
+        rest, chosen = limited
+        found = parse(rest, where)
+        if isinstance(found, Entry) and chosen is not None:
+            return replace(found, platforms=chosen)
+        return found
+
+    return parse_line
 
 
 def split_platforms(line: str) -> tuple[str, frozenset[Platform] | None] | str:

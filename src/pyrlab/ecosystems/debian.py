@@ -35,9 +35,9 @@ from pyrlab.ecosystems.base import (
     Queries,
     Query,
     container_file,
+    limited_to_platforms,
     lines,
     sign,
-    split_platforms,
 )
 from pyrlab.errors import Problem
 
@@ -53,15 +53,6 @@ _DEB_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[^=/]*)")
 
 
 def _parse_deb(line: str, where: str) -> Entry | str:
-    limited = split_platforms(line)
-    if isinstance(limited, str):
-        return limited
-    line, chosen = limited
-    found = _parse_deb_package(line, where)
-    return replace(found, platforms=chosen) if isinstance(found, Entry) and chosen else found
-
-
-def _parse_deb_package(line: str, where: str) -> Entry | str:
     if line.startswith("-"):
         return "options are not allowed in a Debian list"
     relation = _DEB_RELATION_RE.match(line)
@@ -112,7 +103,7 @@ def _merge_deb(first: Entry, other: Entry) -> Entry | str:
 
 
 GRAMMAR = Grammar(
-    parse_line=_parse_deb,
+    parse_line=limited_to_platforms(_parse_deb),
     merge=_merge_deb,
     keys=("base.snapshot", "proxy.apt", "proxy.apt_https"),
     base_list=("base_debs.txt",),

@@ -41,10 +41,10 @@ from pyrlab.ecosystems.base import (
     Queries,
     Query,
     container_file,
+    limited_to_platforms,
     lines,
     mark_matches,
     sign,
-    split_platforms,
 )
 from pyrlab.ecosystems.debian import APT_CACHES, APT_PROXY_SECRET, apt_net_files
 from pyrlab.errors import Problem
@@ -60,15 +60,6 @@ _R_NAME_END_RE = re.compile(r"[=<>!~ \t]")
 
 
 def _parse_r(line: str, where: str) -> Entry | str:
-    limited = split_platforms(line)
-    if isinstance(limited, str):
-        return limited
-    line, chosen = limited
-    found = _parse_r_package(line, where)
-    return replace(found, platforms=chosen) if isinstance(found, Entry) and chosen else found
-
-
-def _parse_r_package(line: str, where: str) -> Entry | str:
     if line.startswith("-"):
         return "options are not allowed in an R list"
     source = None
@@ -146,7 +137,7 @@ def _needs_r(config: ConfigView, image: str) -> str | None:
 
 
 GRAMMAR = Grammar(
-    parse_line=_parse_r,
+    parse_line=limited_to_platforms(_parse_r),
     merge=_merge_r,
     image_problem=_needs_r,
     keys=("images.*.r", "images.*.r_source", "proxy.cran", "test.known_failures.r"),
