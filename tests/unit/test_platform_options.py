@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fakes import ORDER, FakeEngine
 from labfiles import pyrlab, write
+from test_run_lifecycle import free_port
 
 from pyrlab.cli import build_parser, main
 from pyrlab.config.model import Config
@@ -218,14 +219,15 @@ def test_up_for_another_platform_builds_that_platform_s_image(
     has none for arm64 here: the error names it); with --no-build it starts that
     platform's image if there is one (test_run_lifecycle.py), and names it when there is
     none."""
+    port = free_port()  # (a lab of this machine may hold 8888)
     code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
-                          "--set", "images.pylab.ports.lab=8888", "--timeout", "1")
-    assert code == EXIT_BUILD
+                          "--set", f"images.pylab.ports.lab={port}", "--timeout", "1")
+    assert code == EXIT_BUILD, err
     assert "pyrlab: error: the base image t/debian:trixie cannot be pulled for linux/arm64" \
         in err
     assert engine.built == [] and engine.runs == []
     code, _, err = pyrlab(capsys, "up", "pylab", "-C", str(lab), "--platform", "linux/arm64",
-                          "--set", "images.pylab.ports.lab=8888", "--timeout", "1",
+                          "--set", f"images.pylab.ports.lab={port}", "--timeout", "1",
                           "--no-build")
     assert "pyrlab: error: image t/pylab/arm64:latest is not built" in err
     assert "pyrlab: hint: build it with `pyrlab build pylab --platform linux/arm64`" in err
