@@ -157,6 +157,18 @@ def platform_ref(ref: str, platform: Platform, host: Platform) -> str:
     return f"{name}/{token(platform)}{tag}{sep}{pinned}"
 
 
+def platform_tag(ref: str, platform: Platform) -> str:
+    """The registry tag of `ref`'s image for `platform` in a push of several platforms:
+    REPOSITORY:TAG-ARCH (`team/pylab:latest` → `team/pylab:latest-arm64`), while
+    REPOSITORY:TAG names the index of them all; `:latest` where `ref` has no tag. A ref
+    pinned by digest has no such tag: it is returned as it is."""
+    if "@" in ref:
+        return ref
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    tagged = ref if colon > slash else f"{ref}:latest"
+    return f"{tagged}-{token(platform)}"
+
+
 def cache_id(name: str, platform: Platform, host: Platform) -> str:
     """A BuildKit cache mount's id for `platform`: BuildKit keys cache mounts by id alone,
     not by platform, so another platform's (wheels, compiled R packages, the uv binary,

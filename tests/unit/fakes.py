@@ -100,6 +100,8 @@ class FakeEngine(Engine):
         self.images: dict[str, dict[str, str]] = {i: {} for i in self.refs.values()}  # → labels
         self.parents: dict[str, str] = {}  # id → parent id
         self.built: list[str] = []  # image names, in the order their builds finished
+        # (image name, platform, --cache-from refs) of every finished build
+        self.cache_from: list[tuple[str, str, tuple[str, ...]]] = []
         self.contexts: list[Path] = []  # the context folder of every build
         self.counter = 0
         self.delay = 0.0
@@ -288,6 +290,7 @@ class FakeEngine(Engine):
                     self.image_platforms[image_id] = request.platform
                 self.parents[image_id] = parent_id
                 self.built.append(name.group(1))
+                self.cache_from.append((name.group(1), request.platform, request.cache_from))
                 self.build_args.append(dict(request.build_args))
                 self.manifests[image_id] = self._manifest(request, parent_id)
             return 0, image_id

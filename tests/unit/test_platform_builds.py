@@ -58,6 +58,23 @@ def test_each_image_is_built_for_every_platform_on_its_own_parent(
     assert code == 0 and engine.built == [], err
 
 
+def test_another_platform_s_build_takes_the_cache_of_its_own_pushed_tag_first(
+        two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    """Docker's BuildKit takes from an index only its own platform's inline cache: an
+    arm64 build also asks for the tag push gave the arm64 image (TAG-arm64)."""
+    code, _, err = pyrlab(capsys, "build", "-C", str(two), "--cache-from", "reg.example/t/",
+                          "--cache-from", "reg.example/u/pylab:v2",
+                          "--cache-from", f"reg.example/v/pylab@sha256:{'a' * 64}")
+    assert code == 0, err
+    refs = {(name, platform): cache for name, platform, cache in engine.cache_from}
+    pinned = f"reg.example/v/pylab@sha256:{'a' * 64}"
+    assert refs[("pylab", "")] == (*(f"reg.example/t/{n}:latest" for n in GRAPH),
+                                   "reg.example/u/pylab:v2", pinned)
+    assert refs[("pylab", ARM)] == (*(ref for n in GRAPH for ref in (
+        f"reg.example/t/{n}:latest-arm64", f"reg.example/t/{n}:latest")),
+        "reg.example/u/pylab:v2-arm64", "reg.example/u/pylab:v2", pinned)
+
+
 def test_a_platform_that_fails_leaves_every_platform_s_tags_where_they_were(
         two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = pyrlab(capsys, "build", "-C", str(two))

@@ -189,3 +189,12 @@ def test_a_foreign_platform_s_cache_mounts_are_its_own() -> None:
     assert platforms.cache_id("pyrlab-uv", "linux/arm64", "linux/amd64") == "pyrlab-uv-arm64"
     assert platforms.cache_id("pyrlab-uv", "linux/amd64", "linux/arm64") == "pyrlab-uv-amd64"
     assert not platforms.is_native("linux/arm64", "linux/amd64")
+
+
+def test_a_platform_s_tag_in_a_push_of_several_is_the_tag_and_its_token() -> None:
+    assert platforms.platform_tag("reg:5000/team/pylab:latest", "linux/arm64") == \
+        "reg:5000/team/pylab:latest-arm64"
+    assert platforms.platform_tag("reg:5000/team/pylab", "linux/amd64") == \
+        "reg:5000/team/pylab:latest-amd64"
+    pinned = f"reg/team/pylab@sha256:{'0' * 64}"
+    assert platforms.platform_tag(pinned, "linux/arm64") == pinned

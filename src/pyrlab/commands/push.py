@@ -48,7 +48,15 @@ from pyrlab.imagebuild.logs import BuildLog, logs_dir, new_log_path
 from pyrlab.imagebuild.orchestration import recorded_platforms, target_platforms
 from pyrlab.imagebuild.planner import RESERVED_TAGS
 from pyrlab.imagebuild.progress import Progress
-from pyrlab.platforms import ALL, NATIVE, SUPPORTED, Platform, host_platform, platform_ref, token
+from pyrlab.platforms import (
+    ALL,
+    NATIVE,
+    SUPPORTED,
+    Platform,
+    host_platform,
+    platform_ref,
+    platform_tag,
+)
 
 INSECURE_HINT = (
     "plain HTTP is refused for a registry on another host: serve it with TLS and give "
@@ -336,7 +344,7 @@ def _push_index(engine: Engine, registry: Registry, upload: Upload, tags: Tags,
     entries: dict[Platform, PlatformPushed] = {}
     for platform in sorted(upload.platforms):
         info = upload.platforms[platform]
-        refs = tuple(f"{ref}-{token(platform)}" for ref in upload.refs)
+        refs = tuple(platform_tag(ref, platform) for ref in upload.refs)
         digests = []
         for ref in refs:
             tags.point(ref, info.id)

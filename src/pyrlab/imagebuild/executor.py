@@ -62,7 +62,7 @@ from pyrlab.imagebuild.planner import (
 )
 from pyrlab.imagebuild.progress import Progress
 from pyrlab.imagebuild.tagging import promote
-from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref, token
+from pyrlab.platforms import NATIVE, Platform, is_native, platform_ref, platform_tag, token
 
 if TYPE_CHECKING:  # the self-test is imported by the gate: a no-op build runs none
     from pyrlab.gate import ImageTest
@@ -396,6 +396,17 @@ class Executor:
             return NATIVE
         return target.platform
 
+    def cache_from(self, target: Target) -> tuple[str, ...]:
+        """The registry images the target's build may take layers from. Docker's BuildKit
+        takes from an index only the engine's own platform's inline cache: another
+        platform's build also asks for the tag `pyrlab push` gave that platform's image
+        (REF-arm64, platforms.platform_tag), first."""
+        platform = self.foreign(target)
+        if not platform:
+            return self.settings.cache_from
+        return tuple(dict.fromkeys(ref for source in self.settings.cache_from
+                                   for ref in (platform_tag(source, platform), source)))
+
     def one(self, item: Planned, parent_id: str, prefer: Inventory | None = None) -> Outcome:
         """Build one image on `parent_id` (or keep it, when up to date) and check it.
         `prefer`: with "fresh" pins (`upgrade`), the versions to prefer where the lists
@@ -455,7 +466,7 @@ class Executor:
             secrets={secret_id(name): secrets / name for name in self.secrets},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
-            cache_from=self.settings.cache_from,
+            cache_from=self.cache_from(target),
             platform=self.foreign(target),
         )
         log_path = new_log_path(self.logs, target.name + (
