@@ -2,7 +2,9 @@
 its id alone, so an arm64 build would use amd64's uv binary, compiled wheels and R
 packages, and apt lists with no arm64 Packages, whose stamp (container/apt-install keeps it
 inside the apt-lists cache) says they are fresh. Another platform's steps get ids of their
-own; the engine's own renders byte for byte as before (test_hash_pins.py pins those bytes)."""
+own, except the bytecode cache, whose entries are the same bytes on every platform
+(test_pyc_platforms.py compares them); the engine's own renders byte for byte as a build
+without platforms (test_hash_pins.py pins those bytes)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pyrlab.dockerfile.render import BuildContext, Delta, RenderOptions, render_
 from pyrlab.engines.podman import Podman
 
 HOST = "linux/amd64"
+SHARED = "pyrlab-pyc"  # the bytecode cache: one for every platform
 CACHE_MOUNT = re.compile(r"--mount=type=cache,id=([^,\s]+),target=([^,\s]+)")
 ENGINES = {"docker": RenderOptions(), "podman": RenderOptions.for_builder(Podman)}
 
@@ -51,13 +54,16 @@ def test_every_cache_mount_of_another_platform_is_its_own(full: Project, engine:
         mounts = CACHE_MOUNT.findall(context.dockerfile)
         assert mounts, name
         for mount_id, target in mounts:
-            assert mount_id.startswith("pyrlab-") and mount_id.endswith("-arm64"), (name, mount_id)
+            assert mount_id.startswith("pyrlab-") and (
+                mount_id.endswith("-arm64") or mount_id == SHARED), (name, mount_id)
             targets.add(target)
-        # The same mounts as the engine's own, each with the platform's token; FROM the
-        # platform's parent or base (NAME/IMAGE/arm64, Config.image_ref), and its lab's
-        # run-time installs apart (KEY/arm64); nothing else in the Dockerfile differs.
+        # The same mounts as the engine's own, each with the platform's token but the
+        # bytecode cache's; FROM the platform's parent or base (NAME/IMAGE/arm64,
+        # Config.image_ref), and its lab's run-time installs apart (KEY/arm64); nothing
+        # else in the Dockerfile differs.
         own = native[name].dockerfile
-        assert [(f"{i}-arm64", t) for i, t in CACHE_MOUNT.findall(own)] == mounts
+        assert [(i if i == SHARED else f"{i}-arm64", t)
+                for i, t in CACHE_MOUNT.findall(own)] == mounts
         froms = re.findall(r"^FROM (\S+)", context.dockerfile, re.MULTILINE)
         assert froms and all("/arm64:" in ref for ref in froms), froms
         assert (re.sub(r"(id=pyrlab-[^,]+)-arm64,", r"\1,", context.dockerfile)
@@ -66,10 +72,10 @@ def test_every_cache_mount_of_another_platform_is_its_own(full: Project, engine:
                 .replace(context.input_hash, "HASH")
                 == own.replace(native[name].input_hash, "HASH"))
         assert context.input_hash != native[name].input_hash  # an image of its own
-    # The apt lists (and apt-install's freshness stamp in them), uv's cache (its binary and
-    # the bytecode cache), R's packages, apt's archives.
-    assert {"/var/lib/apt/lists", "/var/cache/apt", "/var/cache/pyrlab/r"} <= targets
-    assert any("uv" in target for target in targets), targets
+    # The apt lists (and apt-install's freshness stamp in them), uv's cache (its binary),
+    # R's packages, apt's archives; and the one bytecode cache.
+    assert {"/var/lib/apt/lists", "/var/cache/apt", "/var/cache/pyrlab/r",
+            "/var/cache/pyrlab/uv", "/var/cache/pyrlab/pyc"} <= targets
 
 
 def test_a_delta_of_another_platform_has_its_own_caches_too(full: Project) -> None:
@@ -77,7 +83,8 @@ def test_a_delta_of_another_platform_has_its_own_caches_too(full: Project) -> No
     context = render_context(full, "pylab", with_platform(RenderOptions(), "linux/arm64"),
                              delta=delta)
     ids = [mount_id for mount_id, _ in CACHE_MOUNT.findall(context.dockerfile)]
-    assert ids and all(mount_id.endswith("-arm64") for mount_id in ids)
+    assert SHARED in ids
+    assert ids and all(mount_id.endswith("-arm64") for mount_id in ids if mount_id != SHARED)
 
 
 def test_the_apt_stamp_lives_in_the_apt_lists_cache() -> None:

@@ -236,8 +236,11 @@ class _Mounts:
     def cache(self, cache: Cache) -> str:
         # BuildKit and buildah key a cache mount by its id alone, whatever the platform: one
         # platform's must not see another's (uv's binary, compiled wheels and R packages,
-        # apt's lists and the apt-install stamp in them, see container/apt-install).
-        mount_id = cache_id(f"pyrlab-{cache.id}", self.platform, self.host)
+        # apt's lists and the apt-install stamp in them, see container/apt-install), unless
+        # its entries are the same on each (Cache.every_platform).
+        mount_id = f"pyrlab-{cache.id}"
+        if not cache.every_platform:
+            mount_id = cache_id(mount_id, self.platform, self.host)
         return (f"--mount=type=cache,id={mount_id},target={cache.target}"
                 f"{self.lock if cache.locked else ''}")
 

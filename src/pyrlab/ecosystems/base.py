@@ -275,6 +275,9 @@ class Cache(NamedTuple):
     id: str
     target: str
     locked: bool = False  # one step at a time (apt's own locks), where the engine can
+    # One mount for every platform, where what it keeps is the same bytes on each (the
+    # bytecode cache: test_pyc_platforms); else another platform's gets a mount of its own.
+    every_platform: bool = False
 
 
 class Needs(NamedTuple):

@@ -229,6 +229,9 @@ UV_VERSION = "0.13.9"  # the uv that goes into images; bumped by pyrlab releases
 JUPYTERHUB_SERIES = "5.4"
 SLIM_TOOLS = ("binutils",)  # strip, for [base] slim
 UV_CACHE = "/var/cache/pyrlab/uv"  # uv's cache mount in the Python step
+# The bytecode cache (pyc_cache.py), one for every platform: its entries are the same bytes
+# on each (marshal's format does not depend on the machine; test_pyc_platforms compares).
+PYC_CACHE = "/var/cache/pyrlab/pyc"
 # JupyterLab setting defaults for every environment with JupyterLab, merged into its
 # share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
 # which may ship that file). fetchNews is a string in the schema: "true", "false", "none".
@@ -340,13 +343,14 @@ CONTEXT = Context(
            for name in ("lab_settings.py", "pyc_cache.py", "test_folders.py", "heldback.py")},
         "uv-version": (lines([UV_VERSION]), REGULAR),
     },
-    caches=(Cache("uv", UV_CACHE),),
+    caches=(Cache("uv", UV_CACHE), Cache("pyc", PYC_CACHE, every_platform=True)),
     secrets=("uv.toml", "pip.conf"),
     needs=_needs,
     net_files=_net_files,
     delta_lists=("requirements.txt", "system.txt"),
     env=("PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "UV_LINK_MODE=copy",
-         "UV_PYTHON=/opt/venv/bin/python", f"UV_CACHE_DIR={UV_CACHE}"),
+         "UV_PYTHON=/opt/venv/bin/python", f"UV_CACHE_DIR={UV_CACHE}",
+         f"PYRLAB_PYC_CACHE={PYC_CACHE}"),
     runtime_files=_runtime_files,
 )
 

@@ -18,7 +18,8 @@ ENV LANG=C.UTF-8 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     UV_LINK_MODE=copy \
     UV_PYTHON=/opt/venv/bin/python \
-    UV_CACHE_DIR=/var/cache/pyrlab/uv
+    UV_CACHE_DIR=/var/cache/pyrlab/uv \
+    PYRLAB_PYC_CACHE=/var/cache/pyrlab/pyc
 
 # Debian packages (pyrlab's own, then the lists).
 RUN --mount=type=cache,id=pyrlab-apt-archives,target=/var/cache/apt,sharing=locked \

@@ -18,7 +18,8 @@ ENV LANG=de_DE.UTF-8 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     UV_LINK_MODE=copy \
     UV_PYTHON=/opt/venv/bin/python \
-    UV_CACHE_DIR=/var/cache/pyrlab/uv
+    UV_CACHE_DIR=/var/cache/pyrlab/uv \
+    PYRLAB_PYC_CACHE=/var/cache/pyrlab/pyc
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 

@@ -24,6 +24,7 @@ USER root
 # Python packages, installed with uv (a build tool, not kept) into /opt/venv and compiled
 # to bytecode.
 RUN --mount=type=cache,id=pyrlab-uv,target=/var/cache/pyrlab/uv \
+    --mount=type=cache,id=pyrlab-pyc,target=/var/cache/pyrlab/pyc \
     --mount=type=bind,source=pyrlab/bin,target=/run/pyrlab/bin \
     --mount=type=bind,source=pyrlab/net/python,target=/run/pyrlab/net \
     --mount=type=bind,source=pyrlab/python,target=/run/pyrlab/python \
