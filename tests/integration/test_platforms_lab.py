@@ -44,6 +44,7 @@ from test_push import (
 from pyrlab.container import pyc_cache
 from pyrlab.contents.lockfile import read_lock_all, update_lock
 from pyrlab.ecosystems.debian import Deb
+from pyrlab.engines.buildcache import docker_records
 from pyrlab.platforms import host_platform, qemu_name, token
 
 pytestmark = pytest.mark.integration
@@ -171,24 +172,35 @@ def test_one_tag_names_an_index_of_both_platforms(built: Built, engine: EngineCl
                      else built.ref("pylab"))
             assert config.removeprefix("sha256:") == engine.image_id(local), platform
 
-        # A teammate without the other platform's pylab and without this build's records
-        # builds it `--cache-from` the index: its install step comes from the registry
-        # (BuildKit imports the inline cache of every entry the index lists).
+        # A teammate without the other platform's pylab and without this build's layer
+        # records (its cache mounts, downloads, stay) builds it `--cache-from` the
+        # namespace: its install step comes from the registry. pyrlab also names the tag
+        # push gave the arm64 image (pylab:latest-arm64), first; pyrlab-base was not
+        # pushed: a name the registry lacks is passed over. Its checkout is the one the
+        # pushed images were built from: the lock the first build wrote was not there yet
+        # (its versions are the install step's input).
         other = built.foreign.platform
         engine.remove_by_prefix(built.ref("pylab").rsplit(":", 1)[0])
-        remove_records(engine, built.records)
+        remove_records(engine, {r["ID"] for r in docker_records(engine.binary)
+                                if r["ID"] in built.records
+                                and r.get("CacheType") != "exec.cachemount"})
+        lock = built.lab.root / "pyrlab.lock"
+        recorded = lock.read_text()
+        lock.unlink()
         before = record_ids(engine)
         started = time.monotonic()
         done = built.lab.pyrlab("build", "--platform", other, "--no-test", "--cache-from",
-                                f"{namespace}/pylab:latest", "--json", timeout=900)
+                                f"{namespace}/", "--json", timeout=900)
         built.records.update(new_pyrlab_records(engine, before))
+        lock.write_text(recorded)
         assert done.returncode == 0, done.stderr
         print(f"build --cache-from the index for {other}: {time.monotonic() - started:.0f}s")
         images = {(i["name"], i["platform"]): i for i in json.loads(done.stdout)["images"]}
         assert images[("pyrlab-base", other)]["action"] == "skipped"
         assert images[("pylab", other)]["action"] == "built"
         log = Path(images[("pylab", other)]["log"]).read_text()
-        assert f"importing cache manifest from {namespace}/pylab:latest" in log, log[-3000:]
+        assert f"importing cache manifest from {namespace}/pylab:latest-arm64" in log, \
+            log[-3000:]
         vertex, lines = uv_install_lines(log)
         assert f"#{vertex} CACHED" in lines, steps(log)
         rebuilt = engine.image(built.ref("pylab"))
@@ -224,7 +236,7 @@ def test_bytecode_compiled_on_each_platform_is_the_same_bytes(built: Built,
                "--volume", f"{tmp_path / 'files.txt'}:/files.txt:ro", ref,
                "/opt/venv/bin/python", "-I", "/pyc_cache.py", "/cache", site, "/files.txt")
         print(f"{len(listed)} files compiled for {platform}: {time.monotonic() - started:.1f}s")
-        caches[platform] = {p.name: p.read_bytes() for p in cache.glob("*/*.pyc")}
+        caches[platform] = {p.name: p.read_bytes() for p in cache.rglob("*.pyc")}
     native, other = caches.values()
     both = set(native) & set(other)
     # Only files whose content differs per platform (numpy's build configuration) differ.

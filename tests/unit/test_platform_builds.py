@@ -60,8 +60,8 @@ def test_each_image_is_built_for_every_platform_on_its_own_parent(
 
 def test_another_platform_s_build_takes_the_cache_of_its_own_pushed_tag_first(
         two: Path, engine: FakeEngine, capsys: pytest.CaptureFixture[str]) -> None:
-    """Docker's BuildKit takes from an index only its own platform's inline cache: an
-    arm64 build also asks for the tag push gave the arm64 image (TAG-arm64)."""
+    """An arm64 build also asks for the tag push gave the arm64 image (TAG-arm64), first:
+    that image's config holds its inline cache."""
     code, _, err = pyrlab(capsys, "build", "-C", str(two), "--cache-from", "reg.example/t/",
                           "--cache-from", "reg.example/u/pylab:v2",
                           "--cache-from", f"reg.example/v/pylab@sha256:{'a' * 64}")

@@ -397,10 +397,10 @@ class Executor:
         return target.platform
 
     def cache_from(self, target: Target) -> tuple[str, ...]:
-        """The registry images the target's build may take layers from. Docker's BuildKit
-        takes from an index only the engine's own platform's inline cache: another
-        platform's build also asks for the tag `pyrlab push` gave that platform's image
-        (REF-arm64, platforms.platform_tag), first."""
+        """The registry images the target's build may take layers from. Another platform's
+        build also asks for the tag `pyrlab push` gave that platform's image (REF-arm64,
+        platforms.platform_tag), first: its inline cache is in that image's config,
+        whatever the builder makes of an index's other entries."""
         platform = self.foreign(target)
         if not platform:
             return self.settings.cache_from
