@@ -3,7 +3,7 @@ its id alone, so an arm64 build would use amd64's uv binary, compiled wheels and
 packages, and apt lists with no arm64 Packages, whose stamp (container/apt-install keeps it
 inside the apt-lists cache) says they are fresh. Another platform's steps get ids of their
 own, except the bytecode cache, whose entries are the same bytes on every platform
-(test_pyc_platforms.py compares them); the engine's own renders byte for byte as a build
+(test_platforms_lab.py compares them); the engine's own renders byte for byte as a build
 without platforms (test_hash_pins.py pins those bytes)."""
 
 from __future__ import annotations

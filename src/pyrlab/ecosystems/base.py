@@ -276,7 +276,7 @@ class Cache(NamedTuple):
     target: str
     locked: bool = False  # one step at a time (apt's own locks), where the engine can
     # One mount for every platform, where what it keeps is the same bytes on each (the
-    # bytecode cache: test_pyc_platforms); else another platform's gets a mount of its own.
+    # bytecode cache, test_platforms_lab.py shows it); else each platform gets its own.
     every_platform: bool = False
 
 

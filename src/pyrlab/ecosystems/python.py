@@ -230,7 +230,7 @@ JUPYTERHUB_SERIES = "5.4"
 SLIM_TOOLS = ("binutils",)  # strip, for [base] slim
 UV_CACHE = "/var/cache/pyrlab/uv"  # uv's cache mount in the Python step
 # The bytecode cache (pyc_cache.py), one for every platform: its entries are the same bytes
-# on each (marshal's format does not depend on the machine; test_pyc_platforms compares).
+# on each (marshal's format does not depend on the machine; test_platforms_lab.py compares).
 PYC_CACHE = "/var/cache/pyrlab/pyc"
 # JupyterLab setting defaults for every environment with JupyterLab, merged into its
 # share/jupyter/lab/settings/overrides.json by lab_settings.py (after the packages, one of
