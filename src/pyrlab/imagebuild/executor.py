@@ -396,12 +396,11 @@ class Executor:
             return NATIVE
         return target.platform
 
-    def cache_from(self, target: Target) -> tuple[str, ...]:
-        """The registry images the target's build may take layers from. Another platform's
-        build also asks for the tag `pyrlab push` gave that platform's image (REF-arm64,
-        platforms.platform_tag), first: its inline cache is in that image's config,
-        whatever the builder makes of an index's other entries."""
-        platform = self.foreign(target)
+    def cache_from(self, platform: Platform) -> tuple[str, ...]:
+        """The registry images a build for `platform` (NATIVE: the engine's own) may take
+        layers from. Another platform's build also asks for the tag `pyrlab push` gave
+        that platform's image (REF-arm64, platforms.platform_tag), first: its inline cache
+        is in that image's config, whatever the builder makes of an index's other entries."""
         if not platform:
             return self.settings.cache_from
         return tuple(dict.fromkeys(ref for source in self.settings.cache_from
@@ -459,6 +458,7 @@ class Executor:
             LABEL_PARENT_ID: parent_id,
             LABEL_PROJECT: self.project_key,
         }
+        platform = self.foreign(target)
         request = BuildRequest(
             context=folder,
             labels=labels,
@@ -466,8 +466,8 @@ class Executor:
             secrets={secret_id(name): secrets / name for name in self.secrets},
             network_host=self.settings.network_host,
             no_cache=self.settings.no_cache,
-            cache_from=self.cache_from(target),
-            platform=self.foreign(target),
+            cache_from=self.cache_from(platform),
+            platform=platform,
         )
         log_path = new_log_path(self.logs, target.name + (
             f"-{token(target.platform)}" if target.platform else ""))
